@@ -1,0 +1,97 @@
+# Build, test and demo entry points. `make` builds bin/chatd and bin/chat;
+# `make test` installs missing packages, then runs unit and end-to-end tests,
+# once as a normal build and once under AddressSanitizer + UBSan.
+
+CC      ?= cc
+PKGS    := libwebsockets jansson sqlite3 libsodium
+SAN     ?= 0
+
+ifeq ($(SAN),1)
+OUT     := build/asan
+BINDIR  := build/asan/bin
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT     := -O1
+else
+OUT     := build/release
+BINDIR  := bin
+SANFLAGS :=
+OPT     := -O2
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror \
+           -Ishared -Iserver -Iclient -I$(OUT)/gen $(PKG_CFLAGS) $(SANFLAGS)
+LDFLAGS := $(SANFLAGS)
+LDLIBS  := $(PKG_LIBS) -lpthread
+
+SHARED_SRC := $(wildcard shared/*.c)
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+CLIENT_SRC := $(filter-out client/main.c,$(wildcard client/*.c))
+UNIT_SRC   := $(wildcard tests/test_*.c)
+E2E_SRC    := $(wildcard tests/e2e/test_*.c)
+E2E_LIB    := $(filter-out $(E2E_SRC),$(wildcard tests/e2e/*.c))
+MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
+
+obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
+
+LIB_SHARED := $(OUT)/libshared.a
+LIB_SERVER := $(OUT)/libserver.a
+LIB_CLIENT := $(OUT)/libclient.a
+UNIT_BINS  := $(patsubst tests/%.c,$(OUT)/tests/%,$(UNIT_SRC))
+E2E_BINS   := $(patsubst tests/e2e/%.c,$(OUT)/tests/e2e/%,$(E2E_SRC))
+
+.PHONY: all deps test test-unit test-e2e check clean demo
+all: $(BINDIR)/chatd $(BINDIR)/chat
+
+deps:
+	@scripts/install-deps.sh
+
+$(OUT)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The schema migrations are compiled into chatd so a fresh database needs no files.
+$(OUT)/gen/migrations.h: $(MIGRATIONS) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-sql.sh $(MIGRATIONS) > $@
+$(OUT)/obj/server/store_sqlite.o: $(OUT)/gen/migrations.h
+
+$(LIB_SHARED): $(call obj,$(SHARED_SRC))
+$(LIB_SERVER): $(call obj,$(SERVER_SRC))
+$(LIB_CLIENT): $(call obj,$(CLIENT_SRC))
+$(OUT)/%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BINDIR)/chatd: $(call obj,server/main.c) $(LIB_SERVER) $(LIB_SHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BINDIR)/chat: $(call obj,client/main.c) $(LIB_CLIENT) $(LIB_SHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/tests/%: $(call obj,tests/%.c) $(LIB_SERVER) $(LIB_CLIENT) $(LIB_SHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+$(OUT)/tests/e2e/%: $(call obj,tests/e2e/%.c) $(call obj,$(E2E_LIB)) $(LIB_SHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+test-unit: $(UNIT_BINS)
+	@scripts/run-tests.sh $(UNIT_BINS)
+test-e2e: all $(E2E_BINS)
+	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat scripts/run-tests.sh $(E2E_BINS)
+check: test-unit test-e2e
+
+test: deps
+	$(MAKE) check
+	$(MAKE) SAN=1 check
+
+demo: deps all
+	@scripts/demo.sh $(TRANSPORT)
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian packages the project needs, only those that are missing.
+set -eu
+PKGS="build-essential pkg-config libwebsockets-dev libsqlite3-dev libjansson-dev
+libsodium-dev libcmocka-dev libncurses-dev sqlite3 tmux"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
