@@ -1,0 +1,95 @@
+/* protocol.h — wire protocol v1 shared by chatd and chat: limits, input
+ * validation, event and error JSON, query-string parsing, WS frames.
+ * Everything that parses untrusted bytes lives here so it can be fuzzed.
+ * See shared/PROTOCOL.md for the protocol itself. */
+#ifndef CHAT_PROTOCOL_H
+#define CHAT_PROTOCOL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_MAX_REQUEST_BYTES   (64 * 1024)  /* HTTP body and WS message cap */
+#define PROTO_USER_MAX            32
+#define PROTO_ROOM_MAX            32
+#define PROTO_PASSWORD_MIN        8
+#define PROTO_PASSWORD_MAX        128
+#define PROTO_BODY_MAX            4096
+#define PROTO_CLIENT_MSG_ID_MAX   64
+#define PROTO_LIMIT_DEFAULT       100
+#define PROTO_LIMIT_MAX           1000
+#define PROTO_TOKEN_BYTES         32           /* 256-bit tokens */
+#define PROTO_TOKEN_HEX_LEN       (PROTO_TOKEN_BYTES * 2)
+#define PROTO_DEFAULT_ROOM        "general"
+#define PROTO_WS_SUBPROTOCOL      "chat.v1"
+#define PROTO_WS_PATH             "/api/v1/ws"
+
+/* 1 if buf[0..len) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+int proto_utf8_valid(const char *buf, size_t len);
+
+/* Name rules: 1..32 bytes of [a-z0-9_-]. Used for users and rooms. */
+int proto_name_valid(const char *s);
+int proto_password_valid(const char *s);
+/* 1..4096 bytes of valid UTF-8. */
+int proto_body_valid(const char *s);
+/* 1..64 bytes of printable ASCII without spaces. */
+int proto_client_msg_id_valid(const char *s);
+
+/* Parses a JSON object from an untrusted buffer (need not be NUL-terminated).
+ * Returns NULL with err (a short message for the client) on failure. */
+json_t *proto_parse_object(const char *buf, size_t len, const char **err);
+
+/* Field access on untrusted objects: *out stays NULL/unchanged if absent.
+ * Return 0 if absent or of the right type, -1 if present with a wrong type. */
+int proto_get_string(const json_t *obj, const char *key, const char **out);
+int proto_get_int(const json_t *obj, const char *key, int64_t *out, int *present);
+
+/* GET /api/v1/events query: after=ID&wait=S&limit=N. Missing fields take
+ * defaults (after 0, wait 0, limit 100). Strict: digits only, no duplicates,
+ * no unknown keys, limit 1..1000. Returns 0 or -1 with err set. */
+struct proto_events_query {
+    int64_t after;
+    int     wait_s;
+    int     limit;
+};
+int proto_parse_events_query(const char *query, struct proto_events_query *q, const char **err);
+
+/* Error body {"error":{"code","message"}} as a new string (free()). */
+char *proto_error_json(const char *code, const char *message);
+
+/* An event as served: {"id","type","ts", ...payload fields}. payload_json is
+ * the stored object of type-specific fields. Returns a new reference or NULL. */
+json_t *proto_event_new(int64_t id, const char *type, int64_t ts_ms, const char *payload_json);
+/* Chat payload {"room","from","body"} as a new string (free()). */
+char *proto_chat_payload(const char *room, const char *from, const char *body);
+
+/* WS client frames. */
+enum proto_op { PROTO_OP_UNKNOWN = 0, PROTO_OP_HELLO, PROTO_OP_SEND };
+struct proto_ws_frame {
+    enum proto_op op;
+    const char *token;          /* hello */
+    int64_t     after;          /* hello */
+    const char *room;           /* send (defaults to general) */
+    const char *body;           /* send */
+    const char *client_msg_id;  /* send, optional */
+};
+/* Parses a client frame; pointers borrow from *root, which the caller frees
+ * with json_decref. Returns 0, or -1 with *code and *err describing why
+ * (codes: bad_json, bad_request, unknown_op). */
+int proto_parse_ws_frame(const char *buf, size_t len, json_t **root,
+                         struct proto_ws_frame *f, const char **code, const char **err);
+
+/* Client side: decoded event. json is the whole event object (owned). */
+struct proto_event {
+    int64_t id;
+    const char *type;
+    json_t *json;
+};
+/* Parses {"events":[...],"next":ID}. On success *events is a JSON array of
+ * event objects each validated to have an integer id > 0 and a string type,
+ * ids strictly increasing; caller json_decref's it. */
+int proto_parse_events_response(const char *buf, size_t len, json_t **events, int64_t *next, const char **err);
+/* Validates one event object (id > 0 integer, type string). */
+int proto_event_check(const json_t *ev, int64_t *id);
+
+#endif
