@@ -1,0 +1,459 @@
+/* http_api.c — the JSON HTTP API: request intake (path, query, body with a
+ * size cap), routing, authentication, the handlers, the long-poll parking
+ * and the response writer. One transaction at a time per connection;
+ * everything a request owns lives in session.u.http and is freed by
+ * http_reset. */
+#include "server.h"
+#include "pwhash.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum http_method { M_OTHER = 0, M_GET, M_POST };
+
+#define HTTP_CHUNK 16384
+
+static void http_reset(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    lws_sul_cancel(&h->poll_sul);
+    feed_unsubscribe(s);
+    if (h->job)
+        h->job->owner = NULL;      /* the pool frees it when it finishes */
+    free(h->body);
+    free(h->resp);
+    memset(h, 0, sizeof *h);
+}
+
+/* Takes ownership of body (malloc'd JSON text). */
+static int http_respond(struct session *s, unsigned status, char *body)
+{
+    struct http_state *h = &s->u.http;
+    if (!body)
+        return -1;
+    free(h->resp);
+    h->status = status;
+    h->resp = body;
+    h->resp_len = strlen(body);
+    h->resp_off = 0;
+    lws_callback_on_writable(s->wsi);
+    return 0;
+}
+
+static int http_error(struct session *s, unsigned status, const char *code, const char *msg)
+{
+    return http_respond(s, status, proto_error_json(code, msg));
+}
+
+/* Steals the reference to o. */
+static int http_json(struct session *s, unsigned status, json_t *o)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return http_respond(s, status, text);
+}
+
+static int http_method_of(struct lws *wsi)
+{
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
+        return M_GET;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+        return M_POST;
+    return M_OTHER;
+}
+
+/* Reads "Authorization: Bearer TOKEN" and authenticates the session. */
+static int http_authenticate(struct session *s)
+{
+    char hdr[128];
+    int n = lws_hdr_copy(s->wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 7 || strncmp(hdr, "Bearer ", 7) != 0)
+        return -1;
+    return auth_check_token(s->srv, s, hdr + 7);
+}
+
+/* ---- long poll ---- */
+
+static int http_answer_poll(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    lws_sul_cancel(&h->poll_sul);
+    feed_unsubscribe(s);
+    h->poll_parked = 0;
+    json_t *events = feed_fetch(s->srv, s->user_id, h->poll.after, h->poll.limit);
+    if (!events)
+        return http_error(s, 500, "internal", "could not read events");
+    int64_t next = h->poll.after;
+    size_t n = json_array_size(events);
+    if (n)
+        next = json_integer_value(json_object_get(json_array_get(events, n - 1), "id"));
+    return http_json(s, 200, json_pack("{s:o,s:I}", "events", events, "next", (json_int_t)next));
+}
+
+static void http_poll_timeout(lws_sorted_usec_list_t *sul)
+{
+    struct http_state *h = lws_container_of(sul, struct http_state, poll_sul);
+    struct session *s = lws_container_of(h, struct session, u.http);
+    lws_callback_on_writable(s->wsi);
+}
+
+void http_wake(struct session *s)
+{
+    if (s->u.http.poll_parked && !s->u.http.resp)
+        lws_callback_on_writable(s->wsi);
+}
+
+static int route_events(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    const char *err;
+    if (proto_parse_events_query(h->query, &h->poll, &err) < 0)
+        return http_error(s, 400, "bad_query", err);
+    int wait = h->poll.wait_s;
+    if (wait > s->srv->cfg.long_poll_max_s)
+        wait = s->srv->cfg.long_poll_max_s;
+    if (wait == 0 || s->srv->stopping)
+        return http_answer_poll(s);
+    json_t *now = feed_fetch(s->srv, s->user_id, h->poll.after, 1);
+    int have = now && json_array_size(now) > 0;
+    json_decref(now);
+    if (have)
+        return http_answer_poll(s);
+    /* Nothing yet: park until feed_notify wakes us or the deadline passes. */
+    h->poll_parked = 1;
+    feed_subscribe(s);
+    lws_sul_schedule(lws_get_context(s->wsi), 0, &h->poll_sul, http_poll_timeout,
+                     (lws_usec_t)wait * LWS_USEC_PER_SEC);
+    return 0;
+}
+
+/* ---- accounts ---- */
+
+/* Parses {"user","password"} from the body; 0 or -1 with an error answered. */
+static int http_credentials(struct session *s, json_t **root, const char **user, const char **pw)
+{
+    const char *err;
+    *user = *pw = NULL;
+    *root = proto_parse_object(s->u.http.body, s->u.http.body_len, &err);
+    if (!*root) {
+        http_error(s, 400, "bad_json", err);
+        return -1;
+    }
+    if (proto_get_string(*root, "user", user) < 0 || proto_get_string(*root, "password", pw) < 0 ||
+        !*user || !*pw) {
+        json_decref(*root);
+        http_error(s, 400, "invalid", "expected string fields \"user\" and \"password\"");
+        return -1;
+    }
+    return 0;
+}
+
+static int http_submit_hash(struct session *s, enum pwhash_kind kind, const char *user,
+                            const char *pw, const char *hash, int64_t user_id)
+{
+    struct pwhash_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return http_error(s, 500, "internal", "out of memory");
+    job->kind = kind;
+    job->owner = s;
+    job->user_id = user_id;
+    snprintf(job->user, sizeof job->user, "%s", user);
+    snprintf(job->password, sizeof job->password, "%s", pw);
+    if (hash)
+        snprintf(job->hash, sizeof job->hash, "%s", hash);
+    if (pwhash_submit(s->srv->pwhash, job) < 0) {
+        sodium_memzero(job, sizeof *job);
+        free(job);
+        return http_error(s, 429, "busy", "too many logins in progress, retry shortly");
+    }
+    s->u.http.job = job;
+    return 0;
+}
+
+static int route_register(struct session *s)
+{
+    json_t *root;
+    const char *user, *pw;
+    char hash[crypto_pwhash_STRBYTES];
+    int64_t uid;
+    if (http_credentials(s, &root, &user, &pw) < 0)
+        return 0;
+    int rc;
+    if (!proto_name_valid(user) || !proto_password_valid(pw))
+        rc = http_error(s, 400, "invalid",
+                        "user must be 1-32 of a-z 0-9 _ - and password 8-128 bytes");
+    else if (store_user_get(s->srv->store, user, &uid, hash, sizeof hash) == STORE_OK)
+        rc = http_error(s, 409, "taken", "that user name is taken");
+    else
+        rc = http_submit_hash(s, PWHASH_HASH, user, pw, NULL, 0);
+    json_decref(root);
+    return rc;
+}
+
+static int route_login(struct session *s)
+{
+    json_t *root;
+    const char *user, *pw;
+    char hash[crypto_pwhash_STRBYTES];
+    int64_t uid = 0;
+    if (http_credentials(s, &root, &user, &pw) < 0)
+        return 0;
+    /* Unknown users are verified against a dummy hash: same work, same time. */
+    if (!proto_name_valid(user) || !proto_password_valid(pw) ||
+        store_user_get(s->srv->store, user, &uid, hash, sizeof hash) != STORE_OK) {
+        uid = 0;
+        snprintf(hash, sizeof hash, "%s", pwhash_pool_dummy_hash(s->srv->pwhash));
+    }
+    int rc = http_submit_hash(s, PWHASH_VERIFY, proto_name_valid(user) ? user : "",
+                              proto_password_valid(pw) ? pw : "", hash, uid);
+    json_decref(root);
+    return rc;
+}
+
+static int http_finish_register(struct session *s, struct pwhash_job *job)
+{
+    int64_t uid;
+    if (!job->ok)
+        return http_error(s, 500, "internal", "could not hash the password");
+    int rc = store_user_create(s->srv->store, job->user, job->hash, now_ms(), &uid);
+    if (rc == STORE_EXISTS)
+        return http_error(s, 409, "taken", "that user name is taken");
+    if (rc != STORE_OK)
+        return http_error(s, 500, "internal", "could not store the user");
+    return http_json(s, 201, json_pack("{s:s}", "user", job->user));
+}
+
+static int http_finish_login(struct session *s, struct pwhash_job *job)
+{
+    char token[PROTO_TOKEN_HEX_LEN + 1], token_hash[65];
+    if (!job->ok || job->user_id == 0)
+        return http_error(s, 401, "unauthorized", "wrong user or password");
+    int64_t now = now_ms(), expires = now + s->srv->cfg.token_ttl_s * 1000;
+    auth_token_new(token);
+    auth_token_hash(token, token_hash);
+    if (store_session_create(s->srv->store, token_hash, job->user_id, now, expires) != STORE_OK)
+        return http_error(s, 500, "internal", "could not create a session");
+    int rc = http_json(s, 200, json_pack("{s:s,s:s,s:I}", "token", token, "user", job->user,
+                                         "expires_at", (json_int_t)expires));
+    sodium_memzero(token, sizeof token);
+    return rc;
+}
+
+void http_on_hash_done(struct session *s, struct pwhash_job *job)
+{
+    s->u.http.job = NULL;
+    int rc = job->kind == PWHASH_HASH ? http_finish_register(s, job) : http_finish_login(s, job);
+    sodium_memzero(job, sizeof *job);
+    free(job);
+    if (rc < 0)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+/* ---- messages ---- */
+
+static int route_messages(struct session *s)
+{
+    const char *err, *room = PROTO_DEFAULT_ROOM, *body = NULL, *cmid = NULL;
+    int64_t id, ts;
+    json_t *root = proto_parse_object(s->u.http.body, s->u.http.body_len, &err);
+    if (!root)
+        return http_error(s, 400, "bad_json", err);
+    int rc;
+    if (proto_get_string(root, "room", &room) < 0 || !proto_name_valid(room))
+        rc = http_error(s, 400, "invalid", "room must be 1-32 of a-z 0-9 _ -");
+    else if (proto_get_string(root, "body", &body) < 0 || !proto_body_valid(body))
+        rc = http_error(s, 400, "invalid", "body must be 1-4096 bytes of UTF-8");
+    else if (proto_get_string(root, "client_msg_id", &cmid) < 0 ||
+             (cmid && !proto_client_msg_id_valid(cmid)))
+        rc = http_error(s, 400, "invalid", "client_msg_id must be 1-64 printable ASCII characters");
+    else if (feed_post_chat(s->srv, s, room, body, cmid, &id, &ts) != STORE_OK)
+        rc = http_error(s, 500, "internal", "could not store the message");
+    else
+        rc = http_json(s, 201, json_pack("{s:I,s:I}", "id", (json_int_t)id, "ts", (json_int_t)ts));
+    json_decref(root);
+    return rc;
+}
+
+static int route_healthz(struct session *s)
+{
+    return http_json(s, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static int route_ws_plain(struct session *s)
+{
+    return http_error(s, 400, "upgrade_required", "this path needs a WebSocket upgrade");
+}
+
+/* ---- routing ---- */
+
+struct route {
+    const char *path;
+    int method;
+    int needs_auth;
+    int (*fn)(struct session *s);
+};
+
+static const struct route routes[] = {
+    { "/healthz",          M_GET,  0, route_healthz },
+    { "/api/v1/register",  M_POST, 0, route_register },
+    { "/api/v1/login",     M_POST, 0, route_login },
+    { "/api/v1/events",    M_GET,  1, route_events },
+    { "/api/v1/messages",  M_POST, 1, route_messages },
+    { PROTO_WS_PATH,       M_GET,  0, route_ws_plain },
+};
+
+static int http_route(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const struct route *r = &routes[i];
+        if (strcmp(r->path, h->path) != 0)
+            continue;
+        if (r->method != h->method)
+            return http_error(s, 405, "method_not_allowed", "method not allowed on this path");
+        if (r->needs_auth && http_authenticate(s) < 0)
+            return http_error(s, 401, "unauthorized", "missing, invalid or expired token");
+        return r->fn(s);
+    }
+    return http_error(s, 404, "not_found", "no such path");
+}
+
+/* ---- intake ---- */
+
+/* Decides, from Content-Length, whether to wait for a body. 1 = wait. */
+static int http_expect_body(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    char cl[24];
+    if (lws_hdr_total_length(s->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
+        h->close_after = 1;
+        http_error(s, 411, "length_required", "send a Content-Length, not a chunked body");
+        return 0;
+    }
+    if (lws_hdr_copy(s->wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        return 0;
+    char *end;
+    unsigned long long n = strtoull(cl, &end, 10);
+    if (*end || cl[0] == '-' || n > PROTO_MAX_REQUEST_BYTES) {
+        h->close_after = 1;     /* the body is not read: the connection can't be reused */
+        http_error(s, 413, "too_large", "request bodies are limited to 64 KiB");
+        return 0;
+    }
+    h->body_expected = (size_t)n;
+    return n > 0;
+}
+
+/* lws keeps each query argument as a fragment; join them back with '&'. */
+static int http_copy_query(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    size_t used = 0;
+    char frag[sizeof h->query];
+    for (int i = 0; lws_hdr_copy_fragment(s->wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
+        size_t n = strlen(frag);
+        if (used + n + 2 > sizeof h->query)
+            return -1;
+        if (used)
+            h->query[used++] = '&';
+        memcpy(h->query + used, frag, n + 1);
+        used += n;
+    }
+    return 0;
+}
+
+int http_on_request(struct session *s, const char *uri)
+{
+    struct http_state *h = &s->u.http;
+    http_reset(s);
+    s->is_ws = 0;
+    s->user_id = 0;
+    s->user[0] = '\0';
+    h->method = http_method_of(s->wsi);
+    if (strlen(uri) >= sizeof h->path)
+        return http_error(s, 404, "not_found", "no such path");
+    snprintf(h->path, sizeof h->path, "%s", uri);
+    if (http_copy_query(s) < 0)
+        return http_error(s, 400, "bad_query", "query string too long");
+    if (h->method == M_POST && (http_expect_body(s) || h->resp))
+        return 0;
+    return http_route(s);
+}
+
+int http_on_body(struct session *s, const void *in, size_t len)
+{
+    struct http_state *h = &s->u.http;
+    if (h->resp)
+        return 0;
+    if (len > h->body_expected - h->body_len) {
+        h->close_after = 1;
+        return http_error(s, 413, "too_large", "body longer than its Content-Length");
+    }
+    if (!h->body && !(h->body = malloc(h->body_expected)))
+        return -1;
+    memcpy(h->body + h->body_len, in, len);
+    h->body_len += len;
+    return 0;
+}
+
+int http_on_body_done(struct session *s)
+{
+    if (s->u.http.resp)
+        return 0;
+    return http_route(s);
+}
+
+/* ---- response writer ---- */
+
+static int http_write_headers(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+    if (lws_add_http_common_headers(s->wsi, h->status, "application/json", h->resp_len, &p, end))
+        return -1;
+    if (h->close_after &&
+        lws_add_http_header_by_name(s->wsi, (const unsigned char *)"connection:",
+                                    (const unsigned char *)"close", 5, &p, end))
+        return -1;
+    if (lws_finalize_write_http_header(s->wsi, start, &p, end))
+        return -1;
+    h->headers_sent = 1;
+    return 0;
+}
+
+int http_on_writeable(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    if (!h->resp && h->poll_parked && http_answer_poll(s) < 0)
+        return -1;
+    if (!h->resp)
+        return 0;
+    if (!h->headers_sent) {
+        if (http_write_headers(s) < 0)
+            return -1;
+        lws_callback_on_writable(s->wsi);
+        return 0;
+    }
+    unsigned char buf[LWS_PRE + HTTP_CHUNK];
+    size_t n = h->resp_len - h->resp_off;
+    if (n > HTTP_CHUNK)
+        n = HTTP_CHUNK;
+    int final = h->resp_off + n == h->resp_len;
+    memcpy(buf + LWS_PRE, h->resp + h->resp_off, n);
+    if (lws_write(s->wsi, buf + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return -1;
+    h->resp_off += n;
+    if (!final) {
+        lws_callback_on_writable(s->wsi);
+        return 0;
+    }
+    int close = h->close_after;
+    http_reset(s);
+    if (close || lws_http_transaction_completed(s->wsi))
+        return -1;
+    return 0;
+}
+
+void http_on_closed(struct session *s)
+{
+    http_reset(s);
+}

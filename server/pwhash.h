@@ -1,0 +1,45 @@
+/* pwhash.h — argon2id password hashing off the event loop. A small pool of
+ * threads runs crypto_pwhash_str / _verify; finished jobs are handed back to
+ * the lws thread through lws_cancel_service and pwhash_pool_drain. The pool
+ * bounds both the threads and the queued jobs, so logins cannot exhaust the
+ * CPU or memory. */
+#ifndef CHAT_PWHASH_H
+#define CHAT_PWHASH_H
+
+#include <sodium.h>
+#include <stdint.h>
+
+#include "protocol.h"
+
+enum pwhash_kind { PWHASH_HASH, PWHASH_VERIFY };
+
+struct pwhash_job {
+    struct pwhash_job *next;           /* pool-internal queue link */
+    enum pwhash_kind kind;
+    char    password[PROTO_PASSWORD_MAX + 1];  /* wiped once used */
+    char    hash[crypto_pwhash_STRBYTES];      /* in for VERIFY, out for HASH */
+    int     ok;                        /* result: hashed / password matched */
+    /* Owner's context; the workers never touch these. */
+    void   *owner;                     /* NULL once the requester went away */
+    char    user[PROTO_USER_MAX + 1];
+    int64_t user_id;                   /* 0 for an unknown user (VERIFY) */
+};
+
+struct pwhash_pool;
+struct lws_context;
+
+struct pwhash_pool *pwhash_pool_new(struct lws_context *ctx, int threads, int max_queued);
+/* Stops and joins the workers; unfinished jobs stay owned by the pool until
+ * pwhash_pool_free, so owners may still clear job->owner in between. */
+void pwhash_pool_stop(struct pwhash_pool *pool);
+void pwhash_pool_free(struct pwhash_pool *pool);
+/* A hash of a random password, verified against for unknown users so that a
+ * login answers in the same time whether or not the user exists. */
+const char *pwhash_pool_dummy_hash(const struct pwhash_pool *pool);
+/* Takes ownership of job. -1 (job untouched, still the caller's) if the queue is full. */
+int pwhash_submit(struct pwhash_pool *pool, struct pwhash_job *job);
+/* On the lws thread: calls done(job, arg) for each finished job; done owns it. */
+void pwhash_pool_drain(struct pwhash_pool *pool,
+                       void (*done)(struct pwhash_job *job, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,99 @@
+/* server.c — the one lws protocol callback: it binds each connection to its
+ * session and dispatches HTTP reasons to http_api.c, WebSocket reasons to
+ * ws_api.c, and finished password hashes back to their requests. */
+#include "server.h"
+#include "pwhash.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct server *server_from_wsi(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+static void session_bind(struct session *s, struct lws *wsi)
+{
+    s->wsi = wsi;
+    s->srv = server_from_wsi(wsi);
+}
+
+static void server_hash_done(struct pwhash_job *job, void *arg)
+{
+    (void)arg;
+    struct session *s = job->owner;
+    if (!s) {                       /* requester hung up meanwhile */
+        sodium_memzero(job, sizeof *job);
+        free(job);
+        return;
+    }
+    http_on_hash_done(s, job);
+}
+
+static int server_http_reason(struct session *s, struct lws *wsi,
+                              enum lws_callback_reasons reason, void *in, size_t len)
+{
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        session_bind(s, wsi);
+        return http_on_request(s, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return http_on_body(s, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return http_on_body_done(s);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return http_on_writeable(s);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (s && s->wsi && !s->is_ws)
+            http_on_closed(s);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                    void *user, void *in, size_t len)
+{
+    struct session *s = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+        struct server *srv = server_from_wsi(wsi);
+        if (srv && srv->pwhash)
+            pwhash_pool_drain(srv->pwhash, server_hash_done, NULL);
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        return server_http_reason(s, wsi, reason, in, len);
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return ws_on_filter(wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        if (s->wsi && !s->is_ws)    /* upgraded after keep-alive requests */
+            http_on_closed(s);
+        session_bind(s, wsi);
+        return ws_on_established(s);
+    case LWS_CALLBACK_RECEIVE:
+        return ws_on_receive(s, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return ws_on_writeable(s);
+    case LWS_CALLBACK_CLOSED:
+        if (s && s->is_ws)
+            ws_on_closed(s);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}

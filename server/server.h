@@ -1,0 +1,133 @@
+/* server.h — chatd's shared state: configuration, the per-connection session
+ * (one struct for HTTP requests and WebSockets), and the functions the
+ * protocol callback dispatches to. One lws context, one thread; only the
+ * password-hash workers (pwhash.c) run elsewhere. */
+#ifndef CHAT_SERVER_H
+#define CHAT_SERVER_H
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stdint.h>
+
+#include "protocol.h"
+#include "store.h"
+
+struct pwhash_pool;
+struct pwhash_job;
+
+struct server_config {
+    const char *host;
+    int         port;
+    const char *db_path;
+    int         long_poll_max_s;
+    int         heartbeat_s;
+    int         hello_timeout_s;
+    int64_t     token_ttl_s;
+};
+
+struct server {
+    struct server_config cfg;
+    struct lws_context  *ctx;
+    struct store        *store;
+    struct pwhash_pool  *pwhash;
+    lws_dll2_owner_t     subscribers;  /* parked long polls and live WebSockets */
+    int                  stopping;
+};
+
+/* Per-request state of an HTTP call. */
+struct http_state {
+    int      method;          /* enum http_method in http_api.c */
+    char     path[64];
+    char     query[260];
+    char    *body;            /* request body, at most PROTO_MAX_REQUEST_BYTES */
+    size_t   body_len;
+    size_t   body_expected;
+    unsigned status;
+    char    *resp;            /* response body */
+    size_t   resp_len, resp_off;
+    int      headers_sent;
+    int      close_after;     /* answer then close (body not read) */
+    struct proto_events_query poll;
+    lws_sorted_usec_list_t poll_sul;  /* long-poll deadline */
+    int      poll_parked;
+    struct pwhash_job *job;   /* login/register waiting for a hash worker */
+};
+
+/* A queued server->client WebSocket frame (ready, ack, error). */
+struct ws_frame {
+    struct ws_frame *next;
+    size_t len;
+    unsigned char buf[];      /* LWS_PRE headroom, then len bytes */
+};
+
+struct ws_state {
+    int      authed;
+    int64_t  cursor;          /* highest event id sent */
+    int      more;            /* the store may have events after cursor */
+    json_t  *batch;           /* fetched events not yet sent */
+    size_t   batch_idx;
+    struct ws_frame *out_head, *out_tail;
+    unsigned out_count;
+    char    *rx;              /* message being reassembled */
+    size_t   rx_len;
+    unsigned rx_frags;        /* fragments of the message so far */
+    int      rx_binary;
+    int      close_code;      /* close with this from the next WRITEABLE */
+    const char *close_reason;
+    lws_sorted_usec_list_t hello_sul;
+};
+
+struct session {
+    struct lws *wsi;
+    struct server *srv;
+    int      is_ws;
+    int64_t  user_id;         /* 0 until authenticated */
+    char     user[PROTO_USER_MAX + 1];
+    lws_dll2_t sub_node;      /* in srv->subscribers while listening for events */
+    union {
+        struct http_state http;
+        struct ws_state ws;
+    } u;
+};
+
+/* server.c */
+int64_t now_ms(void);
+struct server *server_from_wsi(struct lws *wsi);
+int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                    void *user, void *in, size_t len);
+
+/* feed.c: who listens, waking them, reading a user's feed */
+void feed_subscribe(struct session *s);
+void feed_unsubscribe(struct session *s);
+void feed_notify(struct server *srv, int64_t recipient_id);
+void feed_wake_all(struct server *srv);
+json_t *feed_fetch(struct server *srv, int64_t user_id, int64_t after, int limit);
+/* Stores a chat message and wakes its listeners. Returns a store_rc. */
+int feed_post_chat(struct server *srv, struct session *s, const char *room,
+                   const char *body, const char *client_msg_id, int64_t *id, int64_t *ts);
+
+/* auth.c */
+int auth_token_new(char hex[PROTO_TOKEN_HEX_LEN + 1]);
+void auth_token_hash(const char *token, char out[65]);
+/* Looks the token up; fills s->user_id/s->user. 0 ok, -1 invalid. */
+int auth_check_token(struct server *srv, struct session *s, const char *token);
+
+/* http_api.c */
+int http_on_request(struct session *s, const char *uri);
+int http_on_body(struct session *s, const void *in, size_t len);
+int http_on_body_done(struct session *s);
+int http_on_writeable(struct session *s);
+void http_on_closed(struct session *s);
+void http_on_hash_done(struct session *s, struct pwhash_job *job);
+void http_wake(struct session *s);
+
+/* ws_api.c */
+int ws_on_filter(struct lws *wsi);
+int ws_on_established(struct session *s);
+int ws_on_receive(struct session *s, const void *in, size_t len);
+int ws_on_writeable(struct session *s);
+void ws_on_closed(struct session *s);
+void ws_wake(struct session *s);
+void ws_begin_close(struct session *s, int code, const char *reason);
+
+#endif

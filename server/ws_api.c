@@ -1,0 +1,271 @@
+/* ws_api.c — the WebSocket endpoint: handshake filter, hello/authentication
+ * with a deadline, message reassembly with size and fragment caps, the
+ * client ops (send), and the writer that sends queued control frames first
+ * and then the user's events from the store, in id order, from the cursor. */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WS_BATCH          64     /* events read from the store at a time */
+#define WS_MAX_QUEUED     256    /* control frames waiting for a slow reader */
+#define WS_MAX_FRAGMENTS  1024
+
+int ws_on_filter(struct lws *wsi)
+{
+    char uri[64];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 || strcmp(uri, PROTO_WS_PATH) != 0)
+        return 1;               /* non-zero rejects the upgrade */
+    return 0;
+}
+
+void ws_begin_close(struct session *s, int code, const char *reason)
+{
+    if (s->u.ws.close_code)
+        return;
+    s->u.ws.close_code = code;
+    s->u.ws.close_reason = reason;
+    lws_callback_on_writable(s->wsi);
+}
+
+static void ws_hello_timeout(lws_sorted_usec_list_t *sul)
+{
+    struct ws_state *w = lws_container_of(sul, struct ws_state, hello_sul);
+    struct session *s = lws_container_of(w, struct session, u.ws);
+    if (!w->authed)
+        ws_begin_close(s, 4401, "expected a hello with a valid token");
+}
+
+int ws_on_established(struct session *s)
+{
+    memset(&s->u.ws, 0, sizeof s->u.ws);
+    s->is_ws = 1;
+    s->user_id = 0;
+    s->user[0] = '\0';
+    /* Subscribed from the start so a shutdown reaches unauthenticated sockets too. */
+    feed_subscribe(s);
+    lws_sul_schedule(lws_get_context(s->wsi), 0, &s->u.ws.hello_sul, ws_hello_timeout,
+                     (lws_usec_t)s->srv->cfg.hello_timeout_s * LWS_USEC_PER_SEC);
+    return 0;
+}
+
+void ws_wake(struct session *s)
+{
+    if (s->srv->stopping) {
+        ws_begin_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+        return;
+    }
+    if (!s->u.ws.authed)
+        return;
+    s->u.ws.more = 1;
+    lws_callback_on_writable(s->wsi);
+}
+
+/* Queues a control frame; steals o. */
+static int ws_queue(struct session *s, json_t *o)
+{
+    struct ws_state *w = &s->u.ws;
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return -1;
+    size_t len = strlen(text);
+    struct ws_frame *f = malloc(sizeof *f + LWS_PRE + len);
+    if (!f) {
+        free(text);
+        return -1;
+    }
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->buf + LWS_PRE, text, len);
+    free(text);
+    if (w->out_tail)
+        w->out_tail->next = f;
+    else
+        w->out_head = f;
+    w->out_tail = f;
+    if (++w->out_count > WS_MAX_QUEUED)
+        ws_begin_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "reader too slow");
+    lws_callback_on_writable(s->wsi);
+    return 0;
+}
+
+static int ws_error(struct session *s, const char *code, const char *message)
+{
+    return ws_queue(s, json_pack("{s:s,s:s,s:s}", "op", "error", "code", code, "message", message));
+}
+
+static int ws_hello(struct session *s, const struct proto_ws_frame *f)
+{
+    struct ws_state *w = &s->u.ws;
+    if (auth_check_token(s->srv, s, f->token) < 0) {
+        ws_begin_close(s, 4401, "invalid or expired token");
+        return 0;
+    }
+    w->authed = 1;
+    lws_sul_cancel(&w->hello_sul);
+    w->cursor = f->after;
+    w->more = 1;
+    /* ready goes first: control frames are written before events. */
+    return ws_queue(s, json_pack("{s:s,s:s,s:i,s:i}", "op", "ready", "user", s->user,
+                                 "heartbeat_s", s->srv->cfg.heartbeat_s,
+                                 "long_poll_max_s", s->srv->cfg.long_poll_max_s));
+}
+
+static int ws_send(struct session *s, const struct proto_ws_frame *f)
+{
+    int64_t id, ts;
+    if (feed_post_chat(s->srv, s, f->room, f->body, f->client_msg_id, &id, &ts) != STORE_OK)
+        return ws_error(s, "internal", "could not store the message");
+    return ws_queue(s, json_pack("{s:s,s:s?,s:I,s:I}", "op", "ack", "client_msg_id", f->client_msg_id,
+                                 "id", (json_int_t)id, "ts", (json_int_t)ts));
+}
+
+static int ws_handle_message(struct session *s, const char *buf, size_t len, int binary)
+{
+    struct ws_state *w = &s->u.ws;
+    struct proto_ws_frame f;
+    const char *code, *err;
+    json_t *root = NULL;
+    int rc = 0;
+    if (binary || proto_parse_ws_frame(buf, len, &root, &f, &code, &err) < 0) {
+        if (!w->authed)
+            ws_begin_close(s, 4401, "expected a hello with a valid token");
+        else if (binary)
+            rc = ws_error(s, "bad_request", "binary frames are not supported");
+        else
+            rc = ws_error(s, code, err);
+        return rc;
+    }
+    if (!w->authed && f.op != PROTO_OP_HELLO)
+        ws_begin_close(s, 4401, "expected a hello with a valid token");
+    else if (f.op == PROTO_OP_HELLO)
+        rc = w->authed ? ws_error(s, "bad_request", "already authenticated") : ws_hello(s, &f);
+    else
+        rc = ws_send(s, &f);
+    json_decref(root);
+    return rc;
+}
+
+int ws_on_receive(struct session *s, const void *in, size_t len)
+{
+    struct ws_state *w = &s->u.ws;
+    if (w->close_code)
+        return 0;
+    if (lws_is_first_fragment(s->wsi)) {
+        w->rx_len = 0;
+        w->rx_frags = 0;
+        w->rx_binary = lws_frame_is_binary(s->wsi);
+    }
+    if (len > PROTO_MAX_REQUEST_BYTES - w->rx_len || ++w->rx_frags > WS_MAX_FRAGMENTS) {
+        ws_begin_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+        return 0;
+    }
+    if (len) {
+        char *grown = realloc(w->rx, w->rx_len + len);
+        if (!grown)
+            return -1;
+        w->rx = grown;
+        memcpy(w->rx + w->rx_len, in, len);
+        w->rx_len += len;
+    }
+    if (!lws_is_final_fragment(s->wsi))
+        return 0;
+    int rc = ws_handle_message(s, w->rx, w->rx_len, w->rx_binary);
+    free(w->rx);                 /* idle connections hold no receive buffer */
+    w->rx = NULL;
+    w->rx_len = 0;
+    return rc;
+}
+
+/* The next event to send, or NULL when the store has nothing after the cursor. */
+static json_t *ws_next_event(struct session *s)
+{
+    struct ws_state *w = &s->u.ws;
+    if (w->batch && w->batch_idx < json_array_size(w->batch))
+        return json_array_get(w->batch, w->batch_idx++);
+    json_decref(w->batch);
+    w->batch = NULL;
+    if (!w->more)
+        return NULL;
+    w->batch = feed_fetch(s->srv, s->user_id, w->cursor, WS_BATCH);
+    w->batch_idx = 0;
+    if (!w->batch || json_array_size(w->batch) < WS_BATCH)
+        w->more = 0;
+    if (!w->batch || json_array_size(w->batch) == 0)
+        return NULL;
+    return json_array_get(w->batch, w->batch_idx++);
+}
+
+static int ws_write_text(struct session *s, unsigned char *payload, size_t len)
+{
+    return lws_write(s->wsi, payload, len, LWS_WRITE_TEXT) < (int)len ? -1 : 0;
+}
+
+static int ws_write_event(struct session *s, json_t *ev)
+{
+    json_t *frame = json_pack("{s:s,s:O}", "op", "event", "event", ev);
+    char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
+    json_decref(frame);
+    if (!text)
+        return -1;
+    size_t len = strlen(text);
+    unsigned char *buf = malloc(LWS_PRE + len);
+    int rc = -1;
+    if (buf) {
+        memcpy(buf + LWS_PRE, text, len);
+        rc = ws_write_text(s, buf + LWS_PRE, len);
+        free(buf);
+    }
+    free(text);
+    if (rc == 0)
+        s->u.ws.cursor = json_integer_value(json_object_get(ev, "id"));
+    return rc;
+}
+
+int ws_on_writeable(struct session *s)
+{
+    struct ws_state *w = &s->u.ws;
+    if (w->close_code) {
+        const char *r = w->close_reason ? w->close_reason : "";
+        lws_close_reason(s->wsi, (enum lws_close_status)w->close_code, (unsigned char *)r, strlen(r));
+        return -1;
+    }
+    if (w->out_head) {
+        struct ws_frame *f = w->out_head;
+        w->out_head = f->next;
+        if (!w->out_head)
+            w->out_tail = NULL;
+        w->out_count--;
+        int rc = ws_write_text(s, f->buf + LWS_PRE, f->len);
+        free(f);
+        if (rc < 0)
+            return -1;
+    } else if (w->authed) {
+        json_t *ev = ws_next_event(s);
+        if (ev && ws_write_event(s, ev) < 0)
+            return -1;
+    }
+    if (w->out_head || w->more || (w->batch && w->batch_idx < json_array_size(w->batch)))
+        lws_callback_on_writable(s->wsi);
+    return 0;
+}
+
+void ws_on_closed(struct session *s)
+{
+    struct ws_state *w = &s->u.ws;
+    lws_sul_cancel(&w->hello_sul);
+    feed_unsubscribe(s);
+    while (w->out_head) {
+        struct ws_frame *f = w->out_head;
+        w->out_head = f->next;
+        free(f);
+    }
+    w->out_tail = NULL;
+    free(w->rx);
+    w->rx = NULL;
+    json_decref(w->batch);
+    w->batch = NULL;
+    s->is_ws = 0;
+    s->wsi = NULL;
+}
