@@ -20,6 +20,8 @@ static void http_reset(struct session *s)
     feed_unsubscribe(s);
     if (h->job)
         h->job->owner = NULL;      /* the pool frees it when it finishes */
+    if (h->resp && s->srv)
+        s->srv->responding--;
     free(h->body);
     free(h->resp);
     memset(h, 0, sizeof *h);
@@ -31,7 +33,10 @@ static int http_respond(struct session *s, unsigned status, char *body)
     struct http_state *h = &s->u.http;
     if (!body)
         return -1;
-    free(h->resp);
+    if (h->resp)
+        free(h->resp);
+    else
+        s->srv->responding++;
     h->status = status;
     h->resp = body;
     h->resp_len = strlen(body);
@@ -122,6 +127,7 @@ static int route_events(struct session *s)
     /* Nothing yet: park until feed_notify wakes us or the deadline passes. */
     h->poll_parked = 1;
     feed_subscribe(s);
+    lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);  /* our deadline, not lws' */
     lws_sul_schedule(lws_get_context(s->wsi), 0, &h->poll_sul, http_poll_timeout,
                      (lws_usec_t)wait * LWS_USEC_PER_SEC);
     return 0;

@@ -113,7 +113,7 @@ static void server_drain(struct server *srv)
     srv->stopping = 1;
     lws_sul_schedule(srv->ctx, 0, &t.sul, shutdown_expired, SHUTDOWN_GRACE_US);
     feed_wake_all(srv);
-    while (srv->subscribers.count && !t.expired)
+    while ((srv->subscribers.count || srv->responding) && !t.expired)
         if (lws_service(srv->ctx, 0) < 0)
             break;
     lws_sul_cancel(&t.sul);

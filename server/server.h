@@ -31,6 +31,7 @@ struct server {
     struct store        *store;
     struct pwhash_pool  *pwhash;
     lws_dll2_owner_t     subscribers;  /* parked long polls and live WebSockets */
+    int                  responding;   /* HTTP answers being written */
     int                  stopping;
 };
 
