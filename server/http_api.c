@@ -142,7 +142,7 @@ static int http_credentials(struct session *s, json_t **root, const char **user,
     *user = *pw = NULL;
     *root = proto_parse_object(s->u.http.body, s->u.http.body_len, &err);
     if (!*root) {
-        http_error(s, 400, "bad_json", err);
+        http_error(s, 400, "invalid", err);
         return -1;
     }
     if (proto_get_string(*root, "user", user) < 0 || proto_get_string(*root, "password", pw) < 0 ||
@@ -263,7 +263,7 @@ static int route_messages(struct session *s)
     int64_t id, ts;
     json_t *root = proto_parse_object(s->u.http.body, s->u.http.body_len, &err);
     if (!root)
-        return http_error(s, 400, "bad_json", err);
+        return http_error(s, 400, "invalid", err);
     int rc;
     if (proto_get_string(root, "room", &room) < 0 || !proto_name_valid(room))
         rc = http_error(s, 400, "invalid", "room must be 1-32 of a-z 0-9 _ -");

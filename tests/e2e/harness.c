@@ -1,0 +1,1324 @@
+/* harness.c — see harness.h. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PROCS 64
+#define MAX_TMPDIRS 16
+
+static struct h_proc *procs[MAX_PROCS];
+static char *tmpdirs[MAX_TMPDIRS];
+static int initialized;
+static pid_t harness_pid;
+
+/* ------------------------------------------------------------------------ */
+int64_t h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t h_deadline(int ms) { return h_now_ms() + ms; }
+
+static int remaining(int64_t deadline)
+{
+    int64_t r = deadline - h_now_ms();
+    return r < 0 ? 0 : (r > 1000000 ? 1000000 : (int)r);
+}
+
+static void buf_add(struct h_buf *b, const void *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) {
+            fprintf(stderr, "harness: out of memory\n");
+            abort();
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void buf_consume(struct h_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+    } else {
+        memmove(b->data, b->data + n, b->len - n);
+        b->len -= n;
+    }
+    if (b->data)
+        b->data[b->len] = '\0';
+}
+
+static void buf_free(struct h_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+char *h_json_str(const json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    return s ? s : strdup("(null)");
+}
+
+/* ------------------------------------------------------------------------ */
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void atexit_cleanup(void)
+{
+    if (getpid() == harness_pid)
+        harness_cleanup();
+}
+
+/* Interrupted (Ctrl-C, timeout(1)): kill the children, remove the temp dirs,
+ * then die of the same signal. Not async-signal-safe in the strict sense, but
+ * the process is going away anyway and this is test code. */
+static void on_fatal_signal(int sig)
+{
+    if (getpid() == harness_pid)
+        harness_cleanup();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void harness_init(void)
+{
+    if (initialized)
+        return;
+    initialized = 1;
+    harness_pid = getpid();
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_fatal_signal);
+    signal(SIGTERM, on_fatal_signal);
+    signal(SIGHUP, on_fatal_signal);
+    atexit(atexit_cleanup);
+}
+
+const char *h_tmpdir(void)
+{
+    harness_init();
+    const char *base = getenv("TMPDIR");
+    char tmpl[512];
+    snprintf(tmpl, sizeof tmpl, "%s/chat-e2e-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(tmpl))
+        fail_msg("mkdtemp(%s): %s", tmpl, strerror(errno));
+    for (int i = 0; i < MAX_TMPDIRS; i++) {
+        if (!tmpdirs[i]) {
+            tmpdirs[i] = strdup(tmpl);
+            return tmpdirs[i];
+        }
+    }
+    fail_msg("too many temp dirs");
+    return NULL;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static void proc_free(struct h_proc *p)
+{
+    close_fd(&p->in_fd);
+    close_fd(&p->out_fd);
+    close_fd(&p->err_fd);
+    close_fd(&p->pidfd);
+    buf_free(&p->out);
+    buf_free(&p->err);
+    json_decref(p->events);
+    free(p);
+}
+
+void h_proc_kill(struct h_proc *p)
+{
+    if (!p || p->exited)
+        return;
+    kill(-p->pid, SIGKILL);        /* its process group (it made one) */
+    kill(p->pid, SIGKILL);
+    int st;
+    while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    p->exited = 1;
+    p->status = st;
+}
+
+void harness_cleanup(void)
+{
+    for (int i = 0; i < MAX_PROCS; i++) {
+        if (procs[i]) {
+            h_proc_kill(procs[i]);
+            proc_free(procs[i]);
+            procs[i] = NULL;
+        }
+    }
+    for (int i = 0; i < MAX_TMPDIRS; i++) {
+        if (tmpdirs[i]) {
+            nftw(tmpdirs[i], rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+            free(tmpdirs[i]);
+            tmpdirs[i] = NULL;
+        }
+    }
+}
+
+void h_dump_logs(void)
+{
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct h_proc *p = procs[i];
+        if (!p)
+            continue;
+        size_t n = p->err.len, off = n > 6000 ? n - 6000 : 0;
+        fprintf(stderr, "---- %s (pid %d%s) stderr, last %zu bytes ----\n%s\n",
+                p->name, (int)p->pid, p->exited ? ", exited" : "", n - off,
+                p->err.data ? p->err.data + off : "");
+        if (p->bad_lines)
+            fprintf(stderr, "---- %s: %d non-JSON stdout lines, first: %s\n",
+                    p->name, p->bad_lines, p->first_bad);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Client stdout: turn complete lines into events. */
+static void parse_lines(struct h_proc *p)
+{
+    if (!p->events)
+        return;                    /* not a client */
+    while (p->parsed < p->out.len) {
+        char *start = p->out.data + p->parsed;
+        char *nl = memchr(start, '\n', p->out.len - p->parsed);
+        if (!nl)
+            break;
+        size_t n = (size_t)(nl - start);
+        p->parsed += n + 1;
+        if (n == 0)
+            continue;
+        json_error_t jerr;
+        json_t *j = json_loadb(start, n, 0, &jerr);
+        if (!j || !json_is_object(j)) {
+            if (!p->bad_lines)
+                snprintf(p->first_bad, sizeof p->first_bad, "%.*s", (int)(n > 150 ? 150 : n), start);
+            p->bad_lines++;
+            json_decref(j);
+            continue;
+        }
+        json_t *ev = j;
+        json_t *inner = json_object_get(j, "event");
+        if (json_is_object(inner))
+            ev = inner;
+        if (json_is_integer(json_object_get(ev, "id")) && json_is_string(json_object_get(ev, "type")))
+            json_array_append(p->events, ev);
+        else
+            p->other_lines++;
+        json_decref(j);
+    }
+}
+
+static void reap(struct h_proc *p)
+{
+    if (p->exited)
+        return;
+    int st;
+    pid_t r = waitpid(p->pid, &st, WNOHANG);
+    if (r == p->pid) {
+        p->exited = 1;
+        p->status = st;
+        close_fd(&p->pidfd);
+    }
+}
+
+/* Polls all children's pipes (and their pidfds) plus an optional extra fd. */
+static short pump_with(int timeout_ms, int extra_fd, short extra_events)
+{
+    struct pollfd pf[3 * MAX_PROCS + 1];
+    struct { struct h_proc *p; int which; } map[3 * MAX_PROCS + 1];
+    int n = 0, need_waitpid_poll = 0;
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct h_proc *p = procs[i];
+        if (!p)
+            continue;
+        if (p->out_fd >= 0) { pf[n] = (struct pollfd){ p->out_fd, POLLIN, 0 }; map[n].p = p; map[n].which = 1; n++; }
+        if (p->err_fd >= 0) { pf[n] = (struct pollfd){ p->err_fd, POLLIN, 0 }; map[n].p = p; map[n].which = 2; n++; }
+        if (!p->exited) {
+            if (p->pidfd >= 0) { pf[n] = (struct pollfd){ p->pidfd, POLLIN, 0 }; map[n].p = p; map[n].which = 3; n++; }
+            else need_waitpid_poll = 1;
+        }
+    }
+    int extra_idx = -1;
+    if (extra_fd >= 0) {
+        extra_idx = n;
+        pf[n] = (struct pollfd){ extra_fd, extra_events, 0 };
+        map[n].p = NULL;
+        n++;
+    }
+    if (need_waitpid_poll && timeout_ms > 20)
+        timeout_ms = 20;           /* no pidfd: re-check waitpid often */
+    int r = poll(pf, (nfds_t)n, timeout_ms);
+    if (r < 0 && errno != EINTR)
+        fail_msg("poll: %s", strerror(errno));
+    for (int i = 0; r > 0 && i < n; i++) {
+        if (!pf[i].revents || i == extra_idx)
+            continue;
+        struct h_proc *p = map[i].p;
+        if (map[i].which == 3) {
+            reap(p);
+            continue;
+        }
+        int *fd = map[i].which == 1 ? &p->out_fd : &p->err_fd;
+        struct h_buf *b = map[i].which == 1 ? &p->out : &p->err;
+        char tmp[65536];
+        ssize_t k = read(*fd, tmp, sizeof tmp);
+        if (k > 0) {
+            buf_add(b, tmp, (size_t)k);
+            if (map[i].which == 1)
+                parse_lines(p);
+        } else if (k == 0 || (errno != EAGAIN && errno != EINTR)) {
+            close_fd(fd);
+        }
+    }
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i] && !procs[i]->exited && (need_waitpid_poll || procs[i]->pidfd < 0))
+            reap(procs[i]);
+    return extra_idx >= 0 && r > 0 ? pf[extra_idx].revents : 0;
+}
+
+void h_pump(int timeout_ms) { pump_with(timeout_ms, -1, 0); }
+
+int h_proc_wait_exit(struct h_proc *p, int64_t deadline, int *status)
+{
+    for (;;) {
+        reap(p);
+        if (p->exited) {
+            /* Collect what is left in its pipes (the child is gone, so EOF comes
+             * at once unless a grandchild holds them). */
+            int64_t d2 = h_now_ms() + 200;
+            while ((p->out_fd >= 0 || p->err_fd >= 0) && h_now_ms() < d2)
+                h_pump(remaining(d2));
+            if (status)
+                *status = p->status;
+            return 1;
+        }
+        if (h_now_ms() >= deadline)
+            return 0;
+        h_pump(remaining(deadline));
+    }
+}
+
+static void set_nonblock(int fd)
+{
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Forks argv with env (NULL-terminated list of "K=V" to add). */
+static struct h_proc *spawn(const char *name, char *const argv[], const char *const *env, int want_stdin)
+{
+    harness_init();
+    int in[2] = { -1, -1 }, out[2], err[2];
+    if ((want_stdin && pipe2(in, O_CLOEXEC) < 0) || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+        fail_msg("pipe: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_msg("fork: %s", strerror(errno));
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(want_stdin ? in[0] : devnull, 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        for (const char *const *e = env; e && *e; e++)
+            putenv((char *)*e);
+        execv(argv[0], argv);
+        dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    setpgid(pid, pid);             /* both sides, so there is no race */
+    struct h_proc *p = calloc(1, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->pid = pid;
+    p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (want_stdin) {
+        close(in[0]);
+        p->in_fd = in[1];
+    } else {
+        p->in_fd = -1;
+    }
+    close(out[1]);
+    close(err[1]);
+    p->out_fd = out[0];
+    p->err_fd = err[0];
+    set_nonblock(p->out_fd);
+    set_nonblock(p->err_fd);
+    int i;
+    for (i = 0; i < MAX_PROCS && procs[i]; i++)
+        ;
+    if (i == MAX_PROCS) {
+        kill(pid, SIGKILL);
+        fail_msg("too many child processes");
+    }
+    procs[i] = p;
+    return p;
+}
+
+/* Removes p from the registry and frees it (after it exited or was killed). */
+static void proc_forget(struct h_proc *p)
+{
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i] == p)
+            procs[i] = NULL;
+    h_proc_kill(p);
+    proc_free(p);
+}
+
+static const char *bin(const char *env, const char *def)
+{
+    const char *v = getenv(env);
+    return v && *v ? v : def;
+}
+
+/* ------------------------------------------------------------------------ */
+static void server_spawn(struct h_server *s)
+{
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)bin("CHATD_BIN", "bin/chatd");
+    argv[n++] = "--host";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--port";
+    argv[n++] = "0";
+    argv[n++] = "--db";
+    argv[n++] = s->dbpath;
+    for (int i = 0; i < s->nextra; i++)
+        argv[n++] = s->extra[i];
+    argv[n] = NULL;
+    s->proc = spawn("chatd", argv, NULL, 0);
+
+    int64_t dl = h_deadline(10000);
+    char *nl;
+    while (!(nl = s->proc->out.data ? strchr(s->proc->out.data, '\n') : NULL)) {
+        if (s->proc->exited || h_now_ms() >= dl) {
+            int timed_out = !s->proc->exited;
+            h_dump_logs();
+            fail_msg("chatd did not print its listening line (%s); stdout so far: %s",
+                     timed_out ? "time-out" : "it exited", s->proc->out.data ? s->proc->out.data : "");
+        }
+        if (s->proc->out_fd < 0 && !s->proc->exited) {
+            h_proc_wait_exit(s->proc, dl, NULL);
+            continue;
+        }
+        h_pump(remaining(dl));
+    }
+    char line[256];
+    snprintf(line, sizeof line, "%.*s", (int)(nl - s->proc->out.data), s->proc->out.data);
+    char host[64];
+    int port = 0;
+    char tail;
+    if (sscanf(line, "listening on http://%63[^:]:%d%c", host, &port, &tail) != 2 || port <= 0 || port > 65535)
+        fail_msg("chatd's first stdout line is not \"listening on http://HOST:PORT\": \"%s\"", line);
+    if (strcmp(host, "127.0.0.1") != 0)
+        fail_msg("chatd listens on host \"%s\", asked for 127.0.0.1", host);
+    s->port = port;
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", port);
+}
+
+void server_start(struct h_server *s, const char *dbdir, const char *const *extra)
+{
+    harness_init();
+    memset(s, 0, sizeof *s);
+    snprintf(s->dbdir, sizeof s->dbdir, "%s", dbdir ? dbdir : h_tmpdir());
+    snprintf(s->dbpath, sizeof s->dbpath, "%s/chat.db", s->dbdir);
+    for (const char *const *e = extra; e && *e; e++) {
+        if (s->nextra == 16 || strlen(*e) >= sizeof s->extra[0])
+            fail_msg("server_start: too many or too long extra arguments");
+        snprintf(s->extra[s->nextra++], sizeof s->extra[0], "%s", *e);
+    }
+    server_spawn(s);
+}
+
+static void server_forget(struct h_server *s)
+{
+    if (s->proc) {
+        proc_forget(s->proc);
+        s->proc = NULL;
+    }
+}
+
+void server_stop(struct h_server *s)
+{
+    if (!s->proc)
+        return;
+    struct h_proc *p = s->proc;
+    if (!p->exited)
+        kill(p->pid, SIGTERM);
+    int st = 0;
+    if (!h_proc_wait_exit(p, h_deadline(10000), &st)) {
+        h_dump_logs();
+        server_kill(s);
+        fail_msg("chatd did not exit within 10 s of SIGTERM");
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        h_dump_logs();
+        int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0, code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        server_forget(s);
+        fail_msg("chatd after SIGTERM: exit code %d, signal %d (expected exit 0)", code, sig);
+    }
+    server_forget(s);
+}
+
+void server_kill(struct h_server *s)
+{
+    server_forget(s);
+}
+
+void server_restart(struct h_server *s)
+{
+    server_stop(s);
+    server_spawn(s);
+}
+
+/* ------------------------------------------------------------------------ */
+struct h_proc *client_spawn(const struct h_server *s, const char *transport,
+                            const char *user, const char *password,
+                            const char *const *extra)
+{
+    char *argv[40];
+    int n = 0, has_interval = 0;
+    for (const char *const *e = extra; e && *e; e++)
+        if (strcmp(*e, "--interval-ms") == 0)
+            has_interval = 1;
+    argv[n++] = (char *)bin("CHAT_BIN", "bin/chat");
+    argv[n++] = "--headless";
+    argv[n++] = "--server";
+    argv[n++] = (char *)s->url;
+    argv[n++] = "--user";
+    argv[n++] = (char *)user;
+    argv[n++] = "--transport";
+    argv[n++] = (char *)transport;
+    if (strcmp(transport, "short-poll") == 0 && !has_interval) {
+        argv[n++] = "--interval-ms";
+        argv[n++] = "100";
+    }
+    for (const char *const *e = extra; e && *e && n < 38; e++)
+        argv[n++] = (char *)*e;
+    argv[n] = NULL;
+    static char envbuf[MAX_PROCS][200];
+    static int envi;
+    char *pw = envbuf[envi++ % MAX_PROCS];
+    snprintf(pw, 200, "CHAT_PASSWORD=%s", password);
+    const char *env[] = { pw, NULL };
+    char name[48];
+    snprintf(name, sizeof name, "chat %s/%s", user, transport);
+    struct h_proc *p = spawn(name, argv, env, 1);
+    p->events = json_array();
+    return p;
+}
+
+void client_send_line(struct h_proc *c, const char *line)
+{
+    size_t n = strlen(line);
+    char *b = malloc(n + 1);
+    memcpy(b, line, n);
+    b[n] = '\n';
+    size_t off = 0;
+    int64_t dl = h_deadline(5000);
+    while (off < n + 1) {
+        if (c->in_fd < 0) {
+            free(b);
+            h_dump_logs();
+            fail_msg("%s: stdin closed", c->name);
+        }
+        ssize_t k = write(c->in_fd, b + off, n + 1 - off);
+        if (k > 0) {
+            off += (size_t)k;
+        } else if (k < 0 && errno == EINTR) {
+            continue;
+        } else {
+            free(b);
+            h_dump_logs();
+            fail_msg("%s: writing to stdin failed (%s)%s", c->name, strerror(errno),
+                     c->exited ? " — it exited" : "");
+        }
+        if (off < n + 1) {
+            if (h_now_ms() >= dl) {
+                free(b);
+                fail_msg("%s: stdin blocked for 5 s", c->name);
+            }
+            h_pump(10);
+        }
+    }
+    free(b);
+}
+
+size_t client_nevents(const struct h_proc *c) { return json_array_size(c->events); }
+json_t *client_event(const struct h_proc *c, size_t i) { return json_array_get(c->events, i); }
+
+size_t client_wait_events(struct h_proc *c, size_t n, int64_t deadline)
+{
+    while (json_array_size(c->events) < n && h_now_ms() < deadline) {
+        if (c->exited && c->out_fd < 0)
+            break;
+        h_pump(remaining(deadline));
+    }
+    return json_array_size(c->events);
+}
+
+int client_wait_stderr_match(struct h_proc *c, const char *needle, int64_t deadline)
+{
+    for (;;) {
+        if (c->err.data && strstr(c->err.data, needle))
+            return 1;
+        if (h_now_ms() >= deadline || (c->exited && c->err_fd < 0))
+            return 0;
+        h_pump(remaining(deadline));
+    }
+}
+
+void client_quit(struct h_proc *c, int64_t deadline)
+{
+    if (!c->exited)
+        client_send_line(c, "/quit");
+    int st = 0;
+    if (!h_proc_wait_exit(c, deadline, &st)) {
+        h_dump_logs();
+        fail_msg("%s did not exit after /quit", c->name);
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        h_dump_logs();
+        fail_msg("%s after /quit: exit code %d, signal %d (expected exit 0)", c->name,
+                 WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+static int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    set_nonblock(fd);
+    return fd;
+}
+
+/* Sends all of buf unless the peer goes away or the deadline passes, while
+ * also draining the children's pipes. Returns 0 or -1. */
+static int send_all(int fd, const void *buf, size_t len, int64_t deadline)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t k = send(fd, p, len, MSG_NOSIGNAL);
+        if (k > 0) {
+            p += k;
+            len -= (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno != EAGAIN)
+            return -1;
+        if (h_now_ms() >= deadline)
+            return -1;
+        short rev = pump_with(remaining(deadline), fd, POLLOUT);
+        if (rev & (POLLERR | POLLHUP))
+            return -1;
+    }
+    return 0;
+}
+
+/* Reads whatever arrives into b until deadline or EOF. Returns 1 if data
+ * arrived, 0 on EOF, -1 on time-out, -2 on error. */
+static int recv_some(int fd, struct h_buf *b, int64_t deadline)
+{
+    for (;;) {
+        char tmp[65536];
+        ssize_t k = recv(fd, tmp, sizeof tmp, 0);
+        if (k > 0) {
+            buf_add(b, tmp, (size_t)k);
+            return 1;
+        }
+        if (k == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return -2;
+        if (h_now_ms() >= deadline)
+            return -1;
+        pump_with(remaining(deadline), fd, POLLIN);
+    }
+}
+
+static const char *find_hdr_end(const struct h_buf *b)
+{
+    if (!b->data)
+        return NULL;
+    const char *e = memmem(b->data, b->len, "\r\n\r\n", 4);
+    return e ? e + 4 : NULL;
+}
+
+char *http_header(const struct http_resp *r, const char *name)
+{
+    if (!r->head)
+        return NULL;
+    size_t nl = strlen(name);
+    const char *line = strstr(r->head, "\r\n");
+    while (line) {
+        line += 2;
+        if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+            const char *v = line + nl + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            const char *e = strstr(v, "\r\n");
+            size_t n = e ? (size_t)(e - v) : strlen(v);
+            while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                n--;
+            return strndup(v, n);
+        }
+        line = strstr(line, "\r\n");
+    }
+    return NULL;
+}
+
+/* Decodes a chunked body from src[0..n). Returns 1 when complete, 0 if more
+ * is needed, -1 if malformed. */
+static int dechunk(const char *src, size_t n, struct h_buf *out)
+{
+    size_t i = 0;
+    out->len = 0;
+    for (;;) {
+        const char *e = memmem(src + i, n - i, "\r\n", 2);
+        if (!e)
+            return 0;
+        char *end;
+        unsigned long sz = strtoul(src + i, &end, 16);
+        if (end == src + i)
+            return -1;
+        i = (size_t)(e - src) + 2;
+        if (sz == 0)
+            return 1;              /* trailers ignored */
+        if (n - i < sz + 2)
+            return 0;
+        buf_add(out, src + i, sz);
+        i += sz + 2;
+    }
+}
+
+static void resp_finish(struct http_resp *r, const struct h_buf *in, const char *hdr_end)
+{
+    size_t hl = (size_t)(hdr_end - in->data);
+    r->head = strndup(in->data, hl);
+    sscanf(r->head, "HTTP/1.%*d %d", &r->status);
+    if (!r->body) {
+        r->body = malloc(1);
+        r->body[0] = '\0';
+    }
+    json_error_t jerr;
+    r->json = r->body_len ? json_loadb(r->body, r->body_len, 0, &jerr) : NULL;
+}
+
+/* Reads one HTTP response from fd, with bytes already in *in. */
+static int read_response(int fd, struct h_buf *in, struct http_resp *r, int64_t deadline)
+{
+    for (;;) {
+        const char *he = find_hdr_end(in);
+        if (he) {
+            size_t hl = (size_t)(he - in->data);
+            struct http_resp tmp = { 0 };
+            tmp.head = strndup(in->data, hl);
+            char *cl = http_header(&tmp, "Content-Length");
+            char *te = http_header(&tmp, "Transfer-Encoding");
+            int status = 0;
+            sscanf(tmp.head, "HTTP/1.%*d %d", &status);
+            free(tmp.head);
+            int done = 0;
+            size_t have = in->len - hl;
+            if (te && strcasestr(te, "chunked")) {
+                struct h_buf body = { 0 };
+                int d = dechunk(in->data + hl, have, &body);
+                if (d != 0) {
+                    r->body = body.data ? body.data : strdup("");
+                    r->body_len = body.len;
+                    done = 1;
+                } else {
+                    buf_free(&body);
+                }
+            } else if (cl) {
+                size_t want = strtoul(cl, NULL, 10);
+                if (have >= want) {
+                    r->body = strndup(in->data + hl, want);
+                    r->body_len = want;
+                    done = 1;
+                }
+            } else if (status == 101 || status == 204 || status == 304 || (status >= 100 && status < 200)) {
+                r->body = strdup("");
+                done = 1;
+            }
+            free(cl);
+            free(te);
+            if (done) {
+                resp_finish(r, in, he);
+                return 0;
+            }
+        }
+        int k = recv_some(fd, in, deadline);
+        if (k == 1)
+            continue;
+        /* EOF, error or time-out: take what there is. */
+        he = find_hdr_end(in);
+        if (he) {
+            size_t hl = (size_t)(he - in->data);
+            r->body = strndup(in->data + hl, in->len - hl);
+            r->body_len = in->len - hl;
+            resp_finish(r, in, he);
+            if (k != 0)
+                r->closed_early = 1;
+            else {
+                struct http_resp t2 = { .head = r->head };
+                char *cl = http_header(&t2, "Content-Length");
+                char *te = http_header(&t2, "Transfer-Encoding");
+                if (cl || te)
+                    r->closed_early = 1;   /* the framing promised more */
+                free(cl);
+                free(te);
+            }
+            return 0;
+        }
+        r->closed_early = 1;
+        if (in->len) {
+            r->head = strndup(in->data, in->len);
+            sscanf(r->head, "HTTP/1.%*d %d", &r->status);
+            r->body = strdup("");
+            return r->status ? 0 : -1;
+        }
+        return -1;
+    }
+}
+
+int http_request(int port, const void *raw, size_t len, struct http_resp *r, int timeout_ms)
+{
+    memset(r, 0, sizeof *r);
+    int64_t dl = h_deadline(timeout_ms);
+    int fd = tcp_connect(port);
+    if (fd < 0)
+        return -1;
+    send_all(fd, raw, len, dl);    /* errors tolerated: read the answer anyway */
+    struct h_buf in = { 0 };
+    int rc = read_response(fd, &in, r, dl);
+    buf_free(&in);
+    close(fd);
+    return rc;
+}
+
+void http_resp_free(struct http_resp *r)
+{
+    free(r->head);
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+void http_call_timeout(int port, const char *method, const char *path, const char *token,
+                       const char *body, long body_len, struct http_resp *r, int timeout_ms)
+{
+    size_t bl = body ? (body_len < 0 ? strlen(body) : (size_t)body_len) : 0;
+    char head[1024];
+    int hn = snprintf(head, sizeof head,
+                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
+                      "%s%s%s%s"
+                      "Content-Length: %zu\r\n\r\n",
+                      method, path, port,
+                      token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
+                      body ? "Content-Type: application/json\r\n" : "", bl);
+    char *req = malloc((size_t)hn + bl);
+    memcpy(req, head, (size_t)hn);
+    if (bl)
+        memcpy(req + hn, body, bl);
+    int rc = http_request(port, req, (size_t)hn + bl, r, timeout_ms);
+    free(req);
+    if (rc != 0) {
+        h_dump_logs();
+        fail_msg("%s %s: no HTTP response from 127.0.0.1:%d", method, path, port);
+    }
+}
+
+void http_call(int port, const char *method, const char *path, const char *token,
+               const char *body, long body_len, struct http_resp *r)
+{
+    http_call_timeout(port, method, path, token, body, body_len, r, 10000);
+}
+
+static char *creds_json(const char *user, const char *password)
+{
+    json_t *o = json_pack("{s:s, s:s}", "user", user, "password", password);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+int http_register(int port, const char *user, const char *password)
+{
+    char *b = creds_json(user, password);
+    struct http_resp r;
+    http_call(port, "POST", "/api/v1/register", NULL, b, -1, &r);
+    free(b);
+    int st = r.status;
+    if (st == 201) {
+        const char *u = json_string_value(json_object_get(r.json, "user"));
+        if (!u || strcmp(u, user) != 0)
+            fail_msg("register %s: 201 but body is %s (expected {\"user\":\"%s\"})", user, r.body, user);
+    }
+    http_resp_free(&r);
+    return st;
+}
+
+int http_login(int port, const char *user, const char *password, char *token)
+{
+    char *b = creds_json(user, password);
+    struct http_resp r;
+    http_call(port, "POST", "/api/v1/login", NULL, b, -1, &r);
+    free(b);
+    int st = r.status;
+    if (st == 200) {
+        const char *t = json_string_value(json_object_get(r.json, "token"));
+        const char *u = json_string_value(json_object_get(r.json, "user"));
+        json_t *exp = json_object_get(r.json, "expires_at");
+        if (!t || strlen(t) != 64 || strspn(t, "0123456789abcdefABCDEF") != 64)
+            fail_msg("login %s: token is not 64 hex characters: %s", user, r.body);
+        if (!u || strcmp(u, user) != 0 || !json_is_integer(exp))
+            fail_msg("login %s: body lacks user/expires_at: %s", user, r.body);
+        memcpy(token, t, 65);
+    }
+    http_resp_free(&r);
+    return st;
+}
+
+int http_post_message(int port, const char *token, const char *room, const char *body,
+                      const char *cmid, int64_t *id)
+{
+    json_t *o = json_pack("{s:s}", "body", body);
+    if (room)
+        json_object_set_new(o, "room", json_string(room));
+    if (cmid)
+        json_object_set_new(o, "client_msg_id", json_string(cmid));
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    struct http_resp r;
+    http_call(port, "POST", "/api/v1/messages", token, s, -1, &r);
+    free(s);
+    int st = r.status;
+    if (st == 201) {
+        json_t *jid = json_object_get(r.json, "id");
+        if (!json_is_integer(jid) || !json_is_integer(json_object_get(r.json, "ts")))
+            fail_msg("POST /api/v1/messages: 201 without integer id/ts: %s", r.body);
+        if (id)
+            *id = json_integer_value(jid);
+    }
+    http_resp_free(&r);
+    return st;
+}
+
+json_t *http_get_events(int port, const char *token, int64_t after)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/events?after=%lld&wait=0&limit=1000", (long long)after);
+    struct http_resp r;
+    http_call(port, "GET", path, token, NULL, 0, &r);
+    if (r.status != 200 || !json_is_array(json_object_get(r.json, "events")) ||
+        !json_is_integer(json_object_get(r.json, "next")))
+        fail_msg("GET %s: expected 200 {\"events\":[...],\"next\":N}, got %d %s", path, r.status, r.body);
+    json_t *ev = json_incref(json_object_get(r.json, "events"));
+    http_resp_free(&r);
+    return ev;
+}
+
+static int error_mismatch(const char *what, const struct http_resp *r, int status, const char *code,
+                          char *why, size_t whylen)
+{
+    if (r->status != status) {
+        snprintf(why, whylen, "%s: expected HTTP %d, got %d; body: %.300s", what, status, r->status,
+                 r->body ? r->body : "");
+        return 1;
+    }
+    json_t *e = json_object_get(r->json, "error");
+    if (!r->json || !json_is_object(r->json) || json_object_size(r->json) != 1 || !json_is_object(e)) {
+        snprintf(why, whylen, "%s: body is not {\"error\":{...}}: %.300s", what, r->body ? r->body : "");
+        return 1;
+    }
+    json_t *c = json_object_get(e, "code"), *m = json_object_get(e, "message");
+    if (!json_is_string(c) || !json_is_string(m)) {
+        snprintf(why, whylen, "%s: error lacks string code/message: %.300s", what, r->body);
+        return 1;
+    }
+    if (code && strcmp(json_string_value(c), code) != 0) {
+        snprintf(why, whylen, "%s: expected error code \"%s\", got \"%s\" (%s)", what, code,
+                 json_string_value(c), json_string_value(m));
+        return 1;
+    }
+    char *ct = http_header(r, "Content-Type");
+    int ok = ct && strncasecmp(ct, "application/json", 16) == 0;
+    if (!ok)
+        snprintf(why, whylen, "%s: Content-Type is \"%s\", expected application/json", what, ct ? ct : "(none)");
+    free(ct);
+    return !ok;
+}
+
+int h_check_error(const char *what, const struct http_resp *r, int status, const char *code)
+{
+    char why[600];
+    if (!error_mismatch(what, r, status, code, why, sizeof why))
+        return 1;
+    fprintf(stderr, "MISMATCH: %s\n", why);
+    return 0;
+}
+
+void h_assert_error(const char *what, const struct http_resp *r, int status, const char *code)
+{
+    char why[600];
+    if (error_mismatch(what, r, status, code, why, sizeof why))
+        fail_msg("%s", why);
+}
+
+/* ------------------------------------------------------------------------ */
+#define WS_KEY    "dGhlIHNhbXBsZSBub25jZQ=="
+#define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="   /* RFC 6455 section 1.3 */
+
+struct h_ws *ws_connect_raw(int port, const char *extra_headers, struct http_resp *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    int fd = tcp_connect(port);
+    if (fd < 0)
+        fail_msg("connect to 127.0.0.1:%d failed", port);
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "GET /api/v1/ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: " WS_KEY "\r\n"
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     port, extra_headers ? extra_headers : "Sec-WebSocket-Protocol: chat.v1\r\n");
+    int64_t dl = h_deadline(10000);
+    send_all(fd, req, (size_t)n, dl);
+    struct h_ws *w = calloc(1, sizeof *w);
+    w->fd = fd;
+    w->close_code = -1;
+    /* Read only the header block; whatever follows stays in w->in. */
+    const char *he;
+    while (!(he = find_hdr_end(&w->in))) {
+        int k = recv_some(fd, &w->in, dl);
+        if (k != 1)
+            break;
+    }
+    if (!he) {
+        resp->closed_early = 1;
+        if (w->in.len) {
+            resp->head = strndup(w->in.data, w->in.len);
+            sscanf(resp->head, "HTTP/1.%*d %d", &resp->status);
+        }
+        resp->body = strdup("");
+        ws_free(w);
+        return NULL;
+    }
+    size_t hl = (size_t)(he - w->in.data);
+    resp->head = strndup(w->in.data, hl);
+    sscanf(resp->head, "HTTP/1.%*d %d", &resp->status);
+    if (resp->status != 101) {
+        /* Read the error response's body too. */
+        struct h_buf rest = { 0 };
+        buf_add(&rest, w->in.data, w->in.len);
+        free(resp->head);
+        resp->head = NULL;
+        resp->status = 0;
+        read_response(fd, &rest, resp, dl);
+        buf_free(&rest);
+        ws_free(w);
+        return NULL;
+    }
+    resp->body = strdup("");
+    buf_consume(&w->in, hl);
+    return w;
+}
+
+struct h_ws *ws_connect(int port)
+{
+    struct http_resp r;
+    struct h_ws *w = ws_connect_raw(port, NULL, &r);
+    if (!w) {
+        h_dump_logs();
+        fail_msg("WebSocket handshake: expected 101, got %d: %s%s", r.status, r.head ? r.head : "", r.body ? r.body : "");
+    }
+    char *acc = http_header(&r, "Sec-WebSocket-Accept");
+    char *proto = http_header(&r, "Sec-WebSocket-Protocol");
+    int ok_acc = acc && strcmp(acc, WS_ACCEPT) == 0;
+    int ok_proto = proto && strcmp(proto, "chat.v1") == 0;
+    free(acc);
+    free(proto);
+    if (!ok_acc || !ok_proto) {
+        char head[1024];
+        snprintf(head, sizeof head, "%s", r.head);
+        http_resp_free(&r);
+        ws_free(w);
+        fail_msg("WebSocket handshake: bad Sec-WebSocket-Accept or Sec-WebSocket-Protocol (want chat.v1):\n%s", head);
+    }
+    http_resp_free(&r);
+    return w;
+}
+
+int ws_send_frame(struct h_ws *w, int opcode, int fin, const void *payload, size_t len)
+{
+    unsigned char hdr[14];
+    size_t h = 0;
+    hdr[h++] = (unsigned char)((fin ? 0x80 : 0) | (opcode & 0x0f));
+    if (len < 126) {
+        hdr[h++] = (unsigned char)(0x80 | len);
+    } else if (len <= 0xffff) {
+        hdr[h++] = 0x80 | 126;
+        hdr[h++] = (unsigned char)(len >> 8);
+        hdr[h++] = (unsigned char)len;
+    } else {
+        hdr[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            hdr[h++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    static const unsigned char mask[4] = { 0x37, 0xfa, 0x21, 0x3d };
+    memcpy(hdr + h, mask, 4);
+    h += 4;
+    unsigned char *f = malloc(h + len + 1);
+    memcpy(f, hdr, h);
+    const unsigned char *p = payload;
+    for (size_t i = 0; i < len; i++)
+        f[h + i] = p[i] ^ mask[i & 3];
+    int rc = send_all(w->fd, f, h + len, h_deadline(10000));
+    free(f);
+    return rc;
+}
+
+int ws_send_text(struct h_ws *w, const char *text)
+{
+    return ws_send_frame(w, WS_TEXT, 1, text, strlen(text));
+}
+
+/* Parses one complete frame at the start of w->in; returns 1 and consumes it,
+ * or 0 if more bytes are needed. */
+static int take_frame(struct h_ws *w, int *opcode, int *fin, char **payload, size_t *len)
+{
+    const unsigned char *b = (const unsigned char *)w->in.data;
+    size_t n = w->in.len;
+    if (n < 2)
+        return 0;
+    size_t h = 2;
+    uint64_t pl = b[1] & 0x7f;
+    int masked = b[1] & 0x80;
+    if (pl == 126) {
+        if (n < 4)
+            return 0;
+        pl = ((uint64_t)b[2] << 8) | b[3];
+        h = 4;
+    } else if (pl == 127) {
+        if (n < 10)
+            return 0;
+        pl = 0;
+        for (int i = 0; i < 8; i++)
+            pl = (pl << 8) | b[2 + i];
+        h = 10;
+    }
+    if (masked)
+        h += 4;
+    if (n < h + pl)
+        return 0;
+    *opcode = b[0] & 0x0f;
+    *fin = !!(b[0] & 0x80);
+    *payload = malloc(pl + 1);
+    memcpy(*payload, b + h, pl);
+    if (masked)
+        for (uint64_t i = 0; i < pl; i++)
+            (*payload)[i] ^= b[h - 4 + (i & 3)];
+    (*payload)[pl] = '\0';
+    *len = pl;
+    buf_consume(&w->in, h + pl);
+    return 1;
+}
+
+int ws_recv_frame(struct h_ws *w, int64_t deadline, int *opcode, int *fin, char **payload, size_t *len)
+{
+    for (;;) {
+        if (take_frame(w, opcode, fin, payload, len)) {
+            if (*opcode == WS_PING) {
+                ws_send_frame(w, WS_PONG, 1, *payload, *len);
+                free(*payload);
+                continue;
+            }
+            if (*opcode == WS_PONG) {
+                free(*payload);
+                continue;
+            }
+            if (*opcode == WS_CLOSE) {
+                w->closed = 1;
+                w->close_code = *len >= 2 ? (((unsigned char)(*payload)[0] << 8) | (unsigned char)(*payload)[1]) : 1005;
+                /* Echo the close, as RFC 6455 asks. */
+                ws_send_frame(w, WS_CLOSE, 1, *payload, *len >= 2 ? 2 : 0);
+            }
+            return 1;
+        }
+        if (w->closed && w->in.len == 0 && w->close_code != -1)
+            return -1;
+        int k = recv_some(w->fd, &w->in, deadline);
+        if (k == -1)
+            return 0;
+        if (k == 0 || k == -2) {   /* EOF or reset: nothing more will come */
+            w->closed = 1;
+            return -1;
+        }
+    }
+}
+
+json_t *ws_recv_json(struct h_ws *w, int64_t deadline)
+{
+    for (;;) {
+        int op, fin;
+        char *p;
+        size_t n;
+        int k = ws_recv_frame(w, deadline, &op, &fin, &p, &n);
+        if (k == 0) {
+            fprintf(stderr, "ws: time-out waiting for a frame\n");
+            return NULL;
+        }
+        if (k < 0) {
+            fprintf(stderr, "ws: connection ended without a close frame\n");
+            return NULL;
+        }
+        if (op == WS_CLOSE) {
+            fprintf(stderr, "ws: server closed with code %d (%.*s)\n", w->close_code,
+                    n > 2 ? (int)(n - 2) : 0, n > 2 ? p + 2 : "");
+            free(p);
+            return NULL;
+        }
+        if (op != WS_TEXT || !fin) {
+            fprintf(stderr, "ws: unexpected frame opcode %d fin %d from the server\n", op, fin);
+            free(p);
+            return NULL;
+        }
+        json_error_t jerr;
+        json_t *j = json_loadb(p, n, 0, &jerr);
+        if (!j || !json_is_object(j)) {
+            fprintf(stderr, "ws: server text frame is not a JSON object: %.200s\n", p);
+            json_decref(j);
+            free(p);
+            return NULL;
+        }
+        free(p);
+        return j;
+    }
+}
+
+json_t *ws_recv_op(struct h_ws *w, const char *op, int64_t deadline)
+{
+    for (;;) {
+        json_t *j = ws_recv_json(w, deadline);
+        if (!j)
+            return NULL;
+        const char *o = json_string_value(json_object_get(j, "op"));
+        if (o && strcmp(o, op) == 0)
+            return j;
+        json_decref(j);
+    }
+}
+
+int ws_wait_close(struct h_ws *w, int64_t deadline)
+{
+    for (;;) {
+        int op, fin;
+        char *p;
+        size_t n;
+        int k = ws_recv_frame(w, deadline, &op, &fin, &p, &n);
+        if (k == 0)
+            return -2;
+        if (k < 0)
+            return w->close_code;  /* -1 unless a close frame came before */
+        free(p);
+        if (op == WS_CLOSE)
+            return w->close_code;
+    }
+}
+
+json_t *ws_hello(struct h_ws *w, const char *token, int64_t after)
+{
+    json_t *o = json_pack("{s:s, s:s, s:I}", "op", "hello", "token", token, "after", (json_int_t)after);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    ws_send_text(w, s);
+    free(s);
+    json_t *r = ws_recv_json(w, h_deadline(10000));
+    const char *op = json_string_value(json_object_get(r, "op"));
+    if (!op || strcmp(op, "ready") != 0) {
+        char *d = h_json_str(r);
+        json_decref(r);
+        h_dump_logs();
+        char msg[512];
+        snprintf(msg, sizeof msg, "ws hello: expected {\"op\":\"ready\",...} first, got %s", d);
+        free(d);
+        fail_msg("%s", msg);
+    }
+    if (!json_is_string(json_object_get(r, "user")) || !json_is_integer(json_object_get(r, "heartbeat_s")) ||
+        !json_is_integer(json_object_get(r, "long_poll_max_s"))) {
+        char *d = h_json_str(r);
+        char msg[512];
+        snprintf(msg, sizeof msg, "ws ready frame lacks user/heartbeat_s/long_poll_max_s: %s", d);
+        free(d);
+        json_decref(r);
+        fail_msg("%s", msg);
+    }
+    return r;
+}
+
+void ws_free(struct h_ws *w)
+{
+    if (!w)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    buf_free(&w->in);
+    free(w);
+}

@@ -1,0 +1,195 @@
+/* harness.h — process, HTTP and raw WebSocket helpers for the end-to-end tests.
+ *
+ * Rules the helpers follow: every wait is a poll() against a deadline (no
+ * fixed sleeps); chatd runs on a free port (--port 0, port read from its
+ * first stdout line) with a database in a fresh mkdtemp directory; every
+ * child is tracked, runs in its own process group with PR_SET_PDEATHSIG, and
+ * is killed and reaped by harness_cleanup(), which cmocka teardowns call and
+ * an atexit handler calls again. All children's pipes are drained whenever
+ * any helper waits, so no child ever blocks on a full pipe.
+ *
+ * Binaries come from $CHATD_BIN and $CHAT_BIN (default bin/chatd, bin/chat).
+ * Failures are reported through cmocka (fail_msg), after printing the
+ * relevant process output. */
+#ifndef E2E_HARNESS_H
+#define E2E_HARNESS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <sys/types.h>
+#include <cmocka.h>
+#include <jansson.h>
+
+/* ---- time ---------------------------------------------------------------- */
+int64_t h_now_ms(void);                  /* CLOCK_MONOTONIC, ms */
+int64_t h_deadline(int ms);              /* h_now_ms() + ms */
+
+/* ---- whole-harness lifecycle --------------------------------------------- */
+/* Idempotent: ignores SIGPIPE, registers the atexit cleanup. */
+void harness_init(void);
+/* Kills (SIGKILL) and reaps every live child, frees them, removes temp dirs. */
+void harness_cleanup(void);
+/* Fresh temp dir (mkdtemp under $TMPDIR or /tmp), removed by harness_cleanup. */
+const char *h_tmpdir(void);
+/* Prints every tracked process's stderr (tail) to stderr; used on failures. */
+void h_dump_logs(void);
+
+/* ---- processes ----------------------------------------------------------- */
+struct h_buf { char *data; size_t len, cap; };
+
+struct h_proc {
+    char   name[48];
+    pid_t  pid;
+    int    pidfd;                  /* -1 if pidfd_open is unavailable */
+    int    in_fd, out_fd, err_fd;  /* -1 once closed */
+    struct h_buf out, err;
+    int    exited, status;         /* waitpid status once exited */
+    /* Client stdout parsing: complete lines are parsed as they arrive. */
+    size_t  parsed;                /* offset of the first unparsed byte in out */
+    json_t *events;                /* event objects (lines with int "id", string "type") */
+    int     other_lines;           /* JSON lines that are not events */
+    int     bad_lines;             /* non-JSON lines */
+    char    first_bad[160];
+};
+
+/* Drains all children's pipes for up to timeout_ms (returns earlier if
+ * something happened). */
+void h_pump(int timeout_ms);
+/* Waits for p to exit until deadline; returns 1 and sets *status if it did. */
+int  h_proc_wait_exit(struct h_proc *p, int64_t deadline, int *status);
+/* SIGKILL + reap (no-op if it already exited). */
+void h_proc_kill(struct h_proc *p);
+
+/* ---- server -------------------------------------------------------------- */
+struct h_server {
+    struct h_proc *proc;
+    int   port;
+    char  dbdir[256];
+    char  dbpath[300];
+    char  url[64];                 /* http://127.0.0.1:PORT */
+    char  extra[16][128];          /* extra args, kept for restarts */
+    int   nextra;
+};
+
+/* Starts chatd --host 127.0.0.1 --port 0 --db DBDIR/chat.db EXTRA... and
+ * waits (10 s) for its first stdout line "listening on http://HOST:PORT".
+ * extra is a NULL-terminated list (may be NULL). dbdir NULL: a new h_tmpdir. */
+void server_start(struct h_server *s, const char *dbdir, const char *const *extra);
+/* SIGTERM, wait up to 10 s, assert it exited with status 0. */
+void server_stop(struct h_server *s);
+/* SIGKILL + reap. */
+void server_kill(struct h_server *s);
+/* server_stop then server_start on the same database (new free port). */
+void server_restart(struct h_server *s);
+
+/* ---- headless chat client ------------------------------------------------ */
+/* bin/chat --headless --server URL --user USER --transport T [extra...], with
+ * CHAT_PASSWORD=password in its environment and pipes on stdin/out/err.
+ * transport "short-poll" gets --interval-ms 100 unless extra sets it. */
+struct h_proc *client_spawn(const struct h_server *s, const char *transport,
+                            const char *user, const char *password,
+                            const char *const *extra);
+/* Writes line + "\n" to the client's stdin (asserts success). */
+void client_send_line(struct h_proc *c, const char *line);
+/* Waits until the client printed at least n events; returns the count seen
+ * (< n on time-out: the caller asserts, so it can say what it expected). */
+size_t client_wait_events(struct h_proc *c, size_t n, int64_t deadline);
+/* Waits until c's stderr contains needle; returns 1/0. */
+int  client_wait_stderr_match(struct h_proc *c, const char *needle, int64_t deadline);
+/* Sends /quit and asserts the client exits with status 0 before deadline. */
+void client_quit(struct h_proc *c, int64_t deadline);
+/* Number of events c has printed and the i-th one (borrowed). */
+size_t  client_nevents(const struct h_proc *c);
+json_t *client_event(const struct h_proc *c, size_t i);
+
+/* ---- HTTP over a raw TCP socket ------------------------------------------ */
+struct http_resp {
+    int     status;                /* 0 if no status line was received */
+    char   *head;                  /* status line + headers, NUL-terminated */
+    char   *body;                  /* NUL-terminated (body_len excludes it) */
+    size_t  body_len;
+    json_t *json;                  /* parsed body if it is JSON, else NULL */
+    int     closed_early;          /* connection closed before a full response */
+};
+/* Sends raw bytes to 127.0.0.1:port and reads one response (Content-Length,
+ * chunked, or until EOF) within timeout_ms. Returns 0, or -1 if connecting
+ * failed or nothing at all came back (r->status 0). Send errors (e.g. the
+ * server answering early and closing) are tolerated: the response is still read. */
+int  http_request(int port, const void *raw, size_t len, struct http_resp *r, int timeout_ms);
+void http_resp_free(struct http_resp *r);
+/* Value of header name (case-insensitive) as a new string (free()), or NULL. */
+char *http_header(const struct http_resp *r, const char *name);
+
+/* Builds a well-formed request (Host, Connection: close, Content-Length,
+ * Content-Type: application/json when body != NULL, Authorization: Bearer
+ * token when token != NULL) and runs it with a 10 s time-out (asserts it got
+ * a response). body_len < 0 means strlen(body). */
+void http_call(int port, const char *method, const char *path, const char *token,
+               const char *body, long body_len, struct http_resp *r);
+/* The same with a longer time-out (for long polls). */
+void http_call_timeout(int port, const char *method, const char *path, const char *token,
+                       const char *body, long body_len, struct http_resp *r, int timeout_ms);
+
+int  http_register(int port, const char *user, const char *password);       /* status */
+/* Logs in; on 200 copies the token into token (>= 65 bytes). Returns status. */
+int  http_login(int port, const char *user, const char *password, char *token);
+/* Posts a message (room NULL: omitted; cmid NULL: omitted). On 201 sets *id. */
+int  http_post_message(int port, const char *token, const char *room, const char *body,
+                       const char *cmid, int64_t *id);
+/* GET /api/v1/events?after=A&wait=0&limit=1000; asserts 200 and returns the
+ * events array (new reference). */
+json_t *http_get_events(int port, const char *token, int64_t after);
+
+/* Asserts r is `status` with a JSON body {"error":{"code":code,"message":str}}
+ * (code NULL: any string). what names the request in failure messages. */
+void h_assert_error(const char *what, const struct http_resp *r, int status, const char *code);
+/* The same check without failing: returns 1 if r is as expected, else 0 with
+ * the reason printed to stderr (so a test can report every mismatch). */
+int  h_check_error(const char *what, const struct http_resp *r, int status, const char *code);
+
+/* ---- raw WebSocket client -------------------------------------------------- */
+enum { WS_CONT = 0x0, WS_TEXT = 0x1, WS_BIN = 0x2, WS_CLOSE = 0x8, WS_PING = 0x9, WS_PONG = 0xA };
+
+struct h_ws {
+    int fd;
+    struct h_buf in;               /* received, not yet consumed bytes */
+    int closed;                    /* peer sent close or the TCP stream ended */
+    int close_code;                /* from the close frame; 1005 none, -1 no frame */
+};
+/* Connects and handshakes on /api/v1/ws with a fixed Sec-WebSocket-Key and
+ * Sec-WebSocket-Protocol: chat.v1; asserts 101, the accept key and the
+ * subprotocol. */
+struct h_ws *ws_connect(int port);
+/* Handshake with the given extra header lines (each ending in \r\n, may be
+ * NULL, replaces the protocol header); returns the socket on 101, NULL
+ * otherwise with *resp holding whatever came back. */
+struct h_ws *ws_connect_raw(int port, const char *extra_headers, struct http_resp *resp);
+/* Sends one masked frame. Returns 0 or -1 (peer gone). */
+int  ws_send_frame(struct h_ws *w, int opcode, int fin, const void *payload, size_t len);
+int  ws_send_text(struct h_ws *w, const char *text);
+/* Reads the next data/close frame (answers pings). Returns 1 with a frame
+ * (*payload malloc'd, NUL-terminated), 0 on time-out, -1 if the stream ended
+ * without a frame. A close frame sets w->closed and w->close_code. */
+int  ws_recv_frame(struct h_ws *w, int64_t deadline, int *opcode, int *fin,
+                   char **payload, size_t *len);
+/* Next text frame parsed as a JSON object; NULL on close/time-out/non-JSON
+ * (prints why). */
+json_t *ws_recv_json(struct h_ws *w, int64_t deadline);
+/* Skips frames until a JSON text frame with "op" == op; NULL if none came. */
+json_t *ws_recv_op(struct h_ws *w, const char *op, int64_t deadline);
+/* Reads until a close frame or end of stream; returns the close code, 1005 for
+ * a close frame without code, -1 if the stream ended with no close frame, -2
+ * on time-out. Text frames before the close are ignored. */
+int  ws_wait_close(struct h_ws *w, int64_t deadline);
+/* Sends {"op":"hello","token":token,"after":after} and waits for "ready";
+ * asserts it came. Returns the ready frame (new reference). */
+json_t *ws_hello(struct h_ws *w, const char *token, int64_t after);
+void ws_free(struct h_ws *w);
+
+/* ---- misc ------------------------------------------------------------------ */
+/* A json_t dump as a new string for messages (free()). */
+char *h_json_str(const json_t *j);
+
+#endif

@@ -1,0 +1,317 @@
+/* test_chat.c — end-to-end chat over each transport with real bin/chatd and
+ * bin/chat --headless processes: two users exchange messages both ways, in
+ * order, without loss or duplicates; a second instance of one user gets
+ * everything too; events survive a server restart; the three transports
+ * deliver the same event sequence; the server shuts down cleanly with
+ * clients attached. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#define PW "correct horse battery"
+#define TEST_MS 20000
+
+/* Fails the test after printing every process's stderr. */
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            h_dump_logs();                                                    \
+            fail_msg(__VA_ARGS__);                                            \
+        }                                                                     \
+    } while (0)
+
+static int setup(void **state)
+{
+    (void)state;
+    harness_init();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    harness_cleanup();
+    return 0;
+}
+
+static const char *ev_str(const json_t *ev, const char *k)
+{
+    const char *s = json_string_value(json_object_get(ev, k));
+    return s ? s : "";
+}
+
+static json_int_t ev_id(const json_t *ev)
+{
+    return json_integer_value(json_object_get(ev, "id"));
+}
+
+/* Waits until c has n events; fails with a listing if not by deadline. */
+static void wait_n(struct h_proc *c, size_t n, int64_t deadline)
+{
+    size_t got = client_wait_events(c, n, deadline);
+    if (got < n) {
+        fprintf(stderr, "%s printed %zu events:\n", c->name, got);
+        for (size_t i = 0; i < got; i++) {
+            char *d = h_json_str(client_event(c, i));
+            fprintf(stderr, "  %s\n", d);
+            free(d);
+        }
+        CHECK(0, "%s: expected %zu events, got %zu before the deadline%s", c->name, n, got,
+              c->exited ? " (the client exited)" : "");
+    }
+}
+
+/* Checks c's feed is well formed: n chat events, ids strictly increasing,
+ * each sender's bodies exactly the given lists in order. */
+static void check_feed(struct h_proc *c, size_t n,
+                       const char *ua, const char *const *a, size_t na,
+                       const char *ub, const char *const *b, size_t nb)
+{
+    size_t got = client_nevents(c);
+    if (got != n) {
+        for (size_t i = 0; i < got; i++) {
+            char *d = h_json_str(client_event(c, i));
+            fprintf(stderr, "  %s\n", d);
+            free(d);
+        }
+        CHECK(0, "%s: expected exactly %zu events, got %zu (duplicates or extras?)", c->name, n, got);
+    }
+    CHECK(c->bad_lines == 0, "%s printed %d non-JSON lines on stdout, first: %s", c->name,
+          c->bad_lines, c->first_bad);
+    json_int_t last = 0;
+    size_t ia = 0, ib = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = client_event(c, i);
+        char *d = h_json_str(ev);
+        int ok_fields = strcmp(ev_str(ev, "type"), "chat") == 0 &&
+                        json_is_integer(json_object_get(ev, "ts")) &&
+                        strcmp(ev_str(ev, "room"), "general") == 0 &&
+                        json_is_string(json_object_get(ev, "body"));
+        CHECK(ok_fields, "%s: event %zu lacks type chat/ts/room general/body: %s", c->name, i, d);
+        CHECK(ev_id(ev) > last, "%s: event ids not strictly increasing at %zu (%lld after %lld): %s",
+              c->name, i, (long long)ev_id(ev), (long long)last, d);
+        last = ev_id(ev);
+        const char *from = ev_str(ev, "from"), *body = ev_str(ev, "body");
+        if (strcmp(from, ua) == 0) {
+            CHECK(ia < na && strcmp(body, a[ia]) == 0, "%s: event %zu from %s: expected body \"%s\", got %s",
+                  c->name, i, ua, ia < na ? a[ia] : "(none: too many)", d);
+            ia++;
+        } else if (strcmp(from, ub) == 0) {
+            CHECK(ib < nb && strcmp(body, b[ib]) == 0, "%s: event %zu from %s: expected body \"%s\", got %s",
+                  c->name, i, ub, ib < nb ? b[ib] : "(none: too many)", d);
+            ib++;
+        } else {
+            CHECK(0, "%s: event %zu from unexpected user: %s", c->name, i, d);
+        }
+        free(d);
+    }
+    CHECK(ia == na && ib == nb, "%s: missing messages (%zu/%zu from %s, %zu/%zu from %s)", c->name,
+          ia, na, ua, ib, nb, ub);
+}
+
+/* Asserts two event lists (arrays of event objects) have the same ids,
+ * senders and bodies. */
+static void check_same(const char *what_a, const json_t *a, const char *what_b, const json_t *b)
+{
+    size_t na = json_array_size(a), nb = json_array_size(b);
+    CHECK(na == nb, "%s has %zu events, %s has %zu", what_a, na, what_b, nb);
+    for (size_t i = 0; i < na; i++) {
+        json_t *x = json_array_get(a, i), *y = json_array_get(b, i);
+        int same = ev_id(x) == ev_id(y) && strcmp(ev_str(x, "from"), ev_str(y, "from")) == 0 &&
+                   strcmp(ev_str(x, "body"), ev_str(y, "body")) == 0 &&
+                   strcmp(ev_str(x, "type"), ev_str(y, "type")) == 0 &&
+                   json_equal(json_object_get(x, "ts"), json_object_get(y, "ts"));
+        if (!same) {
+            char *dx = h_json_str(x), *dy = h_json_str(y);
+            fprintf(stderr, "%s[%zu] = %s\n%s[%zu] = %s\n", what_a, i, dx, what_b, i, dy);
+            free(dx);
+            free(dy);
+            CHECK(0, "event %zu differs between %s and %s", i, what_a, what_b);
+        }
+    }
+}
+
+static const char *const REGISTER[] = { "--register", NULL };
+
+static void run_transport(const char *t)
+{
+    int64_t dl = h_deadline(TEST_MS);
+    struct h_server s;
+    server_start(&s, NULL, NULL);
+
+    CHECK(http_register(s.port, "bob", PW) == 201, "register bob over HTTP: expected 201");
+    /* alice creates her account through the client. */
+    struct h_proc *alice = client_spawn(&s, t, "alice", PW, REGISTER);
+    struct h_proc *bob = client_spawn(&s, t, "bob", PW, NULL);
+    struct h_proc *bob2 = client_spawn(&s, t, "bob", PW, NULL);
+    struct h_proc *all[] = { alice, bob, bob2 };
+
+    char a[6][64], b[5][64];
+    const char *ap[6], *bp[5];
+    for (int i = 0; i < 5; i++) {
+        snprintf(a[i], sizeof a[i], "alice %d over %s: héllo ✓", i + 1, t);
+        snprintf(b[i], sizeof b[i], "bob %d over %s \"quoted\" \\ back", i + 1, t);
+        ap[i] = a[i];
+        bp[i] = b[i];
+    }
+    snprintf(a[5], sizeof a[5], "alice: end of %s", t);
+    ap[5] = a[5];
+
+    /* One each way, waiting for delivery: proves all three are connected and
+     * live delivery works in both directions. */
+    client_send_line(alice, a[0]);
+    for (int i = 0; i < 3; i++)
+        wait_n(all[i], 1, dl);
+    client_send_line(bob, b[0]);
+    for (int i = 0; i < 3; i++)
+        wait_n(all[i], 2, dl);
+    /* The rest interleaved, without waiting: each sender's order must hold. */
+    for (int i = 1; i < 5; i++) {
+        client_send_line(alice, a[i]);
+        client_send_line(bob, b[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        wait_n(all[i], 10, dl);
+    /* A last message: once it is seen, anything duplicated would be there too. */
+    client_send_line(alice, a[5]);
+    for (int i = 0; i < 3; i++)
+        wait_n(all[i], 11, dl);
+    for (int i = 0; i < 3; i++)
+        check_feed(all[i], 11, "alice", ap, 6, "bob", bp, 5);
+    check_same(alice->name, alice->events, "bob", bob->events);
+    check_same("bob", bob->events, "bob's second instance", bob2->events);
+
+    /* The server's own view (alice's feed over HTTP) is the same sequence. */
+    char tok[65];
+    CHECK(http_login(s.port, "alice", PW, tok) == 200, "login alice over HTTP: expected 200");
+    json_t *truth = http_get_events(s.port, tok, 0);
+    check_same("GET /api/v1/events (alice)", truth, alice->name, alice->events);
+    json_int_t max_id = ev_id(json_array_get(truth, json_array_size(truth) - 1));
+
+    for (int i = 0; i < 3; i++)
+        client_quit(all[i], h_deadline(5000));
+
+    /* Restart on the same database; a fresh client sees everything. */
+    server_restart(&s);
+    struct h_proc *fresh = client_spawn(&s, t, "bob", PW, NULL);
+    wait_n(fresh, 11, dl);
+    check_feed(fresh, 11, "alice", ap, 6, "bob", bp, 5);
+    check_same("events before the restart", truth, "a fresh client after it", fresh->events);
+    /* New messages after the restart get new, larger ids. */
+    char after[64];
+    snprintf(after, sizeof after, "bob after the restart over %s", t);
+    client_send_line(fresh, after);
+    wait_n(fresh, 12, dl);
+    json_t *last = client_event(fresh, 11);
+    CHECK(strcmp(ev_str(last, "body"), after) == 0 && ev_id(last) > max_id,
+          "after the restart: expected a new event with id > %lld and body \"%s\"", (long long)max_id, after);
+    CHECK(client_nevents(fresh) == 12, "fresh client: expected 12 events, got %zu", client_nevents(fresh));
+    client_quit(fresh, h_deadline(5000));
+    json_decref(truth);
+    server_stop(&s);
+}
+
+static void test_short_poll(void **state) { (void)state; run_transport("short-poll"); }
+static void test_long_poll(void **state) { (void)state; run_transport("long-poll"); }
+static void test_websocket(void **state) { (void)state; run_transport("websocket"); }
+
+/* The three transports, run side by side for one user, print the same events
+ * (history replayed at start, then live ones). */
+static void test_transports_agree(void **state)
+{
+    (void)state;
+    int64_t dl = h_deadline(TEST_MS);
+    struct h_server s;
+    server_start(&s, NULL, NULL);
+    CHECK(http_register(s.port, "alice", PW) == 201, "register alice: expected 201");
+    CHECK(http_register(s.port, "bob", PW) == 201, "register bob: expected 201");
+    char tok[65];
+    CHECK(http_login(s.port, "bob", PW, tok) == 200, "login bob: expected 200");
+
+    const char *bodies[] = { "history 1", "history 2", "history 3", "live 1 from bob",
+                             "live from alice over long-poll", "live 2 from bob", "the end" };
+    for (int i = 0; i < 3; i++)
+        CHECK(http_post_message(s.port, tok, NULL, bodies[i], NULL, NULL) == 201, "post %s: expected 201", bodies[i]);
+
+    const char *ts[] = { "short-poll", "long-poll", "websocket" };
+    struct h_proc *c[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = client_spawn(&s, ts[i], "alice", PW, NULL);
+    for (int i = 0; i < 3; i++)
+        wait_n(c[i], 3, dl);
+    CHECK(http_post_message(s.port, tok, "general", bodies[3], "live-1", NULL) == 201, "post live 1");
+    for (int i = 0; i < 3; i++)
+        wait_n(c[i], 4, dl);
+    client_send_line(c[1], bodies[4]);
+    for (int i = 0; i < 3; i++)
+        wait_n(c[i], 5, dl);
+    CHECK(http_post_message(s.port, tok, NULL, bodies[5], NULL, NULL) == 201, "post live 2");
+    CHECK(http_post_message(s.port, tok, NULL, bodies[6], NULL, NULL) == 201, "post the end");
+    for (int i = 0; i < 3; i++)
+        wait_n(c[i], 7, dl);
+
+    const char *bob_b[] = { bodies[0], bodies[1], bodies[2], bodies[3], bodies[5], bodies[6] };
+    const char *alice_b[] = { bodies[4] };
+    for (int i = 0; i < 3; i++)
+        check_feed(c[i], 7, "alice", alice_b, 1, "bob", bob_b, 6);
+    json_t *truth = http_get_events(s.port, tok, 0);
+    for (int i = 0; i < 3; i++)
+        check_same("GET /api/v1/events", truth, c[i]->name, c[i]->events);
+    json_decref(truth);
+    for (int i = 0; i < 3; i++)
+        client_quit(c[i], h_deadline(5000));
+    server_stop(&s);
+}
+
+/* SIGTERM with a WebSocket and a pending long poll attached: chatd exits 0
+ * promptly (server_stop allows 10 s). */
+static void test_shutdown_with_clients(void **state)
+{
+    (void)state;
+    int64_t dl = h_deadline(TEST_MS);
+    struct h_server s;
+    const char *extra[] = { "--long-poll-max-s", "25", NULL };
+    server_start(&s, NULL, extra);
+    CHECK(http_register(s.port, "alice", PW) == 201, "register alice: expected 201");
+    struct h_proc *lp = client_spawn(&s, "long-poll", "alice", PW, NULL);
+    struct h_proc *ws = client_spawn(&s, "websocket", "alice", PW, NULL);
+    client_send_line(ws, "hello before shutdown");
+    wait_n(lp, 1, dl);
+    wait_n(ws, 1, dl);
+    int64_t t0 = h_now_ms();
+    server_stop(&s);
+    CHECK(h_now_ms() - t0 < 5000, "chatd took %lld ms to stop with clients attached",
+          (long long)(h_now_ms() - t0));
+}
+
+/* A wrong password: the client reports it and exits non-zero. */
+static void test_wrong_password(void **state)
+{
+    (void)state;
+    struct h_server s;
+    server_start(&s, NULL, NULL);
+    CHECK(http_register(s.port, "alice", PW) == 201, "register alice: expected 201");
+    struct h_proc *c = client_spawn(&s, "websocket", "alice", "not the password", NULL);
+    int st = 0;
+    CHECK(h_proc_wait_exit(c, h_deadline(10000), &st), "client with a wrong password did not exit");
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) != 0, "client with a wrong password: expected a non-zero exit, got status %d", st);
+    CHECK(c->err.len > 0, "client with a wrong password said nothing on stderr");
+    CHECK(client_nevents(c) == 0, "client with a wrong password printed events");
+    server_stop(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_short_poll, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_websocket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transports_agree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_with_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_password, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("e2e chat", tests, NULL, NULL);
+}
