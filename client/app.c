@@ -1,0 +1,236 @@
+/* app.c — wiring of one run. The lws context's user pointer is the app;
+ * protocols[0] is the wsi lifecycle protocol, then HTTP requests, the
+ * transport's own protocol (WebSocket), stdin and signals. Order of events:
+ * login (auth.c), then the transport starts; messages typed meanwhile wait
+ * in the outbox. Nothing is freed from inside a callback: quitting only sets
+ * a flag, and the loop in app_run tears everything down afterwards. */
+#include "app.h"
+#include "auth.h"
+#include "core.h"
+#include "headless.h"
+#include "http.h"
+#include "protocol.h"
+#include "transport.h"
+#include "wsi_owner.h"
+
+#include <libwebsockets.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define APP_PROTOCOLS_MAX 6
+#define APP_GOODBYE_MS    500     /* patience for an orderly close */
+
+struct app {
+    const struct app_config *cfg;
+    struct lws_protocols protocols[APP_PROTOCOLS_MAX];
+    struct lws_context *ctx;
+    struct core *core;
+    struct http *http;
+    struct auth *auth;
+    struct headless *ui;
+    void *transport;
+    struct transport_env env;
+    char token[257];
+    int logged_in;
+    int done, exit_code;
+    lws_sorted_usec_list_t sul_goodbye;
+    int goodbye_over;
+};
+
+static void app_quit(void *arg, int exit_code)
+{
+    struct app *a = arg;
+    if (a->done)
+        return;
+    a->done = 1;
+    a->exit_code = exit_code;
+    lws_cancel_service(a->ctx);
+}
+
+/* ---- signals: a signalfd read through the loop ---- */
+
+static int signal_cb(struct lws *wsi, enum lws_callback_reasons reason,
+                     void *user, void *in, size_t len)
+{
+    struct app *a = lws_context_user(lws_get_context(wsi));
+    struct signalfd_siginfo si;
+    (void)user;
+    (void)in;
+    (void)len;
+    if (reason != LWS_CALLBACK_RAW_RX_FILE)
+        return 0;
+    if (read(lws_get_socket_fd(wsi), &si, sizeof si) == (ssize_t)sizeof si)
+        app_quit(a, 128 + (int)si.ssi_signo);
+    return 0;
+}
+
+static const struct lws_protocols signal_protocol = {
+    .name = "chat-signal",
+    .callback = signal_cb,
+};
+
+static int signals_adopt(struct lws_vhost *vh)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    signal(SIGPIPE, SIG_IGN);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+        return -1;
+    lws_sock_file_fd_type fd;
+    fd.filefd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd.filefd < 0)
+        return -1;
+    /* on failure lws closes the fd itself */
+    return lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd,
+                                      signal_protocol.name, NULL) ? 0 : -1;
+}
+
+/* ---- login, then the transport ---- */
+
+static void outbox_changed(void *arg)
+{
+    struct app *a = arg;
+    if (a->transport && a->cfg->transport->outbox_changed)
+        a->cfg->transport->outbox_changed(a->transport);
+}
+
+static void logged_in(void *arg, int exit_code, const char *token)
+{
+    struct app *a = arg;
+    const struct transport_ops *ops = a->cfg->transport;
+    if (exit_code != AUTH_EXIT_OK) {
+        app_quit(a, exit_code);
+        return;
+    }
+    snprintf(a->token, sizeof a->token, "%s", token);
+    a->logged_in = 1;
+    a->env = (struct transport_env){
+        .ctx = a->ctx, .host = a->cfg->host, .port = a->cfg->port,
+        .prefix = a->cfg->prefix, .token = a->token, .core = a->core,
+        .http = a->http, .interval_ms = a->cfg->interval_ms, .wait_s = a->cfg->wait_s,
+    };
+    a->transport = ops->create(&a->env);
+    if (!a->transport || ops->start(a->transport) < 0) {
+        core_error(a->core, "cannot start the %s transport", ops->name);
+        app_quit(a, 1);
+    }
+}
+
+static int start_login(struct app *a)
+{
+    struct auth_request req = {
+        .ctx = a->ctx, .http = a->http, .core = a->core, .prefix = a->cfg->prefix,
+        .user = a->cfg->user, .password = a->cfg->password,
+        .do_register = a->cfg->do_register,
+    };
+    a->auth = auth_start(&req, logged_in, a);
+    return a->auth ? 0 : -1;
+}
+
+/* ---- setup and teardown ---- */
+
+static struct lws_context *make_context(struct app *a)
+{
+    struct lws_context_creation_info info;
+    const struct lws_protocols *list[] = {
+        wsi_owner_protocol(),       /* must stay first */
+        http_protocol(),
+        headless_protocol(),
+        &signal_protocol,
+        a->cfg->transport->protocol,
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        if (list[i])
+            a->protocols[n++] = *list[i];
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = a->protocols;
+    info.user = a;
+    /* lws's own response timeout must not cut a long-poll hold first */
+    info.timeout_secs = (unsigned)(a->cfg->wait_s + 30);
+    return lws_create_context(&info);
+}
+
+static int app_init(struct app *a)
+{
+    struct lws_vhost *vh;
+    a->core = core_new(NULL);
+    if (!a->core || !(a->ctx = make_context(a)) ||
+        !(vh = lws_get_vhost_by_name(a->ctx, "default")))
+        return -1;
+    a->http = http_new(a->ctx, a->cfg->host, a->cfg->port, a->core);
+    struct headless_env he = {
+        .core = a->core, .ctx = a->ctx, .vhost = vh,
+        .transport = a->cfg->transport->name, .quit = app_quit, .arg = a,
+    };
+    if (!a->http || !(a->ui = headless_new(&he)) || signals_adopt(vh) < 0)
+        return -1;
+    core_set_outbox_hook(a->core, outbox_changed, a);
+    return start_login(a);
+}
+
+static void goodbye_over(lws_sorted_usec_list_t *sul)
+{
+    struct app *a = lws_container_of(sul, struct app, sul_goodbye);
+    a->goodbye_over = 1;
+    lws_cancel_service(a->ctx);     /* else lws_service keeps polling */
+}
+
+/* Lets the transport say goodbye (e.g. a WebSocket close), briefly. */
+static void app_goodbye(struct app *a)
+{
+    const struct transport_ops *ops = a->cfg->transport;
+    if (!a->transport || !ops->stop)
+        return;
+    lws_sul_schedule(a->ctx, 0, &a->sul_goodbye, goodbye_over,
+                     (lws_usec_t)APP_GOODBYE_MS * 1000);
+    while (ops->stop(a->transport) && !a->goodbye_over && lws_service(a->ctx, 0) >= 0)
+        ;
+    lws_sul_cancel(&a->sul_goodbye);
+}
+
+static void app_teardown(struct app *a)
+{
+    if (a->ui && a->logged_in)
+        headless_print_stats(a->ui);
+    if (a->transport)
+        a->cfg->transport->destroy(a->transport);
+    auth_free(a->auth);
+    headless_free(a->ui);
+    http_free(a->http);
+    if (a->ctx)
+        lws_context_destroy(a->ctx);
+    core_free(a->core);
+    sodium_memzero(a->token, sizeof a->token);
+    free(a);
+}
+
+int app_run(const struct app_config *cfg)
+{
+    struct app *a = calloc(1, sizeof *a);
+    if (!a) {
+        headless_print_error("out of memory");
+        return 1;
+    }
+    a->cfg = cfg;
+    if (app_init(a) < 0) {
+        headless_print_error("cannot set up the client (lws context, stdin or signals)");
+        a->exit_code = 1;
+        a->done = 1;
+    }
+    while (!a->done && lws_service(a->ctx, 0) >= 0)
+        ;
+    app_goodbye(a);
+    int code = a->exit_code;
+    app_teardown(a);
+    return code;
+}

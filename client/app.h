@@ -1,0 +1,23 @@
+/* app.h — one client run: the lws context and its protocol table, the core,
+ * login, the chosen transport and the front end, all in one event loop. */
+#ifndef CHAT_APP_H
+#define CHAT_APP_H
+
+struct transport_ops;
+
+struct app_config {
+    const char *host;
+    int port;
+    const char *prefix;         /* "" or "/path", no trailing slash */
+    const char *user;
+    const char *password;       /* wiped by the caller after app_run */
+    int do_register;
+    const struct transport_ops *transport;
+    int interval_ms;
+    int wait_s;
+};
+
+/* Runs until the front end quits; returns the process exit code. */
+int app_run(const struct app_config *cfg);
+
+#endif

@@ -1,0 +1,170 @@
+/* auth.c — register and login. A step that gets no answer, a 429 or a 5xx
+ * is retried AUTH_TRIES times with backoff before we call the server
+ * unreachable (exit 3). 401/400 on login mean wrong credentials (exit 2),
+ * any other refusal is exit 1; 409 on
+ * register means the name is taken (exit 1) unless an earlier try of ours
+ * may have taken it and lost the answer. */
+#include "auth.h"
+#include "backoff.h"
+#include "core.h"
+#include "http.h"
+#include "protocol.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AUTH_TRIES     5
+#define AUTH_TIMEOUT_S 30        /* argon2 hashing can queue on the server */
+
+enum auth_step { STEP_REGISTER, STEP_LOGIN };
+
+struct auth {
+    struct auth_request req;
+    char user[PROTO_USER_MAX + 1];
+    char password[PROTO_PASSWORD_MAX + 1];
+    char prefix[256];
+    enum auth_step step;
+    int attempts;                /* of the current step */
+    int lost_answer;             /* a register try got no answer */
+    uint16_t tries;
+    struct http_req *http_req;
+    lws_sorted_usec_list_t sul;
+    auth_done_cb cb;
+    void *arg;
+};
+
+static void auth_issue(struct auth *a);
+
+static void auth_end(struct auth *a, int code, const char *token)
+{
+    a->cb(a->arg, code, token);
+}
+
+static void auth_tick(lws_sorted_usec_list_t *sul)
+{
+    auth_issue(lws_container_of(sul, struct auth, sul));
+}
+
+/* No usable answer: try again later, or give up. */
+static void auth_retry(struct auth *a, const char *why)
+{
+    if (++a->attempts >= AUTH_TRIES) {
+        core_error(a->req.core, "server unreachable: %s", why);
+        auth_end(a, AUTH_EXIT_UNREACHABLE, NULL);
+        return;
+    }
+    unsigned ms = backoff_next(a->req.ctx, &a->tries);
+    lws_sul_schedule(a->req.ctx, 0, &a->sul, auth_tick, (lws_usec_t)ms * 1000);
+}
+
+static void register_answer(struct auth *a, const struct http_result *r)
+{
+    char msg[160];
+    if (r->status == 201 || (r->status == 409 && a->lost_answer)) {
+        a->step = STEP_LOGIN;
+        a->attempts = 0;
+        a->tries = 0;
+        auth_issue(a);
+    } else if (r->status == 409) {
+        core_error(a->req.core, "user exists");
+        auth_end(a, AUTH_EXIT_ERROR, NULL);
+    } else {
+        core_error(a->req.core, "registration refused: %s", http_error_text(r, msg, sizeof msg));
+        auth_end(a, AUTH_EXIT_ERROR, NULL);
+    }
+}
+
+static void login_answer(struct auth *a, const struct http_result *r)
+{
+    char msg[160];
+    const char *token = NULL;
+    json_t *root;
+    if (r->status == 401 || r->status == 400) {
+        core_error(a->req.core, "authentication failed: %s",
+                   r->status == 401 ? "wrong user name or password"
+                                    : http_error_text(r, msg, sizeof msg));
+        auth_end(a, AUTH_EXIT_DENIED, NULL);
+        return;
+    }
+    if (r->status != 200) {
+        core_error(a->req.core, "login failed: %s", http_error_text(r, msg, sizeof msg));
+        auth_end(a, AUTH_EXIT_ERROR, NULL);
+        return;
+    }
+    root = json_loadb(r->body, r->len, 0, NULL);
+    if (proto_get_string(root, "token", &token) < 0 || !token || !*token ||
+        strlen(token) > 256 || strpbrk(token, " \r\n")) {
+        core_error(a->req.core, "login answer has no usable token");
+        auth_end(a, AUTH_EXIT_ERROR, NULL);
+    } else {
+        auth_end(a, AUTH_EXIT_OK, token);
+    }
+    json_decref(root);
+}
+
+static void auth_answer(void *arg, const struct http_result *r)
+{
+    struct auth *a = arg;
+    char why[200], msg[160];
+    a->http_req = NULL;
+    if (r->error || r->status == 429 || r->status >= 500) {
+        snprintf(why, sizeof why, "%s", r->error ? r->error : http_error_text(r, msg, sizeof msg));
+        if (a->step == STEP_REGISTER && r->error)
+            a->lost_answer = 1;
+        auth_retry(a, why);
+    } else if (a->step == STEP_REGISTER) {
+        register_answer(a, r);
+    } else {
+        login_answer(a, r);
+    }
+}
+
+static void auth_issue(struct auth *a)
+{
+    char path[300];
+    json_t *o = json_pack("{s:s,s:s}", "user", a->user, "password", a->password);
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    snprintf(path, sizeof path, "%s/api/v1/%s", a->prefix,
+             a->step == STEP_REGISTER ? "register" : "login");
+    struct http_call call = {
+        .method = "POST", .path = path, .body = body, .timeout_s = AUTH_TIMEOUT_S,
+    };
+    a->http_req = body ? http_request(a->req.http, &call, auth_answer, a) : NULL;
+    if (body) {
+        sodium_memzero(body, strlen(body));
+        free(body);
+    }
+    if (!a->http_req)
+        auth_retry(a, "out of memory");
+}
+
+struct auth *auth_start(const struct auth_request *req, auth_done_cb cb, void *arg)
+{
+    struct auth *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->req = *req;
+    a->cb = cb;
+    a->arg = arg;
+    snprintf(a->user, sizeof a->user, "%s", req->user);
+    snprintf(a->password, sizeof a->password, "%s", req->password);
+    snprintf(a->prefix, sizeof a->prefix, "%s", req->prefix);
+    a->req.password = NULL;
+    a->step = req->do_register ? STEP_REGISTER : STEP_LOGIN;
+    /* start from the loop so the callback never runs inside auth_start */
+    lws_sul_schedule(req->ctx, 0, &a->sul, auth_tick, 1);
+    return a;
+}
+
+void auth_free(struct auth *a)
+{
+    if (!a)
+        return;
+    lws_sul_cancel(&a->sul);
+    http_cancel(a->http_req);
+    sodium_memzero(a->password, sizeof a->password);
+    free(a);
+}

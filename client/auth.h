@@ -1,0 +1,34 @@
+/* auth.h — getting a session token: optional POST /api/v1/register, then
+ * POST /api/v1/login, each retried with backoff while the server cannot be
+ * reached. Ends in one callback with an exit code (0 = token obtained). */
+#ifndef CHAT_AUTH_H
+#define CHAT_AUTH_H
+
+struct core;
+struct http;
+struct lws_context;
+
+#define AUTH_EXIT_OK           0
+#define AUTH_EXIT_ERROR        1   /* e.g. the user exists already */
+#define AUTH_EXIT_DENIED       2   /* wrong user or password */
+#define AUTH_EXIT_UNREACHABLE  3   /* no answer after a few tries */
+
+struct auth_request {
+    struct lws_context *ctx;
+    struct http *http;
+    struct core *core;          /* errors are reported through it */
+    const char *prefix;         /* server path prefix */
+    const char *user;
+    const char *password;       /* copied; wiped when auth is freed */
+    int do_register;
+};
+
+/* token is borrowed for the call (NULL unless exit_code is 0). */
+typedef void (*auth_done_cb)(void *arg, int exit_code, const char *token);
+
+struct auth;
+struct auth *auth_start(const struct auth_request *req, auth_done_cb cb, void *arg);
+/* Cancels a request still running; never call it from the callback. */
+void auth_free(struct auth *a);
+
+#endif

@@ -1,0 +1,334 @@
+/* headless.c — front end without a UI, for tests and scripts.
+ *
+ * Input (stdin, read through the lws loop as a raw file): one message per
+ * line to room "general". A trailing CR is dropped, empty lines are skipped,
+ * lines over 4096 bytes or with invalid UTF-8 or NUL bytes are refused with
+ * an error line. "/quit" or end of input ends the client: it waits until
+ * every message is acknowledged (at most 5 s), then exits 0.
+ *
+ * STDOUT: exactly one line per delivered event, the event object as sent by
+ * the server, compact JSON, flushed — nothing else. Events arrive in id
+ * order, each once, whatever the transport.
+ *     {"id":17,"type":"chat","ts":1764300000123,"room":"general","from":"alice","body":"hi"}
+ *
+ * STDERR: one compact JSON object per line, one of:
+ *     {"state":"connecting","transport":"websocket"}
+ *     {"state":"connected","transport":"websocket"}
+ *     {"state":"reconnecting","transport":"websocket","retry_ms":750}
+ *     {"state":"offline","transport":"websocket"}
+ *     {"ack":"<client_msg_id>","id":12}       the server stored a message
+ *     {"error":"<human-readable text>"}
+ *     {"log":"<text>"}                        an lws error message
+ *     {"stats":{"transport":"websocket","requests":1,"bytes_in":900,
+ *       "bytes_out":700,"events":3,"dropped":0,"latency_ms":2,
+ *       "latency_median_ms":2}}             once, at exit (after login)
+ */
+#include "headless.h"
+#include "core.h"
+#include "protocol.h"
+#include "wsi_owner.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HEADLESS_PROTOCOL_NAME "chat-stdin"
+#define QUIT_GRACE_MS          5000
+#define READS_PER_WAKEUP       64
+
+struct headless {
+    struct headless_env env;
+    struct wsi_owner owner;      /* of the stdin wsi */
+    struct lws *stdin_wsi;
+    char line[PROTO_BODY_MAX + 2];  /* body + a possible CR */
+    size_t len;
+    int overlong;
+    int quitting;
+    int started;                 /* logged in: the transport reports states */
+    lws_sorted_usec_list_t sul_grace;
+};
+
+/* ---- output ---- */
+
+static void print_json(FILE *f, json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (s) {
+        fputs(s, f);
+        fputc('\n', f);
+        fflush(f);
+    }
+    free(s);
+    json_decref(o);
+}
+
+void headless_print_error(const char *text)
+{
+    json_t *o = json_pack("{s:s}", "error", text);
+    if (!o)   /* not UTF-8: still say something */
+        o = json_pack("{s:s}", "error", "(unprintable error text)");
+    print_json(stderr, o);
+}
+
+static void on_event(void *arg, const json_t *event)
+{
+    (void)arg;
+    print_json(stdout, json_incref((json_t *)event));
+}
+
+static const char *const state_names[] = {
+    [CORE_CONNECTING] = "connecting",
+    [CORE_CONNECTED] = "connected",
+    [CORE_RECONNECTING] = "reconnecting",
+    [CORE_OFFLINE] = "offline",
+};
+
+static void quit_now(struct headless *h, int code)
+{
+    lws_sul_cancel(&h->sul_grace);
+    h->env.quit(h->env.arg, code);
+}
+
+/* Quitting, logged in and nothing left to send: go. */
+static void check_drained(struct headless *h)
+{
+    if (h->quitting && h->started && core_outbox_len(h->env.core) == 0)
+        quit_now(h, 0);
+}
+
+static void grace_over(lws_sorted_usec_list_t *sul);
+
+/* The grace period for unacknowledged messages starts once we are logged
+ * in; until then a failed login decides the exit code. */
+static void arm_grace(struct headless *h)
+{
+    lws_sul_schedule(h->env.ctx, 0, &h->sul_grace, grace_over,
+                     (lws_usec_t)QUIT_GRACE_MS * 1000);
+    check_drained(h);
+}
+
+static void on_state(void *arg, enum core_state s, unsigned retry_ms)
+{
+    struct headless *h = arg;
+    json_t *o = json_pack("{s:s,s:s}", "state", state_names[s], "transport", h->env.transport);
+    if (o && s == CORE_RECONNECTING)
+        json_object_set_new(o, "retry_ms", json_integer(retry_ms));
+    print_json(stderr, o);
+    if (s == CORE_OFFLINE) {
+        quit_now(h, core_exit_code(h->env.core));
+        return;
+    }
+    if (!h->started) {
+        h->started = 1;
+        if (h->quitting)
+            arm_grace(h);
+    }
+}
+
+static void on_ack(void *arg, const char *client_msg_id, int64_t id)
+{
+    struct headless *h = arg;
+    print_json(stderr, json_pack("{s:s,s:I}", "ack", client_msg_id, "id", (json_int_t)id));
+    check_drained(h);
+}
+
+static void on_error(void *arg, const char *text)
+{
+    struct headless *h = arg;
+    headless_print_error(text);
+    check_drained(h);     /* a refused message leaves the outbox too */
+}
+
+void headless_print_stats(struct headless *h)
+{
+    struct core_stats st;
+    core_get_stats(h->env.core, &st);
+    print_json(stderr, json_pack("{s:{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}", "stats",
+        "transport", h->env.transport,
+        "requests", (json_int_t)st.requests,
+        "bytes_in", (json_int_t)st.bytes_in,
+        "bytes_out", (json_int_t)st.bytes_out,
+        "events", (json_int_t)st.events,
+        "dropped", (json_int_t)st.dropped,
+        "latency_ms", (json_int_t)st.latency_ms,
+        "latency_median_ms", (json_int_t)st.latency_median_ms));
+}
+
+/* ---- input ---- */
+
+static void grace_over(lws_sorted_usec_list_t *sul)
+{
+    struct headless *h = lws_container_of(sul, struct headless, sul_grace);
+    char msg[96];
+    snprintf(msg, sizeof msg, "quitting with %zu unacknowledged message(s)",
+             core_outbox_len(h->env.core));
+    headless_print_error(msg);
+    quit_now(h, 0);
+}
+
+static void start_quit(struct headless *h)
+{
+    if (h->quitting)
+        return;
+    h->quitting = 1;
+    if (h->started)
+        arm_grace(h);
+}
+
+static void take_line(struct headless *h, char *s, size_t n)
+{
+    if (h->quitting)
+        return;                 /* nothing after /quit counts */
+    if (n && s[n - 1] == '\r')
+        n--;
+    s[n] = '\0';
+    if (n == 0)
+        return;
+    if (n > PROTO_BODY_MAX)
+        headless_print_error("line longer than 4096 bytes; not sent");
+    else if (memchr(s, '\0', n))
+        headless_print_error("line contains a NUL byte; not sent");
+    else if (!proto_utf8_valid(s, n))
+        headless_print_error("line is not valid UTF-8; not sent");
+    else if (strcmp(s, "/quit") == 0)
+        start_quit(h);
+    else
+        core_send(h->env.core, PROTO_DEFAULT_ROOM, s);
+}
+
+static void take_bytes(struct headless *h, const char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\n') {
+            if (h->overlong)
+                headless_print_error("line longer than 4096 bytes; not sent");
+            else
+                take_line(h, h->line, h->len);
+            h->len = 0;
+            h->overlong = 0;
+        } else if (!h->overlong) {
+            if (h->len == sizeof h->line - 1)
+                h->overlong = 1;
+            else
+                h->line[h->len++] = buf[i];
+        }
+    }
+}
+
+/* End of input: a last line without newline counts, then quit. */
+static void stdin_eof(struct headless *h)
+{
+    if (h->overlong)
+        headless_print_error("line longer than 4096 bytes; not sent");
+    else if (h->len)
+        take_line(h, h->line, h->len);
+    h->len = 0;
+    h->overlong = 0;
+    start_quit(h);
+}
+
+/* Reads what is there now (a closed pipe may hold more than one read).
+ * Returns -1 at end of input so lws closes the wsi. */
+static int stdin_readable(struct headless *h, int fd)
+{
+    char buf[4096];
+    for (int i = 0; i < READS_PER_WAKEUP; i++) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            return 0;
+        if (n <= 0) {
+            stdin_eof(h);
+            return -1;
+        }
+        take_bytes(h, buf, (size_t)n);
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        if (poll(&pfd, 1, 0) <= 0)
+            return 0;
+    }
+    return 0;
+}
+
+static void stdin_gone(struct wsi_owner *o, struct lws *wsi)
+{
+    struct headless *h = lws_container_of(o, struct headless, owner);
+    (void)wsi;
+    h->stdin_wsi = NULL;
+    stdin_eof(h);
+}
+
+static int stdin_cb(struct lws *wsi, enum lws_callback_reasons reason,
+                    void *user, void *in, size_t len)
+{
+    struct wsi_owner *o = wsi_owner_of(wsi);
+    struct headless *h = o ? lws_container_of(o, struct headless, owner) : NULL;
+    (void)user;
+    (void)in;
+    (void)len;
+    if (!h)
+        return reason == LWS_CALLBACK_RAW_RX_FILE ? -1 : 0;
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        return stdin_readable(h, STDIN_FILENO);
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        wsi_owner_release(wsi);
+        h->stdin_wsi = NULL;
+        stdin_eof(h);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocol = {
+    .name = HEADLESS_PROTOCOL_NAME,
+    .callback = stdin_cb,
+};
+
+const struct lws_protocols *headless_protocol(void)
+{
+    return &protocol;
+}
+
+/* ---- lifetime ---- */
+
+struct headless *headless_new(const struct headless_env *env)
+{
+    struct headless *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->env = *env;
+    h->owner.gone = stdin_gone;
+    struct core_callbacks cb = {
+        .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
+        .on_error = on_error, .arg = h,
+    };
+    core_set_callbacks(env->core, &cb);
+    lws_adopt_desc_t ad = {
+        .vh = env->vhost,
+        .type = LWS_ADOPT_RAW_FILE_DESC,
+        .fd = { .filefd = STDIN_FILENO },
+        .vh_prot_name = HEADLESS_PROTOCOL_NAME,
+        .opaque = &h->owner,
+    };
+    h->stdin_wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+    if (!h->stdin_wsi) {
+        core_set_callbacks(env->core, NULL);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void headless_free(struct headless *h)
+{
+    if (!h)
+        return;
+    lws_sul_cancel(&h->sul_grace);
+    if (h->stdin_wsi)
+        wsi_owner_detach(h->stdin_wsi);
+    core_set_callbacks(h->env.core, NULL);
+    free(h);
+}

@@ -1,0 +1,32 @@
+/* headless.h — the line-oriented front end for scripts and tests: stdin
+ * lines become messages, events go to stdout and status to stderr, one JSON
+ * object per line. The output format is documented in headless.c. */
+#ifndef CHAT_HEADLESS_H
+#define CHAT_HEADLESS_H
+
+#include <libwebsockets.h>
+
+struct core;
+
+struct headless_env {
+    struct core *core;          /* its callbacks are set to ours */
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;    /* stdin is adopted here */
+    const char *transport;      /* name, for the state lines */
+    void (*quit)(void *arg, int exit_code);
+    void *arg;
+};
+
+struct headless;
+/* Adopts stdin into the lws loop. NULL on failure. */
+struct headless *headless_new(const struct headless_env *env);
+void headless_free(struct headless *h);
+/* One {"stats":{...}} line: the cost counters at exit. */
+void headless_print_stats(struct headless *h);
+/* Errors before the core exists (startup, usage) in the same format. */
+void headless_print_error(const char *text);
+
+/* The raw-file protocol stdin binds to; add it to the vhost. */
+const struct lws_protocols *headless_protocol(void);
+
+#endif

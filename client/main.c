@@ -1,0 +1,224 @@
+/* main.c — bin/chat: command-line flags, the server URL, the password (from
+ * CHAT_PASSWORD or asked on /dev/tty, never a flag), lws logging, then
+ * app_run. Exit codes: 0 ok, 1 usage or other error, 2 authentication
+ * failed, 3 server unreachable at login. */
+#include "app.h"
+#include "headless.h"
+#include "protocol.h"
+#include "transport.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define DEFAULT_SERVER   "http://127.0.0.1:8080"
+#define LONG_POLL_WAIT_S 25
+
+struct options {
+    const char *server, *user, *transport;
+    int do_register, headless, help;
+    long interval_ms;
+    char url[512];               /* lws_parse_uri works on this copy */
+    char prefix[512];
+    char password[PROTO_PASSWORD_MAX + 2];
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: chat --user NAME [--server URL] [--register]\n"
+        "            [--transport short-poll|long-poll|websocket] [--interval-ms N] --headless\n"
+        "  --server URL       server address (default " DEFAULT_SERVER "; http only)\n"
+        "  --user NAME        1-32 characters of a-z 0-9 _ -\n"
+        "  --register         create the account first, then log in\n"
+        "  --transport T      short-poll, long-poll or websocket (default websocket)\n"
+        "  --interval-ms N    short-poll period, 50..60000 (default 1000)\n"
+        "  --headless         lines on stdin are messages; events on stdout as JSON\n"
+        "The password comes from CHAT_PASSWORD or is asked on the terminal.\n"
+        "Exit codes: 0 ok, 1 usage/error, 2 authentication failed, 3 server unreachable.\n");
+}
+
+/* Errors before the core exists: JSON for tests in headless mode. */
+static int fail(const struct options *o, int code, const char *msg)
+{
+    if (o->headless)
+        headless_print_error(msg);
+    else
+        fprintf(stderr, "chat: %s\n", msg);
+    return code;
+}
+
+static int parse_flags(struct options *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "server", required_argument, NULL, 's' },
+        { "user", required_argument, NULL, 'u' },
+        { "register", no_argument, NULL, 'r' },
+        { "transport", required_argument, NULL, 't' },
+        { "interval-ms", required_argument, NULL, 'i' },
+        { "headless", no_argument, NULL, 'H' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    char *end;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's': o->server = optarg; break;
+        case 'u': o->user = optarg; break;
+        case 'r': o->do_register = 1; break;
+        case 't': o->transport = optarg; break;
+        case 'H': o->headless = 1; break;
+        case 'h': o->help = 1; break;
+        case 'i':
+            o->interval_ms = strtol(optarg, &end, 10);
+            if (*end || end == optarg)
+                o->interval_ms = -1;
+            break;
+        default: return -1;
+        }
+    }
+    return optind == argc ? 0 : -1;
+}
+
+/* Splits --server into host, port and path prefix. */
+static const char *parse_server(struct options *o, struct app_config *cfg)
+{
+    const char *prot, *host, *path;
+    int port;
+    if (strlen(o->server) >= sizeof o->url)
+        return "server URL too long";
+    snprintf(o->url, sizeof o->url, "%s", o->server);
+    if (lws_parse_uri(o->url, &prot, &host, &port, &path))
+        return "cannot parse the server URL";
+    if (strcmp(prot, "https") == 0)
+        return "https is not supported yet; use http://";
+    if (strcmp(prot, "http") != 0 || !*host)
+        return "the server URL must look like http://HOST[:PORT][/PREFIX]";
+    if (port <= 0 || port > 65535)
+        return "bad port in the server URL";
+    while (*path == '/')
+        path++;
+    snprintf(o->prefix, sizeof o->prefix, "%s%s", *path ? "/" : "", path);
+    size_t n = strlen(o->prefix);
+    while (n && o->prefix[n - 1] == '/')
+        o->prefix[--n] = '\0';
+    cfg->host = host;
+    cfg->port = port;
+    cfg->prefix = o->prefix;
+    return NULL;
+}
+
+/* Reads a line from /dev/tty with echo off. */
+static int prompt_password(char *buf, size_t size)
+{
+    struct termios old, quiet;
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int echo_off = tcgetattr(fd, &old) == 0;
+    if (echo_off) {
+        quiet = old;
+        quiet.c_lflag &= (tcflag_t)~ECHO;
+        tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    (void)!write(fd, "password: ", 10);
+    size_t n = 0;
+    char ch;
+    while (read(fd, &ch, 1) == 1 && ch != '\n')
+        if (n + 1 < size)
+            buf[n++] = ch;
+    buf[n] = '\0';
+    if (echo_off)
+        tcsetattr(fd, TCSAFLUSH, &old);
+    (void)!write(fd, "\n", 1);
+    close(fd);
+    return 0;
+}
+
+static int get_password(struct options *o)
+{
+    const char *env = getenv("CHAT_PASSWORD");
+    if (env) {
+        if (strlen(env) >= sizeof o->password)
+            return -1;
+        snprintf(o->password, sizeof o->password, "%s", env);
+        return 0;
+    }
+    return prompt_password(o->password, sizeof o->password);
+}
+
+/* Everything but the password; returns an exit code or -1 to go on. */
+static int check_options(struct options *o, int argc, char **argv, struct app_config *cfg)
+{
+    const char *err;
+    if (parse_flags(o, argc, argv) < 0) {
+        usage(stderr);
+        return 1;
+    }
+    if (o->help) {
+        usage(stdout);
+        return 0;
+    }
+    if (!o->user)
+        return fail(o, 1, "--user NAME is required");
+    if (!proto_name_valid(o->user))
+        return fail(o, 1, "user names are 1-32 characters of a-z 0-9 _ -");
+    if (!(cfg->transport = transport_find(o->transport)))
+        return fail(o, 1, "--transport must be short-poll, long-poll or websocket");
+    if (o->interval_ms < 50 || o->interval_ms > 60000)
+        return fail(o, 1, "--interval-ms must be between 50 and 60000");
+    if ((err = parse_server(o, cfg)))
+        return fail(o, 1, err);
+    if (!o->headless)
+        return fail(o, 1, "the interactive UI is not built yet; use --headless");
+    cfg->user = o->user;
+    cfg->do_register = o->do_register;
+    cfg->interval_ms = (int)o->interval_ms;
+    cfg->wait_s = LONG_POLL_WAIT_S;
+    return -1;
+}
+
+/* lws errors as JSON lines so stderr stays parseable. */
+static void log_emit(int level, const char *line)
+{
+    char buf[512];
+    (void)level;
+    snprintf(buf, sizeof buf, "lws: %s", line);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    json_t *o = json_pack("{s:s}", "log", buf);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (s)
+        fprintf(stderr, "%s\n", s);
+    free(s);
+    json_decref(o);
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = { .server = DEFAULT_SERVER, .transport = "websocket", .interval_ms = 1000 };
+    struct app_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    lws_set_log_level(LLL_ERR, log_emit);
+    int code = check_options(&o, argc, argv, &cfg);
+    if (code >= 0)
+        return code;
+    if (get_password(&o) < 0)
+        return fail(&o, 1, "set CHAT_PASSWORD or run on a terminal to type the password");
+    if (!proto_password_valid(o.password)) {
+        sodium_memzero(o.password, sizeof o.password);
+        return fail(&o, o.do_register ? 1 : 2, "passwords are 8-128 bytes");
+    }
+    cfg.password = o.password;
+    code = app_run(&cfg);
+    sodium_memzero(o.password, sizeof o.password);
+    return code;
+}

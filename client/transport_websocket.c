@@ -1,0 +1,399 @@
+/* transport_websocket.c — one WebSocket to /api/v1/ws (subprotocol chat.v1):
+ * hello with after=cursor, then events, acks and errors arrive as frames and
+ * the outbox goes out as send frames. Messages are reassembled from
+ * fragments up to 64 KiB; we write only from CLIENT_WRITEABLE. A lost
+ * connection is retried with backoff and every unacknowledged message is
+ * sent again on the new one, with its client_msg_id, for the server to
+ * dedupe. Close code 4401 (bad hello) ends the client with exit code 2. */
+#include "backoff.h"
+#include "core.h"
+#include "http.h"
+#include "protocol.h"
+#include "transport.h"
+#include "wsi_owner.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WS_PROTOCOL_NAME  "chat-ws"
+#define WS_RX_CAP         PROTO_MAX_REQUEST_BYTES
+#define WS_FRAGMENTS_MAX  1024
+#define WS_CLOSE_BAD_HELLO 4401
+#define WS_READY_TIMEOUT_S 10     /* connect + handshake + hello -> ready */
+
+struct ws {
+    struct transport_env env;
+    struct wsi_owner owner;
+    char hostport[300];
+    char path[300];
+    struct lws *wsi;
+    int attempt_live;            /* a connection attempt or connection is up */
+    lws_sorted_usec_list_t sul;  /* next attempt, or the ready deadline */
+    uint16_t tries;
+    unsigned conn;               /* serial of the current connection */
+    int hello_pending, ready;
+    int stopping;                /* closing for good: no reconnect */
+    int close_code;              /* sent by the server, 0 if none */
+    char *rx;
+    size_t rx_len, rx_cap;
+    unsigned fragments;
+    int in_message;
+};
+
+static void ws_connect(lws_sorted_usec_list_t *sul);
+
+static struct ws *ws_of(struct lws *wsi)
+{
+    struct wsi_owner *o = wsi_owner_of(wsi);
+    return o ? lws_container_of(o, struct ws, owner) : NULL;
+}
+
+/* Size of a frame header: client frames carry a 4-byte mask. */
+static uint64_t frame_overhead(size_t len, int masked)
+{
+    return 2u + (len > 125 ? 2u : 0u) + (len > 65535 ? 6u : 0u) + (masked ? 4u : 0u);
+}
+
+/* ---- connection lifetime ---- */
+
+/* The connection (or attempt) ended: schedule the next one. closing: we are
+ * inside a callback that ends the wsi already. */
+static void ws_lost(struct ws *t, const char *why, int closing)
+{
+    if (!t->attempt_live)
+        return;
+    t->attempt_live = 0;
+    if (t->wsi) {
+        if (closing)
+            wsi_owner_release(t->wsi);
+        else
+            wsi_owner_detach(t->wsi);
+        t->wsi = NULL;
+    }
+    t->ready = t->hello_pending = t->in_message = 0;
+    t->rx_len = 0;
+    if (t->stopping)
+        return;
+    if (t->close_code == WS_CLOSE_BAD_HELLO) {
+        lws_sul_cancel(&t->sul);
+        core_fatal(t->env.core, 2, "the server rejected the session token (close 4401); log in again");
+        return;
+    }
+    if (t->tries == 0)
+        core_error(t->env.core, "websocket: %s", why);
+    unsigned ms = backoff_next(t->env.ctx, &t->tries);
+    core_set_state(t->env.core, CORE_RECONNECTING, ms);
+    lws_sul_schedule(t->env.ctx, 0, &t->sul, ws_connect, (lws_usec_t)ms * 1000);
+}
+
+static void ws_gone(struct wsi_owner *o, struct lws *wsi)
+{
+    struct ws *t = lws_container_of(o, struct ws, owner);
+    (void)wsi;
+    t->wsi = NULL;
+    ws_lost(t, "connection lost", 1);
+}
+
+static void ws_ready_deadline(lws_sorted_usec_list_t *sul)
+{
+    struct ws *t = lws_container_of(sul, struct ws, sul);
+    ws_lost(t, "no answer from the server", 0);
+}
+
+static void ws_connect(lws_sorted_usec_list_t *sul)
+{
+    struct ws *t = lws_container_of(sul, struct ws, sul);
+    struct lws_client_connect_info i;
+    memset(&i, 0, sizeof i);
+    i.context = t->env.ctx;
+    i.address = t->env.host;
+    i.port = t->env.port;
+    i.path = t->path;
+    i.host = t->hostport;
+    i.protocol = PROTO_WS_SUBPROTOCOL;
+    i.local_protocol_name = WS_PROTOCOL_NAME;
+    i.retry_and_idle_policy = backoff_policy();
+    i.opaque_user_data = &t->owner;
+    t->close_code = 0;
+    t->attempt_live = 1;
+    lws_sul_schedule(t->env.ctx, 0, &t->sul, ws_ready_deadline,
+                     (lws_usec_t)WS_READY_TIMEOUT_S * LWS_USEC_PER_SEC);
+    core_count_request(t->env.core);
+    /* lws 4.1's handshake is 210 bytes plus path and Host (measured) */
+    core_count_bytes(t->env.core, 0, 210 + strlen(t->path) + strlen(t->hostport));
+    struct lws *wsi = lws_client_connect_via_info(&i);
+    if (!t->attempt_live)
+        return;                 /* failed inside the call and already rescheduled */
+    if (!wsi)
+        ws_lost(t, "cannot start a connection", 1);
+    else
+        t->wsi = wsi;
+}
+
+/* ---- writing ---- */
+
+static int ws_write_json(struct ws *t, json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!s)
+        return -1;
+    size_t n = strlen(s);
+    unsigned char *buf = malloc(LWS_PRE + n);
+    if (!buf) {
+        free(s);
+        return -1;
+    }
+    memcpy(buf + LWS_PRE, s, n);
+    free(s);
+    int w = lws_write(t->wsi, buf + LWS_PRE, n, LWS_WRITE_TEXT);
+    free(buf);
+    core_count_bytes(t->env.core, 0, n + frame_overhead(n, 1));
+    return w < 0 || (size_t)w != n ? -1 : 0;
+}
+
+static int ws_writeable(struct ws *t)
+{
+    if (t->stopping) {
+        lws_close_reason(t->wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
+        return -1;              /* lws sends the close frame */
+    }
+    if (t->hello_pending) {
+        t->hello_pending = 0;
+        return ws_write_json(t, json_pack("{s:s,s:s,s:I}", "op", "hello", "token", t->env.token,
+                                          "after", (json_int_t)core_cursor(t->env.core)));
+    }
+    if (!t->ready)
+        return 0;
+    const struct core_msg *m = core_outbox_take(t->env.core, t->conn);
+    if (!m)
+        return 0;
+    if (ws_write_json(t, json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "room", m->room,
+                                   "body", m->body, "client_msg_id", m->client_msg_id)) < 0)
+        return -1;
+    lws_callback_on_writable(t->wsi);   /* there may be more */
+    return 0;
+}
+
+/* ---- reading ---- */
+
+/* An error frame naming one of our messages refuses it for good, unless the
+ * server only failed to store it (then it is sent again on the next
+ * connection). Others are just reported. */
+static void ws_on_error_frame(struct ws *t, json_t *root)
+{
+    const char *msg = NULL, *code = NULL, *cmid = NULL;
+    proto_get_string(root, "message", &msg);
+    proto_get_string(root, "code", &code);
+    proto_get_string(root, "client_msg_id", &cmid);
+    int transient = code && (strcmp(code, "internal") == 0 || strcmp(code, "busy") == 0);
+    if (cmid && !transient && core_reject(t->env.core, cmid, msg ? msg : code) == 0)
+        return;
+    core_error(t->env.core, "server: %s", msg ? msg : code ? code : "unspecified error");
+}
+
+static void ws_on_message(struct ws *t, const char *buf, size_t len)
+{
+    const char *err = NULL, *op = NULL, *cmid = NULL;
+    int64_t id = 0;
+    json_t *root = proto_parse_object(buf, len, &err);
+    if (!root || proto_get_string(root, "op", &op) < 0 || !op) {
+        core_error(t->env.core, "websocket: ignored a malformed frame");
+        json_decref(root);
+        return;
+    }
+    if (strcmp(op, "ready") == 0) {
+        lws_sul_cancel(&t->sul);
+        t->ready = 1;
+        t->tries = 0;
+        core_set_state(t->env.core, CORE_CONNECTED, 0);
+        lws_callback_on_writable(t->wsi);
+    } else if (strcmp(op, "event") == 0) {
+        if (core_deliver(t->env.core, json_object_get(root, "event")) < 0)
+            core_error(t->env.core, "websocket: ignored a malformed event");
+    } else if (strcmp(op, "ack") == 0) {
+        proto_get_string(root, "client_msg_id", &cmid);
+        proto_get_int(root, "id", &id, NULL);
+        core_ack(t->env.core, cmid, id);
+    } else if (strcmp(op, "error") == 0) {
+        ws_on_error_frame(t, root);
+    }
+    json_decref(root);
+}
+
+/* Adds one piece of a message; 1 when the message is whole, 0 for more,
+ * -1 if it is too big. */
+static int ws_reassemble(struct ws *t, struct lws *wsi, const void *in, size_t len)
+{
+    if (!t->in_message) {
+        t->in_message = 1;
+        t->rx_len = 0;
+        t->fragments = 0;
+        core_count_bytes(t->env.core, frame_overhead(len, 0), 0);
+    }
+    core_count_bytes(t->env.core, len, 0);
+    if (t->rx_len + len > WS_RX_CAP || ++t->fragments > WS_FRAGMENTS_MAX)
+        return -1;
+    if (t->rx_len + len > t->rx_cap) {
+        size_t cap = t->rx_cap ? t->rx_cap : 4096;
+        while (cap < t->rx_len + len)
+            cap *= 2;
+        char *p = realloc(t->rx, cap);
+        if (!p)
+            return -1;
+        t->rx = p;
+        t->rx_cap = cap;
+    }
+    memcpy(t->rx + t->rx_len, in, len);
+    t->rx_len += len;
+    if (!lws_is_final_fragment(wsi))
+        return 0;
+    t->in_message = 0;
+    return 1;
+}
+
+static int ws_receive(struct ws *t, struct lws *wsi, const void *in, size_t len)
+{
+    int n = ws_reassemble(t, wsi, in, len);
+    if (n < 0) {
+        core_error(t->env.core, "websocket: message from server over %d bytes", WS_RX_CAP);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
+        return -1;
+    }
+    if (n == 1)
+        ws_on_message(t, t->rx, t->rx_len);
+    return 0;
+}
+
+static void ws_established(struct ws *t, struct lws *wsi)
+{
+    t->conn++;
+    if (t->conn == 0)
+        t->conn = 1;            /* 0 means "never sent" to the core */
+    t->hello_pending = 1;
+    t->ready = 0;
+    t->in_message = 0;
+    core_count_bytes(t->env.core, http_response_header_bytes(wsi), 0);
+    lws_callback_on_writable(wsi);
+}
+
+static void ws_peer_close(struct ws *t, const unsigned char *in, size_t len)
+{
+    if (in && len >= 2)
+        t->close_code = in[0] << 8 | in[1];
+}
+
+static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason,
+                 void *user, void *in, size_t len)
+{
+    struct ws *t = ws_of(wsi);
+    char why[128];
+
+    if (!t)   /* detached: let lws finish it off */
+        return reason == LWS_CALLBACK_CLIENT_RECEIVE ||
+               reason == LWS_CALLBACK_CLIENT_WRITEABLE ? -1 : 0;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        wsi_owner_release(wsi);     /* may precede t->wsi being set */
+        if (lws_http_client_http_response(wsi) == 401)
+            t->close_code = WS_CLOSE_BAD_HELLO;     /* same meaning */
+        snprintf(why, sizeof why, "cannot connect: %s", in ? (const char *)in : "unknown error");
+        ws_lost(t, why, 1);
+        return 0;
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        ws_established(t, wsi);
+        return 0;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        return ws_writeable(t);
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        return ws_receive(t, wsi, in, len);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        ws_peer_close(t, in, len);
+        return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        wsi_owner_release(wsi);
+        if (t->close_code)
+            snprintf(why, sizeof why, "connection closed (code %d)", t->close_code);
+        else
+            snprintf(why, sizeof why, "connection closed");
+        ws_lost(t, why, 1);
+        return 0;
+    default:
+        break;
+    }
+    (void)user;
+    return 0;
+}
+
+static const struct lws_protocols ws_protocol = {
+    .name = WS_PROTOCOL_NAME,
+    .callback = ws_cb,
+    .rx_buffer_size = 4096,
+};
+
+/* ---- transport ops ---- */
+
+static void *ws_create(const struct transport_env *env)
+{
+    struct ws *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->env = *env;
+    t->owner.gone = ws_gone;
+    snprintf(t->hostport, sizeof t->hostport, strchr(env->host, ':') ? "[%s]:%d" : "%s:%d",
+             env->host, env->port);
+    snprintf(t->path, sizeof t->path, "%s%s", env->prefix, PROTO_WS_PATH);
+    return t;
+}
+
+static void ws_destroy(void *v)
+{
+    struct ws *t = v;
+    if (!t)
+        return;
+    lws_sul_cancel(&t->sul);
+    if (t->wsi)
+        wsi_owner_detach(t->wsi);
+    free(t->rx);
+    free(t);
+}
+
+static int ws_start(void *v)
+{
+    struct ws *t = v;
+    core_set_state(t->env.core, CORE_CONNECTING, 0);
+    lws_sul_schedule(t->env.ctx, 0, &t->sul, ws_connect, 1);
+    return 0;
+}
+
+static void ws_outbox_changed(void *v)
+{
+    struct ws *t = v;
+    if (t->wsi && t->ready)
+        lws_callback_on_writable(t->wsi);
+}
+
+/* Sends close 1000 and waits for the server's answer. */
+static int ws_stop(void *v)
+{
+    struct ws *t = v;
+    lws_sul_cancel(&t->sul);
+    if (!t->wsi)
+        return 0;
+    if (!t->stopping) {
+        t->stopping = 1;
+        lws_callback_on_writable(t->wsi);
+    }
+    return 1;
+}
+
+const struct transport_ops transport_websocket = {
+    .name = "websocket",
+    .protocol = &ws_protocol,
+    .create = ws_create,
+    .destroy = ws_destroy,
+    .start = ws_start,
+    .outbox_changed = ws_outbox_changed,
+    .stop = ws_stop,
+};
