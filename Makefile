@@ -41,7 +41,7 @@ LIB_CLIENT := $(OUT)/libclient.a
 UNIT_BINS  := $(patsubst tests/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 E2E_BINS   := $(patsubst tests/e2e/%.c,$(OUT)/tests/e2e/%,$(E2E_SRC))
 
-.PHONY: all deps test test-unit test-e2e check clean demo
+.PHONY: all deps test test-unit test-e2e check clean demo valgrind
 all: $(BINDIR)/chatd $(BINDIR)/chat
 
 deps:
@@ -83,6 +83,13 @@ test-unit: $(UNIT_BINS)
 test-e2e: all $(E2E_BINS)
 	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat scripts/run-tests.sh $(E2E_BINS)
 check: test-unit test-e2e
+
+# The chat end-to-end run with every chatd and chat process under valgrind;
+# a leak or memory error makes the process, and so the test, fail.
+VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99
+valgrind: all $(OUT)/tests/e2e/test_chat
+	@E2E_WRAP="$(VALGRIND)" CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat \
+	  scripts/run-tests.sh $(OUT)/tests/e2e/test_chat
 
 test: deps
 	$(MAKE) check

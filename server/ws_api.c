@@ -95,6 +95,13 @@ static int ws_error(struct session *s, const char *code, const char *message)
     return ws_queue(s, json_pack("{s:s,s:s,s:s}", "op", "error", "code", code, "message", message));
 }
 
+/* An error about one sent message names it, so the client knows which failed. */
+static int ws_send_error(struct session *s, const char *cmid, const char *code, const char *message)
+{
+    return ws_queue(s, json_pack("{s:s,s:s,s:s,s:s?}", "op", "error", "code", code,
+                                 "message", message, "client_msg_id", cmid));
+}
+
 static int ws_hello(struct session *s, const struct proto_ws_frame *f)
 {
     struct ws_state *w = &s->u.ws;
@@ -116,7 +123,7 @@ static int ws_send(struct session *s, const struct proto_ws_frame *f)
 {
     int64_t id, ts;
     if (feed_post_chat(s->srv, s, f->room, f->body, f->client_msg_id, &id, &ts) != STORE_OK)
-        return ws_error(s, "internal", "could not store the message");
+        return ws_send_error(s, f->client_msg_id, "internal", "could not store the message");
     return ws_queue(s, json_pack("{s:s,s:s?,s:I,s:I}", "op", "ack", "client_msg_id", f->client_msg_id,
                                  "id", (json_int_t)id, "ts", (json_int_t)ts));
 }

@@ -342,6 +342,26 @@ static void set_nonblock(int fd)
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+/* Runs argv, prefixed by the words of $E2E_WRAP if set (e.g. a valgrind
+ * command line for `make valgrind`). Returns only on failure. */
+static void exec_wrapped(char *const argv[])
+{
+    const char *wrap = getenv("E2E_WRAP");
+    if (!wrap || !*wrap) {
+        execv(argv[0], argv);
+        return;
+    }
+    char *words = strdup(wrap), *save = NULL, *w;
+    char *full[64];
+    int n = 0;
+    for (w = strtok_r(words, " ", &save); w && n < 32; w = strtok_r(NULL, " ", &save))
+        full[n++] = w;
+    for (int i = 0; argv[i] && n < 63; i++)
+        full[n++] = argv[i];
+    full[n] = NULL;
+    execvp(full[0], full);
+}
+
 /* Forks argv with env (NULL-terminated list of "K=V" to add). */
 static struct h_proc *spawn(const char *name, char *const argv[], const char *const *env, int want_stdin)
 {
@@ -366,7 +386,7 @@ static struct h_proc *spawn(const char *name, char *const argv[], const char *co
         dup2(err[1], 2);
         for (const char *const *e = env; e && *e; e++)
             putenv((char *)*e);
-        execv(argv[0], argv);
+        exec_wrapped(argv);
         dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
