@@ -92,8 +92,8 @@ valgrind: all $(OUT)/tests/e2e/test_chat
 	  scripts/run-tests.sh $(OUT)/tests/e2e/test_chat
 
 test: deps
-	$(MAKE) check
-	$(MAKE) SAN=1 check
+	$(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory SAN=1 check
 
 demo: deps all
 	@scripts/demo.sh $(TRANSPORT)

@@ -8,5 +8,5 @@ for t in "$@"; do
   if "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $t"; fi
 done
 [ -n "$failed" ] && echo "failed:$failed"
-echo "test binaries: $pass passed, $fail failed"
+echo "binaries: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
