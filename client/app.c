@@ -6,6 +6,8 @@
  * a flag, and the loop in app_run tears everything down afterwards. */
 #include "app.h"
 #include "auth.h"
+#include "bank.h"
+#include "commands.h"
 #include "core.h"
 #include "headless.h"
 #include "http.h"
@@ -32,6 +34,7 @@ struct app {
     struct core *core;
     struct http *http;
     struct auth *auth;
+    struct bank *bank;           /* once logged in */
     struct headless *ui;
     void *transport;
     struct transport_env env;
@@ -117,8 +120,13 @@ static void logged_in(void *arg, int exit_code, const char *token)
         .prefix = a->cfg->prefix, .token = a->token, .core = a->core,
         .http = a->http, .interval_ms = a->cfg->interval_ms, .wait_s = a->cfg->wait_s,
     };
+    struct bank_env be = {
+        .ctx = a->ctx, .http = a->http, .core = a->core,
+        .prefix = a->cfg->prefix, .token = a->token,
+    };
+    a->bank = bank_new(&be);
     a->transport = ops->create(&a->env);
-    if (!a->transport || ops->start(a->transport) < 0) {
+    if (!a->bank || !a->transport || ops->start(a->transport) < 0) {
         core_error(a->core, "cannot start the %s transport", ops->name);
         app_quit(a, 1);
     }
@@ -133,6 +141,38 @@ static int start_login(struct app *a)
     };
     a->auth = auth_start(&req, logged_in, a);
     return a->auth ? 0 : -1;
+}
+
+/* ---- what the front end asks for ---- */
+
+static void app_command(void *arg, const struct cmd *c)
+{
+    struct app *a = arg;
+    switch (c->kind) {
+    case CMD_MESSAGE:
+        core_send(a->core, PROTO_DEFAULT_ROOM, c->text);
+        break;
+    case CMD_TRANSFER:
+    case CMD_BALANCE:
+        if (!a->bank)
+            core_error(a->core, "not logged in yet; try again in a moment");
+        else if (c->kind == CMD_TRANSFER)
+            bank_transfer(a->bank, c->to, c->amount_cents);
+        else
+            bank_balance(a->bank);
+        break;
+    case CMD_TRANSPORT:
+        core_error(a->core, "switching transports while running is not available yet");
+        break;
+    default:
+        break;
+    }
+}
+
+static int app_pending(void *arg)
+{
+    struct app *a = arg;
+    return bank_pending(a->bank);
 }
 
 /* ---- setup and teardown ---- */
@@ -170,7 +210,8 @@ static int app_init(struct app *a)
     a->http = http_new(a->ctx, a->cfg->host, a->cfg->port, a->core);
     struct headless_env he = {
         .core = a->core, .ctx = a->ctx, .vhost = vh,
-        .transport = a->cfg->transport->name, .quit = app_quit, .arg = a,
+        .transport = a->cfg->transport->name, .quit = app_quit,
+        .command = app_command, .pending = app_pending, .arg = a,
     };
     if (!a->http || !(a->ui = headless_new(&he)) || signals_adopt(vh) < 0)
         return -1;
@@ -205,6 +246,7 @@ static void app_teardown(struct app *a)
     if (a->transport)
         a->cfg->transport->destroy(a->transport);
     auth_free(a->auth);
+    bank_free(a->bank);
     headless_free(a->ui);
     http_free(a->http);
     if (a->ctx)

@@ -294,6 +294,17 @@ void core_error(struct core *c, const char *fmt, ...)
         c->cb.on_error(c->cb.arg, buf);
 }
 
+void core_notice(struct core *c, const json_t *data, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (c->cb.on_notice)
+        c->cb.on_notice(c->cb.arg, buf, data);
+}
+
 void core_fatal(struct core *c, int exit_code, const char *text)
 {
     if (c->state == CORE_OFFLINE)

@@ -24,6 +24,9 @@ struct core_callbacks {
     void (*on_state)(void *arg, enum core_state state, unsigned retry_ms);
     void (*on_ack)(void *arg, const char *client_msg_id, int64_t id);
     void (*on_error)(void *arg, const char *text);
+    /* A result the user asked for (balance, transfer accepted): text for
+     * people, data (may be NULL) for machines, e.g. {"balance_cents":N}. */
+    void (*on_notice)(void *arg, const char *text, const json_t *data);
     void *arg;
 };
 
@@ -90,6 +93,9 @@ int core_reject(struct core *c, const char *client_msg_id, const char *why);
 enum core_state core_state(const struct core *c);
 void core_set_state(struct core *c, enum core_state s, unsigned retry_ms);
 void core_error(struct core *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Borrows data. */
+void core_notice(struct core *c, const json_t *data, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Unrecoverable: reports text, goes OFFLINE and remembers the exit code. */
 void core_fatal(struct core *c, int exit_code, const char *text);
 int core_exit_code(const struct core *c);

@@ -1,10 +1,12 @@
 /* headless.c — front end without a UI, for tests and scripts.
  *
- * Input (stdin, read through the lws loop as a raw file): one message per
- * line to room "general". A trailing CR is dropped, empty lines are skipped,
- * lines over 4096 bytes or with invalid UTF-8 or NUL bytes are refused with
- * an error line. "/quit" or end of input ends the client: it waits until
- * every message is acknowledged (at most 5 s), then exits 0.
+ * Input (stdin, read through the lws loop as a raw file): one line each, as
+ * commands.h reads it: text is a message to room "general", "/transfer USER
+ * AMOUNT", "/balance", "/transport NAME", "/help". A trailing CR is dropped,
+ * empty lines are skipped, lines over 4096 bytes or with invalid UTF-8 or
+ * NUL bytes are refused with an error line. "/quit" or end of input ends the
+ * client: it waits until every message is acknowledged and every bank
+ * request answered (at most 5 s), then exits 0.
  *
  * STDOUT: exactly one line per delivered event, the event object as sent by
  * the server, compact JSON, flushed — nothing else. Events arrive in id
@@ -18,12 +20,16 @@
  *     {"state":"offline","transport":"websocket"}
  *     {"ack":"<client_msg_id>","id":12}       the server stored a message
  *     {"error":"<human-readable text>"}
+ *     {"notice":"<text>","data":{...}}       a result asked for, e.g.
+ *       data {"balance_cents":100000,"user":"alice"} or
+ *       {"transfer":{"transfer_id":3,"status":"pending","to":"bob","amount_cents":2500}}
  *     {"log":"<text>"}                        an lws error message
  *     {"stats":{"transport":"websocket","requests":1,"bytes_in":900,
  *       "bytes_out":700,"events":3,"dropped":0,"latency_ms":2,
  *       "latency_median_ms":2}}             once, at exit (after login)
  */
 #include "headless.h"
+#include "commands.h"
 #include "core.h"
 #include "protocol.h"
 #include "wsi_owner.h"
@@ -95,7 +101,8 @@ static void quit_now(struct headless *h, int code)
 /* Quitting, logged in and nothing left to send: go. */
 static void check_drained(struct headless *h)
 {
-    if (h->quitting && h->started && core_outbox_len(h->env.core) == 0)
+    if (h->quitting && h->started && core_outbox_len(h->env.core) == 0 &&
+        (!h->env.pending || h->env.pending(h->env.arg) == 0))
         quit_now(h, 0);
 }
 
@@ -142,6 +149,16 @@ static void on_error(void *arg, const char *text)
     check_drained(h);     /* a refused message leaves the outbox too */
 }
 
+static void on_notice(void *arg, const char *text, const json_t *data)
+{
+    struct headless *h = arg;
+    json_t *o = json_pack("{s:s}", "notice", text);
+    if (o && data)
+        json_object_set(o, "data", (json_t *)data);
+    print_json(stderr, o);
+    check_drained(h);
+}
+
 void headless_print_stats(struct headless *h)
 {
     struct core_stats st;
@@ -178,6 +195,21 @@ static void start_quit(struct headless *h)
         arm_grace(h);
 }
 
+static void take_command(struct headless *h, const char *line)
+{
+    struct cmd c;
+    cmd_parse(line, &c);
+    if (c.kind == CMD_QUIT)
+        start_quit(h);
+    else if (c.kind == CMD_INVALID)
+        headless_print_error(c.error);
+    else if (c.kind == CMD_HELP)
+        for (const char *const *l = cmd_help_lines; *l; l++)
+            print_json(stderr, json_pack("{s:s}", "notice", *l));
+    else
+        h->env.command(h->env.arg, &c);
+}
+
 static void take_line(struct headless *h, char *s, size_t n)
 {
     if (h->quitting)
@@ -193,10 +225,8 @@ static void take_line(struct headless *h, char *s, size_t n)
         headless_print_error("line contains a NUL byte; not sent");
     else if (!proto_utf8_valid(s, n))
         headless_print_error("line is not valid UTF-8; not sent");
-    else if (strcmp(s, "/quit") == 0)
-        start_quit(h);
     else
-        core_send(h->env.core, PROTO_DEFAULT_ROOM, s);
+        take_command(h, s);
 }
 
 static void take_bytes(struct headless *h, const char *buf, size_t n)
@@ -303,7 +333,7 @@ struct headless *headless_new(const struct headless_env *env)
     h->owner.gone = stdin_gone;
     struct core_callbacks cb = {
         .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
-        .on_error = on_error, .arg = h,
+        .on_error = on_error, .on_notice = on_notice, .arg = h,
     };
     core_set_callbacks(env->core, &cb);
     lws_adopt_desc_t ad = {

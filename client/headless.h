@@ -7,6 +7,7 @@
 #include <libwebsockets.h>
 
 struct core;
+struct cmd;
 
 struct headless_env {
     struct core *core;          /* its callbacks are set to ours */
@@ -14,6 +15,10 @@ struct headless_env {
     struct lws_vhost *vhost;    /* stdin is adopted here */
     const char *transport;      /* name, for the state lines */
     void (*quit)(void *arg, int exit_code);
+    /* Carries out a parsed line other than /quit (message, /transfer, ...). */
+    void (*command)(void *arg, const struct cmd *c);
+    /* Requests other than messages still in flight; quit waits for them. */
+    int (*pending)(void *arg);
     void *arg;
 };
 

@@ -1,0 +1,36 @@
+/* bank.h — the client's calls to the mock bank, over HTTP whatever the
+ * event transport: a transfer (POST /api/v1/transfers with a fresh
+ * idempotency key, retried with the same key while the server can't be
+ * reached, so a retry never pays twice) and the balance. Results reach the
+ * front end through core_notice / core_error; the transfer's progress then
+ * arrives as alert events in the feed. */
+#ifndef CHAT_BANK_H
+#define CHAT_BANK_H
+
+#include <stdint.h>
+
+struct core;
+struct http;
+struct lws_context;
+
+struct bank_env {
+    struct lws_context *ctx;
+    struct http *http;
+    struct core *core;
+    const char *prefix;        /* server path prefix, "" or "/x" */
+    const char *token;         /* borrowed; must outlive the bank */
+};
+
+struct bank;
+struct bank *bank_new(const struct bank_env *env);
+/* Cancels requests still open. */
+void bank_free(struct bank *b);
+
+/* Notice data: {"transfer":{"transfer_id","status","to","amount_cents"}}. */
+int bank_transfer(struct bank *b, const char *to, int64_t amount_cents);
+/* Notice data: {"balance_cents":N,"user":...}. */
+int bank_balance(struct bank *b);
+/* Requests still waiting for an answer (a front end may wait for them on quit). */
+int bank_pending(const struct bank *b);
+
+#endif

@@ -1,0 +1,35 @@
+/* commands.h — what a typed line means, for every front end: a plain line is
+ * a chat message, a line starting with '/' is a command. Parsing only; the
+ * front end carries the command out (through the core and bank.c). */
+#ifndef CHAT_COMMANDS_H
+#define CHAT_COMMANDS_H
+
+#include <stdint.h>
+
+#include "protocol.h"
+
+enum cmd_kind {
+    CMD_MESSAGE,      /* text: the line, to the current room */
+    CMD_TRANSFER,     /* /transfer USER AMOUNT */
+    CMD_BALANCE,      /* /balance */
+    CMD_TRANSPORT,    /* /transport short-poll|long-poll|websocket */
+    CMD_HELP,         /* /help */
+    CMD_QUIT,         /* /quit */
+    CMD_INVALID,      /* error: a human-readable reason */
+};
+
+struct cmd {
+    enum cmd_kind kind;
+    const char *text;                 /* CMD_MESSAGE: borrows the line */
+    char to[PROTO_USER_MAX + 1];      /* CMD_TRANSFER */
+    int64_t amount_cents;             /* CMD_TRANSFER */
+    char transport[16];               /* CMD_TRANSPORT */
+    const char *error;                /* CMD_INVALID */
+};
+
+/* Parses one line (no newline). "//text" sends "/text" as a message. */
+void cmd_parse(const char *line, struct cmd *out);
+/* One line per command, for /help. */
+extern const char *const cmd_help_lines[];
+
+#endif
