@@ -4,7 +4,9 @@
  * everything a request owns lives in session.u.http and is freed by
  * http_reset. */
 #include "server.h"
+#include "money.h"
 #include "pwhash.h"
+#include "transfers.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +282,84 @@ static int route_messages(struct session *s)
     return rc;
 }
 
+/* ---- the bank ---- */
+
+static int route_account(struct session *s)
+{
+    int64_t cents;
+    if (store_account_balance(s->srv->store, s->user_id, &cents) != STORE_OK)
+        return http_error(s, 500, "internal", "could not read the account");
+    return http_json(s, 200, json_pack("{s:s,s:I}", "user", s->user, "balance_cents", (json_int_t)cents));
+}
+
+/* Checks the transfer request's fields; NULL if fine, else the reason. */
+static const char *transfer_fields(json_t *root, const char **to, int64_t *amount, const char **key)
+{
+    json_t *a = json_object_get(root, "amount_cents");
+    if (proto_get_string(root, "to", to) < 0 || !*to || !proto_name_valid(*to))
+        return "\"to\" must be a user name";
+    if (!json_is_integer(a) || json_integer_value(a) < 1 || json_integer_value(a) > MONEY_MAX_CENTS)
+        return "\"amount_cents\" must be a whole number of cents from 1 to 100000000";
+    if (proto_get_string(root, "idempotency_key", key) < 0 || !*key || !proto_client_msg_id_valid(*key))
+        return "\"idempotency_key\" must be 1-64 printable ASCII characters";
+    *amount = json_integer_value(a);
+    return NULL;
+}
+
+static int transfer_answer(struct session *s, enum transfers_rc rc, const struct store_transfer *t)
+{
+    switch (rc) {
+    case TRANSFERS_CREATED:
+    case TRANSFERS_REPEATED:  /* the stored first answer, as for the first request */
+        return http_json(s, 202, json_pack("{s:I,s:s}", "transfer_id", (json_int_t)t->id,
+                                           "status", "pending"));
+    case TRANSFERS_KEY_MISMATCH:
+        return http_error(s, 422, "idempotency_key_reused",
+                          "this idempotency_key was used for a different transfer");
+    case TRANSFERS_NO_RECIPIENT:
+        return http_error(s, 404, "not_found", "no such recipient");
+    case TRANSFERS_TO_SELF:
+        return http_error(s, 400, "invalid", "you cannot send money to yourself");
+    default:
+        return http_error(s, 500, "internal", "could not record the transfer");
+    }
+}
+
+static int route_transfers(struct session *s)
+{
+    const char *err, *to = NULL, *key = NULL;
+    int64_t amount = 0;
+    struct store_transfer t;
+    json_t *root = proto_parse_object(s->u.http.body, s->u.http.body_len, &err);
+    if (!root)
+        return http_error(s, 400, "invalid", err);
+    const char *why = transfer_fields(root, &to, &amount, &key);
+    int rc = why ? http_error(s, 400, "invalid", why)
+                 : transfer_answer(s, transfers_submit(s->srv->transfers, s->user_id, to, amount, key, &t), &t);
+    json_decref(root);
+    return rc;
+}
+
+static int route_transfer_get(struct session *s)
+{
+    const char *digits = s->u.http.path + strlen("/api/v1/transfers/");
+    struct store_transfer t;
+    char *end;
+    long long id = strtoll(digits, &end, 10);
+    /* Strangers get the same 404 as a missing transfer: nothing leaks. */
+    if (!*digits || *end || digits[0] < '1' || digits[0] > '9' || strlen(digits) > 18 ||
+        store_transfer_get(s->srv->store, id, &t) != STORE_OK ||
+        (t.from_id != s->user_id && t.to_id != s->user_id))
+        return http_error(s, 404, "not_found", "no such transfer");
+    json_t *o = json_pack("{s:I,s:s,s:s,s:I,s:s,s:I,s:I}", "transfer_id", (json_int_t)t.id,
+                          "from", t.from, "to", t.to, "amount_cents", (json_int_t)t.amount_cents,
+                          "status", t.status, "created_at", (json_int_t)t.created_ms,
+                          "updated_at", (json_int_t)t.updated_ms);
+    if (o && t.reason[0])
+        json_object_set_new(o, "reason", json_string(t.reason));
+    return http_json(s, 200, o);
+}
+
 static int route_healthz(struct session *s)
 {
     return http_json(s, 200, json_pack("{s:b}", "ok", 1));
@@ -297,15 +377,19 @@ struct route {
     int method;
     int needs_auth;
     int (*fn)(struct session *s);
+    int prefix;             /* path is a prefix: an id follows */
 };
 
 static const struct route routes[] = {
-    { "/healthz",          M_GET,  0, route_healthz },
-    { "/api/v1/register",  M_POST, 0, route_register },
-    { "/api/v1/login",     M_POST, 0, route_login },
-    { "/api/v1/events",    M_GET,  1, route_events },
-    { "/api/v1/messages",  M_POST, 1, route_messages },
-    { PROTO_WS_PATH,       M_GET,  0, route_ws_plain },
+    { "/healthz",          M_GET,  0, route_healthz, 0 },
+    { "/api/v1/register",  M_POST, 0, route_register, 0 },
+    { "/api/v1/login",     M_POST, 0, route_login, 0 },
+    { "/api/v1/events",    M_GET,  1, route_events, 0 },
+    { "/api/v1/messages",  M_POST, 1, route_messages, 0 },
+    { "/api/v1/account",   M_GET,  1, route_account, 0 },
+    { "/api/v1/transfers", M_POST, 1, route_transfers, 0 },
+    { "/api/v1/transfers/", M_GET, 1, route_transfer_get, 1 },
+    { PROTO_WS_PATH,       M_GET,  0, route_ws_plain, 0 },
 };
 
 static int http_route(struct session *s)
@@ -313,7 +397,8 @@ static int http_route(struct session *s)
     struct http_state *h = &s->u.http;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const struct route *r = &routes[i];
-        if (strcmp(r->path, h->path) != 0)
+        if (r->prefix ? strncmp(r->path, h->path, strlen(r->path)) != 0
+                      : strcmp(r->path, h->path) != 0)
             continue;
         if (r->method != h->method)
             return http_error(s, 405, "method_not_allowed", "method not allowed on this path");

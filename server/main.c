@@ -2,6 +2,7 @@
  * the service loop and a graceful shutdown on SIGINT/SIGTERM. */
 #include "server.h"
 #include "pwhash.h"
+#include "transfers.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -23,10 +24,12 @@ static void usage(FILE *out)
 {
     fprintf(out,
         "usage: chatd [--host ADDR] [--port N] [--db PATH] [--long-poll-max-s S]\n"
+        "             [--transfer-delay-ms MS]\n"
         "  --host ADDR          address to listen on (default 127.0.0.1)\n"
         "  --port N             port, 0 picks a free one (default 8080)\n"
         "  --db PATH            SQLite database, created if missing (default db/chat.db)\n"
-        "  --long-poll-max-s S  longest a long poll is held, 1-300 (default 25)\n");
+        "  --long-poll-max-s S  longest a long poll is held, 1-300 (default 25)\n"
+        "  --transfer-delay-ms MS  time each transfer step takes, 0-60000 (default 1500)\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -46,6 +49,7 @@ static int parse_flags(int argc, char **argv, struct server_config *cfg)
         { "port", required_argument, 0, 'p' },
         { "db", required_argument, 0, 'd' },
         { "long-poll-max-s", required_argument, 0, 'l' },
+        { "transfer-delay-ms", required_argument, 0, 't' },
         { "help", no_argument, 0, 'H' },
         { 0, 0, 0, 0 },
     };
@@ -57,6 +61,7 @@ static int parse_flags(int argc, char **argv, struct server_config *cfg)
         case 'd': cfg->db_path = optarg; break;
         case 'p': bad = parse_int(optarg, 0, 65535, &cfg->port); break;
         case 'l': bad = parse_int(optarg, 1, 300, &cfg->long_poll_max_s); break;
+        case 't': bad = parse_int(optarg, 0, 60000, &cfg->transfer_delay_ms); break;
         case 'H': usage(stdout); exit(0);
         default: bad = 1;
         }
@@ -128,11 +133,17 @@ static int server_run(struct server *srv)
         return 1;
     }
     srv->pwhash = pwhash_pool_new(srv->ctx, 2, 64);
-    if (!srv->pwhash) {
-        fprintf(stderr, "chatd: cannot start password hashing workers\n");
+    srv->transfers = transfers_new(srv, srv->cfg.transfer_delay_ms);
+    if (!srv->pwhash || !srv->transfers || transfers_resume(srv->transfers) < 0) {
+        fprintf(stderr, "chatd: cannot start password hashing workers or the bank\n");
+        transfers_free(srv->transfers);
+        pwhash_pool_free(srv->pwhash);
         lws_context_destroy(srv->ctx);
         return 1;
     }
+    /* Timers set outside the loop (resumed transfers) are only seen once
+     * the loop wakes: wake it now rather than at the first connection. */
+    lws_cancel_service(srv->ctx);
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "chatd");
     printf("listening on http://%s:%d\n", srv->cfg.host, vh ? lws_get_vhost_listen_port(vh) : srv->cfg.port);
     fflush(stdout);
@@ -140,6 +151,7 @@ static int server_run(struct server *srv)
         if (lws_service(srv->ctx, 0) < 0)
             break;
     server_drain(srv);
+    transfers_free(srv->transfers);    /* unfinished ones resume at the next start */
     pwhash_pool_stop(srv->pwhash);
     lws_context_destroy(srv->ctx);
     pwhash_pool_free(srv->pwhash);
@@ -154,7 +166,7 @@ int main(int argc, char **argv)
     srv.cfg = (struct server_config){
         .host = "127.0.0.1", .port = 8080, .db_path = "db/chat.db",
         .long_poll_max_s = 25, .heartbeat_s = 20, .hello_timeout_s = 5,
-        .token_ttl_s = 24 * 3600,
+        .token_ttl_s = 24 * 3600, .transfer_delay_ms = 1500,
     };
     if (parse_flags(argc, argv, &srv.cfg) < 0)
         return 2;

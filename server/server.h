@@ -14,6 +14,7 @@
 
 struct pwhash_pool;
 struct pwhash_job;
+struct transfers;
 
 struct server_config {
     const char *host;
@@ -23,6 +24,7 @@ struct server_config {
     int         heartbeat_s;
     int         hello_timeout_s;
     int64_t     token_ttl_s;
+    int         transfer_delay_ms;
 };
 
 struct server {
@@ -30,6 +32,7 @@ struct server {
     struct lws_context  *ctx;
     struct store        *store;
     struct pwhash_pool  *pwhash;
+    struct transfers    *transfers;
     lws_dll2_owner_t     subscribers;  /* parked long polls and live WebSockets */
     int                  responding;   /* HTTP answers being written */
     int                  stopping;

@@ -70,3 +70,51 @@ int store_last_event_id(struct store *st, int64_t *id)
 {
     return st->ops->last_event_id(st->impl, id);
 }
+
+int store_begin(struct store *st)
+{
+    return st->ops->begin(st->impl);
+}
+
+int store_commit(struct store *st)
+{
+    return st->ops->commit(st->impl);
+}
+
+void store_rollback(struct store *st)
+{
+    st->ops->rollback(st->impl);
+}
+
+int store_account_balance(struct store *st, int64_t user_id, int64_t *cents)
+{
+    return st->ops->account_balance(st->impl, user_id, cents);
+}
+
+int store_account_move(struct store *st, int64_t user_id, int64_t delta_cents,
+                       int64_t transfer_id, int64_t now_ms, const char *memo)
+{
+    return st->ops->account_move(st->impl, user_id, delta_cents, transfer_id, now_ms, memo);
+}
+
+int store_transfer_insert(struct store *st, int64_t from_id, int64_t to_id, int64_t amount_cents,
+                          const char *key, int64_t now_ms, int64_t *id, int *created)
+{
+    return st->ops->transfer_insert(st->impl, from_id, to_id, amount_cents, key, now_ms, id, created);
+}
+
+int store_transfer_get(struct store *st, int64_t id, struct store_transfer *t)
+{
+    return st->ops->transfer_get(st->impl, id, t);
+}
+
+int store_transfer_set_status(struct store *st, int64_t id, const char *status,
+                              const char *reason, int64_t now_ms)
+{
+    return st->ops->transfer_set_status(st->impl, id, status, reason, now_ms);
+}
+
+int store_transfers_unfinished(struct store *st, void (*cb)(void *arg, int64_t id), void *arg)
+{
+    return st->ops->transfers_unfinished(st->impl, cb, arg);
+}

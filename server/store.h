@@ -13,6 +13,17 @@ enum store_rc {
     STORE_EXISTS,      /* unique key already taken */
     STORE_NOT_FOUND,
     STORE_ERROR,       /* backend failure; details logged by the backend */
+    STORE_CONSTRAINT,  /* the change would break a rule, e.g. a negative balance */
+};
+
+#define STORE_OPENING_BALANCE_CENTS 100000   /* 1,000.00 for every new user */
+
+struct store_transfer {
+    int64_t id, from_id, to_id, amount_cents;
+    char    from[33], to[33];       /* user names */
+    char    status[16];             /* pending, processing, completed, failed */
+    char    reason[64];             /* why it failed, or "" */
+    int64_t created_ms, updated_ms;
 };
 
 /* An event to append. recipient_id 0 means every user (chat rooms are open to
@@ -42,6 +53,7 @@ struct store;
 struct store *store_open(const char *location, char *err, size_t errlen);
 void store_free(struct store *st);
 
+/* Creates the user and its account with the opening balance, atomically. */
 int store_user_create(struct store *st, const char *name, const char *pwhash,
                       int64_t now_ms, int64_t *user_id);
 /* Copies the stored password hash into pwhash (size pwhash_len). */
@@ -65,6 +77,28 @@ int store_events_after(struct store *st, int64_t user_id, int64_t after, int lim
 /* Highest event id in the store (0 if none). */
 int store_last_event_id(struct store *st, int64_t *id);
 
+/* ---- transactions: the bank composes its steps inside one ---- */
+/* Starts a write transaction (taking the write lock at once). */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/* ---- the bank; call these inside store_begin/store_commit ---- */
+int store_account_balance(struct store *st, int64_t user_id, int64_t *cents);
+/* Adds delta to the balance and writes the ledger row. STORE_CONSTRAINT if
+ * the balance would go below zero (nothing is changed then). */
+int store_account_move(struct store *st, int64_t user_id, int64_t delta_cents,
+                       int64_t transfer_id, int64_t now_ms, const char *memo);
+/* Inserts a pending transfer, unless (from_id, key) exists: then *created is
+ * 0 and *id is the existing transfer's. */
+int store_transfer_insert(struct store *st, int64_t from_id, int64_t to_id, int64_t amount_cents,
+                          const char *key, int64_t now_ms, int64_t *id, int *created);
+int store_transfer_get(struct store *st, int64_t id, struct store_transfer *t);
+int store_transfer_set_status(struct store *st, int64_t id, const char *status,
+                              const char *reason, int64_t now_ms);
+/* Calls cb for every pending or processing transfer, oldest first. */
+int store_transfers_unfinished(struct store *st, void (*cb)(void *arg, int64_t id), void *arg);
+
 /* What a backend provides; store.c dispatches on the location's form. */
 struct store_ops {
     const char *name;
@@ -77,6 +111,18 @@ struct store_ops {
     int (*event_append)(void *impl, const struct store_new_event *ev, int64_t *id, int64_t *ts_ms, int *created);
     int (*events_after)(void *impl, int64_t user_id, int64_t after, int limit, store_event_cb cb, void *arg);
     int (*last_event_id)(void *impl, int64_t *id);
+    int (*begin)(void *impl);
+    int (*commit)(void *impl);
+    void (*rollback)(void *impl);
+    int (*account_balance)(void *impl, int64_t user_id, int64_t *cents);
+    int (*account_move)(void *impl, int64_t user_id, int64_t delta_cents,
+                        int64_t transfer_id, int64_t now_ms, const char *memo);
+    int (*transfer_insert)(void *impl, int64_t from_id, int64_t to_id, int64_t amount_cents,
+                           const char *key, int64_t now_ms, int64_t *id, int *created);
+    int (*transfer_get)(void *impl, int64_t id, struct store_transfer *t);
+    int (*transfer_set_status)(void *impl, int64_t id, const char *status,
+                               const char *reason, int64_t now_ms);
+    int (*transfers_unfinished)(void *impl, void (*cb)(void *arg, int64_t id), void *arg);
 };
 
 extern const struct store_ops store_sqlite_ops;

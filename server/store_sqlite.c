@@ -1,8 +1,9 @@
 /* store_sqlite.c — the SQLite backend of store.h. Owns the database
  * connection: opening it with durable settings, applying the embedded schema
  * migrations (db/migrations, via migrations.h), and one prepared statement per
- * query. Every write runs in autocommit mode, so it is committed (and, with
- * synchronous=FULL, on stable storage) before the function returns.
+ * query. A write outside store_begin/commit runs in autocommit mode, so it
+ * is committed (and, with synchronous=FULL, on stable storage) before the
+ * function returns; the bank composes several inside one transaction.
  * Not thread-safe: one struct sq is used from the server's event loop only.
  * Callbacks given to events_after must not call back into the store. */
 #include "store.h"
@@ -23,6 +24,15 @@ enum stmt_id {
     Q_EVENT_EXISTING,
     Q_EVENTS_AFTER,
     Q_LAST_EVENT_ID,
+    Q_ACCOUNT_CREATE,
+    Q_ACCOUNT_BALANCE,
+    Q_ACCOUNT_ADD,
+    Q_LEDGER_INSERT,
+    Q_TRANSFER_INSERT,
+    Q_TRANSFER_BY_KEY,
+    Q_TRANSFER_GET,
+    Q_TRANSFER_SET_STATUS,
+    Q_TRANSFERS_UNFINISHED,
     Q_COUNT
 };
 
@@ -55,6 +65,33 @@ static const char *const SQL[Q_COUNT] = {
         " ORDER BY 1 LIMIT ?3",
     [Q_LAST_EVENT_ID] =
         "SELECT COALESCE(MAX(id), 0) FROM events",
+    [Q_ACCOUNT_CREATE] =
+        "INSERT INTO accounts(user_id, balance_cents) VALUES (?1, 0)",
+    [Q_ACCOUNT_BALANCE] =
+        "SELECT balance_cents FROM accounts WHERE user_id = ?1",
+    /* RETURNING gives the new balance for the ledger row; the CHECK on
+     * balance_cents refuses an overdraft. */
+    [Q_ACCOUNT_ADD] =
+        "UPDATE accounts SET balance_cents = balance_cents + ?2 WHERE user_id = ?1"
+        " RETURNING balance_cents",
+    [Q_LEDGER_INSERT] =
+        "INSERT INTO ledger(transfer_id, account_id, delta_cents, balance_after, ts_ms, memo)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_TRANSFER_INSERT] =
+        "INSERT INTO transfers(from_id, to_id, amount_cents, idempotency_key, status,"
+        " created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)"
+        " ON CONFLICT(from_id, idempotency_key) DO NOTHING",
+    [Q_TRANSFER_BY_KEY] =
+        "SELECT id FROM transfers WHERE from_id = ?1 AND idempotency_key = ?2",
+    [Q_TRANSFER_GET] =
+        "SELECT t.id, t.from_id, t.to_id, t.amount_cents, f.name, r.name, t.status,"
+        " COALESCE(t.reason, ''), t.created_ms, t.updated_ms"
+        " FROM transfers t JOIN users f ON f.id = t.from_id JOIN users r ON r.id = t.to_id"
+        " WHERE t.id = ?1",
+    [Q_TRANSFER_SET_STATUS] =
+        "UPDATE transfers SET status = ?2, reason = ?3, updated_ms = ?4 WHERE id = ?1",
+    [Q_TRANSFERS_UNFINISHED] =
+        "SELECT id FROM transfers WHERE status IN ('pending', 'processing') ORDER BY id",
 };
 
 struct sq {
@@ -244,18 +281,75 @@ static void *sq_open(const char *location, char *err, size_t errlen)
     return s;
 }
 
-static int sq_user_create(void *impl, const char *name, const char *pwhash,
-                          int64_t now_ms, int64_t *user_id)
+static int sq_begin(void *impl)
 {
     struct sq *s = impl;
+    return sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
+        ? STORE_OK : fail(s, "begin");
+}
+
+static int sq_commit(void *impl)
+{
+    struct sq *s = impl;
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        return STORE_OK;
+    int rc = fail(s, "commit");
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static void sq_rollback(void *impl)
+{
+    struct sq *s = impl;
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int sq_account_move(void *impl, int64_t user_id, int64_t delta_cents,
+                           int64_t transfer_id, int64_t now_ms, const char *memo);
+
+static int user_insert(struct sq *s, const char *name, const char *pwhash,
+                       int64_t now_ms, int64_t *user_id)
+{
     sqlite3_stmt *st = s->q[Q_USER_CREATE];
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now_ms);
     int rc = insert_rc(s, sqlite3_step(st), "user_create");
-    if (rc == STORE_OK && user_id)
-        *user_id = sqlite3_last_insert_rowid(s->db);
+    *user_id = sqlite3_last_insert_rowid(s->db);
     done(st);
+    return rc;
+}
+
+static int account_insert(struct sq *s, int64_t user_id)
+{
+    sqlite3_stmt *st = s->q[Q_ACCOUNT_CREATE];
+    sqlite3_bind_int64(st, 1, user_id);
+    int rc = insert_rc(s, sqlite3_step(st), "account_create");
+    done(st);
+    return rc;
+}
+
+/* The user, its account and the opening balance's ledger row: all or none. */
+static int sq_user_create(void *impl, const char *name, const char *pwhash,
+                          int64_t now_ms, int64_t *user_id)
+{
+    struct sq *s = impl;
+    int64_t id = 0;
+    int rc = sq_begin(s);
+    if (rc == STORE_OK)
+        rc = user_insert(s, name, pwhash, now_ms, &id);
+    if (rc == STORE_OK)
+        rc = account_insert(s, id);
+    if (rc == STORE_OK)
+        rc = sq_account_move(s, id, STORE_OPENING_BALANCE_CENTS, 0, now_ms, "opening balance");
+    if (rc == STORE_OK)
+        rc = sq_commit(s);
+    else
+        sq_rollback(s);
+    if (rc == STORE_OK && user_id)
+        *user_id = id;
     return rc;
 }
 
@@ -400,6 +494,157 @@ static int sq_last_event_id(void *impl, int64_t *id)
     return rc;
 }
 
+/* ---- the bank ---- */
+
+static int sq_account_balance(void *impl, int64_t user_id, int64_t *cents)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = s->q[Q_ACCOUNT_BALANCE];
+    sqlite3_bind_int64(st, 1, user_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *cents = sqlite3_column_int64(st, 0);
+        rc = STORE_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? STORE_NOT_FOUND : fail(s, "account_balance");
+    }
+    done(st);
+    return rc;
+}
+
+static int ledger_insert(struct sq *s, int64_t transfer_id, int64_t user_id, int64_t delta,
+                         int64_t balance_after, int64_t now_ms, const char *memo)
+{
+    sqlite3_stmt *st = s->q[Q_LEDGER_INSERT];
+    bind_id_or_null(st, 1, transfer_id);
+    sqlite3_bind_int64(st, 2, user_id);
+    sqlite3_bind_int64(st, 3, delta);
+    sqlite3_bind_int64(st, 4, balance_after);
+    sqlite3_bind_int64(st, 5, now_ms);
+    sqlite3_bind_text(st, 6, memo, -1, SQLITE_STATIC);
+    int rc = insert_rc(s, sqlite3_step(st), "ledger_insert");
+    done(st);
+    return rc;
+}
+
+static int sq_account_move(void *impl, int64_t user_id, int64_t delta_cents,
+                           int64_t transfer_id, int64_t now_ms, const char *memo)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = s->q[Q_ACCOUNT_ADD];
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, delta_cents);
+    int step = sqlite3_step(st);
+    int64_t after = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    int rc;
+    if (step == SQLITE_ROW)
+        rc = STORE_OK;
+    else if (step == SQLITE_DONE)
+        rc = STORE_NOT_FOUND;
+    else if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_CHECK)
+        rc = STORE_CONSTRAINT;
+    else
+        rc = fail(s, "account_move");
+    done(st);
+    if (rc != STORE_OK)
+        return rc;
+    return ledger_insert(s, transfer_id, user_id, delta_cents, after, now_ms, memo);
+}
+
+static int transfer_by_key(struct sq *s, int64_t from_id, const char *key, int64_t *id)
+{
+    sqlite3_stmt *st = s->q[Q_TRANSFER_BY_KEY];
+    sqlite3_bind_int64(st, 1, from_id);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        rc = STORE_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? STORE_NOT_FOUND : fail(s, "transfer_by_key");
+    }
+    done(st);
+    return rc;
+}
+
+static int sq_transfer_insert(void *impl, int64_t from_id, int64_t to_id, int64_t amount_cents,
+                              const char *key, int64_t now_ms, int64_t *id, int *created)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = s->q[Q_TRANSFER_INSERT];
+    sqlite3_bind_int64(st, 1, from_id);
+    sqlite3_bind_int64(st, 2, to_id);
+    sqlite3_bind_int64(st, 3, amount_cents);
+    sqlite3_bind_text(st, 4, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now_ms);
+    int rc = insert_rc(s, sqlite3_step(st), "transfer_insert");
+    *created = rc == STORE_OK && sqlite3_changes(s->db) > 0;
+    int64_t rowid = sqlite3_last_insert_rowid(s->db);
+    done(st);
+    if (rc != STORE_OK)
+        return rc;
+    if (!*created)
+        return transfer_by_key(s, from_id, key, id);
+    *id = rowid;
+    return STORE_OK;
+}
+
+static int sq_transfer_get(void *impl, int64_t id, struct store_transfer *t)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = s->q[Q_TRANSFER_GET];
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        t->id = sqlite3_column_int64(st, 0);
+        t->from_id = sqlite3_column_int64(st, 1);
+        t->to_id = sqlite3_column_int64(st, 2);
+        t->amount_cents = sqlite3_column_int64(st, 3);
+        t->created_ms = sqlite3_column_int64(st, 8);
+        t->updated_ms = sqlite3_column_int64(st, 9);
+        rc = copy_text(st, 4, t->from, sizeof t->from, "transfer_get");
+        if (rc == STORE_OK)
+            rc = copy_text(st, 5, t->to, sizeof t->to, "transfer_get");
+        if (rc == STORE_OK)
+            rc = copy_text(st, 6, t->status, sizeof t->status, "transfer_get");
+        if (rc == STORE_OK)
+            rc = copy_text(st, 7, t->reason, sizeof t->reason, "transfer_get");
+    } else {
+        rc = rc == SQLITE_DONE ? STORE_NOT_FOUND : fail(s, "transfer_get");
+    }
+    done(st);
+    return rc;
+}
+
+static int sq_transfer_set_status(void *impl, int64_t id, const char *status,
+                                  const char *reason, int64_t now_ms)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = s->q[Q_TRANSFER_SET_STATUS];
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    if (reason && *reason)
+        sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now_ms);
+    int rc = sqlite3_step(st);
+    rc = rc != SQLITE_DONE ? fail(s, "transfer_set_status")
+       : sqlite3_changes(s->db) ? STORE_OK : STORE_NOT_FOUND;
+    done(st);
+    return rc;
+}
+
+static int sq_transfers_unfinished(void *impl, void (*cb)(void *arg, int64_t id), void *arg)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = s->q[Q_TRANSFERS_UNFINISHED];
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb(arg, sqlite3_column_int64(st, 0));
+    rc = rc == SQLITE_DONE ? STORE_OK : fail(s, "transfers_unfinished");
+    done(st);
+    return rc;
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -411,4 +656,13 @@ const struct store_ops store_sqlite_ops = {
     .event_append = sq_event_append,
     .events_after = sq_events_after,
     .last_event_id = sq_last_event_id,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .account_balance = sq_account_balance,
+    .account_move = sq_account_move,
+    .transfer_insert = sq_transfer_insert,
+    .transfer_get = sq_transfer_get,
+    .transfer_set_status = sq_transfer_set_status,
+    .transfers_unfinished = sq_transfers_unfinished,
 };

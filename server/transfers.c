@@ -1,0 +1,263 @@
+/* transfers.c — see transfers.h. Alert events are stored in the same transaction as
+ * the state change they announce and only then are listeners woken. */
+#include "transfers.h"
+#include "money.h"
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bank_job {
+    lws_sorted_usec_list_t sul;
+    lws_dll2_t node;
+    struct transfers *bank;
+    int64_t transfer_id;
+};
+
+struct transfers {
+    struct server *srv;
+    int delay_ms;
+    lws_dll2_owner_t jobs;
+};
+
+/* Recipients woken after a commit. */
+struct bank_wake {
+    int64_t users[2];
+    int n;
+};
+
+static void bank_job_run(lws_sorted_usec_list_t *sul);
+
+static void bank_schedule(struct bank_job *j)
+{
+    lws_usec_t us = (lws_usec_t)j->bank->delay_ms * 1000;
+    lws_sul_schedule(j->bank->srv->ctx, 0, &j->sul, bank_job_run, us ? us : 1);
+}
+
+static int bank_track(struct transfers *b, int64_t transfer_id)
+{
+    struct bank_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return -1;
+    j->bank = b;
+    j->transfer_id = transfer_id;
+    lws_dll2_add_tail(&j->node, &b->jobs);
+    bank_schedule(j);
+    return 0;
+}
+
+static void bank_job_free(struct bank_job *j)
+{
+    lws_sul_cancel(&j->sul);
+    lws_dll2_remove(&j->node);
+    free(j);
+}
+
+struct transfers *transfers_new(struct server *srv, int delay_ms)
+{
+    struct transfers *b = calloc(1, sizeof *b);
+    if (b) {
+        b->srv = srv;
+        b->delay_ms = delay_ms;
+    }
+    return b;
+}
+
+static void bank_resume_one(void *arg, int64_t id)
+{
+    if (bank_track(arg, id) < 0)
+        fprintf(stderr, "chatd: out of memory resuming transfer %lld\n", (long long)id);
+}
+
+int transfers_resume(struct transfers *b)
+{
+    return store_transfers_unfinished(b->srv->store, bank_resume_one, b) == STORE_OK ? 0 : -1;
+}
+
+void transfers_free(struct transfers *b)
+{
+    if (!b)
+        return;
+    while (b->jobs.head)
+        bank_job_free(lws_container_of(b->jobs.head, struct bank_job, node));
+    free(b);
+}
+
+/* ---- alerts ---- */
+
+static void alert_body(const struct store_transfer *t, const char *kind, char *buf, size_t len)
+{
+    char amount[32];
+    money_format(t->amount_cents, amount, sizeof amount);
+    if (!strcmp(kind, "transfer.pending"))
+        snprintf(buf, len, "We received your transfer of %s to %s and will process it shortly.", amount, t->to);
+    else if (!strcmp(kind, "transfer.processing"))
+        snprintf(buf, len, "Your transfer of %s to %s is being processed.", amount, t->to);
+    else if (!strcmp(kind, "transfer.completed"))
+        snprintf(buf, len, "Your transfer of %s to %s is complete.", amount, t->to);
+    else if (!strcmp(kind, "transfer.failed"))
+        snprintf(buf, len, "Your transfer of %s to %s failed: %s.", amount, t->to,
+                 !strcmp(t->reason, "insufficient_funds") ? "insufficient funds" : t->reason);
+    else
+        snprintf(buf, len, "You received %s from %s.", amount, t->from);
+}
+
+/* Stores one alert for the party the kind is addressed to. */
+static int bank_alert(struct transfers *b, const struct store_transfer *t, const char *kind,
+                      struct bank_wake *wake)
+{
+    int to_recipient = !strcmp(kind, "transfer.received");
+    char body[256];
+    alert_body(t, kind, body, sizeof body);
+    json_t *p = json_pack("{s:s,s:I,s:I,s:s,s:s}", "kind", kind, "transfer_id", (json_int_t)t->id,
+                          "amount_cents", (json_int_t)t->amount_cents,
+                          "counterparty", to_recipient ? t->from : t->to, "body", body);
+    if (p && t->reason[0])
+        json_object_set_new(p, "reason", json_string(t->reason));
+    char *payload = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    if (!payload)
+        return STORE_ERROR;
+    struct store_new_event ev = {
+        .type = "alert", .recipient_id = to_recipient ? t->to_id : t->from_id,
+        .payload = payload, .ts_ms = now_ms(),
+    };
+    int64_t id, ts;
+    int created;
+    int rc = store_event_append(b->srv->store, &ev, &id, &ts, &created);
+    free(payload);
+    if (rc == STORE_OK && wake->n < 2)
+        wake->users[wake->n++] = ev.recipient_id;
+    return rc;
+}
+
+static void bank_wake_all(struct transfers *b, const struct bank_wake *wake)
+{
+    for (int i = 0; i < wake->n; i++)
+        feed_notify(b->srv, wake->users[i]);
+}
+
+/* ---- accepting ---- */
+
+static enum transfers_rc bank_existing(struct transfers *b, int64_t id, int64_t to_id, int64_t amount_cents,
+                                  struct store_transfer *t)
+{
+    if (store_transfer_get(b->srv->store, id, t) != STORE_OK)
+        return TRANSFERS_ERROR;
+    return t->to_id == to_id && t->amount_cents == amount_cents ? TRANSFERS_REPEATED : TRANSFERS_KEY_MISMATCH;
+}
+
+/* Inside a transaction: the transfer row and its pending alert. */
+static enum transfers_rc bank_insert(struct transfers *b, int64_t from_id, int64_t to_id, int64_t amount_cents,
+                                const char *key, struct store_transfer *t, struct bank_wake *wake)
+{
+    int64_t id;
+    int created;
+    struct store *st = b->srv->store;
+    if (store_transfer_insert(st, from_id, to_id, amount_cents, key, now_ms(), &id, &created) != STORE_OK)
+        return TRANSFERS_ERROR;
+    if (!created)
+        return bank_existing(b, id, to_id, amount_cents, t);
+    if (store_transfer_get(st, id, t) != STORE_OK ||
+        bank_alert(b, t, "transfer.pending", wake) != STORE_OK)
+        return TRANSFERS_ERROR;
+    return TRANSFERS_CREATED;
+}
+
+enum transfers_rc transfers_submit(struct transfers *b, int64_t from_id, const char *to, int64_t amount_cents,
+                         const char *key, struct store_transfer *t)
+{
+    struct store *st = b->srv->store;
+    struct bank_wake wake = { .n = 0 };
+    int64_t to_id;
+    int rc = store_user_get(st, to, &to_id, NULL, 0);
+    if (rc == STORE_NOT_FOUND)
+        return TRANSFERS_NO_RECIPIENT;
+    if (rc != STORE_OK)
+        return TRANSFERS_ERROR;
+    if (to_id == from_id)
+        return TRANSFERS_TO_SELF;
+    if (store_begin(st) != STORE_OK)
+        return TRANSFERS_ERROR;
+    enum transfers_rc brc = bank_insert(b, from_id, to_id, amount_cents, key, t, &wake);
+    if (brc == TRANSFERS_ERROR) {
+        store_rollback(st);
+        return brc;
+    }
+    if (store_commit(st) != STORE_OK)
+        return TRANSFERS_ERROR;
+    bank_wake_all(b, &wake);
+    if (brc == TRANSFERS_CREATED && bank_track(b, t->id) < 0)
+        fprintf(stderr, "chatd: transfer %lld will be processed after a restart\n", (long long)t->id);
+    return brc;
+}
+
+/* ---- processing ---- */
+
+/* processing -> completed, or failed when the sender can't pay now. */
+static int bank_settle(struct transfers *b, struct store_transfer *t, struct bank_wake *wake)
+{
+    struct store *st = b->srv->store;
+    int64_t now = now_ms();
+    char memo[64];
+    snprintf(memo, sizeof memo, "transfer %lld", (long long)t->id);
+    int rc = store_account_move(st, t->from_id, -t->amount_cents, t->id, now, memo);
+    if (rc == STORE_CONSTRAINT) {
+        snprintf(t->reason, sizeof t->reason, "insufficient_funds");
+        rc = store_transfer_set_status(st, t->id, "failed", t->reason, now);
+        return rc == STORE_OK ? bank_alert(b, t, "transfer.failed", wake) : rc;
+    }
+    if (rc == STORE_OK)
+        rc = store_account_move(st, t->to_id, t->amount_cents, t->id, now, memo);
+    if (rc == STORE_OK)
+        rc = store_transfer_set_status(st, t->id, "completed", NULL, now);
+    if (rc == STORE_OK)
+        rc = bank_alert(b, t, "transfer.completed", wake);
+    if (rc == STORE_OK)
+        rc = bank_alert(b, t, "transfer.received", wake);
+    return rc;
+}
+
+/* One step of the transfer, in one transaction. *finished when it is over. */
+static int bank_step(struct transfers *b, int64_t id, int *finished)
+{
+    struct store *st = b->srv->store;
+    struct store_transfer t;
+    struct bank_wake wake = { .n = 0 };
+    *finished = 1;
+    if (store_begin(st) != STORE_OK)
+        return -1;
+    int rc = store_transfer_get(st, id, &t);
+    if (rc == STORE_OK && !strcmp(t.status, "pending")) {
+        rc = store_transfer_set_status(st, id, "processing", NULL, now_ms());
+        if (rc == STORE_OK)
+            rc = bank_alert(b, &t, "transfer.processing", &wake);
+        *finished = 0;
+    } else if (rc == STORE_OK && !strcmp(t.status, "processing")) {
+        rc = bank_settle(b, &t, &wake);
+    }
+    if (rc != STORE_OK) {
+        store_rollback(st);
+        return -1;
+    }
+    if (store_commit(st) != STORE_OK)
+        return -1;
+    bank_wake_all(b, &wake);
+    return 0;
+}
+
+static void bank_job_run(lws_sorted_usec_list_t *sul)
+{
+    struct bank_job *j = lws_container_of(sul, struct bank_job, sul);
+    int finished;
+    if (bank_step(j->bank, j->transfer_id, &finished) < 0) {
+        /* The store failed (e.g. busy): the step rolled back; try again later. */
+        fprintf(stderr, "chatd: transfer %lld: step failed, retrying\n", (long long)j->transfer_id);
+        finished = 0;
+    }
+    if (finished)
+        bank_job_free(j);
+    else
+        bank_schedule(j);
+}
