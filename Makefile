@@ -20,10 +20,12 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# The terminal UI (client/ui*.c); only bin/chat and tests link it.
+UI_LIBS    := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror \
            -Ishared -Iserver -Iclient -I$(OUT)/gen $(PKG_CFLAGS) $(SANFLAGS)
 LDFLAGS := $(SANFLAGS)
-LDLIBS  := $(PKG_LIBS) -lpthread
+LDLIBS  := $(PKG_LIBS) -lpthread -lm
 
 SHARED_SRC := $(wildcard shared/*.c)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
@@ -31,6 +33,8 @@ CLIENT_SRC := $(filter-out client/main.c,$(wildcard client/*.c))
 UNIT_SRC   := $(wildcard tests/test_*.c)
 E2E_SRC    := $(wildcard tests/e2e/test_*.c)
 E2E_LIB    := $(filter-out $(E2E_SRC),$(wildcard tests/e2e/*.c))
+UI_TEST_SRC := $(wildcard tests/ui/test_*.c)
+UI_TEST_LIB := $(filter-out $(UI_TEST_SRC),$(wildcard tests/ui/*.c))
 MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
 
 obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
@@ -40,8 +44,9 @@ LIB_SERVER := $(OUT)/libserver.a
 LIB_CLIENT := $(OUT)/libclient.a
 UNIT_BINS  := $(patsubst tests/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 E2E_BINS   := $(patsubst tests/e2e/%.c,$(OUT)/tests/e2e/%,$(E2E_SRC))
+UI_BINS    := $(patsubst tests/ui/%.c,$(OUT)/tests/ui/%,$(UI_TEST_SRC))
 
-.PHONY: all deps test test-unit test-e2e check clean demo valgrind
+.PHONY: all deps test test-unit test-e2e test-ui check clean demo valgrind
 all: $(BINDIR)/chatd $(BINDIR)/chat
 
 deps:
@@ -69,12 +74,16 @@ $(BINDIR)/chatd: $(call obj,server/main.c) $(LIB_SERVER) $(LIB_SHARED)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BINDIR)/chat: $(call obj,client/main.c) $(LIB_CLIENT) $(LIB_SHARED)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(UI_LIBS)
 
 $(OUT)/tests/%: $(call obj,tests/%.c) $(LIB_SERVER) $(LIB_CLIENT) $(LIB_SHARED)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(UI_LIBS) -lcmocka
 $(OUT)/tests/e2e/%: $(call obj,tests/e2e/%.c) $(call obj,$(E2E_LIB)) $(LIB_SHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+# UI tests: the real bin/chat in tmux, with the e2e harness for the server.
+$(OUT)/tests/ui/%: $(call obj,tests/ui/%.c) $(call obj,$(UI_TEST_LIB)) $(call obj,tests/e2e/harness.c) $(LIB_SHARED)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
@@ -82,7 +91,9 @@ test-unit: $(UNIT_BINS)
 	@scripts/run-tests.sh $(UNIT_BINS)
 test-e2e: all $(E2E_BINS)
 	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat scripts/run-tests.sh $(E2E_BINS)
-check: test-unit test-e2e
+test-ui: all $(UI_BINS)
+	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat scripts/run-tests.sh $(UI_BINS)
+check: test-unit test-e2e test-ui
 
 # The chat end-to-end run with every chatd and chat process under valgrind;
 # a leak or memory error makes the process, and so the test, fail.
@@ -90,6 +101,28 @@ VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indir
 valgrind: all $(OUT)/tests/e2e/test_chat
 	@E2E_WRAP="$(VALGRIND)" CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat \
 	  scripts/run-tests.sh $(OUT)/tests/e2e/test_chat
+
+# Fuzzing: a libFuzzer target (clang, ASan + UBSan) for every parser of
+# untrusted input, tests/fuzz/fuzz_*.c, seeds in tests/fuzz/corpus/<target>/.
+# `make fuzz` runs each for FUZZ_SECONDS; `make check` runs each for a fixed
+# FUZZ_RUNS inputs from a fixed seed (check-fuzz).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_RUNS    ?= 20000
+FUZZ_BINS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_LIBSRC  := $(SHARED_SRC) client/core.c client/commands.c
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Ishared -Iclient \
+                $(shell pkg-config --cflags jansson libsodium 2>/dev/null) -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+.PHONY: fuzz check-fuzz
+build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_LIBSRC) $(wildcard shared/*.h client/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIBSRC) $(shell pkg-config --libs jansson libsodium 2>/dev/null)
+fuzz: $(FUZZ_BINS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh time $(FUZZ_BINS)
+check-fuzz: $(FUZZ_BINS)
+	@FUZZ_RUNS=$(FUZZ_RUNS) tests/fuzz/run.sh runs $(FUZZ_BINS)
+check: check-fuzz
 
 test: deps
 	$(MAKE) --no-print-directory check

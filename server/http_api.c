@@ -4,6 +4,7 @@
  * everything a request owns lives in session.u.http and is freed by
  * http_reset. */
 #include "server.h"
+#include "limiter.h"
 #include "money.h"
 #include "pwhash.h"
 #include "transfers.h"
@@ -15,11 +16,12 @@ enum http_method { M_OTHER = 0, M_GET, M_POST };
 
 #define HTTP_CHUNK 16384
 
+static void http_unpark(struct session *s);
+
 static void http_reset(struct session *s)
 {
     struct http_state *h = &s->u.http;
-    lws_sul_cancel(&h->poll_sul);
-    feed_unsubscribe(s);
+    http_unpark(s);
     if (h->job)
         h->job->owner = NULL;      /* the pool frees it when it finishes */
     if (h->resp && s->srv)
@@ -52,6 +54,14 @@ static int http_error(struct session *s, unsigned status, const char *code, cons
     return http_respond(s, status, proto_error_json(code, msg));
 }
 
+/* A limit was hit: 429 (or 503) with Retry-After. */
+static int http_limited(struct session *s, unsigned status, const char *code, const char *msg,
+                        int retry_after_s)
+{
+    s->u.http.retry_after_s = retry_after_s;
+    return http_error(s, status, code, msg);
+}
+
 /* Steals the reference to o. */
 static int http_json(struct session *s, unsigned status, json_t *o)
 {
@@ -81,12 +91,20 @@ static int http_authenticate(struct session *s)
 
 /* ---- long poll ---- */
 
-static int http_answer_poll(struct session *s)
+static void http_unpark(struct session *s)
 {
     struct http_state *h = &s->u.http;
     lws_sul_cancel(&h->poll_sul);
     feed_unsubscribe(s);
+    if (h->poll_parked)
+        s->srv->parked--;
     h->poll_parked = 0;
+}
+
+static int http_answer_poll(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    http_unpark(s);
     json_t *events = feed_fetch(s->srv, s->user_id, h->poll.after, h->poll.limit);
     if (!events)
         return http_error(s, 500, "internal", "could not read events");
@@ -126,7 +144,10 @@ static int route_events(struct session *s)
     json_decref(now);
     if (have)
         return http_answer_poll(s);
+    if (s->srv->parked >= s->srv->cfg.max_long_polls)
+        return http_limited(s, 503, "overloaded", "too many long polls are waiting; retry shortly", 1);
     /* Nothing yet: park until feed_notify wakes us or the deadline passes. */
+    s->srv->parked++;
     h->poll_parked = 1;
     feed_subscribe(s);
     lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);  /* our deadline, not lws' */
@@ -178,12 +199,27 @@ static int http_submit_hash(struct session *s, enum pwhash_kind kind, const char
     return 0;
 }
 
+/* Login and register attempts per address, and logins per user name. */
+static int http_auth_limited(struct session *s, const char *user)
+{
+    int retry;
+    int64_t now = now_ms();
+    if (!limiter_take(s->srv->limiter, LIMIT_LOGIN_ADDR, limiter_conn_addr(s->wsi), now, &retry) ||
+        (user && !limiter_take(s->srv->limiter, LIMIT_LOGIN_USER, user, now, &retry))) {
+        http_limited(s, 429, "rate_limited", "too many attempts; wait before trying again", retry);
+        return 1;
+    }
+    return 0;
+}
+
 static int route_register(struct session *s)
 {
     json_t *root;
     const char *user, *pw;
     char hash[crypto_pwhash_STRBYTES];
     int64_t uid;
+    if (http_auth_limited(s, NULL))
+        return 0;
     if (http_credentials(s, &root, &user, &pw) < 0)
         return 0;
     int rc;
@@ -206,6 +242,10 @@ static int route_login(struct session *s)
     int64_t uid = 0;
     if (http_credentials(s, &root, &user, &pw) < 0)
         return 0;
+    if (http_auth_limited(s, user)) {
+        json_decref(root);
+        return 0;
+    }
     /* Unknown users are verified against a dummy hash: same work, same time. */
     if (!proto_name_valid(user) || !proto_password_valid(pw) ||
         store_user_get(s->srv->store, user, &uid, hash, sizeof hash) != STORE_OK) {
@@ -263,6 +303,9 @@ static int route_messages(struct session *s)
 {
     const char *err, *room = PROTO_DEFAULT_ROOM, *body = NULL, *cmid = NULL;
     int64_t id, ts;
+    int retry;
+    if (!limiter_take(s->srv->limiter, LIMIT_MESSAGES, s->user, now_ms(), &retry))
+        return http_limited(s, 429, "rate_limited", "too many messages; slow down", retry);
     json_t *root = proto_parse_object(s->u.http.body, s->u.http.body_len, &err);
     if (!root)
         return http_error(s, 400, "invalid", err);
@@ -425,9 +468,9 @@ static int http_expect_body(struct session *s)
         return 0;
     char *end;
     unsigned long long n = strtoull(cl, &end, 10);
-    if (*end || cl[0] == '-' || n > PROTO_MAX_REQUEST_BYTES) {
+    if (*end || cl[0] == '-' || n > (unsigned long long)s->srv->cfg.max_request_bytes) {
         h->close_after = 1;     /* the body is not read: the connection can't be reused */
-        http_error(s, 413, "too_large", "request bodies are limited to 64 KiB");
+        http_error(s, 413, "too_large", "request body too large");
         return 0;
     }
     h->body_expected = (size_t)n;
@@ -460,6 +503,15 @@ int http_on_request(struct session *s, const char *uri)
     s->user_id = 0;
     s->user[0] = '\0';
     h->method = http_method_of(s->wsi);
+    if (s->srv->stopping) {
+        h->close_after = 1;
+        return http_error(s, 503, "shutting_down", "the server is shutting down");
+    }
+    if (limiter_conn_over(s->srv->limiter, s->wsi)) {
+        h->close_after = 1;
+        return http_limited(s, 429, "too_many_connections",
+                            "too many connections from your address", 5);
+    }
     if (strlen(uri) >= sizeof h->path)
         return http_error(s, 404, "not_found", "no such path");
     snprintf(h->path, sizeof h->path, "%s", uri);
@@ -505,6 +557,13 @@ static int http_write_headers(struct session *s)
         lws_add_http_header_by_name(s->wsi, (const unsigned char *)"connection:",
                                     (const unsigned char *)"close", 5, &p, end))
         return -1;
+    if (h->retry_after_s > 0) {
+        char v[16];
+        int n = snprintf(v, sizeof v, "%d", h->retry_after_s);
+        if (lws_add_http_header_by_name(s->wsi, (const unsigned char *)"retry-after:",
+                                        (const unsigned char *)v, n, &p, end))
+            return -1;
+    }
     if (lws_finalize_write_http_header(s->wsi, start, &p, end))
         return -1;
     h->headers_sent = 1;

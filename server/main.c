@@ -1,10 +1,12 @@
 /* main.c — chatd: flags, the lws context (HTTP + WebSocket on one port),
  * the service loop and a graceful shutdown on SIGINT/SIGTERM. */
 #include "server.h"
+#include "limiter.h"
 #include "pwhash.h"
 #include "transfers.h"
 
 #include <getopt.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,16 +22,39 @@ static void on_signal(int sig)
     stop_signal = sig;
 }
 
+/* Integer flags: name, where it goes, allowed range, help. */
+struct int_flag {
+    const char *name;
+    size_t offset;              /* of the int in struct server_config */
+    int lo, hi;
+    const char *help;
+};
+
+#define CFG(field) offsetof(struct server_config, field)
+static const struct int_flag int_flags[] = {
+    { "port", CFG(port), 0, 65535, "port, 0 picks a free one (default 8080)" },
+    { "long-poll-max-s", CFG(long_poll_max_s), 1, 300, "longest hold of a long poll (default 25)" },
+    { "transfer-delay-ms", CFG(transfer_delay_ms), 0, 60000, "time of each transfer step (default 1500)" },
+    { "max-connections", CFG(max_connections), 16, 1000000, "open connections in all (default 20000)" },
+    { "max-connections-per-ip", CFG(max_connections_per_ip), 1, 1000000, "per client address (default 256)" },
+    { "max-long-polls", CFG(max_long_polls), 1, 1000000, "long polls held at once (default 20000)" },
+    { "max-request-bytes", CFG(max_request_bytes), 1024, PROTO_MAX_REQUEST_BYTES, "HTTP body / WS message (default 65536)" },
+    { "msg-rate", CFG(msg_rate), 1, 100000, "messages per second per user, burst twice that (default 20)" },
+    { "login-rate", CFG(login_rate), 1, 10000, "login attempts per minute per user; per address 3x (default 10)" },
+    { "header-timeout-s", CFG(header_timeout_s), 1, 300, "time to send the request headers (default 10)" },
+    { "idle-timeout-s", CFG(idle_timeout_s), 1, 3600, "idle keep-alive HTTP connection (default 5)" },
+    { "heartbeat-s", CFG(heartbeat_s), 2, 3600, "WS ping when quiet; hang up after twice (default 20)" },
+};
+#define N_INT_FLAGS (sizeof int_flags / sizeof int_flags[0])
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-        "usage: chatd [--host ADDR] [--port N] [--db PATH] [--long-poll-max-s S]\n"
-        "             [--transfer-delay-ms MS]\n"
-        "  --host ADDR          address to listen on (default 127.0.0.1)\n"
-        "  --port N             port, 0 picks a free one (default 8080)\n"
-        "  --db PATH            SQLite database, created if missing (default db/chat.db)\n"
-        "  --long-poll-max-s S  longest a long poll is held, 1-300 (default 25)\n"
-        "  --transfer-delay-ms MS  time each transfer step takes, 0-60000 (default 1500)\n");
+    fprintf(out, "usage: chatd [flags]\n"
+                 "  --host ADDR                  address to listen on (default 127.0.0.1)\n"
+                 "  --db PATH                    SQLite database, created if missing (default db/chat.db)\n");
+    for (size_t i = 0; i < N_INT_FLAGS; i++)
+        fprintf(out, "  --%-26s %s, %d-%d\n", int_flags[i].name, int_flags[i].help,
+                int_flags[i].lo, int_flags[i].hi);
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -42,34 +67,40 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
-static int parse_flags(int argc, char **argv, struct server_config *cfg)
+static int parse_flag(int idx, const char *arg, struct server_config *cfg)
 {
-    static const struct option opts[] = {
-        { "host", required_argument, 0, 'h' },
-        { "port", required_argument, 0, 'p' },
-        { "db", required_argument, 0, 'd' },
-        { "long-poll-max-s", required_argument, 0, 'l' },
-        { "transfer-delay-ms", required_argument, 0, 't' },
-        { "help", no_argument, 0, 'H' },
-        { 0, 0, 0, 0 },
-    };
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'h': cfg->host = optarg; break;
-        case 'd': cfg->db_path = optarg; break;
-        case 'p': bad = parse_int(optarg, 0, 65535, &cfg->port); break;
-        case 'l': bad = parse_int(optarg, 1, 300, &cfg->long_poll_max_s); break;
-        case 't': bad = parse_int(optarg, 0, 60000, &cfg->transfer_delay_ms); break;
-        case 'H': usage(stdout); exit(0);
-        default: bad = 1;
-        }
-        if (bad) {
-            usage(stderr);
+    if (idx == N_INT_FLAGS)
+        cfg->host = arg;
+    else if (idx == N_INT_FLAGS + 1)
+        cfg->db_path = arg;
+    else if (idx == N_INT_FLAGS + 2) {
+        usage(stdout);
+        exit(0);
+    } else {
+        const struct int_flag *f = &int_flags[idx];
+        if (parse_int(arg, f->lo, f->hi, (int *)((char *)cfg + f->offset)) < 0) {
+            fprintf(stderr, "chatd: --%s must be an integer from %d to %d\n", f->name, f->lo, f->hi);
             return -1;
         }
     }
+    return 0;
+}
+
+static int parse_flags(int argc, char **argv, struct server_config *cfg)
+{
+    struct option opts[N_INT_FLAGS + 4];
+    for (size_t i = 0; i < N_INT_FLAGS; i++)
+        opts[i] = (struct option){ int_flags[i].name, required_argument, 0, (int)i };
+    opts[N_INT_FLAGS] = (struct option){ "host", required_argument, 0, N_INT_FLAGS };
+    opts[N_INT_FLAGS + 1] = (struct option){ "db", required_argument, 0, N_INT_FLAGS + 1 };
+    opts[N_INT_FLAGS + 2] = (struct option){ "help", no_argument, 0, N_INT_FLAGS + 2 };
+    opts[N_INT_FLAGS + 3] = (struct option){ 0, 0, 0, 0 };
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+        if (c == '?' || c == ':' || parse_flag(c, optarg, cfg) < 0) {
+            usage(stderr);
+            return -1;
+        }
     if (optind < argc) {
         usage(stderr);
         return -1;
@@ -95,8 +126,11 @@ static struct lws_context *server_context(struct server *srv, lws_retry_bo_t *id
     info.vhost_name = "chatd";
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.retry_and_idle_policy = idle;
-    info.timeout_secs_ah_idle = 10;   /* cut clients that trickle their headers */
-    info.max_http_header_pool = 1024; /* a parked long poll keeps its header buffer */
+    /* cut clients that trickle their headers (slowloris) */
+    info.timeout_secs_ah_idle = (unsigned)srv->cfg.header_timeout_s;
+    info.keepalive_timeout = srv->cfg.idle_timeout_s;
+    /* a parked long poll keeps its header buffer, so size the pool for them */
+    info.max_http_header_pool2 = (unsigned)srv->cfg.max_long_polls + 1024;
     return lws_create_context(&info);
 }
 
@@ -124,12 +158,31 @@ static void server_drain(struct server *srv)
     lws_sul_cancel(&t.sul);
 }
 
+static struct limiter *server_limiter(const struct server_config *cfg)
+{
+    struct limiter_config lc = {
+        .max_connections = (unsigned)cfg->max_connections,
+        .max_connections_per_ip = (unsigned)cfg->max_connections_per_ip,
+    };
+    lc.rate[LIMIT_MESSAGES] = cfg->msg_rate;
+    lc.burst[LIMIT_MESSAGES] = 2.0 * cfg->msg_rate;
+    lc.rate[LIMIT_LOGIN_USER] = cfg->login_rate / 60.0;
+    lc.burst[LIMIT_LOGIN_USER] = cfg->login_rate;
+    lc.rate[LIMIT_LOGIN_ADDR] = 3 * cfg->login_rate / 60.0;
+    lc.burst[LIMIT_LOGIN_ADDR] = 3 * cfg->login_rate;
+    return limiter_new(&lc);
+}
+
 static int server_run(struct server *srv)
 {
+    srv->limiter = server_limiter(&srv->cfg);
+    if (!srv->limiter)
+        return 1;
     lws_retry_bo_t idle = { 0 };
     srv->ctx = server_context(srv, &idle);
     if (!srv->ctx) {
         fprintf(stderr, "chatd: cannot listen on %s:%d\n", srv->cfg.host, srv->cfg.port);
+        limiter_free(srv->limiter);
         return 1;
     }
     srv->pwhash = pwhash_pool_new(srv->ctx, 2, 64);
@@ -139,6 +192,7 @@ static int server_run(struct server *srv)
         transfers_free(srv->transfers);
         pwhash_pool_free(srv->pwhash);
         lws_context_destroy(srv->ctx);
+        limiter_free(srv->limiter);
         return 1;
     }
     /* Timers set outside the loop (resumed transfers) are only seen once
@@ -155,6 +209,7 @@ static int server_run(struct server *srv)
     pwhash_pool_stop(srv->pwhash);
     lws_context_destroy(srv->ctx);
     pwhash_pool_free(srv->pwhash);
+    limiter_free(srv->limiter);
     return 0;
 }
 
@@ -167,6 +222,9 @@ int main(int argc, char **argv)
         .host = "127.0.0.1", .port = 8080, .db_path = "db/chat.db",
         .long_poll_max_s = 25, .heartbeat_s = 20, .hello_timeout_s = 5,
         .token_ttl_s = 24 * 3600, .transfer_delay_ms = 1500,
+        .max_connections = 20000, .max_connections_per_ip = 256, .max_long_polls = 20000,
+        .max_request_bytes = PROTO_MAX_REQUEST_BYTES, .msg_rate = 20, .login_rate = 10,
+        .header_timeout_s = 10, .idle_timeout_s = 5,
     };
     if (parse_flags(argc, argv, &srv.cfg) < 0)
         return 2;

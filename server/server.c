@@ -2,6 +2,7 @@
  * session and dispatches HTTP reasons to http_api.c, WebSocket reasons to
  * ws_api.c, and finished password hashes back to their requests. */
 #include "server.h"
+#include "limiter.h"
 #include "pwhash.h"
 
 #include <stdlib.h>
@@ -78,6 +79,15 @@ int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_HTTP_WRITEABLE:
     case LWS_CALLBACK_CLOSED_HTTP:
         return server_http_reason(s, wsi, reason, in, len);
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* Full: hang up before a byte is read; there is no room to answer. */
+        return limiter_conn_room(server_from_wsi(wsi)->limiter) < 0;
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        limiter_conn_open(server_from_wsi(wsi)->limiter, wsi);
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        limiter_conn_close(server_from_wsi(wsi)->limiter, wsi);
+        return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return ws_on_filter(wsi);
     case LWS_CALLBACK_ESTABLISHED:

@@ -15,6 +15,7 @@
 struct pwhash_pool;
 struct pwhash_job;
 struct transfers;
+struct limiter;
 
 struct server_config {
     const char *host;
@@ -25,6 +26,14 @@ struct server_config {
     int         hello_timeout_s;
     int64_t     token_ttl_s;
     int         transfer_delay_ms;
+    int         max_connections;
+    int         max_connections_per_ip;
+    int         max_long_polls;
+    int         max_request_bytes;
+    int         msg_rate;           /* per user per second */
+    int         login_rate;         /* per user per minute */
+    int         header_timeout_s;
+    int         idle_timeout_s;
 };
 
 struct server {
@@ -33,6 +42,8 @@ struct server {
     struct store        *store;
     struct pwhash_pool  *pwhash;
     struct transfers    *transfers;
+    struct limiter      *limiter;
+    int                  parked;       /* long polls held now */
     lws_dll2_owner_t     subscribers;  /* parked long polls and live WebSockets */
     int                  responding;   /* HTTP answers being written */
     int                  stopping;
@@ -51,6 +62,7 @@ struct http_state {
     size_t   resp_len, resp_off;
     int      headers_sent;
     int      close_after;     /* answer then close (body not read) */
+    int      retry_after_s;   /* sent as Retry-After when > 0 */
     struct proto_events_query poll;
     lws_sorted_usec_list_t poll_sul;  /* long-poll deadline */
     int      poll_parked;
@@ -79,6 +91,8 @@ struct ws_state {
     int      close_code;      /* close with this from the next WRITEABLE */
     const char *close_reason;
     lws_sorted_usec_list_t hello_sul;
+    int      held;            /* rx is a send over the rate limit, reading paused */
+    lws_sorted_usec_list_t hold_sul;
 };
 
 struct session {

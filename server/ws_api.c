@@ -2,6 +2,7 @@
  * with a deadline, message reassembly with size and fragment caps, the
  * client ops (send), and the writer that sends queued control frames first
  * and then the user's events from the store, in id order, from the cursor. */
+#include "limiter.h"
 #include "server.h"
 
 #include <stdlib.h>
@@ -10,13 +11,15 @@
 #define WS_BATCH          64     /* events read from the store at a time */
 #define WS_MAX_QUEUED     256    /* control frames waiting for a slow reader */
 #define WS_MAX_FRAGMENTS  1024
+#define WS_HELD           1      /* ws_handle_message kept the message for later */
 
 int ws_on_filter(struct lws *wsi)
 {
+    struct server *srv = server_from_wsi(wsi);
     char uri[64];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 || strcmp(uri, PROTO_WS_PATH) != 0)
         return 1;               /* non-zero rejects the upgrade */
-    return 0;
+    return srv->stopping || limiter_conn_over(srv->limiter, wsi);
 }
 
 void ws_begin_close(struct session *s, int code, const char *reason)
@@ -119,9 +122,31 @@ static int ws_hello(struct session *s, const struct proto_ws_frame *f)
                                  "long_poll_max_s", s->srv->cfg.long_poll_max_s));
 }
 
+static void ws_hold_over(lws_sorted_usec_list_t *sul);
+
+/* Over the message rate: keep this message, stop reading until the bucket
+ * has a token again. Nothing is dropped and the order is kept; the sender
+ * is told why it is slowed down once per hold. */
+static int ws_hold(struct session *s, int retry_after_s)
+{
+    struct ws_state *w = &s->u.ws;
+    if (!w->held && ws_queue(s, json_pack("{s:s,s:s,s:s,s:i}", "op", "error", "code", "rate_limited",
+                                          "message", "too many messages; slowing down",
+                                          "retry_after_s", retry_after_s)) < 0)
+        return -1;
+    w->held = 1;
+    lws_rx_flow_control(s->wsi, 0);
+    lws_sul_schedule(lws_get_context(s->wsi), 0, &w->hold_sul, ws_hold_over,
+                     (lws_usec_t)retry_after_s * LWS_USEC_PER_SEC);
+    return WS_HELD;
+}
+
 static int ws_send(struct session *s, const struct proto_ws_frame *f)
 {
     int64_t id, ts;
+    int retry;
+    if (!limiter_take(s->srv->limiter, LIMIT_MESSAGES, s->user, now_ms(), &retry))
+        return ws_hold(s, retry);
     if (feed_post_chat(s->srv, s, f->room, f->body, f->client_msg_id, &id, &ts) != STORE_OK)
         return ws_send_error(s, f->client_msg_id, "internal", "could not store the message");
     return ws_queue(s, json_pack("{s:s,s:s?,s:I,s:I}", "op", "ack", "client_msg_id", f->client_msg_id,
@@ -159,12 +184,16 @@ int ws_on_receive(struct session *s, const void *in, size_t len)
     struct ws_state *w = &s->u.ws;
     if (w->close_code)
         return 0;
+    if (w->held) {             /* lws keeps reading paused; never drop a message */
+        ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "input while paused");
+        return 0;
+    }
     if (lws_is_first_fragment(s->wsi)) {
         w->rx_len = 0;
         w->rx_frags = 0;
         w->rx_binary = lws_frame_is_binary(s->wsi);
     }
-    if (len > PROTO_MAX_REQUEST_BYTES - w->rx_len || ++w->rx_frags > WS_MAX_FRAGMENTS) {
+    if (len > (size_t)s->srv->cfg.max_request_bytes - w->rx_len || ++w->rx_frags > WS_MAX_FRAGMENTS) {
         ws_begin_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
         return 0;
     }
@@ -179,10 +208,29 @@ int ws_on_receive(struct session *s, const void *in, size_t len)
     if (!lws_is_final_fragment(s->wsi))
         return 0;
     int rc = ws_handle_message(s, w->rx, w->rx_len, w->rx_binary);
+    if (rc == WS_HELD)
+        return 0;
     free(w->rx);                 /* idle connections hold no receive buffer */
     w->rx = NULL;
     w->rx_len = 0;
     return rc;
+}
+
+static void ws_hold_over(lws_sorted_usec_list_t *sul)
+{
+    struct ws_state *w = lws_container_of(sul, struct ws_state, hold_sul);
+    struct session *s = lws_container_of(w, struct session, u.ws);
+    w->held = 0;
+    int rc = ws_handle_message(s, w->rx, w->rx_len, 0);
+    if (rc == WS_HELD)
+        return;
+    free(w->rx);
+    w->rx = NULL;
+    w->rx_len = 0;
+    if (rc < 0)
+        ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error");
+    else
+        lws_rx_flow_control(s->wsi, 1);
 }
 
 /* The next event to send, or NULL when the store has nothing after the cursor. */
@@ -262,6 +310,7 @@ void ws_on_closed(struct session *s)
 {
     struct ws_state *w = &s->u.ws;
     lws_sul_cancel(&w->hello_sul);
+    lws_sul_cancel(&w->hold_sul);
     feed_unsubscribe(s);
     while (w->out_head) {
         struct ws_frame *f = w->out_head;

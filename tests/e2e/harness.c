@@ -435,15 +435,19 @@ static const char *bin(const char *env, const char *def)
 }
 
 /* ------------------------------------------------------------------------ */
-static void server_spawn(struct h_server *s)
+/* Spawns chatd on port (0: a free one) and waits for its listening line.
+ * soft: if chatd exits before listening (e.g. the port is still taken),
+ * forget it and return -1 instead of failing the test. */
+static int server_spawn_port(struct h_server *s, int want, int soft)
 {
-    char *argv[32];
+    char *argv[32], portarg[16];
     int n = 0;
+    snprintf(portarg, sizeof portarg, "%d", want);
     argv[n++] = (char *)bin("CHATD_BIN", "bin/chatd");
     argv[n++] = "--host";
     argv[n++] = "127.0.0.1";
     argv[n++] = "--port";
-    argv[n++] = "0";
+    argv[n++] = portarg;
     argv[n++] = "--db";
     argv[n++] = s->dbpath;
     for (int i = 0; i < s->nextra; i++)
@@ -454,6 +458,14 @@ static void server_spawn(struct h_server *s)
     int64_t dl = h_deadline(10000);
     char *nl;
     while (!(nl = s->proc->out.data ? strchr(s->proc->out.data, '\n') : NULL)) {
+        if (soft && s->proc->exited) {
+            h_proc_wait_exit(s->proc, h_deadline(1000), NULL);   /* drains its pipes */
+            if (s->proc->out.data && strchr(s->proc->out.data, '\n'))
+                continue;
+            proc_forget(s->proc);
+            s->proc = NULL;
+            return -1;
+        }
         if (s->proc->exited || h_now_ms() >= dl) {
             int timed_out = !s->proc->exited;
             h_dump_logs();
@@ -475,8 +487,16 @@ static void server_spawn(struct h_server *s)
         fail_msg("chatd's first stdout line is not \"listening on http://HOST:PORT\": \"%s\"", line);
     if (strcmp(host, "127.0.0.1") != 0)
         fail_msg("chatd listens on host \"%s\", asked for 127.0.0.1", host);
+    if (want && port != want)
+        fail_msg("chatd listens on port %d, asked for %d", port, want);
     s->port = port;
     snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", port);
+    return 0;
+}
+
+static void server_spawn(struct h_server *s)
+{
+    server_spawn_port(s, 0, 0);
 }
 
 void server_start(struct h_server *s, const char *dbdir, const char *const *extra)
@@ -1341,4 +1361,87 @@ void ws_free(struct h_ws *w)
         close(w->fd);
     buf_free(&w->in);
     free(w);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Additions for the reliability tests. */
+void server_start_same_port(struct h_server *s)
+{
+    if (s->proc)
+        fail_msg("server_start_same_port: chatd is still running (stop or kill it first)");
+    if (s->port <= 0)
+        fail_msg("server_start_same_port: no port from an earlier run");
+    int64_t dl = h_deadline(10000);
+    while (server_spawn_port(s, s->port, 1) < 0) {
+        if (h_now_ms() >= dl) {
+            h_dump_logs();
+            fail_msg("chatd could not listen on port %d again within 10 s", s->port);
+        }
+        h_pump(100);               /* the port is still taken: try again shortly */
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Additions for the bank tests. */
+int http_call_parallel(int port, const char *method, const char *path, const char *token,
+                       const char *body, int n, struct http_resp *r, int timeout_ms)
+{
+    if (n < 1 || n > 64)
+        fail_msg("http_call_parallel: n must be 1-64, got %d", n);
+    size_t bl = body ? strlen(body) : 0;
+    char head[1024];
+    int hn = snprintf(head, sizeof head,
+                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
+                      "%s%s%s%s"
+                      "Content-Length: %zu\r\n\r\n",
+                      method, path, port,
+                      token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
+                      body ? "Content-Type: application/json\r\n" : "", bl);
+    char *req = malloc((size_t)hn + bl);
+    memcpy(req, head, (size_t)hn);
+    if (bl)
+        memcpy(req + hn, body, bl);
+    int64_t dl = h_deadline(timeout_ms);
+    int fds[64];
+    for (int i = 0; i < n; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        fds[i] = tcp_connect(port);
+    }
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            send_all(fds[i], req, (size_t)hn + bl, dl);   /* errors tolerated */
+    free(req);
+    int got = 0;
+    for (int i = 0; i < n; i++) {
+        if (fds[i] < 0)
+            continue;
+        struct h_buf in = { 0 };
+        if (read_response(fds[i], &in, &r[i], dl) == 0 && r[i].status)
+            got++;
+        buf_free(&in);
+        close(fds[i]);
+    }
+    return got;
+}
+
+int http_send_request(int port, const void *raw, size_t len)
+{
+    int fd = tcp_connect(port);
+    if (fd < 0)
+        return -1;
+    if (send_all(fd, raw, len, h_deadline(5000)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int http_read_response(int fd, struct http_resp *r, int timeout_ms)
+{
+    memset(r, 0, sizeof *r);
+    struct h_buf in = { 0 };
+    int rc = read_response(fd, &in, r, h_deadline(timeout_ms));
+    buf_free(&in);
+    close(fd);
+    return rc;
 }

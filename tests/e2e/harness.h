@@ -83,6 +83,11 @@ void server_stop(struct h_server *s);
 void server_kill(struct h_server *s);
 /* server_stop then server_start on the same database (new free port). */
 void server_restart(struct h_server *s);
+/* Starts chatd again on s's database and extra arguments and on the port it
+ * had before (s->port), after server_kill or server_stop, so that clients
+ * started with its URL can reconnect by themselves. Retries for up to 10 s
+ * while the port is not free yet. */
+void server_start_same_port(struct h_server *s);
 
 /* ---- headless chat client ------------------------------------------------ */
 /* bin/chat --headless --server URL --user USER --transport T [extra...], with
@@ -118,6 +123,12 @@ struct http_resp {
  * failed or nothing at all came back (r->status 0). Send errors (e.g. the
  * server answering early and closing) are tolerated: the response is still read. */
 int  http_request(int port, const void *raw, size_t len, struct http_resp *r, int timeout_ms);
+/* The two halves of http_request, for a request that must stay in flight
+ * while something else happens (a long poll parked across a shutdown):
+ * http_send_request connects and sends, returning the socket or -1;
+ * http_read_response reads the answer like http_request and closes fd. */
+int  http_send_request(int port, const void *raw, size_t len);
+int  http_read_response(int fd, struct http_resp *r, int timeout_ms);
 void http_resp_free(struct http_resp *r);
 /* Value of header name (case-insensitive) as a new string (free()), or NULL. */
 char *http_header(const struct http_resp *r, const char *name);
@@ -141,6 +152,13 @@ int  http_post_message(int port, const char *token, const char *room, const char
 /* GET /api/v1/events?after=A&wait=0&limit=1000; asserts 200 and returns the
  * events array (new reference). */
 json_t *http_get_events(int port, const char *token, int64_t after);
+
+/* Opens n connections (n <= 64), writes the same well-formed request (as
+ * http_call builds it) on every one of them before reading any answer, then
+ * reads each one's response within timeout_ms in all. r is an array of n.
+ * Returns how many got a response (r[i].status 0 for the others). */
+int  http_call_parallel(int port, const char *method, const char *path, const char *token,
+                        const char *body, int n, struct http_resp *r, int timeout_ms);
 
 /* Asserts r is `status` with a JSON body {"error":{"code":code,"message":str}}
  * (code NULL: any string). what names the request in failure messages. */
