@@ -8,7 +8,7 @@
 static int money_parse_units(const char *s, size_t n, int64_t *units)
 {
     int64_t v = 0;
-    size_t digits = 0, since_comma = 0;
+    size_t digits = 0, since_comma = 0;     /* digits: significant ones only */
     int grouped = 0;
     if (n == 0 || s[0] == ',')
         return -1;
@@ -20,7 +20,7 @@ static int money_parse_units(const char *s, size_t n, int64_t *units)
             since_comma = 0;
             continue;
         }
-        if (s[i] < '0' || s[i] > '9' || ++digits > 9)
+        if (s[i] < '0' || s[i] > '9' || ((v > 0 || s[i] != '0') && ++digits > 9))
             return -1;
         v = v * 10 + (s[i] - '0');
         since_comma++;
