@@ -109,7 +109,9 @@ static int parse_flags(int argc, char **argv, struct server_config *cfg)
 }
 
 static const struct lws_protocols protocols[] = {
-    { PROTO_WS_SUBPROTOCOL, server_callback, sizeof(struct session), 4096, 0, NULL, 0 },
+    /* rx_buffer_size is allocated per WebSocket: small, since messages are
+     * reassembled in ws_api.c anyway (most chat frames fit in it). */
+    { PROTO_WS_SUBPROTOCOL, server_callback, sizeof(struct session), 1024, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -243,7 +245,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "chatd: cannot open database %s: %s\n", srv.cfg.db_path, err);
         return 1;
     }
-    int rc = server_run(&srv);
+    srv.feed = feed_new(srv.store);
+    int rc = srv.feed ? server_run(&srv) : 1;
+    feed_free(srv.feed);
     store_free(srv.store);
     return rc;
 }

@@ -16,6 +16,7 @@ struct pwhash_pool;
 struct pwhash_job;
 struct transfers;
 struct limiter;
+struct feed;
 
 struct server_config {
     const char *host;
@@ -43,6 +44,7 @@ struct server {
     struct pwhash_pool  *pwhash;
     struct transfers    *transfers;
     struct limiter      *limiter;
+    struct feed         *feed;
     int                  parked;       /* long polls held now */
     lws_dll2_owner_t     subscribers;  /* parked long polls and live WebSockets */
     int                  responding;   /* HTTP answers being written */
@@ -114,7 +116,18 @@ struct server *server_from_wsi(struct lws *wsi);
 int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len);
 
-/* feed.c: who listens, waking them, reading a user's feed */
+/* feed.c: appending and publishing events, who listens, reading a feed */
+struct feed *feed_new(struct store *st);
+void feed_free(struct feed *f);
+/* Appends through the store; once committed (at once outside a feed
+ * transaction, else at feed_commit) the event is cached and its listeners
+ * are woken. Same results as store_event_append. */
+int feed_append(struct server *srv, const struct store_new_event *ev,
+                int64_t *id, int64_t *ts, int *created);
+/* A store transaction whose appended events are published only on commit. */
+int feed_begin(struct server *srv);
+int feed_commit(struct server *srv);
+void feed_rollback(struct server *srv);
 void feed_subscribe(struct session *s);
 void feed_unsubscribe(struct session *s);
 void feed_notify(struct server *srv, int64_t recipient_id);

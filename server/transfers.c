@@ -1,5 +1,6 @@
-/* transfers.c — see transfers.h. Alert events are stored in the same transaction as
- * the state change they announce and only then are listeners woken. */
+/* transfers.c — see transfers.h. Alert events are appended in the same
+ * transaction as the state change they announce (feed_begin/feed_commit),
+ * and the feed wakes their listeners only after it committed. */
 #include "transfers.h"
 #include "money.h"
 #include "server.h"
@@ -19,12 +20,6 @@ struct transfers {
     struct server *srv;
     int delay_ms;
     lws_dll2_owner_t jobs;
-};
-
-/* Recipients woken after a commit. */
-struct bank_wake {
-    int64_t users[2];
-    int n;
 };
 
 static void bank_job_run(lws_sorted_usec_list_t *sul);
@@ -104,8 +99,7 @@ static void alert_body(const struct store_transfer *t, const char *kind, char *b
 }
 
 /* Stores one alert for the party the kind is addressed to. */
-static int bank_alert(struct transfers *b, const struct store_transfer *t, const char *kind,
-                      struct bank_wake *wake)
+static int bank_alert(struct transfers *b, const struct store_transfer *t, const char *kind)
 {
     int to_recipient = !strcmp(kind, "transfer.received");
     char body[256];
@@ -125,17 +119,9 @@ static int bank_alert(struct transfers *b, const struct store_transfer *t, const
     };
     int64_t id, ts;
     int created;
-    int rc = store_event_append(b->srv->store, &ev, &id, &ts, &created);
+    int rc = feed_append(b->srv, &ev, &id, &ts, &created);
     free(payload);
-    if (rc == STORE_OK && wake->n < 2)
-        wake->users[wake->n++] = ev.recipient_id;
     return rc;
-}
-
-static void bank_wake_all(struct transfers *b, const struct bank_wake *wake)
-{
-    for (int i = 0; i < wake->n; i++)
-        feed_notify(b->srv, wake->users[i]);
 }
 
 /* ---- accepting ---- */
@@ -150,7 +136,7 @@ static enum transfers_rc bank_existing(struct transfers *b, int64_t id, int64_t 
 
 /* Inside a transaction: the transfer row and its pending alert. */
 static enum transfers_rc bank_insert(struct transfers *b, int64_t from_id, int64_t to_id, int64_t amount_cents,
-                                const char *key, struct store_transfer *t, struct bank_wake *wake)
+                                const char *key, struct store_transfer *t)
 {
     int64_t id;
     int created;
@@ -160,7 +146,7 @@ static enum transfers_rc bank_insert(struct transfers *b, int64_t from_id, int64
     if (!created)
         return bank_existing(b, id, to_id, amount_cents, t);
     if (store_transfer_get(st, id, t) != STORE_OK ||
-        bank_alert(b, t, "transfer.pending", wake) != STORE_OK)
+        bank_alert(b, t, "transfer.pending") != STORE_OK)
         return TRANSFERS_ERROR;
     return TRANSFERS_CREATED;
 }
@@ -169,7 +155,6 @@ enum transfers_rc transfers_submit(struct transfers *b, int64_t from_id, const c
                          const char *key, struct store_transfer *t)
 {
     struct store *st = b->srv->store;
-    struct bank_wake wake = { .n = 0 };
     int64_t to_id;
     int rc = store_user_get(st, to, &to_id, NULL, 0);
     if (rc == STORE_NOT_FOUND)
@@ -178,16 +163,15 @@ enum transfers_rc transfers_submit(struct transfers *b, int64_t from_id, const c
         return TRANSFERS_ERROR;
     if (to_id == from_id)
         return TRANSFERS_TO_SELF;
-    if (store_begin(st) != STORE_OK)
+    if (feed_begin(b->srv) != STORE_OK)
         return TRANSFERS_ERROR;
-    enum transfers_rc brc = bank_insert(b, from_id, to_id, amount_cents, key, t, &wake);
+    enum transfers_rc brc = bank_insert(b, from_id, to_id, amount_cents, key, t);
     if (brc == TRANSFERS_ERROR) {
-        store_rollback(st);
+        feed_rollback(b->srv);
         return brc;
     }
-    if (store_commit(st) != STORE_OK)
+    if (feed_commit(b->srv) != STORE_OK)
         return TRANSFERS_ERROR;
-    bank_wake_all(b, &wake);
     if (brc == TRANSFERS_CREATED && bank_track(b, t->id) < 0)
         fprintf(stderr, "chatd: transfer %lld will be processed after a restart\n", (long long)t->id);
     return brc;
@@ -196,7 +180,7 @@ enum transfers_rc transfers_submit(struct transfers *b, int64_t from_id, const c
 /* ---- processing ---- */
 
 /* processing -> completed, or failed when the sender can't pay now. */
-static int bank_settle(struct transfers *b, struct store_transfer *t, struct bank_wake *wake)
+static int bank_settle(struct transfers *b, struct store_transfer *t)
 {
     struct store *st = b->srv->store;
     int64_t now = now_ms();
@@ -206,16 +190,16 @@ static int bank_settle(struct transfers *b, struct store_transfer *t, struct ban
     if (rc == STORE_CONSTRAINT) {
         snprintf(t->reason, sizeof t->reason, "insufficient_funds");
         rc = store_transfer_set_status(st, t->id, "failed", t->reason, now);
-        return rc == STORE_OK ? bank_alert(b, t, "transfer.failed", wake) : rc;
+        return rc == STORE_OK ? bank_alert(b, t, "transfer.failed") : rc;
     }
     if (rc == STORE_OK)
         rc = store_account_move(st, t->to_id, t->amount_cents, t->id, now, memo);
     if (rc == STORE_OK)
         rc = store_transfer_set_status(st, t->id, "completed", NULL, now);
     if (rc == STORE_OK)
-        rc = bank_alert(b, t, "transfer.completed", wake);
+        rc = bank_alert(b, t, "transfer.completed");
     if (rc == STORE_OK)
-        rc = bank_alert(b, t, "transfer.received", wake);
+        rc = bank_alert(b, t, "transfer.received");
     return rc;
 }
 
@@ -224,27 +208,23 @@ static int bank_step(struct transfers *b, int64_t id, int *finished)
 {
     struct store *st = b->srv->store;
     struct store_transfer t;
-    struct bank_wake wake = { .n = 0 };
     *finished = 1;
-    if (store_begin(st) != STORE_OK)
+    if (feed_begin(b->srv) != STORE_OK)
         return -1;
     int rc = store_transfer_get(st, id, &t);
     if (rc == STORE_OK && !strcmp(t.status, "pending")) {
         rc = store_transfer_set_status(st, id, "processing", NULL, now_ms());
         if (rc == STORE_OK)
-            rc = bank_alert(b, &t, "transfer.processing", &wake);
+            rc = bank_alert(b, &t, "transfer.processing");
         *finished = 0;
     } else if (rc == STORE_OK && !strcmp(t.status, "processing")) {
-        rc = bank_settle(b, &t, &wake);
+        rc = bank_settle(b, &t);
     }
     if (rc != STORE_OK) {
-        store_rollback(st);
+        feed_rollback(b->srv);
         return -1;
     }
-    if (store_commit(st) != STORE_OK)
-        return -1;
-    bank_wake_all(b, &wake);
-    return 0;
+    return feed_commit(b->srv) == STORE_OK ? 0 : -1;
 }
 
 static void bank_job_run(lws_sorted_usec_list_t *sul)

@@ -44,6 +44,8 @@ static int setup(void **state)
     lws_set_log_level(LLL_ERR, NULL);
     f->srv.ctx = lws_create_context(&info);
     assert_non_null(f->srv.ctx);
+    f->srv.feed = feed_new(f->srv.store);
+    assert_non_null(f->srv.feed);
     f->srv.transfers = transfers_new(&f->srv, 0);
     for (int i = 0; i < USERS; i++) {
         char name[16];
@@ -60,6 +62,7 @@ static int teardown(void **state)
     char wal[128], shm[128];
     transfers_free(f->srv.transfers);
     lws_context_destroy(f->srv.ctx);
+    feed_free(f->srv.feed);
     store_free(f->srv.store);
     snprintf(wal, sizeof wal, "%s-wal", f->path);
     snprintf(shm, sizeof shm, "%s-shm", f->path);
