@@ -1,9 +1,15 @@
-/* auth.c — bearer tokens: minting them from the CSPRNG, hashing them for
- * storage, and resolving a presented token to its user. */
+/* auth.c — bearer tokens and the sessions behind them: minting tokens from
+ * the CSPRNG, hashing them for storage, resolving a presented token (with
+ * absolute and idle expiry), logout, and the sweep that closes WebSockets
+ * whose session ended. */
 #include "server.h"
+#include "audit.h"
 
 #include <sodium.h>
 #include <string.h>
+
+#define TOUCH_EVERY_MS   60000     /* last_used is written at most this often */
+#define SWEEP_EVERY_US   (1 * LWS_USEC_PER_SEC)
 
 int auth_token_new(char hex[PROTO_TOKEN_HEX_LEN + 1])
 {
@@ -32,17 +38,85 @@ static int auth_token_well_formed(const char *token)
     return 1;
 }
 
+static void auth_clear(struct session *s)
+{
+    s->user_id = 0;
+    s->user[0] = '\0';
+    s->token_hash[0] = '\0';
+}
+
 int auth_check_token(struct server *srv, struct session *s, const char *token)
 {
+    struct store_session ss;
     char hash[65];
+    int64_t now = now_ms();
+    auth_clear(s);
     if (!token || !auth_token_well_formed(token))
         return -1;
     auth_token_hash(token, hash);
-    if (store_session_lookup(srv->store, hash, now_ms(), &s->user_id,
-                             s->user, sizeof s->user) != STORE_OK) {
-        s->user_id = 0;
-        s->user[0] = '\0';
+    if (store_session_lookup(srv->store, hash, now, &ss) != STORE_OK)
+        return -1;
+    if (now - ss.last_used_ms >= srv->cfg.session_idle_s * 1000) {
+        store_session_delete(srv->store, hash);       /* idle too long: over for good */
+        audit("session.idle_expired", "user=%s", ss.user);
         return -1;
     }
+    if (now - ss.last_used_ms >= TOUCH_EVERY_MS)
+        store_session_touch(srv->store, hash, now);
+    s->user_id = ss.user_id;
+    snprintf(s->user, sizeof s->user, "%s", ss.user);
+    memcpy(s->token_hash, hash, sizeof hash);
+    s->token_expires_ms = ss.expires_ms;
+    s->token_touched_ms = now;
     return 0;
+}
+
+static void auth_close_sessions(struct server *srv, const char *hash, const char *why)
+{
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, srv->subscribers.head) {
+        struct session *s = lws_container_of(d, struct session, sub_node);
+        if (s->is_ws && s->user_id && !strcmp(s->token_hash, hash))
+            ws_begin_close(s, 4401, why);
+    } lws_end_foreach_dll_safe(d, d1);
+}
+
+int auth_logout(struct server *srv, struct session *s)
+{
+    char hash[65];
+    memcpy(hash, s->token_hash, sizeof hash);
+    int rc = store_session_delete(srv->store, hash);
+    auth_close_sessions(srv, hash, "logged out");
+    audit("logout", "user=%s", s->user);
+    return rc == STORE_OK ? 0 : -1;
+}
+
+/* Ends WebSockets whose session expired; keeps open ones from going idle. */
+static void auth_sweep(lws_sorted_usec_list_t *sul)
+{
+    struct server *srv = lws_container_of(sul, struct server, sweep_sul);
+    int64_t now = now_ms();
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, srv->subscribers.head) {
+        struct session *s = lws_container_of(d, struct session, sub_node);
+        /* (no `continue` here: the lws loop macro would skip its step) */
+        if (!s->is_ws || !s->user_id) {
+            /* parked long polls re-check their token on every request */
+        } else if (now >= s->token_expires_ms) {
+            ws_begin_close(s, 4401, "session expired");
+        } else if (now - s->token_touched_ms >= TOUCH_EVERY_MS) {
+            s->token_touched_ms = now;
+            if (store_session_touch(srv->store, s->token_hash, now) == STORE_NOT_FOUND)
+                ws_begin_close(s, 4401, "session ended");
+        }
+    } lws_end_foreach_dll_safe(d, d1);
+    lws_sul_schedule(srv->ctx, 0, &srv->sweep_sul, auth_sweep, SWEEP_EVERY_US);
+}
+
+void auth_sweep_start(struct server *srv)
+{
+    lws_sul_schedule(srv->ctx, 0, &srv->sweep_sul, auth_sweep, SWEEP_EVERY_US);
+}
+
+void auth_sweep_stop(struct server *srv)
+{
+    lws_sul_cancel(&srv->sweep_sul);
 }

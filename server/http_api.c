@@ -4,6 +4,7 @@
  * everything a request owns lives in session.u.http and is freed by
  * http_reset. */
 #include "server.h"
+#include "audit.h"
 #include "limiter.h"
 #include "money.h"
 #include "pwhash.h"
@@ -58,6 +59,8 @@ static int http_error(struct session *s, unsigned status, const char *code, cons
 static int http_limited(struct session *s, unsigned status, const char *code, const char *msg,
                         int retry_after_s)
 {
+    audit("limit", "code=%s path=%s user=%s addr=%s", code, s->u.http.path,
+          s->user[0] ? s->user : "-", limiter_conn_addr(s->wsi));
     s->u.http.retry_after_s = retry_after_s;
     return http_error(s, status, code, msg);
 }
@@ -268,19 +271,23 @@ static int http_finish_register(struct session *s, struct pwhash_job *job)
         return http_error(s, 409, "taken", "that user name is taken");
     if (rc != STORE_OK)
         return http_error(s, 500, "internal", "could not store the user");
+    audit("register", "user=%s addr=%s", job->user, limiter_conn_addr(s->wsi));
     return http_json(s, 201, json_pack("{s:s}", "user", job->user));
 }
 
 static int http_finish_login(struct session *s, struct pwhash_job *job)
 {
     char token[PROTO_TOKEN_HEX_LEN + 1], token_hash[65];
-    if (!job->ok || job->user_id == 0)
+    if (!job->ok || job->user_id == 0) {
+        audit("login.failed", "user=%s addr=%s", job->user[0] ? job->user : "-", limiter_conn_addr(s->wsi));
         return http_error(s, 401, "unauthorized", "wrong user or password");
+    }
     int64_t now = now_ms(), expires = now + s->srv->cfg.token_ttl_s * 1000;
     auth_token_new(token);
     auth_token_hash(token, token_hash);
     if (store_session_create(s->srv->store, token_hash, job->user_id, now, expires) != STORE_OK)
         return http_error(s, 500, "internal", "could not create a session");
+    audit("login", "user=%s addr=%s", job->user, limiter_conn_addr(s->wsi));
     int rc = http_json(s, 200, json_pack("{s:s,s:s,s:I}", "token", token, "user", job->user,
                                          "expires_at", (json_int_t)expires));
     sodium_memzero(token, sizeof token);
@@ -403,6 +410,13 @@ static int route_transfer_get(struct session *s)
     return http_json(s, 200, o);
 }
 
+static int route_logout(struct session *s)
+{
+    if (auth_logout(s->srv, s) < 0)
+        return http_error(s, 401, "unauthorized", "this session has already ended");
+    return http_json(s, 200, json_pack("{s:b}", "ok", 1));
+}
+
 static int route_healthz(struct session *s)
 {
     return http_json(s, 200, json_pack("{s:b}", "ok", 1));
@@ -427,6 +441,7 @@ static const struct route routes[] = {
     { "/healthz",          M_GET,  0, route_healthz, 0 },
     { "/api/v1/register",  M_POST, 0, route_register, 0 },
     { "/api/v1/login",     M_POST, 0, route_login, 0 },
+    { "/api/v1/logout",    M_POST, 1, route_logout, 0 },
     { "/api/v1/events",    M_GET,  1, route_events, 0 },
     { "/api/v1/messages",  M_POST, 1, route_messages, 0 },
     { "/api/v1/account",   M_GET,  1, route_account, 0 },
@@ -446,7 +461,10 @@ static int http_route(struct session *s)
         if (r->method != h->method)
             return http_error(s, 405, "method_not_allowed", "method not allowed on this path");
         if (r->needs_auth && http_authenticate(s) < 0)
+            {
+            audit("auth.refused", "path=%s addr=%s", h->path, limiter_conn_addr(s->wsi));
             return http_error(s, 401, "unauthorized", "missing, invalid or expired token");
+        }
         return r->fn(s);
     }
     return http_error(s, 404, "not_found", "no such path");

@@ -44,6 +44,8 @@ static const struct int_flag int_flags[] = {
     { "header-timeout-s", CFG(header_timeout_s), 1, 300, "time to send the request headers (default 10)" },
     { "idle-timeout-s", CFG(idle_timeout_s), 1, 3600, "idle keep-alive HTTP connection (default 5)" },
     { "heartbeat-s", CFG(heartbeat_s), 2, 3600, "WS ping when quiet; hang up after twice (default 20)" },
+    { "session-ttl-s", CFG(token_ttl_s), 1, 90 * 86400, "a login lasts at most this (default 86400)" },
+    { "session-idle-s", CFG(session_idle_s), 1, 90 * 86400, "a login unused this long ends (default 3600)" },
 };
 #define N_INT_FLAGS (sizeof int_flags / sizeof int_flags[0])
 
@@ -51,7 +53,9 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: chatd [flags]\n"
                  "  --host ADDR                  address to listen on (default 127.0.0.1)\n"
-                 "  --db PATH                    SQLite database, created if missing (default db/chat.db)\n");
+                 "  --db PATH                    SQLite database, created if missing (default db/chat.db)\n"
+                 "  --allow-origin ORIGIN        a browser Origin allowed to open a WebSocket (repeatable;\n"
+                 "                               default none; clients that send no Origin are allowed)\n");
     for (size_t i = 0; i < N_INT_FLAGS; i++)
         fprintf(out, "  --%-26s %s, %d-%d\n", int_flags[i].name, int_flags[i].help,
                 int_flags[i].lo, int_flags[i].hi);
@@ -76,6 +80,12 @@ static int parse_flag(int idx, const char *arg, struct server_config *cfg)
     else if (idx == N_INT_FLAGS + 2) {
         usage(stdout);
         exit(0);
+    } else if (idx == N_INT_FLAGS + 3) {
+        if (cfg->n_allow_origins == (int)(sizeof cfg->allow_origins / sizeof cfg->allow_origins[0])) {
+            fprintf(stderr, "chatd: too many --allow-origin\n");
+            return -1;
+        }
+        cfg->allow_origins[cfg->n_allow_origins++] = arg;
     } else {
         const struct int_flag *f = &int_flags[idx];
         if (parse_int(arg, f->lo, f->hi, (int *)((char *)cfg + f->offset)) < 0) {
@@ -88,13 +98,14 @@ static int parse_flag(int idx, const char *arg, struct server_config *cfg)
 
 static int parse_flags(int argc, char **argv, struct server_config *cfg)
 {
-    struct option opts[N_INT_FLAGS + 4];
+    struct option opts[N_INT_FLAGS + 5];
     for (size_t i = 0; i < N_INT_FLAGS; i++)
         opts[i] = (struct option){ int_flags[i].name, required_argument, 0, (int)i };
     opts[N_INT_FLAGS] = (struct option){ "host", required_argument, 0, N_INT_FLAGS };
     opts[N_INT_FLAGS + 1] = (struct option){ "db", required_argument, 0, N_INT_FLAGS + 1 };
     opts[N_INT_FLAGS + 2] = (struct option){ "help", no_argument, 0, N_INT_FLAGS + 2 };
-    opts[N_INT_FLAGS + 3] = (struct option){ 0, 0, 0, 0 };
+    opts[N_INT_FLAGS + 3] = (struct option){ "allow-origin", required_argument, 0, N_INT_FLAGS + 3 };
+    opts[N_INT_FLAGS + 4] = (struct option){ 0, 0, 0, 0 };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
         if (c == '?' || c == ':' || parse_flag(c, optarg, cfg) < 0) {
@@ -199,6 +210,7 @@ static int server_run(struct server *srv)
     }
     /* Timers set outside the loop (resumed transfers) are only seen once
      * the loop wakes: wake it now rather than at the first connection. */
+    auth_sweep_start(srv);
     lws_cancel_service(srv->ctx);
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "chatd");
     printf("listening on http://%s:%d\n", srv->cfg.host, vh ? lws_get_vhost_listen_port(vh) : srv->cfg.port);
@@ -206,6 +218,7 @@ static int server_run(struct server *srv)
     while (!stop_signal)
         if (lws_service(srv->ctx, 0) < 0)
             break;
+    auth_sweep_stop(srv);
     server_drain(srv);
     transfers_free(srv->transfers);    /* unfinished ones resume at the next start */
     pwhash_pool_stop(srv->pwhash);
@@ -223,7 +236,7 @@ int main(int argc, char **argv)
     srv.cfg = (struct server_config){
         .host = "127.0.0.1", .port = 8080, .db_path = "db/chat.db",
         .long_poll_max_s = 25, .heartbeat_s = 20, .hello_timeout_s = 5,
-        .token_ttl_s = 24 * 3600, .transfer_delay_ms = 1500,
+        .token_ttl_s = 24 * 3600, .session_idle_s = 3600, .transfer_delay_ms = 1500,
         .max_connections = 20000, .max_connections_per_ip = 256, .max_long_polls = 20000,
         .max_request_bytes = PROTO_MAX_REQUEST_BYTES, .msg_rate = 20, .login_rate = 10,
         .header_timeout_s = 10, .idle_timeout_s = 5,

@@ -25,7 +25,10 @@ struct server_config {
     int         long_poll_max_s;
     int         heartbeat_s;
     int         hello_timeout_s;
-    int64_t     token_ttl_s;
+    int         token_ttl_s;        /* absolute session lifetime */
+    int         session_idle_s;     /* unused this long, a session ends */
+    const char *allow_origins[8];   /* browser Origins allowed to open a WebSocket */
+    int         n_allow_origins;
     int         transfer_delay_ms;
     int         max_connections;
     int         max_connections_per_ip;
@@ -46,6 +49,7 @@ struct server {
     struct limiter      *limiter;
     struct feed         *feed;
     int                  parked;       /* long polls held now */
+    lws_sorted_usec_list_t sweep_sul;  /* session expiry of open WebSockets */
     lws_dll2_owner_t     subscribers;  /* parked long polls and live WebSockets */
     int                  responding;   /* HTTP answers being written */
     int                  stopping;
@@ -103,6 +107,9 @@ struct session {
     int      is_ws;
     int64_t  user_id;         /* 0 until authenticated */
     char     user[PROTO_USER_MAX + 1];
+    char     token_hash[65];  /* of the session's token, for logout and expiry */
+    int64_t  token_expires_ms;
+    int64_t  token_touched_ms;
     lws_dll2_t sub_node;      /* in srv->subscribers while listening for events */
     union {
         struct http_state http;
@@ -140,8 +147,13 @@ int feed_post_chat(struct server *srv, struct session *s, const char *room,
 /* auth.c */
 int auth_token_new(char hex[PROTO_TOKEN_HEX_LEN + 1]);
 void auth_token_hash(const char *token, char out[65]);
-/* Looks the token up; fills s->user_id/s->user. 0 ok, -1 invalid. */
+/* Looks the token up (absolute and idle expiry); fills the session's user
+ * and token fields. 0 ok, -1 invalid. */
 int auth_check_token(struct server *srv, struct session *s, const char *token);
+/* Revokes s's session and closes its WebSockets with 4401. */
+int auth_logout(struct server *srv, struct session *s);
+void auth_sweep_start(struct server *srv);
+void auth_sweep_stop(struct server *srv);
 
 /* http_api.c */
 int http_on_request(struct session *s, const char *uri);

@@ -49,9 +49,19 @@ int store_session_create(struct store *st, const char *token_hash, int64_t user_
 }
 
 int store_session_lookup(struct store *st, const char *token_hash, int64_t now_ms,
-                         int64_t *user_id, char *user, size_t user_len)
+                         struct store_session *out)
 {
-    return st->ops->session_lookup(st->impl, token_hash, now_ms, user_id, user, user_len);
+    return st->ops->session_lookup(st->impl, token_hash, now_ms, out);
+}
+
+int store_session_touch(struct store *st, const char *token_hash, int64_t now_ms)
+{
+    return st->ops->session_touch(st->impl, token_hash, now_ms);
+}
+
+int store_session_delete(struct store *st, const char *token_hash)
+{
+    return st->ops->session_delete(st->impl, token_hash);
 }
 
 int store_event_append(struct store *st, const struct store_new_event *ev,

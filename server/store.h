@@ -63,9 +63,19 @@ int store_user_get(struct store *st, const char *name, int64_t *user_id,
 /* token_hash is the hex SHA-256 of the bearer token; tokens are never stored. */
 int store_session_create(struct store *st, const char *token_hash, int64_t user_id,
                          int64_t now_ms, int64_t expires_ms);
-/* STORE_NOT_FOUND if unknown or expired at now_ms. user gets the user name. */
+struct store_session {
+    int64_t user_id;
+    char    user[33];
+    int64_t expires_ms;         /* absolute end */
+    int64_t last_used_ms;       /* for the idle expiry, which the server decides */
+};
+/* STORE_NOT_FOUND if unknown or past expires_ms at now_ms. */
 int store_session_lookup(struct store *st, const char *token_hash, int64_t now_ms,
-                         int64_t *user_id, char *user, size_t user_len);
+                         struct store_session *out);
+/* Marks the session used at now_ms. */
+int store_session_touch(struct store *st, const char *token_hash, int64_t now_ms);
+/* Revokes the session (logout). STORE_NOT_FOUND if it was not there. */
+int store_session_delete(struct store *st, const char *token_hash);
 
 /* Appends an event. If (sender_id, client_msg_id) exists, nothing is stored,
  * *created is 0 and *id and *ts_ms are the first event's. */
@@ -107,7 +117,10 @@ struct store_ops {
     int (*user_create)(void *impl, const char *name, const char *pwhash, int64_t now_ms, int64_t *user_id);
     int (*user_get)(void *impl, const char *name, int64_t *user_id, char *pwhash, size_t pwhash_len);
     int (*session_create)(void *impl, const char *token_hash, int64_t user_id, int64_t now_ms, int64_t expires_ms);
-    int (*session_lookup)(void *impl, const char *token_hash, int64_t now_ms, int64_t *user_id, char *user, size_t user_len);
+    int (*session_lookup)(void *impl, const char *token_hash, int64_t now_ms,
+                          struct store_session *out);
+    int (*session_touch)(void *impl, const char *token_hash, int64_t now_ms);
+    int (*session_delete)(void *impl, const char *token_hash);
     int (*event_append)(void *impl, const struct store_new_event *ev, int64_t *id, int64_t *ts_ms, int *created);
     int (*events_after)(void *impl, int64_t user_id, int64_t after, int limit, store_event_cb cb, void *arg);
     int (*last_event_id)(void *impl, int64_t *id);

@@ -20,6 +20,8 @@ enum stmt_id {
     Q_USER_GET,
     Q_SESSION_CREATE,
     Q_SESSION_LOOKUP,
+    Q_SESSION_TOUCH,
+    Q_SESSION_DELETE,
     Q_EVENT_INSERT,
     Q_EVENT_EXISTING,
     Q_EVENTS_AFTER,
@@ -42,11 +44,16 @@ static const char *const SQL[Q_COUNT] = {
     [Q_USER_GET] =
         "SELECT id, pwhash FROM users WHERE name = ?1",
     [Q_SESSION_CREATE] =
-        "INSERT INTO sessions(token_hash, user_id, created_ms, expires_ms)"
-        " VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO sessions(token_hash, user_id, created_ms, expires_ms, last_used_ms)"
+        " VALUES (?1, ?2, ?3, ?4, ?3)",
     [Q_SESSION_LOOKUP] =
-        "SELECT s.user_id, u.name FROM sessions s JOIN users u ON u.id = s.user_id"
+        "SELECT s.user_id, u.name, s.last_used_ms, s.expires_ms"
+        " FROM sessions s JOIN users u ON u.id = s.user_id"
         " WHERE s.token_hash = ?1 AND s.expires_ms > ?2",
+    [Q_SESSION_TOUCH] =
+        "UPDATE sessions SET last_used_ms = ?2 WHERE token_hash = ?1",
+    [Q_SESSION_DELETE] =
+        "DELETE FROM sessions WHERE token_hash = ?1",
     [Q_EVENT_INSERT] =
         "INSERT INTO events(ts_ms, type, recipient_id, sender_id, client_msg_id, payload)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
@@ -386,7 +393,7 @@ static int sq_session_create(void *impl, const char *token_hash, int64_t user_id
 }
 
 static int sq_session_lookup(void *impl, const char *token_hash, int64_t now_ms,
-                             int64_t *user_id, char *user, size_t user_len)
+                             struct store_session *out)
 {
     struct sq *s = impl;
     sqlite3_stmt *st = s->q[Q_SESSION_LOOKUP];
@@ -394,14 +401,38 @@ static int sq_session_lookup(void *impl, const char *token_hash, int64_t now_ms,
     sqlite3_bind_int64(st, 2, now_ms);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        if (user_id)
-            *user_id = sqlite3_column_int64(st, 0);
-        rc = user ? copy_text(st, 1, user, user_len, "session_lookup") : STORE_OK;
+        out->user_id = sqlite3_column_int64(st, 0);
+        out->last_used_ms = sqlite3_column_int64(st, 2);
+        out->expires_ms = sqlite3_column_int64(st, 3);
+        rc = copy_text(st, 1, out->user, sizeof out->user, "session_lookup");
     } else {
         rc = rc == SQLITE_DONE ? STORE_NOT_FOUND : fail(s, "session_lookup");
     }
     done(st);
     return rc;
+}
+
+static int session_change(struct sq *s, enum stmt_id q, const char *token_hash, int64_t now_ms,
+                          const char *what)
+{
+    sqlite3_stmt *st = s->q[q];
+    sqlite3_bind_text(st, 1, token_hash, -1, SQLITE_STATIC);
+    if (q == Q_SESSION_TOUCH)
+        sqlite3_bind_int64(st, 2, now_ms);
+    int rc = sqlite3_step(st);
+    rc = rc != SQLITE_DONE ? fail(s, what) : sqlite3_changes(s->db) ? STORE_OK : STORE_NOT_FOUND;
+    done(st);
+    return rc;
+}
+
+static int sq_session_touch(void *impl, const char *token_hash, int64_t now_ms)
+{
+    return session_change(impl, Q_SESSION_TOUCH, token_hash, now_ms, "session_touch");
+}
+
+static int sq_session_delete(void *impl, const char *token_hash)
+{
+    return session_change(impl, Q_SESSION_DELETE, token_hash, 0, "session_delete");
 }
 
 /* Finds the event an earlier append stored under (sender_id, client_msg_id). */
@@ -653,6 +684,8 @@ const struct store_ops store_sqlite_ops = {
     .user_get = sq_user_get,
     .session_create = sq_session_create,
     .session_lookup = sq_session_lookup,
+    .session_touch = sq_session_touch,
+    .session_delete = sq_session_delete,
     .event_append = sq_event_append,
     .events_after = sq_events_after,
     .last_event_id = sq_last_event_id,

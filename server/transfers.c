@@ -2,6 +2,7 @@
  * transaction as the state change they announce (feed_begin/feed_commit),
  * and the feed wakes their listeners only after it committed. */
 #include "transfers.h"
+#include "audit.h"
 #include "money.h"
 #include "server.h"
 
@@ -172,6 +173,9 @@ enum transfers_rc transfers_submit(struct transfers *b, int64_t from_id, const c
     }
     if (feed_commit(b->srv) != STORE_OK)
         return TRANSFERS_ERROR;
+    if (brc == TRANSFERS_CREATED)
+        audit("transfer.accepted", "id=%lld from=%s to=%s amount_cents=%lld", (long long)t->id,
+              t->from, t->to, (long long)t->amount_cents);
     if (brc == TRANSFERS_CREATED && bank_track(b, t->id) < 0)
         fprintf(stderr, "chatd: transfer %lld will be processed after a restart\n", (long long)t->id);
     return brc;
@@ -189,6 +193,7 @@ static int bank_settle(struct transfers *b, struct store_transfer *t)
     int rc = store_account_move(st, t->from_id, -t->amount_cents, t->id, now, memo);
     if (rc == STORE_CONSTRAINT) {
         snprintf(t->reason, sizeof t->reason, "insufficient_funds");
+        audit("transfer.failed", "id=%lld reason=%s", (long long)t->id, t->reason);
         rc = store_transfer_set_status(st, t->id, "failed", t->reason, now);
         return rc == STORE_OK ? bank_alert(b, t, "transfer.failed") : rc;
     }
@@ -196,6 +201,8 @@ static int bank_settle(struct transfers *b, struct store_transfer *t)
         rc = store_account_move(st, t->to_id, t->amount_cents, t->id, now, memo);
     if (rc == STORE_OK)
         rc = store_transfer_set_status(st, t->id, "completed", NULL, now);
+    if (rc == STORE_OK)
+        audit("transfer.completed", "id=%lld", (long long)t->id);
     if (rc == STORE_OK)
         rc = bank_alert(b, t, "transfer.completed");
     if (rc == STORE_OK)

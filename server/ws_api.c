@@ -2,6 +2,7 @@
  * with a deadline, message reassembly with size and fragment caps, the
  * client ops (send), and the writer that sends queued control frames first
  * and then the user's events from the store, in id order, from the cursor. */
+#include "audit.h"
 #include "limiter.h"
 #include "server.h"
 
@@ -13,12 +14,32 @@
 #define WS_MAX_FRAGMENTS  1024
 #define WS_HELD           1      /* ws_handle_message kept the message for later */
 
+/* A browser page may only open a WebSocket from an allowed Origin (else any
+ * site the user visits could ride on their session); terminal clients send
+ * no Origin and are allowed. */
+static int ws_origin_allowed(const struct server *srv, struct lws *wsi)
+{
+    char origin[256];
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+        return 1;
+    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)
+        return 0;
+    for (int i = 0; i < srv->cfg.n_allow_origins; i++)
+        if (strcmp(origin, srv->cfg.allow_origins[i]) == 0)
+            return 1;
+    return 0;
+}
+
 int ws_on_filter(struct lws *wsi)
 {
     struct server *srv = server_from_wsi(wsi);
     char uri[64];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 || strcmp(uri, PROTO_WS_PATH) != 0)
         return 1;               /* non-zero rejects the upgrade */
+    if (!ws_origin_allowed(srv, wsi)) {
+        audit("ws.origin_refused", "addr=%s", limiter_conn_addr(wsi));
+        return 1;
+    }
     return srv->stopping || limiter_conn_over(srv->limiter, wsi);
 }
 
@@ -109,6 +130,7 @@ static int ws_hello(struct session *s, const struct proto_ws_frame *f)
 {
     struct ws_state *w = &s->u.ws;
     if (auth_check_token(s->srv, s, f->token) < 0) {
+        audit("auth.refused", "path=%s addr=%s", PROTO_WS_PATH, limiter_conn_addr(s->wsi));
         ws_begin_close(s, 4401, "invalid or expired token");
         return 0;
     }
@@ -134,6 +156,9 @@ static int ws_hold(struct session *s, int retry_after_s)
                                           "message", "too many messages; slowing down",
                                           "retry_after_s", retry_after_s)) < 0)
         return -1;
+    if (!w->held)
+        audit("limit", "code=rate_limited path=%s user=%s addr=%s", PROTO_WS_PATH, s->user,
+              limiter_conn_addr(s->wsi));
     w->held = 1;
     lws_rx_flow_control(s->wsi, 0);
     lws_sul_schedule(lws_get_context(s->wsi), 0, &w->hold_sul, ws_hold_over,

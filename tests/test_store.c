@@ -130,23 +130,27 @@ static void test_session(void **state)
     assert_int_equal(store_session_create(st, tok, b, NOW, NOW + 1000), STORE_OK);
     assert_int_equal(store_session_create(st, tok, b, NOW, NOW + 1000), STORE_EXISTS);
 
-    int64_t uid = 0;
-    char name[32] = "";
-    assert_int_equal(store_session_lookup(st, tok, NOW + 999, &uid, name, sizeof name), STORE_OK);
-    assert_int_equal(uid, b);
-    assert_string_equal(name, "bob");
+    struct store_session ss;
+    assert_int_equal(store_session_lookup(st, tok, NOW + 999, &ss), STORE_OK);
+    assert_int_equal(ss.user_id, b);
+    assert_string_equal(ss.user, "bob");
+    assert_int_equal(ss.expires_ms, NOW + 1000);
+    assert_int_equal(ss.last_used_ms, NOW);
+    assert_int_equal(store_session_touch(st, tok, NOW + 500), STORE_OK);
+    assert_int_equal(store_session_lookup(st, tok, NOW + 999, &ss), STORE_OK);
+    assert_int_equal(ss.last_used_ms, NOW + 500);
 
     /* Expired exactly at expires_ms and after it. */
-    assert_int_equal(store_session_lookup(st, tok, NOW + 1000, &uid, name, sizeof name),
-                     STORE_NOT_FOUND);
-    assert_int_equal(store_session_lookup(st, tok, NOW + 5000, &uid, name, sizeof name),
-                     STORE_NOT_FOUND);
-    assert_int_equal(store_session_lookup(st, "00", NOW, &uid, name, sizeof name),
-                     STORE_NOT_FOUND);
+    assert_int_equal(store_session_lookup(st, tok, NOW + 1000, &ss), STORE_NOT_FOUND);
+    assert_int_equal(store_session_lookup(st, tok, NOW + 5000, &ss), STORE_NOT_FOUND);
+    assert_int_equal(store_session_lookup(st, "00", NOW, &ss), STORE_NOT_FOUND);
     /* foreign_keys is on: a session for a user that does not exist is refused. */
     assert_int_equal(store_session_create(st, "ab", 9999, NOW, NOW + 1000), STORE_NOT_FOUND);
-    assert_int_equal(store_session_lookup(st, "ab", NOW, &uid, name, sizeof name),
-                     STORE_NOT_FOUND);
+    assert_int_equal(store_session_lookup(st, "ab", NOW, &ss), STORE_NOT_FOUND);
+    /* Logout revokes. */
+    assert_int_equal(store_session_delete(st, tok), STORE_OK);
+    assert_int_equal(store_session_lookup(st, tok, NOW + 1, &ss), STORE_NOT_FOUND);
+    assert_int_equal(store_session_delete(st, tok), STORE_NOT_FOUND);
 }
 
 static void test_event_ids_increase(void **state)
@@ -326,11 +330,12 @@ static void test_file_persistence(void **state)
     st = store_open(path, err, sizeof err);
     assert_non_null(st);
     int64_t id = 0;
-    char hash[64], name[32];
+    char hash[64];
+    struct store_session ss;
     assert_int_equal(store_user_get(st, "alice", &id, hash, sizeof hash), STORE_OK);
     assert_int_equal(id, a);
-    assert_int_equal(store_session_lookup(st, "tok", NOW, &id, name, sizeof name), STORE_OK);
-    assert_string_equal(name, "alice");
+    assert_int_equal(store_session_lookup(st, "tok", NOW, &ss), STORE_OK);
+    assert_string_equal(ss.user, "alice");
     struct store_new_event retry = {
         .type = "chat", .sender_id = a, .client_msg_id = "m-1", .payload = "{}", .ts_ms = NOW,
     };
