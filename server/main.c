@@ -54,6 +54,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: chatd [flags]\n"
                  "  --host ADDR                  address to listen on (default 127.0.0.1)\n"
                  "  --db PATH                    SQLite database, created if missing (default db/chat.db)\n"
+                 "  --tls-cert FILE --tls-key FILE  serve https:// and wss:// (TLS 1.2+) with this PEM\n"
+                 "                               certificate chain and key\n"
                  "  --allow-origin ORIGIN        a browser Origin allowed to open a WebSocket (repeatable;\n"
                  "                               default none; clients that send no Origin are allowed)\n");
     for (size_t i = 0; i < N_INT_FLAGS; i++)
@@ -80,6 +82,10 @@ static int parse_flag(int idx, const char *arg, struct server_config *cfg)
     else if (idx == N_INT_FLAGS + 2) {
         usage(stdout);
         exit(0);
+    } else if (idx == N_INT_FLAGS + 4) {
+        cfg->tls_cert = arg;
+    } else if (idx == N_INT_FLAGS + 5) {
+        cfg->tls_key = arg;
     } else if (idx == N_INT_FLAGS + 3) {
         if (cfg->n_allow_origins == (int)(sizeof cfg->allow_origins / sizeof cfg->allow_origins[0])) {
             fprintf(stderr, "chatd: too many --allow-origin\n");
@@ -98,21 +104,25 @@ static int parse_flag(int idx, const char *arg, struct server_config *cfg)
 
 static int parse_flags(int argc, char **argv, struct server_config *cfg)
 {
-    struct option opts[N_INT_FLAGS + 5];
+    struct option opts[N_INT_FLAGS + 7];
     for (size_t i = 0; i < N_INT_FLAGS; i++)
         opts[i] = (struct option){ int_flags[i].name, required_argument, 0, (int)i };
     opts[N_INT_FLAGS] = (struct option){ "host", required_argument, 0, N_INT_FLAGS };
     opts[N_INT_FLAGS + 1] = (struct option){ "db", required_argument, 0, N_INT_FLAGS + 1 };
     opts[N_INT_FLAGS + 2] = (struct option){ "help", no_argument, 0, N_INT_FLAGS + 2 };
     opts[N_INT_FLAGS + 3] = (struct option){ "allow-origin", required_argument, 0, N_INT_FLAGS + 3 };
-    opts[N_INT_FLAGS + 4] = (struct option){ 0, 0, 0, 0 };
+    opts[N_INT_FLAGS + 4] = (struct option){ "tls-cert", required_argument, 0, N_INT_FLAGS + 4 };
+    opts[N_INT_FLAGS + 5] = (struct option){ "tls-key", required_argument, 0, N_INT_FLAGS + 5 };
+    opts[N_INT_FLAGS + 6] = (struct option){ 0, 0, 0, 0 };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
         if (c == '?' || c == ':' || parse_flag(c, optarg, cfg) < 0) {
             usage(stderr);
             return -1;
         }
-    if (optind < argc) {
+    if (optind < argc || !cfg->tls_cert != !cfg->tls_key) {
+        if (optind >= argc)
+            fprintf(stderr, "chatd: --tls-cert and --tls-key go together\n");
         usage(stderr);
         return -1;
     }
@@ -138,6 +148,13 @@ static struct lws_context *server_context(struct server *srv, lws_retry_bo_t *id
     info.user = srv;
     info.vhost_name = "chatd";
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (srv->cfg.tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = srv->cfg.tls_cert;
+        info.ssl_private_key_filepath = srv->cfg.tls_key;
+        /* TLS 1.2 and 1.3 only */
+        info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+    }
     info.retry_and_idle_policy = idle;
     /* cut clients that trickle their headers (slowloris) */
     info.timeout_secs_ah_idle = (unsigned)srv->cfg.header_timeout_s;
@@ -213,7 +230,8 @@ static int server_run(struct server *srv)
     auth_sweep_start(srv);
     lws_cancel_service(srv->ctx);
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "chatd");
-    printf("listening on http://%s:%d\n", srv->cfg.host, vh ? lws_get_vhost_listen_port(vh) : srv->cfg.port);
+    printf("listening on %s://%s:%d\n", srv->cfg.tls_cert ? "https" : "http", srv->cfg.host,
+           vh ? lws_get_vhost_listen_port(vh) : srv->cfg.port);
     fflush(stdout);
     while (!stop_signal)
         if (lws_service(srv->ctx, 0) < 0)

@@ -22,6 +22,8 @@ struct server_config {
     const char *host;
     int         port;
     const char *db_path;
+    const char *tls_cert;           /* PEM files; both set: https and wss only */
+    const char *tls_key;
     int         long_poll_max_s;
     int         heartbeat_s;
     int         hello_timeout_s;
