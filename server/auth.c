@@ -61,7 +61,11 @@ int auth_check_token(struct server *srv, struct session *s, const char *token)
         audit("session.idle_expired", "user=%s", ss.user);
         return -1;
     }
-    if (now - ss.last_used_ms >= TOUCH_EVERY_MS)
+    /* Written at most once a minute, but often enough for a short idle limit. */
+    int64_t touch_every = srv->cfg.session_idle_s * 1000 / 4;
+    if (touch_every > TOUCH_EVERY_MS)
+        touch_every = TOUCH_EVERY_MS;
+    if (now - ss.last_used_ms >= touch_every)
         store_session_touch(srv->store, hash, now);
     s->user_id = ss.user_id;
     snprintf(s->user, sizeof s->user, "%s", ss.user);
