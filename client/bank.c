@@ -96,14 +96,18 @@ static void bank_retry(struct bank_job *j, const char *why)
 static void bank_transfer_done(struct bank_job *j, const json_t *body)
 {
     char amount[32];
+    const char *status = json_string_value(json_object_get(body, "status"));
+    if (!status || !json_is_integer(json_object_get(body, "transfer_id"))) {
+        core_error(j->bank->env.core, "the bank sent an unreadable answer");
+        return;
+    }
     json_t *t = json_pack("{s:{s:O,s:O,s:s,s:I}}", "transfer",
                           "transfer_id", json_object_get(body, "transfer_id"),
                           "status", json_object_get(body, "status"),
                           "to", j->to, "amount_cents", (json_int_t)j->amount_cents);
     core_notice(j->bank->env.core, t, "transfer #%lld of %s to %s accepted (%s)",
                 (long long)json_integer_value(json_object_get(body, "transfer_id")),
-                money_format(j->amount_cents, amount, sizeof amount), j->to,
-                json_string_value(json_object_get(body, "status")));
+                money_format(j->amount_cents, amount, sizeof amount), j->to, status);
     json_decref(t);
 }
 

@@ -54,7 +54,12 @@ json_t *proto_parse_object(const char *buf, size_t len, const char **err)
         *err = "body too large";
         return NULL;
     }
-    /* jansson rejects invalid UTF-8 and, without JSON_ALLOW_NUL, embedded NULs. */
+    /* jansson rejects invalid UTF-8 and escaped NULs (no JSON_ALLOW_NUL), but
+     * skips a raw NUL after some tokens: refuse any NUL byte outright. */
+    if (memchr(buf, '\0', len)) {
+        *err = "NUL byte in the body";
+        return NULL;
+    }
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         *err = "malformed JSON or invalid UTF-8";
@@ -167,8 +172,10 @@ int proto_parse_events_query(const char *query, struct proto_events_query *q, co
                                q, &seen, err) < 0)
             return -1;
         p += len;
-        if (*p == '&')
-            p++;
+        if (*p == '&' && !*++p) {
+            *err = "empty query parameter";
+            return -1;
+        }
     }
     return 0;
 }

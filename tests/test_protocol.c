@@ -84,7 +84,8 @@ static void test_events_query(void **state)
     assert_int_equal(q.after, 0);
     const char *bad[] = { "after=abc", "after=-1", "limit=0", "limit=1001", "wait=",
                           "after", "foo=1", "after=1&after=2", "after=1x",
-                          "after=1234567890123456789", "after=+1" };
+                          "after=1234567890123456789", "after=+1", "after=1&", "&after=1",
+                          "after=1&&wait=0" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err = NULL;
         assert_int_equal(proto_parse_events_query(bad[i], &q, &err), -1);
@@ -172,6 +173,7 @@ static void test_parse_object(void **state)
     assert_non_null(err);
     assert_null(proto_parse_object("{\"a\":\"\xff\"}", 8, &err));
     assert_null(proto_parse_object("{\"a\":\"x\\u0000y\"}", 16, &err));  /* NUL in string */
+    assert_null(proto_parse_object("{\"a\":1\0}", 8, &err));               /* raw NUL byte */
     json_t *o = proto_parse_object("{\"a\":1} trailing", 7, &err);       /* length bounds the parse */
     assert_non_null(o);
     json_decref(o);

@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             oracle(s, &cut);
             s[n - 1] = '&';
             if (cut.ok && cut.after == got.after && cut.wait == got.wait_s && cut.limit == got.limit) {
-                FUZZ_KNOWN("query-trailing-amp", 0, "query \"%.300s\": expected bad_query, got accepted", s);
+                FUZZ_CHECK(0, "query \"%.300s\": a trailing '&' was accepted", s);
                 free(s);
                 return 0;
             }

@@ -1,0 +1,756 @@
+/* test_reliability.c — nothing lost, nothing shown twice, whatever happens
+ * to the server or the network (issue 5), with real bin/chatd and
+ * bin/chat --headless processes:
+ *
+ *   - kill -9 of the server while clients on all three transports send
+ *     continuously, twice, restarting it on the same port and database:
+ *     every acknowledged message is in the server's feed, every typed line
+ *     is stored exactly once and in order, and each client ends with exactly
+ *     the server's event sequence;
+ *   - SIGTERM restart under a connected client of each transport: chatd
+ *     answers a parked long poll and closes a WebSocket with 1001; each
+ *     client reconnects by itself, sees what another user posted over HTTP
+ *     while it was away, and sends what was typed while it was offline, once;
+ *   - a TCP relay (relay.c) between clients and server cuts every connection
+ *     (FIN and RST), cuts them in the middle of responses after N bytes, and
+ *     stalls them: no loss, no duplicate, recovery after each;
+ *   - the relay holds every answer past the clients' request time-outs while
+ *     requests still reach chatd: retried sends are stored once;
+ *   - three instances of one user, one per transport, get identical feeds.
+ *
+ * Every wait is a deadline; the server runs on a free port (the restarts
+ * reuse the port the first run got) with a temporary database.
+ * RELIABILITY_DUMP=1 prints every process's stderr at the end of a test;
+ * RELIABILITY_ONLY=PATTERN runs only the tests whose names match. */
+#include "harness.h"
+#include "relay.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#define PW "correct horse battery"
+#define SEND_EVERY_MS 25
+#define CONVERGE_MS 20000
+
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            h_dump_logs();                                                    \
+            fail_msg(__VA_ARGS__);                                            \
+        }                                                                     \
+    } while (0)
+
+static const char *const TRANSPORTS[3] = { "websocket", "long-poll", "short-poll" };
+static struct relay *g_relay;
+static int64_t g_started;
+
+static int setup(void **state)
+{
+    (void)state;
+    harness_init();
+    g_started = h_now_ms();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    relay_stop(g_relay);
+    g_relay = NULL;
+    harness_cleanup();
+    return 0;
+}
+
+static void took(const char *name)
+{
+    fprintf(stderr, "    %s: %.1f s\n", name, (double)(h_now_ms() - g_started) / 1000.0);
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static void pump_until(int64_t t)
+{
+    while (h_now_ms() < t)
+        h_pump((int)(t - h_now_ms()));
+}
+
+static const char *ev_str(const json_t *ev, const char *k)
+{
+    const char *s = json_string_value(json_object_get(ev, k));
+    return s ? s : "";
+}
+
+static json_int_t ev_id(const json_t *ev)
+{
+    return json_integer_value(json_object_get(ev, "id"));
+}
+
+static void print_events(const char *what, const json_t *evs)
+{
+    size_t i;
+    json_t *ev;
+    fprintf(stderr, "%s (%zu events):\n", what, json_array_size(evs));
+    json_array_foreach(evs, i, ev) {
+        char *d = h_json_str(ev);
+        fprintf(stderr, "  %s\n", d);
+        free(d);
+    }
+}
+
+/* Does c's stderr, from byte off on, contain needle? */
+static int err_has_from(const struct h_proc *c, size_t off, const char *needle)
+{
+    return c->err.data && off <= c->err.len && strstr(c->err.data + off, needle) != NULL;
+}
+
+static void wait_err_from(struct h_proc *c, size_t off, const char *needle, int64_t dl, const char *why)
+{
+    while (!err_has_from(c, off, needle) && h_now_ms() < dl && !(c->exited && c->err_fd < 0))
+        h_pump((int)(dl - h_now_ms()));
+    CHECK(err_has_from(c, off, needle), "%s: no %s on stderr (%s)%s", c->name, needle, why,
+          c->exited ? " — the client exited" : "");
+}
+
+/* Posts "start" as the token's user and waits until every client shows it:
+ * they are all connected and live. (A long-poll client reports "connected"
+ * only once its first poll is answered, which on a quiet feed takes the
+ * whole hold, so the state line is no readiness signal.) */
+static void start_line(const struct h_server *s, const char *token, struct h_proc **cs, int n)
+{
+    CHECK(http_post_message(s->port, token, NULL, "start", NULL, NULL) == 201, "post start");
+    int64_t dl = h_deadline(10000);
+    for (int i = 0; i < n; i++)
+        CHECK(client_wait_events(cs[i], 1, dl) == 1, "%s did not show the first message within 10 s%s",
+              cs[i]->name, cs[i]->exited ? " (it exited)" : "");
+}
+
+/* The client_msg_id -> event id pairs of the client's {"ack":...} lines. */
+static json_t *acks_of(const struct h_proc *c)
+{
+    json_t *acks = json_object();
+    const char *p = c->err.data;
+    while (p && *p) {
+        const char *nl = strchr(p, '\n');
+        if (!nl)
+            break;             /* an incomplete last line */
+        json_t *j = json_loadb(p, (size_t)(nl - p), 0, NULL);
+        json_t *a = json_object_get(j, "ack"), *id = json_object_get(j, "id");
+        if (json_is_string(a) && json_is_integer(id)) {
+            json_t *prev = json_object_get(acks, json_string_value(a));
+            CHECK(!prev || json_integer_value(prev) == json_integer_value(id),
+                  "%s: message %s acknowledged twice with different ids (%" JSON_INTEGER_FORMAT
+                  " and %" JSON_INTEGER_FORMAT ")", c->name, json_string_value(a),
+                  json_integer_value(prev), json_integer_value(id));
+            json_object_set(acks, json_string_value(a), id);
+        }
+        json_decref(j);
+        p = nl + 1;
+    }
+    return acks;
+}
+
+static size_t count_acks(const struct h_proc *c)
+{
+    json_t *a = acks_of(c);
+    size_t n = json_object_size(a);
+    json_decref(a);
+    return n;
+}
+
+static void wait_acks(struct h_proc *c, size_t n, int64_t dl)
+{
+    size_t got;
+    while ((got = count_acks(c)) < n && h_now_ms() < dl && !c->exited)
+        h_pump((int)(dl - h_now_ms()));
+    got = count_acks(c);
+    CHECK(got >= n, "%s: %zu of the %zu typed messages acknowledged before the deadline%s", c->name,
+          got, n, c->exited ? " (the client exited)" : "");
+    CHECK(got == n, "%s: %zu acknowledgements for %zu typed messages", c->name, got, n);
+}
+
+/* A client that types numbered lines "<tag> #<i>". */
+struct sender {
+    struct h_proc *c;
+    const char *user;
+    char tag[48];
+    int sent;
+};
+
+static void send_next(struct sender *s)
+{
+    char line[96];
+    snprintf(line, sizeof line, "%s #%d", s->tag, ++s->sent);
+    client_send_line(s->c, line);
+}
+
+/* Every sender types a line every SEND_EVERY_MS for ms. */
+static void send_for(struct sender *ss, int n, int ms)
+{
+    int64_t end = h_now_ms() + ms, tick = h_now_ms();
+    while (h_now_ms() < end) {
+        for (int i = 0; i < n; i++)
+            send_next(&ss[i]);
+        tick += SEND_EVERY_MS;
+        pump_until(tick);
+    }
+}
+
+/* The server's view: the whole feed of the user whose token this is. */
+static json_t *server_feed(const struct h_server *s, const char *token)
+{
+    json_t *feed = http_get_events(s->port, token, 0);
+    CHECK(json_array_size(feed) < 1000, "feed too long for one page");
+    return feed;
+}
+
+/* Every acknowledged message of c is in feed, from user, under its id. */
+static void check_acks_in_feed(const struct h_proc *c, const char *user, const json_t *feed)
+{
+    json_t *acks = acks_of(c), *id;
+    const char *cmid;
+    json_object_foreach(acks, cmid, id) {
+        json_t *found = NULL, *ev;
+        size_t i;
+        json_array_foreach(feed, i, ev)
+            if (ev_id(ev) == json_integer_value(id))
+                found = ev;
+        if (!found) {
+            print_events("server feed", feed);
+            CHECK(0, "%s: message %s was acknowledged as event %" JSON_INTEGER_FORMAT
+                  " but the server's feed does not have it", c->name, cmid, json_integer_value(id));
+        }
+        CHECK(strcmp(ev_str(found, "from"), user) == 0,
+              "%s: message %s acknowledged as event %" JSON_INTEGER_FORMAT " which is from %s",
+              c->name, cmid, json_integer_value(id), ev_str(found, "from"));
+    }
+    json_decref(acks);
+}
+
+/* The lines "<tag> #1".."<tag> #n" appear in feed exactly once each, in order,
+ * from user. */
+static void check_sent_once(const json_t *feed, const char *user, const char *tag, int n)
+{
+    size_t tl = strlen(tag), i;
+    json_t *ev;
+    int next = 1;
+    json_array_foreach(feed, i, ev) {
+        const char *b = ev_str(ev, "body");
+        if (strncmp(b, tag, tl) != 0 || strncmp(b + tl, " #", 2) != 0)
+            continue;
+        int k = atoi(b + tl + 2);
+        if (k != next) {
+            print_events("server feed", feed);
+            CHECK(0, "\"%s\": expected \"%s #%d\" next in the feed, found \"%s\" (%s)", tag, tag, next, b,
+                  k < next ? "a duplicate or out of order" : "a message lost");
+        }
+        CHECK(strcmp(ev_str(ev, "from"), user) == 0, "\"%s\" stored as from %s, expected %s", b,
+              ev_str(ev, "from"), user);
+        next++;
+    }
+    if (next != n + 1)
+        print_events("server feed", feed);
+    CHECK(next == n + 1, "\"%s\": %d lines typed, %d found in the server's feed", tag, n, next - 1);
+}
+
+/* c printed exactly the events of feed, in order (whole objects equal). */
+static void check_same_as_feed(struct h_proc *c, const json_t *feed, int64_t dl)
+{
+    size_t want = json_array_size(feed);
+    size_t got = client_wait_events(c, want, dl);
+    h_pump(50);                           /* anything extra would show up now */
+    got = client_nevents(c);
+    int same = got == want;
+    for (size_t i = 0; same && i < want; i++)
+        same = json_equal(client_event(c, i), json_array_get(feed, i));
+    if (!same) {
+        print_events("server feed", feed);
+        print_events(c->name, c->events);
+        CHECK(0, "%s printed %zu events, the server's feed has %zu%s", c->name, got, want,
+              got == want ? " (but they differ)" : got > want ? " (duplicates or extras)" : " (lost)");
+    }
+    CHECK(c->bad_lines == 0, "%s printed %d non-JSON lines on stdout, first: %s", c->name,
+          c->bad_lines, c->first_bad);
+}
+
+/* No client of the list may have exited. */
+static void check_alive(struct h_proc **cs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        h_pump(0);
+        CHECK(!cs[i]->exited, "%s exited (status %d) in the middle of the test", cs[i]->name,
+              cs[i]->status);
+    }
+}
+
+static void register_users(const struct h_server *s, const char *const *users)
+{
+    for (; *users; users++)
+        CHECK(http_register(s->port, *users, PW) == 201, "register %s: expected 201", *users);
+}
+
+/* ---- kill -9 while sending ---------------------------------------------------- */
+
+static void test_kill9_while_sending(void **state)
+{
+    (void)state;
+    struct h_server s;
+    server_start(&s, NULL, NULL);
+    static const char *const users[] = { "alice", "bob", "carol", NULL };
+    register_users(&s, users);
+    char tok[65];
+    CHECK(http_login(s.port, "alice", PW, tok) == 200, "login alice");
+
+    struct sender ss[3];
+    struct h_proc *cs[3];
+    for (int i = 0; i < 3; i++) {
+        ss[i] = (struct sender){ .user = users[i] };
+        snprintf(ss[i].tag, sizeof ss[i].tag, "%s over %s", users[i], TRANSPORTS[i]);
+        ss[i].c = cs[i] = client_spawn(&s, TRANSPORTS[i], users[i], PW, NULL);
+    }
+    start_line(&s, tok, cs, 3);
+
+    send_for(ss, 3, 500);
+    server_kill(&s);                       /* mid-stream: writes and answers in flight */
+    send_for(ss, 3, 300);                  /* typed while the server is down */
+    server_start_same_port(&s);
+    send_for(ss, 3, 500);
+    server_kill(&s);
+    server_start_same_port(&s);            /* at once, this time */
+    send_for(ss, 3, 300);
+    check_alive(cs, 3);
+
+    int64_t dl = h_deadline(CONVERGE_MS);
+    for (int i = 0; i < 3; i++)
+        wait_acks(cs[i], (size_t)ss[i].sent, dl);
+    json_t *feed = server_feed(&s, tok);
+    for (int i = 0; i < 3; i++) {
+        check_acks_in_feed(cs[i], users[i], feed);
+        check_sent_once(feed, users[i], ss[i].tag, ss[i].sent);
+    }
+    CHECK(json_array_size(feed) == (size_t)(1 + ss[0].sent + ss[1].sent + ss[2].sent),
+          "the feed has %zu events, expected \"start\" and the %d lines typed", json_array_size(feed),
+          ss[0].sent + ss[1].sent + ss[2].sent);
+    for (int i = 0; i < 3; i++)
+        check_same_as_feed(cs[i], feed, dl);
+    fprintf(stderr, "    %d + %d + %d messages across two kills\n", ss[0].sent, ss[1].sent, ss[2].sent);
+    json_decref(feed);
+    for (int i = 0; i < 3; i++)
+        client_quit(cs[i], h_deadline(8000));
+    server_stop(&s);
+    if (getenv("RELIABILITY_DUMP")) h_dump_logs();
+    took("kill -9 while sending");
+}
+
+/* ---- SIGTERM restart under connected clients ------------------------------------ */
+
+static void test_restart_reconnects(void **state)
+{
+    (void)state;
+    struct h_server s;
+    server_start(&s, NULL, NULL);
+    static const char *const users[] = { "alice", "bob", NULL };
+    register_users(&s, users);
+    char bob[65];
+    CHECK(http_login(s.port, "bob", PW, bob) == 200, "login bob");
+
+    struct h_proc *cs[3];
+    for (int i = 0; i < 3; i++)
+        cs[i] = client_spawn(&s, TRANSPORTS[i], "alice", PW, NULL);
+    start_line(&s, bob, cs, 3);
+
+    /* Also on the wire, across the SIGTERM: a parked long poll and a
+     * WebSocket of bob's (PROTOCOL.md / README: parked polls are answered,
+     * WebSockets closed with 1001). */
+    json_t *feed0 = server_feed(&s, bob);
+    json_int_t last = ev_id(json_array_get(feed0, json_array_size(feed0) - 1));
+    json_decref(feed0);
+    char req[512];
+    int rl = snprintf(req, sizeof req,
+                      "GET /api/v1/events?after=%" JSON_INTEGER_FORMAT "&wait=20 HTTP/1.1\r\n"
+                      "Host: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n",
+                      last, s.port, bob);
+    int poll_fd = http_send_request(s.port, req, (size_t)rl);
+    CHECK(poll_fd >= 0, "long poll: cannot connect");
+    struct h_ws *ws = ws_connect(s.port);
+    json_decref(ws_hello(ws, bob, last));
+    h_pump(150);                           /* let chatd park the poll */
+
+    size_t mark[3];
+    for (int i = 0; i < 3; i++)
+        mark[i] = cs[i]->err.len;
+    server_stop(&s);                       /* SIGTERM: exit 0 with clients attached */
+    struct http_resp pr;
+    int prc = http_read_response(poll_fd, &pr, 2000);
+    char *pbody = prc == 0 ? h_json_str(pr.json) : strdup("(nothing)");
+    int pstatus = prc == 0 ? pr.status : 0;
+    int poll_ok = prc == 0 && pr.status == 200 && json_is_array(json_object_get(pr.json, "events")) &&
+                  json_array_size(json_object_get(pr.json, "events")) == 0;
+    http_resp_free(&pr);
+    int close_code = ws_wait_close(ws, h_deadline(2000));
+    ws_free(ws);
+    CHECK(poll_ok, "a long poll parked at SIGTERM: expected 200 {\"events\":[],...}, got %d %s",
+          pstatus, pbody);
+    free(pbody);
+    CHECK(close_code == 1001, "a WebSocket open at SIGTERM: expected close 1001, got %d", close_code);
+    for (int i = 0; i < 3; i++)
+        wait_err_from(cs[i], mark[i], "{\"state\":\"reconnecting\"", h_deadline(5000),
+                      "after the server stopped");
+    char line[64];
+    for (int i = 0; i < 3; i++) {
+        snprintf(line, sizeof line, "typed offline on %s", TRANSPORTS[i]);
+        client_send_line(cs[i], line);
+    }
+    h_pump(100);
+    server_start_same_port(&s);
+    /* Another user posts at once, before the clients' backoff ends. */
+    int away_before_post[3];
+    for (int i = 0; i < 3; i++)
+        away_before_post[i] = !err_has_from(cs[i], mark[i], "{\"state\":\"connected\"");
+    for (int k = 1; k <= 3; k++) {
+        snprintf(line, sizeof line, "while you were away %d", k);
+        CHECK(http_post_message(s.port, bob, NULL, line, NULL, NULL) == 201, "post %d", k);
+    }
+    int away[3];
+    for (int i = 0; i < 3; i++)
+        away[i] = away_before_post[i] && !err_has_from(cs[i], mark[i], "{\"state\":\"connected\"");
+    int64_t dl = h_deadline(CONVERGE_MS);
+    for (int i = 0; i < 3; i++)
+        wait_err_from(cs[i], mark[i], "{\"state\":\"connected\"", dl, "reconnection");
+    for (int i = 0; i < 3; i++)
+        wait_acks(cs[i], 1, dl);
+    CHECK(http_post_message(s.port, bob, NULL, "after the restart", NULL, NULL) == 201, "post");
+
+    json_t *feed = server_feed(&s, bob);
+    CHECK(json_array_size(feed) == 8, "the server's feed has %zu events, expected 8", json_array_size(feed));
+    for (int i = 0; i < 3; i++) {
+        char tag[64];
+        snprintf(tag, sizeof tag, "typed offline on %s", TRANSPORTS[i]);
+        size_t n = 0, k;
+        json_t *ev;
+        json_array_foreach(feed, k, ev)
+            n += strcmp(ev_str(ev, "body"), tag) == 0;
+        CHECK(n == 1, "\"%s\" is %zu times in the server's feed, expected once", tag, n);
+        check_acks_in_feed(cs[i], "alice", feed);
+    }
+    for (int i = 0; i < 3; i++)
+        check_same_as_feed(cs[i], feed, dl);
+    for (int i = 0; i < 3; i++)
+        fprintf(stderr, "    %s: %s when the posts were made\n", TRANSPORTS[i],
+                away[i] ? "still away" : "already back");
+    json_decref(feed);
+    for (int i = 0; i < 3; i++)
+        client_quit(cs[i], h_deadline(8000));
+    server_stop(&s);
+    if (getenv("RELIABILITY_DUMP")) h_dump_logs();
+    took("SIGTERM restart");
+}
+
+/* ---- a misbehaving network -------------------------------------------------------- */
+
+struct relay_run {
+    struct h_server *s;
+    struct sender ss[3];
+    struct h_proc *cs[3];
+    char poster[65];                       /* alice's token, posting straight to chatd */
+    int posted;
+};
+
+static void post_direct(struct relay_run *r)
+{
+    char body[64];
+    snprintf(body, sizeof body, "direct #%d", ++r->posted);
+    CHECK(http_post_message(r->s->port, r->poster, NULL, body, NULL, NULL) == 201, "post %s", body);
+}
+
+static size_t expected_events(const struct relay_run *r)
+{
+    return (size_t)(r->posted + r->ss[0].sent + r->ss[1].sent + r->ss[2].sent);
+}
+
+/* Every client has every event so far: the network recovered. */
+static void converge(struct relay_run *r, const char *after, int ms)
+{
+    int64_t dl = h_deadline(ms);
+    size_t want = expected_events(r);
+    for (int i = 0; i < 3; i++) {
+        size_t got = client_wait_events(r->cs[i], want, dl);
+        if (got < want) {
+            struct relay_stats st;
+            relay_get_stats(g_relay, &st);
+            fprintf(stderr, "relay: %ld accepted, %ld open, %ld cut, %lld bytes up, %lld down\n",
+                    st.accepted, st.open, st.cuts, st.up, st.down);
+            print_events(r->cs[i]->name, r->cs[i]->events);
+            json_t *feed = server_feed(r->s, r->poster);
+            print_events("server feed", feed);
+            json_decref(feed);
+            CHECK(0, "%s: %zu of %zu events %d ms after %s — it did not recover", r->cs[i]->name, got,
+                  want, ms, after);
+        }
+    }
+    check_alive(r->cs, 3);
+}
+
+static void everyone_talks(struct relay_run *r)
+{
+    post_direct(r);
+    for (int i = 0; i < 3; i++)
+        send_next(&r->ss[i]);
+    post_direct(r);
+}
+
+/* chatd, alice, bob and carol, the relay, and one client per transport
+ * connected through it. */
+static void relay_setup(struct relay_run *r, struct h_server *s)
+{
+    static const char *const users[] = { "alice", "bob", "carol", NULL };
+    server_start(s, NULL, NULL);
+    register_users(s, users);
+    r->s = s;
+    CHECK(http_login(s->port, "alice", PW, r->poster) == 200, "login alice");
+    g_relay = relay_start(s->port);
+    struct h_server via = *s;              /* the clients only know the relay */
+    snprintf(via.url, sizeof via.url, "%s", relay_url(g_relay));
+    for (int i = 0; i < 3; i++) {
+        r->ss[i] = (struct sender){ .user = users[i] };
+        snprintf(r->ss[i].tag, sizeof r->ss[i].tag, "%s over %s", users[i], TRANSPORTS[i]);
+        r->ss[i].c = r->cs[i] = client_spawn(&via, TRANSPORTS[i], users[i], PW, NULL);
+    }
+    everyone_talks(r);
+    converge(r, "start", 10000);
+}
+
+/* Nothing lost, nothing twice, anywhere; then everyone leaves. */
+static void relay_finish(struct relay_run *r)
+{
+    int64_t dl = h_deadline(CONVERGE_MS);
+    for (int i = 0; i < 3; i++)
+        wait_acks(r->cs[i], (size_t)r->ss[i].sent, dl);
+    json_t *feed = server_feed(r->s, r->poster);
+    CHECK(json_array_size(feed) == expected_events(r), "the server's feed has %zu events, expected %zu",
+          json_array_size(feed), expected_events(r));
+    check_sent_once(feed, "alice", "direct", r->posted);
+    for (int i = 0; i < 3; i++) {
+        check_acks_in_feed(r->cs[i], r->ss[i].user, feed);
+        check_sent_once(feed, r->ss[i].user, r->ss[i].tag, r->ss[i].sent);
+        check_same_as_feed(r->cs[i], feed, dl);
+    }
+    struct relay_stats st;
+    relay_get_stats(g_relay, &st);
+    fprintf(stderr, "    relay: %ld connections, %ld cut on purpose\n", st.accepted, st.cuts);
+    json_decref(feed);
+    if (getenv("RELIABILITY_DUMP"))
+        h_dump_logs();
+    for (int i = 0; i < 3; i++)
+        client_quit(r->cs[i], h_deadline(8000));
+    server_stop(r->s);
+}
+
+static void test_relay_cuts_and_stalls(void **state)
+{
+    (void)state;
+    struct h_server s;
+    struct relay_run r = { 0 };
+    relay_setup(&r, &s);
+
+    /* 1. every connection cut, orderly (FIN), then with a reset */
+    for (int rst = 0; rst <= 1; rst++) {
+        relay_cut_all(g_relay, rst);
+        everyone_talks(&r);
+        relay_cut_all(g_relay, rst);       /* again, while they reconnect and resend */
+        everyone_talks(&r);
+        converge(&r, rst ? "cutting every connection with RST" : "cutting every connection", 10000);
+    }
+
+    /* 2. cut in the middle of responses: inside the status line, the headers,
+     *    the body / a WebSocket frame */
+    static const long cut_at[] = { 5, 60, 140, 200, 300 };
+    for (size_t k = 0; k < sizeof cut_at / sizeof cut_at[0]; k++) {
+        struct relay_stats before, now;
+        relay_get_stats(g_relay, &before);
+        relay_cut_after(g_relay, cut_at[k], 4);
+        everyone_talks(&r);
+        int64_t dl = h_deadline(3000);
+        do {
+            h_pump(20);
+            relay_get_stats(g_relay, &now);
+        } while (now.cuts < before.cuts + 4 && h_now_ms() < dl);
+        relay_disarm(g_relay);
+        char what[64];
+        snprintf(what, sizeof what, "cuts after %ld bytes (%ld made)", cut_at[k], now.cuts - before.cuts);
+        if (getenv("RELIABILITY_DUMP"))
+            fprintf(stderr, "    %s\n", what);
+        converge(&r, what, 10000);
+    }
+
+    /* 3. stalls: nothing moves while stalled, everything arrives after */
+    for (int round = 0; round < 2; round++) {
+        size_t seen[3];
+        for (int i = 0; i < 3; i++)
+            seen[i] = client_nevents(r.cs[i]);
+        relay_stall(g_relay, RELAY_STALL);
+        everyone_talks(&r);
+        pump_until(h_now_ms() + 1500);
+        for (int i = 0; i < 3; i++)
+            CHECK(client_nevents(r.cs[i]) == seen[i], "%s got events through a stalled relay",
+                  r.cs[i]->name);
+        if (round == 1)
+            relay_cut_all(g_relay, 0);     /* the stalled connections die */
+        relay_stall(g_relay, RELAY_FLOW);
+        converge(&r, round ? "a stall ended by cutting" : "a stall of 1.5 s", 10000);
+    }
+
+    relay_finish(&r);
+    took("relay cuts and stalls");
+}
+
+/* The gateway takes requests but holds every answer for longer than the
+ * clients' request time-outs (10 s for a short poll and for a send): the
+ * server stores messages whose acknowledgements never arrive, the clients
+ * give up, retry with the same client_msg_id, and must end with each
+ * message stored once and every event shown once. */
+static void test_relay_holds_answers(void **state)
+{
+    (void)state;
+    struct h_server s;
+    struct relay_run r = { 0 };
+    relay_setup(&r, &s);
+    size_t seen[3];
+    for (int i = 0; i < 3; i++)
+        seen[i] = client_nevents(r.cs[i]);
+    relay_stall(g_relay, RELAY_STALL_DOWN);
+    everyone_talks(&r);
+    int64_t t = h_now_ms();
+    /* the messages reach the server at once ... */
+    size_t stored;
+    do {
+        h_pump(20);
+        json_t *feed = server_feed(&s, r.poster);
+        stored = json_array_size(feed);
+        json_decref(feed);
+    } while (stored < expected_events(&r) && h_now_ms() < t + 5000);
+    CHECK(stored == expected_events(&r), "%zu of %zu messages reached the server through the relay",
+          stored, expected_events(&r));
+    /* ... but no answer gets back until past the clients' time-outs */
+    pump_until(t + 11500);
+    for (int i = 0; i < 3; i++)
+        CHECK(client_nevents(r.cs[i]) == seen[i], "%s got events while the relay held every answer",
+              r.cs[i]->name);
+    relay_stall(g_relay, RELAY_FLOW);
+    converge(&r, "11.5 s of held answers", 10000);
+    everyone_talks(&r);
+    converge(&r, "the next messages", 10000);
+    relay_finish(&r);
+    took("relay holds answers");
+}
+
+/* A WebSocket peer that goes silent (a dead gateway, a laptop lid) is
+ * noticed: chatd pings a quiet connection every --heartbeat-s and hangs up
+ * after twice that without an answer. Checked on a raw WebSocket that
+ * stops reading, and on a client behind a stalled relay, which then
+ * reconnects and catches up. (The client's own ping/hang-up is 30/70 s,
+ * too long for this test.) */
+static void test_silent_peer_dropped(void **state)
+{
+    (void)state;
+    struct h_server s;
+    static const char *const extra[] = { "--heartbeat-s", "2", NULL };
+    server_start(&s, NULL, extra);
+    static const char *const users[] = { "alice", "bob", NULL };
+    register_users(&s, users);
+    char alice[65];
+    CHECK(http_login(s.port, "alice", PW, alice) == 200, "login alice");
+    g_relay = relay_start(s.port);
+    struct h_server via = s;
+    snprintf(via.url, sizeof via.url, "%s", relay_url(g_relay));
+    struct h_proc *c = client_spawn(&via, "websocket", "bob", PW, NULL);
+    start_line(&s, alice, &c, 1);
+
+    struct h_ws *raw = ws_connect(s.port);
+    json_t *ready = ws_hello(raw, alice, 0);
+    json_int_t hb = json_integer_value(json_object_get(ready, "heartbeat_s"));
+    json_decref(ready);
+    CHECK(hb == 2, "ready announces heartbeat_s %" JSON_INTEGER_FORMAT ", started with 2", hb);
+
+    size_t mark = c->err.len;
+    relay_stall(g_relay, RELAY_STALL);
+    CHECK(http_post_message(s.port, alice, NULL, "while bob was silent", NULL, NULL) == 201, "post");
+    pump_until(h_now_ms() + 2 * hb * 1000 + 1500);   /* hang-up due after 2 x heartbeat */
+    int code = ws_wait_close(raw, h_deadline(1000));
+    ws_free(raw);
+    CHECK(code != -2, "chatd kept a WebSocket that answered no ping for %.1f s",
+          2.0 * (double)hb + 1.5);
+    if (getenv("RELIABILITY_DUMP"))
+        fprintf(stderr, "    the silent raw WebSocket ended with %d\n", code);
+    relay_stall(g_relay, RELAY_FLOW);
+    wait_err_from(c, mark, "{\"state\":\"reconnecting\"", h_deadline(5000),
+                  "chatd should have hung up on it while the relay was stalled");
+    json_t *feed = server_feed(&s, alice);
+    check_same_as_feed(c, feed, h_deadline(10000));
+    json_decref(feed);
+    client_quit(c, h_deadline(8000));
+    server_stop(&s);
+    took("silent WebSocket peer");
+}
+
+/* ---- one user, three transports ------------------------------------------------------ */
+
+static void test_same_user_three_transports(void **state)
+{
+    (void)state;
+    struct h_server s;
+    server_start(&s, NULL, NULL);
+    static const char *const users[] = { "alice", "bob", NULL };
+    register_users(&s, users);
+    char bob[65];
+    CHECK(http_login(s.port, "bob", PW, bob) == 200, "login bob");
+    struct sender ss[3];
+    struct h_proc *cs[3];
+    for (int i = 0; i < 3; i++) {
+        ss[i] = (struct sender){ .user = "alice" };
+        snprintf(ss[i].tag, sizeof ss[i].tag, "alice's %s instance", TRANSPORTS[i]);
+        ss[i].c = cs[i] = client_spawn(&s, TRANSPORTS[i], "alice", PW, NULL);
+    }
+    start_line(&s, bob, cs, 3);
+    char body[32];
+    for (int k = 1; k <= 4; k++) {
+        for (int i = 0; i < 3; i++)
+            send_next(&ss[i]);
+        snprintf(body, sizeof body, "bob #%d", k);
+        CHECK(http_post_message(s.port, bob, NULL, body, NULL, NULL) == 201, "post %s", body);
+        pump_until(h_now_ms() + 30);
+    }
+    int64_t dl = h_deadline(CONVERGE_MS);
+    for (int i = 0; i < 3; i++)
+        wait_acks(cs[i], 4, dl);
+    json_t *feed = server_feed(&s, bob);
+    CHECK(json_array_size(feed) == 17, "the server's feed has %zu events, expected 17", json_array_size(feed));
+    check_sent_once(feed, "bob", "bob", 4);
+    for (int i = 0; i < 3; i++) {
+        check_sent_once(feed, "alice", ss[i].tag, 4);
+        check_acks_in_feed(cs[i], "alice", feed);
+        check_same_as_feed(cs[i], feed, dl);   /* so all three are identical */
+    }
+    json_decref(feed);
+    for (int i = 0; i < 3; i++)
+        client_quit(cs[i], h_deadline(8000));
+    server_stop(&s);
+    took("one user on three transports");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_kill9_while_sending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_reconnects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_cuts_and_stalls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_holds_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_silent_peer_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_user_three_transports, setup, teardown),
+    };
+    if (getenv("RELIABILITY_ONLY"))        /* e.g. RELIABILITY_ONLY='test_relay*' */
+        cmocka_set_test_filter(getenv("RELIABILITY_ONLY"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
