@@ -1,9 +1,18 @@
 /* app.c — wiring of one run. The lws context's user pointer is the app;
- * protocols[0] is the wsi lifecycle protocol, then HTTP requests, the
- * transport's own protocol (WebSocket), stdin and signals. Order of events:
- * login (auth.c), then the transport starts; messages typed meanwhile wait
- * in the outbox. Nothing is freed from inside a callback: quitting only sets
- * a flag, and the loop in app_run tears everything down afterwards. */
+ * protocols[0] is the wsi lifecycle protocol, then HTTP requests, stdin (for
+ * headless mode or the terminal UI), signals and every transport's own
+ * protocol (WebSocket), so the transport can be switched at run time.
+ * Order of events: login (auth.c), then the transport starts; messages typed
+ * meanwhile wait in the outbox. Nothing is freed from inside a callback:
+ * quitting only sets a flag, and the loop in app_run tears everything down
+ * afterwards; a transport switch is carried out on the next loop pass.
+ *
+ * Switching transports keeps the core, so its cursor and outbox: the new
+ * transport resumes after the last event shown (the core drops anything at
+ * or below it) and sends again whatever is unacknowledged, with the same
+ * client_msg_id for the server to dedupe. The old transport is told to stop
+ * (a WebSocket sends its close frame) and destroyed once it has, or after
+ * APP_GOODBYE_MS. */
 #include "app.h"
 #include "auth.h"
 #include "bank.h"
@@ -13,6 +22,7 @@
 #include "http.h"
 #include "protocol.h"
 #include "transport.h"
+#include "ui.h"
 #include "wsi_owner.h"
 
 #include <libwebsockets.h>
@@ -24,7 +34,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#define APP_PROTOCOLS_MAX 6
+#define APP_PROTOCOLS_MAX 10
+#define APP_RETIRE_POLL_MS 20
 #define APP_GOODBYE_MS    500     /* patience for an orderly close */
 
 struct app {
@@ -35,8 +46,16 @@ struct app {
     struct http *http;
     struct auth *auth;
     struct bank *bank;           /* once logged in */
-    struct headless *ui;
+    struct headless *headless;   /* one front end: headless or ui */
+    struct ui *ui;
+    const struct transport_ops *ops;     /* the current transport */
     void *transport;
+    const struct transport_ops *old_ops; /* one saying goodbye after a switch */
+    void *old_transport;
+    lws_usec_t old_deadline;
+    lws_sorted_usec_list_t sul_retire;
+    const struct transport_ops *switch_to;
+    lws_sorted_usec_list_t sul_switch;
     struct transport_env env;
     char token[257];
     int logged_in;
@@ -67,7 +86,11 @@ static int signal_cb(struct lws *wsi, enum lws_callback_reasons reason,
     (void)len;
     if (reason != LWS_CALLBACK_RAW_RX_FILE)
         return 0;
-    if (read(lws_get_socket_fd(wsi), &si, sizeof si) == (ssize_t)sizeof si)
+    if (read(lws_get_socket_fd(wsi), &si, sizeof si) != (ssize_t)sizeof si)
+        return 0;
+    if (si.ssi_signo == SIGWINCH)
+        ui_resize(a->ui);
+    else
         app_quit(a, 128 + (int)si.ssi_signo);
     return 0;
 }
@@ -77,13 +100,15 @@ static const struct lws_protocols signal_protocol = {
     .callback = signal_cb,
 };
 
-static int signals_adopt(struct lws_vhost *vh)
+static int signals_adopt(struct lws_vhost *vh, int resize)
 {
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGHUP);
+    if (resize)
+        sigaddset(&mask, SIGWINCH);
     signal(SIGPIPE, SIG_IGN);
     if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
         return -1;
@@ -101,14 +126,14 @@ static int signals_adopt(struct lws_vhost *vh)
 static void outbox_changed(void *arg)
 {
     struct app *a = arg;
-    if (a->transport && a->cfg->transport->outbox_changed)
-        a->cfg->transport->outbox_changed(a->transport);
+    if (a->transport && a->ops->outbox_changed)
+        a->ops->outbox_changed(a->transport);
 }
 
 static void logged_in(void *arg, int exit_code, const char *token)
 {
     struct app *a = arg;
-    const struct transport_ops *ops = a->cfg->transport;
+    const struct transport_ops *ops = a->ops;
     if (exit_code != AUTH_EXIT_OK) {
         app_quit(a, exit_code);
         return;
@@ -143,6 +168,83 @@ static int start_login(struct app *a)
     return a->auth ? 0 : -1;
 }
 
+/* ---- switching transports ---- */
+
+static void retire_finish(struct app *a)
+{
+    lws_sul_cancel(&a->sul_retire);
+    if (a->old_transport)
+        a->old_ops->destroy(a->old_transport);
+    a->old_transport = NULL;
+    a->old_ops = NULL;
+}
+
+static void retire_check(lws_sorted_usec_list_t *sul)
+{
+    struct app *a = lws_container_of(sul, struct app, sul_retire);
+    if (!a->old_transport || lws_now_usecs() >= a->old_deadline ||
+        !a->old_ops->stop(a->old_transport)) {
+        retire_finish(a);
+        return;
+    }
+    lws_sul_schedule(a->ctx, 0, &a->sul_retire, retire_check,
+                     (lws_usec_t)APP_RETIRE_POLL_MS * 1000);
+}
+
+/* Lets the current transport go: at once, or after its goodbye. */
+static void retire_current(struct app *a)
+{
+    retire_finish(a);           /* an earlier one still closing: enough */
+    if (!a->transport)
+        return;
+    if (a->ops->stop && a->ops->stop(a->transport)) {
+        a->old_ops = a->ops;
+        a->old_transport = a->transport;
+        a->old_deadline = lws_now_usecs() + (lws_usec_t)APP_GOODBYE_MS * 1000;
+        lws_sul_schedule(a->ctx, 0, &a->sul_retire, retire_check,
+                         (lws_usec_t)APP_RETIRE_POLL_MS * 1000);
+    } else {
+        a->ops->destroy(a->transport);
+    }
+    a->transport = NULL;
+}
+
+static void frontend_set_transport(struct app *a, const char *name)
+{
+    headless_set_transport(a->headless, name);
+    ui_set_transport(a->ui, name);
+}
+
+static void switch_now(lws_sorted_usec_list_t *sul)
+{
+    struct app *a = lws_container_of(sul, struct app, sul_switch);
+    const struct transport_ops *ops = a->switch_to;
+    a->switch_to = NULL;
+    if (!ops || a->done)
+        return;
+    if (ops == a->ops) {
+        core_notice(a->core, NULL, "already using %s", ops->name);
+        return;
+    }
+    retire_current(a);          /* uses a->ops: the old one */
+    a->ops = ops;
+    frontend_set_transport(a, ops->name);
+    if (!a->logged_in) {        /* logged_in() starts the chosen one */
+        core_notice(a->core, NULL, "will use %s once logged in", ops->name);
+        return;
+    }
+    json_t *data = json_pack("{s:s,s:I}", "transport", ops->name,
+                             "after", (json_int_t)core_cursor(a->core));
+    core_notice(a->core, data, "switched to %s; resuming after event %lld", ops->name,
+                (long long)core_cursor(a->core));
+    json_decref(data);
+    a->transport = ops->create(&a->env);
+    if (!a->transport || ops->start(a->transport) < 0) {
+        core_error(a->core, "cannot start the %s transport", ops->name);
+        app_quit(a, 1);
+    }
+}
+
 /* ---- what the front end asks for ---- */
 
 static void app_command(void *arg, const struct cmd *c)
@@ -162,7 +264,9 @@ static void app_command(void *arg, const struct cmd *c)
             bank_balance(a->bank);
         break;
     case CMD_TRANSPORT:
-        core_error(a->core, "switching transports while running is not available yet");
+        /* not from inside the front end's callback: on the next loop pass */
+        a->switch_to = transport_find(c->transport);
+        lws_sul_schedule(a->ctx, 0, &a->sul_switch, switch_now, 1);
         break;
     default:
         break;
@@ -184,8 +288,11 @@ static struct lws_context *make_context(struct app *a)
         wsi_owner_protocol(),       /* must stay first */
         http_protocol(),
         headless_protocol(),
+        ui_protocol(),
         &signal_protocol,
-        a->cfg->transport->protocol,
+        transport_short_poll.protocol,
+        transport_long_poll.protocol,
+        transport_websocket.protocol,
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
@@ -208,12 +315,26 @@ static int app_init(struct app *a)
         !(vh = lws_get_vhost_by_name(a->ctx, "default")))
         return -1;
     a->http = http_new(a->ctx, a->cfg->host, a->cfg->port, a->core);
-    struct headless_env he = {
-        .core = a->core, .ctx = a->ctx, .vhost = vh,
-        .transport = a->cfg->transport->name, .quit = app_quit,
-        .command = app_command, .pending = app_pending, .arg = a,
-    };
-    if (!a->http || !(a->ui = headless_new(&he)) || signals_adopt(vh) < 0)
+    if (!a->http)
+        return -1;
+    if (a->cfg->headless) {
+        struct headless_env he = {
+            .core = a->core, .ctx = a->ctx, .vhost = vh,
+            .transport = a->ops->name, .quit = app_quit,
+            .command = app_command, .pending = app_pending, .arg = a,
+        };
+        if (!(a->headless = headless_new(&he)))
+            return -1;
+    } else {
+        struct ui_env ue = {
+            .core = a->core, .ctx = a->ctx, .vhost = vh, .user = a->cfg->user,
+            .transport = a->ops->name, .quiet = a->cfg->quiet, .quit = app_quit,
+            .command = app_command, .pending = app_pending, .arg = a,
+        };
+        if (!(a->ui = ui_new(&ue)))
+            return -1;
+    }
+    if (signals_adopt(vh, !a->cfg->headless) < 0)
         return -1;
     core_set_outbox_hook(a->core, outbox_changed, a);
     return start_login(a);
@@ -229,7 +350,8 @@ static void goodbye_over(lws_sorted_usec_list_t *sul)
 /* Lets the transport say goodbye (e.g. a WebSocket close), briefly. */
 static void app_goodbye(struct app *a)
 {
-    const struct transport_ops *ops = a->cfg->transport;
+    const struct transport_ops *ops = a->ops;
+    retire_finish(a);
     if (!a->transport || !ops->stop)
         return;
     lws_sul_schedule(a->ctx, 0, &a->sul_goodbye, goodbye_over,
@@ -241,13 +363,16 @@ static void app_goodbye(struct app *a)
 
 static void app_teardown(struct app *a)
 {
-    if (a->ui && a->logged_in)
-        headless_print_stats(a->ui);
+    if (a->headless && a->logged_in)
+        headless_print_stats(a->headless);
+    lws_sul_cancel(&a->sul_switch);
+    retire_finish(a);
     if (a->transport)
-        a->cfg->transport->destroy(a->transport);
+        a->ops->destroy(a->transport);
     auth_free(a->auth);
     bank_free(a->bank);
-    headless_free(a->ui);
+    headless_free(a->headless);
+    ui_free(a->ui, a->exit_code);
     http_free(a->http);
     if (a->ctx)
         lws_context_destroy(a->ctx);
@@ -264,8 +389,11 @@ int app_run(const struct app_config *cfg)
         return 1;
     }
     a->cfg = cfg;
-    if (app_init(a) < 0) {
-        headless_print_error("cannot set up the client (lws context, stdin or signals)");
+    a->ops = cfg->transport;
+    int init_failed = app_init(a) < 0;
+    if (init_failed) {
+        if (cfg->headless)
+            headless_print_error("cannot set up the client (lws context, stdin or signals)");
         a->exit_code = 1;
         a->done = 1;
     }
@@ -274,5 +402,7 @@ int app_run(const struct app_config *cfg)
     app_goodbye(a);
     int code = a->exit_code;
     app_teardown(a);
+    if (init_failed && !cfg->headless)  /* the terminal is ours again */
+        fprintf(stderr, "chat: cannot set up the client (lws context, terminal or signals)\n");
     return code;
 }

@@ -1,5 +1,6 @@
 /* app.h — one client run: the lws context and its protocol table, the core,
- * login, the chosen transport and the front end, all in one event loop. */
+ * login, the chosen transport (switchable at run time with /transport) and
+ * the front end, all in one event loop. */
 #ifndef CHAT_APP_H
 #define CHAT_APP_H
 
@@ -15,6 +16,8 @@ struct app_config {
     const struct transport_ops *transport;
     int interval_ms;
     int wait_s;
+    int headless;               /* 1: headless.c, else the terminal UI (ui.c) */
+    int quiet;                  /* UI: no bell on alerts */
 };
 
 /* Runs until the front end quits; returns the process exit code. */

@@ -23,6 +23,9 @@
  *     {"notice":"<text>","data":{...}}       a result asked for, e.g.
  *       data {"balance_cents":100000,"user":"alice"} or
  *       {"transfer":{"transfer_id":3,"status":"pending","to":"bob","amount_cents":2500}}
+ *       or, after /transport NAME, {"transport":"long-poll","after":12} (the
+ *       state lines that follow carry the new name; "data" is absent from
+ *       notices that carry none, e.g. "already using long-poll")
  *     {"log":"<text>"}                        an lws error message
  *     {"stats":{"transport":"websocket","requests":1,"bytes_in":900,
  *       "bytes_out":700,"events":3,"dropped":0,"latency_ms":2,
@@ -157,6 +160,12 @@ static void on_notice(void *arg, const char *text, const json_t *data)
         json_object_set(o, "data", (json_t *)data);
     print_json(stderr, o);
     check_drained(h);
+}
+
+void headless_set_transport(struct headless *h, const char *name)
+{
+    if (h)
+        h->env.transport = name;
 }
 
 void headless_print_stats(struct headless *h)

@@ -26,6 +26,9 @@ struct headless;
 /* Adopts stdin into the lws loop. NULL on failure. */
 struct headless *headless_new(const struct headless_env *env);
 void headless_free(struct headless *h);
+/* The transport was switched: later state and stats lines carry name
+ * (static storage). h may be NULL. */
+void headless_set_transport(struct headless *h, const char *name);
 /* One {"stats":{...}} line: the cost counters at exit. */
 void headless_print_stats(struct headless *h);
 /* Errors before the core exists (startup, usage) in the same format. */

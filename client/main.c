@@ -1,6 +1,6 @@
 /* main.c — bin/chat: command-line flags, the server URL, the password (from
  * CHAT_PASSWORD or asked on /dev/tty, never a flag), lws logging, then
- * app_run. Exit codes: 0 ok, 1 usage or other error, 2 authentication
+ * app_run with the terminal UI or, with --headless, the line front end. Exit codes: 0 ok, 1 usage or other error, 2 authentication
  * failed, 3 server unreachable at login. */
 #include "app.h"
 #include "headless.h"
@@ -22,7 +22,7 @@
 
 struct options {
     const char *server, *user, *transport;
-    int do_register, headless, help;
+    int do_register, headless, quiet, help;
     long interval_ms;
     char url[512];               /* lws_parse_uri works on this copy */
     char prefix[512];
@@ -33,13 +33,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: chat --user NAME [--server URL] [--register]\n"
-        "            [--transport short-poll|long-poll|websocket] [--interval-ms N] --headless\n"
+        "            [--transport short-poll|long-poll|websocket] [--interval-ms N]\n"
+        "            [--quiet | --headless]\n"
         "  --server URL       server address (default " DEFAULT_SERVER "; http only)\n"
         "  --user NAME        1-32 characters of a-z 0-9 _ -\n"
         "  --register         create the account first, then log in\n"
         "  --transport T      short-poll, long-poll or websocket (default websocket)\n"
         "  --interval-ms N    short-poll period, 50..60000 (default 1000)\n"
-        "  --headless         lines on stdin are messages; events on stdout as JSON\n"
+        "  --quiet            no terminal bell when an alert pops up\n"
+        "  --headless         no UI: lines on stdin are messages; events on stdout as JSON\n"
+        "Without --headless a full-screen UI opens; /help lists its commands.\n"
         "The password comes from CHAT_PASSWORD or is asked on the terminal.\n"
         "Exit codes: 0 ok, 1 usage/error, 2 authentication failed, 3 server unreachable.\n");
 }
@@ -63,6 +66,7 @@ static int parse_flags(struct options *o, int argc, char **argv)
         { "transport", required_argument, NULL, 't' },
         { "interval-ms", required_argument, NULL, 'i' },
         { "headless", no_argument, NULL, 'H' },
+        { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -75,6 +79,7 @@ static int parse_flags(struct options *o, int argc, char **argv)
         case 'r': o->do_register = 1; break;
         case 't': o->transport = optarg; break;
         case 'H': o->headless = 1; break;
+        case 'q': o->quiet = 1; break;
         case 'h': o->help = 1; break;
         case 'i':
             o->interval_ms = strtol(optarg, &end, 10);
@@ -176,8 +181,10 @@ static int check_options(struct options *o, int argc, char **argv, struct app_co
         return fail(o, 1, "--interval-ms must be between 50 and 60000");
     if ((err = parse_server(o, cfg)))
         return fail(o, 1, err);
-    if (!o->headless)
-        return fail(o, 1, "the interactive UI is not built yet; use --headless");
+    if (!o->headless && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)))
+        return fail(o, 1, "the UI needs a terminal on stdin and stdout; use --headless for pipes");
+    cfg->headless = o->headless;
+    cfg->quiet = o->quiet;
     cfg->user = o->user;
     cfg->do_register = o->do_register;
     cfg->interval_ms = (int)o->interval_ms;

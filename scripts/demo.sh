@@ -1,6 +1,7 @@
 #!/bin/sh
-# make demo: a server on a throwaway database, users alice and bob, and tmux
-# with the server log and one client per user side by side.
+# make demo: a server on a throwaway database, users alice and bob (created
+# with --register), and tmux with the two terminal UIs side by side over the
+# server log. TRANSPORT (argument 1) picks the clients' transport.
 set -eu
 TRANSPORT=${1:-websocket}
 case "$TRANSPORT" in short-poll|long-poll|websocket) ;; *)
@@ -13,8 +14,13 @@ session="chat-demo-$$"
 
 bin/chatd --port 0 --db "$dir/chat.db" >"$dir/server.log" 2>&1 &
 server=$!
-cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT INT TERM
+cleanup() {
+  tmux kill-session -t "=$session" 2>/dev/null || true
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM HUP
 
 # Wait (up to 5 s) for the server to say where it listens.
 url=""
@@ -26,20 +32,33 @@ for _ in $(seq 50); do
 done
 [ -n "$url" ] || { echo "chatd did not start" >&2; exit 1; }
 
+# One UI per user; an error keeps the pane open so it can be read. When
+# both have left, the log pane stops too and with it the tmux session.
 client() {
-  echo "echo '$1 on $TRANSPORT: type a line to send it, /quit to leave'; CHAT_PASSWORD=$1-demo-password '$top/bin/chat' --server $url --user $1 --register --transport $TRANSPORT --headless; echo '(client ended; press Enter)'; read _"
+  echo "CHAT_PASSWORD=$1-demo-password '$top/bin/chat' --server $url --user $1 --register --transport $TRANSPORT || { echo '(the client ended with an error; press Enter)'; read _; }; touch '$dir/$1.done'"
+}
+log_pane() {
+  echo "echo '$leave'; tail -n +1 -f '$dir/server.log' & t=\$!; while [ ! -e '$dir/alice.done' ] || [ ! -e '$dir/bob.done' ]; do sleep 0.5; done; kill \$t"
 }
 
-echo "server: $url (log: $dir/server.log)"
-echo "leave: type /quit in both clients, or press Ctrl-b then d to detach; the server stops when this script ends"
-if [ ! -t 1 ] || ! command -v tmux >/dev/null; then
-  echo "no terminal: not opening tmux. Clients would run:" >&2
+leave="leave: type /quit (or Ctrl-C) in both clients; Ctrl-b d detaches and ends the demo too"
+echo "server: $url (log: $dir/server.log), transport: $TRANSPORT"
+echo "try: type a message; /transfer bob 25.00 in alice's window; /transport long-poll; /help"
+echo "$leave"
+if [ ! -t 0 ] || [ ! -t 1 ] || ! command -v tmux >/dev/null; then
+  echo "no terminal or no tmux: not opening the demo. Each client would run:" >&2
   client alice; echo; client bob
   exit 0
 fi
-tmux new-session -d -s "$session" -x 200 -y 50 "tail -f '$dir/server.log'"
-tmux split-window -t "$session" -h "$(client alice)"
-tmux split-window -t "$session" -v "$(client bob)"
-tmux select-layout -t "$session" tiled >/dev/null
-tmux attach -t "$session" || true
-tmux kill-session -t "$session" 2>/dev/null || true
+tmux new-session -d -s "$session" -x 200 -y 50 "$(client alice)"
+tmux split-window -t "=$session:" -h "$(client bob)"
+tmux split-window -t "=$session:" -f -v -l 8 "$(log_pane)"
+tmux select-pane -t "=$session:.0"
+if [ -n "${TMUX:-}" ]; then
+  # already inside tmux: switch to the demo and wait for it to end
+  tmux switch-client -t "=$session"
+  while tmux has-session -t "=$session" 2>/dev/null; do sleep 1; done
+else
+  tmux attach -t "=$session" || true
+fi
+echo "demo over: server stopped"

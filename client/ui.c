@@ -1,0 +1,605 @@
+/* ui.c — the ncurses front end's lifecycle: taking and giving back the
+ * terminal, keys from the lws loop, the core's callbacks into the model,
+ * pop-ups and the bell, timers, and quitting (queued messages first, like
+ * headless mode). Drawing is ui_render.c; layout, editor and text are pure
+ * modules. Every change schedules one frame on the next loop pass, so a
+ * page of 100 events is drawn once. */
+#define NCURSES_WIDECHAR 1
+#include "ui.h"
+#include "commands.h"
+#include "core.h"
+#include "protocol.h"
+#include "ui_editor.h"
+#include "ui_format.h"
+#include "ui_layout.h"
+#include "ui_model.h"
+#include "ui_render.h"
+#include "ui_text.h"
+#include "wsi_owner.h"
+
+#include <langinfo.h>
+#include <locale.h>
+#include <ncursesw/curses.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define UI_PROTOCOL_NAME  "chat-tty"
+#define TICK_MS           500      /* countdown and cost line refresh */
+#define POPUP_MS          6000     /* how long a pop-up stays */
+#define POPUP_FRESH_MS    30000    /* older alerts (history on start) don't pop up */
+#define BELL_GAP_MS       1000     /* one bell for a burst of alerts */
+#define QUIT_GRACE_MS     5000
+#define KEYS_PER_WAKEUP   4096
+#define IDLE_WAKEUPS_MAX  256      /* readable but no key, again and again: gone */
+
+struct ui {
+    struct ui_env env;
+    struct wsi_owner owner;      /* of the terminal wsi */
+    struct lws *tty_wsi;
+    SCREEN *screen;
+    struct ui_model model;
+    struct ui_editor ed;
+    struct ui_layout layout;
+    int colors;
+    char transport[16];
+
+    enum core_state state;
+    int64_t retry_at;            /* monotonic ms of the next attempt */
+    int started;                 /* logged in: the transport reports states */
+    int offline, quitting;
+
+    int scroll;                  /* chat rows scrolled back */
+    uint64_t added_at_scroll;
+    uint64_t popup_seq;          /* alerts.added when the pop-up's alert came */
+    int popup_on;
+    unsigned popup_more;
+    int64_t last_bell;
+    unsigned idle_wakeups;
+
+    int frame_pending;
+    lws_sorted_usec_list_t sul_frame, sul_tick, sul_popup, sul_grace;
+    char last_error[512];
+    char exit_note[128];
+};
+
+static struct ui *log_target;   /* lws log lines go to the chat pane */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- drawing ---- */
+
+static void render_now(struct ui *u)
+{
+    struct core_stats st;
+    core_get_stats(u->env.core, &st);
+    const struct ui_list *al = &u->model.alerts;
+    const struct ui_line *popup = NULL;
+    uint64_t back = al->added - u->popup_seq;
+    if (u->popup_on && back < al->len)
+        popup = &al->v[al->len - 1 - back];
+    int64_t left = u->retry_at - mono_ms();
+    struct ui_view v = {
+        .layout = &u->layout, .model = &u->model, .editor = &u->ed,
+        .user = u->env.user, .transport = u->transport, .room = PROTO_DEFAULT_ROOM,
+        .logging_in = !u->started, .state = u->state, .retry_ms = left > 0 ? left : 0, .quitting = u->quitting,
+        .outbox = core_outbox_len(u->env.core), .stats = &st,
+        .scroll = u->scroll, .new_below = u->scroll ? u->model.chat.added - u->added_at_scroll : 0,
+        .popup = popup, .popup_more = u->popup_more, .colors = u->colors,
+    };
+    ui_render(&v);
+    if (v.scroll != u->scroll) {
+        u->scroll = v.scroll;
+        if (!u->scroll)
+            u->added_at_scroll = u->model.chat.added;
+    }
+}
+
+static void frame_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ui *u = lws_container_of(sul, struct ui, sul_frame);
+    u->frame_pending = 0;
+    render_now(u);
+}
+
+static void schedule_frame(struct ui *u)
+{
+    if (u->frame_pending)
+        return;
+    u->frame_pending = 1;
+    lws_sul_schedule(u->env.ctx, 0, &u->sul_frame, frame_cb, 1);
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ui *u = lws_container_of(sul, struct ui, sul_tick);
+    render_now(u);
+    lws_sul_schedule(u->env.ctx, 0, &u->sul_tick, tick_cb, (lws_usec_t)TICK_MS * 1000);
+}
+
+static void relayout(struct ui *u)
+{
+    int rows, cols;
+    getmaxyx(stdscr, rows, cols);
+    ui_layout_compute(rows, cols, &u->layout);
+}
+
+void ui_resize(struct ui *u)
+{
+    struct winsize ws;
+    if (!u)
+        return;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0)
+        resizeterm(ws.ws_row, ws.ws_col);
+    relayout(u);
+    clearok(curscr, TRUE);      /* repaint every cell: no leftovers */
+    render_now(u);
+}
+
+/* ---- lines in the chat pane ---- */
+
+static void add_line(struct ui *u, enum ui_line_kind kind, const char *who, const char *text)
+{
+    const struct ui_line *l = ui_list_add(&u->model.chat, kind, wall_ms(), who, text);
+    if (l && u->scroll > 0)     /* keep the view where it is */
+        u->scroll += ui_render_line_rows(l, u->layout.chat.w);
+    schedule_frame(u);
+}
+
+static void log_line(int level, const char *line)
+{
+    char buf[400];
+    (void)level;
+    if (!log_target)
+        return;
+    snprintf(buf, sizeof buf, "lws: %s", line);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    add_line(log_target, UI_LINE_INFO, NULL, buf);
+}
+
+/* ---- quitting ---- */
+
+static void quit_now(struct ui *u, int code)
+{
+    lws_sul_cancel(&u->sul_grace);
+    u->env.quit(u->env.arg, code);
+}
+
+static int exit_code(struct ui *u)
+{
+    return u->offline ? core_exit_code(u->env.core) : 0;
+}
+
+static void check_drained(struct ui *u)
+{
+    if (u->quitting && u->started && core_outbox_len(u->env.core) == 0 &&
+        (!u->env.pending || u->env.pending(u->env.arg) == 0))
+        quit_now(u, exit_code(u));
+}
+
+static void grace_over(lws_sorted_usec_list_t *sul)
+{
+    struct ui *u = lws_container_of(sul, struct ui, sul_grace);
+    size_t n = core_outbox_len(u->env.core);
+    if (n)
+        snprintf(u->exit_note, sizeof u->exit_note,
+                 "left with %zu unacknowledged message(s)", n);
+    quit_now(u, exit_code(u));
+}
+
+/* First /quit (or Ctrl-C): send what is queued, for at most 5 s; the
+ * second one leaves at once. */
+static void start_quit(struct ui *u)
+{
+    if (u->quitting || u->offline || !u->started) {
+        quit_now(u, exit_code(u));
+        return;
+    }
+    u->quitting = 1;
+    add_line(u, UI_LINE_INFO, NULL, "leaving once queued messages are sent (Ctrl-C again: leave now)");
+    lws_sul_schedule(u->env.ctx, 0, &u->sul_grace, grace_over,
+                     (lws_usec_t)QUIT_GRACE_MS * 1000);
+    check_drained(u);
+}
+
+/* ---- core callbacks ---- */
+
+static void popup_over(lws_sorted_usec_list_t *sul)
+{
+    struct ui *u = lws_container_of(sul, struct ui, sul_popup);
+    u->popup_on = 0;
+    u->popup_more = 0;
+    schedule_frame(u);
+}
+
+static void show_popup(struct ui *u, const struct ui_line *l)
+{
+    int64_t now = wall_ms();
+    if (now - l->ts > POPUP_FRESH_MS)
+        return;                 /* history being caught up on */
+    u->popup_more = u->popup_on ? u->popup_more + 1 : 0;
+    u->popup_on = 1;
+    u->popup_seq = u->model.alerts.added;
+    lws_sul_schedule(u->env.ctx, 0, &u->sul_popup, popup_over, (lws_usec_t)POPUP_MS * 1000);
+    if (!u->env.quiet && now - u->last_bell >= BELL_GAP_MS) {
+        u->last_bell = now;
+        beep();
+    }
+}
+
+static void on_event(void *arg, const json_t *event)
+{
+    struct ui *u = arg;
+    const struct ui_line *l = ui_model_add_event(&u->model, event, u->env.user);
+    if (!l)
+        return;
+    if (l->kind == UI_LINE_ALERT)
+        show_popup(u, l);
+    else if (u->scroll > 0)
+        u->scroll += ui_render_line_rows(l, u->layout.chat.w);
+    schedule_frame(u);
+}
+
+static void on_state(void *arg, enum core_state s, unsigned retry_ms)
+{
+    struct ui *u = arg;
+    u->state = s;
+    u->retry_at = mono_ms() + retry_ms;
+    u->started = 1;
+    if (s == CORE_OFFLINE) {
+        u->offline = 1;
+        add_line(u, UI_LINE_ERROR, NULL, "offline: the client has given up; /quit to leave");
+        if (u->quitting)
+            quit_now(u, exit_code(u));
+    }
+    schedule_frame(u);
+}
+
+static void on_ack(void *arg, const char *client_msg_id, int64_t id)
+{
+    struct ui *u = arg;
+    (void)client_msg_id;
+    (void)id;
+    schedule_frame(u);
+    check_drained(u);
+}
+
+static void on_error(void *arg, const char *text)
+{
+    struct ui *u = arg;
+    snprintf(u->last_error, sizeof u->last_error, "%s", text);
+    add_line(u, UI_LINE_ERROR, NULL, text);
+    check_drained(u);
+}
+
+static void on_notice(void *arg, const char *text, const json_t *data)
+{
+    struct ui *u = arg;
+    (void)data;
+    add_line(u, UI_LINE_NOTICE, NULL, text);
+    check_drained(u);
+}
+
+/* ---- input ---- */
+
+static void take_line(struct ui *u)
+{
+    char *line = ui_editor_take(&u->ed);
+    struct cmd c;
+    if (!line)
+        return;
+    if (u->scroll) {            /* back to the newest lines */
+        u->scroll = 0;
+        u->added_at_scroll = u->model.chat.added;
+    }
+    cmd_parse(line, &c);
+    switch (c.kind) {
+    case CMD_QUIT:
+        start_quit(u);
+        break;
+    case CMD_INVALID:
+        add_line(u, UI_LINE_ERROR, NULL, c.error);
+        break;
+    case CMD_HELP:
+        for (const char *const *l = cmd_help_lines; *l; l++)
+            add_line(u, UI_LINE_NOTICE, NULL, *l);
+        add_line(u, UI_LINE_NOTICE, NULL, "keys: PgUp/PgDn scroll · Up/Down history · "
+                 "Ctrl-U/Ctrl-W/Ctrl-K erase · Esc closes a pop-up · Ctrl-C leaves");
+        break;
+    case CMD_MESSAGE:
+        if (u->quitting)
+            add_line(u, UI_LINE_ERROR, NULL, "leaving: not sent");
+        else
+            u->env.command(u->env.arg, &c);
+        break;
+    default:
+        add_line(u, UI_LINE_INFO, NULL, line);
+        u->env.command(u->env.arg, &c);
+        break;
+    }
+    free(line);
+}
+
+static void scroll_by(struct ui *u, int rows)
+{
+    if (u->scroll == 0 && rows > 0)
+        u->added_at_scroll = u->model.chat.added;
+    u->scroll += rows;
+    if (u->scroll < 0)
+        u->scroll = 0;
+}
+
+static void function_key(struct ui *u, wint_t k)
+{
+    int page = u->layout.chat.h > 2 ? u->layout.chat.h - 1 : 1;
+    switch (k) {
+    case KEY_LEFT: ui_editor_left(&u->ed); break;
+    case KEY_RIGHT: ui_editor_right(&u->ed); break;
+    case KEY_HOME: ui_editor_home(&u->ed); break;
+    case KEY_END: ui_editor_end(&u->ed); break;
+    case KEY_BACKSPACE: ui_editor_backspace(&u->ed); break;
+    case KEY_DC: ui_editor_delete(&u->ed); break;
+    case KEY_UP: ui_editor_history_prev(&u->ed); break;
+    case KEY_DOWN: ui_editor_history_next(&u->ed); break;
+    case KEY_PPAGE: scroll_by(u, page); break;
+    case KEY_NPAGE: scroll_by(u, -page); break;
+    case KEY_ENTER: take_line(u); break;
+    case KEY_RESIZE: relayout(u); clearok(curscr, TRUE); break;
+    default: break;
+    }
+}
+
+#define CTRL_KEY(c) ((c) & 0x1f)
+
+static void char_key(struct ui *u, wint_t c)
+{
+    switch (c) {
+    case '\r':
+    case '\n': take_line(u); break;
+    case 0x7f:
+    case CTRL_KEY('h'): ui_editor_backspace(&u->ed); break;
+    case CTRL_KEY('a'): ui_editor_home(&u->ed); break;
+    case CTRL_KEY('e'): ui_editor_end(&u->ed); break;
+    case CTRL_KEY('b'): ui_editor_left(&u->ed); break;
+    case CTRL_KEY('f'): ui_editor_right(&u->ed); break;
+    case CTRL_KEY('k'): ui_editor_kill_to_end(&u->ed); break;
+    case CTRL_KEY('u'): ui_editor_kill_to_start(&u->ed); break;
+    case CTRL_KEY('w'): ui_editor_kill_word(&u->ed); break;
+    case CTRL_KEY('p'): ui_editor_history_prev(&u->ed); break;
+    case CTRL_KEY('n'): ui_editor_history_next(&u->ed); break;
+    case CTRL_KEY('l'): clearok(curscr, TRUE); break;
+    case CTRL_KEY('c'): start_quit(u); break;
+    case CTRL_KEY('d'):
+        if (u->ed.len == 0)
+            start_quit(u);
+        else
+            ui_editor_delete(&u->ed);
+        break;
+    case 0x1b:                  /* Esc: close the pop-up */
+        lws_sul_cancel(&u->sul_popup);
+        u->popup_on = 0;
+        u->popup_more = 0;
+        break;
+    case '\t': ui_editor_insert(&u->ed, L' '); break;
+    default:
+        if (ui_editor_insert(&u->ed, (wchar_t)c) < 0 && c >= 0x20)
+            beep();             /* the line is full */
+        break;
+    }
+}
+
+/* Takes every key that is there; -1 when the terminal looks gone. */
+static int tty_readable(struct ui *u)
+{
+    wint_t ch;
+    int r, keys = 0;
+    while (keys < KEYS_PER_WAKEUP && (r = get_wch(&ch)) != ERR) {
+        keys++;
+        if (r == KEY_CODE_YES)
+            function_key(u, ch);
+        else
+            char_key(u, ch);
+    }
+    if (keys)
+        u->idle_wakeups = 0;
+    else if (++u->idle_wakeups > IDLE_WAKEUPS_MAX)
+        return -1;
+    schedule_frame(u);
+    return 0;
+}
+
+static void tty_gone(struct ui *u)
+{
+    u->tty_wsi = NULL;
+    quit_now(u, exit_code(u));
+}
+
+static void tty_owner_gone(struct wsi_owner *o, struct lws *wsi)
+{
+    (void)wsi;
+    tty_gone(lws_container_of(o, struct ui, owner));
+}
+
+static int tty_cb(struct lws *wsi, enum lws_callback_reasons reason,
+                  void *user, void *in, size_t len)
+{
+    struct wsi_owner *o = wsi_owner_of(wsi);
+    struct ui *u = o ? lws_container_of(o, struct ui, owner) : NULL;
+    (void)user;
+    (void)in;
+    (void)len;
+    if (!u)
+        return reason == LWS_CALLBACK_RAW_RX_FILE ? -1 : 0;
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        return tty_readable(u);
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        wsi_owner_release(wsi);
+        tty_gone(u);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocol = {
+    .name = UI_PROTOCOL_NAME,
+    .callback = tty_cb,
+};
+
+const struct lws_protocols *ui_protocol(void)
+{
+    return &protocol;
+}
+
+/* ---- lifetime ---- */
+
+void ui_set_transport(struct ui *u, const char *name)
+{
+    if (!u)
+        return;
+    snprintf(u->transport, sizeof u->transport, "%s", name);
+    schedule_frame(u);
+}
+
+/* The protocol is UTF-8; so must the terminal's locale be. */
+static const char *setup_locale(void)
+{
+    setlocale(LC_ALL, "");
+    if (strcmp(nl_langinfo(CODESET), "UTF-8") == 0)
+        return NULL;
+    if (setlocale(LC_CTYPE, "C.UTF-8") && strcmp(nl_langinfo(CODESET), "UTF-8") == 0)
+        return "the terminal's locale is not UTF-8; using C.UTF-8 (set LANG to a UTF-8 locale)";
+    return "no UTF-8 locale: text other than ASCII will not show correctly";
+}
+
+static int start_curses(struct ui *u)
+{
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "chat: the UI needs a terminal; use --headless for pipes\n");
+        return -1;
+    }
+    u->screen = newterm(NULL, stdout, stdin);
+    if (!u->screen) {
+        fprintf(stderr, "chat: cannot start the terminal UI (TERM=%s)\n",
+                getenv("TERM") ? getenv("TERM") : "");
+        return -1;
+    }
+    set_term(u->screen);
+    raw();
+    noecho();
+    nonl();
+    keypad(stdscr, TRUE);
+    nodelay(stdscr, TRUE);
+    set_escdelay(25);
+    u->colors = ui_render_init_colors();
+    relayout(u);
+    return 0;
+}
+
+struct ui *ui_new(const struct ui_env *env)
+{
+    struct ui *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    u->env = *env;
+    u->owner.gone = tty_owner_gone;
+    snprintf(u->transport, sizeof u->transport, "%s", env->transport);
+    ui_model_init(&u->model);
+    ui_editor_init(&u->ed, PROTO_BODY_MAX);
+    const char *locale_note = setup_locale();
+    if (start_curses(u) < 0) {
+        free(u);
+        return NULL;
+    }
+    lws_adopt_desc_t ad = {
+        .vh = env->vhost,
+        .type = LWS_ADOPT_RAW_FILE_DESC,
+        .fd = { .filefd = STDIN_FILENO },
+        .vh_prot_name = UI_PROTOCOL_NAME,
+        .opaque = &u->owner,
+    };
+    u->tty_wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+    if (!u->tty_wsi) {
+        ui_free(u, 0);
+        return NULL;
+    }
+    struct core_callbacks cb = {
+        .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
+        .on_error = on_error, .on_notice = on_notice, .arg = u,
+    };
+    core_set_callbacks(env->core, &cb);
+    log_target = u;
+    lws_set_log_level(LLL_ERR, log_line);
+    if (locale_note)
+        add_line(u, UI_LINE_ERROR, NULL, locale_note);
+    add_line(u, UI_LINE_INFO, NULL, "type a message and Enter to send it; /help lists the commands");
+    lws_sul_schedule(env->ctx, 0, &u->sul_tick, tick_cb, (lws_usec_t)TICK_MS * 1000);
+    render_now(u);
+    return u;
+}
+
+/* A line on stderr once the terminal is ours no more, with any control
+ * character from the server made harmless. */
+static void print_safe(const char *text)
+{
+    size_t n;
+    wchar_t *w = ui_text_from_utf8(text, strlen(text), 0, &n);
+    char *s = w ? ui_text_to_utf8(w, n) : NULL;
+    if (s)
+        fprintf(stderr, "chat: %s\n", s);
+    free(s);
+    free(w);
+}
+
+void ui_free(struct ui *u, int exit_code)
+{
+    if (!u)
+        return;
+    lws_sul_cancel(&u->sul_frame);
+    lws_sul_cancel(&u->sul_tick);
+    lws_sul_cancel(&u->sul_popup);
+    lws_sul_cancel(&u->sul_grace);
+    if (u->tty_wsi)
+        wsi_owner_detach(u->tty_wsi);
+    core_set_callbacks(u->env.core, NULL);
+    if (log_target == u) {
+        log_target = NULL;
+        lws_set_log_level(LLL_ERR, lwsl_emit_stderr_notimestamp);
+    }
+    if (u->screen) {
+        endwin();
+        delscreen(u->screen);
+    }
+    if (u->started) {
+        struct core_stats st;
+        char line[256];
+        core_get_stats(u->env.core, &st);
+        fprintf(stderr, "chat: %s, %s: %s\n", u->env.user, u->transport,
+                ui_fmt_stats(&st, 0, line, sizeof line));
+    }
+    if (*u->exit_note)
+        print_safe(u->exit_note);
+    if (exit_code && *u->last_error)
+        print_safe(u->last_error);
+    ui_model_free(&u->model);
+    ui_editor_free(&u->ed);
+    free(u);
+}

@@ -1,0 +1,165 @@
+/* ui_model.c — see ui_model.h. */
+#include "ui_model.h"
+#include "money.h"
+#include "ui_text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ui_model_init(struct ui_model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->chat.keep = UI_CHAT_KEEP;
+    m->alerts.keep = UI_ALERTS_KEEP;
+}
+
+static void line_free(struct ui_line *l)
+{
+    free(l->who);
+    free(l->text);
+}
+
+static void list_free(struct ui_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        line_free(&l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->len = l->cap = 0;
+}
+
+void ui_model_free(struct ui_model *m)
+{
+    list_free(&m->chat);
+    list_free(&m->alerts);
+}
+
+/* Room for one more line: grows, or drops the oldest tenth once full. */
+static struct ui_line *list_slot(struct ui_list *l)
+{
+    if (l->len >= l->keep) {
+        size_t drop = l->keep / 10 ? l->keep / 10 : 1;
+        for (size_t i = 0; i < drop; i++)
+            line_free(&l->v[i]);
+        memmove(&l->v[0], &l->v[drop], (l->len - drop) * sizeof l->v[0]);
+        l->len -= drop;
+    }
+    if (l->len == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct ui_line *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        l->v = v;
+        l->cap = cap;
+    }
+    return &l->v[l->len];
+}
+
+struct ui_line *ui_list_add(struct ui_list *l, enum ui_line_kind kind, int64_t ts,
+                                  const char *who, const char *text)
+{
+    struct ui_line *line = list_slot(l);
+    if (!line)
+        return NULL;
+    memset(line, 0, sizeof *line);
+    line->kind = kind;
+    line->ts = ts;
+    line->who = ui_text_from_utf8(who, who ? strlen(who) : 0, 0, &line->who_len);
+    line->text = ui_text_from_utf8(text, text ? strlen(text) : 0, UI_TEXT_MULTILINE,
+                                   &line->text_len);
+    if (!line->who || !line->text) {
+        line_free(line);
+        return NULL;
+    }
+    l->len++;
+    l->added++;
+    return line;
+}
+
+static const char *str(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static const struct { const char *kind; enum ui_alert_kind k; } alert_kinds[] = {
+    { "transfer.pending", UI_ALERT_PENDING },
+    { "transfer.processing", UI_ALERT_PROCESSING },
+    { "transfer.completed", UI_ALERT_COMPLETED },
+    { "transfer.failed", UI_ALERT_FAILED },
+    { "transfer.received", UI_ALERT_RECEIVED },
+};
+
+const char *ui_alert_label(enum ui_alert_kind k)
+{
+    switch (k) {
+    case UI_ALERT_PENDING: return "pending";
+    case UI_ALERT_PROCESSING: return "processing";
+    case UI_ALERT_COMPLETED: return "completed";
+    case UI_ALERT_FAILED: return "failed";
+    case UI_ALERT_RECEIVED: return "received";
+    default: return "alert";
+    }
+}
+
+static enum ui_alert_kind alert_kind(const char *kind)
+{
+    for (size_t i = 0; i < sizeof alert_kinds / sizeof alert_kinds[0]; i++)
+        if (strcmp(kind, alert_kinds[i].kind) == 0)
+            return alert_kinds[i].k;
+    return UI_ALERT_OTHER;
+}
+
+/* The alert's sentence: its body, or one made from its fields; a failure's
+ * reason is added when the body does not say it. */
+static void alert_text(const json_t *ev, enum ui_alert_kind k, char *buf, size_t size)
+{
+    const char *body = str(ev, "body"), *reason = str(ev, "reason");
+    const char *who = str(ev, "counterparty");
+    char amount[32] = "";
+    json_t *cents = json_object_get(ev, "amount_cents");
+    if (json_is_integer(cents))
+        money_format(json_integer_value(cents), amount, sizeof amount);
+    if (*body)
+        snprintf(buf, size, "%s", body);
+    else if (k == UI_ALERT_RECEIVED)
+        snprintf(buf, size, "received %s from %s", amount, who);
+    else
+        snprintf(buf, size, "transfer #%lld of %s to %s: %s",
+                 (long long)json_integer_value(json_object_get(ev, "transfer_id")),
+                 amount, who, ui_alert_label(k));
+    if (k == UI_ALERT_FAILED && *reason && !strstr(buf, reason)) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, size - n, " (%s)", reason);
+    }
+}
+
+const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *ev,
+                                         const char *self)
+{
+    const char *type = str(ev, "type");
+    int64_t ts = json_integer_value(json_object_get(ev, "ts"));
+    int64_t id = json_integer_value(json_object_get(ev, "id"));
+    struct ui_line *l = NULL;
+    if (strcmp(type, "chat") == 0) {
+        const char *from = str(ev, "from");
+        int own = self && strcmp(from, self) == 0;
+        l = ui_list_add(&m->chat, own ? UI_LINE_OWN : UI_LINE_CHAT, ts,
+                                          from, str(ev, "body"));
+    } else if (strcmp(type, "alert") == 0) {
+        char text[1024];
+        enum ui_alert_kind k = alert_kind(str(ev, "kind"));
+        alert_text(ev, k, text, sizeof text);
+        l = ui_list_add(&m->alerts, UI_LINE_ALERT, ts, ui_alert_label(k), text);
+        if (l)
+            l->alert = k;
+    } else {
+        char text[160];
+        snprintf(text, sizeof text, "event #%lld of type \"%.60s\"", (long long)id, type);
+        l = ui_list_add(&m->chat, UI_LINE_INFO, ts, "·", text);
+    }
+    if (l)
+        l->id = id;
+    return l;
+}

@@ -1,0 +1,73 @@
+/* ui_model.h — what the UI shows, kept as display-ready lines: the chat
+ * pane's history (messages, notices, errors) and the alerts, each converted
+ * once from the core's events into safe wide-character text (ui_text.h).
+ * Reading an event's fields for display is all it knows of the protocol.
+ * No curses; bounded (the oldest lines go first). */
+#ifndef CHAT_UI_MODEL_H
+#define CHAT_UI_MODEL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <wchar.h>
+
+#define UI_CHAT_KEEP   5000
+#define UI_ALERTS_KEEP 500
+
+enum ui_line_kind {
+    UI_LINE_CHAT,       /* someone else's message */
+    UI_LINE_OWN,        /* our own message, as the server stored it */
+    UI_LINE_NOTICE,     /* a result we asked for, help, a switch */
+    UI_LINE_ERROR,
+    UI_LINE_INFO,       /* our own echo of a command, lws logs */
+    UI_LINE_ALERT,
+};
+
+enum ui_alert_kind {
+    UI_ALERT_OTHER = 0,
+    UI_ALERT_PENDING,
+    UI_ALERT_PROCESSING,
+    UI_ALERT_COMPLETED,
+    UI_ALERT_FAILED,
+    UI_ALERT_RECEIVED,
+};
+
+struct ui_line {
+    enum ui_line_kind kind;
+    enum ui_alert_kind alert;    /* UI_LINE_ALERT */
+    int64_t ts;                  /* epoch ms */
+    int64_t id;                  /* event id, 0 for local lines */
+    wchar_t *who;                /* sender or alert label, safe text */
+    size_t who_len;
+    wchar_t *text;               /* safe text, may hold '\n' */
+    size_t text_len;
+};
+
+struct ui_list {
+    struct ui_line *v;
+    size_t len, cap, keep;
+    uint64_t added;              /* lines ever added (for "new below") */
+};
+
+struct ui_model {
+    struct ui_list chat, alerts;
+};
+
+void ui_model_init(struct ui_model *m);
+void ui_model_free(struct ui_model *m);
+
+/* Adds a line of UTF-8 text (who may be NULL); the last line of the list
+ * or NULL when out of memory. */
+struct ui_line *ui_list_add(struct ui_list *l, enum ui_line_kind kind, int64_t ts,
+                                  const char *who, const char *text);
+
+/* An event from the core: a chat event goes to the chat list (UI_LINE_OWN if
+ * from self), an alert to the alerts list; other types become an info line.
+ * Returns the line added (NULL if none). */
+const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *event,
+                                         const char *self);
+
+/* "pending", "completed", ... for an alert kind. */
+const char *ui_alert_label(enum ui_alert_kind k);
+
+#endif

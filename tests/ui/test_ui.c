@@ -1,0 +1,484 @@
+/* test_ui.c — the terminal UI end to end: real bin/chatd and bin/chat (no
+ * --headless) in tmux, driven with send-keys and read with capture-pane.
+ *
+ * - two UI clients chat and each screen shows the other's message;
+ * - a transfer pops up on both screens, shows in both alerts panes, rings
+ *   the bell for the receiver and not for the --quiet sender, and Esc
+ *   closes the pop-up; /balance answers in words, never JSON;
+ * - /transport switches websocket -> long-poll -> short-poll -> websocket
+ *   while messages keep coming: each shows exactly once;
+ * - resizing (80x24 -> 60x20 -> 120x40) keeps the input line, the draft
+ *   being typed and the last message on screen, no row wider than the pane;
+ * - UTF-8 (accents, CJK, emoji) shows intact, typed and received, and long
+ *   CJK text wraps by display width;
+ * - a message full of escape sequences, a bell and C1 controls is shown
+ *   as visible symbols: the screen is not cleared, the title not set, no bell.
+ * Every client is then quit with /quit and must exit 0 with a clean stderr
+ * (no sanitizer report) ending in its cost line. */
+#include "../e2e/harness.h"
+#include "tmux.h"
+
+#include <limits.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <wchar.h>
+
+#define WAIT_MS 20000
+
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            h_dump_logs();                                                    \
+            fail_msg(__VA_ARGS__);                                            \
+        }                                                                     \
+    } while (0)
+
+struct client {
+    char name[32];              /* tmux session name = user name */
+    char err[512], status[512];
+};
+
+static char chat_bin[PATH_MAX];
+
+static int setup(void **state)
+{
+    (void)state;
+    tmux_init();
+    const char *bin = getenv("CHAT_BIN") ? getenv("CHAT_BIN") : "bin/chat";
+    if (!realpath(bin, chat_bin))
+        fail_msg("cannot find the client %s", bin);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tmux_cleanup();
+    harness_cleanup();
+    return 0;
+}
+
+static void password_of(const char *user, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s-ui-test-password", user);
+}
+
+/* bin/chat for user in a cols x rows tmux session; stderr and the exit
+ * status go to files in a temp dir. */
+static void ui_start(struct client *c, const struct h_server *s, const char *user,
+                         const char *transport, int cols, int rows, const char *extra)
+{
+    char cmd[8192], pw[64];
+    const char *dir = h_tmpdir();
+    snprintf(c->name, sizeof c->name, "%s", user);
+    snprintf(c->err, sizeof c->err, "%s/%s.err", dir, user);
+    snprintf(c->status, sizeof c->status, "%s/%s.status", dir, user);
+    password_of(user, pw, sizeof pw);
+    snprintf(cmd, sizeof cmd,
+             "LANG=C.UTF-8 CHAT_PASSWORD='%s' timeout --foreground 300 '%s' --server %s "
+             "--user %s --register --transport %s --interval-ms 100 %s 2>'%s'; "
+             "echo $? >'%s.tmp' && mv '%s.tmp' '%s'",
+             pw, chat_bin, s->url, user, transport, extra ? extra : "", c->err,
+             c->status, c->status, c->status);
+    tmux_new_session(c->name, cols, rows, cmd);
+}
+
+/* The status bar says the transport runs. A long poll on an empty feed
+ * says "connecting" until its first answer (up to 25 s), so for it being
+ * logged in ("logging in" has become "connecting") is enough: the transport
+ * is started and its first poll is waiting. */
+static int connected(const char *screen, void *arg)
+{
+    char needle[64];
+    snprintf(needle, sizeof needle, "%s ·  connected ", (const char *)arg);
+    if (strstr(screen, needle))
+        return 1;
+    snprintf(needle, sizeof needle, "%s ·  connecting ", (const char *)arg);
+    return strcmp(arg, "long-poll") == 0 && strstr(screen, needle);
+}
+
+static char *wait_connected(struct client *c, const char *transport)
+{
+    char what[96];
+    snprintf(what, sizeof what, "\"%s · connected\" in the status bar", transport);
+    return tmux_wait_until(c->name, connected, (void *)transport, what, h_deadline(WAIT_MS));
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 1 << 16);
+    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
+    (void)n;
+    fclose(f);
+    return buf;
+}
+
+/* /quit, then the exit status must be 0 and stderr clean. */
+static void ui_quit(struct client *c)
+{
+    tmux_type(c->name, "/quit", 1);
+    int64_t deadline = h_deadline(WAIT_MS);
+    char *status = NULL;
+    while (!(status = read_file(c->status)) && h_now_ms() < deadline)
+        h_pump(40);
+    char *err = read_file(c->err);
+    if (!status || atoi(status) != 0) {
+        char *screen = tmux_capture(c->name);
+        fprintf(stderr, "---- %s screen ----\n%s\n---- %s stderr ----\n%s\n", c->name,
+                screen ? screen : "(gone)", c->name, err ? err : "(none)");
+        free(screen);
+    }
+    CHECK(status, "%s did not exit after /quit", c->name);
+    CHECK(atoi(status) == 0, "%s exited with status %d", c->name, atoi(status));
+    CHECK(err && !strstr(err, "Sanitizer") && !strstr(err, "runtime error"),
+          "%s: sanitizer report on stderr:\n%s", c->name, err ? err : "");
+    char cost[64];
+    snprintf(cost, sizeof cost, "chat: %s, ", c->name);
+    CHECK(strstr(err, cost) && strstr(err, " requests · "),
+          "%s: no cost line on stderr at exit:\n%s", c->name, err);
+    free(status);
+    free(err);
+}
+
+/* A scripted user who posts over plain HTTP. */
+static void http_user(const struct h_server *s, const char *user, char token[80])
+{
+    char pw[64];
+    password_of(user, pw, sizeof pw);
+    int st = http_register(s->port, user, pw);
+    CHECK(st == 201, "register %s: %d", user, st);
+    st = http_login(s->port, user, pw, token);
+    CHECK(st == 200, "login %s: %d", user, st);
+}
+
+static void post(const struct h_server *s, const char *token, const char *body)
+{
+    int st = http_post_message(s->port, token, "general", body, NULL, NULL);
+    CHECK(st == 201, "posting \"%s\": %d", body, st);
+}
+
+/* Every row of a capture fits in cols display columns. */
+static void check_widths(const char *screen, int cols)
+{
+    char row[4096];
+    wchar_t w[4096];
+    for (int i = 0; i < screen_rows(screen); i++) {
+        screen_row(screen, i, row, sizeof row);
+        size_t n = mbstowcs(w, row, 4096);
+        CHECK(n != (size_t)-1, "row %d is not valid UTF-8: %s", i, row);
+        int width = wcswidth(w, n);
+        CHECK(width >= 0 && width <= cols, "row %d is %d columns wide in %d:\n%s", i, width,
+              cols, screen);
+    }
+}
+
+/* ---- two users chat ---- */
+
+static void test_two_clients_chat(void **state)
+{
+    struct h_server s;
+    struct client alice, bob;
+    (void)state;
+    server_start(&s, NULL, NULL);
+    ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
+    ui_start(&bob, &s, "bob", "long-poll", 80, 24, NULL);
+    free(wait_connected(&alice, "websocket"));
+    free(wait_connected(&bob, "long-poll"));
+
+    tmux_type("alice", "hello from alice", 1);
+    free(tmux_wait_for("bob", "alice: hello from alice", h_deadline(WAIT_MS)));
+    free(tmux_wait_for("alice", "alice: hello from alice", h_deadline(WAIT_MS)));
+    tmux_type("bob", "hi alice, bob here", 1);
+    char *a = tmux_wait_for("alice", "bob: hi alice, bob here", h_deadline(WAIT_MS));
+    CHECK(count_of(a, "hello from alice") == 1, "alice's message shown twice:\n%s", a);
+    free(a);
+    char *b = tmux_wait_for("bob", "bob: hi alice, bob here", h_deadline(WAIT_MS));
+    CHECK(count_of(b, "hello from alice") == 1, "alice's message twice on bob's screen:\n%s", b);
+    free(b);
+    ui_quit(&alice);
+    ui_quit(&bob);
+    server_stop(&s);
+}
+
+/* ---- a transfer pops up ---- */
+
+static int bell_rung(const char *name)
+{
+    char *f = tmux_format(name, "#{window_bell_flag}");
+    int rung = f && strcmp(f, "1") == 0;
+    free(f);
+    return rung;
+}
+
+static int no_popup(const char *screen, void *arg)
+{
+    (void)arg;
+    return !strstr(screen, "alert: transfer");
+}
+
+static void test_transfer_alerts(void **state)
+{
+    struct h_server s;
+    struct client alice, bob;
+    (void)state;
+    server_start(&s, NULL, NULL);
+    ui_start(&alice, &s, "alice", "websocket", 100, 30, "--quiet");
+    ui_start(&bob, &s, "bob", "long-poll", 80, 24, NULL);
+    free(wait_connected(&alice, "websocket"));
+    free(wait_connected(&bob, "long-poll"));
+    CHECK(!bell_rung("bob") && !bell_rung("alice"), "a bell before any alert");
+
+    tmux_type("alice", "/transfer bob 25.00", 1);
+    /* the receiver: pop-up (shown for 6 s), alerts pane, bell */
+    char *b = tmux_wait_for("bob", "alert: transfer received", h_deadline(WAIT_MS));
+    CHECK(strstr(b, "alerts (1)") && strstr(b, " received "), "no alert line on bob's screen:\n%s", b);
+    CHECK(strstr(b, "25.00"), "the amount is not shown:\n%s", b);
+    free(b);
+    CHECK(bell_rung("bob"), "no bell on bob's terminal for the alert");
+    /* the sender: pop-ups until completed, no bell with --quiet */
+    char *a = tmux_wait_for("alice", " completed ", h_deadline(WAIT_MS));
+    CHECK(strstr(a, "alert: transfer"), "no pop-up on alice's screen:\n%s", a);
+    CHECK(strstr(a, " pending ") || strstr(a, " processing "), "earlier states missing:\n%s", a);
+    free(a);
+    CHECK(!bell_rung("alice"), "--quiet rang the bell");
+    /* Esc closes the pop-up, and what it covered shows again */
+    tmux_key("bob", "Escape");
+    free(tmux_wait_until("bob", no_popup, NULL, "the pop-up gone after Esc", h_deadline(WAIT_MS)));
+    tmux_key("alice", "Escape");
+    a = tmux_wait_until("alice", no_popup, NULL, "the pop-up gone after Esc", h_deadline(WAIT_MS));
+    CHECK(strstr(a, "transfer #1 of 25.00 to bob accepted"), "no notice of the transfer:\n%s", a);
+    free(a);
+    /* a result asked for shows in words */
+    tmux_type("bob", "/balance", 1);
+    b = tmux_wait_for("bob", "balance: ", h_deadline(WAIT_MS));
+    CHECK(!strstr(b, "{\""), "raw JSON on the screen:\n%s", b);
+    free(b);
+    ui_quit(&alice);
+    ui_quit(&bob);
+    server_stop(&s);
+}
+
+/* ---- /transport while messages keep coming ---- */
+
+static char *wait_marker(const char *name, int i)
+{
+    char m[32];
+    snprintf(m, sizeof m, "m%02d-switch", i);
+    return tmux_wait_for(name, m, h_deadline(WAIT_MS));
+}
+
+static void post_marker(const struct h_server *s, const char *token, int i)
+{
+    char m[32];
+    snprintf(m, sizeof m, "m%02d-switch", i);
+    post(s, token, m);
+}
+
+static void test_transport_switch(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80];
+    static const char *const order[] = { "long-poll", "short-poll", "websocket" };
+    (void)state;
+    server_start(&s, NULL, NULL);
+    http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "websocket", 100, 50, NULL);
+    free(wait_connected(&alice, "websocket"));
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        post_marker(&s, token, ++n);
+    free(wait_marker("alice", n));
+    for (size_t k = 0; k < 3; k++) {
+        char cmd[64], own[32], done[64];
+        snprintf(cmd, sizeof cmd, "/transport %s", order[k]);
+        tmux_type("alice", cmd, 1);
+        snprintf(own, sizeof own, "own-%zu-switch", k);
+        tmux_type("alice", own, 1);         /* sent while switching */
+        for (int i = 0; i < 3; i++)         /* and others' messages racing it */
+            post_marker(&s, token, ++n);
+        snprintf(done, sizeof done, "switched to %s", order[k]);
+        free(tmux_wait_for("alice", done, h_deadline(WAIT_MS)));
+        free(wait_connected(&alice, order[k]));
+        free(wait_marker("alice", n));
+        free(tmux_wait_for("alice", own, h_deadline(WAIT_MS)));
+    }
+    char *screen = tmux_capture("alice");
+    CHECK(screen, "alice's session is gone");
+    for (int i = 1; i <= n; i++) {
+        char m[32];
+        snprintf(m, sizeof m, "m%02d-switch", i);
+        CHECK(count_of(screen, m) == 1, "%s shown %d times:\n%s", m, count_of(screen, m), screen);
+    }
+    for (int k = 0; k < 3; k++) {
+        char own[32];
+        snprintf(own, sizeof own, "own-%d-switch", k);
+        CHECK(count_of(screen, own) == 1, "%s shown %d times:\n%s", own, count_of(screen, own), screen);
+    }
+    char events[32];
+    snprintf(events, sizeof events, " %d events", n + 3);
+    CHECK(strstr(screen, events), "the cost line does not count%s:\n%s", events, screen);
+    free(screen);
+    ui_quit(&alice);
+    server_stop(&s);
+}
+
+/* ---- resizing and a narrow terminal ---- */
+
+struct layout_want {
+    const char *last_message;
+    const char *input;          /* the last row starts with this */
+    int cols;
+    int side_by_side;
+};
+
+static int layout_ok(const char *screen, void *arg)
+{
+    const struct layout_want *w = arg;
+    char last[1024], first[1024];
+    int rows = screen_rows(screen);
+    screen_row(screen, rows - 1, last, sizeof last);
+    screen_row(screen, 0, first, sizeof first);
+    return strncmp(last, w->input, strlen(w->input)) == 0 && strstr(screen, w->last_message) &&
+           strstr(screen, "alice · long-poll") &&
+           (!w->side_by_side || strstr(first, "alerts ("));
+}
+
+static void test_resize_and_narrow(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80];
+    (void)state;
+    server_start(&s, NULL, NULL);
+    http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "long-poll", 80, 24, NULL);
+    free(wait_connected(&alice, "long-poll"));
+    post(&s, token, "first message");
+    post(&s, token, "the last message is long: the quick brown fox jumps over the lazy dog "
+                    "and keeps running until farewell-end");
+    free(tmux_wait_for("alice", "farewell-end", h_deadline(WAIT_MS)));
+    tmux_type("alice", "draft-text", 0);
+    struct layout_want want = { "farewell-end", "> draft-text", 60, 0 };
+    free(tmux_wait_until("alice", layout_ok, &want, "the 80x24 layout", h_deadline(WAIT_MS)));
+
+    tmux_resize("alice", 60, 20);
+    char *screen = tmux_wait_until("alice", layout_ok, &want, "the 60x20 layout", h_deadline(WAIT_MS));
+    check_widths(screen, 60);
+    CHECK(screen_rows(screen) == 20, "60x20: %d rows", screen_rows(screen));
+    free(screen);
+
+    tmux_resize("alice", 120, 40);
+    want.cols = 120;
+    want.side_by_side = 1;
+    screen = tmux_wait_until("alice", layout_ok, &want, "the 120x40 layout", h_deadline(WAIT_MS));
+    check_widths(screen, 120);
+    free(screen);
+
+    tmux_resize("alice", 60, 12);           /* small: input and last message still there */
+    tmux_key("alice", "Enter");             /* the draft is sent */
+    want.last_message = "alice: draft-text";
+    want.input = ">";                       /* capture-pane drops trailing spaces */
+    want.side_by_side = 0;
+    screen = tmux_wait_until("alice", layout_ok, &want, "the 60x12 layout", h_deadline(WAIT_MS));
+    check_widths(screen, 60);
+    free(screen);
+    ui_quit(&alice);
+    server_stop(&s);
+}
+
+/* ---- UTF-8 ---- */
+
+static void strip_spaces(char *s)
+{
+    char *d = s;
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\n')
+            *d++ = *s;
+    *d = '\0';
+}
+
+static void test_utf8(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80];
+    static const char *mixed = "héllo wörld — ça marche ✓ 日本語テキスト 🎉 ok";
+    static const char *cjk = "日本語のテキストは画面の幅で折り返されなければならない。"
+                             "漢字も仮名も二桁の幅を持つ。終わり";
+    (void)state;
+    server_start(&s, NULL, NULL);
+    http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "websocket", 60, 20, NULL);
+    free(wait_connected(&alice, "websocket"));
+    post(&s, token, mixed);
+    post(&s, token, cjk);
+    char *screen = tmux_wait_for("alice", "終わり", h_deadline(WAIT_MS));
+    CHECK(strstr(screen, mixed), "the mixed UTF-8 message is not intact:\n%s", screen);
+    check_widths(screen, 60);
+    strip_spaces(screen);
+    CHECK(strstr(screen, cjk), "the wrapped CJK message is not intact:\n%s", screen);
+    free(screen);
+    tmux_type("alice", "typed: ça 日本 🎉 ok", 1);
+    free(tmux_wait_for("alice", "alice: typed: ça 日本 🎉 ok", h_deadline(WAIT_MS)));
+    ui_quit(&alice);
+    server_stop(&s);
+}
+
+/* ---- escape sequences are shown, not obeyed ---- */
+
+static void test_escapes_harmless(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80];
+    (void)state;
+    server_start(&s, NULL, NULL);
+    http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
+    free(wait_connected(&alice, "websocket"));
+    char *title0 = tmux_format("alice", "#{pane_title}");
+    post(&s, token, "canary-before");
+    free(tmux_wait_for("alice", "canary-before", h_deadline(WAIT_MS)));
+    post(&s, token, "evil\x1b[2J\x1b[H\x1b]2;pwned\x07\x1b[31mRED\x1b[0m bell\x07 "
+                    "c1:\xc2\x9b" "31m rlo:\xe2\x80\xae" "abc del:\x7f end");
+    post(&s, token, "canary-after");
+    char *screen = tmux_wait_for("alice", "canary-after", h_deadline(WAIT_MS));
+    CHECK(strstr(screen, "canary-before"), "the screen was cleared:\n%s", screen);
+    CHECK(strstr(screen, "evil␛[2J␛[H␛]2;pwned␇␛[31mRED␛[0m bell␇"),
+          "escape sequences not shown as symbols:\n%s", screen);
+    CHECK(strstr(screen, "c1:\xef\xbf\xbd" "31m rlo:\xef\xbf\xbd" "abc del:␡ end"),
+          "C1/bidi/DEL not neutralised:\n%s", screen);
+    free(screen);
+    char *title = tmux_format("alice", "#{pane_title}");
+    CHECK(title && !strstr(title, "pwned"), "the message set the title: %s", title ? title : "");
+    CHECK(!title0 || strcmp(title, title0) == 0, "the title changed: %s -> %s", title0, title);
+    free(title);
+    free(title0);
+    CHECK(!bell_rung("alice"), "a bell character in a message rang the bell");
+    ui_quit(&alice);
+    server_stop(&s);
+}
+
+int main(void)
+{
+    if (!setlocale(LC_ALL, "C.UTF-8"))
+        setlocale(LC_ALL, "C.utf8");
+    if (getenv("UI_TEST_FILTER"))       /* e.g. UI_TEST_FILTER='*utf8*' */
+        cmocka_set_test_filter(getenv("UI_TEST_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_two_clients_chat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_switch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resize_and_narrow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escapes_harmless, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
