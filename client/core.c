@@ -35,6 +35,8 @@ struct core {
 
     int64_t (*now_ms)(void *arg);
     void *now_arg;
+    int64_t started_ms;          /* events older than this are history */
+    unsigned conn_serial;        /* last connection serial handed out */
 
     struct core_stats stats;
     int64_t latency[CORE_LATENCY_WINDOW];
@@ -59,6 +61,7 @@ struct core *core_new(const struct core_callbacks *cb)
     if (cb)
         c->cb = *cb;
     c->now_ms = wall_ms;
+    c->started_ms = wall_ms(NULL);
     c->state = CORE_CONNECTING;
     return c;
 }
@@ -86,6 +89,14 @@ void core_set_clock(struct core *c, int64_t (*now_ms)(void *arg), void *arg)
 {
     c->now_ms = now_ms ? now_ms : wall_ms;
     c->now_arg = arg;
+    c->started_ms = c->now_ms(arg);
+}
+
+unsigned core_connection_serial(struct core *c)
+{
+    if (++c->conn_serial == 0)
+        c->conn_serial = 1;      /* 0 means "never sent" */
+    return c->conn_serial;
 }
 
 void core_set_outbox_hook(struct core *c, void (*fn)(void *arg), void *arg)
@@ -105,7 +116,8 @@ static void record_latency(struct core *c, const json_t *event)
 {
     int64_t ts = 0;
     int present = 0;
-    if (proto_get_int(event, "ts", &ts, &present) < 0 || !present || ts <= 0)
+    /* History written before this client started says nothing about delivery. */
+    if (proto_get_int(event, "ts", &ts, &present) < 0 || !present || ts < c->started_ms)
         return;
     int64_t lat = c->now_ms(c->now_arg) - ts;
     if (lat < 0)

@@ -45,7 +45,8 @@ struct core_stats {
     uint64_t events;             /* events delivered (shown) */
     uint64_t dropped;            /* duplicate or old events dropped */
     int      have_latency;
-    int64_t  latency_ms;         /* now - ts of the last delivered event */
+    int64_t  latency_ms;         /* now - ts of the last delivered event written
+                                    since this client started (not history) */
     int64_t  latency_median_ms;  /* over the last CORE_LATENCY_WINDOW events */
 };
 #define CORE_LATENCY_WINDOW 1024
@@ -60,6 +61,9 @@ void core_free(struct core *c);
 void core_set_callbacks(struct core *c, const struct core_callbacks *cb);
 /* Wall clock in epoch ms; tests replace it. */
 void core_set_clock(struct core *c, int64_t (*now_ms)(void *arg), void *arg);
+/* A new serial for a transport connection (for core_outbox_take), unique
+ * within this core even across transport switches. */
+unsigned core_connection_serial(struct core *c);
 /* Called whenever a message is queued, so the active transport can send it. */
 void core_set_outbox_hook(struct core *c, void (*fn)(void *arg), void *arg);
 

@@ -24,6 +24,7 @@ struct poller {
     struct transport_env env;
     int wait_s, interval_ms;
     int64_t next;                /* "next" of the last answer */
+    int live;                    /* the last poll was answered */
 
     struct http_req *poll_req;
     lws_sorted_usec_list_t poll_sul;
@@ -101,6 +102,7 @@ static void poll_failed(struct poller *p, const struct http_result *r, int malfo
         snprintf(why, sizeof why, "polling failed: malformed answer");
     else
         snprintf(why, sizeof why, "polling failed: %s", http_error_text(r, detail, sizeof detail));
+    p->live = 0;
     arm(p, &p->poll_sul, poll_tick, failed(p, &p->poll_tries, why));
 }
 
@@ -119,7 +121,13 @@ static void poll_done(void *arg, const struct http_result *r)
         return;
     }
     p->poll_tries = 0;
+    int was_live = p->live;
+    p->live = 1;
     core_set_state(p->env.core, CORE_CONNECTED, 0);
+    if (!was_live && p->wait_s) {       /* now hold: poll again at once */
+        arm(p, &p->poll_sul, poll_tick, 0);
+        return;
+    }
     /* a full page means more is waiting; otherwise keep the period */
     int64_t spent_ms = (int64_t)(lws_now_usecs() - p->poll_started) / 1000;
     unsigned ms = n >= POLL_LIMIT || spent_ms >= p->interval_ms
@@ -133,11 +141,14 @@ static void poll_issue(struct poller *p)
     int64_t after = core_cursor(p->env.core);
     if (p->next > after)
         after = p->next;
+    /* The first poll after (re)connecting answers at once, so "connected"
+     * shows without waiting out a hold on a quiet feed. */
+    int wait = p->live ? p->wait_s : 0;
     snprintf(path, sizeof path, "%s/api/v1/events?after=%" PRId64 "&wait=%d&limit=%d",
-             p->env.prefix, after, p->wait_s, POLL_LIMIT);
+             p->env.prefix, after, wait, POLL_LIMIT);
     struct http_call call = {
         .method = "GET", .path = path, .token = p->env.token,
-        .timeout_s = p->wait_s ? p->wait_s + HOLD_MARGIN_S : SHORT_TIMEOUT_S,
+        .timeout_s = wait ? wait + HOLD_MARGIN_S : SHORT_TIMEOUT_S,
     };
     p->poll_started = lws_now_usecs();
     p->poll_req = http_request(p->env.http, &call, poll_done, p);

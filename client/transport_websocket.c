@@ -268,9 +268,7 @@ static int ws_receive(struct ws *t, struct lws *wsi, const void *in, size_t len)
 
 static void ws_established(struct ws *t, struct lws *wsi)
 {
-    t->conn++;
-    if (t->conn == 0)
-        t->conn = 1;            /* 0 means "never sent" to the core */
+    t->conn = core_connection_serial(t->env.core);
     t->hello_pending = 1;
     t->ready = 0;
     t->in_message = 0;

@@ -364,6 +364,29 @@ static void test_latency_last_and_median(void **state)
     assert_int_equal(st.latency_median_ms, 20);
 }
 
+/* Events written before the client started (a replayed history) are shown
+ * but say nothing about delivery latency; a new connection serial never
+ * repeats one handed out before, whatever the transport. */
+static void test_history_and_serials(void **state)
+{
+    struct fixture *f = *state;
+    struct core_stats st;
+    f->seen.now = 5000;
+    core_set_clock(f->core, fake_now, &f->seen);      /* the client starts at 5000 */
+    deliver(f->core, 1, 100);
+    deliver(f->core, 2, 4999);
+    core_get_stats(f->core, &st);
+    assert_int_equal(st.events, 2);
+    assert_int_equal(st.have_latency, 0);
+    f->seen.now = 5030;
+    deliver(f->core, 3, 5010);
+    core_get_stats(f->core, &st);
+    assert_int_equal(st.latency_ms, 20);
+    assert_int_equal(st.latency_median_ms, 20);
+    unsigned a = core_connection_serial(f->core), b = core_connection_serial(f->core);
+    assert_true(a != 0 && b != 0 && a != b);
+}
+
 static void test_latency_window_forgets_old_samples(void **state)
 {
     struct fixture *f = *state;
@@ -410,6 +433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbox_hook_called_on_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_reports_changes_and_fatal_is_final, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latency_last_and_median, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_and_serials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latency_window_forgets_old_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
     };
