@@ -141,7 +141,7 @@ static void logged_in(void *arg, int exit_code, const char *token)
     snprintf(a->token, sizeof a->token, "%s", token);
     a->logged_in = 1;
     a->env = (struct transport_env){
-        .ctx = a->ctx, .host = a->cfg->host, .port = a->cfg->port,
+        .ctx = a->ctx, .host = a->cfg->host, .port = a->cfg->port, .tls = a->cfg->tls,
         .prefix = a->cfg->prefix, .token = a->token, .core = a->core,
         .http = a->http, .interval_ms = a->cfg->interval_ms, .wait_s = a->cfg->wait_s,
     };
@@ -301,6 +301,10 @@ static struct lws_context *make_context(struct app *a)
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = a->protocols;
+    if (a->cfg->tls) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.client_ssl_ca_filepath = a->cfg->ca_file;   /* NULL: the system store */
+    }
     info.user = a;
     /* lws's own response timeout must not cut a long-poll hold first */
     info.timeout_secs = (unsigned)(a->cfg->wait_s + 30);
@@ -315,6 +319,8 @@ static int app_init(struct app *a)
         !(vh = lws_get_vhost_by_name(a->ctx, "default")))
         return -1;
     a->http = http_new(a->ctx, a->cfg->host, a->cfg->port, a->core);
+    if (a->http)
+        http_set_tls(a->http, a->cfg->tls);
     if (!a->http)
         return -1;
     if (a->cfg->headless) {

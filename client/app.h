@@ -9,6 +9,8 @@ struct transport_ops;
 struct app_config {
     const char *host;
     int port;
+    int tls;                    /* https:// server */
+    const char *ca_file;        /* trust this CA (PEM) instead of the system store */
     const char *prefix;         /* "" or "/path", no trailing slash */
     const char *user;
     const char *password;       /* wiped by the caller after app_run */

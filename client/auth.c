@@ -109,7 +109,10 @@ static void auth_answer(void *arg, const struct http_result *r)
     struct auth *a = arg;
     char why[200], msg[160];
     a->http_req = NULL;
-    if (r->error || r->status == 429 || r->status >= 500) {
+    if (r->tls_failed) {
+        core_error(a->req.core, "%s", r->error);
+        auth_end(a, AUTH_EXIT_ERROR, NULL);
+    } else if (r->error || r->status == 429 || r->status >= 500) {
         snprintf(why, sizeof why, "%s", r->error ? r->error : http_error_text(r, msg, sizeof msg));
         if (a->step == STEP_REGISTER && r->error)
             a->lost_answer = 1;

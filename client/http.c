@@ -23,6 +23,7 @@ struct http {
     char *hostport;          /* Host: header */
     int port;
     struct core *core;
+    int tls;                 /* https: verified against the CA store or --ca */
     struct http_req *reqs;   /* open requests, doubly linked */
 };
 
@@ -41,6 +42,7 @@ struct http_req {
     char *rx;
     size_t rx_len, rx_cap;
     int finished, delivering;
+    int tls_failed;          /* the server's certificate was refused */
     char error[160];
     http_done_cb cb;
     void *arg;
@@ -90,6 +92,7 @@ static void req_deliver(lws_sorted_usec_list_t *sul)
         .body = r->rx ? r->rx : "",
         .len = r->rx_len,
         .error = r->error[0] ? r->error : NULL,
+        .tls_failed = r->tls_failed,
     };
     req_unlink(r);            /* the callback may free the whole http */
     r->delivering = 1;        /* and http_cancel(r) is then a no-op */
@@ -224,11 +227,18 @@ static int append_body(struct http_req *r, const void *in, size_t len)
 
 static void connection_error(struct http_req *r, const void *in, size_t len)
 {
-    char why[128];
+    char why[160];
     if (in && !len)
         len = strlen(in);
-    snprintf(why, sizeof why, "cannot reach server: %.*s",
-             (int)(len > 100 ? 100 : len), in ? (const char *)in : "connection failed");
+    /* lws reports a failed certificate check as an "SSL err" while connecting */
+    if (r->h->tls && in && memmem(in, len, "SSL", 3)) {
+        r->tls_failed = 1;
+        snprintf(why, sizeof why, "TLS handshake failed: the server's certificate is not "
+                 "trusted or not for %s (use --ca FILE for a private CA)", r->h->host);
+    } else {
+        snprintf(why, sizeof why, "cannot reach server: %.*s",
+                 (int)(len > 100 ? 100 : len), in ? (const char *)in : "connection failed");
+    }
     req_finish(r, why, 1);
 }
 
@@ -360,7 +370,7 @@ static void req_connect(struct http_req *r)
     i.host = r->h->hostport;
     i.method = r->method;
     i.protocol = HTTP_PROTOCOL_NAME;
-    i.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
+    i.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT | (r->h->tls ? LCCSCF_USE_SSL : 0);
     i.opaque_user_data = &r->owner;
     /* Errors found while connecting may already have ended the request. */
     struct lws *wsi = lws_client_connect_via_info(&i);
@@ -370,6 +380,11 @@ static void req_connect(struct http_req *r)
         req_finish(r, "cannot reach server: connection failed", 1);
     else
         r->wsi = wsi;
+}
+
+void http_set_tls(struct http *h, int on)
+{
+    h->tls = on;
 }
 
 struct http_req *http_request(struct http *h, const struct http_call *call,

@@ -28,6 +28,7 @@ struct http_result {
     const char *body;       /* NUL-terminated, "" if none */
     size_t len;
     const char *error;      /* NULL if a whole response arrived, else why not */
+    int tls_failed;         /* the server's certificate was refused: retrying won't help */
 };
 
 typedef void (*http_done_cb)(void *arg, const struct http_result *r);
@@ -36,6 +37,8 @@ typedef void (*http_done_cb)(void *arg, const struct http_result *r);
 struct http *http_new(struct lws_context *ctx, const char *host, int port, struct core *core);
 /* Cancels every request still open. */
 void http_free(struct http *h);
+/* https: every request goes over TLS, the server's certificate verified. */
+void http_set_tls(struct http *h, int on);
 
 /* NULL only if out of memory (then cb is never called). */
 struct http_req *http_request(struct http *h, const struct http_call *call,

@@ -21,7 +21,7 @@
 #define LONG_POLL_WAIT_S 25
 
 struct options {
-    const char *server, *user, *transport;
+    const char *server, *user, *transport, *ca_file;
     int do_register, headless, quiet, help;
     long interval_ms;
     char url[512];               /* lws_parse_uri works on this copy */
@@ -34,8 +34,10 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: chat --user NAME [--server URL] [--register]\n"
         "            [--transport short-poll|long-poll|websocket] [--interval-ms N]\n"
-        "            [--quiet | --headless]\n"
-        "  --server URL       server address (default " DEFAULT_SERVER "; http only)\n"
+        "            [--quiet | --headless] [--ca FILE]\n"
+        "  --server URL       server address (default " DEFAULT_SERVER "); https:// is\n"
+        "                     verified against the system CA store or --ca\n"
+        "  --ca FILE          trust this CA certificate (PEM), e.g. certs/ca.pem from make certs\n"
         "  --user NAME        1-32 characters of a-z 0-9 _ -\n"
         "  --register         create the account first, then log in\n"
         "  --transport T      short-poll, long-poll or websocket (default websocket)\n"
@@ -67,6 +69,7 @@ static int parse_flags(struct options *o, int argc, char **argv)
         { "interval-ms", required_argument, NULL, 'i' },
         { "headless", no_argument, NULL, 'H' },
         { "quiet", no_argument, NULL, 'q' },
+        { "ca", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -80,6 +83,7 @@ static int parse_flags(struct options *o, int argc, char **argv)
         case 't': o->transport = optarg; break;
         case 'H': o->headless = 1; break;
         case 'q': o->quiet = 1; break;
+        case 'c': o->ca_file = optarg; break;
         case 'h': o->help = 1; break;
         case 'i':
             o->interval_ms = strtol(optarg, &end, 10);
@@ -102,10 +106,12 @@ static const char *parse_server(struct options *o, struct app_config *cfg)
     snprintf(o->url, sizeof o->url, "%s", o->server);
     if (lws_parse_uri(o->url, &prot, &host, &port, &path))
         return "cannot parse the server URL";
-    if (strcmp(prot, "https") == 0)
-        return "https is not supported yet; use http://";
-    if (strcmp(prot, "http") != 0 || !*host)
-        return "the server URL must look like http://HOST[:PORT][/PREFIX]";
+    cfg->tls = strcmp(prot, "https") == 0;
+    if ((!cfg->tls && strcmp(prot, "http") != 0) || !*host)
+        return "the server URL must look like http[s]://HOST[:PORT][/PREFIX]";
+    if (o->ca_file && !cfg->tls)
+        return "--ca is for https:// servers";
+    cfg->ca_file = o->ca_file;
     if (port <= 0 || port > 65535)
         return "bad port in the server URL";
     while (*path == '/')

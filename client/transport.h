@@ -16,6 +16,7 @@ struct transport_env {
     struct lws_context *ctx;
     const char *host;           /* server address as given, no brackets */
     int port;
+    int tls;                    /* wss:// (certificate verified) */
     const char *prefix;         /* path prefix: "" or "/something" */
     const char *token;          /* session token from login */
     struct core *core;

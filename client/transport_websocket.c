@@ -113,6 +113,7 @@ static void ws_connect(lws_sorted_usec_list_t *sul)
     i.host = t->hostport;
     i.protocol = PROTO_WS_SUBPROTOCOL;
     i.local_protocol_name = WS_PROTOCOL_NAME;
+    i.ssl_connection = t->env.tls ? LCCSCF_USE_SSL : 0;
     i.retry_and_idle_policy = backoff_policy();
     i.opaque_user_data = &t->owner;
     t->close_code = 0;

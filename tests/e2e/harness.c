@@ -480,17 +480,18 @@ static int server_spawn_port(struct h_server *s, int want, int soft)
     }
     char line[256];
     snprintf(line, sizeof line, "%.*s", (int)(nl - s->proc->out.data), s->proc->out.data);
-    char host[64];
+    char host[64], scheme[8];
     int port = 0;
     char tail;
-    if (sscanf(line, "listening on http://%63[^:]:%d%c", host, &port, &tail) != 2 || port <= 0 || port > 65535)
-        fail_msg("chatd's first stdout line is not \"listening on http://HOST:PORT\": \"%s\"", line);
+    if (sscanf(line, "listening on %7[a-z]://%63[^:]:%d%c", scheme, host, &port, &tail) != 3 ||
+        (strcmp(scheme, "http") && strcmp(scheme, "https")) || port <= 0 || port > 65535)
+        fail_msg("chatd's first stdout line is not \"listening on http[s]://HOST:PORT\": \"%s\"", line);
     if (strcmp(host, "127.0.0.1") != 0)
         fail_msg("chatd listens on host \"%s\", asked for 127.0.0.1", host);
     if (want && port != want)
         fail_msg("chatd listens on port %d, asked for %d", port, want);
     s->port = port;
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", port);
+    snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%d", scheme, port);
     return 0;
 }
 

@@ -68,7 +68,7 @@ struct h_server {
     int   port;
     char  dbdir[256];
     char  dbpath[300];
-    char  url[64];                 /* http://127.0.0.1:PORT */
+    char  url[64];                 /* http[s]://127.0.0.1:PORT, as chatd said */
     char  extra[16][128];          /* extra args, kept for restarts */
     int   nextra;
 };
