@@ -207,6 +207,15 @@ json_t *ws_hello(struct h_ws *w, const char *token, int64_t after);
 void ws_free(struct h_ws *w);
 
 /* ---- misc ------------------------------------------------------------------ */
+/* Fails the test with a message, after printing every process's stderr. */
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            h_dump_logs();                                                    \
+            fail_msg(__VA_ARGS__);                                            \
+        }                                                                     \
+    } while (0)
+
 /* A json_t dump as a new string for messages (free()). */
 char *h_json_str(const json_t *j);
 

@@ -11,14 +11,6 @@
 
 #define PW "correct horse battery"
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            h_dump_logs();                                                    \
-            fail_msg(__VA_ARGS__);                                            \
-        }                                                                     \
-    } while (0)
-
 static struct h_server srv;
 static char tok[65];                /* alice's token */
 static const char FORGED[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";

@@ -27,14 +27,6 @@
 #define FAST    "150"              /* --transfer-delay-ms for most tests */
 #define START_CENTS 100000
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            h_dump_logs();                                                    \
-            fail_msg(__VA_ARGS__);                                            \
-        }                                                                     \
-    } while (0)
-
 static int setup(void **state)
 {
     (void)state;

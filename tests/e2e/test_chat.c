@@ -15,14 +15,6 @@
 #define TEST_MS 20000
 
 /* Fails the test after printing every process's stderr. */
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            h_dump_logs();                                                    \
-            fail_msg(__VA_ARGS__);                                            \
-        }                                                                     \
-    } while (0)
-
 static int setup(void **state)
 {
     (void)state;

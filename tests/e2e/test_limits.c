@@ -15,14 +15,6 @@
 
 #define PW "correct horse battery"
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            h_dump_logs();                                                    \
-            fail_msg(__VA_ARGS__);                                            \
-        }                                                                     \
-    } while (0)
-
 static int tcp_connect(int port)
 {
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),

@@ -35,14 +35,6 @@
 #define SEND_EVERY_MS 25
 #define CONVERGE_MS 20000
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            h_dump_logs();                                                    \
-            fail_msg(__VA_ARGS__);                                            \
-        }                                                                     \
-    } while (0)
-
 static const char *const TRANSPORTS[3] = { "websocket", "long-poll", "short-poll" };
 static struct relay *g_relay;
 static int64_t g_started;

@@ -13,14 +13,6 @@
 #define PW_BOB   "bob's secret phrase"
 #define BODY     "the body must never reach the log"
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            h_dump_logs();                                                    \
-            fail_msg(__VA_ARGS__);                                            \
-        }                                                                     \
-    } while (0)
-
 static void start(struct h_server *s, const char *const *extra, char *alice, char *bob)
 {
     harness_init();

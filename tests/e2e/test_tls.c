@@ -9,14 +9,6 @@
 
 #define PW "tls test password"
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            h_dump_logs();                                                    \
-            fail_msg(__VA_ARGS__);                                            \
-        }                                                                     \
-    } while (0)
-
 static struct h_server srv;
 static char certs[512], other[512], ca[600], other_ca[600];
 

@@ -28,14 +28,6 @@
 
 #define WAIT_MS 20000
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            h_dump_logs();                                                    \
-            fail_msg(__VA_ARGS__);                                            \
-        }                                                                     \
-    } while (0)
-
 struct client {
     char name[32];              /* tmux session name = user name */
     char err[512], status[512];
