@@ -247,6 +247,80 @@ static void test_long_poll_waiters(void **state)
     server_stop(&s);
 }
 
+/* Past --max-connections new connections are hung up at once; the server
+ * serves again as soon as some close. */
+static void test_total_connections(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char tok[65];
+    const char *extra[] = { "--max-connections", "16", NULL };
+    start_with_user(&s, extra, tok);
+    int fds[20], n = 0, refused = 0;
+    int64_t deadline = h_deadline(5000);
+    while (!refused && n < 20) {
+        int fd = tcp_connect(s.port);
+        CHECK(fd >= 0, "connect");
+        /* a connection over the cap is closed before a byte is read */
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 200) > 0 && wait_closed(fd, deadline)) {
+            refused = 1;
+            close(fd);
+        } else {
+            fds[n++] = fd;
+        }
+    }
+    CHECK(refused, "no connection was refused with %d open", n);
+    CHECK(n <= 16, "%d connections were let in past a cap of 16", n);
+    struct http_resp r;
+    CHECK(http_request(s.port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 34, &r, 2000) < 0 || r.status == 0,
+          "a request over the connection cap was served");
+    http_resp_free(&r);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    deadline = h_deadline(5000);
+    while (healthz_ms(s.port) < 0)
+        CHECK(h_now_ms() < deadline, "still refused after the connections closed");
+    server_stop(&s);
+}
+
+/* An idle keep-alive HTTP connection is closed after --idle-timeout-s. */
+static void test_keepalive_idle(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char tok[65], buf[4096];
+    const char *extra[] = { "--idle-timeout-s", "1", NULL };
+    start_with_user(&s, extra, tok);
+    int fd = tcp_connect(s.port);
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+    CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req), "write");
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    CHECK(poll(&p, 1, 2000) > 0 && read(fd, buf, sizeof buf) > 0, "no answer on a keep-alive connection");
+    CHECK(wait_closed(fd, h_deadline(4000)), "an idle keep-alive connection stayed open");
+    close(fd);
+    server_stop(&s);
+}
+
+/* A message in more than 1,024 fragments is refused like an oversized one. */
+static void test_ws_fragment_cap(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char tok[65];
+    start_with_user(&s, NULL, tok);
+    struct h_ws *w = ws_connect(s.port);
+    json_decref(ws_hello(w, tok, 0));
+    int rc = ws_send_frame(w, WS_TEXT, 0, "{", 1);
+    for (int i = 0; i < 1100 && rc == 0; i++)
+        rc = ws_send_frame(w, WS_CONT, 0, " ", 1);
+    int code = ws_wait_close(w, h_deadline(5000));
+    CHECK(code == 1009, "1,100 fragments: closed with %d, expected 1009", code);
+    ws_free(w);
+    CHECK(healthz_ms(s.port) >= 0, "healthz after the fragment flood");
+    server_stop(&s);
+}
+
 static long rss_kb(pid_t pid)
 {
     char path[64], line[256];
@@ -308,6 +382,9 @@ int main(void)
         cmocka_unit_test(test_connections_per_address),
         cmocka_unit_test(test_long_poll_waiters),
         cmocka_unit_test(test_idle_websockets),
+        cmocka_unit_test(test_total_connections),
+        cmocka_unit_test(test_keepalive_idle),
+        cmocka_unit_test(test_ws_fragment_cap),
     };
     int rc = cmocka_run_group_tests_name("limits", tests, NULL, NULL);
     harness_cleanup();
