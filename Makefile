@@ -46,7 +46,7 @@ UNIT_BINS  := $(patsubst tests/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 E2E_BINS   := $(patsubst tests/e2e/%.c,$(OUT)/tests/e2e/%,$(E2E_SRC))
 UI_BINS    := $(patsubst tests/ui/%.c,$(OUT)/tests/ui/%,$(UI_TEST_SRC))
 
-.PHONY: all deps test test-unit test-e2e test-ui check clean demo valgrind
+.PHONY: certs all deps test test-unit test-e2e test-ui check clean demo valgrind
 all: $(BINDIR)/chatd $(BINDIR)/chat
 
 deps:
@@ -124,9 +124,33 @@ check-fuzz: $(FUZZ_BINS)
 	@FUZZ_RUNS=$(FUZZ_RUNS) tests/fuzz/run.sh runs $(FUZZ_BINS)
 check: check-fuzz
 
+# Benchmarks (tests/bench/): bin/chat-bench runs simulated users on the
+# client's own transports against a chatd it starts. `make bench` is the
+# short standard scenario on each transport, `make bench-full` the long one
+# and the capacity modes (tests/bench/full.sh); results go to build/bench/.
+# check-bench is a few-second smoke run that asserts correctness only.
+BENCH_SRC   := $(wildcard tests/bench/*.c)
+BENCH_OUT   ?= build/bench
+BENCH_FLAGS ?=
+.PHONY: bench bench-full check-bench
+$(BINDIR)/chat-bench: $(call obj,$(BENCH_SRC)) $(LIB_CLIENT) $(LIB_SHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(UI_LIBS)
+bench: all $(BINDIR)/chat-bench
+	$(BINDIR)/chat-bench --transport all --duration 5 --idle 5 --cpus split --out $(BENCH_OUT) $(BENCH_FLAGS)
+bench-full: all $(BINDIR)/chat-bench
+	BENCH=$(BINDIR)/chat-bench BENCH_OUT=$(BENCH_OUT) tests/bench/full.sh $(BENCH_FLAGS)
+check-bench: all $(BINDIR)/chat-bench
+	@$(BINDIR)/chat-bench --smoke --out $(OUT)/bench-smoke
+check: check-bench
+
 test: deps
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory SAN=1 check
+
+# A local CA and a server certificate for https:// and wss:// (certs/).
+certs:
+	@scripts/make-certs.sh certs
 
 demo: deps all
 	@scripts/demo.sh $(TRANSPORT)
