@@ -1446,3 +1446,17 @@ int http_read_response(int fd, struct http_resp *r, int timeout_ms)
     close(fd);
     return rc;
 }
+
+int h_setup(void **state)
+{
+    (void)state;
+    harness_init();
+    return 0;
+}
+
+int h_teardown(void **state)
+{
+    (void)state;
+    harness_cleanup();
+    return 0;
+}

@@ -207,6 +207,10 @@ json_t *ws_hello(struct h_ws *w, const char *token, int64_t after);
 void ws_free(struct h_ws *w);
 
 /* ---- misc ------------------------------------------------------------------ */
+/* cmocka setup/teardown that run harness_init / harness_cleanup. */
+int h_setup(void **state);
+int h_teardown(void **state);
+
 /* Fails the test with a message, after printing every process's stderr. */
 #define CHECK(cond, ...)                                                      \
     do {                                                                      \

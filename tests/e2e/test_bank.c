@@ -27,19 +27,6 @@
 #define FAST    "150"              /* --transfer-delay-ms for most tests */
 #define START_CENTS 100000
 
-static int setup(void **state)
-{
-    (void)state;
-    harness_init();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_cleanup();
-    return 0;
-}
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -928,24 +915,24 @@ static void test_invalid_requests(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_transfer_short_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_transfer_long_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_transfer_websocket, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idempotency_short_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idempotency_long_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idempotency_websocket, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_insufficient_short_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_insufficient_long_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_insufficient_websocket, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_balance_to_zero, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_restart_short_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_restart_long_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_restart_websocket, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_processing_and_pending, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_rejects_short_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_rejects_long_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_rejects_websocket, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_short_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_long_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_websocket, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_short_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_long_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_websocket, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_insufficient_short_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_insufficient_long_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_insufficient_websocket, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_balance_to_zero, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_restart_short_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_restart_long_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_restart_websocket, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_processing_and_pending, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_client_rejects_short_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_client_rejects_long_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_client_rejects_websocket, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_requests, h_setup, h_teardown),
     };
     return cmocka_run_group_tests_name("e2e bank", tests, NULL, NULL);
 }

@@ -14,20 +14,6 @@
 #define PW "correct horse battery"
 #define TEST_MS 20000
 
-/* Fails the test after printing every process's stderr. */
-static int setup(void **state)
-{
-    (void)state;
-    harness_init();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    harness_cleanup();
-    return 0;
-}
 
 static const char *ev_str(const json_t *ev, const char *k)
 {
@@ -298,12 +284,12 @@ static void test_wrong_password(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_short_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_websocket, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_transports_agree, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shutdown_with_clients, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_password, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_short_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_long_poll, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_websocket, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_transports_agree, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_with_clients, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_password, h_setup, h_teardown),
     };
     return cmocka_run_group_tests_name("e2e chat", tests, NULL, NULL);
 }
