@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define BENCH_ROOM        "bench"
@@ -55,7 +56,10 @@ static int wrap_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user
     return orig_ws(wsi, reason, user, in, len);
 }
 
-static struct lws_protocols protocols[4];
+static struct lws_protocols protocols[5];
+static const struct lws_protocols timer_protocol;
+static int rate_timer_adopt(struct lws_context *ctx);
+static void rate_timer_closed(void);
 static lws_sorted_usec_list_t tick_sul;
 static struct lws_context *tick_ctx;
 
@@ -78,7 +82,8 @@ int bench_ctx_create(struct bench *b, long max_conns)
     protocols[2] = *transport_websocket.protocol;
     orig_ws = protocols[2].callback;
     protocols[2].callback = wrap_ws;
-    memset(&protocols[3], 0, sizeof protocols[3]);
+    protocols[3] = timer_protocol;
+    memset(&protocols[4], 0, sizeof protocols[4]);
 
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -92,7 +97,7 @@ int bench_ctx_create(struct bench *b, long max_conns)
         return -1;
     tick_ctx = b->ctx;
     lws_sul_schedule(b->ctx, 0, &tick_sul, tick, TICK_US);
-    return 0;
+    return rate_timer_adopt(b->ctx);
 }
 
 void bench_ctx_destroy(struct bench *b)
@@ -104,6 +109,7 @@ void bench_ctx_destroy(struct bench *b)
     bench_probe_stop(b);
     lws_context_destroy(b->ctx);
     b->ctx = NULL;
+    rate_timer_closed();
     wire_free();
 }
 
@@ -553,6 +559,11 @@ void bench_phase_begin(struct bench *b, int phase, int record)
 
 /* ---- paced sending ---- */
 
+/* Paced by a timerfd in the loop, not by an lws timer: lws polls with a
+ * timeout in whole milliseconds, so a timer due in less than 1 ms makes it
+ * spin, and sending every millisecond would turn the generator into a busy
+ * loop (stealing the server's CPU when they share one). Each expiry sends
+ * whatever has come due since the start. */
 static struct {
     struct bench *b;
     struct bclient **senders;
@@ -560,12 +571,22 @@ static struct {
     double rate;
     uint64_t total, done;
     int64_t t0;
-    lws_sorted_usec_list_t sul;
-} rp;
+    int fd;
+} rp = { .fd = -1 };
 
-static void rate_tick(lws_sorted_usec_list_t *sul)
+static void rate_arm(int64_t period_ns)
 {
-    (void)sul;
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    its.it_interval.tv_sec = period_ns / 1000000000;
+    its.it_interval.tv_nsec = period_ns % 1000000000;
+    its.it_value = its.it_interval;
+    if (rp.fd >= 0)
+        timerfd_settime(rp.fd, 0, &its, NULL);
+}
+
+static void rate_tick(void)
+{
     int64_t now = mono_ns();
     uint64_t due = (uint64_t)((double)(now - rp.t0) * rp.rate / 1e9) + 1;
     if (due > rp.total)
@@ -577,15 +598,49 @@ static void rate_tick(lws_sorted_usec_list_t *sul)
     }
     if (rp.done >= rp.total) {
         rp.active = 0;
-        return;
+        rate_arm(0);
     }
-    /* At least 1 ms ahead: lws polls with a timeout in whole ms, and a
-     * timer due sooner makes it spin, which would make this generator a
-     * busy loop (and steal the server's CPU when they share one). Every
-     * tick sends whatever has come due. */
-    int64_t next = rp.t0 + (int64_t)((double)rp.done * 1e9 / rp.rate);
-    int64_t us = (next - mono_ns()) / 1000;
-    lws_sul_schedule(rp.b->ctx, 0, &rp.sul, rate_tick, us > 1000 ? us : 1000);
+}
+
+static int timer_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                    void *in, size_t len)
+{
+    uint64_t expirations;
+    (void)user;
+    (void)in;
+    (void)len;
+    if (reason == LWS_CALLBACK_RAW_RX_FILE &&
+        read(lws_get_socket_fd(wsi), &expirations, sizeof expirations) == sizeof expirations &&
+        rp.active)
+        rate_tick();
+    return 0;
+}
+
+static const struct lws_protocols timer_protocol = {
+    .name = "bench-timer",
+    .callback = timer_cb,
+};
+
+static int rate_timer_adopt(struct lws_context *ctx)
+{
+    struct lws_vhost *vh = lws_get_vhost_by_name(ctx, "default");
+    lws_sock_file_fd_type fd;
+    rp.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (!vh || rp.fd < 0)
+        return -1;
+    fd.filefd = rp.fd;
+    /* lws owns the fd from here on and closes it with the context */
+    if (!lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, timer_protocol.name, NULL)) {
+        rp.fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static void rate_timer_closed(void)
+{
+    rp.fd = -1;                 /* lws closed it with the context */
+    rp.active = 0;
 }
 
 void bench_rate_start(struct bench *b, struct bclient **senders, int n, double rate, uint64_t total)
@@ -600,7 +655,11 @@ void bench_rate_start(struct bench *b, struct bclient **senders, int n, double r
     rp.done = 0;
     rp.t0 = mono_ns();
     rp.active = 1;
-    rate_tick(&rp.sul);
+    rate_tick();
+    if (rp.active) {
+        int64_t period = (int64_t)(1e9 / rate);
+        rate_arm(period > 1000000 ? period : 1000000);
+    }
 }
 
 int bench_rate_done(struct bench *b)
@@ -612,8 +671,7 @@ int bench_rate_done(struct bench *b)
 void bench_rate_stop(struct bench *b)
 {
     (void)b;
-    if (rp.b && rp.b->ctx)
-        lws_sul_cancel(&rp.sul);
+    rate_arm(0);
     rp.active = 0;
 }
 

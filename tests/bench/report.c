@@ -491,7 +491,7 @@ static int write_plot(const struct report *rep, const char *dir, const char *nam
                "set title 'chat delivery latency, send to receipt: %d users, %.0f msgs/s; "
                "server CPU %s, generator CPU %s'\n"
                "set xlabel 'latency, ms (log scale)'\nset ylabel 'fraction of deliveries'\n"
-               "set logscale x\nset grid xtics mxtics ytics\nset key right center\nset yrange [0:1]\n"
+               "set logscale x\nset grid xtics mxtics ytics\nset key at graph 0.62, 0.62 center\nset yrange [0:1]\n"
                "plot ", png, r0 ? r0->users : 0, r0 ? r0->rate : 0,
             r0 ? r0->server_cpus : "?", r0 ? r0->generator_cpus : "?");
     int first = 1;
