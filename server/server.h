@@ -100,6 +100,7 @@ struct ws_state {
     const char *close_reason;
     lws_sorted_usec_list_t hello_sul;
     int      held;            /* rx is a send over the rate limit, reading paused */
+    int      backlogged;      /* too many frames queued for the client, reading paused */
     lws_sorted_usec_list_t hold_sul;
 };
 

@@ -10,7 +10,8 @@
 #include <string.h>
 
 #define WS_BATCH          64     /* events read from the store at a time */
-#define WS_MAX_QUEUED     256    /* control frames waiting for a slow reader */
+#define WS_MAX_QUEUED     256    /* control frames queued before reading pauses */
+#define WS_HARD_QUEUED    (4 * WS_MAX_QUEUED)  /* still growing while paused: give up */
 #define WS_MAX_FRAGMENTS  1024
 #define WS_HELD           1      /* ws_handle_message kept the message for later */
 
@@ -108,7 +109,13 @@ static int ws_queue(struct session *s, json_t *o)
     else
         w->out_head = f;
     w->out_tail = f;
-    if (++w->out_count > WS_MAX_QUEUED)
+    /* A client that sends faster than it reads its acks is slowed down, not
+     * dropped: stop reading until the queue has drained by half. */
+    if (++w->out_count >= WS_MAX_QUEUED && !w->backlogged) {
+        w->backlogged = 1;
+        lws_rx_flow_control(s->wsi, 0);
+    }
+    if (w->out_count > WS_HARD_QUEUED)
         ws_begin_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "reader too slow");
     lws_callback_on_writable(s->wsi);
     return 0;
@@ -254,7 +261,7 @@ static void ws_hold_over(lws_sorted_usec_list_t *sul)
     w->rx_len = 0;
     if (rc < 0)
         ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error");
-    else
+    else if (!w->backlogged)
         lws_rx_flow_control(s->wsi, 1);
 }
 
@@ -321,6 +328,11 @@ int ws_on_writeable(struct session *s)
         free(f);
         if (rc < 0)
             return -1;
+        if (w->backlogged && w->out_count <= WS_MAX_QUEUED / 2) {
+            w->backlogged = 0;
+            if (!w->held)
+                lws_rx_flow_control(s->wsi, 1);
+        }
     } else if (w->authed) {
         json_t *ev = ws_next_event(s);
         if (ev && ws_write_event(s, ev) < 0)

@@ -321,6 +321,38 @@ static void test_ws_fragment_cap(void **state)
     server_stop(&s);
 }
 
+/* A client that pipelines sends without reading its acks is slowed down,
+ * never disconnected, and every message is stored once. */
+static void test_ws_pipelined_sends(void **state)
+{
+    (void)state;
+    enum { N = 700 };
+    struct h_server s;
+    char tok[65], frame[128];
+    const char *extra[] = { "--msg-rate", "100000", NULL };
+    start_with_user(&s, extra, tok);
+    struct h_ws *w = ws_connect(s.port);
+    json_decref(ws_hello(w, tok, 1000000));
+    for (int i = 0; i < N; i++) {
+        snprintf(frame, sizeof frame, "{\"op\":\"send\",\"body\":\"p %d\",\"client_msg_id\":\"p%d\"}", i, i);
+        CHECK(ws_send_text(w, frame) == 0, "send frame %d: the server closed the connection", i);
+    }
+    int acks = 0;
+    int64_t deadline = h_deadline(20000);
+    while (acks < N) {
+        json_t *m = ws_recv_json(w, deadline);
+        CHECK(m, "connection ended or timed out after %d of %d acks (close %d)", acks, N, w->close_code);
+        const char *op = json_string_value(json_object_get(m, "op"));
+        acks += op && !strcmp(op, "ack");
+        json_decref(m);
+    }
+    json_t *events = http_get_events(s.port, tok, 0);
+    CHECK(json_array_size(events) == N, "%zu of %d messages stored", json_array_size(events), N);
+    json_decref(events);
+    ws_free(w);
+    server_stop(&s);
+}
+
 static long rss_kb(pid_t pid)
 {
     char path[64], line[256];
@@ -385,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_total_connections),
         cmocka_unit_test(test_keepalive_idle),
         cmocka_unit_test(test_ws_fragment_cap),
+        cmocka_unit_test(test_ws_pipelined_sends),
     };
     int rc = cmocka_run_group_tests_name("limits", tests, NULL, NULL);
     harness_cleanup();
