@@ -251,14 +251,23 @@ static void outbox_remove(struct core *c, size_t i)
     c->out_len--;
 }
 
-int core_ack(struct core *c, const char *client_msg_id, int64_t id)
+/* Removes the message with this id, keeping a copy of the id for the
+ * callbacks (the caller's string may live in the removed message). */
+static int outbox_settle(struct core *c, const char *client_msg_id, char idcopy[MSG_ID_BYTES * 2 + 1])
 {
     long i = outbox_find(c, client_msg_id);
     if (i < 0)
         return -1;
-    char idcopy[MSG_ID_BYTES * 2 + 1];
-    memcpy(idcopy, c->outbox[i]->id, sizeof idcopy);
+    memcpy(idcopy, c->outbox[i]->id, MSG_ID_BYTES * 2 + 1);
     outbox_remove(c, (size_t)i);
+    return 0;
+}
+
+int core_ack(struct core *c, const char *client_msg_id, int64_t id)
+{
+    char idcopy[MSG_ID_BYTES * 2 + 1];
+    if (outbox_settle(c, client_msg_id, idcopy) < 0)
+        return -1;
     if (c->cb.on_ack)
         c->cb.on_ack(c->cb.arg, idcopy, id);
     return 0;
@@ -266,12 +275,9 @@ int core_ack(struct core *c, const char *client_msg_id, int64_t id)
 
 int core_reject(struct core *c, const char *client_msg_id, const char *why)
 {
-    long i = outbox_find(c, client_msg_id);
-    if (i < 0)
-        return -1;
     char idcopy[MSG_ID_BYTES * 2 + 1];
-    memcpy(idcopy, c->outbox[i]->id, sizeof idcopy);
-    outbox_remove(c, (size_t)i);
+    if (outbox_settle(c, client_msg_id, idcopy) < 0)
+        return -1;
     core_error(c, "message %s was refused: %s", idcopy, why ? why : "no reason given");
     return 0;
 }
