@@ -903,8 +903,9 @@ void http_resp_free(struct http_resp *r)
     memset(r, 0, sizeof *r);
 }
 
-void http_call_timeout(int port, const char *method, const char *path, const char *token,
-                       const char *body, long body_len, struct http_resp *r, int timeout_ms)
+/* A well-formed request (see http_call) as a new buffer of *len bytes (free()). */
+static char *build_request(int port, const char *method, const char *path, const char *token,
+                           const char *body, long body_len, size_t *len)
 {
     size_t bl = body ? (body_len < 0 ? strlen(body) : (size_t)body_len) : 0;
     char head[1024];
@@ -919,7 +920,16 @@ void http_call_timeout(int port, const char *method, const char *path, const cha
     memcpy(req, head, (size_t)hn);
     if (bl)
         memcpy(req + hn, body, bl);
-    int rc = http_request(port, req, (size_t)hn + bl, r, timeout_ms);
+    *len = (size_t)hn + bl;
+    return req;
+}
+
+void http_call_timeout(int port, const char *method, const char *path, const char *token,
+                       const char *body, long body_len, struct http_resp *r, int timeout_ms)
+{
+    size_t len;
+    char *req = build_request(port, method, path, token, body, body_len, &len);
+    int rc = http_request(port, req, len, r, timeout_ms);
     free(req);
     if (rc != 0) {
         h_dump_logs();
@@ -1389,19 +1399,8 @@ int http_call_parallel(int port, const char *method, const char *path, const cha
 {
     if (n < 1 || n > 64)
         fail_msg("http_call_parallel: n must be 1-64, got %d", n);
-    size_t bl = body ? strlen(body) : 0;
-    char head[1024];
-    int hn = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
-                      "%s%s%s%s"
-                      "Content-Length: %zu\r\n\r\n",
-                      method, path, port,
-                      token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
-                      body ? "Content-Type: application/json\r\n" : "", bl);
-    char *req = malloc((size_t)hn + bl);
-    memcpy(req, head, (size_t)hn);
-    if (bl)
-        memcpy(req + hn, body, bl);
+    size_t len;
+    char *req = build_request(port, method, path, token, body, -1, &len);
     int64_t dl = h_deadline(timeout_ms);
     int fds[64];
     for (int i = 0; i < n; i++) {
@@ -1410,7 +1409,7 @@ int http_call_parallel(int port, const char *method, const char *path, const cha
     }
     for (int i = 0; i < n; i++)
         if (fds[i] >= 0)
-            send_all(fds[i], req, (size_t)hn + bl, dl);   /* errors tolerated */
+            send_all(fds[i], req, len, dl);   /* errors tolerated */
     free(req);
     int got = 0;
     for (int i = 0; i < n; i++) {
