@@ -23,6 +23,7 @@ static void http_reset(struct session *s)
 {
     struct http_state *h = &s->u.http;
     http_unpark(s);
+    feed_forget_session(s);
     if (h->job)
         h->job->owner = NULL;      /* the pool frees it when it finishes */
     if (h->resp && s->srv)
@@ -309,7 +310,6 @@ void http_on_hash_done(struct session *s, struct pwhash_job *job)
 static int route_messages(struct session *s)
 {
     const char *err, *room = PROTO_DEFAULT_ROOM, *body = NULL, *cmid = NULL;
-    int64_t id, ts;
     int retry;
     if (!limiter_take(s->srv->limiter, LIMIT_MESSAGES, s->user, now_ms(), &retry))
         return http_limited(s, 429, "rate_limited", "too many messages; slow down", retry);
@@ -324,12 +324,21 @@ static int route_messages(struct session *s)
     else if (proto_get_string(root, "client_msg_id", &cmid) < 0 ||
              (cmid && !proto_client_msg_id_valid(cmid)))
         rc = http_error(s, 400, "invalid", "client_msg_id must be 1-64 printable ASCII characters");
-    else if (feed_post_chat(s->srv, s, room, body, cmid, &id, &ts) != STORE_OK)
+    else if (feed_post_chat(s->srv, s, room, body, cmid) < 0)
         rc = http_error(s, 500, "internal", "could not store the message");
     else
-        rc = http_json(s, 201, json_pack("{s:I,s:I}", "id", (json_int_t)id, "ts", (json_int_t)ts));
+        rc = 0;                   /* answered by http_on_posted after the commit */
     json_decref(root);
     return rc;
+}
+
+void http_on_posted(struct session *s, int rc, int64_t id, int64_t ts)
+{
+    int r = rc == STORE_OK
+        ? http_json(s, 201, json_pack("{s:I,s:I}", "id", (json_int_t)id, "ts", (json_int_t)ts))
+        : http_error(s, 500, "internal", "could not store the message");
+    if (r < 0)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
 /* ---- the bank ---- */
@@ -419,7 +428,7 @@ static int route_logout(struct session *s)
 
 static int route_healthz(struct session *s)
 {
-    return http_json(s, 200, json_pack("{s:b}", "ok", 1));
+    return http_json(s, 200, json_pack("{s:b,s:s}", "ok", 1, "instance", s->srv->instance));
 }
 
 static int route_ws_plain(struct session *s)

@@ -53,7 +53,10 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: chatd [flags]\n"
                  "  --host ADDR                  address to listen on (default 127.0.0.1)\n"
-                 "  --db PATH                    SQLite database, created if missing (default db/chat.db)\n"
+                 "  --db PATH|URL                SQLite database file, created if missing (default\n"
+                 "                               db/chat.db), or postgresql://USER@HOST:PORT/DB, which\n"
+                 "                               several chatd instances may share\n"
+                 "  --instance NAME              this instance's name in /healthz (default HOST:PORT)\n"
                  "  --tls-cert FILE --tls-key FILE  serve https:// and wss:// (TLS 1.2+) with this PEM\n"
                  "                               certificate chain and key\n"
                  "  --allow-origin ORIGIN        a browser Origin allowed to open a WebSocket (repeatable;\n"
@@ -86,6 +89,12 @@ static int parse_flag(int idx, const char *arg, struct server_config *cfg)
         cfg->tls_cert = arg;
     } else if (idx == N_INT_FLAGS + 5) {
         cfg->tls_key = arg;
+    } else if (idx == N_INT_FLAGS + 6) {
+        if (strlen(arg) > 64) {
+            fprintf(stderr, "chatd: --instance is at most 64 characters\n");
+            return -1;
+        }
+        cfg->instance = arg;
     } else if (idx == N_INT_FLAGS + 3) {
         if (cfg->n_allow_origins == (int)(sizeof cfg->allow_origins / sizeof cfg->allow_origins[0])) {
             fprintf(stderr, "chatd: too many --allow-origin\n");
@@ -104,7 +113,7 @@ static int parse_flag(int idx, const char *arg, struct server_config *cfg)
 
 static int parse_flags(int argc, char **argv, struct server_config *cfg)
 {
-    struct option opts[N_INT_FLAGS + 7];
+    struct option opts[N_INT_FLAGS + 8];
     for (size_t i = 0; i < N_INT_FLAGS; i++)
         opts[i] = (struct option){ int_flags[i].name, required_argument, 0, (int)i };
     opts[N_INT_FLAGS] = (struct option){ "host", required_argument, 0, N_INT_FLAGS };
@@ -113,7 +122,8 @@ static int parse_flags(int argc, char **argv, struct server_config *cfg)
     opts[N_INT_FLAGS + 3] = (struct option){ "allow-origin", required_argument, 0, N_INT_FLAGS + 3 };
     opts[N_INT_FLAGS + 4] = (struct option){ "tls-cert", required_argument, 0, N_INT_FLAGS + 4 };
     opts[N_INT_FLAGS + 5] = (struct option){ "tls-key", required_argument, 0, N_INT_FLAGS + 5 };
-    opts[N_INT_FLAGS + 6] = (struct option){ 0, 0, 0, 0 };
+    opts[N_INT_FLAGS + 6] = (struct option){ "instance", required_argument, 0, N_INT_FLAGS + 6 };
+    opts[N_INT_FLAGS + 7] = (struct option){ 0, 0, 0, 0 };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
         if (c == '?' || c == ':' || parse_flag(c, optarg, cfg) < 0) {
@@ -228,16 +238,23 @@ static int server_run(struct server *srv)
     /* Timers set outside the loop (resumed transfers) are only seen once
      * the loop wakes: wake it now rather than at the first connection. */
     auth_sweep_start(srv);
+    feed_start(srv);
     lws_cancel_service(srv->ctx);
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "chatd");
-    printf("listening on %s://%s:%d\n", srv->cfg.tls_cert ? "https" : "http", srv->cfg.host,
-           vh ? lws_get_vhost_listen_port(vh) : srv->cfg.port);
+    int port = vh ? lws_get_vhost_listen_port(vh) : srv->cfg.port;
+    if (!srv->cfg.instance) {
+        snprintf(srv->instance, sizeof srv->instance, "%s:%d", srv->cfg.host, port);
+    } else {
+        snprintf(srv->instance, sizeof srv->instance, "%s", srv->cfg.instance);
+    }
+    printf("listening on %s://%s:%d\n", srv->cfg.tls_cert ? "https" : "http", srv->cfg.host, port);
     fflush(stdout);
     while (!stop_signal)
         if (lws_service(srv->ctx, 0) < 0)
             break;
     auth_sweep_stop(srv);
     server_drain(srv);
+    feed_stop(srv);
     transfers_free(srv->transfers);    /* unfinished ones resume at the next start */
     pwhash_pool_stop(srv->pwhash);
     lws_context_destroy(srv->ctx);
@@ -273,7 +290,9 @@ int main(int argc, char **argv)
     lws_set_log_level(LLL_ERR, NULL);
     srv.store = store_open(srv.cfg.db_path, err, sizeof err);
     if (!srv.store) {
-        fprintf(stderr, "chatd: cannot open database %s: %s\n", srv.cfg.db_path, err);
+        /* a URL may hold a password: name only the kind of store */
+        fprintf(stderr, "chatd: cannot open database %s: %s\n",
+                strstr(srv.cfg.db_path, "://") ? "(PostgreSQL URL)" : srv.cfg.db_path, err);
         return 1;
     }
     srv.feed = feed_new(srv.store);

@@ -73,6 +73,12 @@ int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
             pwhash_pool_drain(srv->pwhash, server_hash_done, NULL);
         return 0;
     }
+    case LWS_CALLBACK_RAW_RX_FILE:
+    case LWS_CALLBACK_RAW_CLOSE_FILE:   /* the store's notification socket */
+        return feed_on_notify(server_from_wsi(wsi), wsi, reason);
+    case LWS_CALLBACK_RAW_ADOPT_FILE:
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        return 0;
     case LWS_CALLBACK_HTTP:
     case LWS_CALLBACK_HTTP_BODY:
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:

@@ -21,7 +21,8 @@ struct feed;
 struct server_config {
     const char *host;
     int         port;
-    const char *db_path;
+    const char *db_path;        /* SQLite file, or a postgresql:// URL */
+    const char *instance;       /* name shown by /healthz; NULL: HOST:PORT */
     const char *tls_cert;           /* PEM files; both set: https and wss only */
     const char *tls_key;
     int         long_poll_max_s;
@@ -55,6 +56,7 @@ struct server {
     lws_dll2_owner_t     subscribers;  /* parked long polls and live WebSockets */
     int                  responding;   /* HTTP answers being written */
     int                  stopping;
+    char                 instance[80]; /* this instance's name (/healthz) */
 };
 
 /* Per-request state of an HTTP call. */
@@ -114,6 +116,7 @@ struct session {
     int64_t  token_expires_ms;
     int64_t  token_touched_ms;
     lws_dll2_t sub_node;      /* in srv->subscribers while listening for events */
+    lws_dll2_owner_t acks;    /* chat sends waiting for their group commit (feed.c) */
     union {
         struct http_state http;
         struct ws_state ws;
@@ -143,9 +146,21 @@ void feed_unsubscribe(struct session *s);
 void feed_notify(struct server *srv, int64_t recipient_id);
 void feed_wake_all(struct server *srv);
 json_t *feed_fetch(struct server *srv, int64_t user_id, int64_t after, int limit);
-/* Stores a chat message and wakes its listeners. Returns a store_rc. */
+/* Stores a chat message in this loop turn's group commit. Once committed
+ * (or failed), the sender is answered with ws_on_posted or http_on_posted and
+ * the listeners are woken. -1 if it could not be queued at all. */
 int feed_post_chat(struct server *srv, struct session *s, const char *room,
-                   const char *body, const char *client_msg_id, int64_t *id, int64_t *ts);
+                   const char *body, const char *client_msg_id);
+/* Commits the open group commit now, if any. */
+void feed_flush(struct server *srv);
+/* The session is going away: its pending sends are not answered. */
+void feed_forget_session(struct session *s);
+/* After the context exists: group commit, and notifications from a shared
+ * store. feed_stop commits what is open. */
+void feed_start(struct server *srv);
+void feed_stop(struct server *srv);
+/* LWS_CALLBACK_RAW_*_FILE of the store's notification socket. */
+int feed_on_notify(struct server *srv, struct lws *wsi, enum lws_callback_reasons reason);
 
 /* auth.c */
 int auth_token_new(char hex[PROTO_TOKEN_HEX_LEN + 1]);
@@ -166,6 +181,8 @@ int http_on_writeable(struct session *s);
 void http_on_closed(struct session *s);
 void http_on_hash_done(struct session *s, struct pwhash_job *job);
 void http_wake(struct session *s);
+/* The chat message of this request was committed (rc STORE_OK) or not. */
+void http_on_posted(struct session *s, int rc, int64_t id, int64_t ts);
 
 /* ws_api.c */
 int ws_on_filter(struct lws *wsi);
@@ -174,6 +191,8 @@ int ws_on_receive(struct session *s, const void *in, size_t len);
 int ws_on_writeable(struct session *s);
 void ws_on_closed(struct session *s);
 void ws_wake(struct session *s);
+/* A chat message sent on this WebSocket was committed (rc STORE_OK) or not. */
+void ws_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts);
 void ws_begin_close(struct session *s, int code, const char *reason);
 
 #endif

@@ -1,19 +1,70 @@
-/* store.c — picks the storage backend for a location and forwards calls to it. */
+/* store.c — picks the storage backend for a location (a postgresql:// URL or
+ * a SQLite file path) and forwards calls to it. */
 #include "store.h"
 
 #include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+extern const struct store_ops store_pg_ops __attribute__((weak)); /* TEMPWEAK until store_pg.c lands */
 
 struct store {
     const struct store_ops *ops;
     void *impl;
+    int batch;                      /* a group-commit batch is open */
+    void (*flush)(void *arg);       /* commits it (the feed's) */
+    void *flush_arg;
 };
+
+/* Before a write or an event read: the open batch is committed first. */
+static void settle(struct store *st)
+{
+    if (st->batch && st->flush)
+        st->flush(st->flush_arg);
+}
+
+void store_set_batch_flush(struct store *st, void (*flush)(void *arg), void *arg)
+{
+    st->flush = flush;
+    st->flush_arg = arg;
+}
+
+int store_batch_begin(struct store *st)
+{
+    settle(st);
+    int rc = st->ops->begin(st->impl);
+    st->batch = rc == STORE_OK;
+    return rc;
+}
+
+int store_batch_commit(struct store *st)
+{
+    st->batch = 0;
+    return st->ops->commit(st->impl);
+}
+
+void store_batch_rollback(struct store *st)
+{
+    st->batch = 0;
+    st->ops->rollback(st->impl);
+}
+
+int store_batch_open(const struct store *st)
+{
+    return st->batch;
+}
 
 struct store *store_open(const char *location, char *err, size_t errlen)
 {
     struct store *st = calloc(1, sizeof *st);
     if (!st)
         return NULL;
-    st->ops = &store_sqlite_ops;
+    int pg = !strncmp(location, "postgresql://", 13) || !strncmp(location, "postgres://", 11);
+    st->ops = pg ? &store_pg_ops : &store_sqlite_ops;
+    if (!st->ops) {   /* TEMPWEAK */
+        snprintf(err, errlen, "built without PostgreSQL");
+        free(st);
+        return NULL;
+    }
     st->impl = st->ops->open(location, err, errlen);
     if (!st->impl) {
         free(st);
@@ -33,6 +84,7 @@ void store_free(struct store *st)
 int store_user_create(struct store *st, const char *name, const char *pwhash,
                       int64_t now_ms, int64_t *user_id)
 {
+    settle(st);
     return st->ops->user_create(st->impl, name, pwhash, now_ms, user_id);
 }
 
@@ -45,6 +97,7 @@ int store_user_get(struct store *st, const char *name, int64_t *user_id,
 int store_session_create(struct store *st, const char *token_hash, int64_t user_id,
                          int64_t now_ms, int64_t expires_ms)
 {
+    settle(st);
     return st->ops->session_create(st->impl, token_hash, user_id, now_ms, expires_ms);
 }
 
@@ -56,11 +109,13 @@ int store_session_lookup(struct store *st, const char *token_hash, int64_t now_m
 
 int store_session_touch(struct store *st, const char *token_hash, int64_t now_ms)
 {
+    settle(st);
     return st->ops->session_touch(st->impl, token_hash, now_ms);
 }
 
 int store_session_delete(struct store *st, const char *token_hash)
 {
+    settle(st);
     return st->ops->session_delete(st->impl, token_hash);
 }
 
@@ -73,16 +128,19 @@ int store_event_append(struct store *st, const struct store_new_event *ev,
 int store_events_after(struct store *st, int64_t user_id, int64_t after, int limit,
                        store_event_cb cb, void *arg)
 {
+    settle(st);
     return st->ops->events_after(st->impl, user_id, after, limit, cb, arg);
 }
 
 int store_last_event_id(struct store *st, int64_t *id)
 {
+    settle(st);
     return st->ops->last_event_id(st->impl, id);
 }
 
 int store_begin(struct store *st)
 {
+    settle(st);
     return st->ops->begin(st->impl);
 }
 
@@ -104,12 +162,14 @@ int store_account_balance(struct store *st, int64_t user_id, int64_t *cents)
 int store_account_move(struct store *st, int64_t user_id, int64_t delta_cents,
                        int64_t transfer_id, int64_t now_ms, const char *memo)
 {
+    settle(st);
     return st->ops->account_move(st->impl, user_id, delta_cents, transfer_id, now_ms, memo);
 }
 
 int store_transfer_insert(struct store *st, int64_t from_id, int64_t to_id, int64_t amount_cents,
                           const char *key, int64_t now_ms, int64_t *id, int *created)
 {
+    settle(st);
     return st->ops->transfer_insert(st->impl, from_id, to_id, amount_cents, key, now_ms, id, created);
 }
 
@@ -121,10 +181,45 @@ int store_transfer_get(struct store *st, int64_t id, struct store_transfer *t)
 int store_transfer_set_status(struct store *st, int64_t id, const char *status,
                               const char *reason, int64_t now_ms)
 {
+    settle(st);
     return st->ops->transfer_set_status(st->impl, id, status, reason, now_ms);
 }
 
 int store_transfers_unfinished(struct store *st, void (*cb)(void *arg, int64_t id), void *arg)
 {
     return st->ops->transfers_unfinished(st->impl, cb, arg);
+}
+
+int store_events_all_after(struct store *st, int64_t after, int limit,
+                           store_event_cb cb, void *arg)
+{
+    settle(st);
+    return st->ops->events_all_after(st->impl, after, limit, cb, arg);
+}
+
+int store_is_shared(struct store *st)
+{
+    return st->ops->shared;
+}
+
+int store_notify_fd(struct store *st)
+{
+    return st->ops->notify_fd ? st->ops->notify_fd(st->impl) : -1;
+}
+
+int store_notify_drain(struct store *st)
+{
+    return st->ops->notify_drain ? st->ops->notify_drain(st->impl) : 0;
+}
+
+int store_transfer_lock(struct store *st, int64_t id)
+{
+    settle(st);
+    return st->ops->transfer_lock ? st->ops->transfer_lock(st->impl, id) : STORE_OK;
+}
+
+int store_transfers_stale(struct store *st, int64_t before_ms,
+                          void (*cb)(void *arg, int64_t id), void *arg)
+{
+    return st->ops->transfers_stale(st->impl, before_ms, cb, arg);
 }

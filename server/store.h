@@ -1,5 +1,5 @@
 /* store.h — chatd's storage interface. Callers see an opaque struct store and
- * these functions; each backend (store_sqlite.c now, PostgreSQL later) fills a
+ * these functions; each backend (store_sqlite.c, store_pg.c) fills a
  * struct store_ops. Every write is committed before the function returns, so
  * an id handed back is durable and may be announced to clients. */
 #ifndef CHAT_STORE_H
@@ -40,6 +40,7 @@ struct store_new_event {
 struct store_event {
     int64_t     id;
     int64_t     ts_ms;
+    int64_t     recipient_id;   /* 0 = every user */
     const char *type;
     const char *payload;        /* valid only during the callback */
 };
@@ -86,12 +87,40 @@ int store_events_after(struct store *st, int64_t user_id, int64_t after, int lim
                        store_event_cb cb, void *arg);
 /* Highest event id in the store (0 if none). */
 int store_last_event_id(struct store *st, int64_t *id);
+/* Calls cb for every event (of every recipient) with id > after, oldest
+ * first, at most limit: how an instance learns what others committed. */
+int store_events_all_after(struct store *st, int64_t after, int limit,
+                           store_event_cb cb, void *arg);
+
+/* ---- several instances on one store (PostgreSQL) ---- */
+/* 1 if other chatd instances may write to this store too. */
+int store_is_shared(struct store *st);
+/* A descriptor that becomes readable when any instance has committed new
+ * events (PostgreSQL LISTEN), or -1 if the backend has none or lost it
+ * (call again later to reconnect). */
+int store_notify_fd(struct store *st);
+/* Reads what arrived on store_notify_fd: 1 if events were committed since
+ * the last call, 0 if nothing, -1 if the notification connection was lost. */
+int store_notify_drain(struct store *st);
 
 /* ---- transactions: the bank composes its steps inside one ---- */
 /* Starts a write transaction (taking the write lock at once). */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
+
+/* ---- group commit ----
+ * The feed appends chat messages inside one "batch" transaction per
+ * event-loop turn and commits it at the end of the turn. While a batch is
+ * open, every other write and every read of events first calls the flush
+ * function the feed registered (which commits the batch), so nothing is
+ * answered before its own write is durable and nobody reads an uncommitted
+ * event. Appends join the open batch. */
+void store_set_batch_flush(struct store *st, void (*flush)(void *arg), void *arg);
+int store_batch_begin(struct store *st);
+int store_batch_commit(struct store *st);
+void store_batch_rollback(struct store *st);
+int store_batch_open(const struct store *st);
 
 /* ---- the bank; call these inside store_begin/store_commit ---- */
 int store_account_balance(struct store *st, int64_t user_id, int64_t *cents);
@@ -108,6 +137,14 @@ int store_transfer_set_status(struct store *st, int64_t id, const char *status,
                               const char *reason, int64_t now_ms);
 /* Calls cb for every pending or processing transfer, oldest first. */
 int store_transfers_unfinished(struct store *st, void (*cb)(void *arg, int64_t id), void *arg);
+/* Inside a transaction: takes the transfer's row for this instance alone.
+ * STORE_EXISTS if another instance holds it now (SKIP LOCKED); always
+ * STORE_OK on a single-writer backend. */
+int store_transfer_lock(struct store *st, int64_t id);
+/* Unfinished transfers whose last change is older than before_ms: those an
+ * instance that died left behind. */
+int store_transfers_stale(struct store *st, int64_t before_ms,
+                          void (*cb)(void *arg, int64_t id), void *arg);
 
 /* What a backend provides; store.c dispatches on the location's form. */
 struct store_ops {
@@ -124,6 +161,10 @@ struct store_ops {
     int (*event_append)(void *impl, const struct store_new_event *ev, int64_t *id, int64_t *ts_ms, int *created);
     int (*events_after)(void *impl, int64_t user_id, int64_t after, int limit, store_event_cb cb, void *arg);
     int (*last_event_id)(void *impl, int64_t *id);
+    int (*events_all_after)(void *impl, int64_t after, int limit, store_event_cb cb, void *arg);
+    int shared;                 /* several instances may write */
+    int (*notify_fd)(void *impl);       /* NULL: no notifications */
+    int (*notify_drain)(void *impl);
     int (*begin)(void *impl);
     int (*commit)(void *impl);
     void (*rollback)(void *impl);
@@ -136,8 +177,11 @@ struct store_ops {
     int (*transfer_set_status)(void *impl, int64_t id, const char *status,
                                const char *reason, int64_t now_ms);
     int (*transfers_unfinished)(void *impl, void (*cb)(void *arg, int64_t id), void *arg);
+    int (*transfer_lock)(void *impl, int64_t id);   /* NULL: nothing to lock */
+    int (*transfers_stale)(void *impl, int64_t before_ms, void (*cb)(void *arg, int64_t id), void *arg);
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;   /* location postgresql://... or postgres://... */
 
 #endif

@@ -1,6 +1,13 @@
 /* transfers.c — see transfers.h. Alert events are appended in the same
  * transaction as the state change they announce (feed_begin/feed_commit),
- * and the feed wakes their listeners only after it committed. */
+ * and the feed wakes their listeners only after it committed.
+ *
+ * Several instances on one shared store: each step first takes the
+ * transfer's row (store_transfer_lock, SKIP LOCKED) and checks its status
+ * inside the same transaction, so a step is applied once even if two
+ * instances schedule the same transfer. Transfers an instance left behind
+ * when it died are found by a sweep (every ORPHAN_SWEEP_US) for unfinished
+ * transfers untouched for much longer than a step takes, and adopted. */
 #include "transfers.h"
 #include "audit.h"
 #include "money.h"
@@ -17,10 +24,14 @@ struct bank_job {
     int64_t transfer_id;
 };
 
+#define ORPHAN_SWEEP_US (2 * LWS_USEC_PER_SEC)
+#define ORPHAN_AFTER_MS 3000      /* beyond three step delays */
+
 struct transfers {
     struct server *srv;
     int delay_ms;
     lws_dll2_owner_t jobs;
+    lws_sorted_usec_list_t orphan_sul;
 };
 
 static void bank_job_run(lws_sorted_usec_list_t *sul);
@@ -31,8 +42,19 @@ static void bank_schedule(struct bank_job *j)
     lws_sul_schedule(j->bank->srv->ctx, 0, &j->sul, bank_job_run, us ? us : 1);
 }
 
+static int bank_tracked(const struct transfers *b, int64_t transfer_id)
+{
+    lws_start_foreach_dll(struct lws_dll2 *, d, b->jobs.head) {
+        if (lws_container_of(d, struct bank_job, node)->transfer_id == transfer_id)
+            return 1;
+    } lws_end_foreach_dll(d);
+    return 0;
+}
+
 static int bank_track(struct transfers *b, int64_t transfer_id)
 {
+    if (bank_tracked(b, transfer_id))
+        return 0;
     struct bank_job *j = calloc(1, sizeof *j);
     if (!j)
         return -1;
@@ -66,15 +88,29 @@ static void bank_resume_one(void *arg, int64_t id)
         fprintf(stderr, "chatd: out of memory resuming transfer %lld\n", (long long)id);
 }
 
+static void bank_orphan_sweep(lws_sorted_usec_list_t *sul)
+{
+    struct transfers *b = lws_container_of(sul, struct transfers, orphan_sul);
+    int64_t before = now_ms() - 3 * (int64_t)b->delay_ms - ORPHAN_AFTER_MS;
+    if (store_transfers_stale(b->srv->store, before, bank_resume_one, b) != STORE_OK)
+        fprintf(stderr, "chatd: looking for orphaned transfers failed; retrying\n");
+    lws_sul_schedule(b->srv->ctx, 0, &b->orphan_sul, bank_orphan_sweep, ORPHAN_SWEEP_US);
+}
+
 int transfers_resume(struct transfers *b)
 {
-    return store_transfers_unfinished(b->srv->store, bank_resume_one, b) == STORE_OK ? 0 : -1;
+    if (store_transfers_unfinished(b->srv->store, bank_resume_one, b) != STORE_OK)
+        return -1;
+    if (store_is_shared(b->srv->store))
+        lws_sul_schedule(b->srv->ctx, 0, &b->orphan_sul, bank_orphan_sweep, ORPHAN_SWEEP_US);
+    return 0;
 }
 
 void transfers_free(struct transfers *b)
 {
     if (!b)
         return;
+    lws_sul_cancel(&b->orphan_sul);
     while (b->jobs.head)
         bank_job_free(lws_container_of(b->jobs.head, struct bank_job, node));
     free(b);
@@ -218,7 +254,14 @@ static int bank_step(struct transfers *b, int64_t id, int *finished)
     *finished = 1;
     if (feed_begin(b->srv) != STORE_OK)
         return -1;
-    int rc = store_transfer_get(st, id, &t);
+    int rc = store_transfer_lock(st, id);
+    if (rc == STORE_EXISTS) {     /* another instance is on this step now */
+        feed_rollback(b->srv);
+        *finished = 0;
+        return 0;
+    }
+    if (rc == STORE_OK)
+        rc = store_transfer_get(st, id, &t);
     if (rc == STORE_OK && !strcmp(t.status, "pending")) {
         rc = store_transfer_set_status(st, id, "processing", NULL, now_ms());
         if (rc == STORE_OK)

@@ -175,14 +175,23 @@ static int ws_hold(struct session *s, int retry_after_s)
 
 static int ws_send(struct session *s, const struct proto_ws_frame *f)
 {
-    int64_t id, ts;
     int retry;
     if (!limiter_take(s->srv->limiter, LIMIT_MESSAGES, s->user, now_ms(), &retry))
         return ws_hold(s, retry);
-    if (feed_post_chat(s->srv, s, f->room, f->body, f->client_msg_id, &id, &ts) != STORE_OK)
+    /* acknowledged by ws_on_posted once the group commit is durable */
+    if (feed_post_chat(s->srv, s, f->room, f->body, f->client_msg_id) < 0)
         return ws_send_error(s, f->client_msg_id, "internal", "could not store the message");
-    return ws_queue(s, json_pack("{s:s,s:s?,s:I,s:I}", "op", "ack", "client_msg_id", f->client_msg_id,
-                                 "id", (json_int_t)id, "ts", (json_int_t)ts));
+    return 0;
+}
+
+void ws_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts)
+{
+    int r = rc == STORE_OK
+        ? ws_queue(s, json_pack("{s:s,s:s?,s:I,s:I}", "op", "ack", "client_msg_id", client_msg_id,
+                                "id", (json_int_t)id, "ts", (json_int_t)ts))
+        : ws_send_error(s, client_msg_id, "internal", "could not store the message");
+    if (r < 0)
+        ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
 }
 
 static int ws_handle_message(struct session *s, const char *buf, size_t len, int binary)
@@ -349,6 +358,7 @@ void ws_on_closed(struct session *s)
     lws_sul_cancel(&w->hello_sul);
     lws_sul_cancel(&w->hold_sul);
     feed_unsubscribe(s);
+    feed_forget_session(s);
     while (w->out_head) {
         struct ws_frame *f = w->out_head;
         w->out_head = f->next;
