@@ -36,6 +36,8 @@
 struct feed_entry {
     int64_t id, recipient_id;
     json_t *event;
+    char *ws_frame;               /* {"op":"event",...} text, LWS_PRE bytes in */
+    size_t ws_len;
 };
 
 /* A chat send waiting for the commit of its batch. */
@@ -73,10 +75,38 @@ struct feed *feed_new(struct store *st)
     return f;
 }
 
+/* The WebSocket frame of an event, serialized once for every subscriber,
+ * with LWS_PRE bytes of headroom for lws. */
+static struct feed_entry feed_entry_new(int64_t id, int64_t recipient_id, json_t *event)
+{
+    struct feed_entry e = { id, recipient_id, event, NULL, 0 };
+    json_t *frame = json_pack("{s:s,s:O}", "op", "event", "event", event);
+    char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
+    json_decref(frame);
+    if (text) {
+        e.ws_len = strlen(text);
+        e.ws_frame = malloc(LWS_PRE + e.ws_len);
+        if (e.ws_frame)
+            memcpy(e.ws_frame + LWS_PRE, text, e.ws_len);
+        free(text);
+    }
+    if (!e.ws_frame) {
+        json_decref(event);
+        e.event = NULL;
+    }
+    return e;
+}
+
+static void feed_entry_free(struct feed_entry *e)
+{
+    json_decref(e->event);
+    free(e->ws_frame);
+}
+
 static void feed_drop_pending(struct feed *f)
 {
     for (size_t i = 0; i < f->npending; i++)
-        json_decref(f->pending[i].event);
+        feed_entry_free(&f->pending[i]);
     f->npending = 0;
     f->lost = 0;
 }
@@ -84,7 +114,7 @@ static void feed_drop_pending(struct feed *f)
 static void feed_ring_clear(struct feed *f)
 {
     for (size_t i = 0; i < f->count; i++)
-        json_decref(f->ring[(f->head + i) % FEED_RING].event);
+        feed_entry_free(&f->ring[(f->head + i) % FEED_RING]);
     f->head = f->count = 0;
 }
 
@@ -162,7 +192,7 @@ static void feed_ring_push(struct feed *f, struct feed_entry e)
     if (f->count == FEED_RING) {
         struct feed_entry *old = &f->ring[f->head];
         f->lo = old->id;
-        json_decref(old->event);
+        feed_entry_free(old);
         f->head = (f->head + 1) % FEED_RING;
         f->count--;
     }
@@ -189,11 +219,12 @@ static int feed_take_one(void *arg, const struct store_event *ev)
 {
     struct feed_take *t = arg;
     json_t *e = proto_event_new(ev->id, ev->type, ev->ts_ms, ev->payload);
-    if (!e) {
+    struct feed_entry fe = e ? feed_entry_new(ev->id, ev->recipient_id, e) : (struct feed_entry){ 0 };
+    if (!fe.event) {
         t->failed = 1;
         return 1;
     }
-    feed_ring_push(t->f, (struct feed_entry){ ev->id, ev->recipient_id, e });
+    feed_ring_push(t->f, fe);
     t->n++;
     return 0;
 }
@@ -257,10 +288,11 @@ static void feed_hold(struct feed *f, const struct store_new_event *ev, int64_t 
         f->cap = cap;
     }
     json_t *e = proto_event_new(id, ev->type, ts, ev->payload);
-    if (!e)
+    struct feed_entry fe = e ? feed_entry_new(id, ev->recipient_id, e) : (struct feed_entry){ 0 };
+    if (!fe.event)
         f->lost = 1;
     else
-        f->pending[f->npending++] = (struct feed_entry){ id, ev->recipient_id, e };
+        f->pending[f->npending++] = fe;
 }
 
 /* ---- transactions ---- */
@@ -530,6 +562,24 @@ static void feed_fetch_ring(const struct feed *f, int64_t user_id, int64_t after
             limit--;
         }
     }
+}
+
+int feed_next_frame(struct server *srv, int64_t user_id, int64_t after,
+                    int64_t *id, char **frame, size_t *len)
+{
+    const struct feed *f = srv->feed;
+    if (after < f->lo)
+        return -1;
+    for (size_t i = feed_ring_find(f, after); i < f->count; i++) {
+        const struct feed_entry *e = &f->ring[(f->head + i) % FEED_RING];
+        if (e->recipient_id == 0 || e->recipient_id == user_id) {
+            *id = e->id;
+            *frame = e->ws_frame;
+            *len = e->ws_len;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 json_t *feed_fetch(struct server *srv, int64_t user_id, int64_t after, int limit)

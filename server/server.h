@@ -146,6 +146,12 @@ void feed_unsubscribe(struct session *s);
 void feed_notify(struct server *srv, int64_t recipient_id);
 void feed_wake_all(struct server *srv);
 json_t *feed_fetch(struct server *srv, int64_t user_id, int64_t after, int limit);
+/* The first of user_id's events after `after` from memory, as a ready
+ * WebSocket frame (LWS_PRE bytes of headroom at *frame, owned by the feed and
+ * valid until the loop runs again): 1 found, 0 none yet, -1 `after` is older
+ * than memory (use feed_fetch). */
+int feed_next_frame(struct server *srv, int64_t user_id, int64_t after,
+                    int64_t *id, char **frame, size_t *len);
 /* Stores a chat message in this loop turn's group commit. Once committed
  * (or failed), the sender is answered with ws_on_posted or http_on_posted and
  * the listeners are woken. -1 if it could not be queued at all. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #define WS_BATCH          64     /* events read from the store at a time */
+#define WS_EVENTS_PER_WRITE 16   /* events written in one WRITEABLE at most */
 #define WS_MAX_QUEUED     256    /* control frames queued before reading pauses */
 #define WS_HARD_QUEUED    (4 * WS_MAX_QUEUED)  /* still growing while paused: give up */
 #define WS_MAX_FRAGMENTS  1024
@@ -275,29 +276,12 @@ static void ws_hold_over(lws_sorted_usec_list_t *sul)
 }
 
 /* The next event to send, or NULL when the store has nothing after the cursor. */
-static json_t *ws_next_event(struct session *s)
-{
-    struct ws_state *w = &s->u.ws;
-    if (w->batch && w->batch_idx < json_array_size(w->batch))
-        return json_array_get(w->batch, w->batch_idx++);
-    json_decref(w->batch);
-    w->batch = NULL;
-    if (!w->more)
-        return NULL;
-    w->batch = feed_fetch(s->srv, s->user_id, w->cursor, WS_BATCH);
-    w->batch_idx = 0;
-    if (!w->batch || json_array_size(w->batch) < WS_BATCH)
-        w->more = 0;
-    if (!w->batch || json_array_size(w->batch) == 0)
-        return NULL;
-    return json_array_get(w->batch, w->batch_idx++);
-}
-
 static int ws_write_text(struct session *s, unsigned char *payload, size_t len)
 {
     return lws_write(s->wsi, payload, len, LWS_WRITE_TEXT) < (int)len ? -1 : 0;
 }
 
+/* An event read from the store (a client far behind memory). */
 static int ws_write_event(struct session *s, json_t *ev)
 {
     json_t *frame = json_pack("{s:s,s:O}", "op", "event", "event", ev);
@@ -317,6 +301,55 @@ static int ws_write_event(struct session *s, json_t *ev)
     if (rc == 0)
         s->u.ws.cursor = json_integer_value(json_object_get(ev, "id"));
     return rc;
+}
+
+/* Writes the next event the client has not had: the feed's ready frame
+ * when it is in memory, else from a batch read from the store.
+ * 1 written, 0 nothing to send now, -1 error. */
+static int ws_write_next_event(struct session *s)
+{
+    struct ws_state *w = &s->u.ws;
+    if (w->batch && w->batch_idx < json_array_size(w->batch))
+        return ws_write_event(s, json_array_get(w->batch, w->batch_idx++)) < 0 ? -1 : 1;
+    json_decref(w->batch);
+    w->batch = NULL;
+    if (!w->more)
+        return 0;
+    int64_t id;
+    char *frame;
+    size_t len;
+    int found = feed_next_frame(s->srv, s->user_id, w->cursor, &id, &frame, &len);
+    if (found > 0) {
+        if (ws_write_text(s, (unsigned char *)frame + LWS_PRE, len) < 0)
+            return -1;
+        w->cursor = id;
+        return 1;
+    }
+    if (found == 0) {
+        w->more = 0;
+        return 0;
+    }
+    w->batch = feed_fetch(s->srv, s->user_id, w->cursor, WS_BATCH);
+    w->batch_idx = 0;
+    if (!w->batch || json_array_size(w->batch) == 0) {
+        w->more = 0;
+        return 0;
+    }
+    return ws_write_event(s, json_array_get(w->batch, w->batch_idx++)) < 0 ? -1 : 1;
+}
+
+/* Several events per WRITEABLE while the socket takes them: one loop turn
+ * per event would cost a poll() over every connection each time. */
+static int ws_write_events(struct session *s)
+{
+    for (int i = 0; i < WS_EVENTS_PER_WRITE; i++) {
+        int rc = ws_write_next_event(s);
+        if (rc <= 0)
+            return rc;
+        if (lws_send_pipe_choked(s->wsi))
+            break;
+    }
+    return 0;
 }
 
 int ws_on_writeable(struct session *s)
@@ -342,10 +375,8 @@ int ws_on_writeable(struct session *s)
             if (!w->held)
                 lws_rx_flow_control(s->wsi, 1);
         }
-    } else if (w->authed) {
-        json_t *ev = ws_next_event(s);
-        if (ev && ws_write_event(s, ev) < 0)
-            return -1;
+    } else if (w->authed && ws_write_events(s) < 0) {
+        return -1;
     }
     if (w->out_head || w->more || (w->batch && w->batch_idx < json_array_size(w->batch)))
         lws_callback_on_writable(s->wsi);
