@@ -12,15 +12,26 @@
  * or below it) and sends again whatever is unacknowledged, with the same
  * client_msg_id for the server to dedupe. The old transport is told to stop
  * (a WebSocket sends its close frame) and destroyed once it has, or after
- * APP_GOODBYE_MS. */
+ * APP_GOODBYE_MS.
+ *
+ * Auto mode (--transport auto, or /transport auto) uses that same switch:
+ * it starts on the WebSocket; when the upgrade is refused (the transport
+ * asks ws_refused) it switches to long polling and, cfg->ws_retry_s later,
+ * back to the WebSocket, and so on until the WebSocket holds.
+ *
+ * Failover: every request and connection goes to the current server of
+ * cfg->servers and a failed server moves the list on (http.c, the
+ * WebSocket); the app only tells the front end which server is in use. */
 #include "app.h"
 #include "auth.h"
+#include "backoff.h"
 #include "bank.h"
 #include "commands.h"
 #include "core.h"
 #include "headless.h"
 #include "http.h"
 #include "protocol.h"
+#include "servers.h"
 #include "transport.h"
 #include "ui.h"
 #include "wsi_owner.h"
@@ -56,6 +67,8 @@ struct app {
     lws_sorted_usec_list_t sul_retire;
     const struct transport_ops *switch_to;
     lws_sorted_usec_list_t sul_switch;
+    int auto_mode;               /* the app picks websocket or long-poll */
+    lws_sorted_usec_list_t sul_ws_retry;
     struct transport_env env;
     char token[257];
     int logged_in;
@@ -123,6 +136,8 @@ static int signals_adopt(struct lws_vhost *vh, int resize)
 
 /* ---- login, then the transport ---- */
 
+static int app_ws_refused(void *arg, const char *why);
+
 static void outbox_changed(void *arg)
 {
     struct app *a = arg;
@@ -141,13 +156,13 @@ static void logged_in(void *arg, int exit_code, const char *token)
     snprintf(a->token, sizeof a->token, "%s", token);
     a->logged_in = 1;
     a->env = (struct transport_env){
-        .ctx = a->ctx, .host = a->cfg->host, .port = a->cfg->port, .tls = a->cfg->tls,
-        .prefix = a->cfg->prefix, .token = a->token, .core = a->core,
-        .http = a->http, .interval_ms = a->cfg->interval_ms, .wait_s = a->cfg->wait_s,
+        .ctx = a->ctx, .servers = a->cfg->servers, .prefix = "", .token = a->token,
+        .core = a->core, .http = a->http, .interval_ms = a->cfg->interval_ms,
+        .wait_s = a->cfg->wait_s, .ws_refused = app_ws_refused, .hook_arg = a,
     };
     struct bank_env be = {
         .ctx = a->ctx, .http = a->http, .core = a->core,
-        .prefix = a->cfg->prefix, .token = a->token,
+        .prefix = "", .token = a->token, .servers = a->cfg->servers,
     };
     a->bank = bank_new(&be);
     a->transport = ops->create(&a->env);
@@ -160,8 +175,8 @@ static void logged_in(void *arg, int exit_code, const char *token)
 static int start_login(struct app *a)
 {
     struct auth_request req = {
-        .ctx = a->ctx, .http = a->http, .core = a->core, .prefix = a->cfg->prefix,
-        .user = a->cfg->user, .password = a->cfg->password,
+        .ctx = a->ctx, .http = a->http, .core = a->core, .prefix = "",
+        .servers = a->cfg->servers, .user = a->cfg->user, .password = a->cfg->password,
         .do_register = a->cfg->do_register,
     };
     a->auth = auth_start(&req, logged_in, a);
@@ -209,10 +224,18 @@ static void retire_current(struct app *a)
     a->transport = NULL;
 }
 
-static void frontend_set_transport(struct app *a, const char *name)
+/* What the status bar shows: "websocket", or "auto: websocket" in auto mode. */
+static const char *transport_label(const struct app *a, char *buf, size_t size)
 {
-    headless_set_transport(a->headless, name);
-    ui_set_transport(a->ui, name);
+    snprintf(buf, size, "%s%s", a->auto_mode ? "auto: " : "", a->ops->name);
+    return buf;
+}
+
+static void frontend_set_transport(struct app *a)
+{
+    char label[32];
+    headless_set_transport(a->headless, a->ops->name, a->auto_mode);
+    ui_set_transport(a->ui, transport_label(a, label, sizeof label));
 }
 
 static void switch_now(lws_sorted_usec_list_t *sul)
@@ -223,18 +246,19 @@ static void switch_now(lws_sorted_usec_list_t *sul)
     if (!ops || a->done)
         return;
     if (ops == a->ops) {
-        core_notice(a->core, NULL, "already using %s", ops->name);
+        frontend_set_transport(a);  /* auto mode may have changed */
+        core_notice(a->core, NULL, "%susing %s", a->auto_mode ? "auto: " : "already ", ops->name);
         return;
     }
     retire_current(a);          /* uses a->ops: the old one */
     a->ops = ops;
-    frontend_set_transport(a, ops->name);
+    frontend_set_transport(a);
     if (!a->logged_in) {        /* logged_in() starts the chosen one */
         core_notice(a->core, NULL, "will use %s once logged in", ops->name);
         return;
     }
-    json_t *data = json_pack("{s:s,s:I}", "transport", ops->name,
-                             "after", (json_int_t)core_cursor(a->core));
+    json_t *data = json_pack("{s:s,s:I,s:b}", "transport", ops->name,
+                             "after", (json_int_t)core_cursor(a->core), "auto", a->auto_mode);
     core_notice(a->core, data, "switched to %s; resuming after event %lld", ops->name,
                 (long long)core_cursor(a->core));
     json_decref(data);
@@ -243,6 +267,60 @@ static void switch_now(lws_sorted_usec_list_t *sul)
         core_error(a->core, "cannot start the %s transport", ops->name);
         app_quit(a, 1);
     }
+}
+
+/* Switches on the next loop pass (never from inside a callback). */
+static void request_switch(struct app *a, const struct transport_ops *ops)
+{
+    a->switch_to = ops;
+    lws_sul_schedule(a->ctx, 0, &a->sul_switch, switch_now, 1);
+}
+
+/* ---- auto mode ---- */
+
+static void ws_retry_due(lws_sorted_usec_list_t *sul)
+{
+    struct app *a = lws_container_of(sul, struct app, sul_ws_retry);
+    if (!a->auto_mode || a->ops == &transport_websocket || a->done)
+        return;
+    core_notice(a->core, NULL, "auto: trying websocket again");
+    request_switch(a, &transport_websocket);
+}
+
+/* The WebSocket transport met a refused upgrade: in auto mode, go on with
+ * long polling and come back later. */
+static int app_ws_refused(void *arg, const char *why)
+{
+    struct app *a = arg;
+    if (!a->auto_mode || a->ops != &transport_websocket || a->done)
+        return 0;
+    unsigned ms = backoff_jittered(a->ctx, (unsigned)a->cfg->ws_retry_s * 1000u);
+    core_notice(a->core, NULL, "auto: websocket refused (%s); using long-poll, "
+                "trying websocket again in %.1f s", why, ms / 1000.0);
+    request_switch(a, &transport_long_poll);
+    lws_sul_schedule(a->ctx, 0, &a->sul_ws_retry, ws_retry_due, (lws_usec_t)ms * 1000);
+    return 1;
+}
+
+/* /transport NAME: a named transport ends auto mode, "auto" starts it. */
+static void choose_transport(struct app *a, const char *name)
+{
+    const struct transport_ops *ops = transport_find(name);
+    lws_sul_cancel(&a->sul_ws_retry);
+    a->auto_mode = !ops;
+    request_switch(a, ops ? ops : &transport_websocket);
+}
+
+/* ---- the server in use ---- */
+
+static void server_changed(void *arg, const struct server *now, const struct server *before)
+{
+    struct app *a = arg;
+    headless_set_server(a->headless, now->url);
+    ui_set_server(a->ui, now->url);
+    json_t *data = json_pack("{s:s,s:s}", "server", now->url, "previous", before->url);
+    core_notice(a->core, data, "server %s failed; trying %s", before->url, now->url);
+    json_decref(data);
 }
 
 /* ---- what the front end asks for ---- */
@@ -264,9 +342,7 @@ static void app_command(void *arg, const struct cmd *c)
             bank_balance(a->bank);
         break;
     case CMD_TRANSPORT:
-        /* not from inside the front end's callback: on the next loop pass */
-        a->switch_to = transport_find(c->transport);
-        lws_sul_schedule(a->ctx, 0, &a->sul_switch, switch_now, 1);
+        choose_transport(a, c->transport);
         break;
     default:
         break;
@@ -301,7 +377,7 @@ static struct lws_context *make_context(struct app *a)
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = a->protocols;
-    if (a->cfg->tls) {
+    if (servers_any_tls(a->cfg->servers)) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.client_ssl_ca_filepath = a->cfg->ca_file;   /* NULL: the system store */
     }
@@ -311,38 +387,47 @@ static struct lws_context *make_context(struct app *a)
     return lws_create_context(&info);
 }
 
+static int frontend_new(struct app *a, struct lws_vhost *vh)
+{
+    const struct server *srv = servers_current(a->cfg->servers);
+    if (a->cfg->headless) {
+        struct headless_env he = {
+            .core = a->core, .ctx = a->ctx, .vhost = vh,
+            .transport = a->ops->name, .auto_transport = a->auto_mode,
+            .server = srv->url, .quit = app_quit,
+            .command = app_command, .pending = app_pending, .arg = a,
+        };
+        return (a->headless = headless_new(&he)) ? 0 : -1;
+    }
+    char label[32];
+    struct ui_env ue = {
+        .core = a->core, .ctx = a->ctx, .vhost = vh, .user = a->cfg->user,
+        .transport = transport_label(a, label, sizeof label), .quiet = a->cfg->quiet,
+        .quit = app_quit,
+        /* the server only matters to the user when there is a choice */
+        .server = servers_count(a->cfg->servers) > 1 ? srv->url : NULL,
+        .command = app_command, .pending = app_pending, .arg = a,
+    };
+    return (a->ui = ui_new(&ue)) ? 0 : -1;
+}
+
 static int app_init(struct app *a)
 {
     struct lws_vhost *vh;
+    const struct server *first = servers_get(a->cfg->servers, 0);
     a->core = core_new(NULL);
     if (!a->core || !(a->ctx = make_context(a)) ||
         !(vh = lws_get_vhost_by_name(a->ctx, "default")))
         return -1;
-    a->http = http_new(a->ctx, a->cfg->host, a->cfg->port, a->core);
+    a->http = http_new(a->ctx, first->host, first->port, a->core);
     if (a->http)
-        http_set_tls(a->http, a->cfg->tls);
-    if (!a->http)
+        http_set_tls(a->http, first->tls);
+    if (!a->http || frontend_new(a, vh) < 0)
         return -1;
-    if (a->cfg->headless) {
-        struct headless_env he = {
-            .core = a->core, .ctx = a->ctx, .vhost = vh,
-            .transport = a->ops->name, .quit = app_quit,
-            .command = app_command, .pending = app_pending, .arg = a,
-        };
-        if (!(a->headless = headless_new(&he)))
-            return -1;
-    } else {
-        struct ui_env ue = {
-            .core = a->core, .ctx = a->ctx, .vhost = vh, .user = a->cfg->user,
-            .transport = a->ops->name, .quiet = a->cfg->quiet, .quit = app_quit,
-            .command = app_command, .pending = app_pending, .arg = a,
-        };
-        if (!(a->ui = ui_new(&ue)))
-            return -1;
-    }
     if (signals_adopt(vh, !a->cfg->headless) < 0)
         return -1;
     core_set_outbox_hook(a->core, outbox_changed, a);
+    servers_set_hook(a->cfg->servers, server_changed, a);
     return start_login(a);
 }
 
@@ -372,6 +457,8 @@ static void app_teardown(struct app *a)
     if (a->headless && a->logged_in)
         headless_print_stats(a->headless);
     lws_sul_cancel(&a->sul_switch);
+    lws_sul_cancel(&a->sul_ws_retry);
+    servers_set_hook(a->cfg->servers, NULL, NULL);
     retire_finish(a);
     if (a->transport)
         a->ops->destroy(a->transport);
@@ -395,7 +482,8 @@ int app_run(const struct app_config *cfg)
         return 1;
     }
     a->cfg = cfg;
-    a->ops = cfg->transport;
+    a->ops = cfg->auto_transport ? &transport_websocket : cfg->transport;
+    a->auto_mode = cfg->auto_transport;
     int init_failed = app_init(a) < 0;
     if (init_failed) {
         if (cfg->headless)

@@ -1,6 +1,8 @@
 /* auth.c — register and login. A step that gets no answer, a 429 or a 5xx
- * is retried AUTH_TRIES times with backoff before we call the server
- * unreachable (exit 3). 401/400 on login mean wrong credentials (exit 2),
+ * is retried with backoff, AUTH_TRIES times or twice per server if there
+ * are more, before we call the server unreachable (exit 3); http.c moves
+ * the server list on after a failed server, so each retry may go to the
+ * next one. A refused certificate ends at once with a single server. 401/400 on login mean wrong credentials (exit 2),
  * any other refusal is exit 1; 409 on
  * register means the name is taken (exit 1) unless an earlier try of ours
  * may have taken it and lost the answer. */
@@ -9,6 +11,7 @@
 #include "core.h"
 #include "http.h"
 #include "protocol.h"
+#include "servers.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -47,10 +50,16 @@ static void auth_tick(lws_sorted_usec_list_t *sul)
     auth_issue(lws_container_of(sul, struct auth, sul));
 }
 
+static int auth_max_attempts(const struct auth *a)
+{
+    int per_server = a->req.servers ? 2 * (int)servers_count(a->req.servers) : 0;
+    return per_server > AUTH_TRIES ? per_server : AUTH_TRIES;
+}
+
 /* No usable answer: try again later, or give up. */
 static void auth_retry(struct auth *a, const char *why)
 {
-    if (++a->attempts >= AUTH_TRIES) {
+    if (++a->attempts >= auth_max_attempts(a)) {
         core_error(a->req.core, "server unreachable: %s", why);
         auth_end(a, AUTH_EXIT_UNREACHABLE, NULL);
         return;
@@ -109,9 +118,12 @@ static void auth_answer(void *arg, const struct http_result *r)
     struct auth *a = arg;
     char why[200], msg[160];
     a->http_req = NULL;
-    if (r->tls_failed) {
+    if (r->tls_failed && (!a->req.servers || servers_count(a->req.servers) < 2)) {
         core_error(a->req.core, "%s", r->error);
         auth_end(a, AUTH_EXIT_ERROR, NULL);
+    } else if (r->tls_failed) {
+        core_error(a->req.core, "%s", r->error);    /* and try the next server */
+        auth_retry(a, r->error);
     } else if (r->error || r->status == 429 || r->status >= 500) {
         snprintf(why, sizeof why, "%s", r->error ? r->error : http_error_text(r, msg, sizeof msg));
         if (a->step == STEP_REGISTER && r->error)
@@ -130,10 +142,11 @@ static void auth_issue(struct auth *a)
     json_t *o = json_pack("{s:s,s:s}", "user", a->user, "password", a->password);
     char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    snprintf(path, sizeof path, "%s/api/v1/%s", a->prefix,
+    snprintf(path, sizeof path, "%s/api/v1/%s", servers_prefix(a->req.servers, a->prefix),
              a->step == STEP_REGISTER ? "register" : "login");
     struct http_call call = {
         .method = "POST", .path = path, .body = body, .timeout_s = AUTH_TIMEOUT_S,
+        .servers = a->req.servers,
     };
     a->http_req = body ? http_request(a->req.http, &call, auth_answer, a) : NULL;
     if (body) {

@@ -1,12 +1,14 @@
 /* auth.h — getting a session token: optional POST /api/v1/register, then
  * POST /api/v1/login, each retried with backoff while the server cannot be
- * reached. Ends in one callback with an exit code (0 = token obtained). */
+ * reached (with a server list, on the next server each time). Ends in one
+ * callback with an exit code (0 = token obtained). */
 #ifndef CHAT_AUTH_H
 #define CHAT_AUTH_H
 
 struct core;
 struct http;
 struct lws_context;
+struct servers;
 
 #define AUTH_EXIT_OK           0
 #define AUTH_EXIT_ERROR        1   /* e.g. the user exists already */
@@ -17,7 +19,8 @@ struct auth_request {
     struct lws_context *ctx;
     struct http *http;
     struct core *core;          /* errors are reported through it */
-    const char *prefix;         /* server path prefix */
+    const char *prefix;         /* server path prefix (without a server list) */
+    struct servers *servers;    /* NULL: http's own address and prefix */
     const char *user;
     const char *password;       /* copied; wiped when auth is freed */
     int do_register;

@@ -24,3 +24,17 @@ unsigned backoff_next(struct lws_context *ctx, uint16_t *tries)
     char conceal;
     return lws_retry_get_delay_ms(ctx, &policy, tries, &conceal);
 }
+
+unsigned backoff_jittered(struct lws_context *ctx, unsigned ms)
+{
+    const uint32_t table[] = { ms };
+    const lws_retry_bo_t once = {
+        .retry_ms_table = table,
+        .retry_ms_table_count = 1,
+        .conceal_count = LWS_RETRY_CONCEAL_ALWAYS,
+        .jitter_percent = policy.jitter_percent,
+    };
+    uint16_t tries = 0;
+    char conceal;
+    return lws_retry_get_delay_ms(ctx, &once, &tries, &conceal);
+}

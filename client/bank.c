@@ -7,6 +7,7 @@
 #include "http.h"
 #include "money.h"
 #include "protocol.h"
+#include "servers.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -162,11 +163,12 @@ static void bank_issue(struct bank_job *j)
         body = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
     }
-    snprintf(path, sizeof path, "%s/api/v1/%s", b->env.prefix,
+    snprintf(path, sizeof path, "%s/api/v1/%s", servers_prefix(b->env.servers, b->env.prefix),
              j->kind == BANK_TRANSFER ? "transfers" : "account");
     struct http_call call = {
         .method = j->kind == BANK_TRANSFER ? "POST" : "GET", .path = path,
         .body = body, .token = b->env.token, .timeout_s = BANK_TIMEOUT_S,
+        .servers = b->env.servers,
     };
     j->req = (j->kind == BANK_BALANCE || body) ? http_request(b->env.http, &call, bank_answer, j) : NULL;
     free(body);

@@ -1,7 +1,8 @@
 /* bank.h — the client's calls to the mock bank, over HTTP whatever the
  * event transport: a transfer (POST /api/v1/transfers with a fresh
  * idempotency key, retried with the same key while the server can't be
- * reached, so a retry never pays twice) and the balance. Results reach the
+ * reached, on the next server of the list if there is one, so a retry
+ * never pays twice) and the balance. Results reach the
  * front end through core_notice / core_error; the transfer's progress then
  * arrives as alert events in the feed. */
 #ifndef CHAT_BANK_H
@@ -12,6 +13,7 @@
 struct core;
 struct http;
 struct lws_context;
+struct servers;
 
 struct bank_env {
     struct lws_context *ctx;
@@ -19,6 +21,7 @@ struct bank_env {
     struct core *core;
     const char *prefix;        /* server path prefix, "" or "/x" */
     const char *token;         /* borrowed; must outlive the bank */
+    struct servers *servers;   /* NULL: http's own address and prefix */
 };
 
 struct bank;

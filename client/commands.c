@@ -9,7 +9,7 @@ const char *const cmd_help_lines[] = {
     "text                 send text to the room",
     "/transfer USER AMT   send money, e.g. /transfer bob 25.00",
     "/balance             show your balance",
-    "/transport NAME      switch to short-poll, long-poll or websocket",
+    "/transport NAME      switch to short-poll, long-poll, websocket or auto",
     "/help                this list",
     "/quit                leave (queued messages are sent first)",
     NULL,
@@ -63,8 +63,8 @@ static void cmd_parse_transport(const char *p, struct cmd *out)
 {
     if (next_word(&p, out->transport, sizeof out->transport) < 0 || !rest_is_empty(p) ||
         (strcmp(out->transport, "short-poll") && strcmp(out->transport, "long-poll") &&
-         strcmp(out->transport, "websocket")))
-        { cmd_invalid(out, "usage: /transport short-poll|long-poll|websocket"); return; }
+         strcmp(out->transport, "websocket") && strcmp(out->transport, "auto")))
+        { cmd_invalid(out, "usage: /transport short-poll|long-poll|websocket|auto"); return; }
     out->kind = CMD_TRANSPORT;
 }
 

@@ -12,7 +12,7 @@ enum cmd_kind {
     CMD_MESSAGE,      /* text: the line, to the current room */
     CMD_TRANSFER,     /* /transfer USER AMOUNT */
     CMD_BALANCE,      /* /balance */
-    CMD_TRANSPORT,    /* /transport short-poll|long-poll|websocket */
+    CMD_TRANSPORT,    /* /transport short-poll|long-poll|websocket|auto */
     CMD_HELP,         /* /help */
     CMD_QUIT,         /* /quit */
     CMD_INVALID,      /* error: a human-readable reason */

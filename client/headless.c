@@ -14,18 +14,27 @@
  *     {"id":17,"type":"chat","ts":1764300000123,"room":"general","from":"alice","body":"hi"}
  *
  * STDERR: one compact JSON object per line, one of:
- *     {"state":"connecting","transport":"websocket"}
- *     {"state":"connected","transport":"websocket"}
- *     {"state":"reconnecting","transport":"websocket","retry_ms":750}
- *     {"state":"offline","transport":"websocket"}
+ *     {"state":"connecting","transport":"websocket","server":"http://127.0.0.1:8080"}
+ *     {"state":"connected","transport":"websocket","server":"http://127.0.0.1:8080"}
+ *     {"state":"reconnecting","transport":"websocket","server":"http://127.0.0.1:8081",
+ *       "retry_ms":750}
+ *     {"state":"offline","transport":"websocket","server":"http://127.0.0.1:8080"}
+ *       "transport" is the transport in use; with --transport auto the line
+ *       also has "auto":true (and "transport" says which one auto picked).
+ *       "server" is the --server URL (normalised: scheme://host:port/prefix)
+ *       in use; after a failure it is the one the next attempt goes to, so
+ *       the "connected" line names the server that answered.
  *     {"ack":"<client_msg_id>","id":12}       the server stored a message
  *     {"error":"<human-readable text>"}
  *     {"notice":"<text>","data":{...}}       a result asked for, e.g.
  *       data {"balance_cents":100000,"user":"alice"} or
  *       {"transfer":{"transfer_id":3,"status":"pending","to":"bob","amount_cents":2500}}
- *       or, after /transport NAME, {"transport":"long-poll","after":12} (the
- *       state lines that follow carry the new name; "data" is absent from
- *       notices that carry none, e.g. "already using long-poll")
+ *       or, after /transport NAME or an automatic switch,
+ *       {"transport":"long-poll","after":12,"auto":false} (the state lines
+ *       that follow carry the new name; "data" is absent from notices that
+ *       carry none, e.g. "already using long-poll"), or, when the server in
+ *       use failed and the next --server URL is tried,
+ *       {"server":"http://127.0.0.1:8081","previous":"http://127.0.0.1:8080"}
  *     {"log":"<text>"}                        an lws error message
  *     {"stats":{"transport":"websocket","requests":1,"bytes_in":900,
  *       "bytes_out":700,"events":3,"dropped":0,"latency_ms":2,
@@ -124,6 +133,10 @@ static void on_state(void *arg, enum core_state s, unsigned retry_ms)
 {
     struct headless *h = arg;
     json_t *o = json_pack("{s:s,s:s}", "state", state_names[s], "transport", h->env.transport);
+    if (o && h->env.server)
+        json_object_set_new(o, "server", json_string(h->env.server));
+    if (o && h->env.auto_transport)
+        json_object_set_new(o, "auto", json_true());
     if (o && s == CORE_RECONNECTING)
         json_object_set_new(o, "retry_ms", json_integer(retry_ms));
     print_json(stderr, o);
@@ -162,10 +175,18 @@ static void on_notice(void *arg, const char *text, const json_t *data)
     check_drained(h);
 }
 
-void headless_set_transport(struct headless *h, const char *name)
+void headless_set_transport(struct headless *h, const char *name, int is_auto)
+{
+    if (h) {
+        h->env.transport = name;
+        h->env.auto_transport = is_auto;
+    }
+}
+
+void headless_set_server(struct headless *h, const char *url)
 {
     if (h)
-        h->env.transport = name;
+        h->env.server = url;
 }
 
 void headless_print_stats(struct headless *h)

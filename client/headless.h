@@ -14,6 +14,8 @@ struct headless_env {
     struct lws_context *ctx;
     struct lws_vhost *vhost;    /* stdin is adopted here */
     const char *transport;      /* name, for the state lines */
+    int auto_transport;         /* the app picks the transport (--transport auto) */
+    const char *server;         /* URL of the server in use, for the state lines */
     void (*quit)(void *arg, int exit_code);
     /* Carries out a parsed line other than /quit (message, /transfer, ...). */
     void (*command)(void *arg, const struct cmd *c);
@@ -27,8 +29,11 @@ struct headless;
 struct headless *headless_new(const struct headless_env *env);
 void headless_free(struct headless *h);
 /* The transport was switched: later state and stats lines carry name
- * (static storage). h may be NULL. */
-void headless_set_transport(struct headless *h, const char *name);
+ * (static storage) and, if is_auto, "auto":true. h may be NULL. */
+void headless_set_transport(struct headless *h, const char *name, int is_auto);
+/* The server in use changed: later state lines carry url (borrowed; it
+ * must outlive h). h may be NULL. */
+void headless_set_server(struct headless *h, const char *url);
 /* One {"stats":{...}} line: the cost counters at exit. */
 void headless_print_stats(struct headless *h);
 /* Errors before the core exists (startup, usage) in the same format. */

@@ -2,9 +2,13 @@
  * through struct wsi_owner; it ends (exactly once) on the first of: the
  * response completed, a connection error, the connection closing early, the
  * wsi being destroyed, or its own deadline. The user callback then runs
- * from a zero-delay lws_sul, so callers never see reentrant callbacks. */
+ * from a zero-delay lws_sul, so callers never see reentrant callbacks.
+ * Each request keeps its own destination (the http's address or the
+ * current server of the call's list, taken when it starts) and, if it had
+ * a list, tells it of a failed server just before the callback. */
 #include "http.h"
 #include "core.h"
+#include "servers.h"
 #include "wsi_owner.h"
 
 #include <jansson.h>
@@ -19,8 +23,7 @@
 
 struct http {
     struct lws_context *ctx;
-    char *host;
-    char *hostport;          /* Host: header */
+    char *host;              /* where requests without a server list go */
     int port;
     struct core *core;
     int tls;                 /* https: verified against the CA store or --ca */
@@ -32,6 +35,10 @@ struct http_req {
     struct http *h;
     struct http_req *prev, *next;
     struct lws *wsi;
+    char *host, *hostport;   /* where this request goes */
+    int port, tls;
+    struct servers *list;    /* told if srv fails */
+    const struct server *srv;
     lws_sorted_usec_list_t sul_deadline, sul_done;
     char method[8];
     char *path;
@@ -43,6 +50,7 @@ struct http_req {
     size_t rx_len, rx_cap;
     int finished, delivering;
     int tls_failed;          /* the server's certificate was refused */
+    int local_error;         /* our fault (memory, size cap), not the server's */
     char error[160];
     http_done_cb cb;
     void *arg;
@@ -72,6 +80,8 @@ static void req_free(struct http_req *r)
 {
     lws_sul_cancel(&r->sul_deadline);
     lws_sul_cancel(&r->sul_done);
+    free(r->host);
+    free(r->hostport);
     free(r->path);
     if (r->auth) {
         lws_explicit_bzero(r->auth, strlen(r->auth));
@@ -84,9 +94,17 @@ static void req_free(struct http_req *r)
     free(r);
 }
 
+/* No answer, a broken one or a 5xx: the server, not the request, failed. */
+static int server_failed(const struct http_req *r)
+{
+    return (r->error[0] && !r->local_error) || r->status >= 500;
+}
+
 static void req_deliver(lws_sorted_usec_list_t *sul)
 {
     struct http_req *r = lws_container_of(sul, struct http_req, sul_done);
+    if (r->list && server_failed(r))
+        servers_failed(r->list, r->srv);
     struct http_result res = {
         .status = r->status,
         .body = r->rx ? r->rx : "",
@@ -139,7 +157,7 @@ static void req_gone(struct wsi_owner *o, struct lws *wsi)
 static uint64_t request_bytes(const struct http_req *r)
 {
     uint64_t n = strlen(r->method) + 1 + strlen(r->path) + sizeof " HTTP/1.1\r\n" - 1;
-    n += sizeof "Host: \r\n" - 1 + strlen(r->h->hostport);
+    n += sizeof "Host: \r\n" - 1 + strlen(r->hostport);
     if (r->auth)
         n += sizeof "Authorization: \r\n" - 1 + strlen(r->auth);
     if (r->tx) {
@@ -204,6 +222,7 @@ static int append_body(struct http_req *r, const void *in, size_t len)
     if (r->h->core)
         core_count_bytes(r->h->core, len, 0);
     if (r->rx_len + len + 1 > HTTP_BODY_CAP) {
+        r->local_error = 1;
         req_finish(r, "response too large", 0);
         return -1;
     }
@@ -213,6 +232,7 @@ static int append_body(struct http_req *r, const void *in, size_t len)
             cap *= 2;
         char *p = realloc(r->rx, cap);
         if (!p) {
+            r->local_error = 1;
             req_finish(r, "out of memory", 0);
             return -1;
         }
@@ -231,10 +251,10 @@ static void connection_error(struct http_req *r, const void *in, size_t len)
     if (in && !len)
         len = strlen(in);
     /* lws reports a failed certificate check as an "SSL err" while connecting */
-    if (r->h->tls && in && memmem(in, len, "SSL", 3)) {
+    if (r->tls && in && memmem(in, len, "SSL", 3)) {
         r->tls_failed = 1;
         snprintf(why, sizeof why, "TLS handshake failed: the server's certificate is not "
-                 "trusted or not for %s (use --ca FILE for a private CA)", r->h->host);
+                 "trusted or not for %s (use --ca FILE for a private CA)", r->host);
     } else {
         snprintf(why, sizeof why, "cannot reach server: %.*s",
                  (int)(len > 100 ? 100 : len), in ? (const char *)in : "connection failed");
@@ -312,13 +332,10 @@ struct http *http_new(struct lws_context *ctx, const char *host, int port, struc
     h->port = port;
     h->core = core;
     h->host = strdup(host);
-    size_t n = strlen(host) + 16;
-    h->hostport = malloc(n);
-    if (!h->host || !h->hostport) {
+    if (!h->host) {
         http_free(h);
         return NULL;
     }
-    snprintf(h->hostport, n, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     return h;
 }
 
@@ -329,8 +346,25 @@ void http_free(struct http *h)
     while (h->reqs)
         http_cancel(h->reqs);
     free(h->host);
-    free(h->hostport);
     free(h);
+}
+
+/* The http's own address, or the current server of the call's list. */
+static int req_set_target(struct http_req *r, const struct http_call *call)
+{
+    const struct server *s = call->servers ? servers_current(call->servers) : NULL;
+    const char *host = s ? s->host : r->h->host;
+    r->port = s ? s->port : r->h->port;
+    r->tls = s ? s->tls : r->h->tls;
+    r->list = call->servers;
+    r->srv = s;
+    size_t n = strlen(host) + 16;
+    r->host = strdup(host);
+    r->hostport = malloc(n);
+    if (!r->host || !r->hostport)
+        return -1;
+    snprintf(r->hostport, n, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, r->port);
+    return 0;
 }
 
 static struct http_req *req_new(struct http *h, const struct http_call *call)
@@ -340,6 +374,10 @@ static struct http_req *req_new(struct http *h, const struct http_call *call)
         return NULL;
     r->h = h;
     r->owner.gone = req_gone;
+    if (req_set_target(r, call) < 0) {
+        req_free(r);
+        return NULL;
+    }
     snprintf(r->method, sizeof r->method, "%s", call->method);
     r->path = strdup(call->path);
     if (call->token) {
@@ -364,13 +402,13 @@ static void req_connect(struct http_req *r)
     struct lws_client_connect_info i;
     memset(&i, 0, sizeof i);
     i.context = r->h->ctx;
-    i.address = r->h->host;
-    i.port = r->h->port;
+    i.address = r->host;
+    i.port = r->port;
     i.path = r->path;
-    i.host = r->h->hostport;
+    i.host = r->hostport;
     i.method = r->method;
     i.protocol = HTTP_PROTOCOL_NAME;
-    i.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT | (r->h->tls ? LCCSCF_USE_SSL : 0);
+    i.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT | (r->tls ? LCCSCF_USE_SSL : 0);
     i.opaque_user_data = &r->owner;
     /* Errors found while connecting may already have ended the request. */
     struct lws *wsi = lws_client_connect_via_info(&i);

@@ -2,7 +2,11 @@
  * connection per request, optional JSON body and bearer token, a response
  * body cap and a deadline. Used by login/register, polling and sending.
  * Every request started ends in exactly one callback (from the event loop,
- * never from inside http_request), unless it is cancelled first. */
+ * never from inside http_request), unless it is cancelled first.
+ * A request may name a server list (servers.h): it then goes to the list's
+ * current server, and a failure of that server (no answer, a reset, a
+ * time-out, a 5xx) is reported to the list before the callback runs, so
+ * the caller's retry goes to the next server. */
 #ifndef CHAT_HTTP_H
 #define CHAT_HTTP_H
 
@@ -14,6 +18,7 @@
 struct core;
 struct http;
 struct http_req;
+struct servers;
 
 struct http_call {
     const char *method;     /* "GET" or "POST" */
@@ -21,6 +26,7 @@ struct http_call {
     const char *body;       /* JSON or NULL */
     const char *token;      /* bearer token or NULL */
     int timeout_s;          /* whole request, connect to last byte */
+    struct servers *servers;    /* NULL: the http's own host and port */
 };
 
 struct http_result {

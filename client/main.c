@@ -1,10 +1,12 @@
-/* main.c — bin/chat: command-line flags, the server URL, the password (from
- * CHAT_PASSWORD or asked on /dev/tty, never a flag), lws logging, then
- * app_run with the terminal UI or, with --headless, the line front end. Exit codes: 0 ok, 1 usage or other error, 2 authentication
- * failed, 3 server unreachable at login. */
+/* main.c — bin/chat: command-line flags, the server URL list, the password
+ * (from CHAT_PASSWORD or asked on /dev/tty, never a flag), lws logging, then
+ * app_run with the terminal UI or, with --headless, the line front end.
+ * Exit codes: 0 ok, 1 usage or other error, 2 authentication failed, 3
+ * server unreachable at login. */
 #include "app.h"
 #include "headless.h"
 #include "protocol.h"
+#include "servers.h"
 #include "transport.h"
 
 #include <fcntl.h>
@@ -19,34 +21,44 @@
 
 #define DEFAULT_SERVER   "http://127.0.0.1:8080"
 #define LONG_POLL_WAIT_S 25
+#define WS_RETRY_S       30      /* auto: long polling this long, then websocket again */
+#define WS_RETRY_MAX_S   86400
 
 struct options {
     const char *server, *user, *transport, *ca_file;
     int do_register, headless, quiet, help;
-    long interval_ms;
-    char url[512];               /* lws_parse_uri works on this copy */
-    char prefix[512];
+    long interval_ms, ws_retry_s;
+    struct servers *servers;
     char password[PROTO_PASSWORD_MAX + 2];
 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: chat --user NAME [--server URL] [--register]\n"
-        "            [--transport short-poll|long-poll|websocket] [--interval-ms N]\n"
-        "            [--quiet | --headless] [--ca FILE]\n"
-        "  --server URL       server address (default " DEFAULT_SERVER "); https:// is\n"
-        "                     verified against the system CA store or --ca\n"
+        "usage: chat --user NAME [--server URL[,URL...]] [--register]\n"
+        "            [--transport short-poll|long-poll|websocket|auto] [--interval-ms N]\n"
+        "            [--ws-retry-s N] [--quiet | --headless] [--ca FILE]\n"
+        "  --server URLS      server address (default " DEFAULT_SERVER "); https:// is\n"
+        "                     verified against the system CA store or --ca. Several\n"
+        "                     comma-separated URLs (up to %d) are tried in turn: when\n"
+        "                     one fails (login included), the client moves on to the\n"
+        "                     next, with backoff, and resumes where it left off\n"
         "  --ca FILE          trust this CA certificate (PEM), e.g. certs/ca.pem from make certs\n"
         "  --user NAME        1-32 characters of a-z 0-9 _ -\n"
         "  --register         create the account first, then log in\n"
-        "  --transport T      short-poll, long-poll or websocket (default websocket)\n"
+        "  --transport T      short-poll, long-poll, websocket or auto (default websocket);\n"
+        "                     auto uses websocket, falls back to long-poll when the\n"
+        "                     upgrade is refused (e.g. by a proxy) and tries websocket\n"
+        "                     again every --ws-retry-s seconds\n"
+        "  --ws-retry-s N     auto: seconds on long-poll before trying websocket again\n"
+        "                     (plus up to 30%% jitter), 1..%d (default %d)\n"
         "  --interval-ms N    short-poll period, 50..60000 (default 1000)\n"
         "  --quiet            no terminal bell when an alert pops up\n"
         "  --headless         no UI: lines on stdin are messages; events on stdout as JSON\n"
         "Without --headless a full-screen UI opens; /help lists its commands.\n"
         "The password comes from CHAT_PASSWORD or is asked on the terminal.\n"
-        "Exit codes: 0 ok, 1 usage/error, 2 authentication failed, 3 server unreachable.\n");
+        "Exit codes: 0 ok, 1 usage/error, 2 authentication failed, 3 server unreachable.\n",
+        SERVERS_MAX, WS_RETRY_MAX_S, WS_RETRY_S);
 }
 
 /* Errors before the core exists: JSON for tests in headless mode. */
@@ -67,6 +79,7 @@ static int parse_flags(struct options *o, int argc, char **argv)
         { "register", no_argument, NULL, 'r' },
         { "transport", required_argument, NULL, 't' },
         { "interval-ms", required_argument, NULL, 'i' },
+        { "ws-retry-s", required_argument, NULL, 'w' },
         { "headless", no_argument, NULL, 'H' },
         { "quiet", no_argument, NULL, 'q' },
         { "ca", required_argument, NULL, 'c' },
@@ -90,40 +103,35 @@ static int parse_flags(struct options *o, int argc, char **argv)
             if (*end || end == optarg)
                 o->interval_ms = -1;
             break;
+        case 'w':
+            o->ws_retry_s = strtol(optarg, &end, 10);
+            if (*end || end == optarg)
+                o->ws_retry_s = -1;
+            break;
         default: return -1;
         }
     }
     return optind == argc ? 0 : -1;
 }
 
-/* Splits --server into host, port and path prefix. */
-static const char *parse_server(struct options *o, struct app_config *cfg)
+/* Parses --server into the list of servers; NULL or why not (in err). */
+static const char *parse_servers(struct options *o, struct app_config *cfg, char *err, size_t len)
 {
-    const char *prot, *host, *path;
-    int port;
-    if (strlen(o->server) >= sizeof o->url)
-        return "server URL too long";
-    snprintf(o->url, sizeof o->url, "%s", o->server);
-    if (lws_parse_uri(o->url, &prot, &host, &port, &path))
-        return "cannot parse the server URL";
-    cfg->tls = strcmp(prot, "https") == 0;
-    if ((!cfg->tls && strcmp(prot, "http") != 0) || !*host)
-        return "the server URL must look like http[s]://HOST[:PORT][/PREFIX]";
-    if (o->ca_file && !cfg->tls)
+    if (!(o->servers = servers_parse(o->server, err, len)))
+        return err;
+    if (o->ca_file && !servers_any_tls(o->servers))
         return "--ca is for https:// servers";
+    cfg->servers = o->servers;
     cfg->ca_file = o->ca_file;
-    if (port <= 0 || port > 65535)
-        return "bad port in the server URL";
-    while (*path == '/')
-        path++;
-    snprintf(o->prefix, sizeof o->prefix, "%s%s", *path ? "/" : "", path);
-    size_t n = strlen(o->prefix);
-    while (n && o->prefix[n - 1] == '/')
-        o->prefix[--n] = '\0';
-    cfg->host = host;
-    cfg->port = port;
-    cfg->prefix = o->prefix;
     return NULL;
+}
+
+/* --transport: a name, or "auto" (which starts on the WebSocket). */
+static int parse_transport(const struct options *o, struct app_config *cfg)
+{
+    cfg->auto_transport = strcmp(o->transport, "auto") == 0;
+    cfg->transport = cfg->auto_transport ? &transport_websocket : transport_find(o->transport);
+    return cfg->transport ? 0 : -1;
 }
 
 /* Reads a line from /dev/tty with echo off. */
@@ -169,6 +177,7 @@ static int get_password(struct options *o)
 static int check_options(struct options *o, int argc, char **argv, struct app_config *cfg)
 {
     const char *err;
+    char why[300];
     if (parse_flags(o, argc, argv) < 0) {
         usage(stderr);
         return 1;
@@ -181,11 +190,13 @@ static int check_options(struct options *o, int argc, char **argv, struct app_co
         return fail(o, 1, "--user NAME is required");
     if (!proto_name_valid(o->user))
         return fail(o, 1, "user names are 1-32 characters of a-z 0-9 _ -");
-    if (!(cfg->transport = transport_find(o->transport)))
-        return fail(o, 1, "--transport must be short-poll, long-poll or websocket");
+    if (parse_transport(o, cfg) < 0)
+        return fail(o, 1, "--transport must be short-poll, long-poll, websocket or auto");
     if (o->interval_ms < 50 || o->interval_ms > 60000)
         return fail(o, 1, "--interval-ms must be between 50 and 60000");
-    if ((err = parse_server(o, cfg)))
+    if (o->ws_retry_s < 1 || o->ws_retry_s > WS_RETRY_MAX_S)
+        return fail(o, 1, "--ws-retry-s must be between 1 and 86400");
+    if ((err = parse_servers(o, cfg, why, sizeof why)))
         return fail(o, 1, err);
     if (!o->headless && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)))
         return fail(o, 1, "the UI needs a terminal on stdin and stdout; use --headless for pipes");
@@ -194,6 +205,7 @@ static int check_options(struct options *o, int argc, char **argv, struct app_co
     cfg->user = o->user;
     cfg->do_register = o->do_register;
     cfg->interval_ms = (int)o->interval_ms;
+    cfg->ws_retry_s = (int)o->ws_retry_s;
     cfg->wait_s = LONG_POLL_WAIT_S;
     return -1;
 }
@@ -215,23 +227,30 @@ static void log_emit(int level, const char *line)
     json_decref(o);
 }
 
+/* After the options: the password, then the run. */
+static int run(struct options *o, struct app_config *cfg)
+{
+    if (get_password(o) < 0)
+        return fail(o, 1, "set CHAT_PASSWORD or run on a terminal to type the password");
+    if (!proto_password_valid(o->password))
+        return fail(o, o->do_register ? 1 : 2, "passwords are 8-128 bytes");
+    cfg->password = o->password;
+    return app_run(cfg);
+}
+
 int main(int argc, char **argv)
 {
-    struct options o = { .server = DEFAULT_SERVER, .transport = "websocket", .interval_ms = 1000 };
+    struct options o = {
+        .server = DEFAULT_SERVER, .transport = "websocket", .interval_ms = 1000,
+        .ws_retry_s = WS_RETRY_S,
+    };
     struct app_config cfg;
     memset(&cfg, 0, sizeof cfg);
     lws_set_log_level(LLL_ERR, log_emit);
     int code = check_options(&o, argc, argv, &cfg);
-    if (code >= 0)
-        return code;
-    if (get_password(&o) < 0)
-        return fail(&o, 1, "set CHAT_PASSWORD or run on a terminal to type the password");
-    if (!proto_password_valid(o.password)) {
-        sodium_memzero(o.password, sizeof o.password);
-        return fail(&o, o.do_register ? 1 : 2, "passwords are 8-128 bytes");
-    }
-    cfg.password = o.password;
-    code = app_run(&cfg);
+    if (code < 0)
+        code = run(&o, &cfg);
     sodium_memzero(o.password, sizeof o.password);
+    servers_free(o.servers);
     return code;
 }

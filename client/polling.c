@@ -2,12 +2,15 @@
  * outbox, for the short- and long-poll transports. Each side has its own
  * backoff: a failed poll or send (no answer, 429, 5xx) is retried after
  * backoff_next(); the poll resumes from max(core cursor, last "next"), a send
- * repeats the same client_msg_id so the server stores it once. */
+ * repeats the same client_msg_id so the server stores it once. Requests go
+ * to the server list's current server (http.c reports a failed one to the
+ * list, so the retry goes to the next). */
 #include "polling.h"
 #include "backoff.h"
 #include "core.h"
 #include "http.h"
 #include "protocol.h"
+#include "servers.h"
 #include "transport.h"
 
 #include <inttypes.h>
@@ -145,10 +148,11 @@ static void poll_issue(struct poller *p)
      * shows without waiting out a hold on a quiet feed. */
     int wait = p->live ? p->wait_s : 0;
     snprintf(path, sizeof path, "%s/api/v1/events?after=%" PRId64 "&wait=%d&limit=%d",
-             p->env.prefix, after, wait, POLL_LIMIT);
+             servers_prefix(p->env.servers, p->env.prefix), after, wait, POLL_LIMIT);
     struct http_call call = {
         .method = "GET", .path = path, .token = p->env.token,
         .timeout_s = wait ? wait + HOLD_MARGIN_S : SHORT_TIMEOUT_S,
+        .servers = p->env.servers,
     };
     p->poll_started = lws_now_usecs();
     p->poll_req = http_request(p->env.http, &call, poll_done, p);
@@ -225,11 +229,11 @@ static void send_kick(struct poller *p)
         send_retry(p, "out of memory");
         return;
     }
-    snprintf(path, sizeof path, "%s/api/v1/messages", p->env.prefix);
+    snprintf(path, sizeof path, "%s/api/v1/messages", servers_prefix(p->env.servers, p->env.prefix));
     snprintf(p->send_id, sizeof p->send_id, "%s", m->client_msg_id);
     struct http_call call = {
         .method = "POST", .path = path, .body = body, .token = p->env.token,
-        .timeout_s = SEND_TIMEOUT_S,
+        .timeout_s = SEND_TIMEOUT_S, .servers = p->env.servers,
     };
     core_outbox_sent(p->env.core, m->client_msg_id);
     p->send_req = http_request(p->env.http, &call, send_done, p);

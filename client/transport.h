@@ -2,7 +2,10 @@
  * pointers per transport, one file each). A transport moves events from the
  * server into the core (core_deliver) and the core's outbox to the server
  * (core_ack / core_reject), reports connection state, and reconnects with
- * backoff, resuming from core_cursor(). All run in the one lws event loop. */
+ * backoff, resuming from core_cursor(). With a server list it connects to
+ * the list's current server each time and reports that server's failures
+ * to the list, so a reconnect goes to the next URL. All run in the one lws
+ * event loop. */
 #ifndef CHAT_TRANSPORT_H
 #define CHAT_TRANSPORT_H
 
@@ -10,10 +13,14 @@
 
 struct core;
 struct http;
+struct servers;
 
 /* Everything a transport needs; all pointers are borrowed and outlive it. */
 struct transport_env {
     struct lws_context *ctx;
+    /* Where to connect: the current server of servers, or if servers is
+     * NULL the fixed address below. */
+    struct servers *servers;
     const char *host;           /* server address as given, no brackets */
     int port;
     int tls;                    /* wss:// (certificate verified) */
@@ -23,6 +30,12 @@ struct transport_env {
     struct http *http;          /* for the HTTP transports */
     int interval_ms;            /* short poll period */
     int wait_s;                 /* long-poll hold asked of the server */
+    /* Optional: the WebSocket upgrade was refused (see
+     * transport_upgrade_refused). Returns 1 if the caller takes over: the
+     * transport then stops trying and waits to be replaced; 0 to keep
+     * retrying with backoff as after any failure. */
+    int (*ws_refused)(void *arg, const char *why);
+    void *hook_arg;
 };
 
 struct transport_ops {
@@ -47,5 +60,14 @@ extern const struct transport_ops transport_websocket;
 
 /* By name ("short-poll", "long-poll", "websocket"), or NULL. */
 const struct transport_ops *transport_find(const char *name);
+
+/* Does this end of a WebSocket handshake mean that something between us
+ * and the server (or the server) will not upgrade, so that HTTP polling is
+ * the way through? status: the HTTP answer, 0 if none; sent: our upgrade
+ * request had gone out (the TCP, and TLS, connection was up). Refusals: any
+ * answer other than 101 except 401 (a bad session), 408, 429 and 5xx
+ * other than 501/505 (the server is failing, not refusing), and a
+ * connection closed after the request without an answer. */
+int transport_upgrade_refused(int status, int sent);
 
 #endif

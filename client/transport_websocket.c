@@ -4,11 +4,17 @@
  * fragments up to 64 KiB; we write only from CLIENT_WRITEABLE. A lost
  * connection is retried with backoff and every unacknowledged message is
  * sent again on the new one, with its client_msg_id, for the server to
- * dedupe. Close code 4401 (bad hello) ends the client with exit code 2. */
+ * dedupe. Close code 4401 (bad hello) ends the client with exit code 2.
+ * Each attempt goes to the server list's current server; a lost connection
+ * or failed attempt moves the list on, so the retry goes to the next URL.
+ * An upgrade refused on the way (transport_upgrade_refused) is offered to
+ * env->ws_refused first: in auto mode the app then switches to long
+ * polling and this transport stops trying. */
 #include "backoff.h"
 #include "core.h"
 #include "http.h"
 #include "protocol.h"
+#include "servers.h"
 #include "transport.h"
 #include "wsi_owner.h"
 
@@ -25,10 +31,13 @@
 struct ws {
     struct transport_env env;
     struct wsi_owner owner;
+    const struct server *srv;    /* of the current attempt; NULL: env's address */
     char hostport[300];
-    char path[300];
+    char path[600];
     struct lws *wsi;
     int attempt_live;            /* a connection attempt or connection is up */
+    int handshake_sent;          /* the upgrade request went out */
+    int refused;                 /* the attempt ended as an upgrade refusal */
     lws_sorted_usec_list_t sul;  /* next attempt, or the ready deadline */
     uint16_t tries;
     unsigned conn;               /* serial of the current connection */
@@ -80,6 +89,12 @@ static void ws_lost(struct ws *t, const char *why, int closing)
         core_fatal(t->env.core, 2, "the server rejected the session token (close 4401); log in again");
         return;
     }
+    if (t->refused && t->env.ws_refused && t->env.ws_refused(t->env.hook_arg, why)) {
+        lws_sul_cancel(&t->sul);
+        return;                 /* the app replaces us */
+    }
+    if (t->env.servers)
+        servers_failed(t->env.servers, t->srv);
     if (t->tries == 0)
         core_error(t->env.core, "websocket: %s", why);
     unsigned ms = backoff_next(t->env.ctx, &t->tries);
@@ -101,22 +116,34 @@ static void ws_ready_deadline(lws_sorted_usec_list_t *sul)
     ws_lost(t, "no answer from the server", 0);
 }
 
+/* Where this attempt goes: the list's current server, or env's address. */
+static void ws_target(struct ws *t, struct lws_client_connect_info *i)
+{
+    t->srv = t->env.servers ? servers_current(t->env.servers) : NULL;
+    i->address = t->srv ? t->srv->host : t->env.host;
+    i->port = t->srv ? t->srv->port : t->env.port;
+    i->ssl_connection = (t->srv ? t->srv->tls : t->env.tls) ? LCCSCF_USE_SSL : 0;
+    snprintf(t->hostport, sizeof t->hostport, strchr(i->address, ':') ? "[%s]:%d" : "%s:%d",
+             i->address, i->port);
+    snprintf(t->path, sizeof t->path, "%s%s", servers_prefix(t->env.servers, t->env.prefix),
+             PROTO_WS_PATH);
+    i->path = t->path;
+    i->host = t->hostport;
+}
+
 static void ws_connect(lws_sorted_usec_list_t *sul)
 {
     struct ws *t = lws_container_of(sul, struct ws, sul);
     struct lws_client_connect_info i;
     memset(&i, 0, sizeof i);
     i.context = t->env.ctx;
-    i.address = t->env.host;
-    i.port = t->env.port;
-    i.path = t->path;
-    i.host = t->hostport;
+    ws_target(t, &i);
     i.protocol = PROTO_WS_SUBPROTOCOL;
     i.local_protocol_name = WS_PROTOCOL_NAME;
-    i.ssl_connection = t->env.tls ? LCCSCF_USE_SSL : 0;
     i.retry_and_idle_policy = backoff_policy();
     i.opaque_user_data = &t->owner;
     t->close_code = 0;
+    t->handshake_sent = t->refused = 0;
     t->attempt_live = 1;
     lws_sul_schedule(t->env.ctx, 0, &t->sul, ws_ready_deadline,
                      (lws_usec_t)WS_READY_TIMEOUT_S * LWS_USEC_PER_SEC);
@@ -277,6 +304,23 @@ static void ws_established(struct ws *t, struct lws *wsi)
     lws_callback_on_writable(wsi);
 }
 
+/* The attempt failed before the upgrade: an unreachable server, or an
+ * answer other than 101 (401 means the same as close 4401). */
+static void ws_connection_error(struct ws *t, struct lws *wsi, const char *in)
+{
+    char why[200];
+    int status = (int)lws_http_client_http_response(wsi);
+    if (status == 401)
+        t->close_code = WS_CLOSE_BAD_HELLO;
+    t->refused = transport_upgrade_refused(status, t->handshake_sent);
+    if (status)
+        snprintf(why, sizeof why, "upgrade refused with HTTP %d", status);
+    else
+        snprintf(why, sizeof why, "cannot connect: %s%s", in ? in : "unknown error",
+                 t->handshake_sent ? " (closed during the handshake)" : "");
+    ws_lost(t, why, 1);
+}
+
 static void ws_peer_close(struct ws *t, const unsigned char *in, size_t len)
 {
     if (in && len >= 2)
@@ -295,10 +339,10 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason,
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         wsi_owner_release(wsi);     /* may precede t->wsi being set */
-        if (lws_http_client_http_response(wsi) == 401)
-            t->close_code = WS_CLOSE_BAD_HELLO;     /* same meaning */
-        snprintf(why, sizeof why, "cannot connect: %s", in ? (const char *)in : "unknown error");
-        ws_lost(t, why, 1);
+        ws_connection_error(t, wsi, in);
+        return 0;
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        t->handshake_sent = 1;      /* connected; the upgrade request goes out */
         return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         ws_established(t, wsi);
@@ -340,9 +384,6 @@ static void *ws_create(const struct transport_env *env)
         return NULL;
     t->env = *env;
     t->owner.gone = ws_gone;
-    snprintf(t->hostport, sizeof t->hostport, strchr(env->host, ':') ? "[%s]:%d" : "%s:%d",
-             env->host, env->port);
-    snprintf(t->path, sizeof t->path, "%s%s", env->prefix, PROTO_WS_PATH);
     return t;
 }
 

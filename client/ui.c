@@ -45,7 +45,7 @@ struct ui {
     struct ui_editor ed;
     struct ui_layout layout;
     int colors;
-    char transport[16];
+    char transport[32];
 
     enum core_state state;
     int64_t retry_at;            /* monotonic ms of the next attempt */
@@ -96,7 +96,8 @@ static void render_now(struct ui *u)
     int64_t left = u->retry_at - mono_ms();
     struct ui_view v = {
         .layout = &u->layout, .model = &u->model, .editor = &u->ed,
-        .user = u->env.user, .transport = u->transport, .room = PROTO_DEFAULT_ROOM,
+        .user = u->env.user, .transport = u->transport, .server = u->env.server,
+        .room = PROTO_DEFAULT_ROOM,
         .logging_in = !u->started, .state = u->state, .retry_ms = left > 0 ? left : 0, .quitting = u->quitting,
         .outbox = core_outbox_len(u->env.core), .stats = &st,
         .scroll = u->scroll, .new_below = u->scroll ? u->model.chat.added - u->added_at_scroll : 0,
@@ -476,6 +477,14 @@ void ui_set_transport(struct ui *u, const char *name)
     if (!u)
         return;
     snprintf(u->transport, sizeof u->transport, "%s", name);
+    schedule_frame(u);
+}
+
+void ui_set_server(struct ui *u, const char *url)
+{
+    if (!u || !u->env.server)
+        return;
+    u->env.server = url;
     schedule_frame(u);
 }
 

@@ -19,7 +19,8 @@ struct ui_env {
     struct lws_context *ctx;
     struct lws_vhost *vhost;    /* the terminal is adopted here */
     const char *user;
-    const char *transport;      /* name shown in the status bar */
+    const char *transport;      /* name shown in the status bar (copied) */
+    const char *server;         /* URL shown in the status bar, or NULL (borrowed) */
     int quiet;                  /* no bell on alerts */
     void (*quit)(void *arg, int exit_code);
     /* Carries out a parsed line other than /quit and /help. */
@@ -36,8 +37,11 @@ struct ui *ui_new(const struct ui_env *env);
 /* Gives the terminal back; then, if logged in, prints the cost counters
  * and, when exit_code is not 0, the last error, on stderr. */
 void ui_free(struct ui *u, int exit_code);
-/* The transport was switched. */
+/* The transport was switched: name is copied ("long-poll", "auto: long-poll"). */
 void ui_set_transport(struct ui *u, const char *name);
+/* The server in use changed (url borrowed; it must outlive u). Shown only
+ * if the UI was started with a server. u may be NULL. */
+void ui_set_server(struct ui *u, const char *url);
 /* The terminal changed size (SIGWINCH). */
 void ui_resize(struct ui *u);
 

@@ -18,6 +18,7 @@ enum {
 #define NAME_COLORS 4
 #define TIME_W      6            /* "HH:MM " */
 #define POPUP_TEXT_W 46
+#define SERVER_SHOWN_MAX 60      /* bytes of the server URL in the status bar */
 
 static int use_colors;
 
@@ -240,7 +241,7 @@ static void draw_title(const struct ui_rect *r, const char *left, const char *ri
 
 static void draw_status(const struct ui_view *v, const struct ui_rect *r)
 {
-    char state[64], left[256], right[128] = "";
+    char state[64], left[256], right[SERVER_SHOWN_MAX + 64] = "", where[SERVER_SHOWN_MAX + 8] = "";
     if (!r->h)
         return;
     fill(r->y, r->x, r->w, A_REVERSE);
@@ -258,12 +259,14 @@ static void draw_status(const struct ui_view *v, const struct ui_rect *r)
     char padded[80];
     snprintf(padded, sizeof padded, " %s ", state);
     x += put_s(r->y, x, end - x, padded, sa | A_BOLD);
+    if (v->server)
+        snprintf(where, sizeof where, "%.*s · ", SERVER_SHOWN_MAX, v->server);
     if (v->quitting)
-        snprintf(right, sizeof right, "leaving: sending %zu queued… ", v->outbox);
+        snprintf(right, sizeof right, "%sleaving: sending %zu queued… ", where, v->outbox);
     else if (v->outbox)
-        snprintf(right, sizeof right, "sending %zu… ", v->outbox);
+        snprintf(right, sizeof right, "%ssending %zu… ", where, v->outbox);
     else
-        snprintf(right, sizeof right, "/help · PgUp/PgDn ");
+        snprintf(right, sizeof right, "%s/help · PgUp/PgDn ", where);
     int w = width_s(right);
     if (x + 1 + w <= end)
         put_s(r->y, end - w, w, right, A_REVERSE);

@@ -19,6 +19,7 @@ struct ui_view {
     const struct ui_model *model;
     struct ui_editor *editor;
     const char *user, *transport, *room;
+    const char *server;          /* shown on the right if not NULL */
     int logging_in;              /* no transport yet */
     enum core_state state;
     int64_t retry_ms;            /* CORE_RECONNECTING: time left */

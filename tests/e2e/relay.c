@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,6 +30,8 @@ struct rconn {
     char up[RELAY_BUF], down[RELAY_BUF];
     size_t up_off, up_len, down_off, down_len;
     long budget;                  /* bytes still allowed towards the client; -1 unlimited */
+    int inspect;                  /* refusing upgrades (relay_upgrade_mode): the
+                                     request head is not read yet */
 };
 
 struct relay {
@@ -48,6 +51,7 @@ struct relay {
     int arm_req;                  /* 1 arm, -1 disarm, 0 nothing */
     long arm_bytes;
     int arm_cuts;
+    int refuse_ws;                /* relay_upgrade_mode for new connections */
 
     /* thread state */
     int armed;
@@ -84,7 +88,7 @@ static void conn_close(struct relay *r, int i, int rst, int on_purpose)
     pthread_mutex_unlock(&r->mu);
 }
 
-static void accept_one(struct relay *r, int target)
+static void accept_one(struct relay *r, int target, int refuse_ws)
 {
     int cfd = accept4(r->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0)
@@ -121,6 +125,7 @@ static void accept_one(struct relay *r, int target)
     c->sfd = sfd;
     c->connecting = rc < 0;
     c->budget = r->armed ? r->armed_bytes : -1;
+    c->inspect = refuse_ws;
     r->conns[slot] = c;
     pthread_mutex_lock(&r->mu);
     r->st.accepted++;
@@ -140,6 +145,50 @@ static void budget_cut(struct relay *r, int i)
     }
 }
 
+/* Does the request head ask for a WebSocket ("Upgrade: websocket")? */
+static int wants_websocket(const char *head, size_t len)
+{
+    const char *p = head, *end = head + len;
+    while (p < end) {
+        const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+        size_t n = eol ? (size_t)(eol - p) : (size_t)(end - p);
+        if (n > 8 && strncasecmp(p, "upgrade:", 8) == 0) {
+            char value[128];
+            snprintf(value, sizeof value, "%.*s", (int)(n - 8), p + 8);
+            if (strcasestr(value, "websocket"))
+                return 1;
+        }
+        p += n + 2;
+    }
+    return 0;
+}
+
+/* Refusing upgrades: connection i is holding back its request until the
+ * head is complete. Returns 1 if the connection was refused and closed. */
+static int inspect_head(struct relay *r, int i)
+{
+    static const char forbidden[] =
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 28\r\n"
+        "Connection: close\r\n\r\nWebSockets are not allowed.\n";
+    struct rconn *c = r->conns[i];
+    const char *end = memmem(c->up, c->up_len, "\r\n\r\n", 4);
+    if (!end && c->up_len < sizeof c->up && !c->c_eof)
+        return 0;                 /* more to come */
+    int mode = c->inspect;
+    c->inspect = 0;
+    if (!wants_websocket(c->up, end ? (size_t)(end - c->up) : c->up_len))
+        return 0;                 /* an ordinary request: forward it */
+    if (mode == RELAY_UPGRADES_403 && send(c->cfd, forbidden, sizeof forbidden - 1, MSG_NOSIGNAL) < 0) {
+        /* the client is gone already: nothing to tell it */
+    }
+    shutdown(c->cfd, SHUT_WR);
+    conn_close(r, i, 0, 0);
+    pthread_mutex_lock(&r->mu);
+    r->st.refused++;
+    pthread_mutex_unlock(&r->mu);
+    return 1;
+}
+
 /* Moves bytes for connection i as far as the sockets allow. */
 static void conn_service(struct relay *r, int i, short crev, short srev, int stall)
 {
@@ -157,12 +206,13 @@ static void conn_service(struct relay *r, int i, short crev, short srev, int sta
         }
         c->connecting = 0;
     }
-    /* client -> server */
-    if (!c->c_eof && c->up_len == 0 && (crev & (POLLIN | POLLHUP | POLLERR))) {
-        ssize_t k = recv(c->cfd, c->up, sizeof c->up, 0);
+    /* client -> server; while inspecting, the head accumulates in up */
+    if (!c->c_eof && (c->inspect ? c->up_len < sizeof c->up : c->up_len == 0) &&
+        (crev & (POLLIN | POLLHUP | POLLERR))) {
+        ssize_t k = recv(c->cfd, c->up + c->up_len, sizeof c->up - c->up_len, 0);
         if (k > 0) {
             c->up_off = 0;
-            c->up_len = (size_t)k;
+            c->up_len += (size_t)k;
         } else if (k == 0) {
             c->c_eof = 1;
         } else if (errno != EAGAIN && errno != EINTR) {
@@ -170,7 +220,9 @@ static void conn_service(struct relay *r, int i, short crev, short srev, int sta
             return;
         }
     }
-    if (c->up_len) {
+    if (c->inspect && inspect_head(r, i))
+        return;
+    if (c->up_len && !c->inspect) {
         ssize_t k = send(c->sfd, c->up + c->up_off, c->up_len, MSG_NOSIGNAL);
         if (k > 0) {
             c->up_off += (size_t)k;
@@ -183,7 +235,7 @@ static void conn_service(struct relay *r, int i, short crev, short srev, int sta
             return;
         }
     }
-    if (c->c_eof && !c->up_len && !c->s_shut) {
+    if (c->c_eof && !c->up_len && !c->inspect && !c->s_shut) {
         shutdown(c->sfd, SHUT_WR);
         c->s_shut = 1;
     }
@@ -236,7 +288,7 @@ static void conn_service(struct relay *r, int i, short crev, short srev, int sta
 }
 
 /* Applies pending requests; returns 0 to stop the thread. */
-static int take_requests(struct relay *r, int *target, int *stall)
+static int take_requests(struct relay *r, int *target, int *stall, int *refuse_ws)
 {
     pthread_mutex_lock(&r->mu);
     if (r->cut_all) {
@@ -267,6 +319,7 @@ static int take_requests(struct relay *r, int *target, int *stall)
     r->arm_req = 0;
     *target = r->target;
     *stall = r->stall;
+    *refuse_ws = r->refuse_ws;
     int go = !r->stop;
     r->done_seq = r->req_seq;
     pthread_cond_broadcast(&r->cv);
@@ -278,8 +331,8 @@ static void *relay_main(void *arg)
 {
     struct relay *r = arg;
     struct pollfd pf[2 + 2 * RELAY_MAX_CONNS];
-    int target, stall;
-    while (take_requests(r, &target, &stall)) {
+    int target, stall, refuse_ws;
+    while (take_requests(r, &target, &stall, &refuse_ws)) {
         int n = 0;
         pf[n++] = (struct pollfd){ r->wake[0], POLLIN, 0 };
         int all = stall == RELAY_STALL, down = stall == RELAY_FLOW;
@@ -291,10 +344,11 @@ static void *relay_main(void *arg)
                 if (c->connecting) {
                     se = POLLOUT;
                 } else {
-                    if (!c->c_eof && !c->up_len) ce |= POLLIN;
+                    if (!c->c_eof && (c->inspect ? c->up_len < sizeof c->up : !c->up_len))
+                        ce |= POLLIN;
                     if (down && c->down_len) ce |= POLLOUT;
                     if (down && !c->s_eof && !c->down_len) se |= POLLIN;
-                    if (c->up_len) se |= POLLOUT;
+                    if (c->up_len && !c->inspect) se |= POLLOUT;
                 }
             }
             /* fd -1 is ignored by poll: a stalled or idle side costs nothing */
@@ -310,7 +364,7 @@ static void *relay_main(void *arg)
                 ;
         }
         if (pf[1].revents & POLLIN)
-            accept_one(r, target);
+            accept_one(r, target, refuse_ws);
         for (int i = 0; i < RELAY_MAX_CONNS; i++) {
             short crev = pf[2 + 2 * i].revents, srev = pf[3 + 2 * i].revents;
             if (r->conns[i] && (crev || srev))
@@ -403,6 +457,14 @@ void relay_stall(struct relay *r, enum relay_stall_mode mode)
 {
     pthread_mutex_lock(&r->mu);
     r->stall = (int)mode;
+    request(r);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void relay_refuse_upgrades(struct relay *r, enum relay_upgrade_mode mode)
+{
+    pthread_mutex_lock(&r->mu);
+    r->refuse_ws = (int)mode;
     request(r);
     pthread_mutex_unlock(&r->mu);
 }

@@ -3,7 +3,8 @@
  * forwards every connection to 127.0.0.1:target, byte for byte, until told to
  * cut connections (at once, or after N more bytes towards the client, i.e. in
  * the middle of a response) or to stall (stop forwarding and accepting, so
- * bytes pile up in the kernel, as behind a dead gateway).
+ * bytes pile up in the kernel, as behind a dead gateway), or to refuse
+ * WebSocket upgrades like a proxy that does not do WebSockets.
  *
  * It runs in its own thread with its own poll loop, so it keeps forwarding
  * while the test waits on child processes. Every control call takes effect
@@ -19,6 +20,7 @@ struct relay_stats {
     long open;          /* connections open now */
     long long up;       /* bytes forwarded client -> server */
     long long down;     /* bytes forwarded server -> client */
+    long refused;       /* WebSocket upgrades answered 403 */
 };
 
 /* Listens on a free port; fails the test (cmocka) if it cannot. */
@@ -47,6 +49,18 @@ enum relay_stall_mode {
                             back: answers pile up as behind a stuck gateway */
 };
 void relay_stall(struct relay *r, enum relay_stall_mode mode);
+
+enum relay_upgrade_mode {
+    RELAY_UPGRADES_PASS = 0,   /* relay them like anything else */
+    RELAY_UPGRADES_403,        /* answer "HTTP/1.1 403 Forbidden", then close */
+    RELAY_UPGRADES_CLOSE,      /* close the connection without an answer */
+};
+/* Refusing (403 or CLOSE): every connection accepted from now on has the
+ * head of its first request read before anything is forwarded; if it has
+ * an "Upgrade: websocket" header the relay refuses it, as a proxy without
+ * WebSocket support does; any other request is forwarded as usual. PASS:
+ * connections accepted later are relayed untouched again. */
+void relay_refuse_upgrades(struct relay *r, enum relay_upgrade_mode mode);
 
 void relay_get_stats(struct relay *r, struct relay_stats *st);
 /* Closes everything, joins the thread, frees r. NULL is a no-op. */
