@@ -3,7 +3,7 @@
 # once as a normal build and once under AddressSanitizer + UBSan.
 
 CC      ?= cc
-PKGS    := libwebsockets jansson sqlite3 libsodium
+PKGS    := libwebsockets jansson sqlite3 libsodium libpq
 SAN     ?= 0
 
 ifeq ($(SAN),1)
@@ -61,6 +61,12 @@ $(OUT)/gen/migrations.h: $(MIGRATIONS) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-sql.sh $(MIGRATIONS) > $@
 $(OUT)/obj/server/store_sqlite.o: $(OUT)/gen/migrations.h
+# The PostgreSQL schema (db/pg) likewise, for server/store_pg.c.
+PG_MIGRATIONS := $(sort $(wildcard db/pg/*.sql))
+$(OUT)/gen/pg_migrations.h: $(PG_MIGRATIONS) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-sql.sh -n PG_MIGRATIONS $(PG_MIGRATIONS) > $@.tmp && mv $@.tmp $@
+$(OUT)/obj/server/store_pg.o: $(OUT)/gen/pg_migrations.h
 
 $(LIB_SHARED): $(call obj,$(SHARED_SRC))
 $(LIB_SERVER): $(call obj,$(SERVER_SRC))
@@ -94,6 +100,13 @@ test-e2e: all $(E2E_BINS)
 test-ui: all $(UI_BINS)
 	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat scripts/run-tests.sh $(UI_BINS)
 check: test-unit test-e2e test-ui
+
+# The store tests on PostgreSQL, against a throwaway cluster (scripts/with-pg.sh
+# exports its URL as CHAT_TEST_PG). CHAT_TEST_PG_REQUIRED makes a missing
+# CHAT_TEST_PG a failure there instead of a skip.
+.PHONY: test-unit-pg
+test-unit-pg: $(OUT)/tests/test_store $(OUT)/tests/test_store_pg
+	@CHAT_TEST_PG_REQUIRED=1 scripts/with-pg.sh scripts/run-tests.sh $^
 
 # The chat end-to-end run with every chatd and chat process under valgrind;
 # a leak or memory error makes the process, and so the test, fail.

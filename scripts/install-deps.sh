@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages the project needs, only those that are missing.
 set -eu
-PKGS="build-essential pkg-config libwebsockets-dev libsqlite3-dev libjansson-dev
+# libwebsockets-evlib-uv + libuv1-dev: chatd runs lws on a libuv (epoll) loop
+PKGS="build-essential pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libsqlite3-dev libjansson-dev
 libsodium-dev libcmocka-dev libncurses-dev sqlite3 tmux clang libclang-rt-14-dev openssl
-gnuplot-nox"
+gnuplot-nox postgresql libpq-dev haproxy"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -4,8 +4,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
-extern const struct store_ops store_pg_ops __attribute__((weak)); /* TEMPWEAK until store_pg.c lands */
 
 struct store {
     const struct store_ops *ops;
@@ -60,11 +58,6 @@ struct store *store_open(const char *location, char *err, size_t errlen)
         return NULL;
     int pg = !strncmp(location, "postgresql://", 13) || !strncmp(location, "postgres://", 11);
     st->ops = pg ? &store_pg_ops : &store_sqlite_ops;
-    if (!st->ops) {   /* TEMPWEAK */
-        snprintf(err, errlen, "built without PostgreSQL");
-        free(st);
-        return NULL;
-    }
     st->impl = st->ops->open(location, err, errlen);
     if (!st->impl) {
         free(st);

@@ -25,6 +25,7 @@ enum stmt_id {
     Q_EVENT_INSERT,
     Q_EVENT_EXISTING,
     Q_EVENTS_AFTER,
+    Q_EVENTS_ALL_AFTER,
     Q_LAST_EVENT_ID,
     Q_ACCOUNT_CREATE,
     Q_ACCOUNT_BALANCE,
@@ -35,6 +36,7 @@ enum stmt_id {
     Q_TRANSFER_GET,
     Q_TRANSFER_SET_STATUS,
     Q_TRANSFERS_UNFINISHED,
+    Q_TRANSFERS_STALE,
     Q_COUNT
 };
 
@@ -64,12 +66,15 @@ static const char *const SQL[Q_COUNT] = {
     /* Two ordered ranges of index events_feed, merged (no sort, LIMIT stops
      * early); a single "IS NULL OR =" would sort every match in a temp b-tree. */
     [Q_EVENTS_AFTER] =
-        "SELECT id, ts_ms, type, payload FROM events"
+        "SELECT id, ts_ms, recipient_id, type, payload FROM events"
         " WHERE recipient_id IS NULL AND id > ?1"
         " UNION ALL"
-        " SELECT id, ts_ms, type, payload FROM events"
+        " SELECT id, ts_ms, recipient_id, type, payload FROM events"
         " WHERE recipient_id = ?2 AND id > ?1"
         " ORDER BY 1 LIMIT ?3",
+    [Q_EVENTS_ALL_AFTER] =
+        "SELECT id, ts_ms, recipient_id, type, payload FROM events"
+        " WHERE id > ?1 ORDER BY id LIMIT ?2",
     [Q_LAST_EVENT_ID] =
         "SELECT COALESCE(MAX(id), 0) FROM events",
     [Q_ACCOUNT_CREATE] =
@@ -99,6 +104,9 @@ static const char *const SQL[Q_COUNT] = {
         "UPDATE transfers SET status = ?2, reason = ?3, updated_ms = ?4 WHERE id = ?1",
     [Q_TRANSFERS_UNFINISHED] =
         "SELECT id FROM transfers WHERE status IN ('pending', 'processing') ORDER BY id",
+    [Q_TRANSFERS_STALE] =
+        "SELECT id FROM transfers WHERE status IN ('pending', 'processing')"
+        " AND updated_ms < ?1 ORDER BY id",
 };
 
 struct sq {
@@ -486,6 +494,28 @@ static int sq_event_append(void *impl, const struct store_new_event *ev,
     return rc;
 }
 
+/* Steps st, calling cb for each row (id, ts_ms, recipient_id, type,
+ * payload) until it asks to stop; resets st. A NULL recipient reads as 0. */
+static int emit_events(struct sq *s, sqlite3_stmt *st, store_event_cb cb, void *arg,
+                       const char *what)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_event e = {
+            .id = sqlite3_column_int64(st, 0),
+            .ts_ms = sqlite3_column_int64(st, 1),
+            .recipient_id = sqlite3_column_int64(st, 2),
+            .type = (const char *)sqlite3_column_text(st, 3),
+            .payload = (const char *)sqlite3_column_text(st, 4),
+        };
+        if (cb(arg, &e))
+            break;
+    }
+    rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? STORE_OK : fail(s, what);
+    done(st);
+    return rc;
+}
+
 static int sq_events_after(void *impl, int64_t user_id, int64_t after, int limit,
                            store_event_cb cb, void *arg)
 {
@@ -494,20 +524,17 @@ static int sq_events_after(void *impl, int64_t user_id, int64_t after, int limit
     sqlite3_bind_int64(st, 1, after);
     sqlite3_bind_int64(st, 2, user_id);
     sqlite3_bind_int(st, 3, limit < 1 ? 1 : limit);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_event e = {
-            .id = sqlite3_column_int64(st, 0),
-            .ts_ms = sqlite3_column_int64(st, 1),
-            .type = (const char *)sqlite3_column_text(st, 2),
-            .payload = (const char *)sqlite3_column_text(st, 3),
-        };
-        if (cb(arg, &e))
-            break;
-    }
-    rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? STORE_OK : fail(s, "events_after");
-    done(st);
-    return rc;
+    return emit_events(s, st, cb, arg, "events_after");
+}
+
+static int sq_events_all_after(void *impl, int64_t after, int limit,
+                               store_event_cb cb, void *arg)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = s->q[Q_EVENTS_ALL_AFTER];
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int(st, 2, limit < 1 ? 1 : limit);
+    return emit_events(s, st, cb, arg, "events_all_after");
 }
 
 static int sq_last_event_id(void *impl, int64_t *id)
@@ -664,16 +691,31 @@ static int sq_transfer_set_status(void *impl, int64_t id, const char *status,
     return rc;
 }
 
-static int sq_transfers_unfinished(void *impl, void (*cb)(void *arg, int64_t id), void *arg)
+/* Steps st, calling cb with column 0 of each row; resets st. */
+static int each_id(struct sq *s, sqlite3_stmt *st, const char *what,
+                   void (*cb)(void *arg, int64_t id), void *arg)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = s->q[Q_TRANSFERS_UNFINISHED];
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         cb(arg, sqlite3_column_int64(st, 0));
-    rc = rc == SQLITE_DONE ? STORE_OK : fail(s, "transfers_unfinished");
+    rc = rc == SQLITE_DONE ? STORE_OK : fail(s, what);
     done(st);
     return rc;
+}
+
+static int sq_transfers_unfinished(void *impl, void (*cb)(void *arg, int64_t id), void *arg)
+{
+    struct sq *s = impl;
+    return each_id(s, s->q[Q_TRANSFERS_UNFINISHED], "transfers_unfinished", cb, arg);
+}
+
+static int sq_transfers_stale(void *impl, int64_t before_ms,
+                              void (*cb)(void *arg, int64_t id), void *arg)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = s->q[Q_TRANSFERS_STALE];
+    sqlite3_bind_int64(st, 1, before_ms);
+    return each_id(s, st, "transfers_stale", cb, arg);
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -689,6 +731,10 @@ const struct store_ops store_sqlite_ops = {
     .event_append = sq_event_append,
     .events_after = sq_events_after,
     .last_event_id = sq_last_event_id,
+    .events_all_after = sq_events_all_after,
+    .shared = 0,                /* one process owns the file */
+    .notify_fd = NULL,          /* nothing else writes: nothing to hear */
+    .notify_drain = NULL,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
@@ -698,4 +744,6 @@ const struct store_ops store_sqlite_ops = {
     .transfer_get = sq_transfer_get,
     .transfer_set_status = sq_transfer_set_status,
     .transfers_unfinished = sq_transfers_unfinished,
+    .transfer_lock = NULL,      /* a single writer: nothing to lock */
+    .transfers_stale = sq_transfers_stale,
 };

@@ -1,12 +1,17 @@
-/* test_store.c — unit tests of the store API on the SQLite backend: users,
- * sessions, event append/dedupe, feed filtering and paging, and persistence
- * of an on-disk database across reopen. */
+/* test_store.c — unit tests of the store API that every backend must pass
+ * (users, sessions, event append/dedupe, feed filtering and paging, reading
+ * every recipient's events, the bank's moves and transfers), run on SQLite
+ * and, when CHAT_TEST_PG holds a PostgreSQL URL (scripts/with-pg.sh), on a
+ * fresh database of that cluster per test; plus SQLite's own: persistence
+ * of an on-disk database across reopen. PostgreSQL's concurrency tests are
+ * in test_store_pg.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +22,10 @@
 
 #define NOW 1700000000000LL
 
-static int setup(void **state)
+static int open_at(void **state, const char *location)
 {
     char err[256] = "";
-    struct store *st = store_open(":memory:", err, sizeof err);
+    struct store *st = store_open(location, err, sizeof err);
     if (!st) {
         fprintf(stderr, "store_open: %s\n", err);
         return -1;
@@ -29,10 +34,71 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup(void **state)
+{
+    return open_at(state, ":memory:");
+}
+
 static int teardown(void **state)
 {
     store_free(*state);
     return 0;
+}
+
+/* ---- PostgreSQL: a fresh database per test ---- */
+
+static char pg_db[64];          /* the running test's database */
+
+/* CREATE or DROP DATABASE (which cannot be prepared) on the cluster. */
+static int pg_admin(const char *verb, const char *db, const char *suffix)
+{
+    PGconn *c = PQconnectdb(getenv("CHAT_TEST_PG"));
+    char *ident = PQstatus(c) == CONNECTION_OK ? PQescapeIdentifier(c, db, strlen(db)) : NULL;
+    char sql[256];
+    snprintf(sql, sizeof sql, "%s DATABASE %s%s", verb, ident ? ident : "?", suffix);
+    PGresult *r = ident ? PQexec(c, sql) : NULL;
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfreemem(ident);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+/* The CHAT_TEST_PG URL with its database replaced by db. */
+static void pg_url(const char *db, char *out, size_t len)
+{
+    const char *base = getenv("CHAT_TEST_PG");
+    const char *auth = strstr(base, "://");
+    auth = auth ? auth + 3 : base;
+    size_t host = strcspn(auth, "/?");
+    const char *query = strchr(auth + host, '?');
+    snprintf(out, len, "%.*s/%s%s", (int)(auth + host - base), base, db, query ? query : "");
+}
+
+static int setup_pg(void **state)
+{
+    static int n;
+    if (!getenv("CHAT_TEST_PG") || !*getenv("CHAT_TEST_PG")) {
+        fprintf(stderr, "CHAT_TEST_PG is not set: no PostgreSQL to test (make test-unit-pg)\n");
+        return -1;
+    }
+    snprintf(pg_db, sizeof pg_db, "chat_test_%d_%d", (int)getpid(), ++n);
+    char url[512];
+    pg_url(pg_db, url, sizeof url);
+    if (pg_admin("CREATE", pg_db, ""))
+        return -1;
+    if (open_at(state, url) == 0)
+        return 0;
+    pg_admin("DROP", pg_db, " WITH (FORCE)");
+    return -1;
+}
+
+static int teardown_pg(void **state)
+{
+    store_free(*state);
+    return pg_admin("DROP", pg_db, " WITH (FORCE)");
 }
 
 static int64_t mkuser(struct store *st, const char *name)
@@ -64,6 +130,7 @@ struct seen {
     int n;
     int stop_after;             /* 0: never stop */
     int64_t ids[32];
+    int64_t rcpt[32];
     char payload[32][64];
     char type[32][16];
 };
@@ -73,6 +140,7 @@ static int collect(void *arg, const struct store_event *ev)
     struct seen *s = arg;
     if (s->n < 32) {
         s->ids[s->n] = ev->id;
+        s->rcpt[s->n] = ev->recipient_id;
         snprintf(s->payload[s->n], sizeof s->payload[0], "%s", ev->payload);
         snprintf(s->type[s->n], sizeof s->type[0], "%s", ev->type);
     }
@@ -85,6 +153,27 @@ static struct seen feed(struct store *st, int64_t user, int64_t after, int limit
     struct seen s = {0};
     assert_int_equal(store_events_after(st, user, after, limit, collect, &s), STORE_OK);
     return s;
+}
+
+/* Every recipient's events after `after`. */
+static struct seen all_after(struct store *st, int64_t after, int limit)
+{
+    struct seen s = {0};
+    assert_int_equal(store_events_all_after(st, after, limit, collect, &s), STORE_OK);
+    return s;
+}
+
+struct ids {
+    int n;
+    int64_t v[16];
+};
+
+static void collect_id(void *arg, int64_t id)
+{
+    struct ids *l = arg;
+    if (l->n < 16)
+        l->v[l->n] = id;
+    l->n++;
 }
 
 static void test_user_create_get(void **state)
@@ -280,6 +369,200 @@ static void test_after_limit_stop(void **state)
     assert_int_equal(last, id[5]);
 }
 
+/* Events carry their recipient (0 = everyone), and events_all_after reads
+ * every user's events in id order. */
+static void test_recipients_and_all_after(void **state)
+{
+    struct store *st = *state;
+    int64_t a = mkuser(st, "alice"), b = mkuser(st, "bob");
+    int64_t e1 = append(st, a, 0, NULL, "{\"n\":1}");
+    int64_t e2 = append(st, 0, b, NULL, "{\"to\":\"bob\"}");
+    int64_t e3 = append(st, b, a, "m-1", "{\"to\":\"alice\"}");
+
+    struct seen s = feed(st, b, 0, 100);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.rcpt[0], 0);
+    assert_int_equal(s.ids[1], e2);
+    assert_int_equal(s.rcpt[1], b);
+
+    s = all_after(st, 0, 100);
+    assert_int_equal(s.n, 3);
+    int64_t want[] = {e1, e2, e3}, rcpt[] = {0, b, a};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(s.ids[i], want[i]);
+        assert_int_equal(s.rcpt[i], rcpt[i]);
+    }
+    assert_string_equal(s.payload[2], "{\"to\":\"alice\"}");
+    assert_string_equal(s.type[1], "chat");
+
+    s = all_after(st, e1, 1);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.ids[0], e2);
+    assert_int_equal(all_after(st, 0, 0).n, 1);
+    assert_int_equal(all_after(st, e3, 100).n, 0);
+    struct seen stop = {.stop_after = 2};
+    assert_int_equal(store_events_all_after(st, 0, 100, collect, &stop), STORE_OK);
+    assert_int_equal(stop.n, 2);
+}
+
+static int64_t balance(struct store *st, int64_t user)
+{
+    int64_t cents = -1;
+    assert_int_equal(store_account_balance(st, user, &cents), STORE_OK);
+    return cents;
+}
+
+/* An overdraft is refused without spoiling the transaction around it. */
+static void test_account_move(void **state)
+{
+    struct store *st = *state;
+    const int64_t open = STORE_OPENING_BALANCE_CENTS;
+    int64_t a = mkuser(st, "alice"), b = mkuser(st, "bob"), cents;
+    assert_int_equal(balance(st, a), open);
+    assert_int_equal(store_account_balance(st, 9999, &cents), STORE_NOT_FOUND);
+
+    assert_int_equal(store_begin(st), STORE_OK);
+    assert_int_equal(store_account_move(st, a, -(open + 1), 0, NOW, "too much"), STORE_CONSTRAINT);
+    assert_int_equal(balance(st, a), open);
+    assert_int_equal(store_account_move(st, 9999, 1, 0, NOW, "nobody"), STORE_NOT_FOUND);
+    assert_int_equal(store_account_move(st, a, -300, 0, NOW, "out"), STORE_OK);
+    assert_int_equal(store_account_move(st, b, 300, 0, NOW, "in"), STORE_OK);
+    append(st, 0, a, NULL, "{}");
+    assert_int_equal(store_commit(st), STORE_OK);
+    assert_int_equal(balance(st, a), open - 300);
+    assert_int_equal(balance(st, b), open + 300);
+    assert_int_equal(store_account_move(st, a, -(open - 300), 0, NOW, "all"), STORE_OK);
+    assert_int_equal(balance(st, a), 0);
+
+    /* A rollback undoes the moves and the events. */
+    int64_t last = 0, after = 0;
+    assert_int_equal(store_last_event_id(st, &last), STORE_OK);
+    assert_int_equal(store_begin(st), STORE_OK);
+    assert_int_equal(store_account_move(st, b, -100, 0, NOW, "undone"), STORE_OK);
+    append(st, 0, b, NULL, "{}");
+    store_rollback(st);
+    assert_int_equal(balance(st, b), open + 300);
+    assert_int_equal(store_last_event_id(st, &after), STORE_OK);
+    assert_int_equal(after, last);
+}
+
+static struct ids unfinished(struct store *st)
+{
+    struct ids l = {0};
+    assert_int_equal(store_transfers_unfinished(st, collect_id, &l), STORE_OK);
+    return l;
+}
+
+static struct ids stale(struct store *st, int64_t before_ms)
+{
+    struct ids l = {0};
+    assert_int_equal(store_transfers_stale(st, before_ms, collect_id, &l), STORE_OK);
+    return l;
+}
+
+/* Two transfers from alice to bob (t[0] at NOW, t[1] at NOW + 10), the
+ * first one inserted twice under its key inside a transaction. */
+static void two_transfers(struct store *st, int64_t *a, int64_t *b, int64_t t[2])
+{
+    int64_t id;
+    int created = -1;
+    *a = mkuser(st, "alice");
+    *b = mkuser(st, "bob");
+    assert_int_equal(store_begin(st), STORE_OK);
+    assert_int_equal(store_transfer_insert(st, *a, *b, 500, "k1", NOW, &t[0], &created), STORE_OK);
+    assert_int_equal(created, 1);
+    assert_int_equal(store_transfer_insert(st, *a, *b, 999, "k1", NOW, &id, &created), STORE_OK);
+    assert_int_equal(created, 0);
+    assert_int_equal(id, t[0]);
+    assert_int_equal(store_transfer_lock(st, t[0]), STORE_OK);
+    assert_int_equal(store_commit(st), STORE_OK);
+    assert_int_equal(store_transfer_insert(st, *a, *b, 700, "k2", NOW + 10, &t[1], &created),
+                     STORE_OK);
+    assert_int_equal(created, 1);
+    assert_true(t[1] > t[0]);
+}
+
+static void test_transfer_insert_get(void **state)
+{
+    struct store *st = *state;
+    int64_t a, b, t[2], id;
+    int created;
+    two_transfers(st, &a, &b, t);
+    assert_int_equal(store_transfer_insert(st, a, 9999, 1, "k3", NOW, &id, &created), STORE_NOT_FOUND);
+
+    struct store_transfer tr;
+    assert_int_equal(store_transfer_get(st, t[0], &tr), STORE_OK);
+    assert_int_equal(tr.id, t[0]);
+    assert_int_equal(tr.from_id, a);
+    assert_int_equal(tr.to_id, b);
+    assert_int_equal(tr.amount_cents, 500);
+    assert_string_equal(tr.from, "alice");
+    assert_string_equal(tr.to, "bob");
+    assert_string_equal(tr.status, "pending");
+    assert_string_equal(tr.reason, "");
+    assert_int_equal(tr.created_ms, NOW);
+    assert_int_equal(tr.updated_ms, NOW);
+    assert_int_equal(store_transfer_get(st, 9999, &tr), STORE_NOT_FOUND);
+}
+
+/* Unfinished and stale (unchanged since a time) transfers, oldest first. */
+static void test_transfer_status_stale(void **state)
+{
+    struct store *st = *state;
+    int64_t a, b, t[2];
+    two_transfers(st, &a, &b, t);
+    assert_int_equal(store_transfer_set_status(st, t[0], "processing", NULL, NOW + 100), STORE_OK);
+    assert_int_equal(store_transfer_set_status(st, 9999, "failed", NULL, NOW), STORE_NOT_FOUND);
+    struct ids l = unfinished(st);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.v[0], t[0]);
+    assert_int_equal(l.v[1], t[1]);
+    l = stale(st, NOW + 50);            /* t[0] changed at NOW + 100 */
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.v[0], t[1]);
+    assert_int_equal(stale(st, NOW + 10).n, 0);
+    l = stale(st, NOW + 101);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.v[0], t[0]);
+
+    assert_int_equal(store_transfer_set_status(st, t[1], "failed", "insufficient_funds", NOW + 200),
+                     STORE_OK);
+    struct store_transfer tr;
+    assert_int_equal(store_transfer_get(st, t[1], &tr), STORE_OK);
+    assert_string_equal(tr.status, "failed");
+    assert_string_equal(tr.reason, "insufficient_funds");
+    assert_int_equal(tr.updated_ms, NOW + 200);
+    l = unfinished(st);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.v[0], t[0]);
+    assert_int_equal(stale(st, NOW + 1000).n, 1);
+}
+
+/* Both backends fill every operation; only PostgreSQL is shared. (This also
+ * links store_pg.c into this test while store.c refers to it weakly.) */
+static void test_ops_tables(void **state)
+{
+    (void)state;
+    const struct store_ops *ops[] = {&store_sqlite_ops, &store_pg_ops};
+    for (int i = 0; i < 2; i++) {
+        const struct store_ops *o = ops[i];
+        assert_non_null(o->name);
+        assert_true(o->open && o->close && o->user_create && o->user_get);
+        assert_true(o->session_create && o->session_lookup && o->session_touch &&
+                    o->session_delete);
+        assert_true(o->event_append && o->events_after && o->last_event_id &&
+                    o->events_all_after);
+        assert_true(o->begin && o->commit && o->rollback);
+        assert_true(o->account_balance && o->account_move && o->transfer_insert &&
+                    o->transfer_get && o->transfer_set_status && o->transfers_unfinished &&
+                    o->transfers_stale);
+        assert_int_equal(o->shared, i);
+        assert_int_equal(o->notify_fd != NULL, i);
+        assert_int_equal(o->notify_drain != NULL, i);
+        assert_int_equal(o->transfer_lock != NULL, i);
+    }
+}
+
 /* --- on-disk database --- */
 
 static int64_t query_int(sqlite3 *db, const char *sql)
@@ -374,18 +657,48 @@ static void test_open_failure(void **state)
     assert_true(strlen(err) > 0);
 }
 
+/* The tests every backend must pass. */
+#define STORE_TESTS(SETUP, TEARDOWN) \
+    cmocka_unit_test_setup_teardown(test_user_create_get, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_user_duplicate_and_unknown, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_session, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_event_ids_increase, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_event_dedupe, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_feed_filtering, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_after_limit_stop, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_recipients_and_all_after, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_account_move, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_transfer_insert_get, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_transfer_status_stale, SETUP, TEARDOWN)
+
+/* Stands in for the PostgreSQL run when there is no cluster to run it on. */
+static void test_cluster_given(void **state)
+{
+    (void)state;
+    fail_msg("CHAT_TEST_PG is not set: no PostgreSQL to test (run make test-unit-pg)");
+}
+
+/* The PostgreSQL run needs CHAT_TEST_PG; without it, it is skipped, unless
+ * CHAT_TEST_PG_REQUIRED is set (make test-unit-pg): then that is a failure. */
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_user_create_get, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_user_duplicate_and_unknown, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_session, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_event_ids_increase, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_event_dedupe, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_feed_filtering, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_after_limit_stop, setup, teardown),
+    const struct CMUnitTest sqlite_tests[] = {
+        STORE_TESTS(setup, teardown),
         cmocka_unit_test(test_file_persistence),
         cmocka_unit_test(test_open_failure),
+        cmocka_unit_test(test_ops_tables),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest pg_tests[] = {
+        STORE_TESTS(setup_pg, teardown_pg),
+    };
+    const struct CMUnitTest pg_missing[] = {cmocka_unit_test(test_cluster_given)};
+    const char *url = getenv("CHAT_TEST_PG"), *req = getenv("CHAT_TEST_PG_REQUIRED");
+    int failed = cmocka_run_group_tests_name("store on SQLite", sqlite_tests, NULL, NULL);
+    if (url && *url)
+        failed += cmocka_run_group_tests_name("store on PostgreSQL", pg_tests, NULL, NULL);
+    else if (req && *req && strcmp(req, "0"))
+        failed += cmocka_run_group_tests_name("store on PostgreSQL", pg_missing, NULL, NULL);
+    else
+        printf("CHAT_TEST_PG not set: the PostgreSQL run is skipped (make test-unit-pg)\n");
+    return failed ? 1 : 0;
 }

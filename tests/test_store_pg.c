@@ -1,0 +1,684 @@
+/* test_store_pg.c — what only the PostgreSQL backend promises, on a fresh
+ * database per test of the cluster at CHAT_TEST_PG (scripts/with-pg.sh):
+ * event ids become visible in id order across store handles (threads), a
+ * transfer row held by one handle is refused to another, the expected
+ * refusals (overdraft, duplicates) leave a transaction usable, LISTEN
+ * notifications arrive at commit and survive a lost connection, a lost main
+ * connection is reset, and instances starting at once migrate the schema
+ * once. The backend-agnostic tests are in test_store.c. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define NOW 1700000000000LL
+
+struct fixture {
+    char db[64];
+    int created;                /* db exists and must be dropped */
+    char url[512];
+    struct store *st;           /* handle A; tests open more on url */
+    PGconn *admin;              /* a plain connection to db, for inspection */
+};
+
+/* ---- databases ---- */
+
+/* CREATE or DROP DATABASE (which cannot be prepared) on the cluster. */
+static int cluster_exec(const char *verb, const char *db, const char *suffix)
+{
+    PGconn *c = PQconnectdb(getenv("CHAT_TEST_PG"));
+    char *ident = PQstatus(c) == CONNECTION_OK ? PQescapeIdentifier(c, db, strlen(db)) : NULL;
+    char sql[256];
+    snprintf(sql, sizeof sql, "%s DATABASE %s%s", verb, ident ? ident : "?", suffix);
+    PGresult *r = ident ? PQexec(c, sql) : NULL;
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfreemem(ident);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+/* The CHAT_TEST_PG URL with its database replaced by db. */
+static void url_for(const char *db, char *out, size_t len)
+{
+    const char *base = getenv("CHAT_TEST_PG");
+    const char *auth = strstr(base, "://");
+    auth = auth ? auth + 3 : base;
+    size_t host = strcspn(auth, "/?");
+    const char *query = strchr(auth + host, '?');
+    snprintf(out, len, "%.*s/%s%s", (int)(auth + host - base), base, db, query ? query : "");
+}
+
+static struct store *open_store(const char *url)
+{
+    char err[256] = "";
+    struct store *st = store_open(url, err, sizeof err);
+    if (!st)
+        fprintf(stderr, "store_open: %s\n", err);
+    return st;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    if (!f)
+        return 0;
+    store_free(f->st);
+    PQfinish(f->admin);
+    int rc = f->created ? cluster_exec("DROP", f->db, " WITH (FORCE)") : 0;
+    free(f);
+    *state = NULL;
+    return rc;
+}
+
+static int setup(void **state)
+{
+    static int n;
+    const char *base = getenv("CHAT_TEST_PG");
+    if (!base || !*base) {
+        fprintf(stderr, "CHAT_TEST_PG is not set: no PostgreSQL to test (make test-unit-pg)\n");
+        return -1;
+    }
+    struct fixture *f = calloc(1, sizeof *f);
+    *state = f;
+    if (!f)
+        return -1;
+    snprintf(f->db, sizeof f->db, "chat_test_pg_%d_%d", (int)getpid(), ++n);
+    url_for(f->db, f->url, sizeof f->url);
+    f->created = cluster_exec("CREATE", f->db, "") == 0;
+    if (f->created)
+        f->admin = PQconnectdb(f->url);
+    if (f->created && PQstatus(f->admin) != CONNECTION_OK)
+        fprintf(stderr, "admin connection: %s", PQerrorMessage(f->admin));
+    else if (f->created)
+        f->st = open_store(f->url);
+    if (f->st)
+        return 0;
+    teardown(state);            /* cmocka does not call it after a failed setup */
+    return -1;
+}
+
+/* ---- inspection through the admin connection ---- */
+
+/* The single integer sql gives; its $1, if any, is the database's name. */
+static int64_t admin_int(struct fixture *f, const char *sql)
+{
+    const char *vals[] = {f->db};
+    int n = strstr(sql, "$1") ? 1 : 0;
+    PGresult *r = PQexecParams(f->admin, sql, n, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        fail_msg("%s: %s", sql, PQerrorMessage(f->admin));
+    int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Polls until the query gives want; fails after 10 s. */
+static void wait_for(struct fixture *f, const char *sql, int64_t want)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (admin_int(f, sql) == want)
+            return;
+        nap_ms(10);
+    }
+    fail_msg("waited 10 s for %s = %lld", sql, (long long)want);
+}
+
+#define WAITING_ON_LOCK \
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'"
+
+/* Ends the database's sessions of one application_name ('chatd' is a
+ * store's main connection, 'chatd-listen' its LISTEN connection). */
+static void kill_sessions(struct fixture *f, const char *app)
+{
+    const char *vals[] = {f->db, app};
+    PGresult *r = PQexecParams(f->admin,
+                               "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                               " WHERE datname = $1 AND application_name = $2",
+                               2, NULL, vals, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_true(strtol(PQgetvalue(r, 0, 0), NULL, 10) >= 1);
+    PQclear(r);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity"
+             " WHERE datname = $1 AND application_name = '%s'", app);
+    wait_for(f, sql, 0);
+}
+
+/* ---- store helpers ---- */
+
+static int64_t mkuser(struct store *st, const char *name)
+{
+    int64_t id = 0;
+    assert_int_equal(store_user_create(st, name, "$argon2id$hash", NOW, &id), STORE_OK);
+    return id;
+}
+
+static int append_rc(struct store *st, int64_t sender, const char *cmid, int64_t *id, int *created)
+{
+    struct store_new_event ev = {
+        .type = "chat", .sender_id = sender, .client_msg_id = cmid,
+        .payload = "{\"text\":\"hi\"}", .ts_ms = NOW,
+    };
+    int64_t ts;
+    return store_event_append(st, &ev, id, &ts, created);
+}
+
+static int64_t append(struct store *st, int64_t sender)
+{
+    int64_t id = 0;
+    int created = 0;
+    assert_int_equal(append_rc(st, sender, NULL, &id, &created), STORE_OK);
+    assert_int_equal(created, 1);
+    return id;
+}
+
+struct seen {
+    int n;
+    int64_t ids[64];
+};
+
+static int collect(void *arg, const struct store_event *ev)
+{
+    struct seen *s = arg;
+    if (s->n < 64)
+        s->ids[s->n] = ev->id;
+    s->n++;
+    return 0;
+}
+
+static struct seen all_after(struct store *st, int64_t after)
+{
+    struct seen s = {0};
+    assert_int_equal(store_events_all_after(st, after, 64, collect, &s), STORE_OK);
+    return s;
+}
+
+/* An append on its own handle, in a thread: it may wait for a lock. */
+struct appender {
+    struct store *st;
+    int64_t id;
+    int rc;
+    atomic_int done;
+};
+
+static void *append_thread(void *arg)
+{
+    struct appender *a = arg;
+    int created;
+    a->rc = append_rc(a->st, 0, NULL, &a->id, &created);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+/* ---- ordering ---- */
+
+/* While A holds an uncommitted append, B's append waits and then gets a
+ * larger id, and a reader C sees neither until A commits, then both in order. */
+static void test_append_waits_for_uncommitted(void **state)
+{
+    struct fixture *f = *state;
+    struct store *a = f->st, *b = open_store(f->url), *c = open_store(f->url);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_int_equal(store_begin(a), STORE_OK);
+    int64_t ia = append(a, 0);
+
+    struct appender ap = {.st = b};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, append_thread, &ap), 0);
+    wait_for(f, WAITING_ON_LOCK, 1);           /* B is blocked on event_counter */
+    assert_int_equal(atomic_load(&ap.done), 0);
+    assert_int_equal(all_after(c, 0).n, 0);
+    int64_t last = -1;
+    assert_int_equal(store_last_event_id(c, &last), STORE_OK);
+    assert_int_equal(last, 0);
+
+    assert_int_equal(store_commit(a), STORE_OK);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(ap.rc, STORE_OK);
+    assert_true(ap.id > ia);
+    struct seen s = all_after(c, 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.ids[0], ia);
+    assert_int_equal(s.ids[1], ap.id);
+    store_free(b);
+    store_free(c);
+}
+
+/* A rolled back append is never seen; its id, which nobody saw, may be
+ * handed out again, and ids still only grow. */
+static void test_rollback_unseen(void **state)
+{
+    struct fixture *f = *state;
+    int64_t first = append(f->st, 0);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    int64_t lost = append(f->st, 0);
+    store_rollback(f->st);
+    int64_t next = append(f->st, 0);
+    assert_true(lost > first);
+    assert_true(next >= lost);
+    struct seen s = all_after(f->st, 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.ids[0], first);
+    assert_int_equal(s.ids[1], next);
+}
+
+#define STRESS_WRITERS 3
+#define STRESS_EVENTS  150      /* per writer */
+
+struct stress {
+    const char *url;
+    atomic_int writers_done;
+    int txn_size[STRESS_WRITERS];   /* appends per transaction; 0: autocommit */
+    int rc[STRESS_WRITERS];
+    /* the reader's findings */
+    int seen, reader_rc;
+};
+
+struct writer_arg {
+    struct stress *s;
+    int k;
+};
+
+/* Appends STRESS_EVENTS events, in transactions of txn_size with a pause
+ * before each commit so that other writers queue up behind it. */
+static void *stress_writer(void *arg)
+{
+    struct writer_arg *w = arg;
+    struct stress *s = w->s;
+    int per = s->txn_size[w->k], rc = STORE_OK;
+    struct store *st = open_store(s->url);
+    for (int i = 0; st && rc == STORE_OK && i < STRESS_EVENTS; i++) {
+        int64_t id;
+        int created;
+        if (per && i % per == 0)
+            rc = store_begin(st);
+        if (rc == STORE_OK)
+            rc = append_rc(st, 0, NULL, &id, &created);
+        if (rc == STORE_OK && per && (i % per == per - 1 || i == STRESS_EVENTS - 1)) {
+            nap_ms(1);
+            rc = store_commit(st);
+        }
+    }
+    s->rc[w->k] = st ? rc : STORE_ERROR;
+    store_free(st);
+    atomic_fetch_add(&s->writers_done, 1);
+    return NULL;
+}
+
+struct cursor {
+    int64_t at;
+    int n;
+};
+
+static int advance(void *arg, const struct store_event *ev)
+{
+    struct cursor *c = arg;
+    c->at = ev->id;
+    c->n++;
+    return 0;
+}
+
+/* Follows the log with a cursor, as a client does, until the writers are
+ * done and one last read finds nothing new. */
+static void *stress_reader(void *arg)
+{
+    struct stress *s = arg;
+    struct store *st = open_store(s->url);
+    struct cursor c = {0};
+    int rc = st ? STORE_OK : STORE_ERROR;
+    for (int last_pass = 0; rc == STORE_OK;) {
+        int before = c.n;
+        rc = store_events_all_after(st, c.at, 50, advance, &c);
+        if (c.n == before && last_pass)
+            break;
+        if (c.n == before) {    /* conclusive only if read after the writers ended */
+            last_pass = atomic_load(&s->writers_done) == STRESS_WRITERS;
+            nap_ms(1);
+        }
+    }
+    s->seen = c.n;
+    s->reader_rc = rc;
+    store_free(st);
+    return NULL;
+}
+
+/* Writers on several handles, some in transactions, and a reader that moves
+ * its cursor past every id it sees: if a smaller id ever became visible after
+ * a larger one, the reader would skip it and see fewer than were written. */
+static void test_cursor_never_skips(void **state)
+{
+    struct fixture *f = *state;
+    struct stress s = {.url = f->url, .txn_size = {0, 3, 7}};
+    struct writer_arg w[STRESS_WRITERS];
+    pthread_t tw[STRESS_WRITERS], tr;
+    assert_int_equal(pthread_create(&tr, NULL, stress_reader, &s), 0);
+    for (int k = 0; k < STRESS_WRITERS; k++) {
+        w[k] = (struct writer_arg){&s, k};
+        assert_int_equal(pthread_create(&tw[k], NULL, stress_writer, &w[k]), 0);
+    }
+    for (int k = 0; k < STRESS_WRITERS; k++)
+        assert_int_equal(pthread_join(tw[k], NULL), 0);
+    assert_int_equal(pthread_join(tr, NULL), 0);
+    for (int k = 0; k < STRESS_WRITERS; k++)
+        assert_int_equal(s.rc[k], STORE_OK);
+    assert_int_equal(s.reader_rc, STORE_OK);
+    assert_int_equal(s.seen, STRESS_WRITERS * STRESS_EVENTS);
+    assert_int_equal(admin_int(f, "SELECT count(*) FROM events"),
+                     STRESS_WRITERS * STRESS_EVENTS);
+}
+
+/* ---- the bank across handles ---- */
+
+static int64_t new_transfer(struct store *st, int64_t from, int64_t to, const char *key)
+{
+    int64_t id = 0;
+    int created = 0;
+    assert_int_equal(store_transfer_insert(st, from, to, 100, key, NOW, &id, &created), STORE_OK);
+    assert_int_equal(created, 1);
+    return id;
+}
+
+static void test_transfer_lock(void **state)
+{
+    struct fixture *f = *state;
+    struct store *a = f->st, *b = open_store(f->url);
+    assert_non_null(b);
+    int64_t u1 = mkuser(a, "alice"), u2 = mkuser(a, "bob");
+    int64_t t1 = new_transfer(a, u1, u2, "k1"), t2 = new_transfer(a, u1, u2, "k2");
+
+    assert_int_equal(store_transfer_lock(a, t1), STORE_ERROR);     /* not in a transaction */
+    assert_int_equal(store_begin(a), STORE_OK);
+    assert_int_equal(store_transfer_lock(a, t1), STORE_OK);
+    assert_int_equal(store_begin(b), STORE_OK);
+    assert_int_equal(store_transfer_lock(b, t1), STORE_EXISTS);    /* at once, no wait */
+    assert_int_equal(store_transfer_lock(b, t2), STORE_OK);        /* another row is free */
+    assert_int_equal(store_transfer_lock(b, 9999), STORE_NOT_FOUND);
+    struct store_transfer t;
+    assert_int_equal(store_transfer_get(b, t1, &t), STORE_OK);     /* B's transaction goes on */
+    assert_int_equal(store_transfer_set_status(a, t1, "processing", NULL, NOW + 1), STORE_OK);
+    assert_int_equal(store_commit(a), STORE_OK);
+
+    assert_int_equal(store_transfer_lock(b, t1), STORE_OK);        /* released by the commit */
+    assert_int_equal(store_transfer_get(b, t1, &t), STORE_OK);
+    assert_string_equal(t.status, "processing");                  /* and sees A's change */
+    assert_int_equal(store_commit(b), STORE_OK);
+    store_free(b);
+}
+
+/* The refusals the bank and the feed carry on after do not abort the
+ * PostgreSQL transaction they happen in. */
+static void test_refusals_keep_transaction(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = f->st;
+    int64_t a = mkuser(st, "alice"), b = mkuser(st, "bob"), id, cents, e1, e2;
+    int created;
+    e1 = 0;
+    assert_int_equal(append_rc(st, a, "m-1", &e1, &created), STORE_OK);
+    int64_t t1 = new_transfer(st, a, b, "k1");
+
+    assert_int_equal(store_begin(st), STORE_OK);
+    assert_int_equal(store_account_move(st, a, -(STORE_OPENING_BALANCE_CENTS + 1), t1, NOW, "x"),
+                     STORE_CONSTRAINT);
+    assert_int_equal(store_user_create(st, "alice", "other", NOW, &id), STORE_EXISTS);
+    assert_int_equal(append_rc(st, a, "m-1", &e2, &created), STORE_OK);
+    assert_int_equal(created, 0);
+    assert_int_equal(e2, e1);
+    assert_int_equal(store_transfer_insert(st, a, b, 5, "k1", NOW, &id, &created), STORE_OK);
+    assert_int_equal(created, 0);
+    assert_int_equal(id, t1);
+    assert_int_equal(store_account_move(st, a, -100, t1, NOW, "out"), STORE_OK);
+    assert_int_equal(store_account_move(st, b, 100, t1, NOW, "in"), STORE_OK);
+    assert_int_equal(store_transfer_set_status(st, t1, "completed", NULL, NOW), STORE_OK);
+    assert_int_equal(store_commit(st), STORE_OK);
+
+    assert_int_equal(store_account_balance(st, a, &cents), STORE_OK);
+    assert_int_equal(cents, STORE_OPENING_BALANCE_CENTS - 100);
+    assert_int_equal(admin_int(f, "SELECT sum(delta_cents) FROM ledger"),
+                     2 * STORE_OPENING_BALANCE_CENTS);
+}
+
+/* A transaction whose statement failed cannot be committed. */
+static void test_failed_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = f->st;
+    int64_t a = mkuser(st, "alice"), last = -1;
+    assert_int_equal(store_begin(st), STORE_OK);
+    append(st, a);
+    assert_int_equal(store_session_create(st, "tok", 9999, NOW, NOW + 1), STORE_NOT_FOUND);
+    assert_int_equal(store_commit(st), STORE_ERROR);
+    assert_int_equal(store_last_event_id(st, &last), STORE_OK);
+    assert_int_equal(last, 0);
+    assert_int_equal(store_commit(st), STORE_ERROR);            /* none open now */
+    assert_true(append(st, a) > 0);
+}
+
+/* ---- notifications ---- */
+
+static int readable(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1;
+}
+
+/* Waits for the descriptor and drains it; what notify_drain said. */
+static int drain_when_readable(struct store *st, int fd)
+{
+    assert_true(readable(fd, 10000));
+    int n;
+    while ((n = store_notify_drain(st)) == 0 && readable(fd, 1000))
+        ;
+    return n;
+}
+
+static void test_notify(void **state)
+{
+    struct fixture *f = *state;
+    struct store *a = f->st, *b = open_store(f->url);
+    assert_non_null(b);
+    assert_true(store_is_shared(b));
+    int fd = store_notify_fd(b);
+    assert_true(fd >= 0);
+    assert_int_equal(store_notify_drain(b), 0);
+
+    append(a, 0);                                   /* autocommit: at once */
+    assert_int_equal(drain_when_readable(b, fd), 1);
+    assert_int_equal(store_notify_drain(b), 0);
+
+    assert_int_equal(store_begin(a), STORE_OK);     /* in a transaction: at commit */
+    append(a, 0);
+    append(a, 0);
+    assert_false(readable(fd, 200));
+    assert_int_equal(store_commit(a), STORE_OK);
+    assert_int_equal(drain_when_readable(b, fd), 1);
+
+    assert_int_equal(store_begin(a), STORE_OK);     /* rolled back: never */
+    append(a, 0);
+    store_rollback(a);
+    assert_false(readable(fd, 200));
+    store_free(b);
+}
+
+/* A lost LISTEN connection: drain says so, notify_fd reconnects, and the
+ * next drain reports possible missed events. */
+static void test_notify_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    struct store *a = f->st, *b = open_store(f->url);
+    assert_non_null(b);
+    int fd = store_notify_fd(b);
+    assert_true(fd >= 0);
+    kill_sessions(f, "chatd-listen");
+    assert_int_equal(drain_when_readable(b, fd), -1);
+    assert_int_equal(store_notify_drain(b), -1);    /* stays lost until notify_fd */
+
+    append(a, 0);                                   /* while nobody listens */
+    fd = store_notify_fd(b);
+    assert_true(fd >= 0);
+    assert_int_equal(store_notify_drain(b), 1);     /* may have missed some */
+    assert_int_equal(store_notify_drain(b), 0);
+    append(a, 0);
+    assert_int_equal(drain_when_readable(b, fd), 1);
+    store_free(b);
+}
+
+/* ---- connections ---- */
+
+/* Outside a transaction a lost main connection is reset and the statement
+ * retried; inside one, the transaction fails. */
+static void test_main_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = f->st;
+    int64_t a = mkuser(st, "alice"), id = 0;
+    kill_sessions(f, "chatd");
+    assert_int_equal(store_user_get(st, "alice", &id, NULL, 0), STORE_OK);
+    assert_int_equal(id, a);
+    append(st, a);                                  /* statements prepared again */
+
+    assert_int_equal(store_begin(st), STORE_OK);
+    append(st, a);
+    kill_sessions(f, "chatd");
+    int created;
+    assert_int_equal(append_rc(st, a, NULL, &id, &created), STORE_ERROR);
+    assert_int_equal(store_commit(st), STORE_ERROR);
+    struct seen s = all_after(st, 0);               /* reconnected; only the first */
+    assert_int_equal(s.n, 1);
+}
+
+struct opener {
+    const char *url;
+    struct store *st;
+};
+
+static void *open_thread(void *arg)
+{
+    struct opener *o = arg;
+    o->st = open_store(o->url);
+    return NULL;
+}
+
+/* Instances starting at once on an empty database: one migrates, all open. */
+static void test_concurrent_open(void **state)
+{
+    struct fixture *f = *state;
+    char db[80], url[600];
+    snprintf(db, sizeof db, "%s_fresh", f->db);
+    url_for(db, url, sizeof url);
+    assert_int_equal(cluster_exec("CREATE", db, ""), 0);
+    struct opener o[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        o[i] = (struct opener){.url = url};
+        assert_int_equal(pthread_create(&t[i], NULL, open_thread, &o[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    int ok = 1;
+    for (int i = 0; i < 4; i++) {
+        ok = ok && o[i].st;
+        if (o[i].st)
+            mkuser(o[i].st, i == 0 ? "a" : i == 1 ? "b" : i == 2 ? "c" : "d");
+        store_free(o[i].st);
+    }
+    assert_int_equal(cluster_exec("DROP", db, " WITH (FORCE)"), 0);
+    assert_true(ok);
+}
+
+/* postgres:// works as well as postgresql://, and both select this backend.
+ * (Naming store_pg_ops also links store_pg.c in while store.c refers to it
+ * weakly.) */
+static void test_url_schemes(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(strncmp(f->url, "postgresql://", 13), 0);
+    char url[600];
+    snprintf(url, sizeof url, "postgres://%s", f->url + 13);
+    struct store *st = open_store(url);
+    assert_non_null(st);
+    assert_int_equal(store_is_shared(st), store_pg_ops.shared);
+    assert_int_equal(store_is_shared(f->st), 1);
+    int64_t id = 0;
+    assert_int_equal(store_user_create(st, "alice", "h", NOW, &id), STORE_OK);
+    assert_int_equal(store_user_get(f->st, "alice", &id, NULL, 0), STORE_OK);
+    store_free(st);
+}
+
+/* Clear reasons, and never the password from the URL. */
+static void test_open_errors(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "";
+    assert_null(store_open("postgresql://chatd:s3cret-pw@127.0.0.1:1/chat?password=s3cret-q",
+                           err, sizeof err));
+    assert_non_null(strstr(err, "connect to postgresql://chatd:***@127.0.0.1:1/chat?***"));
+    assert_null(strstr(err, "s3cret"));
+
+    /* A schema newer than this chatd's is refused. */
+    PGresult *r = PQexec(f->admin, "INSERT INTO schema_version VALUES (999, 0)");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    err[0] = '\0';
+    assert_null(store_open(f->url, err, sizeof err));
+    assert_non_null(strstr(err, "newer"));
+}
+
+/* Stands in for the tests when there is no cluster to run them on. */
+static void test_cluster_given(void **state)
+{
+    (void)state;
+    fail_msg("CHAT_TEST_PG is not set: no PostgreSQL to test (run make test-unit-pg)");
+}
+
+/* The PostgreSQL tests need CHAT_TEST_PG; without it they are skipped, unless
+ * CHAT_TEST_PG_REQUIRED is set (make test-unit-pg): then that is a failure. */
+int main(void)
+{
+    const char *url = getenv("CHAT_TEST_PG"), *req = getenv("CHAT_TEST_PG_REQUIRED");
+    const struct CMUnitTest missing[] = {cmocka_unit_test(test_cluster_given)};
+    if (!url || !*url) {
+        if (req && *req && strcmp(req, "0"))
+            return cmocka_run_group_tests_name("store_pg", missing, NULL, NULL) ? 1 : 0;
+        printf("CHAT_TEST_PG not set: the PostgreSQL tests are skipped (make test-unit-pg)\n");
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_append_waits_for_uncommitted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_unseen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_never_skips, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_keep_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_main_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_schemes, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("store_pg", tests, NULL, NULL) ? 1 : 0;
+}
