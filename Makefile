@@ -3,7 +3,7 @@
 # once as a normal build and once under AddressSanitizer + UBSan.
 
 CC      ?= cc
-PKGS    := libwebsockets jansson sqlite3 libsodium libpq
+PKGS    := libwebsockets libuv jansson sqlite3 libsodium libpq
 SAN     ?= 0
 
 ifeq ($(SAN),1)
@@ -108,6 +108,29 @@ check: test-unit test-e2e test-ui
 test-unit-pg: $(OUT)/tests/test_store $(OUT)/tests/test_store_pg
 	@CHAT_TEST_PG_REQUIRED=1 scripts/with-pg.sh scripts/run-tests.sh $^
 
+# Scale-out (deploy/haproxy.cfg.in, scripts/cluster.sh), each against a
+# throwaway PostgreSQL cluster of its own (scripts/with-pg.sh sets
+# CHAT_TEST_PG): test-e2e-pg is the e2e suite with every chatd on a fresh
+# PostgreSQL database instead of SQLite; test-cluster is test_cluster.c:
+# several chatd on one database behind HAProxy, failover, ordering and
+# transfers across instances (left out of test-e2e-pg so it runs once).
+# `make check` runs them, and test-unit-pg, in the normal pass only: the
+# SAN=1 pass re-runs the SQLite suites under ASan/UBSan, which cover the
+# same server code except store_pg.c (test-unit-pg's own ground), and a
+# second full PostgreSQL round under the sanitizers would add minutes to
+# every CI run for little.
+CLUSTER_BIN := $(OUT)/tests/e2e/test_cluster
+.PHONY: test-e2e-pg test-cluster demo-cluster
+test-e2e-pg: all $(E2E_BINS)
+	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat CHAT_TEST_PG_REQUIRED=1 \
+	  scripts/with-pg.sh scripts/run-tests.sh $(filter-out $(CLUSTER_BIN),$(E2E_BINS))
+test-cluster: all $(CLUSTER_BIN)
+	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat CHAT_TEST_PG_REQUIRED=1 \
+	  scripts/with-pg.sh scripts/run-tests.sh $(CLUSTER_BIN)
+ifneq ($(SAN),1)
+check: test-unit-pg test-e2e-pg test-cluster
+endif
+
 # The chat end-to-end run with every chatd and chat process under valgrind;
 # a leak or memory error makes the process, and so the test, fail.
 VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99
@@ -167,6 +190,10 @@ certs:
 
 demo: deps all
 	@scripts/demo.sh $(TRANSPORT)
+# Two chatd instances on PostgreSQL behind HAProxy and the same two-client
+# demo through the balancer; it prints the kill -9 command to try a failover.
+demo-cluster: deps all
+	@scripts/cluster.sh demo $(TRANSPORT)
 
 clean:
 	rm -rf build bin

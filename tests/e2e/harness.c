@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +28,10 @@ static struct h_proc *procs[MAX_PROCS];
 static char *tmpdirs[MAX_TMPDIRS];
 static int initialized;
 static pid_t harness_pid;
+/* Set while spawning helpers (psql, haproxy) that $E2E_WRAP must not wrap. */
+static int spawn_nowrap;
+static void pg_drop_all(void);
+static void pg_db_for(const char *dbdir, char *url, size_t len);
 
 /* ------------------------------------------------------------------------ */
 int64_t h_now_ms(void)
@@ -186,6 +191,7 @@ void harness_cleanup(void)
             procs[i] = NULL;
         }
     }
+    pg_drop_all();                 /* after the servers using them are gone */
     for (int i = 0; i < MAX_TMPDIRS; i++) {
         if (tmpdirs[i]) {
             nftw(tmpdirs[i], rm_cb, 16, FTW_DEPTH | FTW_PHYS);
@@ -347,7 +353,7 @@ static void set_nonblock(int fd)
 static void exec_wrapped(char *const argv[])
 {
     const char *wrap = getenv("E2E_WRAP");
-    if (!wrap || !*wrap) {
+    if (!wrap || !*wrap || spawn_nowrap) {
         execv(argv[0], argv);
         return;
     }
@@ -505,7 +511,10 @@ void server_start(struct h_server *s, const char *dbdir, const char *const *extr
     harness_init();
     memset(s, 0, sizeof *s);
     snprintf(s->dbdir, sizeof s->dbdir, "%s", dbdir ? dbdir : h_tmpdir());
-    snprintf(s->dbpath, sizeof s->dbpath, "%s/chat.db", s->dbdir);
+    if (h_pg_url())
+        pg_db_for(s->dbdir, s->dbpath, sizeof s->dbpath);   /* CHAT_TEST_PG: a database per dbdir */
+    else
+        snprintf(s->dbpath, sizeof s->dbpath, "%s/chat.db", s->dbdir);
     for (const char *const *e = extra; e && *e; e++) {
         if (s->nextra == 16 || strlen(*e) >= sizeof s->extra[0])
             fail_msg("server_start: too many or too long extra arguments");
@@ -1458,4 +1467,591 @@ int h_teardown(void **state)
     (void)state;
     harness_cleanup();
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* PostgreSQL (CHAT_TEST_PG) and clusters behind HAProxy. */
+
+#define MAX_PG_DBS 64
+
+static struct { char dir[256]; char url[300]; char name[64]; } pg_dbs[MAX_PG_DBS];
+static int pg_ndbs, pg_seq;
+
+const char *h_pg_url(void)
+{
+    const char *u = getenv("CHAT_TEST_PG");
+    return u && *u ? u : NULL;
+}
+
+/* Runs argv (no $E2E_WRAP) with stdin from /dev/null, collecting stdout and
+ * stderr together into out (may be NULL), for up to timeout_ms; kills it
+ * then. Returns its exit code, or -1 (did not run, killed, time-out). Not
+ * tracked in procs and never fails the test, so harness_cleanup can use it. */
+static int run_cmd(char *const argv[], struct h_buf *out, int timeout_ms)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return -1;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        execvp(argv[0], argv);
+        dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(pfd[1]);
+    set_nonblock(pfd[0]);
+    int64_t dl = h_deadline(timeout_ms);
+    int st = 0, exited = 0, open_ = 1;
+    for (;;) {
+        int wait_ms = remaining(dl) < 100 ? remaining(dl) : 100;
+        if (open_) {
+            if (pump_with(wait_ms, pfd[0], POLLIN)) {
+                char tmp[4096];
+                ssize_t k = read(pfd[0], tmp, sizeof tmp);
+                if (k > 0 && out)
+                    buf_add(out, tmp, (size_t)k);
+                else if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR))
+                    open_ = 0;
+            }
+        } else {
+            h_pump(wait_ms < 20 ? wait_ms : 20);
+        }
+        if (!exited && waitpid(pid, &st, WNOHANG) == pid)
+            exited = 1;
+        if (exited && (!open_ || h_now_ms() >= dl))
+            break;                 /* (a grandchild may hold the pipe: not waited for) */
+        if (!exited && h_now_ms() >= dl) {
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            close(pfd[0]);
+            return -1;
+        }
+    }
+    close(pfd[0]);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* base with its database (the path after host[:port]) replaced by name. */
+static void pg_url_with_db(const char *base, const char *name, char *url, size_t len)
+{
+    const char *hs = strstr(base, "://");
+    hs = hs ? hs + 3 : base;
+    const char *path = strchr(hs, '/');
+    const char *query = strchr(hs, '?');
+    if (!path || (query && path > query))
+        path = query ? query : hs + strlen(hs);
+    const char *rest = query ? query : "";
+    snprintf(url, len, "%.*s/%s%s", (int)(path - base), base, name, rest);
+}
+
+static int psql_run(const char *url, const char *sql, struct h_buf *out)
+{
+    char *argv[] = { "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", (char *)url, "-c", (char *)sql, NULL };
+    return run_cmd(argv, out, 20000);
+}
+
+void h_pg_createdb(char *url, size_t len)
+{
+    const char *base = h_pg_url();
+    if (!base)
+        fail_msg("h_pg_createdb: CHAT_TEST_PG is not set");
+    if (pg_ndbs == MAX_PG_DBS)
+        fail_msg("h_pg_createdb: more than %d databases in one test", MAX_PG_DBS);
+    char name[64], sql[128];
+    snprintf(name, sizeof name, "chat_e2e_%d_%d", (int)getpid(), ++pg_seq);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    struct h_buf out = { 0 };
+    int rc = psql_run(base, sql, &out);
+    if (rc != 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s on %s: psql exit %d: %.400s", sql, base, rc, out.data ? out.data : "");
+        buf_free(&out);
+        fail_msg("%s", msg);
+    }
+    buf_free(&out);
+    pg_url_with_db(base, name, url, len);
+    snprintf(pg_dbs[pg_ndbs].name, sizeof pg_dbs[0].name, "%s", name);
+    snprintf(pg_dbs[pg_ndbs].url, sizeof pg_dbs[0].url, "%s", url);
+    pg_dbs[pg_ndbs].dir[0] = '\0';
+    pg_ndbs++;
+}
+
+/* The database of dbdir: the one made for it before, or a new one. */
+static void pg_db_for(const char *dbdir, char *url, size_t len)
+{
+    for (int i = 0; i < pg_ndbs; i++)
+        if (pg_dbs[i].dir[0] && strcmp(pg_dbs[i].dir, dbdir) == 0) {
+            snprintf(url, len, "%s", pg_dbs[i].url);
+            return;
+        }
+    h_pg_createdb(url, len);
+    snprintf(pg_dbs[pg_ndbs - 1].dir, sizeof pg_dbs[0].dir, "%s", dbdir);
+}
+
+/* Drops the databases made since the last call, in the background: a DROP
+ * DATABASE waits for a checkpoint (~0.3 s each), which no test needs to wait
+ * for. The psql is not tied to this process's life (no PDEATHSIG), so the
+ * last test's databases are dropped after the harness exits too; finished
+ * ones are reaped at the next call. */
+static pid_t pg_droppers[32];
+
+static void pg_drop_all(void)
+{
+    for (int i = 0; i < 32; i++)
+        if (pg_droppers[i] > 0 && waitpid(pg_droppers[i], NULL, WNOHANG) == pg_droppers[i])
+            pg_droppers[i] = 0;
+    const char *base = h_pg_url();
+    if (!base || !pg_ndbs) {
+        pg_ndbs = 0;
+        return;
+    }
+    static char sql[MAX_PG_DBS][128];
+    char *argv[8 + 2 * MAX_PG_DBS];
+    int n = 0;
+    argv[n++] = "psql";
+    argv[n++] = "-X";
+    argv[n++] = "-q";
+    argv[n++] = "-d";
+    argv[n++] = (char *)base;
+    for (int i = 0; i < pg_ndbs; i++) {
+        snprintf(sql[i], sizeof sql[i], "DROP DATABASE IF EXISTS %s WITH (FORCE)", pg_dbs[i].name);
+        argv[n++] = "-c";
+        argv[n++] = sql[i];
+    }
+    argv[n] = NULL;
+    pg_ndbs = 0;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    for (int i = 0; pid > 0 && i < 32; i++)
+        if (pg_droppers[i] <= 0) {
+            pg_droppers[i] = pid;
+            break;
+        }
+}
+
+void servers_start_shared(struct h_server *s, int n, const char *const *extra)
+{
+    if (n < 1 || n > H_CLUSTER_MAX)
+        fail_msg("servers_start_shared: n must be 1-%d, got %d", H_CLUSTER_MAX, n);
+    if (!h_pg_url())
+        fail_msg("servers_start_shared: instances share a database only on PostgreSQL: set CHAT_TEST_PG "
+                 "(scripts/with-pg.sh does)");
+    /* Each instance is named as the balancer names it (chatd1, chatd2...):
+     * --instance, which /healthz reports. */
+    const char *ex[20];
+    int ne = 0;
+    for (const char *const *e = extra; e && *e && ne < 14; e++)
+        ex[ne++] = *e;
+    ex[ne++] = "--instance";
+    ex[ne++] = "chatd1";
+    ex[ne] = NULL;
+    server_start(&s[0], NULL, ex);
+    for (int i = 1; i < n; i++) {
+        memset(&s[i], 0, sizeof s[i]);
+        snprintf(s[i].dbdir, sizeof s[i].dbdir, "%s", s[0].dbdir);
+        snprintf(s[i].dbpath, sizeof s[i].dbpath, "%s", s[0].dbpath);
+        memcpy(s[i].extra, s[0].extra, sizeof s[i].extra);
+        s[i].nextra = s[0].nextra;
+        snprintf(s[i].extra[s[i].nextra - 1], sizeof s[i].extra[0], "chatd%d", i + 1);
+        server_spawn(&s[i]);
+    }
+}
+
+/* ---- HAProxy ---- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    if (port <= 0)
+        fail_msg("no free port: %s", strerror(errno));
+    return port;
+}
+
+/* s with every "from" replaced by "to" (new string). */
+static char *str_replace_all(const char *s, const char *from, const char *to)
+{
+    struct h_buf b = { 0 };
+    size_t fl = strlen(from), tl = strlen(to);
+    const char *p;
+    while ((p = strstr(s, from))) {
+        buf_add(&b, s, (size_t)(p - s));
+        buf_add(&b, to, tl);
+        s = p + fl;
+    }
+    buf_add(&b, s, strlen(s));
+    return b.data;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    struct h_buf b = { 0 };
+    char tmp[4096];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0)
+        buf_add(&b, tmp, k);
+    fclose(f);
+    if (!b.data)
+        buf_add(&b, "", 0);
+    return b.data;
+}
+
+/* The haproxy binary: $HAPROXY_BIN, or the first haproxy on PATH, or
+ * /usr/sbin/haproxy (Debian's place, often not on a user's PATH). */
+static const char *haproxy_bin(void)
+{
+    static char found[512];
+    const char *e = getenv("HAPROXY_BIN");
+    if (e && *e)
+        return e;
+    if (found[0])
+        return found;
+    char *path = strdup(getenv("PATH") ? getenv("PATH") : ""), *save = NULL;
+    for (char *d = strtok_r(path, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(found, sizeof found, "%s/haproxy", d);
+        if (access(found, X_OK) == 0) {
+            free(path);
+            return found;
+        }
+    }
+    free(path);
+    snprintf(found, sizeof found, "/usr/sbin/haproxy");
+    return found;
+}
+
+char *haproxy_cmd(const struct h_haproxy *h, const char *cmd)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    size_t sl = strlen(h->sock);
+    if (sl >= sizeof a.sun_path) {
+        close(fd);
+        return NULL;
+    }
+    memcpy(a.sun_path, h->sock, sl + 1);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return NULL;
+    }
+    set_nonblock(fd);
+    int64_t dl = h_deadline(5000);
+    char line[512];
+    int n = snprintf(line, sizeof line, "%s\n", cmd);
+    if (send_all(fd, line, (size_t)n, dl) < 0) {
+        close(fd);
+        return NULL;
+    }
+    struct h_buf b = { 0 };
+    int k;
+    while ((k = recv_some(fd, &b, dl)) == 1)
+        ;
+    close(fd);
+    if (k != 0) {                  /* time-out or error: no complete answer */
+        buf_free(&b);
+        return NULL;
+    }
+    if (!b.data)
+        buf_add(&b, "", 0);
+    return b.data;
+}
+
+/* Column index of name in a `show stat` header line ("# pxname,svname,..."). */
+static int stat_col(const char *header, const char *name)
+{
+    const char *p = header + (strncmp(header, "# ", 2) == 0 ? 2 : 0);
+    size_t nl = strlen(name);
+    for (int col = 0; p && *p; col++) {
+        const char *e = strpbrk(p, ",\n");
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == nl && strncmp(p, name, nl) == 0)
+            return col;
+        if (!e || *e == '\n')
+            break;
+        p = e + 1;
+    }
+    return -1;
+}
+
+/* Field col of a CSV line into out. */
+static void stat_field(const char *line, int col, char *out, size_t len)
+{
+    const char *p = line;
+    for (int i = 0; i < col && p; i++) {
+        p = strpbrk(p, ",\n");
+        if (p && *p == ',')
+            p++;
+        else
+            p = NULL;
+    }
+    size_t l = 0;
+    if (p)
+        while (p[l] && p[l] != ',' && p[l] != '\n')
+            l++;
+    snprintf(out, len, "%.*s", (int)l, p ? p : "");
+}
+
+int haproxy_backend(const struct h_haproxy *h, int i, int *sessions)
+{
+    char *st = haproxy_cmd(h, "show stat");
+    if (!st)
+        return -1;
+    int c_px = stat_col(st, "pxname"), c_sv = stat_col(st, "svname");
+    int c_status = stat_col(st, "status"), c_scur = stat_col(st, "scur");
+    char want[32];
+    snprintf(want, sizeof want, "chatd%d", i + 1);
+    int rc = -1;
+    for (const char *line = strchr(st, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        const char *l = line + 1;
+        char px[64], sv[64], status[64], scur[32];
+        stat_field(l, c_px, px, sizeof px);
+        stat_field(l, c_sv, sv, sizeof sv);
+        if (strcmp(px, "chatd") != 0 || strcmp(sv, want) != 0)
+            continue;
+        stat_field(l, c_status, status, sizeof status);
+        stat_field(l, c_scur, scur, sizeof scur);
+        if (sessions)
+            *sessions = atoi(scur);
+        rc = strcmp(status, "UP") == 0;
+        break;
+    }
+    free(st);
+    return rc;
+}
+
+int haproxy_wait_backend(const struct h_haproxy *h, int i, int up, int64_t deadline)
+{
+    for (;;) {
+        int r = haproxy_backend(h, i, NULL);
+        if (r == up)
+            return 1;
+        if (h_now_ms() >= deadline)
+            return 0;
+        h_pump(remaining(deadline) < 50 ? remaining(deadline) : 50);
+    }
+}
+
+/* One try on a port; 1 when up, 0 if it exited (port taken?), fails on a
+ * time-out or a configuration error. */
+static int haproxy_try(struct h_haproxy *h, const struct h_server *backends, int n)
+{
+    const char *tmpl_path = getenv("HAPROXY_CFG_IN");
+    if (!tmpl_path || !*tmpl_path)
+        tmpl_path = "deploy/haproxy.cfg.in";
+    char *tmpl = read_file(tmpl_path);
+    if (!tmpl)
+        fail_msg("cannot read the HAProxy template %s: %s", tmpl_path, strerror(errno));
+    char port[16], servers[H_CLUSTER_MAX * 64] = "";
+    snprintf(port, sizeof port, "%d", h->port);
+    for (int i = 0; i < n; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "%sserver chatd%d 127.0.0.1:%d", i ? "\n    " : "", i + 1, backends[i].port);
+        strcat(servers, line);
+    }
+    char *a = str_replace_all(tmpl, "@LISTEN_PORT@", port);
+    char *b = str_replace_all(a, "@STATS_SOCKET@", h->sock);
+    char *cfg = str_replace_all(b, "@SERVERS@", servers);
+    free(tmpl);
+    free(a);
+    free(b);
+    char cfgpath[300];
+    snprintf(cfgpath, sizeof cfgpath, "%s/haproxy.cfg", h->dir);
+    FILE *f = fopen(cfgpath, "w");
+    if (!f || fputs(cfg, f) < 0 || fclose(f) != 0)
+        fail_msg("cannot write %s", cfgpath);
+    free(cfg);
+    unlink(h->sock);
+
+    char *argv[] = { (char *)haproxy_bin(), "-db", "-f", cfgpath, NULL };
+    spawn_nowrap = 1;
+    h->proc = spawn("haproxy", argv, NULL, 0);
+    spawn_nowrap = 0;
+    int64_t dl = h_deadline(10000);
+    for (;;) {
+        h_pump(20);
+        if (h->proc->exited) {
+            h_proc_wait_exit(h->proc, h_deadline(1000), NULL);
+            if (h->proc->err.data && strstr(h->proc->err.data, "cannot bind")) {
+                proc_forget(h->proc);
+                h->proc = NULL;
+                return 0;          /* the port was taken meanwhile: another one */
+            }
+            h_dump_logs();
+            fail_msg("haproxy exited at start (see its stderr above)");
+        }
+        int all = 1;
+        for (int i = 0; i < n && all; i++)
+            all = haproxy_backend(h, i, NULL) == 1;
+        if (all) {
+            int fd = tcp_connect(h->port);
+            if (fd >= 0) {
+                close(fd);
+                return 1;
+            }
+        }
+        if (h_now_ms() >= dl) {
+            h_dump_logs();
+            char *st = haproxy_cmd(h, "show servers state");
+            fprintf(stderr, "haproxy: show servers state:\n%s\n", st ? st : "(no answer)");
+            free(st);
+            fail_msg("haproxy on port %d: not every backend UP within 10 s", h->port);
+        }
+    }
+}
+
+void haproxy_start(struct h_haproxy *h, const struct h_server *backends, int n)
+{
+    harness_init();
+    if (n < 1 || n > H_CLUSTER_MAX)
+        fail_msg("haproxy_start: 1-%d backends, got %d", H_CLUSTER_MAX, n);
+    memset(h, 0, sizeof *h);
+    h->n = n;
+    snprintf(h->dir, sizeof h->dir, "%s", h_tmpdir());
+    snprintf(h->sock, sizeof h->sock, "%s/haproxy.sock", h->dir);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        h->port = free_port();
+        if (haproxy_try(h, backends, n)) {
+            snprintf(h->url, sizeof h->url, "http://127.0.0.1:%d", h->port);
+            return;
+        }
+    }
+    fail_msg("haproxy could not bind a free port in 5 tries");
+}
+
+void haproxy_stop(struct h_haproxy *h)
+{
+    if (h->proc) {
+        proc_forget(h->proc);
+        h->proc = NULL;
+    }
+}
+
+/* ---- clusters ---- */
+
+void cluster_start(struct h_cluster *c, int n, const char *const *extra)
+{
+    memset(c, 0, sizeof *c);
+    c->n = n;
+    servers_start_shared(c->inst, n, extra);
+    haproxy_start(&c->lb, c->inst, n);
+    c->front.port = c->lb.port;
+    snprintf(c->front.url, sizeof c->front.url, "%s", c->lb.url);
+    snprintf(c->front.dbpath, sizeof c->front.dbpath, "%s", c->inst[0].dbpath);
+}
+
+void cluster_kill(struct h_cluster *c, int i)
+{
+    if (i < 0 || i >= c->n || !c->inst[i].proc)
+        fail_msg("cluster_kill: instance %d is not running", i);
+    server_kill(&c->inst[i]);
+}
+
+void cluster_revive(struct h_cluster *c, int i)
+{
+    if (i < 0 || i >= c->n)
+        fail_msg("cluster_revive: no instance %d", i);
+    server_start_same_port(&c->inst[i]);
+    if (!haproxy_wait_backend(&c->lb, i, 1, h_deadline(10000))) {
+        h_dump_logs();
+        fail_msg("the balancer did not report instance %d (port %d) UP within 10 s of its restart", i,
+                 c->inst[i].port);
+    }
+}
+
+int cluster_busiest(const struct h_cluster *c)
+{
+    int best = -1, most = -1;
+    for (int i = 0; i < c->n; i++) {
+        int sess = 0;
+        if (!c->inst[i].proc || haproxy_backend(&c->lb, i, &sess) < 0)
+            continue;
+        if (sess > most) {
+            most = sess;
+            best = i;
+        }
+    }
+    return best;
+}
+
+void cluster_stop(struct h_cluster *c)
+{
+    haproxy_stop(&c->lb);
+    for (int i = 0; i < c->n; i++)
+        if (c->inst[i].proc)
+            server_stop(&c->inst[i]);
+}
+
+/* ---- many requests at once ---- */
+
+int http_call_many(const struct h_req *reqs, int n, struct http_resp *r, int timeout_ms)
+{
+    if (n < 1 || n > 512)
+        fail_msg("http_call_many: n must be 1-512, got %d", n);
+    int64_t dl = h_deadline(timeout_ms);
+    int *fds = calloc((size_t)n, sizeof *fds);
+    for (int i = 0; i < n; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        fds[i] = tcp_connect(reqs[i].port);
+    }
+    for (int i = 0; i < n; i++) {
+        if (fds[i] < 0)
+            continue;
+        size_t len;
+        char *req = build_request(reqs[i].port, reqs[i].method, reqs[i].path, reqs[i].token, reqs[i].body,
+                                  -1, &len);
+        send_all(fds[i], req, len, dl);   /* errors tolerated */
+        free(req);
+    }
+    int got = 0;
+    for (int i = 0; i < n; i++) {
+        if (fds[i] < 0)
+            continue;
+        struct h_buf in = { 0 };
+        if (read_response(fds[i], &in, &r[i], dl) == 0 && r[i].status)
+            got++;
+        buf_free(&in);
+        close(fds[i]);
+    }
+    free(fds);
+    return got;
 }

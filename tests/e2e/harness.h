@@ -206,6 +206,87 @@ int  ws_wait_close(struct h_ws *w, int64_t deadline);
 json_t *ws_hello(struct h_ws *w, const char *token, int64_t after);
 void ws_free(struct h_ws *w);
 
+/* ---- PostgreSQL and clusters ---------------------------------------------- */
+/* With CHAT_TEST_PG set (the URL of a PostgreSQL server where databases may
+ * be created, e.g. from scripts/with-pg.sh), server_start gives each server
+ * a fresh database of its own there (CREATE DATABASE chat_e2e_<pid>_<n>)
+ * instead of DBDIR/chat.db; restarts (server_restart, server_start_same_port)
+ * and server_start with a dbdir used before get the same database. The
+ * databases are dropped by harness_cleanup. */
+/* CHAT_TEST_PG, or NULL when it is unset or empty. */
+const char *h_pg_url(void);
+/* Creates a fresh, uniquely named database on CHAT_TEST_PG's server and
+ * writes its URL into url (asserts CHAT_TEST_PG is set and it worked). */
+void h_pg_createdb(char *url, size_t len);
+
+#define H_CLUSTER_MAX 8
+
+/* Starts n (<= H_CLUSTER_MAX) chatd instances on one fresh database (needs
+ * CHAT_TEST_PG), each like server_start with the same extra arguments (at
+ * most 14) plus --instance chatd<i+1>, and a port of its own. */
+void servers_start_shared(struct h_server *s, int n, const char *const *extra);
+
+/* HAProxy (from deploy/haproxy.cfg.in, or $HAPROXY_CFG_IN; binary
+ * $HAPROXY_BIN or haproxy on PATH) in front of chatd instances, on a free
+ * port, in the foreground as a tracked child; its log goes to its stderr
+ * (shown by h_dump_logs). Backend i is the server "chatd<i+1>". */
+struct h_haproxy {
+    struct h_proc *proc;
+    int  port;
+    char url[64];                  /* http://127.0.0.1:PORT */
+    char dir[256];                 /* holds haproxy.cfg and the stats socket */
+    char sock[300];
+    int  n;                        /* backends */
+};
+/* Starts it over backends[0..n) and waits (10 s) until it accepts
+ * connections and reports every backend UP. */
+void haproxy_start(struct h_haproxy *h, const struct h_server *backends, int n);
+/* SIGKILL + reap (nothing of it needs to be kept). */
+void haproxy_stop(struct h_haproxy *h);
+/* Runs one runtime API command ("show stat", "disable server chatd/chatd1")
+ * on the stats socket; returns its output (free()) or NULL. */
+char *haproxy_cmd(const struct h_haproxy *h, const char *cmd);
+/* Backend i as `show stat` reports it: returns 1 if its status is UP, 0 if
+ * anything else (DOWN, going down "UP 1/2", MAINT), -1 if the socket did not
+ * answer; *sessions (may be NULL) gets its current sessions (scur). */
+int  haproxy_backend(const struct h_haproxy *h, int i, int *sessions);
+/* Waits until backend i is UP (up = 1) or not UP (up = 0); returns 1/0. */
+int  haproxy_wait_backend(const struct h_haproxy *h, int i, int up, int64_t deadline);
+
+/* n chatd instances on one database and HAProxy in front of them. front is
+ * the balancer seen as a server: give it to client_spawn, and its port to
+ * the http_* and ws_* helpers (never to server_stop/kill). */
+struct h_cluster {
+    int n;
+    struct h_server inst[H_CLUSTER_MAX];
+    struct h_haproxy lb;
+    struct h_server front;
+};
+void cluster_start(struct h_cluster *c, int n, const char *const *extra);
+/* SIGKILL instance i (no wait for the balancer to notice: that is what a
+ * test measures). */
+void cluster_kill(struct h_cluster *c, int i);
+/* Starts instance i again on its port and database after cluster_kill, and
+ * waits until the balancer reports it UP. */
+void cluster_revive(struct h_cluster *c, int i);
+/* Index of the live instance with the most balancer sessions (ties: the
+ * lowest index), e.g. the one holding the clients' WebSockets. */
+int  cluster_busiest(const struct h_cluster *c);
+/* Stops the balancer, then every live instance with SIGTERM (asserting a
+ * clean exit). */
+void cluster_stop(struct h_cluster *c);
+
+/* Many different requests at once, possibly to several ports: opens a
+ * connection for each of reqs[0..n) (n <= 512), writes every request before
+ * reading any answer, then reads each within timeout_ms in all. Requests
+ * are built as http_call builds them (body NULL: none). Returns how many got
+ * a response (r[i].status 0 for the others, e.g. a dead instance). */
+struct h_req {
+    int port;
+    const char *method, *path, *token, *body;
+};
+int  http_call_many(const struct h_req *reqs, int n, struct http_resp *r, int timeout_ms);
+
 /* ---- misc ------------------------------------------------------------------ */
 /* cmocka setup/teardown that run harness_init / harness_cleanup. */
 int h_setup(void **state);

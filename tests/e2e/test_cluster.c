@@ -1,0 +1,736 @@
+/* test_cluster.c — several chatd instances on one PostgreSQL database behind
+ * HAProxy (deploy/haproxy.cfg.in), with real bin/chatd and bin/chat
+ * --headless processes. Needs CHAT_TEST_PG (scripts/with-pg.sh sets it;
+ * `make test-cluster`); without it every test is skipped (fails with
+ * CHAT_TEST_PG_REQUIRED set).
+ *
+ *   - failover, on each transport: alice and bob, connected through the
+ *     balancer, type lines continuously; the instance holding most of their
+ *     sessions is SIGKILLed, then brought back, then the other one is
+ *     killed, so every client loses the instance serving it once. Each
+ *     client reconnects through the balancer to the survivor and ends with
+ *     exactly the server's event sequence: every typed line stored once and
+ *     in order, including the lines typed while reconnecting;
+ *   - the concurrency gap: bursts of concurrent POST /messages on both
+ *     instances at once (ids are taken by concurrent transactions that
+ *     commit in any order) while readers long-poll and hold WebSockets on
+ *     each instance: each reader's id sequence equals the committed feed —
+ *     no gap, no reordering, no duplicate;
+ *   - a transfer storm over both instances (idempotency keys, some requests
+ *     retried on the other instance), with one instance SIGKILLed in the
+ *     middle: the survivor finishes the orphans; money is conserved, no
+ *     balance is negative, every transfer is processed once (one pending,
+ *     one processing, one completed-or-failed alert for the sender, one
+ *     received alert for the recipient of a completed one), and a retried
+ *     key always names the same transfer.
+ *
+ * Every wait is a deadline; every port is a free one; harness_cleanup kills
+ * whatever is left. CLUSTER_DUMP=1 prints every process's stderr at the end
+ * of a test; CLUSTER_ONLY=PATTERN runs only the tests whose names match. */
+#include "harness.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PW "correct horse battery"
+#define SEND_EVERY_MS 40
+#define CONVERGE_MS 20000
+#define START_CENTS 100000
+
+static int64_t g_started;
+
+static int setup(void **state)
+{
+    (void)state;
+    harness_init();
+    g_started = h_now_ms();
+    return 0;
+}
+
+/* Every test starts with this: without PostgreSQL there is no cluster. */
+static void need_pg(void)
+{
+    if (!h_pg_url()) {
+        if (getenv("CHAT_TEST_PG_REQUIRED"))
+            fail_msg("CHAT_TEST_PG is not set (CHAT_TEST_PG_REQUIRED is): run under scripts/with-pg.sh");
+        fprintf(stderr, "    CHAT_TEST_PG is not set: cluster tests need PostgreSQL (make test-cluster)\n");
+        skip();
+    }
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (getenv("CLUSTER_DUMP"))
+        h_dump_logs();
+    harness_cleanup();
+    return 0;
+}
+
+static void took(const char *name)
+{
+    fprintf(stderr, "    %s: %.1f s\n", name, (double)(h_now_ms() - g_started) / 1000.0);
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static void pump_until(int64_t t)
+{
+    while (h_now_ms() < t)
+        h_pump((int)(t - h_now_ms()));
+}
+
+static const char *js(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static json_int_t ji(const json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+static void print_events(const char *what, const json_t *evs)
+{
+    size_t i;
+    json_t *ev;
+    fprintf(stderr, "%s (%zu events):\n", what, json_array_size(evs));
+    json_array_foreach(evs, i, ev) {
+        char *d = h_json_str(ev);
+        fprintf(stderr, "  %s\n", d);
+        free(d);
+    }
+}
+
+/* The whole feed of the token's user, page by page. */
+static json_t *feed_all(int port, const char *token)
+{
+    json_t *all = json_array();
+    int64_t after = 0;
+    for (;;) {
+        json_t *page = http_get_events(port, token, after);
+        size_t n = json_array_size(page);
+        if (n)
+            after = ji(json_array_get(page, n - 1), "id");
+        json_array_extend(all, page);
+        json_decref(page);
+        if (n < 1000)
+            return all;
+    }
+}
+
+static void register_login(int port, const char *user, char *token)
+{
+    CHECK(http_register(port, user, PW) == 201, "register %s: expected 201", user);
+    CHECK(http_login(port, user, PW, token) == 200, "login %s: expected 200", user);
+}
+
+/* Does c's stderr, from byte off on, contain needle? */
+static int err_has_from(const struct h_proc *c, size_t off, const char *needle)
+{
+    return c->err.data && off <= c->err.len && strstr(c->err.data + off, needle) != NULL;
+}
+
+/* The client_msg_id -> event id pairs of the client's {"ack":...} lines. */
+static size_t count_acks(const struct h_proc *c)
+{
+    json_t *acks = json_object();
+    const char *p = c->err.data;
+    while (p && *p) {
+        const char *nl = strchr(p, '\n');
+        if (!nl)
+            break;
+        json_t *j = json_loadb(p, (size_t)(nl - p), 0, NULL);
+        json_t *a = json_object_get(j, "ack"), *id = json_object_get(j, "id");
+        if (json_is_string(a) && json_is_integer(id))
+            json_object_set(acks, json_string_value(a), id);
+        json_decref(j);
+        p = nl + 1;
+    }
+    size_t n = json_object_size(acks);
+    json_decref(acks);
+    return n;
+}
+
+static void wait_acks(struct h_proc *c, size_t n, int64_t dl)
+{
+    size_t got;
+    while ((got = count_acks(c)) < n && h_now_ms() < dl && !c->exited)
+        h_pump((int)(dl - h_now_ms()));
+    got = count_acks(c);
+    CHECK(got == n, "%s: %zu acknowledgements for %zu typed messages%s", c->name, got, n,
+          c->exited ? " (the client exited)" : "");
+}
+
+/* A client that types numbered lines "<tag> #<i>". */
+struct sender {
+    struct h_proc *c;
+    const char *user;
+    char tag[48];
+    int sent;
+};
+
+static void send_next(struct sender *s)
+{
+    char line[96];
+    snprintf(line, sizeof line, "%s #%d", s->tag, ++s->sent);
+    client_send_line(s->c, line);
+}
+
+static void send_for(struct sender *ss, int n, int ms)
+{
+    int64_t end = h_now_ms() + ms, tick = h_now_ms();
+    while (h_now_ms() < end) {
+        for (int i = 0; i < n; i++)
+            send_next(&ss[i]);
+        tick += SEND_EVERY_MS;
+        pump_until(tick);
+    }
+}
+
+/* The lines "<tag> #1".."<tag> #n" appear in feed exactly once each, in
+ * order, from user. */
+static void check_sent_once(const json_t *feed, const char *user, const char *tag, int n)
+{
+    size_t tl = strlen(tag), i;
+    json_t *ev;
+    int next = 1;
+    json_array_foreach(feed, i, ev) {
+        const char *b = js(ev, "body");
+        if (strncmp(b, tag, tl) != 0 || strncmp(b + tl, " #", 2) != 0)
+            continue;
+        int k = atoi(b + tl + 2);
+        if (k != next) {
+            print_events("server feed", feed);
+            CHECK(0, "\"%s\": expected \"%s #%d\" next in the feed, found \"%s\" (%s)", tag, tag, next, b,
+                  k < next ? "a duplicate or out of order" : "a message lost");
+        }
+        CHECK(strcmp(js(ev, "from"), user) == 0, "\"%s\" stored as from %s, expected %s", b, js(ev, "from"),
+              user);
+        next++;
+    }
+    if (next != n + 1)
+        print_events("server feed", feed);
+    CHECK(next == n + 1, "\"%s\": %d lines typed, %d found in the server's feed", tag, n, next - 1);
+}
+
+/* c printed exactly the events of feed, in order (whole objects equal). */
+static void check_same_as_feed(struct h_proc *c, const json_t *feed, int64_t dl)
+{
+    size_t want = json_array_size(feed);
+    client_wait_events(c, want, dl);
+    h_pump(50);                            /* anything extra would show up now */
+    size_t got = client_nevents(c);
+    int same = got == want;
+    for (size_t i = 0; same && i < want; i++)
+        same = json_equal(client_event(c, i), json_array_get(feed, i));
+    if (!same) {
+        print_events("server feed", feed);
+        print_events(c->name, c->events);
+        CHECK(0, "%s printed %zu events, the server's feed has %zu%s", c->name, got, want,
+              got == want ? " (but they differ)" : got > want ? " (duplicates or extras)" : " (lost)");
+    }
+    CHECK(c->bad_lines == 0, "%s printed %d non-JSON stdout lines, first: %s", c->name, c->bad_lines,
+          c->first_bad);
+}
+
+/* A feed's ids must increase strictly (PROTOCOL.md): says where not. */
+static void check_feed_order(const json_t *feed, const char *what)
+{
+    json_int_t prev = 0;
+    size_t i, bad = 0;
+    json_t *ev;
+    json_array_foreach(feed, i, ev) {
+        json_int_t id = ji(ev, "id");
+        if (id <= prev && bad++ < 5)
+            fprintf(stderr, "%s: event #%zu has id %" JSON_INTEGER_FORMAT " after id %" JSON_INTEGER_FORMAT
+                    " (%s)\n", what, i, id, prev, id == prev ? "a duplicate" : "out of order");
+        prev = id > prev ? id : prev;
+    }
+    CHECK(!bad, "%s: %zu events of %zu break the strictly increasing id order (see above)", what, bad,
+          json_array_size(feed));
+}
+
+/* Compares a reader's id sequence with the feed's and says where and how
+ * they first differ (NULL if equal). */
+static const char *id_mismatch(const struct h_proc *c, const json_t *feed, size_t *at, char *why, size_t len)
+{
+    size_t got = client_nevents(c), want = json_array_size(feed);
+    for (size_t i = 0; i < got || i < want; i++) {
+        json_int_t a = i < got ? ji(client_event(c, i), "id") : -1;
+        json_int_t b = i < want ? ji(json_array_get(feed, i), "id") : -1;
+        if (a == b)
+            continue;
+        *at = i;
+        if (a < 0)
+            snprintf(why, len, "ends after %zu events; the feed goes on with id %" JSON_INTEGER_FORMAT, got, b);
+        else if (b < 0)
+            snprintf(why, len, "has %zu events, more than the feed's %zu (extra id %" JSON_INTEGER_FORMAT ")",
+                     got, want, a);
+        else
+            snprintf(why, len, "event #%zu is id %" JSON_INTEGER_FORMAT ", the feed has id %" JSON_INTEGER_FORMAT
+                     " there (%s)", i, a, b, a > b ? "a gap: it skipped an id" : "reordered or repeated");
+        return why;
+    }
+    return NULL;
+}
+
+/* ---- failover, per transport --------------------------------------------------- */
+
+static size_t total_sent(const struct sender *ss, int n)
+{
+    size_t t = 0;
+    for (int i = 0; i < n; i++)
+        t += (size_t)ss[i].sent;
+    return t;
+}
+
+/* Waits until every client shows want events; fails naming who lags,
+ * after printing what it has and the server's raw answer from its cursor. */
+static void converge(struct sender *ss, int n, size_t want, int64_t dl, const char *after, int port,
+                     const char *tok)
+{
+    for (int i = 0; i < n; i++) {
+        size_t got = client_wait_events(ss[i].c, want, dl);
+        if (got < want) {
+            print_events(ss[i].c->name, ss[i].c->events);
+            char path[96];
+            snprintf(path, sizeof path, "/api/v1/events?after=%lld&wait=0&limit=100",
+                     got ? (long long)ji(client_event(ss[i].c, got - 1), "id") : 0LL);
+            struct http_resp r;
+            http_call(port, "GET", path, tok, NULL, 0, &r);
+            fprintf(stderr, "GET %s through the balancer: %d %s\n", path, r.status, r.body);
+            http_resp_free(&r);
+        }
+        CHECK(got >= want, "%s: %zu of %zu events %s%s", ss[i].c->name, got, want, after,
+              ss[i].c->exited ? " (it exited)" : "");
+    }
+}
+
+static void failover(const char *transport)
+{
+    need_pg();
+    static const char *const extra[] = { "--login-rate", "1000", NULL };
+    struct h_cluster c;
+    cluster_start(&c, 2, extra);
+    char alice[65], bob[65];
+    register_login(c.front.port, "alice", alice);
+    register_login(c.front.port, "bob", bob);
+
+    struct sender ss[2] = { { .user = "alice" }, { .user = "bob" } };
+    for (int i = 0; i < 2; i++) {
+        snprintf(ss[i].tag, sizeof ss[i].tag, "%s over %s", ss[i].user, transport);
+        ss[i].c = client_spawn(&c.front, transport, ss[i].user, PW, NULL);
+    }
+    CHECK(http_post_message(c.front.port, alice, NULL, "start", NULL, NULL) == 201, "post start");
+    converge(ss, 2, 1, h_deadline(10000), "within 10 s of the start (both instances up)", c.front.port, alice);
+    send_for(ss, 2, 400);
+    converge(ss, 2, 1 + total_sent(ss, 2), h_deadline(10000), "before any kill", c.front.port, alice);
+
+    int first = -1;
+    for (int round = 0; round < 2; round++) {
+        int victim = round == 0 ? cluster_busiest(&c) : 1 - first;
+        if (victim < 0)
+            victim = 0;
+        if (round == 0)
+            first = victim;
+        int sess[2] = { 0, 0 };
+        for (int i = 0; i < 2; i++)
+            haproxy_backend(&c.lb, i, &sess[i]);
+        size_t mark[2] = { ss[0].c->err.len, ss[1].c->err.len };
+        cluster_kill(&c, victim);
+        int64_t t_kill = h_now_ms();
+        send_for(ss, 2, 600);              /* typed while they reconnect */
+        converge(ss, 2, 1 + total_sent(ss, 2), h_deadline(CONVERGE_MS), "after the kill", c.front.port, alice);
+        int64_t t_back = h_now_ms();
+        fprintf(stderr, "    %s: killed instance %d (balancer sessions %d/%d); all caught up %lld ms later;"
+                " reconnected: alice %s, bob %s\n", transport, victim, sess[0], sess[1],
+                (long long)(t_back - t_kill), err_has_from(ss[0].c, mark[0], "\"reconnecting\"") ? "yes" : "no",
+                err_has_from(ss[1].c, mark[1], "\"reconnecting\"") ? "yes" : "no");
+        if (round == 0) {
+            cluster_revive(&c, victim);
+            send_for(ss, 2, 300);
+            converge(ss, 2, 1 + total_sent(ss, 2), h_deadline(CONVERGE_MS), "after the restart", c.front.port, alice);
+        }
+    }
+
+    int64_t dl = h_deadline(CONVERGE_MS);
+    for (int i = 0; i < 2; i++)
+        wait_acks(ss[i].c, (size_t)ss[i].sent, dl);
+    json_t *feed = feed_all(c.front.port, alice);
+    check_feed_order(feed, "the survivor's feed");
+    CHECK(json_array_size(feed) == 1 + total_sent(ss, 2), "the feed has %zu events, expected \"start\" and "
+          "the %zu lines typed", json_array_size(feed), total_sent(ss, 2));
+    for (int i = 0; i < 2; i++)
+        check_sent_once(feed, ss[i].user, ss[i].tag, ss[i].sent);
+    for (int i = 0; i < 2; i++)
+        check_same_as_feed(ss[i].c, feed, dl);
+    fprintf(stderr, "    %s: %d + %d lines across two kills\n", transport, ss[0].sent, ss[1].sent);
+    json_decref(feed);
+    for (int i = 0; i < 2; i++)
+        client_quit(ss[i].c, h_deadline(8000));
+    cluster_stop(&c);
+}
+
+static void test_failover_short_poll(void **state)
+{
+    (void)state;
+    failover("short-poll");
+    took("failover, short-poll");
+}
+
+static void test_failover_long_poll(void **state)
+{
+    (void)state;
+    failover("long-poll");
+    took("failover, long-poll");
+}
+
+static void test_failover_websocket(void **state)
+{
+    (void)state;
+    failover("websocket");
+    took("failover, websocket");
+}
+
+/* ---- concurrent writers on both instances: no gap -------------------------------- */
+
+#define GAP_WRITERS 4
+#define GAP_ROUNDS 20
+#define GAP_BURST 32                       /* requests per round, half per instance */
+#define GAP_READERS 5
+
+static void test_no_gap_concurrent_writers(void **state)
+{
+    (void)state;
+    need_pg();
+    static const char *const extra[] = { "--msg-rate", "100000", "--login-rate", "1000",
+                                         "--max-connections-per-ip", "100000", NULL };
+    struct h_cluster c;
+    cluster_start(&c, 2, extra);
+    char reader[65], wtok[GAP_WRITERS][65];
+    register_login(c.inst[0].port, "reader", reader);
+    for (int w = 0; w < GAP_WRITERS; w++) {
+        char u[16];
+        snprintf(u, sizeof u, "writer%d", w);
+        register_login(c.inst[w % 2].port, u, wtok[w]);
+    }
+
+    /* Readers on each instance directly, on both pushing transports, and
+     * one through the balancer. */
+    struct { const struct h_server *s; const char *t; } rd[GAP_READERS] = {
+        { &c.inst[0], "long-poll" }, { &c.inst[1], "long-poll" },
+        { &c.inst[0], "websocket" }, { &c.inst[1], "websocket" },
+        { &c.front, "long-poll" },
+    };
+    struct h_proc *r[GAP_READERS];
+    for (int i = 0; i < GAP_READERS; i++)
+        r[i] = client_spawn(rd[i].s, rd[i].t, "reader", PW, NULL);
+    CHECK(http_post_message(c.inst[0].port, reader, NULL, "ready on 0", NULL, NULL) == 201, "post");
+    CHECK(http_post_message(c.inst[1].port, reader, NULL, "ready on 1", NULL, NULL) == 201, "post");
+    int64_t dl = h_deadline(10000);
+    for (int i = 0; i < GAP_READERS; i++)
+        CHECK(client_wait_events(r[i], 2, dl) == 2, "reader %d (%s on %s) did not show both instances' first "
+              "message within 10 s", i, rd[i].t, rd[i].s->url);
+
+    static struct h_req reqs[GAP_BURST];
+    static struct http_resp resp[GAP_BURST];
+    static char bodies[GAP_BURST][96];
+    int posted = 0;
+    int64_t t0 = h_now_ms();
+    for (int round = 0; round < GAP_ROUNDS; round++) {
+        for (int k = 0; k < GAP_BURST; k++) {
+            snprintf(bodies[k], sizeof bodies[k], "{\"body\":\"r%d m%d\",\"client_msg_id\":\"g-%d-%d\"}", round, k,
+                     round, k);
+            reqs[k] = (struct h_req){ c.inst[k % 2].port, "POST", "/api/v1/messages", wtok[k % GAP_WRITERS],
+                                      bodies[k] };
+        }
+        int got = http_call_many(reqs, GAP_BURST, resp, 20000);
+        for (int k = 0; k < GAP_BURST; k++) {
+            int st = resp[k].status;
+            char b[200];
+            snprintf(b, sizeof b, "%s", resp[k].body ? resp[k].body : "");
+            http_resp_free(&resp[k]);
+            CHECK(st == 201, "round %d, message %d to instance %d: expected 201, got %d %s (%d answers)", round,
+                  k, k % 2, st, b, got);
+        }
+        posted += GAP_BURST;
+        h_pump(0);
+    }
+    int64_t t1 = h_now_ms();
+    size_t total = 2 + (size_t)posted;
+
+    dl = h_deadline(CONVERGE_MS);
+    for (int i = 0; i < GAP_READERS; i++)
+        client_wait_events(r[i], total, dl);
+    h_pump(100);                           /* anything extra would show up now */
+    json_t *f0 = feed_all(c.inst[0].port, reader), *f1 = feed_all(c.inst[1].port, reader);
+    check_feed_order(f0, "instance 0's feed");
+    check_feed_order(f1, "instance 1's feed");
+    CHECK(json_equal(f0, f1), "the two instances list different feeds (%zu and %zu events)", json_array_size(f0),
+          json_array_size(f1));
+    CHECK(json_array_size(f0) == total, "the feed has %zu events, %zu were posted", json_array_size(f0), total);
+    int bad = 0;
+    for (int i = 0; i < GAP_READERS; i++) {
+        char why[256];
+        size_t at = 0;
+        if (id_mismatch(r[i], f0, &at, why, sizeof why)) {
+            fprintf(stderr, "reader %d (%s on %s): %s\n", i, rd[i].t, rd[i].s->url, why);
+            bad++;
+        }
+    }
+    if (bad) {
+        print_events("committed feed", f0);
+        for (int i = 0; i < GAP_READERS; i++)
+            print_events(r[i]->name, r[i]->events);
+    }
+    CHECK(!bad, "%d of %d readers did not get exactly the committed sequence (see above)", bad, GAP_READERS);
+    for (int i = 0; i < GAP_READERS; i++)
+        check_same_as_feed(r[i], f0, dl);
+    fprintf(stderr, "    %d messages in %d bursts of %d over two instances in %lld ms; %d readers exact\n",
+            posted, GAP_ROUNDS, GAP_BURST, (long long)(t1 - t0), GAP_READERS);
+    json_decref(f0);
+    json_decref(f1);
+    for (int i = 0; i < GAP_READERS; i++)
+        client_quit(r[i], h_deadline(8000));
+    cluster_stop(&c);
+    took("no gap under concurrent writers");
+}
+
+/* ---- a transfer storm with a kill ------------------------------------------------ */
+
+#define NU 6                               /* users */
+#define NT 48                              /* transfers */
+
+struct xfer {
+    int from, to;
+    json_int_t cents;
+    char key[32];
+    json_int_t id;                         /* 0 until an answer named it */
+    char status[16];
+};
+
+static char *xfer_body(const struct xfer *x, const char *const *users)
+{
+    json_t *o = json_pack("{s:s,s:I,s:s}", "to", users[x->to], "amount_cents", x->cents, "idempotency_key", x->key);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* Posts transfers idx[0..n) to ports[0..n) at once; records or checks the
+ * transfer ids. Answers that did not come (a dead instance) are allowed
+ * when allow_lost. */
+static void post_xfers(struct xfer *xs, const int *idx, const int *ports, int n, char tok[][65],
+                       const char *const *users, int allow_lost, const char *what)
+{
+    struct h_req *reqs = calloc((size_t)n, sizeof *reqs);
+    struct http_resp *resp = calloc((size_t)n, sizeof *resp);
+    char **bodies = calloc((size_t)n, sizeof *bodies);
+    for (int k = 0; k < n; k++) {
+        struct xfer *x = &xs[idx[k]];
+        bodies[k] = xfer_body(x, users);
+        reqs[k] = (struct h_req){ ports[k], "POST", "/api/v1/transfers", tok[x->from], bodies[k] };
+    }
+    http_call_many(reqs, n, resp, 20000);
+    for (int k = 0; k < n; k++) {
+        struct xfer *x = &xs[idx[k]];
+        int st = resp[k].status;
+        json_int_t id = ji(resp[k].json, "transfer_id");
+        char b[200];
+        snprintf(b, sizeof b, "%s", resp[k].body ? resp[k].body : "");
+        http_resp_free(&resp[k]);
+        free(bodies[k]);
+        if (st == 0 && allow_lost)
+            continue;
+        CHECK((st == 202 || st == 200) && id > 0, "%s: transfer %s to port %d: expected 202 with a transfer_id, "
+              "got %d %s", what, x->key, ports[k], st, b);
+        CHECK(!x->id || x->id == id, "%s: idempotency key %s named transfer %" JSON_INTEGER_FORMAT " before, now "
+              "%" JSON_INTEGER_FORMAT, what, x->key, x->id, id);
+        x->id = id;
+    }
+    free(reqs);
+    free(resp);
+    free(bodies);
+}
+
+static size_t count_alerts(const json_t *feed, const char *kind, json_int_t tid)
+{
+    size_t n = 0, i;
+    json_t *ev;
+    json_array_foreach(feed, i, ev)
+        n += strcmp(js(ev, "type"), "alert") == 0 && strcmp(js(ev, "kind"), kind) == 0 &&
+             ji(ev, "transfer_id") == tid;
+    return n;
+}
+
+static void test_transfer_storm_with_kill(void **state)
+{
+    (void)state;
+    need_pg();
+    static const char *const extra[] = { "--transfer-delay-ms", "300", "--login-rate", "1000",
+                                         "--max-connections-per-ip", "100000", NULL };
+    static const char *const users[NU] = { "u0", "u1", "u2", "u3", "u4", "u5" };
+    struct h_cluster c;
+    cluster_start(&c, 2, extra);
+    char tok[NU][65];
+    for (int u = 0; u < NU; u++)
+        register_login(c.inst[u % 2].port, users[u], tok[u]);
+
+    /* The plan: fixed pseudo-random parties and amounts (5.00-700.00), so
+     * that some transfers find too little money and fail. */
+    struct xfer xs[NT];
+    unsigned seed = 12345;
+    for (int i = 0; i < NT; i++) {
+        memset(&xs[i], 0, sizeof xs[i]);
+        xs[i].from = (int)(rand_r(&seed) % NU);
+        xs[i].to = (xs[i].from + 1 + (int)(rand_r(&seed) % (NU - 1))) % NU;
+        xs[i].cents = 500 + (json_int_t)(rand_r(&seed) % 70000);
+        snprintf(xs[i].key, sizeof xs[i].key, "storm-%d", i);
+    }
+    int idx[NT], ports[NT], n;
+
+    /* 1. the first half, spread over both instances */
+    for (n = 0; n < NT / 2; n++) {
+        idx[n] = n;
+        ports[n] = c.inst[n % 2].port;
+    }
+    post_xfers(xs, idx, ports, n, tok, users, 0, "first half");
+    /* 2. every third of them again, on the other instance, while they run */
+    int m = 0;
+    for (int i = 0; i < NT / 2; i += 3) {
+        idx[m] = i;
+        ports[m++] = c.inst[1 - i % 2].port;
+    }
+    post_xfers(xs, idx, ports, m, tok, users, 0, "retried on the other instance");
+    /* 3. instance 1 dies with its transfers pending or processing */
+    cluster_kill(&c, 1);
+    int64_t t_kill = h_now_ms();
+    /* 4. the second half through the balancer and straight to the survivor,
+     *    and every transfer instance 1 took retried through the balancer */
+    n = 0;
+    for (int i = NT / 2; i < NT; i++) {
+        idx[n] = i;
+        ports[n++] = i % 2 ? c.front.port : c.inst[0].port;
+    }
+    for (int i = 1; i < NT / 2; i += 2) {
+        idx[n] = i;
+        ports[n++] = c.front.port;
+    }
+    post_xfers(xs, idx, ports, n, tok, users, 0, "after the kill");
+    /* 5. the second half once more through the balancer */
+    n = 0;
+    for (int i = NT / 2; i < NT; i += 2) {
+        idx[n] = i;
+        ports[n++] = c.front.port;
+    }
+    post_xfers(xs, idx, ports, n, tok, users, 0, "second half retried");
+
+    for (int i = 0; i < NT; i++)
+        for (int j = 0; j < i; j++)
+            CHECK(xs[i].id != xs[j].id, "keys %s and %s name the same transfer %" JSON_INTEGER_FORMAT, xs[i].key,
+                  xs[j].key, xs[i].id);
+
+    /* Every transfer ends, including those instance 1 left behind. */
+    int64_t dl = h_deadline(40000);
+    int done = 0;
+    while (done < NT) {
+        done = 0;
+        for (int i = 0; i < NT; i++) {
+            if (strcmp(xs[i].status, "completed") == 0 || strcmp(xs[i].status, "failed") == 0) {
+                done++;
+                continue;
+            }
+            char path[64];
+            snprintf(path, sizeof path, "/api/v1/transfers/%" JSON_INTEGER_FORMAT, xs[i].id);
+            struct http_resp r;
+            http_call(c.front.port, "GET", path, tok[xs[i].from], NULL, 0, &r);
+            CHECK(r.status == 200, "GET %s: expected 200, got %d %s", path, r.status, r.body);
+            snprintf(xs[i].status, sizeof xs[i].status, "%s", js(r.json, "status"));
+            http_resp_free(&r);
+        }
+        if (done < NT) {
+            if (h_now_ms() >= dl) {
+                for (int i = 0; i < NT; i++)
+                    fprintf(stderr, "  %s: transfer %" JSON_INTEGER_FORMAT " %s\n", xs[i].key, xs[i].id,
+                            xs[i].status);
+                CHECK(0, "%d of %d transfers finished within 40 s of the kill: the survivor did not finish the "
+                      "orphans", done, NT);
+            }
+            h_pump(200);
+        }
+    }
+    int64_t t_done = h_now_ms();
+
+    /* Money: conserved, never negative, and what the outcomes say. */
+    json_int_t want[NU], sum = 0;
+    int completed = 0;
+    for (int u = 0; u < NU; u++)
+        want[u] = START_CENTS;
+    for (int i = 0; i < NT; i++)
+        if (strcmp(xs[i].status, "completed") == 0) {
+            want[xs[i].from] -= xs[i].cents;
+            want[xs[i].to] += xs[i].cents;
+            completed++;
+        }
+    for (int u = 0; u < NU; u++) {
+        struct http_resp r;
+        http_call(c.front.port, "GET", "/api/v1/account", tok[u], NULL, 0, &r);
+        json_int_t bal = ji(r.json, "balance_cents");
+        int st = r.status;
+        http_resp_free(&r);
+        CHECK(st == 200, "GET /api/v1/account as %s: %d", users[u], st);
+        CHECK(bal >= 0, "%s has a negative balance: %" JSON_INTEGER_FORMAT, users[u], bal);
+        CHECK(bal == want[u], "%s has %" JSON_INTEGER_FORMAT " cents; the completed transfers say %"
+              JSON_INTEGER_FORMAT, users[u], bal, want[u]);
+        sum += bal;
+    }
+    CHECK(sum == NU * START_CENTS, "money not conserved: %" JSON_INTEGER_FORMAT " cents in all, expected %d", sum,
+          NU * START_CENTS);
+
+    /* Each transfer processed once: one alert per step. */
+    json_t *feeds[NU];
+    for (int u = 0; u < NU; u++)
+        feeds[u] = feed_all(c.front.port, tok[u]);
+    int bad = 0;
+    for (int i = 0; i < NT; i++) {
+        const struct xfer *x = &xs[i];
+        int ok_ = strcmp(x->status, "completed") == 0;
+        size_t pend = count_alerts(feeds[x->from], "transfer.pending", x->id);
+        size_t proc = count_alerts(feeds[x->from], "transfer.processing", x->id);
+        size_t comp = count_alerts(feeds[x->from], "transfer.completed", x->id);
+        size_t fail = count_alerts(feeds[x->from], "transfer.failed", x->id);
+        size_t recv = count_alerts(feeds[x->to], "transfer.received", x->id);
+        if (pend != 1 || proc != 1 || comp != (size_t)ok_ || fail != (size_t)!ok_ || recv != (size_t)ok_) {
+            fprintf(stderr, "transfer %s (%" JSON_INTEGER_FORMAT ", %s -> %s, %" JSON_INTEGER_FORMAT " cents, %s): "
+                    "pending %zu, processing %zu, completed %zu, failed %zu, received %zu alerts\n", x->key, x->id,
+                    users[x->from], users[x->to], x->cents, x->status, pend, proc, comp, fail, recv);
+            bad++;
+        }
+    }
+    CHECK(!bad, "%d of %d transfers do not have exactly one alert per step (see above)", bad, NT);
+    for (int u = 0; u < NU; u++)
+        json_decref(feeds[u]);
+    fprintf(stderr, "    %d transfers (%d completed, %d failed), instance 1 killed mid-storm; all finished %lld ms "
+            "after the kill\n", NT, completed, NT - completed, (long long)(t_done - t_kill));
+    cluster_stop(&c);
+    took("transfer storm with a kill");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_failover_short_poll, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failover_long_poll, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failover_websocket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_gap_concurrent_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_storm_with_kill, setup, teardown),
+    };
+    if (getenv("CLUSTER_ONLY"))            /* e.g. CLUSTER_ONLY='test_failover*' */
+        cmocka_set_test_filter(getenv("CLUSTER_ONLY"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
