@@ -211,13 +211,17 @@ static void feed_ring_reset(struct server *srv)
 
 struct feed_take {
     struct feed *f;
-    int n;
+    int n;                        /* rows read in this page */
+    size_t added;                 /* entered the ring */
     int failed;
 };
 
 static int feed_take_one(void *arg, const struct store_event *ev)
 {
     struct feed_take *t = arg;
+    t->n++;
+    if (ev->id <= feed_hi(t->f))     /* already in the ring: keep the order strict */
+        return 0;
     json_t *e = proto_event_new(ev->id, ev->type, ev->ts_ms, ev->payload);
     struct feed_entry fe = e ? feed_entry_new(ev->id, ev->recipient_id, e) : (struct feed_entry){ 0 };
     if (!fe.event) {
@@ -225,7 +229,7 @@ static int feed_take_one(void *arg, const struct store_event *ev)
         return 1;
     }
     feed_ring_push(t->f, fe);
-    t->n++;
+    t->added++;
     return 0;
 }
 
@@ -234,14 +238,19 @@ static int feed_take_one(void *arg, const struct store_event *ev)
 static void feed_catch_up(struct server *srv)
 {
     struct feed *f = srv->feed;
-    size_t added = 0;
-    struct feed_take t = { f, FEED_PAGE, 0 };
+    if (store_batch_open(srv->store)) {
+        /* Reading would commit the open batch first, and that commit catches
+         * up itself: let it, rather than read from a position it moves. */
+        feed_flush(srv);
+        return;
+    }
+    struct feed_take t = { f, FEED_PAGE, 0, 0 };
     while (t.n == FEED_PAGE && !t.failed) {
         t.n = 0;
         if (store_events_all_after(srv->store, feed_hi(f), FEED_PAGE, feed_take_one, &t) != STORE_OK)
             t.failed = 1;
-        added += (size_t)t.n;
     }
+    size_t added = t.added;
     if (added > f->count) {       /* more than the ring holds: wake everyone */
         feed_wake_all(srv);
         return;
