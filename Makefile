@@ -95,8 +95,11 @@ $(OUT)/tests/ui/%: $(call obj,tests/ui/%.c) $(call obj,$(UI_TEST_LIB)) $(call ob
 
 test-unit: $(UNIT_BINS)
 	@scripts/run-tests.sh $(UNIT_BINS)
-test-e2e: all $(E2E_BINS)
-	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat scripts/run-tests.sh $(E2E_BINS)
+# test_cluster needs PostgreSQL and HAProxy: it runs in test-cluster only.
+CLUSTER_BIN := $(OUT)/tests/e2e/test_cluster
+E2E_SOLO    := $(filter-out $(CLUSTER_BIN),$(E2E_BINS))
+test-e2e: all $(E2E_SOLO)
+	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat scripts/run-tests.sh $(E2E_SOLO)
 test-ui: all $(UI_BINS)
 	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat scripts/run-tests.sh $(UI_BINS)
 check: test-unit test-e2e test-ui
@@ -119,11 +122,11 @@ test-unit-pg: $(OUT)/tests/test_store $(OUT)/tests/test_store_pg
 # same server code except store_pg.c (test-unit-pg's own ground), and a
 # second full PostgreSQL round under the sanitizers would add minutes to
 # every CI run for little.
-CLUSTER_BIN := $(OUT)/tests/e2e/test_cluster
+
 .PHONY: test-e2e-pg test-cluster demo-cluster
-test-e2e-pg: all $(E2E_BINS)
+test-e2e-pg: all $(E2E_SOLO)
 	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat CHAT_TEST_PG_REQUIRED=1 \
-	  scripts/with-pg.sh scripts/run-tests.sh $(filter-out $(CLUSTER_BIN),$(E2E_BINS))
+	  scripts/with-pg.sh scripts/run-tests.sh $(E2E_SOLO)
 test-cluster: all $(CLUSTER_BIN)
 	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat CHAT_TEST_PG_REQUIRED=1 \
 	  scripts/with-pg.sh scripts/run-tests.sh $(CLUSTER_BIN)

@@ -415,7 +415,7 @@ static void test_no_gap_concurrent_writers(void **state)
     char reader[65], wtok[GAP_WRITERS][65];
     register_login(c.inst[0].port, "reader", reader);
     for (int w = 0; w < GAP_WRITERS; w++) {
-        char u[16];
+        char u[24];
         snprintf(u, sizeof u, "writer%d", w);
         register_login(c.inst[w % 2].port, u, wtok[w]);
     }
