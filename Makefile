@@ -134,12 +134,15 @@ ifneq ($(SAN),1)
 check: test-unit-pg test-e2e-pg test-cluster
 endif
 
-# The chat end-to-end run with every chatd and chat process under valgrind;
+# The chat end-to-end run with every chatd and chat process under valgrind,
+# on SQLite and then on PostgreSQL;
 # a leak or memory error makes the process, and so the test, fail.
 VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99
 valgrind: all $(OUT)/tests/e2e/test_chat
 	@E2E_WRAP="$(VALGRIND)" CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat \
 	  scripts/run-tests.sh $(OUT)/tests/e2e/test_chat
+	@E2E_WRAP="$(VALGRIND)" CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat CHAT_TEST_PG_REQUIRED=1 \
+	  scripts/with-pg.sh scripts/run-tests.sh $(OUT)/tests/e2e/test_chat
 
 # Fuzzing: a libFuzzer target (clang, ASan + UBSan) for every parser of
 # untrusted input, tests/fuzz/fuzz_*.c, seeds in tests/fuzz/corpus/<target>/.
