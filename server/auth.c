@@ -1,7 +1,7 @@
 /* auth.c — bearer tokens and the sessions behind them: minting tokens from
  * the CSPRNG, hashing them for storage, resolving a presented token (with
- * absolute and idle expiry), logout, and the sweep that closes WebSockets
- * whose session ended. */
+ * absolute and idle expiry), logout, and the session touch of open
+ * WebSockets (sweep.c closes those whose session ended). */
 #include "server.h"
 #include "audit.h"
 
@@ -9,7 +9,6 @@
 #include <string.h>
 
 #define TOUCH_EVERY_MS   60000     /* last_used is written at most this often */
-#define SWEEP_EVERY_US   (1 * LWS_USEC_PER_SEC)
 
 int auth_token_new(char hex[PROTO_TOKEN_HEX_LEN + 1])
 {
@@ -61,11 +60,7 @@ int auth_check_token(struct server *srv, struct session *s, const char *token)
         audit("session.idle_expired", "user=%s", ss.user);
         return -1;
     }
-    /* Written at most once a minute, but often enough for a short idle limit. */
-    int64_t touch_every = srv->cfg.session_idle_s * 1000 / 4;
-    if (touch_every > TOUCH_EVERY_MS)
-        touch_every = TOUCH_EVERY_MS;
-    if (now - ss.last_used_ms >= touch_every)
+    if (now - ss.last_used_ms >= auth_touch_every_ms(srv))
         store_session_touch(srv->store, hash, now);
     s->user_id = ss.user_id;
     snprintf(s->user, sizeof s->user, "%s", ss.user);
@@ -94,33 +89,20 @@ int auth_logout(struct server *srv, struct session *s)
     return rc == STORE_OK ? 0 : -1;
 }
 
-/* Ends WebSockets whose session expired; keeps open ones from going idle. */
-static void auth_sweep(lws_sorted_usec_list_t *sul)
+/* A session in use is written as used at most this often, but often
+ * enough for a short idle limit. */
+int64_t auth_touch_every_ms(const struct server *srv)
 {
-    struct server *srv = lws_container_of(sul, struct server, sweep_sul);
+    int64_t every = (int64_t)srv->cfg.session_idle_s * 1000 / 4;
+    return every > TOUCH_EVERY_MS ? TOUCH_EVERY_MS : every;
+}
+
+/* Called by the sweep (sweep.c) for an open WebSocket, every
+ * auth_touch_every_ms: keeps its session from idling out, and notices a
+ * session that ended elsewhere (expiry is the sweep's own heap). */
+int auth_touch(struct server *srv, struct session *s)
+{
     int64_t now = now_ms();
-    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, srv->subscribers.head) {
-        struct session *s = lws_container_of(d, struct session, sub_node);
-        /* (no `continue` here: the lws loop macro would skip its step) */
-        if (!s->is_ws || !s->user_id) {
-            /* parked long polls re-check their token on every request */
-        } else if (now >= s->token_expires_ms) {
-            ws_begin_close(s, 4401, "session expired");
-        } else if (now - s->token_touched_ms >= TOUCH_EVERY_MS) {
-            s->token_touched_ms = now;
-            if (store_session_touch(srv->store, s->token_hash, now) == STORE_NOT_FOUND)
-                ws_begin_close(s, 4401, "session ended");
-        }
-    } lws_end_foreach_dll_safe(d, d1);
-    lws_sul_schedule(srv->ctx, 0, &srv->sweep_sul, auth_sweep, SWEEP_EVERY_US);
-}
-
-void auth_sweep_start(struct server *srv)
-{
-    lws_sul_schedule(srv->ctx, 0, &srv->sweep_sul, auth_sweep, SWEEP_EVERY_US);
-}
-
-void auth_sweep_stop(struct server *srv)
-{
-    lws_sul_cancel(&srv->sweep_sul);
+    s->token_touched_ms = now;
+    return store_session_touch(srv->store, s->token_hash, now) == STORE_NOT_FOUND ? -1 : 0;
 }

@@ -98,7 +98,7 @@ static int http_authenticate(struct session *s)
 static void http_unpark(struct session *s)
 {
     struct http_state *h = &s->u.http;
-    lws_sul_cancel(&h->poll_sul);
+    sweep_unhold(s);
     feed_unsubscribe(s);
     if (h->poll_parked)
         s->srv->parked--;
@@ -117,13 +117,6 @@ static int http_answer_poll(struct session *s)
     if (n)
         next = json_integer_value(json_object_get(json_array_get(events, n - 1), "id"));
     return http_json(s, 200, json_pack("{s:o,s:I}", "events", events, "next", (json_int_t)next));
-}
-
-static void http_poll_timeout(lws_sorted_usec_list_t *sul)
-{
-    struct http_state *h = lws_container_of(sul, struct http_state, poll_sul);
-    struct session *s = lws_container_of(h, struct session, u.http);
-    lws_callback_on_writable(s->wsi);
 }
 
 void http_wake(struct session *s)
@@ -155,8 +148,13 @@ static int route_events(struct session *s)
     h->poll_parked = 1;
     feed_subscribe(s);
     lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);  /* our deadline, not lws' */
-    lws_sul_schedule(lws_get_context(s->wsi), 0, &h->poll_sul, http_poll_timeout,
-                     (lws_usec_t)wait * LWS_USEC_PER_SEC);
+    sweep_hold(s, wait);        /* answered when it passes (sweep.c) */
+    /* Everything needed from the request headers has been copied: give
+     * back lws' header buffer (max_http_header_data, 4 KB of the 6.4 KB a
+     * parked poll held) rather than keep it for the whole hold. lws takes
+     * one again if the client sends anything more. */
+    if (lws_get_network_wsi(s->wsi) == s->wsi)
+        lws_http_headers_detach(s->wsi);
     return 0;
 }
 

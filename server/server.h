@@ -17,6 +17,7 @@ struct pwhash_job;
 struct transfers;
 struct limiter;
 struct feed;
+struct sweep;
 
 struct server_config {
     const char *host;
@@ -52,11 +53,18 @@ struct server {
     struct limiter      *limiter;
     struct feed         *feed;
     int                  parked;       /* long polls held now */
-    lws_sorted_usec_list_t sweep_sul;  /* session expiry of open WebSockets */
+    struct sweep        *sweep;        /* per-connection deadlines (sweep.c) */
     lws_dll2_owner_t     subscribers;  /* parked long polls and live WebSockets */
     int                  responding;   /* HTTP answers being written */
     int                  stopping;
     char                 instance[80]; /* this instance's name (/healthz) */
+};
+
+/* A connection's place in one of the sweep's queues (sweep.c). Every entry
+ * of a queue has the same timeout, so arrival order is expiry order. */
+struct sweep_link {
+    lws_dll2_t node;
+    int64_t    since_ms;      /* monotonic: when it joined its queue */
 };
 
 /* Per-request state of an HTTP call. */
@@ -74,7 +82,8 @@ struct http_state {
     int      close_after;     /* answer then close (body not read) */
     int      retry_after_s;   /* sent as Retry-After when > 0 */
     struct proto_events_query poll;
-    lws_sorted_usec_list_t poll_sul;  /* long-poll deadline */
+    struct sweep_link hold;   /* long-poll deadline (sweep.c) */
+    int      hold_s;          /* of that hold */
     int      poll_parked;
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
 };
@@ -100,7 +109,10 @@ struct ws_state {
     int      rx_binary;
     int      close_code;      /* close with this from the next WRITEABLE */
     const char *close_reason;
-    lws_sorted_usec_list_t hello_sul;
+    struct sweep_link hb;     /* hello deadline, then heartbeat (sweep.c) */
+    struct sweep_link touch;  /* next session touch (sweep.c) */
+    size_t   expiry_pos;      /* in the sweep's session-expiry heap, from 1; 0 if not */
+    int      ping_due;        /* the sweep asked for a ping: the next WRITEABLE sends it */
     int      held;            /* rx is a send over the rate limit, reading paused */
     int      backlogged;      /* too many frames queued for the client, reading paused */
     lws_sorted_usec_list_t hold_sul;
@@ -176,8 +188,23 @@ void auth_token_hash(const char *token, char out[65]);
 int auth_check_token(struct server *srv, struct session *s, const char *token);
 /* Revokes s's session and closes its WebSockets with 4401. */
 int auth_logout(struct server *srv, struct session *s);
-void auth_sweep_start(struct server *srv);
-void auth_sweep_stop(struct server *srv);
+/* How often an open WebSocket's session is touched (kept from idling out). */
+int64_t auth_touch_every_ms(const struct server *srv);
+/* The session behind a WebSocket is still there: 0 (touched now), -1 if not. */
+int auth_touch(struct server *srv, struct session *s);
+
+/* sweep.c: every per-connection deadline (hello, heartbeat, session touch
+ * and expiry, long-poll hold) served by one timer, instead of an lws timer
+ * per connection (lws 4.1 keeps those in one sorted list: every insert
+ * walks it). */
+int  sweep_start(struct server *srv);
+void sweep_stop(struct server *srv);
+void sweep_ws_open(struct session *s);     /* hello deadline */
+void sweep_ws_authed(struct session *s);   /* heartbeat, session touch and expiry */
+void sweep_ws_heard(struct session *s);    /* a frame or a pong came in */
+void sweep_ws_closed(struct session *s);
+void sweep_hold(struct session *s, int wait_s);
+void sweep_unhold(struct session *s);
 
 /* http_api.c */
 int http_on_request(struct session *s, const char *uri);

@@ -6,6 +6,7 @@
 #include "limiter.h"
 #include "server.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,9 @@
 #define WS_HARD_QUEUED    (4 * WS_MAX_QUEUED)  /* still growing while paused: give up */
 #define WS_MAX_FRAGMENTS  1024
 #define WS_HELD           1      /* ws_handle_message kept the message for later */
+/* lws 4.1's own close opcode for lws_write (private-lib-roles-ws.h), see
+ * ws_on_writeable */
+#define WS_WRITE_CLOSE    ((enum lws_write_protocol)4)
 
 /* A browser page may only open a WebSocket from an allowed Origin (else any
  * site the user visits could ride on their session); terminal clients send
@@ -54,14 +58,6 @@ void ws_begin_close(struct session *s, int code, const char *reason)
     lws_callback_on_writable(s->wsi);
 }
 
-static void ws_hello_timeout(lws_sorted_usec_list_t *sul)
-{
-    struct ws_state *w = lws_container_of(sul, struct ws_state, hello_sul);
-    struct session *s = lws_container_of(w, struct session, u.ws);
-    if (!w->authed)
-        ws_begin_close(s, 4401, "expected a hello with a valid token");
-}
-
 int ws_on_established(struct session *s)
 {
     memset(&s->u.ws, 0, sizeof s->u.ws);
@@ -70,8 +66,7 @@ int ws_on_established(struct session *s)
     s->user[0] = '\0';
     /* Subscribed from the start so a shutdown reaches unauthenticated sockets too. */
     feed_subscribe(s);
-    lws_sul_schedule(lws_get_context(s->wsi), 0, &s->u.ws.hello_sul, ws_hello_timeout,
-                     (lws_usec_t)s->srv->cfg.hello_timeout_s * LWS_USEC_PER_SEC);
+    sweep_ws_open(s);           /* closed with 4401 if no hello in time */
     return 0;
 }
 
@@ -143,7 +138,7 @@ static int ws_hello(struct session *s, const struct proto_ws_frame *f)
         return 0;
     }
     w->authed = 1;
-    lws_sul_cancel(&w->hello_sul);
+    sweep_ws_authed(s);         /* heartbeat, session touch and expiry from now */
     w->cursor = f->after;
     w->more = 1;
     /* ready goes first: control frames are written before events. */
@@ -356,11 +351,29 @@ int ws_on_writeable(struct session *s)
 {
     struct ws_state *w = &s->u.ws;
     if (w->close_code) {
+        /* The close frame is written here, not left to lws_close_reason and
+         * lws' close: Debian's lws is a _DEBUG build, which on the libuv
+         * loop (main.c) closes a connection a second time at once ("uv
+         * repeat test" in lws_service_fd_tsi), before that frame is sent. */
+        unsigned char frame[LWS_PRE + 125];
         const char *r = w->close_reason ? w->close_reason : "";
-        lws_close_reason(s->wsi, (enum lws_close_status)w->close_code, (unsigned char *)r, strlen(r));
+        size_t n = strlen(r) > 123 ? 123 : strlen(r);
+        frame[LWS_PRE] = (unsigned char)(w->close_code >> 8);
+        frame[LWS_PRE + 1] = (unsigned char)(w->close_code & 0xff);
+        memcpy(frame + LWS_PRE + 2, r, n);
+        lws_write(s->wsi, frame + LWS_PRE, n + 2, WS_WRITE_CLOSE);
         return -1;
     }
-    if (w->out_head) {
+    if (w->ping_due) {            /* heartbeat (sweep.c): a ping, on its own */
+        /* with a payload: lws 4.1 calls back no LWS_CALLBACK_RECEIVE_PONG
+         * for an empty pong, and the sweep needs to hear it; text, since
+         * lws checks the pong's payload as UTF-8 (VALIDATE_UTF8) */
+        unsigned char ping[LWS_PRE + 24];
+        w->ping_due = 0;
+        int n = snprintf((char *)ping + LWS_PRE, 24, "%llx", (unsigned long long)lws_now_usecs());
+        if (lws_write(s->wsi, ping + LWS_PRE, (size_t)n, LWS_WRITE_PING) < n)
+            return -1;
+    } else if (w->out_head) {
         struct ws_frame *f = w->out_head;
         w->out_head = f->next;
         if (!w->out_head)
@@ -386,7 +399,7 @@ int ws_on_writeable(struct session *s)
 void ws_on_closed(struct session *s)
 {
     struct ws_state *w = &s->u.ws;
-    lws_sul_cancel(&w->hello_sul);
+    sweep_ws_closed(s);
     lws_sul_cancel(&w->hold_sul);
     feed_unsubscribe(s);
     feed_forget_session(s);

@@ -268,6 +268,7 @@ struct result {
     double probe_p50, probe_p99, probe_max;
     double probe0_p50, probe0_p99;  /* the probe alone, before the connections */
     uint64_t probe_n, probe_fail;
+    char probe_sched[16];           /* the probe process' scheduling: SCHED_FIFO, nice -10, normal */
     double deliveries_per_s, offered_per_s, acks_per_s;
     double ack_p50, ack_p99;
     double window_s;

@@ -19,6 +19,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -624,7 +626,21 @@ static int open_many(struct env *e, struct bench *b, const struct transport_ops 
  * The probe runs in a process of its own with a small lws context: the
  * generator's loop polls every socket it holds (lws uses poll()), which at
  * tens of thousands of connections would slow the probe's own round trips
- * and be mistaken for the server's. */
+ * and be mistaken for the server's. It shares the generator's CPU, where
+ * that loop keeps the CPU busy (14 s of 20 with 19,000 WebSockets answering
+ * the server's pings), so the probe also runs at a real-time priority
+ * (SCHED_FIFO 1, else nice -10, if we may): it then waits for the server,
+ * not for the generator. Which one it got is reported. */
+
+static const char *probe_prioritize(void)
+{
+    struct sched_param sp = { .sched_priority = 1 };
+    if (sched_setscheduler(0, SCHED_FIFO, &sp) == 0)
+        return "SCHED_FIFO";
+    if (setpriority(PRIO_PROCESS, 0, -10) == 0)
+        return "nice -10";
+    return "normal";
+}
 
 static int probe_child_main(const struct bench_opts *o)
 {
@@ -638,13 +654,15 @@ static int probe_child_main(const struct bench_opts *o)
     token[strcspn(token, "\r\n")] = '\0';
     if (parse_server_url(&b, o->server_url) < 0 || bench_ctx_create(&b, 16) < 0)
         return 1;
+    const char *sched = probe_prioritize();
     bench_probe_start(&b, token, o->probe_after, o->probe_hz);
     bench_sleep(&b, o->probe_s);
     bench_probe_stop(&b);
     samples_sort(&b.probe_lat);
-    printf("%zu %llu %llu %.6f %.6f %.6f\n", b.probe_lat.n, (unsigned long long)b.probe_fail,
+    printf("%zu %llu %llu %.6f %.6f %.6f %s\n", b.probe_lat.n, (unsigned long long)b.probe_fail,
            (unsigned long long)b.probe_skipped, samples_pct_ms(&b.probe_lat, 50),
-           samples_pct_ms(&b.probe_lat, 99), samples_max_ms(&b.probe_lat));
+           samples_pct_ms(&b.probe_lat, 99), samples_max_ms(&b.probe_lat),
+           strcmp(sched, "nice -10") == 0 ? "nice" : sched);
     fflush(stdout);
     bench_ctx_destroy(&b);
     samples_free(&b.probe_lat);
@@ -656,6 +674,7 @@ struct probe_out {
     size_t n;
     unsigned long long fail, skipped;
     double p50, p99, max;
+    char sched[16];
 };
 
 /* Runs the probe process for secs while our loop keeps our connections served. */
@@ -715,9 +734,11 @@ static int probe_run(struct run *r, const char *token, int64_t after, double hz,
     close(out[0]);
     int status;
     waitpid(pid, &status, 0);
-    if (sscanf(line, "%zu %llu %llu %lf %lf %lf", &po->n, &po->fail, &po->skipped, &po->p50,
-               &po->p99, &po->max) != 6)
+    if (sscanf(line, "%zu %llu %llu %lf %lf %lf %15s", &po->n, &po->fail, &po->skipped, &po->p50,
+               &po->p99, &po->max, po->sched) != 7)
         return -1;
+    if (strcmp(po->sched, "nice") == 0)
+        snprintf(po->sched, sizeof po->sched, "nice -10");
     return 0;
 }
 
@@ -788,6 +809,7 @@ static int run_idle(struct env *e, const char *tname, int run_no)
         res->probe_p50 = po.p50;
         res->probe_p99 = po.p99;
         res->probe_max = po.max;
+        snprintf(res->probe_sched, sizeof res->probe_sched, "%s", po.sched);
     } else {
         res->probe_fail = 1;
         fprintf(stderr, "chat-bench: the probe process failed\n");

@@ -58,7 +58,7 @@ static const struct field fields[] = {
     FLD(server_kb_per_conn, F_DBL, M_IDLE), FLD(generator_kb_per_conn, F_DBL, M_IDLE),
     FLD(probe_p50, F_DBL, M_IDLE), FLD(probe_p99, F_DBL, M_IDLE), FLD(probe_max, F_DBL, M_IDLE),
     FLD(probe0_p50, F_DBL, M_IDLE), FLD(probe0_p99, F_DBL, M_IDLE),
-    FLD(probe_n, F_U64, M_IDLE), FLD(probe_fail, F_U64, M_IDLE),
+    FLD(probe_n, F_U64, M_IDLE), FLD(probe_fail, F_U64, M_IDLE), FLD(probe_sched, F_STR, M_IDLE),
     FLD(deliveries_per_s, F_DBL, M_FAN), FLD(offered_per_s, F_DBL, M_FAN),
     FLD(acks_per_s, F_DBL, M_SND), FLD(ack_p50, F_DBL, M_SND), FLD(ack_p99, F_DBL, M_SND),
     FLD(window_s, F_DBL, M_ALL), FLD(fsync_ms, F_DBL, 0),
@@ -266,8 +266,8 @@ static void md_idle(const struct report *rep, FILE *out)
 {
     fprintf(out, "| transport | CPUs server/gen | runs | connections open/asked | server RSS before → after MB "
                  "| server KB/connection | generator KB/connection | probe p50 ms | probe p99 ms | probe max ms "
-                 "| probe alone p50/p99 ms | probe fails | server CPU s in %s |\n"
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", "the hold");
+                 "| probe alone p50/p99 ms | probe fails | server CPU s in %s | generator CPU s |\n"
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", "the hold");
     for (size_t i = 0; i < rep->n; i++) {
         if (!shown(rep, i, MODE_IDLE))
             continue;
@@ -277,11 +277,12 @@ static void md_idle(const struct report *rep, FILE *out)
         const char *kb = C(server_kb_per_conn), *gkb = C(generator_kb_per_conn);
         const char *p50 = C(probe_p50), *p99 = C(probe_p99), *mx = C(probe_max);
         const char *b50 = N(r->probe0_p50), *b99 = N(r->probe0_p99), *cpu = C(server_cpu_s);
+        const char *gcpu = C(generator_cpu_s);
         const char *before = N(r->server_rss_before_kb < 0 ? NAN : r->server_rss_before_kb / 1024.0);
         const char *after = N(r->server_rss_after_kb < 0 ? NAN : r->server_rss_after_kb / 1024.0);
-        fprintf(out, "| %s | %s/%s | %d | %d/%d | %s → %s | %s | %s | %s | %s | %s | %s/%s | %llu | %s |\n",
+        fprintf(out, "| %s | %s/%s | %d | %d/%d | %s → %s | %s | %s | %s | %s | %s | %s/%s | %llu | %s | %s |\n",
                 r->transport, r->server_cpus, r->generator_cpus, r->runs, r->conns_open, r->conns_asked,
-                before, after, kb, gkb, p50, p99, mx, b50, b99, (unsigned long long)r->probe_fail, cpu);
+                before, after, kb, gkb, p50, p99, mx, b50, b99, (unsigned long long)r->probe_fail, cpu, gcpu);
     }
 }
 
@@ -385,6 +386,14 @@ void report_markdown(const struct report *rep, FILE *out)
     if (first)
         fprintf(out, "- CPU placement %s: server on CPU %s, generator on CPU %s\n",
                 first->placement, first->server_cpus, first->generator_cpus);
+    if (have[MODE_IDLE])
+        for (size_t i = 0; i < rep->n; i++)
+            if (rep->r[i].mode == MODE_IDLE && rep->r[i].probe_sched[0]) {
+                fprintf(out, "- probe: a process of its own on the generator's CPU, scheduled %s "
+                             "(so that it waits for the server, not for the generator's loop)\n",
+                        rep->r[i].probe_sched);
+                break;
+            }
 }
 
 /* ---- files ---- */
