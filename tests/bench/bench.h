@@ -190,6 +190,8 @@ struct bench {
     int verbose;
 };
 
+/* The generator's event loop: libuv (epoll) or lws' own poll() (bench_opts.loop_uv). */
+int bench_loop_is_uv(const struct bench_opts *o);
 int bench_ctx_create(struct bench *b, long max_conns);
 void bench_ctx_destroy(struct bench *b);
 /* Services the loop until done(b) or timeout; returns 1 if done. */
@@ -236,6 +238,7 @@ struct result {
     char transport[16];
     char placement[32];
     char server_cpus[64], generator_cpus[64];
+    char generator_loop[8];     /* "poll" (lws' own) or "uv" (libuv, epoll) */
     int run;                    /* 1..runs, 0 for a median row */
     int runs;
     /* scenario */
@@ -319,6 +322,7 @@ struct bench_opts {
     int window;                 /* sends mode: unacked messages per sender */
     double probe_hz, probe_s;
     int netns;                  /* -1 auto, 0 off, 1 required */
+    int loop_uv;                /* generator's loop: -1 auto, 0 lws' poll(), 1 libuv (epoll) */
     int assert_ok;
     int plot;
     int verbose;

@@ -64,6 +64,18 @@ static void rate_timer_closed(void);
 static lws_sorted_usec_list_t tick_sul;
 static struct lws_context *tick_ctx;
 static uv_loop_t bench_loop;        /* one context at a time per process */
+static int bench_uv;                /* the context runs on bench_loop */
+
+/* libuv for holding many idle connections, where lws' poll() loop is the
+ * bottleneck; lws' poll() otherwise: for the few busy connections of the
+ * other modes it costs the generator less (libuv's uv_poll re-registers a
+ * socket with epoll at every change: a new long-poll connection per
+ * request costs ~0.4 ms more latency through it), and it keeps their
+ * figures comparable with the earlier ones. */
+int bench_loop_is_uv(const struct bench_opts *o)
+{
+    return o->loop_uv > 0 || (o->loop_uv < 0 && o->mode == MODE_IDLE && !o->probe_child);
+}
 
 static void close_handle(uv_handle_t *h, void *arg)
 {
@@ -107,20 +119,25 @@ int bench_ctx_create(struct bench *b, long max_conns)
     info.user = b;
     /* as the client does: lws' own timeout must not cut a long-poll hold */
     info.timeout_secs = (unsigned)(b->wait_s + 30);
-    /* The generator runs lws on a libuv (epoll) loop, as chatd does: with
-     * lws' poll() loop, each wake-up of a generator holding 19,000 sockets
-     * was a ~10 ms poll() in the kernel, which (PREEMPT_NONE kernel) the
-     * probe sharing its CPU had to wait for, whatever its priority. */
+    /* Holding many connections, the generator runs lws on a libuv (epoll)
+     * loop, as chatd does: with lws' poll() loop, each wake-up of a
+     * generator holding 19,000 sockets was a ~10 ms poll() in the kernel,
+     * which (PREEMPT_NONE kernel) the probe sharing its CPU had to wait for,
+     * whatever its priority. */
     void *foreign_loops[1] = { &bench_loop };
-    if (uv_loop_init(&bench_loop) != 0)
-        return -1;
-    info.options = LWS_SERVER_OPTION_LIBUV;
-    info.foreign_loops = foreign_loops;
-    info.pcontext = &b->ctx;
+    bench_uv = bench_loop_is_uv(b->o);
+    if (bench_uv) {
+        if (uv_loop_init(&bench_loop) != 0)
+            return -1;
+        info.options = LWS_SERVER_OPTION_LIBUV;
+        info.foreign_loops = foreign_loops;
+        info.pcontext = &b->ctx;
+    }
     lws_set_log_level(b->verbose ? LLL_ERR | LLL_WARN : LLL_ERR, NULL);
     b->ctx = lws_create_context(&info);
     if (!b->ctx) {
-        bench_loop_close();
+        if (bench_uv)
+            bench_loop_close();
         return -1;
     }
     tick_ctx = b->ctx;
@@ -138,12 +155,14 @@ void bench_ctx_destroy(struct bench *b)
     /* lws closes its libuv handles asynchronously: a second destroy frees
      * the context once the loop has run their close callbacks */
     lws_context_destroy(b->ctx);
-    for (int i = 0; i < 1000 && uv_run(&bench_loop, UV_RUN_NOWAIT); i++)
-        ;
-    if (b->ctx)
-        lws_context_destroy(b->ctx);
+    if (bench_uv) {
+        for (int i = 0; i < 1000 && uv_run(&bench_loop, UV_RUN_NOWAIT); i++)
+            ;
+        if (b->ctx)
+            lws_context_destroy(b->ctx);
+        bench_loop_close();
+    }
     b->ctx = NULL;
-    bench_loop_close();
     rate_timer_closed();
     wire_free();
 }
@@ -167,7 +186,10 @@ int bench_run_until(struct bench *b, int (*done)(struct bench *b), double timeou
         }
         if (mono_ns() >= deadline)
             break;
-        uv_run(&bench_loop, UV_RUN_ONCE);
+        if (bench_uv)
+            uv_run(&bench_loop, UV_RUN_ONCE);
+        else if (lws_service(b->ctx, 0) < 0)
+            break;
     }
     lws_sul_cancel(&deadline_sul);
     return rc;

@@ -75,6 +75,8 @@ static void usage(FILE *out)
 "  --cpus P              none, same (server+generator on CPU 0), split (server 0,\n"
 "                        generator 1) or SERVER:GENERATOR cpu lists, e.g. 0:1 (default none)\n"
 "  --netns auto|on|off   private network namespace for chatd and us (root; default auto)\n"
+"  --loop auto|poll|uv   the generator's event loop: lws' poll() or libuv (epoll);\n"
+"                        auto: uv for --idle-connections, else poll (default auto)\n"
 "  --server URL          use a running server (http://host:port[/prefix]); no namespace\n"
 "  --server-pid PID      its pid, for CPU and RSS readings\n"
 "  --chatd PATH          server binary (default: chatd beside chat-bench)\n"
@@ -284,6 +286,8 @@ static void fill_common(struct env *e, struct result *res, const char *transport
     snprintf(res->placement, sizeof res->placement, "%s", e->pl.spec);
     snprintf(res->server_cpus, sizeof res->server_cpus, "%s", e->pl.server_cpus);
     snprintf(res->generator_cpus, sizeof res->generator_cpus, "%s", e->pl.generator_cpus);
+    snprintf(res->generator_loop, sizeof res->generator_loop, "%s",
+             bench_loop_is_uv(e->o) ? "uv" : "poll");
     res->run = run;
     res->runs = 1;
     e->cur = res;
@@ -972,6 +976,7 @@ enum {
     O_WAIT, O_BODY, O_RUNS, O_IDLECONN, O_FANOUT, O_SENDS, O_LOGINS, O_WINDOW, O_PROBEHZ,
     O_PROBES, O_CPUS, O_NETNS, O_SERVER, O_SERVERPID, O_CHATD, O_DBDIR, O_OUT, O_NAME,
     O_NOPLOT, O_ASSERT, O_SMOKE, O_VERIFY, O_VERBOSE, O_HELP, O_PROBECHILD, O_PROBEAFTER,
+    O_LOOP,
 };
 
 static int parse_args(int argc, char **argv, struct bench_opts *o, const char **verify)
@@ -989,7 +994,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
         { "name", 1, 0, O_NAME }, { "no-plot", 0, 0, O_NOPLOT }, { "assert", 0, 0, O_ASSERT },
         { "smoke", 0, 0, O_SMOKE }, { "verify", 1, 0, O_VERIFY }, { "verbose", 0, 0, O_VERBOSE },
         { "help", 0, 0, O_HELP }, { "probe-child", 0, 0, O_PROBECHILD },
-        { "probe-after", 1, 0, O_PROBEAFTER }, { 0, 0, 0, 0 },
+        { "probe-after", 1, 0, O_PROBEAFTER }, { "loop", 1, 0, O_LOOP }, { 0, 0, 0, 0 },
     };
     const char *transport = "all";
     int c;
@@ -1037,6 +1042,14 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
             break;
         case O_VERIFY: *verify = optarg; break;
         case O_VERBOSE: o->verbose = 1; break;
+        case O_LOOP:
+            if (strcmp(optarg, "auto") == 0)
+                o->loop_uv = -1;
+            else if (strcmp(optarg, "poll") == 0 || strcmp(optarg, "uv") == 0)
+                o->loop_uv = optarg[0] == 'u';
+            else
+                bad = 1;
+            break;
         case O_HELP: usage(stdout); exit(0);
         case O_PROBECHILD: o->probe_child = 1; break;
         case O_PROBEAFTER: bad = parse_num(optarg, 0, 9e18, &v); o->probe_after = (int64_t)v; break;
@@ -1097,7 +1110,7 @@ int main(int argc, char **argv)
         .users = 10, .rate = 1000, .duration_s = 10, .warmup_s = 1, .idle_s = 5,
         .interval_ms = 1000, .wait_s = 25, .body_bytes = 32, .cpus = "none",
         .out_dir = "build/bench", .runs = 1, .logins = 8, .window = 64, .probe_hz = 50,
-        .probe_s = 10, .netns = -1, .plot = 1, .mode = MODE_STANDARD,
+        .probe_s = 10, .netns = -1, .loop_uv = -1, .plot = 1, .mode = MODE_STANDARD,
     };
     const char *verify = NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -31,7 +31,7 @@ struct field {
 #define FLD(n, t, m) { #n, t, offsetof(struct result, n), m }
 static const struct field fields[] = {
     FLD(transport, F_STR, M_ALL), FLD(placement, F_STR, M_ALL),
-    FLD(server_cpus, F_STR, M_ALL), FLD(generator_cpus, F_STR, M_ALL),
+    FLD(server_cpus, F_STR, M_ALL), FLD(generator_cpus, F_STR, M_ALL), FLD(generator_loop, F_STR, M_ALL),
     FLD(run, F_INT, M_ALL), FLD(runs, F_INT, M_ALL),
     FLD(users, F_INT, M_ALL), FLD(clients, F_INT, M_ALL), FLD(receivers, F_INT, M_LOAD),
     FLD(rate, F_DBL, M_STD | M_FAN), FLD(duration_s, F_DBL, M_LOAD), FLD(idle_s, F_DBL, M_STD),
@@ -384,8 +384,9 @@ void report_markdown(const struct report *rep, FILE *out)
             rep->chatd_flags[0] ? rep->chatd_flags : "(not started by the bench)", rep->db_fs, fsb);
     fprintf(out, "- network: %s; open-file limit %ld\n", rep->netns, rep->nofile);
     if (first)
-        fprintf(out, "- CPU placement %s: server on CPU %s, generator on CPU %s\n",
-                first->placement, first->server_cpus, first->generator_cpus);
+        fprintf(out, "- CPU placement %s: server on CPU %s, generator on CPU %s; the generator's "
+                     "loop: %s\n", first->placement, first->server_cpus, first->generator_cpus,
+                strcmp(first->generator_loop, "uv") == 0 ? "libuv (epoll)" : "lws' poll()");
     if (have[MODE_IDLE])
         for (size_t i = 0; i < rep->n; i++)
             if (rep->r[i].mode == MODE_IDLE && rep->r[i].probe_sched[0]) {
