@@ -285,6 +285,7 @@ static int server_run(struct server *srv, struct loop *lp)
     srv->limiter = server_limiter(&srv->cfg);
     if (!srv->limiter)
         return 1;
+    srv->loop = &lp->uv;
     srv->ctx = server_context(srv, &lp->uv);
     if (!srv->ctx) {
         fprintf(stderr, "chatd: cannot listen on %s:%d\n", srv->cfg.host, srv->cfg.port);

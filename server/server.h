@@ -47,6 +47,7 @@ struct server_config {
 struct server {
     struct server_config cfg;
     struct lws_context  *ctx;
+    struct uv_loop_s    *loop;         /* libuv's, which lws runs on (main.c) */
     struct store        *store;
     struct pwhash_pool  *pwhash;
     struct transfers    *transfers;
