@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "pg_test.h"
 
 #define NOW 1700000000000LL
 
@@ -49,34 +50,6 @@ static int teardown(void **state)
 
 static char pg_db[64];          /* the running test's database */
 
-/* CREATE or DROP DATABASE (which cannot be prepared) on the cluster. */
-static int pg_admin(const char *verb, const char *db, const char *suffix)
-{
-    PGconn *c = PQconnectdb(getenv("CHAT_TEST_PG"));
-    char *ident = PQstatus(c) == CONNECTION_OK ? PQescapeIdentifier(c, db, strlen(db)) : NULL;
-    char sql[256];
-    snprintf(sql, sizeof sql, "%s DATABASE %s%s", verb, ident ? ident : "?", suffix);
-    PGresult *r = ident ? PQexec(c, sql) : NULL;
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfreemem(ident);
-    PQfinish(c);
-    return ok ? 0 : -1;
-}
-
-/* The CHAT_TEST_PG URL with its database replaced by db. */
-static void pg_url(const char *db, char *out, size_t len)
-{
-    const char *base = getenv("CHAT_TEST_PG");
-    const char *auth = strstr(base, "://");
-    auth = auth ? auth + 3 : base;
-    size_t host = strcspn(auth, "/?");
-    const char *query = strchr(auth + host, '?');
-    snprintf(out, len, "%.*s/%s%s", (int)(auth + host - base), base, db, query ? query : "");
-}
-
 static int setup_pg(void **state)
 {
     static int n;
@@ -86,19 +59,19 @@ static int setup_pg(void **state)
     }
     snprintf(pg_db, sizeof pg_db, "chat_test_%d_%d", (int)getpid(), ++n);
     char url[512];
-    pg_url(pg_db, url, sizeof url);
-    if (pg_admin("CREATE", pg_db, ""))
+    pg_test_url(pg_db, url, sizeof url);
+    if (pg_test_admin("CREATE", pg_db, ""))
         return -1;
     if (open_at(state, url) == 0)
         return 0;
-    pg_admin("DROP", pg_db, " WITH (FORCE)");
+    pg_test_admin("DROP", pg_db, " WITH (FORCE)");
     return -1;
 }
 
 static int teardown_pg(void **state)
 {
     store_free(*state);
-    return pg_admin("DROP", pg_db, " WITH (FORCE)");
+    return pg_test_admin("DROP", pg_db, " WITH (FORCE)");
 }
 
 static int64_t mkuser(struct store *st, const char *name)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "pg_test.h"
 
 #define NOW 1700000000000LL
 
@@ -35,34 +36,6 @@ struct fixture {
 };
 
 /* ---- databases ---- */
-
-/* CREATE or DROP DATABASE (which cannot be prepared) on the cluster. */
-static int cluster_exec(const char *verb, const char *db, const char *suffix)
-{
-    PGconn *c = PQconnectdb(getenv("CHAT_TEST_PG"));
-    char *ident = PQstatus(c) == CONNECTION_OK ? PQescapeIdentifier(c, db, strlen(db)) : NULL;
-    char sql[256];
-    snprintf(sql, sizeof sql, "%s DATABASE %s%s", verb, ident ? ident : "?", suffix);
-    PGresult *r = ident ? PQexec(c, sql) : NULL;
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfreemem(ident);
-    PQfinish(c);
-    return ok ? 0 : -1;
-}
-
-/* The CHAT_TEST_PG URL with its database replaced by db. */
-static void url_for(const char *db, char *out, size_t len)
-{
-    const char *base = getenv("CHAT_TEST_PG");
-    const char *auth = strstr(base, "://");
-    auth = auth ? auth + 3 : base;
-    size_t host = strcspn(auth, "/?");
-    const char *query = strchr(auth + host, '?');
-    snprintf(out, len, "%.*s/%s%s", (int)(auth + host - base), base, db, query ? query : "");
-}
 
 static struct store *open_store(const char *url)
 {
@@ -80,7 +53,7 @@ static int teardown(void **state)
         return 0;
     store_free(f->st);
     PQfinish(f->admin);
-    int rc = f->created ? cluster_exec("DROP", f->db, " WITH (FORCE)") : 0;
+    int rc = f->created ? pg_test_admin("DROP", f->db, " WITH (FORCE)") : 0;
     free(f);
     *state = NULL;
     return rc;
@@ -99,8 +72,8 @@ static int setup(void **state)
     if (!f)
         return -1;
     snprintf(f->db, sizeof f->db, "chat_test_pg_%d_%d", (int)getpid(), ++n);
-    url_for(f->db, f->url, sizeof f->url);
-    f->created = cluster_exec("CREATE", f->db, "") == 0;
+    pg_test_url(f->db, f->url, sizeof f->url);
+    f->created = pg_test_admin("CREATE", f->db, "") == 0;
     if (f->created)
         f->admin = PQconnectdb(f->url);
     if (f->created && PQstatus(f->admin) != CONNECTION_OK)
@@ -588,8 +561,8 @@ static void test_concurrent_open(void **state)
     struct fixture *f = *state;
     char db[80], url[600];
     snprintf(db, sizeof db, "%s_fresh", f->db);
-    url_for(db, url, sizeof url);
-    assert_int_equal(cluster_exec("CREATE", db, ""), 0);
+    pg_test_url(db, url, sizeof url);
+    assert_int_equal(pg_test_admin("CREATE", db, ""), 0);
     struct opener o[4];
     pthread_t t[4];
     for (int i = 0; i < 4; i++) {
@@ -605,7 +578,7 @@ static void test_concurrent_open(void **state)
             mkuser(o[i].st, i == 0 ? "a" : i == 1 ? "b" : i == 2 ? "c" : "d");
         store_free(o[i].st);
     }
-    assert_int_equal(cluster_exec("DROP", db, " WITH (FORCE)"), 0);
+    assert_int_equal(pg_test_admin("DROP", db, " WITH (FORCE)"), 0);
     assert_true(ok);
 }
 
