@@ -38,7 +38,7 @@
 struct feed_entry {
     int64_t id, recipient_id;
     json_t *event;
-    char *ws_frame;               /* {"op":"event",...} text, LWS_PRE bytes in */
+    unsigned char *ws_frame;      /* whole text frame of {"op":"event",...} */
     size_t ws_len;
 };
 
@@ -79,8 +79,8 @@ struct feed *feed_new(struct store *st)
     return f;
 }
 
-/* The WebSocket frame of an event, serialized once for every subscriber,
- * with LWS_PRE bytes of headroom for lws. */
+/* The WebSocket frame of an event, serialized and framed once for every
+ * subscriber (ws_out.c writes it as it is). */
 static struct feed_entry feed_entry_new(int64_t id, int64_t recipient_id, json_t *event)
 {
     struct feed_entry e = { id, recipient_id, event, NULL, 0 };
@@ -88,10 +88,14 @@ static struct feed_entry feed_entry_new(int64_t id, int64_t recipient_id, json_t
     char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
     json_decref(frame);
     if (text) {
-        e.ws_len = strlen(text);
-        e.ws_frame = malloc(LWS_PRE + e.ws_len);
-        if (e.ws_frame)
-            memcpy(e.ws_frame + LWS_PRE, text, e.ws_len);
+        unsigned char h[10];
+        size_t len = strlen(text), hl = ws_text_header(h, len);
+        e.ws_frame = malloc(hl + len);
+        if (e.ws_frame) {
+            memcpy(e.ws_frame, h, hl);
+            memcpy(e.ws_frame + hl, text, len);
+            e.ws_len = hl + len;
+        }
         free(text);
     }
     if (!e.ws_frame) {
@@ -527,6 +531,7 @@ static void feed_turn_end(uv_check_t *h)
 {
     struct feed *f = lws_container_of(h, struct feed, turn_end);
     feed_flush(f->srv);
+    ws_out_turn_end(f->srv);     /* then this turn's acks and events go out */
 }
 
 void feed_start(struct server *srv)
@@ -592,7 +597,7 @@ static void feed_fetch_ring(const struct feed *f, int64_t user_id, int64_t after
 }
 
 int feed_next_frame(struct server *srv, int64_t user_id, int64_t after,
-                    int64_t *id, char **frame, size_t *len)
+                    int64_t *id, const unsigned char **frame, size_t *len)
 {
     const struct feed *f = srv->feed;
     if (after < f->lo)

@@ -306,6 +306,7 @@ static int server_run(struct server *srv, struct loop *lp)
     }
     /* Timers set outside the loop (resumed transfers) are only seen once
      * the loop wakes: wake it now rather than at the first connection. */
+    ws_out_start(srv);
     feed_start(srv);
     lws_cancel_service(srv->ctx);
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "chatd");
@@ -322,6 +323,7 @@ static int server_run(struct server *srv, struct loop *lp)
     sweep_stop(srv);
     server_drain(srv, lp);
     feed_stop(srv);
+    ws_out_stop(srv);
     transfers_free(srv->transfers);    /* unfinished ones resume at the next start */
     pwhash_pool_stop(srv->pwhash);
     server_context_destroy(srv, lp);
@@ -365,9 +367,11 @@ int main(int argc, char **argv)
         return 1;
     }
     srv.feed = feed_new(srv.store);
-    int rc = srv.feed ? server_run(&srv, &loop) : 1;
+    srv.ws_out = ws_out_new();
+    int rc = srv.feed && srv.ws_out ? server_run(&srv, &loop) : 1;
     feed_free(srv.feed);
     store_free(srv.store);
     loop_close(&loop);
+    ws_out_free(srv.ws_out);
     return rc;
 }

@@ -53,6 +53,7 @@ struct server {
     struct transfers    *transfers;
     struct limiter      *limiter;
     struct feed         *feed;
+    struct ws_out       *ws_out;       /* the WebSocket writer (ws_out.c) */
     int                  parked;       /* long polls held now */
     struct sweep        *sweep;        /* per-connection deadlines (sweep.c) */
     lws_dll2_owner_t     subscribers;  /* parked long polls and live WebSockets */
@@ -117,6 +118,7 @@ struct ws_state {
     int      held;            /* rx is a send over the rate limit, reading paused */
     int      backlogged;      /* too many frames queued for the client, reading paused */
     lws_sorted_usec_list_t hold_sul;
+    lws_dll2_t ready_node;    /* in the writer's list for this turn's end (ws_out.c) */
 };
 
 struct session {
@@ -160,11 +162,11 @@ void feed_notify(struct server *srv, int64_t recipient_id);
 void feed_wake_all(struct server *srv);
 json_t *feed_fetch(struct server *srv, int64_t user_id, int64_t after, int limit);
 /* The first of user_id's events after `after` from memory, as a ready
- * WebSocket frame (LWS_PRE bytes of headroom at *frame, owned by the feed and
- * valid until the loop runs again): 1 found, 0 none yet, -1 `after` is older
+ * WebSocket frame, header included (owned by the feed and valid until the
+ * loop runs again): 1 found, 0 none yet, -1 `after` is older
  * than memory (use feed_fetch). */
 int feed_next_frame(struct server *srv, int64_t user_id, int64_t after,
-                    int64_t *id, char **frame, size_t *len);
+                    int64_t *id, const unsigned char **frame, size_t *len);
 /* Stores a chat message in this loop turn's group commit. Once committed
  * (or failed), the sender is answered with ws_on_posted or http_on_posted and
  * the listeners are woken. -1 if it could not be queued at all. */
@@ -218,7 +220,25 @@ void http_wake(struct session *s);
 /* The chat message of this request was committed (rc STORE_OK) or not. */
 void http_on_posted(struct session *s, int rc, int64_t id, int64_t ts);
 
+/* ws_out.c: one write per socket per loop turn of whole frames (control
+ * frames, then events) */
+struct ws_out *ws_out_new(void);
+void ws_out_free(struct ws_out *p);     /* after ws_out_stop and the loop's close */
+void ws_out_start(struct server *srv);
+void ws_out_stop(struct server *srv);
+/* The header of an unmasked final text frame of len bytes into h (10 bytes
+ * of room); returns its length. */
+size_t ws_text_header(unsigned char *h, size_t len);
+/* s has something to send: written at the end of this loop turn. */
+void ws_out_schedule(struct session *s);
+void ws_out_unschedule(struct session *s);   /* s is closing */
+/* Writes every scheduled session (the feed calls it after its commit). */
+void ws_out_turn_end(struct server *srv);
+/* From WRITEABLE: writes what s has; -1 if the connection must close. */
+int ws_on_writeable_events(struct session *s);
+
 /* ws_api.c */
+#define WS_MAX_QUEUED 256     /* control frames queued before reading pauses */
 int ws_on_filter(struct lws *wsi);
 int ws_on_established(struct session *s);
 int ws_on_receive(struct session *s, const void *in, size_t len);

@@ -1,7 +1,8 @@
 /* ws_api.c — the WebSocket endpoint: handshake filter, hello/authentication
  * with a deadline, message reassembly with size and fragment caps, the
- * client ops (send), and the writer that sends queued control frames first
- * and then the user's events from the store, in id order, from the cursor. */
+ * client ops (send), the queue of control frames, and what each WRITEABLE
+ * writes: a close, a ping, or (ws_out.c) the queued control frames, then the
+ * user's events in id order from the cursor. */
 #include "audit.h"
 #include "limiter.h"
 #include "server.h"
@@ -10,9 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WS_BATCH          64     /* events read from the store at a time */
-#define WS_EVENTS_PER_WRITE 16   /* events written in one WRITEABLE at most */
-#define WS_MAX_QUEUED     256    /* control frames queued before reading pauses */
 #define WS_HARD_QUEUED    (4 * WS_MAX_QUEUED)  /* still growing while paused: give up */
 #define WS_MAX_FRAGMENTS  1024
 #define WS_HELD           1      /* ws_handle_message kept the message for later */
@@ -79,7 +77,7 @@ void ws_wake(struct session *s)
     if (!s->u.ws.authed)
         return;
     s->u.ws.more = 1;
-    lws_callback_on_writable(s->wsi);
+    ws_out_schedule(s);
 }
 
 /* Queues a control frame; steals o. */
@@ -113,7 +111,7 @@ static int ws_queue(struct session *s, json_t *o)
     }
     if (w->out_count > WS_HARD_QUEUED)
         ws_begin_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "reader too slow");
-    lws_callback_on_writable(s->wsi);
+    ws_out_schedule(s);
     return 0;
 }
 
@@ -270,83 +268,6 @@ static void ws_hold_over(lws_sorted_usec_list_t *sul)
         lws_rx_flow_control(s->wsi, 1);
 }
 
-/* The next event to send, or NULL when the store has nothing after the cursor. */
-static int ws_write_text(struct session *s, unsigned char *payload, size_t len)
-{
-    return lws_write(s->wsi, payload, len, LWS_WRITE_TEXT) < (int)len ? -1 : 0;
-}
-
-/* An event read from the store (a client far behind memory). */
-static int ws_write_event(struct session *s, json_t *ev)
-{
-    json_t *frame = json_pack("{s:s,s:O}", "op", "event", "event", ev);
-    char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
-    json_decref(frame);
-    if (!text)
-        return -1;
-    size_t len = strlen(text);
-    unsigned char *buf = malloc(LWS_PRE + len);
-    int rc = -1;
-    if (buf) {
-        memcpy(buf + LWS_PRE, text, len);
-        rc = ws_write_text(s, buf + LWS_PRE, len);
-        free(buf);
-    }
-    free(text);
-    if (rc == 0)
-        s->u.ws.cursor = json_integer_value(json_object_get(ev, "id"));
-    return rc;
-}
-
-/* Writes the next event the client has not had: the feed's ready frame
- * when it is in memory, else from a batch read from the store.
- * 1 written, 0 nothing to send now, -1 error. */
-static int ws_write_next_event(struct session *s)
-{
-    struct ws_state *w = &s->u.ws;
-    if (w->batch && w->batch_idx < json_array_size(w->batch))
-        return ws_write_event(s, json_array_get(w->batch, w->batch_idx++)) < 0 ? -1 : 1;
-    json_decref(w->batch);
-    w->batch = NULL;
-    if (!w->more)
-        return 0;
-    int64_t id;
-    char *frame;
-    size_t len;
-    int found = feed_next_frame(s->srv, s->user_id, w->cursor, &id, &frame, &len);
-    if (found > 0) {
-        if (ws_write_text(s, (unsigned char *)frame + LWS_PRE, len) < 0)
-            return -1;
-        w->cursor = id;
-        return 1;
-    }
-    if (found == 0) {
-        w->more = 0;
-        return 0;
-    }
-    w->batch = feed_fetch(s->srv, s->user_id, w->cursor, WS_BATCH);
-    w->batch_idx = 0;
-    if (!w->batch || json_array_size(w->batch) == 0) {
-        w->more = 0;
-        return 0;
-    }
-    return ws_write_event(s, json_array_get(w->batch, w->batch_idx++)) < 0 ? -1 : 1;
-}
-
-/* Several events per WRITEABLE while the socket takes them: one loop turn
- * per event would cost a poll() over every connection each time. */
-static int ws_write_events(struct session *s)
-{
-    for (int i = 0; i < WS_EVENTS_PER_WRITE; i++) {
-        int rc = ws_write_next_event(s);
-        if (rc <= 0)
-            return rc;
-        if (lws_send_pipe_choked(s->wsi))
-            break;
-    }
-    return 0;
-}
-
 int ws_on_writeable(struct session *s)
 {
     struct ws_state *w = &s->u.ws;
@@ -373,33 +294,19 @@ int ws_on_writeable(struct session *s)
         int n = snprintf((char *)ping + LWS_PRE, 24, "%llx", (unsigned long long)lws_now_usecs());
         if (lws_write(s->wsi, ping + LWS_PRE, (size_t)n, LWS_WRITE_PING) < n)
             return -1;
-    } else if (w->out_head) {
-        struct ws_frame *f = w->out_head;
-        w->out_head = f->next;
-        if (!w->out_head)
-            w->out_tail = NULL;
-        w->out_count--;
-        int rc = ws_write_text(s, f->buf + LWS_PRE, f->len);
-        free(f);
-        if (rc < 0)
-            return -1;
-        if (w->backlogged && w->out_count <= WS_MAX_QUEUED / 2) {
-            w->backlogged = 0;
-            if (!w->held)
-                lws_rx_flow_control(s->wsi, 1);
+        if (lws_partial_buffered(s->wsi)) {
+            lws_callback_on_writable(s->wsi);     /* the rest next time */
+            return 0;
         }
-    } else if (w->authed && ws_write_events(s) < 0) {
-        return -1;
     }
-    if (w->out_head || w->more || (w->batch && w->batch_idx < json_array_size(w->batch)))
-        lws_callback_on_writable(s->wsi);
-    return 0;
+    return ws_on_writeable_events(s);
 }
 
 void ws_on_closed(struct session *s)
 {
     struct ws_state *w = &s->u.ws;
     sweep_ws_closed(s);
+    ws_out_unschedule(s);
     lws_sul_cancel(&w->hold_sul);
     feed_unsubscribe(s);
     feed_forget_session(s);

@@ -74,7 +74,10 @@ static int bench_uv;                /* the context runs on bench_loop */
  * figures comparable with the earlier ones. */
 int bench_loop_is_uv(const struct bench_opts *o)
 {
-    return o->loop_uv > 0 || (o->loop_uv < 0 && o->mode == MODE_IDLE && !o->probe_child);
+    /* thousands of sockets: poll() over all of them each turn would make the
+     * generator, not the server, the limit */
+    return o->loop_uv > 0 || (o->loop_uv < 0 && (o->mode == MODE_IDLE || o->mode == MODE_FANOUT) &&
+                              !o->probe_child);
 }
 
 static void close_handle(uv_handle_t *h, void *arg)
