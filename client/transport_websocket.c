@@ -27,6 +27,7 @@
 #define WS_FRAGMENTS_MAX  1024
 #define WS_CLOSE_BAD_HELLO 4401
 #define WS_READY_TIMEOUT_S 10     /* connect + handshake + hello -> ready */
+#define WS_SENDS_PER_WRITE 32
 
 struct ws {
     struct transport_env env;
@@ -194,12 +195,18 @@ static int ws_writeable(struct ws *t)
     }
     if (!t->ready)
         return 0;
-    const struct core_msg *m = core_outbox_take(t->env.core, t->conn);
-    if (!m)
-        return 0;
-    if (ws_write_json(t, json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "room", m->room,
-                                   "body", m->body, "client_msg_id", m->client_msg_id)) < 0)
-        return -1;
+    /* Several queued messages per WRITEABLE: one each would cost a loop
+     * turn per message. Stop when lws had to keep part of a write. */
+    for (int i = 0; i < WS_SENDS_PER_WRITE; i++) {
+        const struct core_msg *m = core_outbox_take(t->env.core, t->conn);
+        if (!m)
+            return 0;
+        if (ws_write_json(t, json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "room", m->room,
+                                       "body", m->body, "client_msg_id", m->client_msg_id)) < 0)
+            return -1;
+        if (lws_partial_buffered(t->wsi))
+            break;
+    }
     lws_callback_on_writable(t->wsi);   /* there may be more */
     return 0;
 }
