@@ -572,26 +572,68 @@ int http_on_body_done(struct session *s)
 
 /* ---- response writer ---- */
 
-static int http_write_headers(struct session *s)
+/* The response head into [*p, end), finished with its blank line. */
+static int http_head(struct session *s, unsigned char **p, unsigned char *end)
 {
     struct http_state *h = &s->u.http;
-    unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-    if (lws_add_http_common_headers(s->wsi, h->status, "application/json", h->resp_len, &p, end))
+    if (lws_add_http_common_headers(s->wsi, h->status, "application/json", h->resp_len, p, end))
         return -1;
     if (h->close_after &&
         lws_add_http_header_by_name(s->wsi, (const unsigned char *)"connection:",
-                                    (const unsigned char *)"close", 5, &p, end))
+                                    (const unsigned char *)"close", 5, p, end))
         return -1;
     if (h->retry_after_s > 0) {
         char v[16];
         int n = snprintf(v, sizeof v, "%d", h->retry_after_s);
         if (lws_add_http_header_by_name(s->wsi, (const unsigned char *)"retry-after:",
-                                        (const unsigned char *)v, n, &p, end))
+                                        (const unsigned char *)v, n, p, end))
             return -1;
     }
-    if (lws_finalize_write_http_header(s->wsi, start, &p, end))
+    return lws_finalize_http_header(s->wsi, p, end);
+}
+
+static int http_write_headers(struct session *s)
+{
+    unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start;
+    if (http_head(s, &p, buf + sizeof buf - 1) < 0 ||
+        lws_write(s->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
+        return -1;
+    s->u.http.headers_sent = 1;
+    return 0;
+}
+
+/* A small response over plain HTTP/1.1 (every answer but the largest
+ * event batches): head and body in one write, so one segment and one
+ * WRITEABLE instead of two. Over TLS lws may speak HTTP/2, whose head
+ * and body are separate frames: those go the long way. 1 written, 0 not
+ * suitable, -1 error. */
+static int http_write_whole(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    unsigned char buf[LWS_PRE + 512 + HTTP_CHUNK], *start = buf + LWS_PRE, *p = start;
+    unsigned char *end = buf + LWS_PRE + 512;
+    if (lws_is_ssl(s->wsi) || h->resp_len > HTTP_CHUNK)
+        return 0;
+    if (http_head(s, &p, end - 1) < 0)
+        return -1;
+    memcpy(p, h->resp, h->resp_len);
+    p += h->resp_len;
+    /* as headers: lws counts only body writes against the content-length */
+    if (lws_write(s->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
         return -1;
     h->headers_sent = 1;
+    h->resp_off = h->resp_len;
+    return 1;
+}
+
+/* The whole response is written: the connection closes or waits for the
+ * next request. */
+static int http_response_done(struct session *s)
+{
+    int close = s->u.http.close_after;
+    http_reset(s);
+    if (close || lws_http_transaction_completed(s->wsi))
+        return -1;
     return 0;
 }
 
@@ -602,6 +644,11 @@ int http_on_writeable(struct session *s)
         return -1;
     if (!h->resp)
         return 0;
+    int whole = h->headers_sent ? 0 : http_write_whole(s);
+    if (whole < 0)
+        return -1;
+    if (whole)
+        return http_response_done(s);
     if (!h->headers_sent) {
         if (http_write_headers(s) < 0)
             return -1;
@@ -621,11 +668,7 @@ int http_on_writeable(struct session *s)
         lws_callback_on_writable(s->wsi);
         return 0;
     }
-    int close = h->close_after;
-    http_reset(s);
-    if (close || lws_http_transaction_completed(s->wsi))
-        return -1;
-    return 0;
+    return http_response_done(s);
 }
 
 void http_on_closed(struct session *s)
