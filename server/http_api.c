@@ -632,8 +632,17 @@ static int http_response_done(struct session *s)
 {
     int close = s->u.http.close_after;
     http_reset(s);
-    if (close || lws_http_transaction_completed(s->wsi))
+    if (close)                  /* a body left unread: close now */
         return -1;
+    if (!lws_http_transaction_completed(s->wsi))
+        return 0;               /* kept alive for the next request */
+    /* The client asked for a close: done from the next loop turn, once this
+     * turn's other answers are out. A fan-out wakes many parked polls at
+     * once, and a close costs as much as an answer. Unless lws still holds
+     * part of the answer. */
+    if (lws_partial_buffered(s->wsi))
+        return -1;
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
     return 0;
 }
 
