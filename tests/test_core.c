@@ -8,7 +8,9 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core.h"
 
@@ -220,6 +222,29 @@ static void test_client_msg_ids_are_128_bit_hex_and_distinct(void **state)
     }
 }
 
+/* The first 12 hex digits are the wall clock in ms: one sender's ids never
+ * go back in time, so the server's (sender, client_msg_id) index takes
+ * them at the end of that sender's range. */
+static void test_client_msg_ids_start_with_the_time(void **state)
+{
+    struct fixture *f = *state;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long before = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    char prev[13] = "";
+    for (int i = 0; i < 50; i++) {
+        const char *id = core_send(f->core, "general", "x");
+        assert_non_null(id);
+        char stamp[13];
+        memcpy(stamp, id, 12);
+        stamp[12] = '\0';
+        long long ms = strtoll(stamp, NULL, 16);
+        assert_true(ms >= before && ms <= before + 60000);
+        assert_true(strcmp(stamp, prev) >= 0);
+        memcpy(prev, stamp, sizeof prev);
+    }
+}
+
 /* A new connection sends everything unacked again, with the same ids. */
 static void test_resend_on_new_connection_keeps_ids(void **state)
 {
@@ -424,6 +449,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_overlapping_replay_shows_each_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejects_malformed_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_keeps_order_and_acks_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_msg_ids_start_with_the_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_msg_ids_are_128_bit_hex_and_distinct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resend_on_new_connection_keeps_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_style_resend_keeps_head, setup, teardown),
