@@ -678,7 +678,7 @@ void client_quit(struct h_proc *c, int64_t deadline)
 }
 
 /* ------------------------------------------------------------------------ */
-static int tcp_connect(int port)
+int h_tcp_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -893,7 +893,7 @@ int http_request(int port, const void *raw, size_t len, struct http_resp *r, int
 {
     memset(r, 0, sizeof *r);
     int64_t dl = h_deadline(timeout_ms);
-    int fd = tcp_connect(port);
+    int fd = h_tcp_connect(port);
     if (fd < 0)
         return -1;
     send_all(fd, raw, len, dl);    /* errors tolerated: read the answer anyway */
@@ -997,6 +997,16 @@ int http_login(int port, const char *user, const char *password, char *token)
     return st;
 }
 
+void server_start_with_user(struct h_server *s, const char *const *extra, const char *user,
+                            const char *password, char *token)
+{
+    server_start(s, NULL, extra);
+    if (http_register(s->port, user, password) != 201 || http_login(s->port, user, password, token) != 200) {
+        h_dump_logs();
+        fail_msg("register and log in %s", user);
+    }
+}
+
 int http_post_message(int port, const char *token, const char *room, const char *body,
                       const char *cmid, int64_t *id)
 {
@@ -1090,7 +1100,7 @@ void h_assert_error(const char *what, const struct http_resp *r, int status, con
 struct h_ws *ws_connect_raw(int port, const char *extra_headers, struct http_resp *resp)
 {
     memset(resp, 0, sizeof *resp);
-    int fd = tcp_connect(port);
+    int fd = h_tcp_connect(port);
     if (fd < 0)
         fail_msg("connect to 127.0.0.1:%d failed", port);
     char req[2048];
@@ -1414,7 +1424,7 @@ int http_call_parallel(int port, const char *method, const char *path, const cha
     int fds[64];
     for (int i = 0; i < n; i++) {
         memset(&r[i], 0, sizeof r[i]);
-        fds[i] = tcp_connect(port);
+        fds[i] = h_tcp_connect(port);
     }
     for (int i = 0; i < n; i++)
         if (fds[i] >= 0)
@@ -1435,7 +1445,7 @@ int http_call_parallel(int port, const char *method, const char *path, const cha
 
 int http_send_request(int port, const void *raw, size_t len)
 {
-    int fd = tcp_connect(port);
+    int fd = h_tcp_connect(port);
     if (fd < 0)
         return -1;
     if (send_all(fd, raw, len, h_deadline(5000)) < 0) {
@@ -1923,7 +1933,7 @@ static int haproxy_try(struct h_haproxy *h, const struct h_server *backends, int
         for (int i = 0; i < n && all; i++)
             all = haproxy_backend(h, i, NULL) == 1;
         if (all) {
-            int fd = tcp_connect(h->port);
+            int fd = h_tcp_connect(h->port);
             if (fd >= 0) {
                 close(fd);
                 return 1;
@@ -2031,7 +2041,7 @@ int http_call_many(const struct h_req *reqs, int n, struct http_resp *r, int tim
     int *fds = calloc((size_t)n, sizeof *fds);
     for (int i = 0; i < n; i++) {
         memset(&r[i], 0, sizeof r[i]);
-        fds[i] = tcp_connect(reqs[i].port);
+        fds[i] = h_tcp_connect(reqs[i].port);
     }
     for (int i = 0; i < n; i++) {
         if (fds[i] < 0)

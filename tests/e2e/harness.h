@@ -77,6 +77,10 @@ struct h_server {
  * waits (10 s) for its first stdout line "listening on http://HOST:PORT".
  * extra is a NULL-terminated list (may be NULL). dbdir NULL: a new h_tmpdir. */
 void server_start(struct h_server *s, const char *dbdir, const char *const *extra);
+/* server_start on a new database, then registers user with password and
+ * logs in (asserting 201 and 200); token gets the bearer token (65 bytes). */
+void server_start_with_user(struct h_server *s, const char *const *extra, const char *user,
+                            const char *password, char *token);
 /* SIGTERM, wait up to 10 s, assert it exited with status 0. */
 void server_stop(struct h_server *s);
 /* SIGKILL + reap. */
@@ -166,6 +170,9 @@ void h_assert_error(const char *what, const struct http_resp *r, int status, con
 /* The same check without failing: returns 1 if r is as expected, else 0 with
  * the reason printed to stderr (so a test can report every mismatch). */
 int  h_check_error(const char *what, const struct http_resp *r, int status, const char *code);
+
+/* A TCP connection to 127.0.0.1:port, non-blocking, TCP_NODELAY; -1 if refused. */
+int  h_tcp_connect(int port);
 
 /* ---- raw WebSocket client -------------------------------------------------- */
 enum { WS_CONT = 0x0, WS_TEXT = 0x1, WS_BIN = 0x2, WS_CLOSE = 0x8, WS_PING = 0x9, WS_PONG = 0xA };

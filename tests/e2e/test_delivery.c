@@ -19,14 +19,6 @@
 #define PW "correct horse battery"
 #define BIG_BODY 4000           /* a frame with a 16-bit length */
 
-static void start_with_user(struct h_server *s, const char *const *extra, char *tok)
-{
-    harness_init();
-    server_start(s, NULL, extra);
-    CHECK(http_register(s->port, "alice", PW) == 201, "register alice");
-    CHECK(http_login(s->port, "alice", PW, tok) == 200, "login alice");
-}
-
 /* Message i's body: three in four large, the others short. */
 static char *body_of(int i)
 {
@@ -100,7 +92,7 @@ static void test_websocket_backlog_from_memory(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--msg-rate", "100000", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     struct h_ws *reader = ws_connect(s.port), *sender = ws_connect(s.port);
     int small = 65536;          /* well below the backlog: the server's writes fill it */
     setsockopt(reader->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
@@ -123,7 +115,7 @@ static void test_websocket_backlog_from_store(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--msg-rate", "100000", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     struct h_ws *sender = ws_connect(s.port);
     json_decref(ws_hello(sender, tok, 0));
     send_pipelined(sender, N);
@@ -144,7 +136,7 @@ static void test_answering_peer_kept(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--heartbeat-s", "2", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     struct h_ws *w = ws_connect(s.port);
     json_decref(ws_hello(w, tok, 0));
     int64_t until = h_now_ms() + 2 * 2000 + 1500;   /* past the hang-up, had it not answered */
@@ -164,18 +156,6 @@ static void test_answering_peer_kept(void **state)
     json_decref(ev);
     ws_free(w);
     server_stop(&s);
-}
-
-static int tcp_connect(int port)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
 }
 
 /* Reads one response on fd (head, then content-length bytes) into buf;
@@ -220,9 +200,9 @@ static void test_http_keep_alive_and_close(void **state)
     (void)state;
     struct h_server s;
     char tok[65], req[512], buf[8192];
-    start_with_user(&s, NULL, tok);
+    server_start_with_user(&s, NULL, "alice", PW, tok);
     CHECK(http_post_message(s.port, tok, NULL, "one event", NULL, NULL) == 201, "post");
-    int fd = tcp_connect(s.port);
+    int fd = h_tcp_connect(s.port);
     CHECK(fd >= 0, "connect");
     snprintf(req, sizeof req, "GET /api/v1/events?after=0&wait=0 HTTP/1.1\r\nHost: x\r\n"
              "Authorization: Bearer %s\r\n\r\n", tok);
@@ -252,7 +232,7 @@ static void test_large_poll_answer(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--msg-rate", "100000", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     for (int i = 0; i < N; i++) {
         char *body = body_of(4 * i);            /* all large */
         CHECK(http_post_message(s.port, tok, NULL, body, NULL, NULL) == 201, "post %d", i);

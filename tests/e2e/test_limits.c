@@ -15,18 +15,6 @@
 
 #define PW "correct horse battery"
 
-static int tcp_connect(int port)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
 /* 1 once the peer closed fd (read returns 0 or an error) before deadline. */
 static int wait_closed(int fd, int64_t deadline)
 {
@@ -54,14 +42,6 @@ static int healthz_ms(int port)
     return ok ? (int)(h_now_ms() - t0) : -1;
 }
 
-static void start_with_user(struct h_server *s, const char *const *extra, char *tok)
-{
-    harness_init();
-    server_start(s, NULL, extra);
-    CHECK(http_register(s->port, "alice", PW) == 201, "register alice");
-    CHECK(http_login(s->port, "alice", PW, tok) == 200, "login alice");
-}
-
 /* Connections that trickle their headers are cut off after the header
  * timeout, and nobody else waits for them meanwhile. */
 static void test_slowloris(void **state)
@@ -70,10 +50,10 @@ static void test_slowloris(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--header-timeout-s", "2", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     int fds[20];
     for (int i = 0; i < 20; i++) {
-        fds[i] = tcp_connect(s.port);
+        fds[i] = h_tcp_connect(s.port);
         CHECK(fds[i] >= 0, "connect %d", i);
         const char *part = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
         CHECK(write(fds[i], part, strlen(part)) > 0, "write partial headers");
@@ -94,7 +74,7 @@ static void test_flood_http(void **state)
     struct h_server s;
     char tok[65], body[64];
     const char *extra[] = { "--msg-rate", "5", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     int ok = 0, limited = 0;
     for (int i = 0; i < 30; i++) {
         struct http_resp r;
@@ -127,7 +107,7 @@ static void test_flood_ws(void **state)
     struct h_server s;
     char tok[65], frame[128];
     const char *extra[] = { "--msg-rate", "10", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     struct h_ws *w = ws_connect(s.port);
     json_decref(ws_hello(w, tok, 1000000));
     for (int i = 0; i < 40; i++) {
@@ -167,7 +147,7 @@ static void test_login_bruteforce(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--login-rate", "3", NULL };
-    start_with_user(&s, extra, tok);        /* one login used already */
+    server_start_with_user(&s, extra, "alice", PW, tok);        /* one login used already */
     int unauthorized = 0, limited = 0;
     for (int i = 0; i < 6; i++) {
         struct http_resp r;
@@ -195,10 +175,10 @@ static void test_connections_per_address(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--max-connections-per-ip", "10", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     int fds[10];
     for (int i = 0; i < 10; i++)
-        CHECK((fds[i] = tcp_connect(s.port)) >= 0, "connect %d", i);
+        CHECK((fds[i] = h_tcp_connect(s.port)) >= 0, "connect %d", i);
     struct http_resp r;
     http_call(s.port, "GET", "/healthz", NULL, NULL, 0, &r);
     h_assert_error("an 11th connection", &r, 429, "too_many_connections");
@@ -217,7 +197,7 @@ static void test_long_poll_waiters(void **state)
     struct h_server s;
     char tok[65], req[512];
     const char *extra[] = { "--max-long-polls", "3", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     int n = snprintf(req, sizeof req, "GET /api/v1/events?after=0&wait=20 HTTP/1.1\r\nHost: x\r\n"
                      "Authorization: Bearer %s\r\nConnection: close\r\n\r\n", tok);
     int fds[3];
@@ -255,11 +235,11 @@ static void test_total_connections(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--max-connections", "16", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     int fds[20], n = 0, refused = 0;
     int64_t deadline = h_deadline(5000);
     while (!refused && n < 20) {
-        int fd = tcp_connect(s.port);
+        int fd = h_tcp_connect(s.port);
         CHECK(fd >= 0, "connect");
         /* a connection over the cap is closed before a byte is read */
         struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -298,8 +278,8 @@ static void test_keepalive_idle(void **state)
     struct h_server s;
     char tok[65], buf[4096];
     const char *extra[] = { "--idle-timeout-s", "1", NULL };
-    start_with_user(&s, extra, tok);
-    int fd = tcp_connect(s.port);
+    server_start_with_user(&s, extra, "alice", PW, tok);
+    int fd = h_tcp_connect(s.port);
     const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
     CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req), "write");
     struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -315,7 +295,7 @@ static void test_ws_fragment_cap(void **state)
     (void)state;
     struct h_server s;
     char tok[65];
-    start_with_user(&s, NULL, tok);
+    server_start_with_user(&s, NULL, "alice", PW, tok);
     struct h_ws *w = ws_connect(s.port);
     json_decref(ws_hello(w, tok, 0));
     int rc = ws_send_frame(w, WS_TEXT, 0, "{", 1);
@@ -337,7 +317,7 @@ static void test_ws_pipelined_sends(void **state)
     struct h_server s;
     char tok[65], frame[128];
     const char *extra[] = { "--msg-rate", "100000", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     struct h_ws *w = ws_connect(s.port);
     json_decref(ws_hello(w, tok, 1000000));
     for (int i = 0; i < N; i++) {
@@ -383,7 +363,7 @@ static void test_idle_websockets(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--max-connections-per-ip", "5000", NULL };
-    start_with_user(&s, extra, tok);
+    server_start_with_user(&s, extra, "alice", PW, tok);
     long before = rss_kb(s.proc->pid);
     struct h_ws **ws = calloc(N, sizeof *ws);
     for (int i = 0; i < N; i++) {
