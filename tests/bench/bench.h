@@ -321,6 +321,7 @@ struct bench_opts {
     int logins;                 /* distinct users for capacity modes */
     int window;                 /* sends mode: unacked messages per sender */
     double probe_hz, probe_s;
+    double settle_s;            /* idle mode: wait after opening, before measuring */
     int netns;                  /* -1 auto, 0 off, 1 required */
     int loop_uv;                /* generator's loop: -1 auto, 0 lws' poll(), 1 libuv (epoll) */
     int assert_ok;

@@ -71,6 +71,9 @@ static void usage(FILE *out)
 "  --window W            sends mode: unacknowledged messages per sender (default 64)\n"
 "  --probe-hz HZ         probe round trips per second (default 50)\n"
 "  --probe-s S           probe time (default 10)\n"
+"  --settle-s S          after opening the idle connections, wait this long before\n"
+"                        measuring (default 2): time for other generators, aimed at\n"
+"                        other instances, to open all theirs too\n"
 "machine\n"
 "  --cpus P              none, same (server+generator on CPU 0), split (server 0,\n"
 "                        generator 1) or SERVER:GENERATOR cpu lists, e.g. 0:1 (default none)\n"
@@ -791,7 +794,7 @@ static int run_idle(struct env *e, const char *tname, int run_no)
     if (open_many(e, b, ops, n, ROLE_IDLE, sync, &opened) < 0)
         goto out;
     res->conns_open = opened;
-    bench_sleep(b, 2.0);
+    bench_sleep(b, o->settle_s);
     if (r.spid > 0)
         proc_read(r.spid, &after);
     long g_after = self_rss_kb();
@@ -975,7 +978,7 @@ out:
 enum {
     O_TRANSPORT = 256, O_USERS, O_RATE, O_DURATION, O_WARMUP, O_IDLE, O_DRAIN, O_INTERVAL,
     O_WAIT, O_BODY, O_RUNS, O_IDLECONN, O_FANOUT, O_SENDS, O_LOGINS, O_WINDOW, O_PROBEHZ,
-    O_PROBES, O_CPUS, O_NETNS, O_SERVER, O_SERVERPID, O_CHATD, O_DBDIR, O_OUT, O_NAME,
+    O_PROBES, O_SETTLE, O_CPUS, O_NETNS, O_SERVER, O_SERVERPID, O_CHATD, O_DBDIR, O_OUT, O_NAME,
     O_NOPLOT, O_ASSERT, O_SMOKE, O_VERIFY, O_VERBOSE, O_HELP, O_PROBECHILD, O_PROBEAFTER,
     O_LOOP,
 };
@@ -989,7 +992,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
         { "body-bytes", 1, 0, O_BODY }, { "runs", 1, 0, O_RUNS },
         { "idle-connections", 1, 0, O_IDLECONN }, { "fanout", 1, 0, O_FANOUT },
         { "sends", 0, 0, O_SENDS }, { "logins", 1, 0, O_LOGINS }, { "window", 1, 0, O_WINDOW },
-        { "probe-hz", 1, 0, O_PROBEHZ }, { "probe-s", 1, 0, O_PROBES }, { "cpus", 1, 0, O_CPUS },
+        { "probe-hz", 1, 0, O_PROBEHZ }, { "probe-s", 1, 0, O_PROBES }, { "settle-s", 1, 0, O_SETTLE }, { "cpus", 1, 0, O_CPUS },
         { "netns", 1, 0, O_NETNS }, { "server", 1, 0, O_SERVER }, { "server-pid", 1, 0, O_SERVERPID },
         { "chatd", 1, 0, O_CHATD }, { "db-dir", 1, 0, O_DBDIR }, { "out", 1, 0, O_OUT },
         { "name", 1, 0, O_NAME }, { "no-plot", 0, 0, O_NOPLOT }, { "assert", 0, 0, O_ASSERT },
@@ -1021,6 +1024,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
         case O_WINDOW: bad = parse_num(optarg, 1, 100000, &v); o->window = (int)v; break;
         case O_PROBEHZ: bad = parse_num(optarg, 0.1, 10000, &o->probe_hz); break;
         case O_PROBES: bad = parse_num(optarg, 0.5, 3600, &o->probe_s); break;
+        case O_SETTLE: bad = parse_num(optarg, 0, 3600, &o->settle_s); break;
         case O_CPUS: o->cpus = optarg; break;
         case O_NETNS:
             o->netns = strcmp(optarg, "on") == 0 ? 1 : strcmp(optarg, "off") == 0 ? 0
@@ -1111,7 +1115,7 @@ int main(int argc, char **argv)
         .users = 10, .rate = 1000, .duration_s = 10, .warmup_s = 1, .idle_s = 5,
         .interval_ms = 1000, .wait_s = 25, .body_bytes = 32, .cpus = "none",
         .out_dir = "build/bench", .runs = 1, .logins = 8, .window = 64, .probe_hz = 50,
-        .probe_s = 10, .netns = -1, .loop_uv = -1, .plot = 1, .mode = MODE_STANDARD,
+        .probe_s = 10, .settle_s = 2, .netns = -1, .loop_uv = -1, .plot = 1, .mode = MODE_STANDARD,
     };
     const char *verify = NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
