@@ -84,9 +84,7 @@ struct feed *feed_new(struct store *st)
 static struct feed_entry feed_entry_new(int64_t id, int64_t recipient_id, json_t *event)
 {
     struct feed_entry e = { id, recipient_id, event, NULL, 0 };
-    json_t *frame = json_pack("{s:s,s:O}", "op", "event", "event", event);
-    char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
-    json_decref(frame);
+    char *text = proto_ws_event_text(event);
     if (text) {
         unsigned char h[10];
         size_t len = strlen(text), hl = ws_text_header(h, len);

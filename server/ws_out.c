@@ -145,9 +145,7 @@ static int pack_stored_event(struct session *s, struct ws_out *p)
 {
     struct ws_state *w = &s->u.ws;
     json_t *ev = json_array_get(w->batch, w->batch_idx);
-    json_t *frame = json_pack("{s:s,s:O}", "op", "event", "event", ev);
-    char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
-    json_decref(frame);
+    char *text = proto_ws_event_text(ev);
     if (!text)
         return -1;
     int packed = pack_text(p, text, strlen(text));

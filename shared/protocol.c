@@ -188,6 +188,14 @@ char *proto_error_json(const char *code, const char *message)
     return s;
 }
 
+char *proto_ws_event_text(json_t *event)
+{
+    json_t *frame = json_pack("{s:s,s:O}", "op", "event", "event", event);
+    char *s = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
+    json_decref(frame);
+    return s;
+}
+
 json_t *proto_event_new(int64_t id, const char *type, int64_t ts_ms, const char *payload_json)
 {
     json_t *payload = json_loads(payload_json, 0, NULL);

@@ -60,6 +60,9 @@ char *proto_error_json(const char *code, const char *message);
 /* An event as served: {"id","type","ts", ...payload fields}. payload_json is
  * the stored object of type-specific fields. Returns a new reference or NULL. */
 json_t *proto_event_new(int64_t id, const char *type, int64_t ts_ms, const char *payload_json);
+/* The WebSocket frame that delivers an event, {"op":"event","event":event},
+ * as a new compact string (free()); NULL if out of memory. */
+char *proto_ws_event_text(json_t *event);
 /* Chat payload {"room","from","body"} as a new string (free()). */
 char *proto_chat_payload(const char *room, const char *from, const char *body);
 

@@ -128,6 +128,22 @@ static void test_event_encoding(void **state)
     assert_null(proto_event_new(9, "chat", 1, "[1]"));
 }
 
+/* The WebSocket delivery frame wraps the event as served, unchanged. */
+static void test_ws_event_frame(void **state)
+{
+    (void)state;
+    json_t *ev = proto_event_new(7, "chat", 1234, "{\"room\":\"general\",\"from\":\"a\",\"body\":\"hi\"}");
+    char *text = proto_ws_event_text(ev);
+    assert_non_null(text);
+    json_t *frame = json_loads(text, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(frame, "op")), "event");
+    assert_true(json_equal(json_object_get(frame, "event"), ev));
+    assert_int_equal(json_object_size(frame), 2);
+    json_decref(frame);
+    free(text);
+    json_decref(ev);
+}
+
 static int parse_frame(const char *text, struct proto_ws_frame *f, json_t **root, const char **code)
 {
     const char *err;
@@ -212,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_events_query),
         cmocka_unit_test(test_error_json),
         cmocka_unit_test(test_event_encoding),
+        cmocka_unit_test(test_ws_event_frame),
         cmocka_unit_test(test_ws_frames),
         cmocka_unit_test(test_parse_object),
         cmocka_unit_test(test_events_response),
