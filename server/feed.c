@@ -86,14 +86,10 @@ static struct feed_entry feed_entry_new(int64_t id, int64_t recipient_id, json_t
     struct feed_entry e = { id, recipient_id, event, NULL, 0 };
     char *text = proto_ws_event_text(event);
     if (text) {
-        unsigned char h[10];
-        size_t len = strlen(text), hl = ws_text_header(h, len);
-        e.ws_frame = malloc(hl + len);
-        if (e.ws_frame) {
-            memcpy(e.ws_frame, h, hl);
-            memcpy(e.ws_frame + hl, text, len);
-            e.ws_len = hl + len;
-        }
+        size_t len = strlen(text);
+        e.ws_frame = malloc(WS_HEADER_MAX + len);
+        if (e.ws_frame)
+            e.ws_len = ws_text_frame(e.ws_frame, text, len);
         free(text);
     }
     if (!e.ws_frame) {

@@ -90,11 +90,12 @@ struct http_state {
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
 };
 
-/* A queued server->client WebSocket frame (ready, ack, error). */
+/* A queued server->client WebSocket frame (ready, ack, error), whole:
+ * header and text, as ws_out.c writes it. */
 struct ws_frame {
     struct ws_frame *next;
     size_t len;
-    unsigned char buf[];      /* LWS_PRE headroom, then len bytes */
+    unsigned char buf[];
 };
 
 struct ws_state {
@@ -226,9 +227,13 @@ struct ws_out *ws_out_new(void);
 void ws_out_free(struct ws_out *p);     /* after ws_out_stop and the loop's close */
 void ws_out_start(struct server *srv);
 void ws_out_stop(struct server *srv);
-/* The header of an unmasked final text frame of len bytes into h (10 bytes
- * of room); returns its length. */
+#define WS_HEADER_MAX 10
+/* The header of an unmasked final text frame of len bytes into h
+ * (WS_HEADER_MAX bytes of room); returns its length. */
 size_t ws_text_header(unsigned char *h, size_t len);
+/* That header, then the text, into dst (len + WS_HEADER_MAX bytes of room);
+ * returns the frame's length. */
+size_t ws_text_frame(unsigned char *dst, const void *text, size_t len);
 /* s has something to send: written at the end of this loop turn. */
 void ws_out_schedule(struct session *s);
 void ws_out_unschedule(struct session *s);   /* s is closing */

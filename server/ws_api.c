@@ -89,14 +89,13 @@ static int ws_queue(struct session *s, json_t *o)
     if (!text)
         return -1;
     size_t len = strlen(text);
-    struct ws_frame *f = malloc(sizeof *f + LWS_PRE + len);
+    struct ws_frame *f = malloc(sizeof *f + WS_HEADER_MAX + len);
     if (!f) {
         free(text);
         return -1;
     }
     f->next = NULL;
-    f->len = len;
-    memcpy(f->buf + LWS_PRE, text, len);
+    f->len = ws_text_frame(f->buf, text, len);
     free(text);
     if (w->out_tail)
         w->out_tail->next = f;

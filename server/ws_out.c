@@ -81,6 +81,13 @@ size_t ws_text_header(unsigned char *h, size_t len)
     return 10;
 }
 
+size_t ws_text_frame(unsigned char *dst, const void *text, size_t len)
+{
+    size_t hl = ws_text_header(dst, len);
+    memcpy(dst + hl, text, len);
+    return hl + len;
+}
+
 /* Room for n more bytes: an empty pack grows for a frame larger than it. */
 static int pack_room(struct ws_out *p, size_t n)
 {
@@ -96,7 +103,7 @@ static int pack_room(struct ws_out *p, size_t n)
     return 1;
 }
 
-/* A frame made already (the feed's). 1 packed, 0 no room. */
+/* A frame made already (the feed's, a queued control frame). 1 packed, 0 no room. */
 static int pack_frame(struct ws_out *p, const void *frame, size_t len)
 {
     if (!pack_room(p, len))
@@ -109,13 +116,9 @@ static int pack_frame(struct ws_out *p, const void *frame, size_t len)
 /* Text to frame. 1 packed, 0 no room. */
 static int pack_text(struct ws_out *p, const void *text, size_t len)
 {
-    unsigned char h[10];
-    size_t hl = ws_text_header(h, len);
-    if (!pack_room(p, hl + len))
+    if (!pack_room(p, WS_HEADER_MAX + len))
         return 0;
-    memcpy(p->buf + LWS_PRE + p->len, h, hl);
-    memcpy(p->buf + LWS_PRE + p->len + hl, text, len);
-    p->len += hl + len;
+    p->len += ws_text_frame(p->buf + LWS_PRE + p->len, text, len);
     return 1;
 }
 
@@ -123,7 +126,7 @@ static int pack_text(struct ws_out *p, const void *text, size_t len)
 static void pack_control(struct session *s, struct ws_out *p)
 {
     struct ws_state *w = &s->u.ws;
-    while (w->out_head && pack_text(p, w->out_head->buf + LWS_PRE, w->out_head->len)) {
+    while (w->out_head && pack_frame(p, w->out_head->buf, w->out_head->len)) {
         struct ws_frame *f = w->out_head;
         w->out_head = f->next;
         if (!w->out_head)

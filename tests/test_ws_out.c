@@ -38,7 +38,7 @@ static void test_header_lengths(void **state)
         { 65536, 10 }, { 1u << 20, 10 }, { (size_t)1 << 33, 10 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        unsigned char h[10];
+        unsigned char h[WS_HEADER_MAX];
         size_t n = ws_text_header(h, cases[i].len);
         assert_int_equal(n, cases[i].hlen);
         assert_int_equal(h[0], 0x81);            /* FIN, no RSV bits, text */
@@ -52,7 +52,7 @@ static void test_header_lengths(void **state)
 static void test_header_is_minimal(void **state)
 {
     (void)state;
-    unsigned char h[10];
+    unsigned char h[WS_HEADER_MAX];
     assert_int_equal(ws_text_header(h, 125), 2);
     assert_int_equal(h[1], 125);
     assert_int_equal(ws_text_header(h, 65535), 4);
