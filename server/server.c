@@ -94,6 +94,8 @@ int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_WSI_DESTROY:
         limiter_conn_close(server_from_wsi(wsi)->limiter, wsi);
         return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return ws_on_confirm_upgrade(wsi, in);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return ws_on_filter(wsi);
     case LWS_CALLBACK_ESTABLISHED:
@@ -104,6 +106,8 @@ int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_RECEIVE:
         sweep_ws_heard(s);          /* the peer is there: no ping for a heartbeat */
         return ws_on_receive(s, in, len);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return ws_on_peer_close(s, in, len);
     case LWS_CALLBACK_RECEIVE_PONG:
         if (s && s->is_ws)
             sweep_ws_heard(s);

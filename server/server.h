@@ -112,6 +112,7 @@ struct ws_state {
     int      rx_binary;
     int      close_code;      /* close with this from the next WRITEABLE */
     const char *close_reason;
+    int      peer_closed;     /* the client's close came: read and write nothing more */
     struct sweep_link hb;     /* hello deadline, then heartbeat (sweep.c) */
     struct sweep_link touch;  /* next session touch (sweep.c) */
     size_t   expiry_pos;      /* in the sweep's session-expiry heap, from 1; 0 if not */
@@ -244,7 +245,9 @@ int ws_on_writeable_events(struct session *s);
 
 /* ws_api.c */
 #define WS_MAX_QUEUED 256     /* control frames queued before reading pauses */
+int ws_on_confirm_upgrade(struct lws *wsi, const char *upgrade);
 int ws_on_filter(struct lws *wsi);
+int ws_on_peer_close(struct session *s, const unsigned char *in, size_t len);
 int ws_on_established(struct session *s);
 int ws_on_receive(struct session *s, const void *in, size_t len);
 int ws_on_writeable(struct session *s);

@@ -1,8 +1,10 @@
-/* ws_api.c — the WebSocket endpoint: handshake filter, hello/authentication
- * with a deadline, message reassembly with size and fragment caps, the
- * client ops (send), the queue of control frames, and what each WRITEABLE
- * writes: a close, a ping, or (ws_out.c) the queued control frames, then the
- * user's events in id order from the cursor. */
+/* ws_api.c — the WebSocket endpoint: handshake checks (version and Origin,
+ * answered in HTTP; path and limits), hello/authentication with a deadline,
+ * message reassembly with size and fragment caps and UTF-8 validation, the
+ * client's close frame, the client ops (send), the queue of control frames,
+ * and what each WRITEABLE writes: a close, a ping, or (ws_out.c) the queued
+ * control frames, then the user's events in id order from the cursor.
+ * RFC 6455 conformance, and what lws 4.1 decides alone: shared/PROTOCOL.md. */
 #include "audit.h"
 #include "limiter.h"
 #include "server.h"
@@ -34,17 +36,104 @@ static int ws_origin_allowed(const struct server *srv, struct lws *wsi)
     return 0;
 }
 
+/* An HTTP error answer written at once, with the API's JSON error body;
+ * extra is one more header (name, value) or NULL. */
+static int ws_refuse(struct lws *wsi, unsigned status, const char *code, const char *msg,
+                     const char *extra, const char *extra_value)
+{
+    unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
+    char *body = NULL;
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    if (o)
+        body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    size_t n = body ? strlen(body) : 0;
+    int bad = !body || n > 256 ||
+              lws_add_http_common_headers(wsi, status, "application/json", n, &p, end) ||
+              (extra && lws_add_http_header_by_name(wsi, (const unsigned char *)extra,
+                                                    (const unsigned char *)extra_value,
+                                                    (int)strlen(extra_value), &p, end)) ||
+              lws_finalize_write_http_header(wsi, start, &p, end);
+    if (!bad)
+        bad = lws_write(wsi, (unsigned char *)body, n, LWS_WRITE_HTTP_FINAL) < (int)n;
+    free(body);
+    return bad ? -1 : 1;        /* 1: answered, lws completes the transaction */
+}
+
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: the last point where a refused
+ * handshake can still get an HTTP answer (lws calls FILTER_PROTOCOL_CONNECTION
+ * after it has switched the connection to the WebSocket role; a refusal
+ * there is a bare hang-up). Written here, as lws itself answers an unknown
+ * Upgrade from this spot; 0 lets the upgrade go on. */
+int ws_on_confirm_upgrade(struct lws *wsi, const char *upgrade)
+{
+    char ver[8];
+    if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
+        return 0;
+    /* lws 4.1 goes on with any version (server-ws.c: "Unknown client spec
+     * version", then treats it as 13); RFC 6455 4.4 asks for 426. */
+    if (lws_hdr_copy(wsi, ver, sizeof ver, WSI_TOKEN_VERSION) <= 0 || strcmp(ver, "13") != 0)
+        return ws_refuse(wsi, 426, "upgrade_required", "only WebSocket version 13 is supported",
+                         "Sec-WebSocket-Version:", "13");
+    if (!ws_origin_allowed(server_from_wsi(wsi), wsi)) {
+        audit("ws.origin_refused", "addr=%s", limiter_conn_addr(wsi));
+        return ws_refuse(wsi, 403, "forbidden_origin", "this Origin may not open a WebSocket", NULL, NULL);
+    }
+    return 0;
+}
+
 int ws_on_filter(struct lws *wsi)
 {
     struct server *srv = server_from_wsi(wsi);
     char uri[64];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 || strcmp(uri, PROTO_WS_PATH) != 0)
         return 1;               /* non-zero rejects the upgrade */
-    if (!ws_origin_allowed(srv, wsi)) {
-        audit("ws.origin_refused", "addr=%s", limiter_conn_addr(wsi));
-        return 1;
-    }
     return srv->stopping || limiter_conn_over(srv->limiter, wsi);
+}
+
+/* The close frame, written at once: from WRITEABLE, or from the peer's close
+ * callback, after which lws hangs up without waiting for a WRITEABLE. */
+static void ws_write_close(struct lws *wsi, int code, const char *reason)
+{
+    unsigned char frame[LWS_PRE + 125];
+    const char *r = reason ? reason : "";
+    size_t n = strlen(r) > 123 ? 123 : strlen(r);
+    frame[LWS_PRE] = (unsigned char)(code >> 8);
+    frame[LWS_PRE + 1] = (unsigned char)(code & 0xff);
+    memcpy(frame + LWS_PRE + 2, r, n);
+    lws_write(wsi, frame + LWS_PRE, n + 2, WS_WRITE_CLOSE);
+}
+
+/* Codes a peer may send (RFC 6455 7.4.1, 7.4.2): not 1004-1006 or 1015,
+ * nor anything unassigned below 3000. */
+static int ws_close_code_valid(int code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+           (code >= 3000 && code <= 4999);
+}
+
+/* The client's close frame. Returning 0 lets lws echo it, as RFC 6455 5.5.1
+ * asks; but lws 4.1 echoes codes it does not know are invalid (5000, 65535)
+ * and, with VALIDATE_UTF8 off (main.c), any reason. Those are answered here
+ * with 1002 or 1007, written now: a non-zero return makes lws hang up at
+ * once (it writes nothing of its own: no close reason was set). */
+int ws_on_peer_close(struct session *s, const unsigned char *in, size_t len)
+{
+    int code = len >= 2 ? (in[0] << 8) | in[1] : 0;
+    int answer = 0;
+    if (len == 1 || (len >= 2 && !ws_close_code_valid(code)))
+        answer = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+    else if (len > 2 && !proto_utf8_valid((const char *)in + 2, len - 2))
+        answer = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+    if (!s || !s->is_ws)
+        return answer ? -1 : 0;
+    s->u.ws.peer_closed = 1;
+    ws_out_unschedule(s);
+    if (!answer)
+        return 0;
+    ws_write_close(s->wsi, answer, answer == LWS_CLOSE_STATUS_PROTOCOL_ERR ? "invalid close code"
+                                                                          : "close reason is not UTF-8");
+    return -1;
 }
 
 void ws_begin_close(struct session *s, int code, const char *reason)
@@ -216,7 +305,7 @@ static int ws_handle_message(struct session *s, const char *buf, size_t len, int
 int ws_on_receive(struct session *s, const void *in, size_t len)
 {
     struct ws_state *w = &s->u.ws;
-    if (w->close_code)
+    if (w->close_code || w->peer_closed)
         return 0;
     if (w->held) {             /* lws keeps reading paused; never drop a message */
         ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "input while paused");
@@ -241,6 +330,12 @@ int ws_on_receive(struct session *s, const void *in, size_t len)
     }
     if (!lws_is_final_fragment(s->wsi))
         return 0;
+    /* Whole messages are checked, so a character split across fragments is
+     * fine (lws' own VALIDATE_UTF8 is off, main.c). */
+    if (!w->rx_binary && !proto_utf8_valid(w->rx, w->rx_len)) {
+        ws_begin_close(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text is not UTF-8");
+        return 0;
+    }
     int rc = ws_handle_message(s, w->rx, w->rx_len, w->rx_binary);
     if (rc == WS_HELD)
         return 0;
@@ -275,19 +370,15 @@ int ws_on_writeable(struct session *s)
          * lws' close: Debian's lws is a _DEBUG build, which on the libuv
          * loop (main.c) closes a connection a second time at once ("uv
          * repeat test" in lws_service_fd_tsi), before that frame is sent. */
-        unsigned char frame[LWS_PRE + 125];
-        const char *r = w->close_reason ? w->close_reason : "";
-        size_t n = strlen(r) > 123 ? 123 : strlen(r);
-        frame[LWS_PRE] = (unsigned char)(w->close_code >> 8);
-        frame[LWS_PRE + 1] = (unsigned char)(w->close_code & 0xff);
-        memcpy(frame + LWS_PRE + 2, r, n);
-        lws_write(s->wsi, frame + LWS_PRE, n + 2, WS_WRITE_CLOSE);
+        ws_write_close(s->wsi, w->close_code, w->close_reason);
         return -1;
     }
+    if (w->peer_closed)           /* lws writes the echo of the client's close */
+        return 0;
     if (w->ping_due) {            /* heartbeat (sweep.c): a ping, on its own */
         /* with a payload: lws 4.1 calls back no LWS_CALLBACK_RECEIVE_PONG
-         * for an empty pong, and the sweep needs to hear it; text, since
-         * lws checks the pong's payload as UTF-8 (VALIDATE_UTF8) */
+         * for an empty pong, and the sweep needs to hear it; text, so
+         * the pong's payload is valid UTF-8 should a checker look */
         unsigned char ping[LWS_PRE + 24];
         w->ping_due = 0;
         int n = snprintf((char *)ping + LWS_PRE, 24, "%llx", (unsigned long long)lws_now_usecs());

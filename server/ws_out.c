@@ -277,6 +277,8 @@ void ws_out_unschedule(struct session *s)
 static void ws_out_now(struct session *s)
 {
     struct ws_state *w = &s->u.ws;
+    if (w->peer_closed)         /* lws is answering the client's close */
+        return;
     if (w->close_code || w->ping_due || lws_partial_buffered(s->wsi)) {
         lws_callback_on_writable(s->wsi);
         return;

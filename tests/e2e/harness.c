@@ -1210,6 +1210,23 @@ int ws_send_text(struct h_ws *w, const char *text)
     return ws_send_frame(w, WS_TEXT, 1, text, strlen(text));
 }
 
+int ws_send_raw(struct h_ws *w, const void *bytes, size_t len)
+{
+    return send_all(w->fd, bytes, len, h_deadline(10000));
+}
+
+int ws_wait_eof(struct h_ws *w, int64_t deadline)
+{
+    for (;;) {
+        buf_consume(&w->in, w->in.len);
+        int k = recv_some(w->fd, &w->in, deadline);
+        if (k == -1)
+            return 0;
+        if (k == 0 || k == -2)
+            return 1;
+    }
+}
+
 /* Parses one complete frame at the start of w->in; returns 1 and consumes it,
  * or 0 if more bytes are needed. */
 static int take_frame(struct h_ws *w, int *opcode, int *fin, char **payload, size_t *len)
@@ -1260,7 +1277,7 @@ int ws_recv_frame(struct h_ws *w, int64_t deadline, int *opcode, int *fin, char 
                 free(*payload);
                 continue;
             }
-            if (*opcode == WS_PONG) {
+            if (*opcode == WS_PONG && !w->keep_pongs) {
                 free(*payload);
                 continue;
             }

@@ -182,6 +182,7 @@ struct h_ws {
     struct h_buf in;               /* received, not yet consumed bytes */
     int closed;                    /* peer sent close or the TCP stream ended */
     int close_code;                /* from the close frame; 1005 none, -1 no frame */
+    int keep_pongs;                /* ws_recv_frame returns pongs instead of skipping them */
 };
 /* Connects and handshakes on /api/v1/ws with a fixed Sec-WebSocket-Key and
  * Sec-WebSocket-Protocol: chat.v1; asserts 101, the accept key and the
@@ -194,6 +195,12 @@ struct h_ws *ws_connect_raw(int port, const char *extra_headers, struct http_res
 /* Sends one masked frame. Returns 0 or -1 (peer gone). */
 int  ws_send_frame(struct h_ws *w, int opcode, int fin, const void *payload, size_t len);
 int  ws_send_text(struct h_ws *w, const char *text);
+/* Sends bytes as they are (a hand-built frame, e.g. unmasked or with reserved
+ * bits). Returns 0 or -1 (peer gone). */
+int  ws_send_raw(struct h_ws *w, const void *bytes, size_t len);
+/* Waits until the server ends the TCP stream (EOF or reset), discarding
+ * anything still arriving; returns 1, or 0 on time-out. */
+int  ws_wait_eof(struct h_ws *w, int64_t deadline);
 /* Reads the next data/close frame (answers pings). Returns 1 with a frame
  * (*payload malloc'd, NUL-terminated), 0 on time-out, -1 if the stream ended
  * without a frame. A close frame sets w->closed and w->close_code. */
