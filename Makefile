@@ -61,12 +61,12 @@ $(OUT)/gen/migrations.h: $(MIGRATIONS) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-sql.sh $(MIGRATIONS) > $@
 $(OUT)/obj/server/store_sqlite.o: $(OUT)/gen/migrations.h
-# The PostgreSQL schema (db/pg) likewise, for server/store_pg.c.
+# The PostgreSQL schema (db/pg) likewise, for server/pg_conn.c.
 PG_MIGRATIONS := $(sort $(wildcard db/pg/*.sql))
 $(OUT)/gen/pg_migrations.h: $(PG_MIGRATIONS) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-sql.sh -n PG_MIGRATIONS $(PG_MIGRATIONS) > $@.tmp && mv $@.tmp $@
-$(OUT)/obj/server/store_pg.o: $(OUT)/gen/pg_migrations.h
+$(OUT)/obj/server/pg_conn.o: $(OUT)/gen/pg_migrations.h
 
 $(LIB_SHARED): $(call obj,$(SHARED_SRC))
 $(LIB_SERVER): $(call obj,$(SERVER_SRC))

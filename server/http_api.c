@@ -426,7 +426,8 @@ static int route_logout(struct session *s)
 
 static int route_healthz(struct session *s)
 {
-    return http_json(s, 200, json_pack("{s:b,s:s}", "ok", 1, "instance", s->srv->instance));
+    return http_json(s, 200, json_pack("{s:b,s:s,s:i}", "ok", 1, "instance", s->srv->instance,
+                                       "parked", s->srv->parked));
 }
 
 static int route_ws_plain(struct session *s)

@@ -1,9 +1,9 @@
 /* store_pg.c — the PostgreSQL backend of store.h (libpq), for one or several
- * chatd instances sharing a database. Owns two connections per store: the
- * main one, which runs every statement (blocking, each prepared once per
- * connection), and a nonblocking LISTEN connection that tells the event loop
- * when any instance has committed events. Also owns applying the embedded
- * schema (db/pg, via pg_migrations.h) and mapping SQLSTATEs to store codes.
+ * chatd instances sharing a database: the statements and the functions of
+ * store_ops that run them. The connections (the main one, which runs every
+ * statement, blocking, each prepared once per connection, and the LISTEN
+ * one), reconnects, SQLSTATE mapping and the schema migrations are
+ * pg_conn.c's (pg_conn.h).
  *
  * A write outside store_begin/commit is a single statement in autocommit, so
  * it is committed before the function returns. An error aborts a whole
@@ -21,18 +21,11 @@
  *
  * Not thread-safe: one struct pg is used from the server's event loop only.
  * Callbacks given to events_after must not call back into the store. */
-#include "store.h"
+#include "pg_conn.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "pg_migrations.h"
-
-#define NOTIFY_CHANNEL "chatd_events"
-/* pg_advisory_lock key serializing schema migrations ("chatd" + 1). */
-#define MIGRATION_LOCK "6514018165604353"
 
 enum q_id {
     Q_BEGIN,
@@ -153,483 +146,26 @@ static const char *const SQL[Q_COUNT] = {
         " AND updated_ms < $1 ORDER BY id",
 };
 
-struct pg {
-    PGconn *conn;       /* main connection; statements prepared while ready */
-    PGconn *listen;     /* LISTEN connection, nonblocking; NULL when lost */
-    char *location;     /* the URL, for the listener's reconnects */
-    int ready;          /* conn is up with this session's settings and statements */
-    int in_txn;         /* between store_begin and commit/rollback */
-    int missed;         /* the listener was reconnected: notifications may be lost */
-};
+/* ---- open, close, transactions ---- */
 
-/* ---- statement parameters, as text ---- */
-
-#define MAX_PARAMS 6
-
-struct params {
-    int n, bad;
-    const char *v[MAX_PARAMS];
-    char num[MAX_PARAMS][24];
-};
-
-/* A NULL s is SQL NULL. */
-static void p_str(struct params *p, const char *s)
+static void *pg_open(const char *location, char *err, size_t errlen)
 {
-    if (p->n == MAX_PARAMS) {
-        p->bad = 1;
-        return;
-    }
-    p->v[p->n++] = s;
+    return pg_conn_open(location, SQL, Q_COUNT, err, errlen);
 }
 
-static void p_i64(struct params *p, int64_t x)
+static void pg_close(void *impl)
 {
-    if (p->n == MAX_PARAMS) {
-        p->bad = 1;
-        return;
-    }
-    snprintf(p->num[p->n], sizeof p->num[0], "%lld", (long long)x);
-    p->v[p->n] = p->num[p->n];
-    p->n++;
+    pg_conn_close(impl);
 }
 
-/* 0 stands for "none" in the API and is stored as NULL. */
-static void p_id(struct params *p, int64_t x)
-{
-    if (x == 0)
-        p_str(p, NULL);
-    else
-        p_i64(p, x);
-}
-
-static int64_t col_i64(const PGresult *r, int row, int col)
-{
-    return PQgetisnull(r, row, col) ? 0 : (int64_t)strtoll(PQgetvalue(r, row, col), NULL, 10);
-}
-
-/* Copies a text column into dst; a value that does not fit is an error
- * (a truncated password hash or name would be silently wrong). */
-static int copy_col(const PGresult *r, int row, int col, char *dst, size_t len, const char *what)
-{
-    size_t n = (size_t)PQgetlength(r, row, col);
-    if (n >= len) {
-        fprintf(stderr, "store: %s: value does not fit (%zu bytes, buffer %zu)\n", what, n, len);
-        return STORE_ERROR;
-    }
-    memcpy(dst, PQgetvalue(r, row, col), n + 1);
-    return STORE_OK;
-}
-
-/* ---- errors ---- */
-
-/* Logs msg on one line: libpq's messages may span several and end with a
- * newline. */
-static void log_pg(const char *what, const char *msg, const char *sqlstate)
-{
-    char line[512];
-    size_t n = 0;
-    for (const char *c = msg; *c && n < sizeof line - 1; c++)
-        if (*c != '\n' && *c != '\t')
-            line[n++] = *c;
-        else if (n && line[n - 1] != ' ')
-            line[n++] = ' ';
-    while (n && line[n - 1] == ' ')
-        n--;
-    line[n] = '\0';
-    if (sqlstate)
-        fprintf(stderr, "store: %s: %s (SQLSTATE %s)\n", what, line, sqlstate);
-    else
-        fprintf(stderr, "store: %s: %s\n", what, line);
-}
-
-/* The primary message only: the detail of a unique violation quotes the key,
- * which may be a session's token hash. */
-static const char *result_msg(const PGresult *r, const PGconn *c)
-{
-    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    return m ? m : PQerrorMessage(c);
-}
-
-enum { MAP_UNIQUE = 1, MAP_FK = 2 };
-
-/* Maps a statement's outcome: 23505 (unique) to STORE_EXISTS and 23503
- * (foreign key) to STORE_NOT_FOUND where map asks for it; other failures
- * are logged and are STORE_ERROR. */
-static int result_rc(struct pg *g, const PGresult *r, int map, const char *what)
-{
-    ExecStatusType s = PQresultStatus(r);
-    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
-        return STORE_OK;
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (state && (map & MAP_UNIQUE) && !strcmp(state, "23505"))
-        return STORE_EXISTS;
-    if (state && (map & MAP_FK) && !strcmp(state, "23503"))
-        return STORE_NOT_FOUND;
-    log_pg(what, result_msg(r, g->conn), state);
-    return STORE_ERROR;
-}
-
-/* Server notices (e.g. "already exists, skipping") are dropped; warnings are
- * logged. */
-static void on_notice(void *arg, const PGresult *r)
-{
-    (void)arg;
-    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
-    if (sev && !strcmp(sev, "WARNING"))
-        log_pg("server warning", result_msg(r, NULL), PQresultErrorField(r, PG_DIAG_SQLSTATE));
-}
-
-/* ---- connections ---- */
-
-/* Copies the URL for messages: password and query string (which may hold
- * one too) replaced by "***". */
-static void redact(const char *url, char *out, size_t len)
-{
-    const char *auth = strstr(url, "://");
-    auth = auth ? auth + 3 : url;
-    size_t authlen = strcspn(auth, "/?#");
-    size_t end = strcspn(url, "?#");
-    const char *at = NULL, *colon = NULL;
-    for (size_t i = 0; i < authlen; i++)
-        if (auth[i] == '@')
-            at = auth + i;
-    for (const char *c = auth; at && c < at && !colon; c++)
-        if (*c == ':')
-            colon = c;
-    const char *tail = url[end] ? "?***" : "";
-    if (colon)
-        snprintf(out, len, "%.*s:***%.*s%s", (int)(colon - url), url,
-                 (int)(url + end - at), at, tail);
-    else
-        snprintf(out, len, "%.*s%s", (int)end, url, tail);
-}
-
-/* Connects to location; the URL's own parameters override these defaults. */
-static PGconn *pg_connect(const char *location, const char *app, char *err, size_t errlen)
-{
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"10", app, location, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (c && PQstatus(c) == CONNECTION_OK) {
-        PQsetNoticeReceiver(c, on_notice, NULL);
-        return c;
-    }
-    char where[256], msg[512];
-    redact(location, where, sizeof where);
-    snprintf(msg, sizeof msg, "%s", c ? PQerrorMessage(c) : "out of memory");
-    msg[strcspn(msg, "\n")] = '\0';
-    snprintf(err, errlen, "connect to %s: %s", where, msg);
-    PQfinish(c);
-    return NULL;
-}
-
-/* Runs one fixed statement (no parameters, no data) for open and setup. */
-static int exec_fixed(PGconn *c, const char *sql, char *err, size_t errlen)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType s = PQresultStatus(r);
-    int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
-    if (!ok) {
-        snprintf(err, errlen, "%.40s: %s", sql, result_msg(r, c));
-        err[strcspn(err, "\n")] = '\0';
-    }
-    PQclear(r);
-    return ok ? 0 : -1;
-}
-
-static void stmt_name(int i, char *name, size_t len)
-{
-    snprintf(name, len, "chatd_q%d", i);
-}
-
-/* Per-session settings and the prepared statements: at open and after every
- * reconnect, since both are lost with the session. lock_timeout bounds a
- * wait for a row (as SQLite's busy_timeout); a stuck instance idle inside a
- * transaction is cut off so it cannot hold event_counter for everyone; and
- * synchronous_commit is at least on: store.h promises a returned id is
- * durable, and with it off a crash could hand the same id out again. */
-static int session_setup(PGconn *c, char *err, size_t errlen)
-{
-    if (exec_fixed(c, "SET lock_timeout = '5s'", err, errlen) ||
-        exec_fixed(c, "SET idle_in_transaction_session_timeout = '60s'", err, errlen) ||
-        exec_fixed(c, "SELECT set_config('synchronous_commit', 'on', false)"
-                      " WHERE current_setting('synchronous_commit') = 'off'", err, errlen))
-        return -1;
-    for (int i = 0; i < Q_COUNT; i++) {
-        char name[24];
-        stmt_name(i, name, sizeof name);
-        PGresult *r = PQprepare(c, name, SQL[i], 0, NULL);
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok) {
-            snprintf(err, errlen, "prepare %s: %s", name, result_msg(r, c));
-            err[strcspn(err, "\n")] = '\0';
-        }
-        PQclear(r);
-        if (!ok)
-            return -1;
-    }
-    return 0;
-}
-
-/* Re-establishes the main connection (PQreset) and its session state. */
-static int reconnect(struct pg *g)
-{
-    char err[512];
-    fprintf(stderr, "store: PostgreSQL connection lost, reconnecting\n");
-    PQreset(g->conn);
-    g->ready = 0;
-    if (PQstatus(g->conn) != CONNECTION_OK) {
-        log_pg("reconnect", PQerrorMessage(g->conn), NULL);
-        return -1;
-    }
-    if (session_setup(g->conn, err, sizeof err)) {
-        fprintf(stderr, "store: reconnect: %s\n", err);
-        return -1;
-    }
-    g->ready = 1;
-    return 0;
-}
-
-static PGresult *exec1(struct pg *g, enum q_id q, const struct params *p)
-{
-    char name[24];
-    stmt_name(q, name, sizeof name);
-    return PQexecPrepared(g->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
-}
-
-/* Runs prepared statement q; the result may be NULL (PQclear takes it).
- * A connection found broken outside a transaction is reset once and the
- * statement retried. (If the first try had in fact been executed before the
- * connection broke, the retry runs it again: event appends with a
- * client_msg_id and transfers are deduplicated; anything else is a single
- * idempotent statement or, at worst, a second chat line.) Inside a
- * transaction, whose work is lost with the connection, the failure stands. */
-static PGresult *run(struct pg *g, enum q_id q, const struct params *p)
-{
-    if (p && p->bad) {
-        fprintf(stderr, "store: statement %d: too many parameters\n", (int)q);
-        return NULL;
-    }
-    int reset = 0;
-    if (!g->ready && !g->in_txn) {
-        if (reconnect(g))
-            return NULL;
-        reset = 1;
-    }
-    PGresult *r = exec1(g, q, p);
-    if (PQstatus(g->conn) == CONNECTION_BAD)
-        g->ready = 0;
-    if (g->ready || g->in_txn || reset)
-        return r;
-    PQclear(r);
-    return reconnect(g) == 0 ? exec1(g, q, p) : NULL;
-}
-
-/* Runs q and maps its outcome; on STORE_OK *res is the result (PQclear it),
- * otherwise NULL. */
-static int query(struct pg *g, enum q_id q, const struct params *p, int map,
-                 const char *what, PGresult **res)
-{
-    PGresult *r = run(g, q, p);
-    int rc = result_rc(g, r, map, what);
-    if (rc != STORE_OK) {
-        PQclear(r);
-        r = NULL;
-    }
-    *res = r;
-    return rc;
-}
-
-/* As query, for one row: STORE_NOT_FOUND if there is none. */
-static int query_row(struct pg *g, enum q_id q, const struct params *p, int map,
-                     const char *what, PGresult **res)
-{
-    int rc = query(g, q, p, map, what, res);
-    if (rc == STORE_OK && PQntuples(*res) == 0) {
-        PQclear(*res);
-        *res = NULL;
-        rc = STORE_NOT_FOUND;
-    }
-    return rc;
-}
-
-/* Runs q for its effect: STORE_NOT_FOUND if it changed no row. */
-static int command(struct pg *g, enum q_id q, const struct params *p, int map, const char *what)
-{
-    PGresult *r;
-    int rc = query(g, q, p, map, what, &r);
-    if (rc == STORE_OK && !strcmp(PQcmdTuples(r), "0"))
-        rc = STORE_NOT_FOUND;
-    PQclear(r);
-    return rc;
-}
-
-/* ---- schema migrations ---- */
-
-/* Applies PG_MIGRATIONS[i] and records version i + 1, in one transaction. */
-static int apply_migration(PGconn *c, size_t i, char *err, size_t errlen)
-{
-    char ver[24], what[64];
-    snprintf(ver, sizeof ver, "%zu", i + 1);
-    snprintf(what, sizeof what, "migration %zu", i + 1);
-    const char *const vals[] = {ver};
-    if (exec_fixed(c, "BEGIN", err, errlen))
-        return -1;
-    PGresult *r = PQexec(c, PG_MIGRATIONS[i]);
-    if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK) {
-        PQclear(r);
-        r = PQexecParams(c, "INSERT INTO schema_version(version, applied_ms)"
-                         " VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
-                         1, NULL, vals, NULL, NULL, 0);
-    }
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok) {
-        snprintf(err, errlen, "%s: %s", what, result_msg(r, c));
-        err[strcspn(err, "\n")] = '\0';
-    }
-    PQclear(r);
-    if (ok)
-        return exec_fixed(c, "COMMIT", err, errlen);
-    char ignored[64];
-    exec_fixed(c, "ROLLBACK", ignored, sizeof ignored);
-    return -1;
-}
-
-static int schema_version(PGconn *c, long *v, char *err, size_t errlen)
-{
-    PGresult *r = PQexec(c, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
-    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-    if (ok)
-        *v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-    else
-        snprintf(err, errlen, "reading schema_version: %s", result_msg(r, c));
-    PQclear(r);
-    return ok ? 0 : -1;
-}
-
-static int migrate_locked(PGconn *c, char *err, size_t errlen)
-{
-    long v;
-    if (exec_fixed(c, "CREATE TABLE IF NOT EXISTS schema_version ("
-                      " version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)", err, errlen) ||
-        schema_version(c, &v, err, errlen))
-        return -1;
-    if (v < 0 || (size_t)v > PG_MIGRATIONS_COUNT) {
-        snprintf(err, errlen, "schema version %ld is newer than this chatd (%zu)",
-                 v, (size_t)PG_MIGRATIONS_COUNT);
-        return -1;
-    }
-    for (size_t i = (size_t)v; i < PG_MIGRATIONS_COUNT; i++)
-        if (apply_migration(c, i, err, errlen))
-            return -1;
-    return 0;
-}
-
-/* Brings the schema up to date. The session-level advisory lock makes
- * instances starting together take turns (the lock goes with a session that
- * dies); the others then find the migrations recorded and skip them. */
-static int migrate(PGconn *c, char *err, size_t errlen)
-{
-    if (exec_fixed(c, "SELECT pg_advisory_lock(" MIGRATION_LOCK ")", err, errlen))
-        return -1;
-    int rc = migrate_locked(c, err, errlen);
-    char ignored[64];
-    exec_fixed(c, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")", ignored, sizeof ignored);
-    return rc;
-}
-
-/* ---- notifications ---- */
-
-static void listen_close(struct pg *g)
-{
-    PQfinish(g->listen);
-    g->listen = NULL;
-}
-
-static int listen_open(struct pg *g, char *err, size_t errlen)
-{
-    PGconn *c = pg_connect(g->location, "chatd-listen", err, errlen);
-    if (!c)
-        return -1;
-    if (exec_fixed(c, "LISTEN " NOTIFY_CHANNEL, err, errlen) || PQsetnonblocking(c, 1)) {
-        if (!err[0])
-            snprintf(err, errlen, "LISTEN connection: cannot make it nonblocking");
-        PQfinish(c);
-        return -1;
-    }
-    g->listen = c;
-    return 0;
-}
-
-/* The LISTEN connection's socket, reconnected first if it was lost (the
- * descriptor may then differ). Notifications sent while it was down are
- * lost: the next notify_drain returns 1 so the caller reads the log again. */
 static int pg_notify_fd(void *impl)
 {
-    struct pg *g = impl;
-    if (g->listen && PQstatus(g->listen) == CONNECTION_BAD)
-        listen_close(g);
-    if (!g->listen) {
-        char err[512] = "";
-        if (listen_open(g, err, sizeof err)) {
-            fprintf(stderr, "store: notifications: %s\n", err);
-            return -1;
-        }
-        g->missed = 1;
-    }
-    return PQsocket(g->listen);
+    return pg_conn_notify_fd(impl);
 }
 
 static int pg_notify_drain(void *impl)
 {
-    struct pg *g = impl;
-    if (!g->listen)
-        return -1;
-    if (!PQconsumeInput(g->listen) || PQstatus(g->listen) == CONNECTION_BAD) {
-        log_pg("notifications", PQerrorMessage(g->listen), NULL);
-        listen_close(g);
-        return -1;
-    }
-    int got = g->missed;
-    g->missed = 0;
-    PGnotify *n;
-    while ((n = PQnotifies(g->listen)) != NULL) {
-        got = 1;
-        PQfreemem(n);
-    }
-    return got;
-}
-
-/* ---- open, close, transactions ---- */
-
-static void pg_close(void *impl)
-{
-    struct pg *g = impl;
-    if (!g)
-        return;
-    PQfinish(g->conn);
-    listen_close(g);
-    free(g->location);
-    free(g);
-}
-
-static void *pg_open(const char *location, char *err, size_t errlen)
-{
-    struct pg *g = calloc(1, sizeof *g);
-    if (!g || !(g->location = strdup(location))) {
-        snprintf(err, errlen, "out of memory");
-        free(g);
-        return NULL;
-    }
-    err[0] = '\0';
-    g->conn = pg_connect(location, "chatd", err, errlen);
-    if (!g->conn || migrate(g->conn, err, errlen) || session_setup(g->conn, err, errlen) ||
-        listen_open(g, err, errlen)) {
-        pg_close(g);
-        return NULL;
-    }
-    g->ready = 1;
-    return g;
+    return pg_conn_notify_drain(impl);
 }
 
 static int pg_begin(void *impl)
@@ -639,7 +175,7 @@ static int pg_begin(void *impl)
         fprintf(stderr, "store: begin: already in a transaction\n");
         return STORE_ERROR;
     }
-    PGresult *r = run(g, Q_BEGIN, NULL);
+    PGresult *r = pg_run(g, Q_BEGIN, NULL);
     int rc = result_rc(g, r, 0, "begin");
     PQclear(r);
     if (rc == STORE_OK)
@@ -653,7 +189,7 @@ static void end_txn(struct pg *g)
     g->in_txn = 0;
     if (PQstatus(g->conn) != CONNECTION_OK || PQtransactionStatus(g->conn) == PQTRANS_IDLE)
         return;
-    PGresult *r = exec1(g, Q_ROLLBACK, NULL);
+    PGresult *r = pg_exec1(g, Q_ROLLBACK, NULL);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         log_pg("rollback", result_msg(r, g->conn), NULL);
     PQclear(r);
@@ -668,7 +204,7 @@ static int pg_commit(void *impl)
         fprintf(stderr, "store: commit: no transaction\n");
         return STORE_ERROR;
     }
-    PGresult *r = run(g, Q_COMMIT, NULL);
+    PGresult *r = pg_run(g, Q_COMMIT, NULL);
     int rc = result_rc(g, r, 0, "commit");
     if (rc == STORE_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
         fprintf(stderr, "store: commit: the transaction had failed and was rolled back\n");
@@ -697,7 +233,7 @@ static int pg_user_create(void *impl, const char *name, const char *pwhash,
     p_i64(&p, now_ms);
     p_i64(&p, STORE_OPENING_BALANCE_CENTS);
     PGresult *r;
-    int rc = query_row(impl, Q_USER_CREATE, &p, 0, "user_create", &r);
+    int rc = pg_query_row(impl, Q_USER_CREATE, &p, 0, "user_create", &r);
     if (rc == STORE_NOT_FOUND)      /* ON CONFLICT DO NOTHING: the name is taken */
         return STORE_EXISTS;
     if (rc == STORE_OK && user_id)
@@ -712,7 +248,7 @@ static int pg_user_get(void *impl, const char *name, int64_t *user_id,
     struct params p = {0};
     p_str(&p, name);
     PGresult *r;
-    int rc = query_row(impl, Q_USER_GET, &p, 0, "user_get", &r);
+    int rc = pg_query_row(impl, Q_USER_GET, &p, 0, "user_get", &r);
     if (rc == STORE_OK && user_id)
         *user_id = col_i64(r, 0, 0);
     if (rc == STORE_OK && pwhash)
@@ -729,7 +265,7 @@ static int pg_session_create(void *impl, const char *token_hash, int64_t user_id
     p_i64(&p, user_id);
     p_i64(&p, now_ms);
     p_i64(&p, expires_ms);
-    return command(impl, Q_SESSION_CREATE, &p, MAP_UNIQUE | MAP_FK, "session_create");
+    return pg_command(impl, Q_SESSION_CREATE, &p, MAP_UNIQUE | MAP_FK, "session_create");
 }
 
 static int pg_session_lookup(void *impl, const char *token_hash, int64_t now_ms,
@@ -739,7 +275,7 @@ static int pg_session_lookup(void *impl, const char *token_hash, int64_t now_ms,
     p_str(&p, token_hash);
     p_i64(&p, now_ms);
     PGresult *r;
-    int rc = query_row(impl, Q_SESSION_LOOKUP, &p, 0, "session_lookup", &r);
+    int rc = pg_query_row(impl, Q_SESSION_LOOKUP, &p, 0, "session_lookup", &r);
     if (rc == STORE_OK) {
         out->user_id = col_i64(r, 0, 0);
         out->last_used_ms = col_i64(r, 0, 2);
@@ -755,14 +291,14 @@ static int pg_session_touch(void *impl, const char *token_hash, int64_t now_ms)
     struct params p = {0};
     p_str(&p, token_hash);
     p_i64(&p, now_ms);
-    return command(impl, Q_SESSION_TOUCH, &p, 0, "session_touch");
+    return pg_command(impl, Q_SESSION_TOUCH, &p, 0, "session_touch");
 }
 
 static int pg_session_delete(void *impl, const char *token_hash)
 {
     struct params p = {0};
     p_str(&p, token_hash);
-    return command(impl, Q_SESSION_DELETE, &p, 0, "session_delete");
+    return pg_command(impl, Q_SESSION_DELETE, &p, 0, "session_delete");
 }
 
 /* ---- events ---- */
@@ -775,7 +311,7 @@ static int existing_event(struct pg *g, const struct store_new_event *ev,
     p_id(&p, ev->sender_id);
     p_str(&p, ev->client_msg_id);
     PGresult *r;
-    int rc = query_row(g, Q_EVENT_EXISTING, &p, 0, "event_append lookup", &r);
+    int rc = pg_query_row(g, Q_EVENT_EXISTING, &p, 0, "event_append lookup", &r);
     if (rc == STORE_OK) {
         *id = col_i64(r, 0, 0);
         *ts_ms = col_i64(r, 0, 1);
@@ -799,7 +335,7 @@ static int pg_event_append(void *impl, const struct store_new_event *ev,
     p_str(&p, ev->client_msg_id);
     p_str(&p, ev->payload);
     PGresult *r;
-    int rc = query(g, Q_EVENT_APPEND, &p, 0, "event_append", &r);
+    int rc = pg_query(g, Q_EVENT_APPEND, &p, 0, "event_append", &r);
     if (rc != STORE_OK)
         return rc;
     int inserted = PQntuples(r) > 0;
@@ -840,7 +376,7 @@ static int pg_events_after(void *impl, int64_t user_id, int64_t after, int limit
     p_i64(&p, user_id);
     p_i64(&p, limit < 1 ? 1 : limit);
     PGresult *r;
-    int rc = query(impl, Q_EVENTS_AFTER, &p, 0, "events_after", &r);
+    int rc = pg_query(impl, Q_EVENTS_AFTER, &p, 0, "events_after", &r);
     if (rc == STORE_OK)
         emit_events(r, cb, arg);
     PQclear(r);
@@ -854,7 +390,7 @@ static int pg_events_all_after(void *impl, int64_t after, int limit,
     p_i64(&p, after);
     p_i64(&p, limit < 1 ? 1 : limit);
     PGresult *r;
-    int rc = query(impl, Q_EVENTS_ALL_AFTER, &p, 0, "events_all_after", &r);
+    int rc = pg_query(impl, Q_EVENTS_ALL_AFTER, &p, 0, "events_all_after", &r);
     if (rc == STORE_OK)
         emit_events(r, cb, arg);
     PQclear(r);
@@ -864,7 +400,7 @@ static int pg_events_all_after(void *impl, int64_t after, int limit,
 static int pg_last_event_id(void *impl, int64_t *id)
 {
     PGresult *r;
-    int rc = query_row(impl, Q_LAST_EVENT_ID, NULL, 0, "last_event_id", &r);
+    int rc = pg_query_row(impl, Q_LAST_EVENT_ID, NULL, 0, "last_event_id", &r);
     if (rc == STORE_OK)
         *id = col_i64(r, 0, 0);
     PQclear(r);
@@ -878,7 +414,7 @@ static int pg_account_balance(void *impl, int64_t user_id, int64_t *cents)
     struct params p = {0};
     p_i64(&p, user_id);
     PGresult *r;
-    int rc = query_row(impl, Q_ACCOUNT_BALANCE, &p, 0, "account_balance", &r);
+    int rc = pg_query_row(impl, Q_ACCOUNT_BALANCE, &p, 0, "account_balance", &r);
     if (rc == STORE_OK)
         *cents = col_i64(r, 0, 0);
     PQclear(r);
@@ -896,7 +432,7 @@ static int pg_account_move(void *impl, int64_t user_id, int64_t delta_cents,
     p_i64(&p, now_ms);
     p_str(&p, memo);
     PGresult *r;
-    int rc = query(impl, Q_ACCOUNT_MOVE, &p, MAP_FK, "account_move", &r);
+    int rc = pg_query(impl, Q_ACCOUNT_MOVE, &p, MAP_FK, "account_move", &r);
     int moved = rc == STORE_OK && PQntuples(r) > 0;
     PQclear(r);
     if (rc != STORE_OK || moved)
@@ -912,7 +448,7 @@ static int transfer_by_key(struct pg *g, int64_t from_id, const char *key, int64
     p_i64(&p, from_id);
     p_str(&p, key);
     PGresult *r;
-    int rc = query_row(g, Q_TRANSFER_BY_KEY, &p, 0, "transfer_by_key", &r);
+    int rc = pg_query_row(g, Q_TRANSFER_BY_KEY, &p, 0, "transfer_by_key", &r);
     if (rc == STORE_OK)
         *id = col_i64(r, 0, 0);
     PQclear(r);
@@ -929,7 +465,7 @@ static int pg_transfer_insert(void *impl, int64_t from_id, int64_t to_id, int64_
     p_str(&p, key);
     p_i64(&p, now_ms);
     PGresult *r;
-    int rc = query(impl, Q_TRANSFER_INSERT, &p, MAP_FK, "transfer_insert", &r);
+    int rc = pg_query(impl, Q_TRANSFER_INSERT, &p, MAP_FK, "transfer_insert", &r);
     *created = rc == STORE_OK && PQntuples(r) > 0;
     if (*created)
         *id = col_i64(r, 0, 0);
@@ -944,7 +480,7 @@ static int pg_transfer_get(void *impl, int64_t id, struct store_transfer *t)
     struct params p = {0};
     p_i64(&p, id);
     PGresult *r;
-    int rc = query_row(impl, Q_TRANSFER_GET, &p, 0, "transfer_get", &r);
+    int rc = pg_query_row(impl, Q_TRANSFER_GET, &p, 0, "transfer_get", &r);
     if (rc == STORE_OK) {
         t->id = col_i64(r, 0, 0);
         t->from_id = col_i64(r, 0, 1);
@@ -972,7 +508,7 @@ static int pg_transfer_set_status(void *impl, int64_t id, const char *status,
     p_str(&p, status);
     p_str(&p, reason && *reason ? reason : NULL);
     p_i64(&p, now_ms);
-    return command(impl, Q_TRANSFER_SET_STATUS, &p, 0, "transfer_set_status");
+    return pg_command(impl, Q_TRANSFER_SET_STATUS, &p, 0, "transfer_set_status");
 }
 
 /* Calls cb with the id in column 0 of each row of q. */
@@ -980,7 +516,7 @@ static int each_id(struct pg *g, enum q_id q, const struct params *p, const char
                    void (*cb)(void *arg, int64_t id), void *arg)
 {
     PGresult *r;
-    int rc = query(g, q, p, 0, what, &r);
+    int rc = pg_query(g, q, p, 0, what, &r);
     for (int i = 0; rc == STORE_OK && i < PQntuples(r); i++)
         cb(arg, col_i64(r, i, 0));
     PQclear(r);
@@ -1012,12 +548,12 @@ static int pg_transfer_lock(void *impl, int64_t id)
     struct params p = {0};
     p_i64(&p, id);
     PGresult *r;
-    int rc = query_row(g, Q_TRANSFER_LOCK, &p, 0, "transfer_lock", &r);
+    int rc = pg_query_row(g, Q_TRANSFER_LOCK, &p, 0, "transfer_lock", &r);
     PQclear(r);
     if (rc != STORE_NOT_FOUND)
         return rc;
     /* No row: held by another transaction (skipped), or no such transfer. */
-    rc = query_row(g, Q_TRANSFER_EXISTS, &p, 0, "transfer_lock", &r);
+    rc = pg_query_row(g, Q_TRANSFER_EXISTS, &p, 0, "transfer_lock", &r);
     PQclear(r);
     return rc == STORE_OK ? STORE_EXISTS : rc;
 }

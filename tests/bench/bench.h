@@ -1,7 +1,10 @@
 /* bench.h — chat-bench: a load generator built on the client's own core and
  * transports (libclient.a), one lws context for every simulated user.
  *
- * Modules: main.c (flags, scenarios, orchestration), proc.c (the chatd
+ * Modules: main.c (flags, the mode table, orchestration), one file per
+ * mode (mode_standard.c, mode_idle.c, mode_fanout.c, mode_sends.c) on what
+ * run.h shares (run.c: a run's server, context, window, waits; ramp.c:
+ * opening many connections), proc.c (the chatd
  * process, network namespace, rlimits, CPU placement, /proc readings),
  * clients.c (the lws context, logins, simulated clients, sending and
  * receipt bookkeeping), wire.c + tcpinfo.c (socket-level byte counts from

@@ -16,65 +16,15 @@
  *
  * chatd runs with a short --transfer-delay-ms (FAST) except where a test
  * needs a window to kill it in. Every wait is against a deadline. */
-#include "harness.h"
+#include "scenario.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PW      "correct horse battery"
 #define TEST_MS 20000
 #define FAST    "150"              /* --transfer-delay-ms for most tests */
 #define START_CENTS 100000
-
-
-/* ---- small helpers ----------------------------------------------------- */
-
-static const char *js(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-static json_int_t ji(const json_t *o, const char *k)
-{
-    json_t *v = json_object_get(o, k);
-    return json_is_integer(v) ? json_integer_value(v) : -1;
-}
-
-static void pump_until(int64_t deadline)
-{
-    int64_t r = deadline - h_now_ms();
-    h_pump(r < 0 ? 0 : (int)r);
-}
-
-/* An alert of kind (NULL: any) for transfer tid (< 0: any). */
-static int is_alert(const json_t *ev, const char *kind, json_int_t tid)
-{
-    return strcmp(js(ev, "type"), "alert") == 0 && (!kind || strcmp(js(ev, "kind"), kind) == 0) &&
-           (tid < 0 || ji(ev, "transfer_id") == tid);
-}
-
-static size_t count_alerts(const json_t *events, const char *kind, json_int_t tid)
-{
-    size_t n = 0, i;
-    json_t *ev;
-    json_array_foreach(events, i, ev)
-        n += (size_t)is_alert(ev, kind, tid);
-    return n;
-}
-
-static void dump_events(const char *who, const json_t *events)
-{
-    size_t i;
-    json_t *ev;
-    fprintf(stderr, "%s: %zu events:\n", who, json_array_size(events));
-    json_array_foreach(events, i, ev) {
-        char *d = h_json_str(ev);
-        fprintf(stderr, "  %s\n", d);
-        free(d);
-    }
-}
 
 /* ---- the server and its users ---------------------------------------- */
 
@@ -108,8 +58,8 @@ static json_int_t http_balance(int port, const char *tok, const char *user)
 {
     struct http_resp r;
     http_call(port, "GET", "/api/v1/account", tok, NULL, 0, &r);
-    json_int_t c = ji(r.json, "balance_cents");
-    int ok = r.status == 200 && strcmp(js(r.json, "user"), user) == 0 && json_is_integer(json_object_get(r.json, "balance_cents"));
+    json_int_t c = ev_int(r.json, "balance_cents");
+    int ok = r.status == 200 && strcmp(ev_str(r.json, "user"), user) == 0 && json_is_integer(json_object_get(r.json, "balance_cents"));
     char body[300];
     snprintf(body, sizeof body, "%s", r.body ? r.body : "");
     int st = r.status;
@@ -139,8 +89,8 @@ static json_int_t post_transfer_ok(int port, const char *tok, const char *body)
 {
     struct http_resp r;
     http_call(port, "POST", "/api/v1/transfers", tok, body, -1, &r);
-    json_int_t id = ji(r.json, "transfer_id");
-    int ok = r.status == 202 && id > 0 && strcmp(js(r.json, "status"), "pending") == 0;
+    json_int_t id = ev_int(r.json, "transfer_id");
+    int ok = r.status == 202 && id > 0 && strcmp(ev_str(r.json, "status"), "pending") == 0;
     char got[300];
     snprintf(got, sizeof got, "%d %s", r.status, r.body ? r.body : "");
     http_resp_free(&r);
@@ -160,7 +110,7 @@ static json_t *feed_wait_alert(int port, const char *tok, const char *who, const
         if (count_alerts(all, kind, tid))
             return all;
         if (h_now_ms() >= deadline) {
-            dump_events(who, all);
+            print_events(who, all);
             CHECK(0, "%s's feed (GET /api/v1/events): no %s alert for transfer %lld before the deadline",
                   who, kind, (long long)tid);
         }
@@ -172,7 +122,7 @@ static json_t *feed_wait_alert(int port, const char *tok, const char *who, const
         CHECK(r.status == 200 && json_is_array(evs) && json_is_integer(json_object_get(r.json, "next")),
               "GET %s as %s: expected 200 {\"events\":[...],\"next\":N}, got %d %s", path, who, r.status, r.body);
         json_array_extend(all, evs);
-        after = ji(r.json, "next");
+        after = ev_int(r.json, "next");
         http_resp_free(&r);
     }
 }
@@ -191,10 +141,10 @@ static void expect_transfer(int port, const char *tok, const char *who, json_int
 {
     struct http_resp r;
     get_transfer(port, tok, id, &r);
-    int ok = r.status == 200 && ji(r.json, "transfer_id") == id && strcmp(js(r.json, "from"), from) == 0 &&
-             strcmp(js(r.json, "to"), to) == 0 && ji(r.json, "amount_cents") == cents &&
-             strcmp(js(r.json, "status"), status) == 0 &&
-             (!reason || strcmp(js(r.json, "reason"), reason) == 0);
+    int ok = r.status == 200 && ev_int(r.json, "transfer_id") == id && strcmp(ev_str(r.json, "from"), from) == 0 &&
+             strcmp(ev_str(r.json, "to"), to) == 0 && ev_int(r.json, "amount_cents") == cents &&
+             strcmp(ev_str(r.json, "status"), status) == 0 &&
+             (!reason || strcmp(ev_str(r.json, "reason"), reason) == 0);
     char got[400];
     snprintf(got, sizeof got, "%d %s", r.status, r.body ? r.body : "");
     http_resp_free(&r);
@@ -241,7 +191,7 @@ static json_t *client_wait_line(struct h_proc *c, size_t *off, const char *key, 
             fail_msg("%s: no stderr line with \"%s\"%s%s before the deadline%s", c->name, key,
                      sub ? " and data." : "", sub ? sub : "", c->exited ? " (it exited)" : "");
         }
-        pump_until(dl);
+        pump_upto(dl);
     }
 }
 
@@ -254,8 +204,8 @@ static json_int_t client_balance(struct h_proc *c, const char *user, int64_t dl)
         json_t *n = client_wait_line(c, &off, "notice", NULL, dl);
         json_t *d = json_object_get(n, "data");
         if (json_is_integer(json_object_get(d, "balance_cents"))) {
-            json_int_t v = ji(d, "balance_cents");
-            int ok = strcmp(js(d, "user"), user) == 0;
+            json_int_t v = ev_int(d, "balance_cents");
+            int ok = strcmp(ev_str(d, "user"), user) == 0;
             char *s = h_json_str(n);
             json_decref(n);
             CHECK(ok, "%s: /balance notice is not for %s: %s", c->name, user, s);
@@ -284,9 +234,9 @@ static json_int_t client_transfer(struct h_proc *c, const char *to, const char *
     client_send_line(c, line);
     json_t *n = client_wait_line(c, &off, "notice", "transfer", dl);
     json_t *t = json_object_get(json_object_get(n, "data"), "transfer");
-    json_int_t id = ji(t, "transfer_id");
-    int ok = id > 0 && strcmp(js(t, "to"), to) == 0 && ji(t, "amount_cents") == cents &&
-             strcmp(js(t, "status"), "pending") == 0;
+    json_int_t id = ev_int(t, "transfer_id");
+    int ok = id > 0 && strcmp(ev_str(t, "to"), to) == 0 && ev_int(t, "amount_cents") == cents &&
+             strcmp(ev_str(t, "status"), "pending") == 0;
     char *s = h_json_str(n);
     json_decref(n);
     CHECK(ok, "%s: \"%s\": expected a notice with data.transfer {transfer_id, to %s, amount_cents %lld, "
@@ -303,11 +253,11 @@ static json_t *client_wait_alert(struct h_proc *c, const char *kind, json_int_t 
             if (is_alert(client_event(c, i), kind, tid))
                 return client_event(c, i);
         if (h_now_ms() >= dl || (c->exited && c->out_fd < 0)) {
-            dump_events(c->name, c->events);
+            print_events(c->name, c->events);
             CHECK(0, "%s: no %s alert for transfer %lld before the deadline%s", c->name, kind,
                   (long long)tid, c->exited ? " (the client exited)" : "");
         }
-        pump_until(dl);
+        pump_upto(dl);
     }
 }
 
@@ -322,14 +272,14 @@ static void barrier(struct bank *b, struct h_proc **cs, int n, const char *text,
         for (;;) {
             int seen = 0;
             for (size_t i = 0; i < client_nevents(cs[k]) && !seen; i++)
-                seen = ji(client_event(cs[k], i), "id") == id;
+                seen = ev_int(client_event(cs[k], i), "id") == id;
             if (seen)
                 break;
             if (h_now_ms() >= dl || (cs[k]->exited && cs[k]->out_fd < 0)) {
-                dump_events(cs[k]->name, cs[k]->events);
+                print_events(cs[k]->name, cs[k]->events);
                 CHECK(0, "%s: never printed the chat message %lld (\"%s\")", cs[k]->name, (long long)id, text);
             }
-            pump_until(dl);
+            pump_upto(dl);
         }
     }
 }
@@ -339,9 +289,9 @@ static void check_alert(const char *who, const json_t *ev, const char *kind, jso
                         const char *counterparty)
 {
     char *d = h_json_str(ev);
-    int ok = is_alert(ev, kind, tid) && ji(ev, "id") > 0 && json_is_integer(json_object_get(ev, "ts")) &&
-             ji(ev, "amount_cents") == cents && strcmp(js(ev, "counterparty"), counterparty) == 0 &&
-             json_is_string(json_object_get(ev, "body")) && *js(ev, "body");
+    int ok = is_alert(ev, kind, tid) && ev_int(ev, "id") > 0 && json_is_integer(json_object_get(ev, "ts")) &&
+             ev_int(ev, "amount_cents") == cents && strcmp(ev_str(ev, "counterparty"), counterparty) == 0 &&
+             json_is_string(json_object_get(ev, "body")) && *ev_str(ev, "body");
     if (!ok) {
         fprintf(stderr, "%s: bad alert %s\n", who, d);
         free(d);
@@ -362,18 +312,18 @@ static void check_alert_seq(const char *who, const json_t *events, json_int_t ti
     json_array_foreach(events, i, ev) {
         if (!is_alert(ev, NULL, tid))
             continue;
-        if (k >= nk || strcmp(js(ev, "kind"), kinds[k]) != 0) {
-            dump_events(who, events);
+        if (k >= nk || strcmp(ev_str(ev, "kind"), kinds[k]) != 0) {
+            print_events(who, events);
             CHECK(0, "%s: alerts for transfer %lld: expected %s as alert %zu, got %s", who, (long long)tid,
-                  k < nk ? kinds[k] : "nothing more", k + 1, js(ev, "kind"));
+                  k < nk ? kinds[k] : "nothing more", k + 1, ev_str(ev, "kind"));
         }
         check_alert(who, ev, kinds[k], tid, cents, counterparty);
-        CHECK(ji(ev, "id") > last, "%s: alert ids for transfer %lld not increasing", who, (long long)tid);
-        last = ji(ev, "id");
+        CHECK(ev_int(ev, "id") > last, "%s: alert ids for transfer %lld not increasing", who, (long long)tid);
+        last = ev_int(ev, "id");
         k++;
     }
     if (k != nk) {
-        dump_events(who, events);
+        print_events(who, events);
         CHECK(0, "%s: expected %zu alerts for transfer %lld, got %zu", who, nk, (long long)tid, k);
     }
 }
@@ -384,8 +334,8 @@ static void check_same_feed(struct h_proc *c, int port, const char *tok)
     json_t *truth = http_get_events(port, tok, 0);
     int same = json_equal(truth, c->events);
     if (!same) {
-        dump_events("GET /api/v1/events", truth);
-        dump_events(c->name, c->events);
+        print_events("GET /api/v1/events", truth);
+        print_events(c->name, c->events);
     }
     json_decref(truth);
     CHECK(same, "%s printed other events than GET /api/v1/events returns for that user", c->name);
@@ -421,7 +371,7 @@ static void run_transfer(const char *t)
     CHECK(count_alerts(bob->events, NULL, -1) == 1, "%s: expected 1 alert in all, got %zu", bob->name,
           count_alerts(bob->events, NULL, -1));
     if (count_alerts(carol->events, NULL, -1) || client_nevents(carol) != 1) {
-        dump_events(carol->name, carol->events);
+        print_events(carol->name, carol->events);
         CHECK(0, "%s: expected only the chat message, no alerts (got %zu events, %zu alerts)", carol->name,
               client_nevents(carol), count_alerts(carol->events, NULL, -1));
     }
@@ -479,8 +429,8 @@ static void run_idempotency(const char *t)
     json_int_t t2 = -1;
     int bad = 0;
     for (int i = 0; i < N; i++) {
-        json_int_t id = ji(rs[i].json, "transfer_id");
-        if (rs[i].status != 202 || id <= 0 || strcmp(js(rs[i].json, "status"), "pending") != 0 ||
+        json_int_t id = ev_int(rs[i].json, "transfer_id");
+        if (rs[i].status != 202 || id <= 0 || strcmp(ev_str(rs[i].json, "status"), "pending") != 0 ||
             (t2 > 0 && id != t2)) {
             fprintf(stderr, "concurrent request %d: %d %s\n", i, rs[i].status, rs[i].body ? rs[i].body : "");
             bad++;
@@ -539,8 +489,8 @@ static void run_idempotency(const char *t)
     size_t np = count_alerts(alice->events, "transfer.pending", -1);
     size_t nr = count_alerts(bob->events, "transfer.received", -1);
     if (np != 3 || nr != 3) {
-        dump_events(alice->name, alice->events);
-        dump_events(bob->name, bob->events);
+        print_events(alice->name, alice->events);
+        print_events(bob->name, bob->events);
         CHECK(0, "expected 3 transfers in all (3 pending alerts for alice, 3 received for bob), got %zu and %zu",
               np, nr);
     }
@@ -578,7 +528,7 @@ static void run_insufficient(const char *t)
     json_int_t tid = client_transfer(alice, "bob", "1,000.01", START_CENTS + 1, dl);
     json_t *f = client_wait_alert(alice, "transfer.failed", tid, dl);
     char *d = h_json_str(f);
-    int ok = strcmp(js(f, "reason"), "insufficient_funds") == 0;
+    int ok = strcmp(ev_str(f, "reason"), "insufficient_funds") == 0;
     CHECK(ok, "%s: transfer.failed alert without \"reason\":\"insufficient_funds\": %s", alice->name, d);
     free(d);
     struct h_proc *both[] = { alice, bob };
@@ -689,9 +639,9 @@ static void check_two_done(struct bank *b, json_int_t t1, json_int_t t2, const c
     check_alert_seq("bob's feed", fb, t1, RECEIVED, 1, 2500, "alice");
     check_alert_seq("carol's feed", fc, t2, RECEIVED, 1, 700, "alice");
     if (na != 6 || nb != 1 || nc != 1) {
-        dump_events("alice's feed", fa);
-        dump_events("bob's feed", fb);
-        dump_events("carol's feed", fc);
+        print_events("alice's feed", fa);
+        print_events("bob's feed", fb);
+        print_events("carol's feed", fc);
     }
     json_decref(fa);
     json_decref(fb);
@@ -791,7 +741,7 @@ static void run_client_rejects(const char *t)
         json_t *j = json_loadb(start, (size_t)(nl - start), 0, NULL);
         if (json_is_string(json_object_get(j, "error"))) {
             nerr++;
-            const char *e = js(j, "error");
+            const char *e = ev_str(j, "error");
             if (strlen(e) < 10 || !strstr(e, "amount")) {
                 fprintf(stderr, "error line without a readable reason: %s\n", e);
                 unreadable++;
@@ -900,7 +850,7 @@ static void test_invalid_requests(void **state)
     json_t *feed = feed_wait_alert(port, b.alice, "alice", "transfer.failed", tmax, dl);
     size_t na = count_alerts(feed, NULL, -1);
     if (na != 3)
-        dump_events("alice's feed", feed);
+        print_events("alice's feed", feed);
     json_decref(feed);
     CHECK(na == 3, "alice's feed: expected only the 3 alerts of the maximal transfer, got %zu alerts", na);
     json_t *fb = http_get_events(port, b.bob, 0);

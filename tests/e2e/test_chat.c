@@ -4,39 +4,21 @@
  * everything too; events survive a server restart; the three transports
  * deliver the same event sequence; the server shuts down cleanly with
  * clients attached. */
-#include "harness.h"
+#include "scenario.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
-#define PW "correct horse battery"
 #define TEST_MS 20000
-
-
-static const char *ev_str(const json_t *ev, const char *k)
-{
-    const char *s = json_string_value(json_object_get(ev, k));
-    return s ? s : "";
-}
-
-static json_int_t ev_id(const json_t *ev)
-{
-    return json_integer_value(json_object_get(ev, "id"));
-}
 
 /* Waits until c has n events; fails with a listing if not by deadline. */
 static void wait_n(struct h_proc *c, size_t n, int64_t deadline)
 {
     size_t got = client_wait_events(c, n, deadline);
     if (got < n) {
-        fprintf(stderr, "%s printed %zu events:\n", c->name, got);
-        for (size_t i = 0; i < got; i++) {
-            char *d = h_json_str(client_event(c, i));
-            fprintf(stderr, "  %s\n", d);
-            free(d);
-        }
+        print_events(c->name, c->events);
         CHECK(0, "%s: expected %zu events, got %zu before the deadline%s", c->name, n, got,
               c->exited ? " (the client exited)" : "");
     }
@@ -69,9 +51,9 @@ static void check_feed(struct h_proc *c, size_t n,
                         strcmp(ev_str(ev, "room"), "general") == 0 &&
                         json_is_string(json_object_get(ev, "body"));
         CHECK(ok_fields, "%s: event %zu lacks type chat/ts/room general/body: %s", c->name, i, d);
-        CHECK(ev_id(ev) > last, "%s: event ids not strictly increasing at %zu (%lld after %lld): %s",
-              c->name, i, (long long)ev_id(ev), (long long)last, d);
-        last = ev_id(ev);
+        CHECK(ev_int(ev, "id") > last, "%s: event ids not strictly increasing at %zu (%lld after %lld): %s",
+              c->name, i, (long long)ev_int(ev, "id"), (long long)last, d);
+        last = ev_int(ev, "id");
         const char *from = ev_str(ev, "from"), *body = ev_str(ev, "body");
         if (strcmp(from, ua) == 0) {
             CHECK(ia < na && strcmp(body, a[ia]) == 0, "%s: event %zu from %s: expected body \"%s\", got %s",
@@ -98,7 +80,7 @@ static void check_same(const char *what_a, const json_t *a, const char *what_b, 
     CHECK(na == nb, "%s has %zu events, %s has %zu", what_a, na, what_b, nb);
     for (size_t i = 0; i < na; i++) {
         json_t *x = json_array_get(a, i), *y = json_array_get(b, i);
-        int same = ev_id(x) == ev_id(y) && strcmp(ev_str(x, "from"), ev_str(y, "from")) == 0 &&
+        int same = ev_int(x, "id") == ev_int(y, "id") && strcmp(ev_str(x, "from"), ev_str(y, "from")) == 0 &&
                    strcmp(ev_str(x, "body"), ev_str(y, "body")) == 0 &&
                    strcmp(ev_str(x, "type"), ev_str(y, "type")) == 0 &&
                    json_equal(json_object_get(x, "ts"), json_object_get(y, "ts"));
@@ -167,7 +149,7 @@ static void run_transport(const char *t)
     CHECK(http_login(s.port, "alice", PW, tok) == 200, "login alice over HTTP: expected 200");
     json_t *truth = http_get_events(s.port, tok, 0);
     check_same("GET /api/v1/events (alice)", truth, alice->name, alice->events);
-    json_int_t max_id = ev_id(json_array_get(truth, json_array_size(truth) - 1));
+    json_int_t max_id = ev_int(json_array_get(truth, json_array_size(truth) - 1), "id");
 
     for (int i = 0; i < 3; i++)
         client_quit(all[i], h_deadline(5000));
@@ -184,7 +166,7 @@ static void run_transport(const char *t)
     client_send_line(fresh, after);
     wait_n(fresh, 12, dl);
     json_t *last = client_event(fresh, 11);
-    CHECK(strcmp(ev_str(last, "body"), after) == 0 && ev_id(last) > max_id,
+    CHECK(strcmp(ev_str(last, "body"), after) == 0 && ev_int(last, "id") > max_id,
           "after the restart: expected a new event with id > %lld and body \"%s\"", (long long)max_id, after);
     CHECK(client_nevents(fresh) == 12, "fresh client: expected 12 events, got %zu", client_nevents(fresh));
     client_quit(fresh, h_deadline(5000));

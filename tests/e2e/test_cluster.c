@@ -27,25 +27,22 @@
  * Every wait is a deadline; every port is a free one; harness_cleanup kills
  * whatever is left. CLUSTER_DUMP=1 prints every process's stderr at the end
  * of a test; CLUSTER_ONLY=PATTERN runs only the tests whose names match. */
-#include "harness.h"
+#include "scenario.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PW "correct horse battery"
 #define SEND_EVERY_MS 40
 #define CONVERGE_MS 20000
 #define START_CENTS 100000
-
-static int64_t g_started;
 
 static int setup(void **state)
 {
     (void)state;
     harness_init();
-    g_started = h_now_ms();
+    took_start();
     return 0;
 }
 
@@ -69,42 +66,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static void took(const char *name)
-{
-    fprintf(stderr, "    %s: %.1f s\n", name, (double)(h_now_ms() - g_started) / 1000.0);
-}
-
 /* ---- helpers ---------------------------------------------------------------- */
-
-static void pump_until(int64_t t)
-{
-    while (h_now_ms() < t)
-        h_pump((int)(t - h_now_ms()));
-}
-
-static const char *js(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-static json_int_t ji(const json_t *o, const char *k)
-{
-    json_t *v = json_object_get(o, k);
-    return json_is_integer(v) ? json_integer_value(v) : -1;
-}
-
-static void print_events(const char *what, const json_t *evs)
-{
-    size_t i;
-    json_t *ev;
-    fprintf(stderr, "%s (%zu events):\n", what, json_array_size(evs));
-    json_array_foreach(evs, i, ev) {
-        char *d = h_json_str(ev);
-        fprintf(stderr, "  %s\n", d);
-        free(d);
-    }
-}
 
 /* The whole feed of the token's user, page by page. */
 static json_t *feed_all(int port, const char *token)
@@ -115,7 +77,7 @@ static json_t *feed_all(int port, const char *token)
         json_t *page = http_get_events(port, token, after);
         size_t n = json_array_size(page);
         if (n)
-            after = ji(json_array_get(page, n - 1), "id");
+            after = ev_int(json_array_get(page, n - 1), "id");
         json_array_extend(all, page);
         json_decref(page);
         if (n < 1000)
@@ -129,115 +91,6 @@ static void register_login(int port, const char *user, char *token)
     CHECK(http_login(port, user, PW, token) == 200, "login %s: expected 200", user);
 }
 
-/* Does c's stderr, from byte off on, contain needle? */
-static int err_has_from(const struct h_proc *c, size_t off, const char *needle)
-{
-    return c->err.data && off <= c->err.len && strstr(c->err.data + off, needle) != NULL;
-}
-
-/* The client_msg_id -> event id pairs of the client's {"ack":...} lines. */
-static size_t count_acks(const struct h_proc *c)
-{
-    json_t *acks = json_object();
-    const char *p = c->err.data;
-    while (p && *p) {
-        const char *nl = strchr(p, '\n');
-        if (!nl)
-            break;
-        json_t *j = json_loadb(p, (size_t)(nl - p), 0, NULL);
-        json_t *a = json_object_get(j, "ack"), *id = json_object_get(j, "id");
-        if (json_is_string(a) && json_is_integer(id))
-            json_object_set(acks, json_string_value(a), id);
-        json_decref(j);
-        p = nl + 1;
-    }
-    size_t n = json_object_size(acks);
-    json_decref(acks);
-    return n;
-}
-
-static void wait_acks(struct h_proc *c, size_t n, int64_t dl)
-{
-    size_t got;
-    while ((got = count_acks(c)) < n && h_now_ms() < dl && !c->exited)
-        h_pump((int)(dl - h_now_ms()));
-    got = count_acks(c);
-    CHECK(got == n, "%s: %zu acknowledgements for %zu typed messages%s", c->name, got, n,
-          c->exited ? " (the client exited)" : "");
-}
-
-/* A client that types numbered lines "<tag> #<i>". */
-struct sender {
-    struct h_proc *c;
-    const char *user;
-    char tag[48];
-    int sent;
-};
-
-static void send_next(struct sender *s)
-{
-    char line[96];
-    snprintf(line, sizeof line, "%s #%d", s->tag, ++s->sent);
-    client_send_line(s->c, line);
-}
-
-static void send_for(struct sender *ss, int n, int ms)
-{
-    int64_t end = h_now_ms() + ms, tick = h_now_ms();
-    while (h_now_ms() < end) {
-        for (int i = 0; i < n; i++)
-            send_next(&ss[i]);
-        tick += SEND_EVERY_MS;
-        pump_until(tick);
-    }
-}
-
-/* The lines "<tag> #1".."<tag> #n" appear in feed exactly once each, in
- * order, from user. */
-static void check_sent_once(const json_t *feed, const char *user, const char *tag, int n)
-{
-    size_t tl = strlen(tag), i;
-    json_t *ev;
-    int next = 1;
-    json_array_foreach(feed, i, ev) {
-        const char *b = js(ev, "body");
-        if (strncmp(b, tag, tl) != 0 || strncmp(b + tl, " #", 2) != 0)
-            continue;
-        int k = atoi(b + tl + 2);
-        if (k != next) {
-            print_events("server feed", feed);
-            CHECK(0, "\"%s\": expected \"%s #%d\" next in the feed, found \"%s\" (%s)", tag, tag, next, b,
-                  k < next ? "a duplicate or out of order" : "a message lost");
-        }
-        CHECK(strcmp(js(ev, "from"), user) == 0, "\"%s\" stored as from %s, expected %s", b, js(ev, "from"),
-              user);
-        next++;
-    }
-    if (next != n + 1)
-        print_events("server feed", feed);
-    CHECK(next == n + 1, "\"%s\": %d lines typed, %d found in the server's feed", tag, n, next - 1);
-}
-
-/* c printed exactly the events of feed, in order (whole objects equal). */
-static void check_same_as_feed(struct h_proc *c, const json_t *feed, int64_t dl)
-{
-    size_t want = json_array_size(feed);
-    client_wait_events(c, want, dl);
-    h_pump(50);                            /* anything extra would show up now */
-    size_t got = client_nevents(c);
-    int same = got == want;
-    for (size_t i = 0; same && i < want; i++)
-        same = json_equal(client_event(c, i), json_array_get(feed, i));
-    if (!same) {
-        print_events("server feed", feed);
-        print_events(c->name, c->events);
-        CHECK(0, "%s printed %zu events, the server's feed has %zu%s", c->name, got, want,
-              got == want ? " (but they differ)" : got > want ? " (duplicates or extras)" : " (lost)");
-    }
-    CHECK(c->bad_lines == 0, "%s printed %d non-JSON stdout lines, first: %s", c->name, c->bad_lines,
-          c->first_bad);
-}
-
 /* A feed's ids must increase strictly (PROTOCOL.md): says where not. */
 static void check_feed_order(const json_t *feed, const char *what)
 {
@@ -245,7 +98,7 @@ static void check_feed_order(const json_t *feed, const char *what)
     size_t i, bad = 0;
     json_t *ev;
     json_array_foreach(feed, i, ev) {
-        json_int_t id = ji(ev, "id");
+        json_int_t id = ev_int(ev, "id");
         if (id <= prev && bad++ < 5)
             fprintf(stderr, "%s: event #%zu has id %" JSON_INTEGER_FORMAT " after id %" JSON_INTEGER_FORMAT
                     " (%s)\n", what, i, id, prev, id == prev ? "a duplicate" : "out of order");
@@ -261,8 +114,8 @@ static const char *id_mismatch(const struct h_proc *c, const json_t *feed, size_
 {
     size_t got = client_nevents(c), want = json_array_size(feed);
     for (size_t i = 0; i < got || i < want; i++) {
-        json_int_t a = i < got ? ji(client_event(c, i), "id") : -1;
-        json_int_t b = i < want ? ji(json_array_get(feed, i), "id") : -1;
+        json_int_t a = i < got ? ev_int(client_event(c, i), "id") : -1;
+        json_int_t b = i < want ? ev_int(json_array_get(feed, i), "id") : -1;
         if (a == b)
             continue;
         *at = i;
@@ -291,7 +144,7 @@ static size_t total_sent(const struct sender *ss, int n)
 
 /* Waits until every client shows want events; fails naming who lags,
  * after printing what it has and the server's raw answer from its cursor. */
-static void converge(struct sender *ss, int n, size_t want, int64_t dl, const char *after, int port,
+static void catch_up(struct sender *ss, int n, size_t want, int64_t dl, const char *after, int port,
                      const char *tok)
 {
     for (int i = 0; i < n; i++) {
@@ -300,7 +153,7 @@ static void converge(struct sender *ss, int n, size_t want, int64_t dl, const ch
             print_events(ss[i].c->name, ss[i].c->events);
             char path[96];
             snprintf(path, sizeof path, "/api/v1/events?after=%lld&wait=0&limit=100",
-                     got ? (long long)ji(client_event(ss[i].c, got - 1), "id") : 0LL);
+                     got ? (long long)ev_int(client_event(ss[i].c, got - 1), "id") : 0LL);
             struct http_resp r;
             http_call(port, "GET", path, tok, NULL, 0, &r);
             fprintf(stderr, "GET %s through the balancer: %d %s\n", path, r.status, r.body);
@@ -327,9 +180,9 @@ static void failover(const char *transport)
         ss[i].c = client_spawn(&c.front, transport, ss[i].user, PW, NULL);
     }
     CHECK(http_post_message(c.front.port, alice, NULL, "start", NULL, NULL) == 201, "post start");
-    converge(ss, 2, 1, h_deadline(10000), "within 10 s of the start (both instances up)", c.front.port, alice);
-    send_for(ss, 2, 400);
-    converge(ss, 2, 1 + total_sent(ss, 2), h_deadline(10000), "before any kill", c.front.port, alice);
+    catch_up(ss, 2, 1, h_deadline(10000), "within 10 s of the start (both instances up)", c.front.port, alice);
+    send_for(ss, 2, 400, SEND_EVERY_MS);
+    catch_up(ss, 2, 1 + total_sent(ss, 2), h_deadline(10000), "before any kill", c.front.port, alice);
 
     int first = -1;
     for (int round = 0; round < 2; round++) {
@@ -344,8 +197,8 @@ static void failover(const char *transport)
         size_t mark[2] = { ss[0].c->err.len, ss[1].c->err.len };
         cluster_kill(&c, victim);
         int64_t t_kill = h_now_ms();
-        send_for(ss, 2, 600);              /* typed while they reconnect */
-        converge(ss, 2, 1 + total_sent(ss, 2), h_deadline(CONVERGE_MS), "after the kill", c.front.port, alice);
+        send_for(ss, 2, 600, SEND_EVERY_MS);              /* typed while they reconnect */
+        catch_up(ss, 2, 1 + total_sent(ss, 2), h_deadline(CONVERGE_MS), "after the kill", c.front.port, alice);
         int64_t t_back = h_now_ms();
         fprintf(stderr, "    %s: killed instance %d (balancer sessions %d/%d); all caught up %lld ms later;"
                 " reconnected: alice %s, bob %s\n", transport, victim, sess[0], sess[1],
@@ -353,8 +206,8 @@ static void failover(const char *transport)
                 err_has_from(ss[1].c, mark[1], "\"reconnecting\"") ? "yes" : "no");
         if (round == 0) {
             cluster_revive(&c, victim);
-            send_for(ss, 2, 300);
-            converge(ss, 2, 1 + total_sent(ss, 2), h_deadline(CONVERGE_MS), "after the restart", c.front.port, alice);
+            send_for(ss, 2, 300, SEND_EVERY_MS);
+            catch_up(ss, 2, 1 + total_sent(ss, 2), h_deadline(CONVERGE_MS), "after the restart", c.front.port, alice);
         }
     }
 
@@ -540,7 +393,7 @@ static void post_xfers(struct xfer *xs, const int *idx, const int *ports, int n,
     for (int k = 0; k < n; k++) {
         struct xfer *x = &xs[idx[k]];
         int st = resp[k].status;
-        json_int_t id = ji(resp[k].json, "transfer_id");
+        json_int_t id = ev_int(resp[k].json, "transfer_id");
         char b[200];
         snprintf(b, sizeof b, "%s", resp[k].body ? resp[k].body : "");
         http_resp_free(&resp[k]);
@@ -556,16 +409,6 @@ static void post_xfers(struct xfer *xs, const int *idx, const int *ports, int n,
     free(reqs);
     free(resp);
     free(bodies);
-}
-
-static size_t count_alerts(const json_t *feed, const char *kind, json_int_t tid)
-{
-    size_t n = 0, i;
-    json_t *ev;
-    json_array_foreach(feed, i, ev)
-        n += strcmp(js(ev, "type"), "alert") == 0 && strcmp(js(ev, "kind"), kind) == 0 &&
-             ji(ev, "transfer_id") == tid;
-    return n;
 }
 
 static void test_transfer_storm_with_kill(void **state)
@@ -650,7 +493,7 @@ static void test_transfer_storm_with_kill(void **state)
             struct http_resp r;
             http_call(c.front.port, "GET", path, tok[xs[i].from], NULL, 0, &r);
             CHECK(r.status == 200, "GET %s: expected 200, got %d %s", path, r.status, r.body);
-            snprintf(xs[i].status, sizeof xs[i].status, "%s", js(r.json, "status"));
+            snprintf(xs[i].status, sizeof xs[i].status, "%s", ev_str(r.json, "status"));
             http_resp_free(&r);
         }
         if (done < NT) {
@@ -680,7 +523,7 @@ static void test_transfer_storm_with_kill(void **state)
     for (int u = 0; u < NU; u++) {
         struct http_resp r;
         http_call(c.front.port, "GET", "/api/v1/account", tok[u], NULL, 0, &r);
-        json_int_t bal = ji(r.json, "balance_cents");
+        json_int_t bal = ev_int(r.json, "balance_cents");
         int st = r.status;
         http_resp_free(&r);
         CHECK(st == 200, "GET /api/v1/account as %s: %d", users[u], st);

@@ -22,8 +22,8 @@
  * free ports and temporary databases; the harness kills what is left.
  * FAILOVER_DUMP=1 prints every process's stderr after each test;
  * FAILOVER_ONLY=PATTERN runs only the tests whose names match. */
-#include "harness.h"
 #include "relay.h"
+#include "scenario.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -33,18 +33,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PW "correct horse battery"
 #define CONVERGE_MS 25000
 #define WS_RETRY_S "2"           /* --ws-retry-s for the tests that wait for a retry */
 
 static struct relay *g_relay;
-static int64_t g_started;
 
 static int setup(void **state)
 {
     (void)state;
     harness_init();
-    g_started = h_now_ms();
+    took_start();
     return 0;
 }
 
@@ -57,11 +55,6 @@ static int teardown(void **state)
     g_relay = NULL;
     harness_cleanup();
     return 0;
-}
-
-static void took(const char *name)
-{
-    fprintf(stderr, "    %s: %.1f s\n", name, (double)(h_now_ms() - g_started) / 1000.0);
 }
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -87,43 +80,6 @@ static void set_url_list(struct h_server *s, const char *first, const char *seco
     int n = snprintf(buf, sizeof buf, "%s,%s", first, second);
     CHECK(n > 0 && (size_t)n < sizeof s->url, "URL list too long for h_server.url: %s", buf);
     memcpy(s->url, buf, (size_t)n + 1);
-}
-
-static const char *ev_str(const json_t *ev, const char *k)
-{
-    const char *s = json_string_value(json_object_get(ev, k));
-    return s ? s : "";
-}
-
-static void print_events(const char *what, const json_t *evs)
-{
-    size_t i;
-    json_t *ev;
-    fprintf(stderr, "%s (%zu events):\n", what, json_array_size(evs));
-    json_array_foreach(evs, i, ev) {
-        char *d = h_json_str(ev);
-        fprintf(stderr, "  %s\n", d);
-        free(d);
-    }
-}
-
-/* Calls fn on every complete JSON line of c's stderr from byte off on;
- * stops when fn returns non-zero and returns that. */
-static int each_err_line(const struct h_proc *c, size_t off, int (*fn)(json_t *j, void *arg), void *arg)
-{
-    const char *p = c->err.data && off <= c->err.len ? c->err.data + off : NULL;
-    int rc = 0;
-    while (p && *p && !rc) {
-        const char *nl = strchr(p, '\n');
-        if (!nl)
-            break;
-        json_t *j = json_loadb(p, (size_t)(nl - p), 0, NULL);
-        if (json_is_object(j))
-            rc = fn(j, arg);
-        json_decref(j);
-        p = nl + 1;
-    }
-    return rc;
 }
 
 /* A state line to look for; NULL / -1 fields match anything. */
@@ -185,89 +141,6 @@ static void wait_lines(struct h_proc *c, size_t off, const char *key, const char
           c->name, n, key, text, ms);
 }
 
-static int count_ack(json_t *j, void *arg)
-{
-    *(int *)arg += json_is_string(json_object_get(j, "ack"));
-    return 0;
-}
-
-static void wait_acks(struct h_proc *c, int n, int64_t dl)
-{
-    int got = 0;
-    for (;;) {
-        got = 0;
-        each_err_line(c, 0, count_ack, &got);
-        if (got >= n || h_now_ms() >= dl || c->exited)
-            break;
-        h_pump((int)(dl - h_now_ms()));
-    }
-    CHECK(got == n, "%s: %d acknowledgements for %d typed lines", c->name, got, n);
-}
-
-/* A client typing numbered lines "<tag> #<i>". */
-struct sender {
-    struct h_proc *c;
-    const char *user;
-    char tag[48];
-    int sent;
-};
-
-static void send_next(struct sender *s)
-{
-    char line[96];
-    snprintf(line, sizeof line, "%s #%d", s->tag, ++s->sent);
-    client_send_line(s->c, line);
-}
-
-/* The lines "<tag> #1".."<tag> #n" are in feed once each, in order, from user. */
-static void check_sent_once(const json_t *feed, const char *user, const char *tag, int n)
-{
-    size_t tl = strlen(tag), i;
-    json_t *ev;
-    int next = 1;
-    json_array_foreach(feed, i, ev) {
-        const char *b = ev_str(ev, "body");
-        if (strncmp(b, tag, tl) != 0 || strncmp(b + tl, " #", 2) != 0)
-            continue;
-        int k = atoi(b + tl + 2);
-        if (k != next)
-            print_events("server feed", feed);
-        CHECK(k == next, "\"%s\": expected \"%s #%d\" next in the feed, found \"%s\"", tag, tag, next, b);
-        CHECK(strcmp(ev_str(ev, "from"), user) == 0, "\"%s\" stored as from %s, expected %s", b,
-              ev_str(ev, "from"), user);
-        next++;
-    }
-    if (next != n + 1)
-        print_events("server feed", feed);
-    CHECK(next == n + 1, "\"%s\": %d lines typed, %d in the server's feed", tag, n, next - 1);
-}
-
-/* c printed exactly the events of feed, in order: nothing lost, nothing twice. */
-static void check_same_as_feed(struct h_proc *c, const json_t *feed, int64_t dl)
-{
-    size_t want = json_array_size(feed);
-    client_wait_events(c, want, dl);
-    h_pump(50);                           /* anything extra would show up now */
-    size_t got = client_nevents(c);
-    int same = got == want;
-    for (size_t i = 0; same && i < want; i++)
-        same = json_equal(client_event(c, i), json_array_get(feed, i));
-    if (!same) {
-        print_events("server feed", feed);
-        print_events(c->name, c->events);
-    }
-    CHECK(same, "%s printed %zu events, the server's feed has %zu%s", c->name, got, want,
-          got == want ? " (but they differ)" : got > want ? " (duplicates or extras)" : " (lost)");
-    CHECK(c->bad_lines == 0, "%s printed %d non-JSON lines on stdout, first: %s", c->name,
-          c->bad_lines, c->first_bad);
-}
-
-static void register_users(const struct h_server *s, const char *const *users)
-{
-    for (; *users; users++)
-        CHECK(http_register(s->port, *users, PW) == 201, "register %s: expected 201", *users);
-}
-
 static void post(const struct h_server *s, const char *token, const char *body)
 {
     CHECK(http_post_message(s->port, token, NULL, body, NULL, NULL) == 201, "post \"%s\"", body);
@@ -280,7 +153,7 @@ static void check_converged(const struct h_server *s, const char *token, struct 
 {
     int64_t dl = h_deadline(CONVERGE_MS);
     for (int i = 0; i < n; i++)
-        wait_acks(ss[i].c, ss[i].sent, dl);
+        wait_acks(ss[i].c, (size_t)ss[i].sent, dl);
     json_t *feed = http_get_events(s->port, token, 0);
     if (json_array_size(feed) != feed_len)
         print_events("server feed", feed);

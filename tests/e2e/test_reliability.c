@@ -10,7 +10,9 @@
  *   - SIGTERM restart under a connected client of each transport: chatd
  *     answers a parked long poll and closes a WebSocket with 1001; each
  *     client reconnects by itself, sees what another user posted over HTTP
- *     while it was away, and sends what was typed while it was offline, once;
+ *     while it was away (through a second chatd on the same database, so
+ *     certainly while away), and sends what was typed while it was offline,
+ *     once;
  *   - a TCP relay (relay.c) between clients and server cuts every connection
  *     (FIN and RST), cuts them in the middle of responses after N bytes, and
  *     stalls them: no loss, no duplicate, recovery after each;
@@ -22,8 +24,8 @@
  * reuse the port the first run got) with a temporary database.
  * RELIABILITY_DUMP=1 prints every process's stderr at the end of a test;
  * RELIABILITY_ONLY=PATTERN runs only the tests whose names match. */
-#include "harness.h"
 #include "relay.h"
+#include "scenario.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,19 +33,17 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#define PW "correct horse battery"
 #define SEND_EVERY_MS 25
 #define CONVERGE_MS 20000
 
 static const char *const TRANSPORTS[3] = { "websocket", "long-poll", "short-poll" };
 static struct relay *g_relay;
-static int64_t g_started;
 
 static int setup(void **state)
 {
     (void)state;
     harness_init();
-    g_started = h_now_ms();
+    took_start();
     return 0;
 }
 
@@ -56,55 +56,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static void took(const char *name)
-{
-    fprintf(stderr, "    %s: %.1f s\n", name, (double)(h_now_ms() - g_started) / 1000.0);
-}
-
 /* ---- helpers ---------------------------------------------------------------- */
-
-static void pump_until(int64_t t)
-{
-    while (h_now_ms() < t)
-        h_pump((int)(t - h_now_ms()));
-}
-
-static const char *ev_str(const json_t *ev, const char *k)
-{
-    const char *s = json_string_value(json_object_get(ev, k));
-    return s ? s : "";
-}
-
-static json_int_t ev_id(const json_t *ev)
-{
-    return json_integer_value(json_object_get(ev, "id"));
-}
-
-static void print_events(const char *what, const json_t *evs)
-{
-    size_t i;
-    json_t *ev;
-    fprintf(stderr, "%s (%zu events):\n", what, json_array_size(evs));
-    json_array_foreach(evs, i, ev) {
-        char *d = h_json_str(ev);
-        fprintf(stderr, "  %s\n", d);
-        free(d);
-    }
-}
-
-/* Does c's stderr, from byte off on, contain needle? */
-static int err_has_from(const struct h_proc *c, size_t off, const char *needle)
-{
-    return c->err.data && off <= c->err.len && strstr(c->err.data + off, needle) != NULL;
-}
-
-static void wait_err_from(struct h_proc *c, size_t off, const char *needle, int64_t dl, const char *why)
-{
-    while (!err_has_from(c, off, needle) && h_now_ms() < dl && !(c->exited && c->err_fd < 0))
-        h_pump((int)(dl - h_now_ms()));
-    CHECK(err_has_from(c, off, needle), "%s: no %s on stderr (%s)%s", c->name, needle, why,
-          c->exited ? " — the client exited" : "");
-}
 
 /* Posts "start" as the token's user and waits until every client shows it:
  * they are all connected and live. (A long-poll client reports "connected"
@@ -117,77 +69,6 @@ static void start_line(const struct h_server *s, const char *token, struct h_pro
     for (int i = 0; i < n; i++)
         CHECK(client_wait_events(cs[i], 1, dl) == 1, "%s did not show the first message within 10 s%s",
               cs[i]->name, cs[i]->exited ? " (it exited)" : "");
-}
-
-/* The client_msg_id -> event id pairs of the client's {"ack":...} lines. */
-static json_t *acks_of(const struct h_proc *c)
-{
-    json_t *acks = json_object();
-    const char *p = c->err.data;
-    while (p && *p) {
-        const char *nl = strchr(p, '\n');
-        if (!nl)
-            break;             /* an incomplete last line */
-        json_t *j = json_loadb(p, (size_t)(nl - p), 0, NULL);
-        json_t *a = json_object_get(j, "ack"), *id = json_object_get(j, "id");
-        if (json_is_string(a) && json_is_integer(id)) {
-            json_t *prev = json_object_get(acks, json_string_value(a));
-            CHECK(!prev || json_integer_value(prev) == json_integer_value(id),
-                  "%s: message %s acknowledged twice with different ids (%" JSON_INTEGER_FORMAT
-                  " and %" JSON_INTEGER_FORMAT ")", c->name, json_string_value(a),
-                  json_integer_value(prev), json_integer_value(id));
-            json_object_set(acks, json_string_value(a), id);
-        }
-        json_decref(j);
-        p = nl + 1;
-    }
-    return acks;
-}
-
-static size_t count_acks(const struct h_proc *c)
-{
-    json_t *a = acks_of(c);
-    size_t n = json_object_size(a);
-    json_decref(a);
-    return n;
-}
-
-static void wait_acks(struct h_proc *c, size_t n, int64_t dl)
-{
-    size_t got;
-    while ((got = count_acks(c)) < n && h_now_ms() < dl && !c->exited)
-        h_pump((int)(dl - h_now_ms()));
-    got = count_acks(c);
-    CHECK(got >= n, "%s: %zu of the %zu typed messages acknowledged before the deadline%s", c->name,
-          got, n, c->exited ? " (the client exited)" : "");
-    CHECK(got == n, "%s: %zu acknowledgements for %zu typed messages", c->name, got, n);
-}
-
-/* A client that types numbered lines "<tag> #<i>". */
-struct sender {
-    struct h_proc *c;
-    const char *user;
-    char tag[48];
-    int sent;
-};
-
-static void send_next(struct sender *s)
-{
-    char line[96];
-    snprintf(line, sizeof line, "%s #%d", s->tag, ++s->sent);
-    client_send_line(s->c, line);
-}
-
-/* Every sender types a line every SEND_EVERY_MS for ms. */
-static void send_for(struct sender *ss, int n, int ms)
-{
-    int64_t end = h_now_ms() + ms, tick = h_now_ms();
-    while (h_now_ms() < end) {
-        for (int i = 0; i < n; i++)
-            send_next(&ss[i]);
-        tick += SEND_EVERY_MS;
-        pump_until(tick);
-    }
 }
 
 /* The server's view: the whole feed of the user whose token this is. */
@@ -207,7 +88,7 @@ static void check_acks_in_feed(const struct h_proc *c, const char *user, const j
         json_t *found = NULL, *ev;
         size_t i;
         json_array_foreach(feed, i, ev)
-            if (ev_id(ev) == json_integer_value(id))
+            if (ev_int(ev, "id") == json_integer_value(id))
                 found = ev;
         if (!found) {
             print_events("server feed", feed);
@@ -221,52 +102,6 @@ static void check_acks_in_feed(const struct h_proc *c, const char *user, const j
     json_decref(acks);
 }
 
-/* The lines "<tag> #1".."<tag> #n" appear in feed exactly once each, in order,
- * from user. */
-static void check_sent_once(const json_t *feed, const char *user, const char *tag, int n)
-{
-    size_t tl = strlen(tag), i;
-    json_t *ev;
-    int next = 1;
-    json_array_foreach(feed, i, ev) {
-        const char *b = ev_str(ev, "body");
-        if (strncmp(b, tag, tl) != 0 || strncmp(b + tl, " #", 2) != 0)
-            continue;
-        int k = atoi(b + tl + 2);
-        if (k != next) {
-            print_events("server feed", feed);
-            CHECK(0, "\"%s\": expected \"%s #%d\" next in the feed, found \"%s\" (%s)", tag, tag, next, b,
-                  k < next ? "a duplicate or out of order" : "a message lost");
-        }
-        CHECK(strcmp(ev_str(ev, "from"), user) == 0, "\"%s\" stored as from %s, expected %s", b,
-              ev_str(ev, "from"), user);
-        next++;
-    }
-    if (next != n + 1)
-        print_events("server feed", feed);
-    CHECK(next == n + 1, "\"%s\": %d lines typed, %d found in the server's feed", tag, n, next - 1);
-}
-
-/* c printed exactly the events of feed, in order (whole objects equal). */
-static void check_same_as_feed(struct h_proc *c, const json_t *feed, int64_t dl)
-{
-    size_t want = json_array_size(feed);
-    size_t got = client_wait_events(c, want, dl);
-    h_pump(50);                           /* anything extra would show up now */
-    got = client_nevents(c);
-    int same = got == want;
-    for (size_t i = 0; same && i < want; i++)
-        same = json_equal(client_event(c, i), json_array_get(feed, i));
-    if (!same) {
-        print_events("server feed", feed);
-        print_events(c->name, c->events);
-        CHECK(0, "%s printed %zu events, the server's feed has %zu%s", c->name, got, want,
-              got == want ? " (but they differ)" : got > want ? " (duplicates or extras)" : " (lost)");
-    }
-    CHECK(c->bad_lines == 0, "%s printed %d non-JSON lines on stdout, first: %s", c->name,
-          c->bad_lines, c->first_bad);
-}
-
 /* No client of the list may have exited. */
 static void check_alive(struct h_proc **cs, int n)
 {
@@ -275,12 +110,6 @@ static void check_alive(struct h_proc **cs, int n)
         CHECK(!cs[i]->exited, "%s exited (status %d) in the middle of the test", cs[i]->name,
               cs[i]->status);
     }
-}
-
-static void register_users(const struct h_server *s, const char *const *users)
-{
-    for (; *users; users++)
-        CHECK(http_register(s->port, *users, PW) == 201, "register %s: expected 201", *users);
 }
 
 /* ---- kill -9 while sending ---------------------------------------------------- */
@@ -304,14 +133,14 @@ static void test_kill9_while_sending(void **state)
     }
     start_line(&s, tok, cs, 3);
 
-    send_for(ss, 3, 500);
+    send_for(ss, 3, 500, SEND_EVERY_MS);
     server_kill(&s);                       /* mid-stream: writes and answers in flight */
-    send_for(ss, 3, 300);                  /* typed while the server is down */
+    send_for(ss, 3, 300, SEND_EVERY_MS);   /* typed while the server is down */
     server_start_same_port(&s);
-    send_for(ss, 3, 500);
+    send_for(ss, 3, 500, SEND_EVERY_MS);
     server_kill(&s);
     server_start_same_port(&s);            /* at once, this time */
-    send_for(ss, 3, 300);
+    send_for(ss, 3, 300, SEND_EVERY_MS);
     check_alive(cs, 3);
 
     int64_t dl = h_deadline(CONVERGE_MS);
@@ -338,6 +167,41 @@ static void test_kill9_while_sending(void **state)
 
 /* ---- SIGTERM restart under connected clients ------------------------------------ */
 
+/* Waits until chatd holds at least n long polls (GET /healthz "parked"). */
+static void wait_parked(const struct h_server *s, int n, int64_t dl)
+{
+    json_int_t parked = -1;
+    for (;;) {
+        struct http_resp r;
+        http_call(s->port, "GET", "/healthz", NULL, NULL, 0, &r);
+        parked = ev_int(r.json, "parked");
+        http_resp_free(&r);
+        if (parked >= n || h_now_ms() >= dl)
+            break;
+        pump_upto(h_now_ms() + 20);
+    }
+    CHECK(parked >= n, "chatd holds %" JSON_INTEGER_FORMAT " long polls, expected %d", parked, n);
+}
+
+/* bob posts three messages while the clients' server is down: through a
+ * second chatd on the same database and another port, which the clients
+ * do not know, so they are away for certain. */
+static void post_while_away(const struct h_server *s, const char *bob)
+{
+    struct h_server other;
+    do {
+        server_start(&other, s->dbdir, NULL);
+        if (other.port == s->port)     /* the kernel gave it the old port again */
+            server_stop(&other);
+    } while (other.port == s->port);
+    char line[64];
+    for (int k = 1; k <= 3; k++) {
+        snprintf(line, sizeof line, "while you were away %d", k);
+        CHECK(http_post_message(other.port, bob, NULL, line, NULL, NULL) == 201, "post %d", k);
+    }
+    server_stop(&other);
+}
+
 static void test_restart_reconnects(void **state)
 {
     (void)state;
@@ -357,7 +221,7 @@ static void test_restart_reconnects(void **state)
      * WebSocket of bob's (PROTOCOL.md / README: parked polls are answered,
      * WebSockets closed with 1001). */
     json_t *feed0 = server_feed(&s, bob);
-    json_int_t last = ev_id(json_array_get(feed0, json_array_size(feed0) - 1));
+    json_int_t last = ev_int(json_array_get(feed0, json_array_size(feed0) - 1), "id");
     json_decref(feed0);
     char req[512];
     int rl = snprintf(req, sizeof req,
@@ -368,7 +232,9 @@ static void test_restart_reconnects(void **state)
     CHECK(poll_fd >= 0, "long poll: cannot connect");
     struct h_ws *ws = ws_connect(s.port);
     json_decref(ws_hello(ws, bob, last));
-    h_pump(150);                           /* let chatd park the poll */
+    /* Parked: this poll and the long-poll client's (the short-poll client
+     * never parks, and nothing is posted that would answer either). */
+    wait_parked(&s, 2, h_deadline(5000));
 
     size_t mark[3];
     for (int i = 0; i < 3; i++)
@@ -395,19 +261,13 @@ static void test_restart_reconnects(void **state)
         snprintf(line, sizeof line, "typed offline on %s", TRANSPORTS[i]);
         client_send_line(cs[i], line);
     }
-    h_pump(100);
+    for (int i = 0; i < 3; i++)
+        wait_stdin_read(cs[i], h_deadline(5000));
+    post_while_away(&s, bob);
+    for (int i = 0; i < 3; i++)
+        CHECK(!err_has_from(cs[i], mark[i], "{\"state\":\"connected\""),
+              "%s reconnected while nothing listened on its server's port", cs[i]->name);
     server_start_same_port(&s);
-    /* Another user posts at once, before the clients' backoff ends. */
-    int away_before_post[3];
-    for (int i = 0; i < 3; i++)
-        away_before_post[i] = !err_has_from(cs[i], mark[i], "{\"state\":\"connected\"");
-    for (int k = 1; k <= 3; k++) {
-        snprintf(line, sizeof line, "while you were away %d", k);
-        CHECK(http_post_message(s.port, bob, NULL, line, NULL, NULL) == 201, "post %d", k);
-    }
-    int away[3];
-    for (int i = 0; i < 3; i++)
-        away[i] = away_before_post[i] && !err_has_from(cs[i], mark[i], "{\"state\":\"connected\"");
     int64_t dl = h_deadline(CONVERGE_MS);
     for (int i = 0; i < 3; i++)
         wait_err_from(cs[i], mark[i], "{\"state\":\"connected\"", dl, "reconnection");
@@ -429,9 +289,6 @@ static void test_restart_reconnects(void **state)
     }
     for (int i = 0; i < 3; i++)
         check_same_as_feed(cs[i], feed, dl);
-    for (int i = 0; i < 3; i++)
-        fprintf(stderr, "    %s: %s when the posts were made\n", TRANSPORTS[i],
-                away[i] ? "still away" : "already back");
     json_decref(feed);
     for (int i = 0; i < 3; i++)
         client_quit(cs[i], h_deadline(8000));

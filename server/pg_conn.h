@@ -1,0 +1,75 @@
+/* pg_conn.h — private to the PostgreSQL store: the connection state
+ * (struct pg) and what store_pg.c's queries are built on — statement
+ * parameters as text, result columns, running a prepared statement with
+ * one reconnect, SQLSTATE mapping, the LISTEN connection, open and close
+ * (which applies the schema migrations). Implemented in pg_conn.c. */
+#ifndef CHAT_PG_CONN_H
+#define CHAT_PG_CONN_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* The channel every event append notifies (Q_EVENT_APPEND) and the LISTEN
+ * connection listens on. */
+#define NOTIFY_CHANNEL "chatd_events"
+
+struct pg {
+    PGconn *conn;       /* main connection; statements prepared while ready */
+    PGconn *listen;     /* LISTEN connection, nonblocking; NULL when lost */
+    char *location;     /* the URL, for the listener's reconnects */
+    const char *const *sql;   /* the statements prepared on every session, */
+    int nsql;                 /* run by index with pg_run */
+    int ready;          /* conn is up with this session's settings and statements */
+    int in_txn;         /* between store_begin and commit/rollback */
+    int missed;         /* the listener was reconnected: notifications may be lost */
+};
+
+/* Connects, brings the schema up to date, prepares sql[0..nsql) (kept, not
+ * copied) and opens the LISTEN connection; NULL with err set on failure. */
+struct pg *pg_conn_open(const char *location, const char *const *sql, int nsql, char *err, size_t errlen);
+void pg_conn_close(struct pg *g);
+/* store.h's notify_fd and notify_drain. */
+int pg_conn_notify_fd(struct pg *g);
+int pg_conn_notify_drain(struct pg *g);
+
+/* ---- statement parameters, as text ---- */
+#define MAX_PARAMS 6
+
+struct params {
+    int n, bad;
+    const char *v[MAX_PARAMS];
+    char num[MAX_PARAMS][24];
+};
+void p_str(struct params *p, const char *s);     /* NULL is SQL NULL */
+void p_i64(struct params *p, int64_t x);
+void p_id(struct params *p, int64_t x);          /* 0 ("none") is NULL */
+
+/* ---- result columns ---- */
+int64_t col_i64(const PGresult *r, int row, int col);  /* NULL is 0 */
+/* Copies a text column into dst; a value that does not fit is an error. */
+int copy_col(const PGresult *r, int row, int col, char *dst, size_t len, const char *what);
+
+/* ---- errors ---- */
+enum { MAP_UNIQUE = 1, MAP_FK = 2 };
+void log_pg(const char *what, const char *msg, const char *sqlstate);
+const char *result_msg(const PGresult *r, const PGconn *c);
+/* STORE_OK, or STORE_EXISTS / STORE_NOT_FOUND for 23505 / 23503 where map
+ * asks for it, or STORE_ERROR (logged). */
+int result_rc(struct pg *g, const PGresult *r, int map, const char *what);
+
+/* ---- running statement q of the table given to pg_conn_open ---- */
+/* Once, as it is (no reconnect). */
+PGresult *pg_exec1(struct pg *g, int q, const struct params *p);
+/* With one reconnect and retry outside a transaction; may return NULL. */
+PGresult *pg_run(struct pg *g, int q, const struct params *p);
+/* Runs q and maps its outcome; on STORE_OK *res is the result (PQclear it). */
+int pg_query(struct pg *g, int q, const struct params *p, int map, const char *what, PGresult **res);
+/* As pg_query, for one row: STORE_NOT_FOUND if there is none. */
+int pg_query_row(struct pg *g, int q, const struct params *p, int map, const char *what, PGresult **res);
+/* Runs q for its effect: STORE_NOT_FOUND if it changed no row. */
+int pg_command(struct pg *g, int q, const struct params *p, int map, const char *what);
+
+#endif
