@@ -414,7 +414,8 @@ static void choose_transport(struct app *a, const char *name)
 
 /* ---- the server in use ---- */
 
-static void server_changed(void *arg, const struct server *now, const struct server *before)
+static void server_changed(void *arg, const struct server_url *now,
+                           const struct server_url *before)
 {
     struct app *a = arg;
     a->frontend_ops->show_server(a->frontend, now->url);
@@ -497,7 +498,7 @@ static int frontend_create(struct app *a, struct lws_vhost *vh)
 static int app_init(struct app *a)
 {
     struct lws_vhost *vh;
-    const struct server *first = servers_get(a->cfg->servers, 0);
+    const struct server_url *first = servers_get(a->cfg->servers, 0);
     a->core = core_new(NULL);
     if (!a->core || !(a->ctx = make_context(a)) ||
         !(vh = lws_get_vhost_by_name(a->ctx, "default")))
