@@ -485,7 +485,7 @@ static int frontend_create(struct app *a, struct lws_vhost *vh)
 {
     struct frontend_env env = {
         .core = a->core, .ctx = a->ctx, .vhost = vh, .user = a->cfg->user,
-        .transport = a->transport_ops->name, .auto_transport = a->auto_mode,
+        .transport_name = a->transport_ops->name, .auto_transport = a->auto_mode,
         .server_url = servers_current(a->cfg->servers)->url,
         .several_servers = servers_count(a->cfg->servers) > 1,
         .quiet = a->cfg->quiet, .command = app_command, .quit_asked = quit_asked,

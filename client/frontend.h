@@ -21,7 +21,7 @@ struct frontend_env {
     struct lws_context *ctx;
     struct lws_vhost *vhost;    /* its input (stdin, the terminal) is adopted here */
     const char *user;
-    const char *transport;      /* the transport's name (static storage) */
+    const char *transport_name; /* the transport in use (static storage) */
     int auto_transport;         /* the app picks the transport (--transport auto) */
     const char *server_url;     /* the server in use */
     int several_servers;        /* more than one --server URL: it may change */

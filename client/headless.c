@@ -108,7 +108,8 @@ static const char *const state_names[] = {
 static void show_state(void *fe, enum core_state s, unsigned retry_ms)
 {
     struct headless *h = fe;
-    json_t *o = json_pack("{s:s,s:s}", "state", state_names[s], "transport", h->env.transport);
+    json_t *o = json_pack("{s:s,s:s}", "state", state_names[s],
+                          "transport", h->env.transport_name);
     if (o && h->env.server_url)
         json_object_set_new(o, "server", json_string(h->env.server_url));
     if (o && h->env.auto_transport)
@@ -142,7 +143,7 @@ static void show_notice(void *fe, const char *text, const json_t *data)
 static void show_transport(void *fe, const char *name, int is_auto)
 {
     struct headless *h = fe;
-    h->env.transport = name;
+    h->env.transport_name = name;
     h->env.auto_transport = is_auto;
 }
 
@@ -166,7 +167,7 @@ static void print_stats(struct headless *h)
     struct core_stats st;
     core_get_stats(h->env.core, &st);
     print_json(stderr, json_pack("{s:{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}", "stats",
-        "transport", h->env.transport,
+        "transport", h->env.transport_name,
         "requests", (json_int_t)st.requests,
         "bytes_in", (json_int_t)st.bytes_in,
         "bytes_out", (json_int_t)st.bytes_out,

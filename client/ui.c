@@ -508,7 +508,7 @@ static void *ui_create(const struct frontend_env *env)
     u->env = *env;
     u->owner.gone = tty_owner_gone;
     snprintf(u->transport, sizeof u->transport, "%s%s",
-             env->auto_transport ? "auto: " : "", env->transport);
+             env->auto_transport ? "auto: " : "", env->transport_name);
     u->server_url = env->several_servers ? env->server_url : NULL;
     ui_model_init(&u->model);
     ui_editor_init(&u->ed, PROTO_BODY_MAX);
