@@ -12,10 +12,12 @@
  * decided here, once for both: the first request to quit (/quit, end of
  * input, Ctrl-C) waits for the login, then until every message is
  * acknowledged and every bank request answered, at most APP_QUIT_GRACE_MS,
- * and exits 0; a second request, or one while offline, leaves at once.
- * Going offline (the client gave up) ends a run nobody watches at once with
- * the core's exit code; an interactive front end stays until asked to quit.
- * SIGINT, SIGTERM and SIGHUP leave at once with 128 + the signal.
+ * and exits 0 (the front end is told how many were left). A second request,
+ * one while offline, or the terminal closing leaves at once: 0, or the
+ * core's exit code once offline. Going offline (the client gave up) ends a
+ * run nobody watches at once with the core's exit code; an interactive
+ * front end stays until asked to quit. SIGINT, SIGTERM and SIGHUP leave at
+ * once with 128 + the signal.
  *
  * Switching transports keeps the core, so its cursor and outbox: the new
  * transport resumes after the last event shown (the core drops anything at
