@@ -1,11 +1,23 @@
 /* app.c — wiring of one run. The lws context's user pointer is the app;
- * protocols[0] is the wsi lifecycle protocol, then HTTP requests, stdin (for
- * headless mode or the terminal UI), signals and every transport's own
+ * protocols[0] is the wsi lifecycle protocol, then HTTP requests, the front
+ * end's input (stdin or the terminal), signals and every transport's own
  * protocol (WebSocket), so the transport can be switched at run time.
  * Order of events: login (auth.c), then the transport starts; messages typed
  * meanwhile wait in the outbox. Nothing is freed from inside a callback:
- * quitting only sets a flag, and the loop in app_run tears everything down
+ * leaving only sets a flag, and the loop in app_run tears everything down
  * afterwards; a transport switch is carried out on the next loop pass.
+ *
+ * The front end (frontend.h: headless.c or ui.c) is one ops table and its
+ * state; the core's callbacks are the app's, passed on to it. Quitting is
+ * decided here, once for both: the first request to quit (/quit, end of
+ * input, Ctrl-C) waits for the login, then until every message is
+ * acknowledged and every bank request answered, at most APP_QUIT_GRACE_MS,
+ * and exits 0 (the front end is told how many were left). A second request,
+ * one while offline, or the terminal closing leaves at once: 0, or the
+ * core's exit code once offline. Going offline (the client gave up) ends a
+ * run nobody watches at once with the core's exit code; an interactive
+ * front end stays until asked to quit. SIGINT, SIGTERM and SIGHUP leave at
+ * once with 128 + the signal.
  *
  * Switching transports keeps the core, so its cursor and outbox: the new
  * transport resumes after the last event shown (the core drops anything at
@@ -28,12 +40,11 @@
 #include "bank.h"
 #include "commands.h"
 #include "core.h"
-#include "headless.h"
+#include "frontend.h"
 #include "http.h"
 #include "protocol.h"
 #include "servers.h"
 #include "transport.h"
-#include "ui.h"
 #include "wsi_owner.h"
 
 #include <libwebsockets.h>
@@ -48,6 +59,7 @@
 #define APP_PROTOCOLS_MAX 10
 #define APP_RETIRE_POLL_MS 20
 #define APP_GOODBYE_MS    500     /* patience for an orderly close */
+#define APP_QUIT_GRACE_MS 5000    /* for the outbox and the bank after /quit */
 
 struct app {
     const struct app_config *cfg;
@@ -57,11 +69,11 @@ struct app {
     struct http *http;
     struct auth *auth;
     struct bank *bank;           /* once logged in */
-    struct headless *headless;   /* one front end: headless or ui */
-    struct ui *ui;
-    const struct transport_ops *ops;     /* the current transport */
+    const struct frontend_ops *frontend_ops;
+    void *frontend;
+    const struct transport_ops *transport_ops;     /* the current transport */
     void *transport;
-    const struct transport_ops *old_ops; /* one saying goodbye after a switch */
+    const struct transport_ops *old_transport_ops; /* one saying goodbye after a switch */
     void *old_transport;
     lws_usec_t old_deadline;
     lws_sorted_usec_list_t sul_retire;
@@ -72,19 +84,116 @@ struct app {
     struct transport_env env;
     char token[257];
     int logged_in;
+    int offline;                 /* the core gave up (CORE_OFFLINE) */
+    int quitting;                /* asked to quit: leaving once drained */
+    lws_sorted_usec_list_t sul_quit_grace;
     int done, exit_code;
     lws_sorted_usec_list_t sul_goodbye;
     int goodbye_over;
 };
 
-static void app_quit(void *arg, int exit_code)
+/* Ends the run: the loop in app_run stops and tears everything down. */
+static void app_leave(struct app *a, int exit_code)
 {
-    struct app *a = arg;
     if (a->done)
         return;
     a->done = 1;
     a->exit_code = exit_code;
+    lws_sul_cancel(&a->sul_quit_grace);
     lws_cancel_service(a->ctx);
+}
+
+/* ---- quitting: the one policy for every front end ---- */
+
+static int exit_code_now(const struct app *a)
+{
+    return a->offline ? core_exit_code(a->core) : 0;
+}
+
+/* Quitting, logged in and nothing left to send or hear back: go. */
+static void quit_if_drained(struct app *a)
+{
+    if (a->quitting && a->logged_in && core_outbox_len(a->core) == 0 &&
+        bank_pending(a->bank) == 0)
+        app_leave(a, 0);
+}
+
+static void quit_grace_over(lws_sorted_usec_list_t *sul)
+{
+    struct app *a = lws_container_of(sul, struct app, sul_quit_grace);
+    a->frontend_ops->show_grace_over(a->frontend, core_outbox_len(a->core));
+    app_leave(a, exit_code_now(a));
+}
+
+/* The grace starts once we are logged in; until then a failed login
+ * decides the exit code. */
+static void quit_drain_begin(struct app *a)
+{
+    lws_sul_schedule(a->ctx, 0, &a->sul_quit_grace, quit_grace_over,
+                     (lws_usec_t)APP_QUIT_GRACE_MS * 1000);
+    quit_if_drained(a);
+}
+
+static void quit_asked(void *arg)
+{
+    struct app *a = arg;
+    if (a->done)
+        return;
+    if (a->quitting || a->offline) {
+        app_leave(a, exit_code_now(a));
+        return;
+    }
+    a->quitting = 1;
+    if (a->frontend_ops->show_quitting)
+        a->frontend_ops->show_quitting(a->frontend);
+    if (a->logged_in)
+        quit_drain_begin(a);
+}
+
+static void input_gone(void *arg)
+{
+    struct app *a = arg;
+    app_leave(a, exit_code_now(a));
+}
+
+/* ---- the core's callbacks: shown by the front end, watched for quitting ---- */
+
+static void on_event(void *arg, const json_t *event)
+{
+    struct app *a = arg;
+    a->frontend_ops->show_event(a->frontend, event);
+}
+
+static void on_state(void *arg, enum core_state s, unsigned retry_ms)
+{
+    struct app *a = arg;
+    a->frontend_ops->show_state(a->frontend, s, retry_ms);
+    if (s != CORE_OFFLINE)
+        return;
+    a->offline = 1;
+    if (a->quitting || !a->frontend_ops->interactive)
+        app_leave(a, exit_code_now(a));
+}
+
+static void on_ack(void *arg, const char *client_msg_id, int64_t id)
+{
+    struct app *a = arg;
+    a->frontend_ops->show_ack(a->frontend, client_msg_id, id);
+    quit_if_drained(a);
+}
+
+static void on_error(void *arg, const char *text)
+{
+    struct app *a = arg;
+    a->frontend_ops->show_error(a->frontend, text);
+    quit_if_drained(a);     /* a refused message leaves the outbox too */
+}
+
+static void on_notice(void *arg, const char *text, const json_t *data)
+{
+    struct app *a = arg;
+    a->frontend_ops->show_notice(a->frontend, text, data);
+    quit_if_drained(a);     /* a bank answer */
 }
 
 /* ---- signals: a signalfd read through the loop ---- */
@@ -102,9 +211,9 @@ static int signal_cb(struct lws *wsi, enum lws_callback_reasons reason,
     if (read(lws_get_socket_fd(wsi), &si, sizeof si) != (ssize_t)sizeof si)
         return 0;
     if (si.ssi_signo == SIGWINCH)
-        ui_resize(a->ui);
+        a->frontend_ops->resize(a->frontend);
     else
-        app_quit(a, 128 + (int)si.ssi_signo);
+        app_leave(a, 128 + (int)si.ssi_signo);
     return 0;
 }
 
@@ -141,16 +250,16 @@ static int app_ws_refused(void *arg, const char *why);
 static void outbox_changed(void *arg)
 {
     struct app *a = arg;
-    if (a->transport && a->ops->outbox_changed)
-        a->ops->outbox_changed(a->transport);
+    if (a->transport && a->transport_ops->outbox_changed)
+        a->transport_ops->outbox_changed(a->transport);
 }
 
 static void logged_in(void *arg, int exit_code, const char *token)
 {
     struct app *a = arg;
-    const struct transport_ops *ops = a->ops;
+    const struct transport_ops *ops = a->transport_ops;
     if (exit_code != AUTH_EXIT_OK) {
-        app_quit(a, exit_code);
+        app_leave(a, exit_code);
         return;
     }
     snprintf(a->token, sizeof a->token, "%s", token);
@@ -167,9 +276,12 @@ static void logged_in(void *arg, int exit_code, const char *token)
     a->bank = bank_new(&be);
     a->transport = ops->create(&a->env);
     if (!a->bank || !a->transport || ops->start(a->transport) < 0) {
+        app_leave(a, 1);        /* first: a quit under way would take the error for drained */
         core_error(a->core, "cannot start the %s transport", ops->name);
-        app_quit(a, 1);
+        return;
     }
+    if (a->quitting)            /* asked before the login was done */
+        quit_drain_begin(a);
 }
 
 static int start_login(struct app *a)
@@ -189,16 +301,16 @@ static void retire_finish(struct app *a)
 {
     lws_sul_cancel(&a->sul_retire);
     if (a->old_transport)
-        a->old_ops->destroy(a->old_transport);
+        a->old_transport_ops->destroy(a->old_transport);
     a->old_transport = NULL;
-    a->old_ops = NULL;
+    a->old_transport_ops = NULL;
 }
 
 static void retire_check(lws_sorted_usec_list_t *sul)
 {
     struct app *a = lws_container_of(sul, struct app, sul_retire);
     if (!a->old_transport || lws_now_usecs() >= a->old_deadline ||
-        !a->old_ops->stop(a->old_transport)) {
+        !a->old_transport_ops->stop(a->old_transport)) {
         retire_finish(a);
         return;
     }
@@ -212,30 +324,21 @@ static void retire_current(struct app *a)
     retire_finish(a);           /* an earlier one still closing: enough */
     if (!a->transport)
         return;
-    if (a->ops->stop && a->ops->stop(a->transport)) {
-        a->old_ops = a->ops;
+    if (a->transport_ops->stop && a->transport_ops->stop(a->transport)) {
+        a->old_transport_ops = a->transport_ops;
         a->old_transport = a->transport;
         a->old_deadline = lws_now_usecs() + (lws_usec_t)APP_GOODBYE_MS * 1000;
         lws_sul_schedule(a->ctx, 0, &a->sul_retire, retire_check,
                          (lws_usec_t)APP_RETIRE_POLL_MS * 1000);
     } else {
-        a->ops->destroy(a->transport);
+        a->transport_ops->destroy(a->transport);
     }
     a->transport = NULL;
 }
 
-/* What the status bar shows: "websocket", or "auto: websocket" in auto mode. */
-static const char *transport_label(const struct app *a, char *buf, size_t size)
+static void show_transport(struct app *a)
 {
-    snprintf(buf, size, "%s%s", a->auto_mode ? "auto: " : "", a->ops->name);
-    return buf;
-}
-
-static void frontend_set_transport(struct app *a)
-{
-    char label[32];
-    headless_set_transport(a->headless, a->ops->name, a->auto_mode);
-    ui_set_transport(a->ui, transport_label(a, label, sizeof label));
+    a->frontend_ops->show_transport(a->frontend, a->transport_ops->name, a->auto_mode);
 }
 
 static void switch_now(lws_sorted_usec_list_t *sul)
@@ -245,14 +348,14 @@ static void switch_now(lws_sorted_usec_list_t *sul)
     a->switch_to = NULL;
     if (!ops || a->done)
         return;
-    if (ops == a->ops) {
-        frontend_set_transport(a);  /* auto mode may have changed */
+    if (ops == a->transport_ops) {
+        show_transport(a);      /* auto mode may have changed */
         core_notice(a->core, NULL, "%susing %s", a->auto_mode ? "auto: " : "already ", ops->name);
         return;
     }
-    retire_current(a);          /* uses a->ops: the old one */
-    a->ops = ops;
-    frontend_set_transport(a);
+    retire_current(a);          /* uses a->transport_ops: the old one */
+    a->transport_ops = ops;
+    show_transport(a);
     if (!a->logged_in) {        /* logged_in() starts the chosen one */
         core_notice(a->core, NULL, "will use %s once logged in", ops->name);
         return;
@@ -265,7 +368,7 @@ static void switch_now(lws_sorted_usec_list_t *sul)
     a->transport = ops->create(&a->env);
     if (!a->transport || ops->start(a->transport) < 0) {
         core_error(a->core, "cannot start the %s transport", ops->name);
-        app_quit(a, 1);
+        app_leave(a, 1);
     }
 }
 
@@ -281,7 +384,7 @@ static void request_switch(struct app *a, const struct transport_ops *ops)
 static void ws_retry_due(lws_sorted_usec_list_t *sul)
 {
     struct app *a = lws_container_of(sul, struct app, sul_ws_retry);
-    if (!a->auto_mode || a->ops == &transport_websocket || a->done)
+    if (!a->auto_mode || a->transport_ops == &transport_websocket || a->done)
         return;
     core_notice(a->core, NULL, "auto: trying websocket again");
     request_switch(a, &transport_websocket);
@@ -292,7 +395,7 @@ static void ws_retry_due(lws_sorted_usec_list_t *sul)
 static int app_ws_refused(void *arg, const char *why)
 {
     struct app *a = arg;
-    if (!a->auto_mode || a->ops != &transport_websocket || a->done)
+    if (!a->auto_mode || a->transport_ops != &transport_websocket || a->done)
         return 0;
     unsigned ms = backoff_jittered(a->ctx, (unsigned)a->cfg->ws_retry_s * 1000u);
     core_notice(a->core, NULL, "auto: websocket refused (%s); using long-poll, "
@@ -313,11 +416,11 @@ static void choose_transport(struct app *a, const char *name)
 
 /* ---- the server in use ---- */
 
-static void server_changed(void *arg, const struct server *now, const struct server *before)
+static void server_changed(void *arg, const struct server_url *now,
+                           const struct server_url *before)
 {
     struct app *a = arg;
-    headless_set_server(a->headless, now->url);
-    ui_set_server(a->ui, now->url);
+    a->frontend_ops->show_server(a->frontend, now->url);
     json_t *data = json_pack("{s:s,s:s}", "server", now->url, "previous", before->url);
     core_notice(a->core, data, "server %s failed; trying %s", before->url, now->url);
     json_decref(data);
@@ -349,12 +452,6 @@ static void app_command(void *arg, const struct cmd *c)
     }
 }
 
-static int app_pending(void *arg)
-{
-    struct app *a = arg;
-    return bank_pending(a->bank);
-}
-
 /* ---- setup and teardown ---- */
 
 static struct lws_context *make_context(struct app *a)
@@ -363,8 +460,7 @@ static struct lws_context *make_context(struct app *a)
     const struct lws_protocols *list[] = {
         wsi_owner_protocol(),       /* must stay first */
         http_protocol(),
-        headless_protocol(),
-        ui_protocol(),
+        a->frontend_ops->protocol,
         &signal_protocol,
         transport_short_poll.protocol,
         transport_long_poll.protocol,
@@ -387,34 +483,24 @@ static struct lws_context *make_context(struct app *a)
     return lws_create_context(&info);
 }
 
-static int frontend_new(struct app *a, struct lws_vhost *vh)
+static int frontend_create(struct app *a, struct lws_vhost *vh)
 {
-    const struct server *srv = servers_current(a->cfg->servers);
-    if (a->cfg->headless) {
-        struct headless_env he = {
-            .core = a->core, .ctx = a->ctx, .vhost = vh,
-            .transport = a->ops->name, .auto_transport = a->auto_mode,
-            .server = srv->url, .quit = app_quit,
-            .command = app_command, .pending = app_pending, .arg = a,
-        };
-        return (a->headless = headless_new(&he)) ? 0 : -1;
-    }
-    char label[32];
-    struct ui_env ue = {
+    struct frontend_env env = {
         .core = a->core, .ctx = a->ctx, .vhost = vh, .user = a->cfg->user,
-        .transport = transport_label(a, label, sizeof label), .quiet = a->cfg->quiet,
-        .quit = app_quit,
-        /* the server only matters to the user when there is a choice */
-        .server = servers_count(a->cfg->servers) > 1 ? srv->url : NULL,
-        .command = app_command, .pending = app_pending, .arg = a,
+        .transport_name = a->transport_ops->name, .auto_transport = a->auto_mode,
+        .server_url = servers_current(a->cfg->servers)->url,
+        .several_servers = servers_count(a->cfg->servers) > 1,
+        .quiet = a->cfg->quiet, .command = app_command, .quit_asked = quit_asked,
+        .input_gone = input_gone, .arg = a,
     };
-    return (a->ui = ui_new(&ue)) ? 0 : -1;
+    a->frontend = a->frontend_ops->create(&env);
+    return a->frontend ? 0 : -1;
 }
 
 static int app_init(struct app *a)
 {
     struct lws_vhost *vh;
-    const struct server *first = servers_get(a->cfg->servers, 0);
+    const struct server_url *first = servers_get(a->cfg->servers, 0);
     a->core = core_new(NULL);
     if (!a->core || !(a->ctx = make_context(a)) ||
         !(vh = lws_get_vhost_by_name(a->ctx, "default")))
@@ -422,9 +508,14 @@ static int app_init(struct app *a)
     a->http = http_new(a->ctx, first->host, first->port, a->core);
     if (a->http)
         http_set_tls(a->http, first->tls);
-    if (!a->http || frontend_new(a, vh) < 0)
+    if (!a->http || frontend_create(a, vh) < 0)
         return -1;
-    if (signals_adopt(vh, !a->cfg->headless) < 0)
+    struct core_callbacks cb = {
+        .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
+        .on_error = on_error, .on_notice = on_notice, .arg = a,
+    };
+    core_set_callbacks(a->core, &cb);
+    if (signals_adopt(vh, a->frontend_ops->resize != NULL) < 0)
         return -1;
     core_set_outbox_hook(a->core, outbox_changed, a);
     servers_set_hook(a->cfg->servers, server_changed, a);
@@ -441,7 +532,7 @@ static void goodbye_over(lws_sorted_usec_list_t *sul)
 /* Lets the transport say goodbye (e.g. a WebSocket close), briefly. */
 static void app_goodbye(struct app *a)
 {
-    const struct transport_ops *ops = a->ops;
+    const struct transport_ops *ops = a->transport_ops;
     retire_finish(a);
     if (!a->transport || !ops->stop)
         return;
@@ -454,18 +545,21 @@ static void app_goodbye(struct app *a)
 
 static void app_teardown(struct app *a)
 {
-    if (a->headless && a->logged_in)
-        headless_print_stats(a->headless);
     lws_sul_cancel(&a->sul_switch);
     lws_sul_cancel(&a->sul_ws_retry);
+    lws_sul_cancel(&a->sul_quit_grace);
     servers_set_hook(a->cfg->servers, NULL, NULL);
+    if (a->core)
+        core_set_callbacks(a->core, NULL);
+    if (a->frontend) {
+        struct frontend_exit how = { .code = a->exit_code, .logged_in = a->logged_in };
+        a->frontend_ops->destroy(a->frontend, &how);
+    }
     retire_finish(a);
     if (a->transport)
-        a->ops->destroy(a->transport);
+        a->transport_ops->destroy(a->transport);
     auth_free(a->auth);
     bank_free(a->bank);
-    headless_free(a->headless);
-    ui_free(a->ui, a->exit_code);
     http_free(a->http);
     if (a->ctx)
         lws_context_destroy(a->ctx);
@@ -478,16 +572,15 @@ int app_run(const struct app_config *cfg)
 {
     struct app *a = calloc(1, sizeof *a);
     if (!a) {
-        headless_print_error("out of memory");
+        cfg->frontend->print_error("out of memory");
         return 1;
     }
     a->cfg = cfg;
-    a->ops = cfg->auto_transport ? &transport_websocket : cfg->transport;
+    a->frontend_ops = cfg->frontend;
+    a->transport_ops = cfg->auto_transport ? &transport_websocket : cfg->transport;
     a->auto_mode = cfg->auto_transport;
     int init_failed = app_init(a) < 0;
     if (init_failed) {
-        if (cfg->headless)
-            headless_print_error("cannot set up the client (lws context, stdin or signals)");
         a->exit_code = 1;
         a->done = 1;
     }
@@ -496,7 +589,11 @@ int app_run(const struct app_config *cfg)
     app_goodbye(a);
     int code = a->exit_code;
     app_teardown(a);
-    if (init_failed && !cfg->headless)  /* the terminal is ours again */
-        fprintf(stderr, "chat: cannot set up the client (lws context, terminal or signals)\n");
+    if (init_failed) {          /* after teardown: the terminal is ours again */
+        char msg[96];
+        snprintf(msg, sizeof msg, "cannot set up the client (lws context, %s or signals)",
+                 cfg->frontend->input);
+        cfg->frontend->print_error(msg);
+    }
     return code;
 }

@@ -5,6 +5,7 @@
 #ifndef CHAT_APP_H
 #define CHAT_APP_H
 
+struct frontend_ops;
 struct transport_ops;
 struct servers;
 
@@ -19,11 +20,12 @@ struct app_config {
     int ws_retry_s;             /* auto: try websocket again after this long */
     int interval_ms;
     int wait_s;
-    int headless;               /* 1: headless.c, else the terminal UI (ui.c) */
+    const struct frontend_ops *frontend;    /* frontend_headless or frontend_ui */
     int quiet;                  /* UI: no bell on alerts */
 };
 
-/* Runs until the front end quits; returns the process exit code. */
+/* Runs until the user quits (or the client gives up, or a signal);
+ * returns the process exit code. */
 int app_run(const struct app_config *cfg);
 
 #endif

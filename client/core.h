@@ -17,8 +17,10 @@ enum core_state {
     CORE_OFFLINE,       /* given up; core_exit_code() says why */
 };
 
-/* Front-end callbacks. Every one is optional; arg is passed back. Text given
- * to on_error is human-readable, never raw JSON. */
+/* What the core reports, to whoever shows it (in bin/chat the app, which
+ * passes each on to the front end and watches them to know when a quit is
+ * done). Every one is optional; arg is passed back. Text given to on_error
+ * is human-readable, never raw JSON. */
 struct core_callbacks {
     void (*on_event)(void *arg, const json_t *event);
     void (*on_state)(void *arg, enum core_state state, unsigned retry_ms);

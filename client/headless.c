@@ -4,9 +4,11 @@
  * commands.h reads it: text is a message to room "general", "/transfer USER
  * AMOUNT", "/balance", "/transport NAME", "/help". A trailing CR is dropped,
  * empty lines are skipped, lines over 4096 bytes or with invalid UTF-8 or
- * NUL bytes are refused with an error line. "/quit" or end of input ends the
- * client: it waits until every message is acknowledged and every bank
- * request answered (at most 5 s), then exits 0.
+ * NUL bytes are refused with an error line. "/quit" or end of input asks
+ * the app to quit and nothing read after it counts; the app then waits until
+ * every message is acknowledged and every bank request answered (at most
+ * 5 s from login, app.c), then exits 0. Offline (the client gave up) ends
+ * the client at once with the core's exit code.
  *
  * STDOUT: exactly one line per delivered event, the event object as sent by
  * the server, compact JSON, flushed — nothing else. Events arrive in id
@@ -26,6 +28,8 @@
  *       the "connected" line names the server that answered.
  *     {"ack":"<client_msg_id>","id":12}       the server stored a message
  *     {"error":"<human-readable text>"}
+ *       including, when the grace for quitting ran out,
+ *       {"error":"quitting with 2 unacknowledged message(s)"}
  *     {"notice":"<text>","data":{...}}       a result asked for, e.g.
  *       data {"balance_cents":100000,"user":"alice"} or
  *       {"transfer":{"transfer_id":3,"status":"pending","to":"bob","amount_cents":2500}}
@@ -40,9 +44,9 @@
  *       "bytes_out":700,"events":3,"dropped":0,"latency_ms":2,
  *       "latency_median_ms":2}}             once, at exit (after login)
  */
-#include "headless.h"
 #include "commands.h"
 #include "core.h"
+#include "frontend.h"
 #include "protocol.h"
 #include "wsi_owner.h"
 
@@ -54,19 +58,16 @@
 #include <unistd.h>
 
 #define HEADLESS_PROTOCOL_NAME "chat-stdin"
-#define QUIT_GRACE_MS          5000
 #define READS_PER_WAKEUP       64
 
 struct headless {
-    struct headless_env env;
+    struct frontend_env env;
     struct wsi_owner owner;      /* of the stdin wsi */
     struct lws *stdin_wsi;
     char line[PROTO_BODY_MAX + 2];  /* body + a possible CR */
     size_t len;
     int overlong;
-    int quitting;
-    int started;                 /* logged in: the transport reports states */
-    lws_sorted_usec_list_t sul_grace;
+    int quit_asked;              /* /quit or end of input: read no more */
 };
 
 /* ---- output ---- */
@@ -83,7 +84,7 @@ static void print_json(FILE *f, json_t *o)
     json_decref(o);
 }
 
-void headless_print_error(const char *text)
+static void print_error(const char *text)
 {
     json_t *o = json_pack("{s:s}", "error", text);
     if (!o)   /* not UTF-8: still say something */
@@ -91,9 +92,9 @@ void headless_print_error(const char *text)
     print_json(stderr, o);
 }
 
-static void on_event(void *arg, const json_t *event)
+static void show_event(void *fe, const json_t *event)
 {
-    (void)arg;
+    (void)fe;
     print_json(stdout, json_incref((json_t *)event));
 }
 
@@ -104,97 +105,69 @@ static const char *const state_names[] = {
     [CORE_OFFLINE] = "offline",
 };
 
-static void quit_now(struct headless *h, int code)
+static void show_state(void *fe, enum core_state s, unsigned retry_ms)
 {
-    lws_sul_cancel(&h->sul_grace);
-    h->env.quit(h->env.arg, code);
-}
-
-/* Quitting, logged in and nothing left to send: go. */
-static void check_drained(struct headless *h)
-{
-    if (h->quitting && h->started && core_outbox_len(h->env.core) == 0 &&
-        (!h->env.pending || h->env.pending(h->env.arg) == 0))
-        quit_now(h, 0);
-}
-
-static void grace_over(lws_sorted_usec_list_t *sul);
-
-/* The grace period for unacknowledged messages starts once we are logged
- * in; until then a failed login decides the exit code. */
-static void arm_grace(struct headless *h)
-{
-    lws_sul_schedule(h->env.ctx, 0, &h->sul_grace, grace_over,
-                     (lws_usec_t)QUIT_GRACE_MS * 1000);
-    check_drained(h);
-}
-
-static void on_state(void *arg, enum core_state s, unsigned retry_ms)
-{
-    struct headless *h = arg;
-    json_t *o = json_pack("{s:s,s:s}", "state", state_names[s], "transport", h->env.transport);
-    if (o && h->env.server)
-        json_object_set_new(o, "server", json_string(h->env.server));
+    struct headless *h = fe;
+    json_t *o = json_pack("{s:s,s:s}", "state", state_names[s],
+                          "transport", h->env.transport_name);
+    if (o && h->env.server_url)
+        json_object_set_new(o, "server", json_string(h->env.server_url));
     if (o && h->env.auto_transport)
         json_object_set_new(o, "auto", json_true());
     if (o && s == CORE_RECONNECTING)
         json_object_set_new(o, "retry_ms", json_integer(retry_ms));
     print_json(stderr, o);
-    if (s == CORE_OFFLINE) {
-        quit_now(h, core_exit_code(h->env.core));
-        return;
-    }
-    if (!h->started) {
-        h->started = 1;
-        if (h->quitting)
-            arm_grace(h);
-    }
 }
 
-static void on_ack(void *arg, const char *client_msg_id, int64_t id)
+static void show_ack(void *fe, const char *client_msg_id, int64_t id)
 {
-    struct headless *h = arg;
+    (void)fe;
     print_json(stderr, json_pack("{s:s,s:I}", "ack", client_msg_id, "id", (json_int_t)id));
-    check_drained(h);
 }
 
-static void on_error(void *arg, const char *text)
+static void show_error(void *fe, const char *text)
 {
-    struct headless *h = arg;
-    headless_print_error(text);
-    check_drained(h);     /* a refused message leaves the outbox too */
+    (void)fe;
+    print_error(text);
 }
 
-static void on_notice(void *arg, const char *text, const json_t *data)
+static void show_notice(void *fe, const char *text, const json_t *data)
 {
-    struct headless *h = arg;
+    (void)fe;
     json_t *o = json_pack("{s:s}", "notice", text);
     if (o && data)
         json_object_set(o, "data", (json_t *)data);
     print_json(stderr, o);
-    check_drained(h);
 }
 
-void headless_set_transport(struct headless *h, const char *name, int is_auto)
+static void show_transport(void *fe, const char *name, int is_auto)
 {
-    if (h) {
-        h->env.transport = name;
-        h->env.auto_transport = is_auto;
-    }
+    struct headless *h = fe;
+    h->env.transport_name = name;
+    h->env.auto_transport = is_auto;
 }
 
-void headless_set_server(struct headless *h, const char *url)
+static void show_server(void *fe, const char *url)
 {
-    if (h)
-        h->env.server = url;
+    struct headless *h = fe;
+    h->env.server_url = url;
 }
 
-void headless_print_stats(struct headless *h)
+static void show_grace_over(void *fe, size_t unacked)
+{
+    char msg[96];
+    (void)fe;
+    snprintf(msg, sizeof msg, "quitting with %zu unacknowledged message(s)", unacked);
+    print_error(msg);
+}
+
+/* One {"stats":{...}} line: the cost counters at exit. */
+static void print_stats(struct headless *h)
 {
     struct core_stats st;
     core_get_stats(h->env.core, &st);
     print_json(stderr, json_pack("{s:{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}", "stats",
-        "transport", h->env.transport,
+        "transport", h->env.transport_name,
         "requests", (json_int_t)st.requests,
         "bytes_in", (json_int_t)st.bytes_in,
         "bytes_out", (json_int_t)st.bytes_out,
@@ -206,23 +179,12 @@ void headless_print_stats(struct headless *h)
 
 /* ---- input ---- */
 
-static void grace_over(lws_sorted_usec_list_t *sul)
+static void ask_quit(struct headless *h)
 {
-    struct headless *h = lws_container_of(sul, struct headless, sul_grace);
-    char msg[96];
-    snprintf(msg, sizeof msg, "quitting with %zu unacknowledged message(s)",
-             core_outbox_len(h->env.core));
-    headless_print_error(msg);
-    quit_now(h, 0);
-}
-
-static void start_quit(struct headless *h)
-{
-    if (h->quitting)
+    if (h->quit_asked)
         return;
-    h->quitting = 1;
-    if (h->started)
-        arm_grace(h);
+    h->quit_asked = 1;
+    h->env.quit_asked(h->env.arg);
 }
 
 static void take_command(struct headless *h, const char *line)
@@ -230,9 +192,9 @@ static void take_command(struct headless *h, const char *line)
     struct cmd c;
     cmd_parse(line, &c);
     if (c.kind == CMD_QUIT)
-        start_quit(h);
+        ask_quit(h);
     else if (c.kind == CMD_INVALID)
-        headless_print_error(c.error);
+        print_error(c.error);
     else if (c.kind == CMD_HELP)
         for (const char *const *l = cmd_help_lines; *l; l++)
             print_json(stderr, json_pack("{s:s}", "notice", *l));
@@ -242,7 +204,7 @@ static void take_command(struct headless *h, const char *line)
 
 static void take_line(struct headless *h, char *s, size_t n)
 {
-    if (h->quitting)
+    if (h->quit_asked)
         return;                 /* nothing after /quit counts */
     if (n && s[n - 1] == '\r')
         n--;
@@ -250,11 +212,11 @@ static void take_line(struct headless *h, char *s, size_t n)
     if (n == 0)
         return;
     if (n > PROTO_BODY_MAX)
-        headless_print_error("line longer than 4096 bytes; not sent");
+        print_error("line longer than 4096 bytes; not sent");
     else if (memchr(s, '\0', n))
-        headless_print_error("line contains a NUL byte; not sent");
+        print_error("line contains a NUL byte; not sent");
     else if (!proto_utf8_valid(s, n))
-        headless_print_error("line is not valid UTF-8; not sent");
+        print_error("line is not valid UTF-8; not sent");
     else
         take_command(h, s);
 }
@@ -264,7 +226,7 @@ static void take_bytes(struct headless *h, const char *buf, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (buf[i] == '\n') {
             if (h->overlong)
-                headless_print_error("line longer than 4096 bytes; not sent");
+                print_error("line longer than 4096 bytes; not sent");
             else
                 take_line(h, h->line, h->len);
             h->len = 0;
@@ -282,12 +244,12 @@ static void take_bytes(struct headless *h, const char *buf, size_t n)
 static void stdin_eof(struct headless *h)
 {
     if (h->overlong)
-        headless_print_error("line longer than 4096 bytes; not sent");
+        print_error("line longer than 4096 bytes; not sent");
     else if (h->len)
         take_line(h, h->line, h->len);
     h->len = 0;
     h->overlong = 0;
-    start_quit(h);
+    ask_quit(h);
 }
 
 /* Reads what is there now (a closed pipe may hold more than one read).
@@ -347,25 +309,15 @@ static const struct lws_protocols protocol = {
     .callback = stdin_cb,
 };
 
-const struct lws_protocols *headless_protocol(void)
-{
-    return &protocol;
-}
-
 /* ---- lifetime ---- */
 
-struct headless *headless_new(const struct headless_env *env)
+static void *headless_create(const struct frontend_env *env)
 {
     struct headless *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
     h->env = *env;
     h->owner.gone = stdin_gone;
-    struct core_callbacks cb = {
-        .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
-        .on_error = on_error, .on_notice = on_notice, .arg = h,
-    };
-    core_set_callbacks(env->core, &cb);
     lws_adopt_desc_t ad = {
         .vh = env->vhost,
         .type = LWS_ADOPT_RAW_FILE_DESC,
@@ -375,20 +327,38 @@ struct headless *headless_new(const struct headless_env *env)
     };
     h->stdin_wsi = lws_adopt_descriptor_vhost_via_info(&ad);
     if (!h->stdin_wsi) {
-        core_set_callbacks(env->core, NULL);
         free(h);
         return NULL;
     }
     return h;
 }
 
-void headless_free(struct headless *h)
+static void headless_destroy(void *fe, const struct frontend_exit *how)
 {
+    struct headless *h = fe;
     if (!h)
         return;
-    lws_sul_cancel(&h->sul_grace);
     if (h->stdin_wsi)
         wsi_owner_detach(h->stdin_wsi);
-    core_set_callbacks(h->env.core, NULL);
+    if (how->logged_in)
+        print_stats(h);
     free(h);
 }
+
+const struct frontend_ops frontend_headless = {
+    .name = "headless",
+    .input = "stdin",
+    .protocol = &protocol,
+    .interactive = 0,
+    .create = headless_create,
+    .destroy = headless_destroy,
+    .show_event = show_event,
+    .show_state = show_state,
+    .show_ack = show_ack,
+    .show_error = show_error,
+    .show_notice = show_notice,
+    .show_transport = show_transport,
+    .show_server = show_server,
+    .show_grace_over = show_grace_over,
+    .print_error = print_error,
+};

@@ -38,7 +38,7 @@ struct http_req {
     char *host, *hostport;   /* where this request goes */
     int port, tls;
     struct servers *list;    /* told if srv fails */
-    const struct server *srv;
+    const struct server_url *srv;
     lws_sorted_usec_list_t sul_deadline, sul_done;
     char method[8];
     char *path;
@@ -352,7 +352,7 @@ void http_free(struct http *h)
 /* The http's own address, or the current server of the call's list. */
 static int req_set_target(struct http_req *r, const struct http_call *call)
 {
-    const struct server *s = call->servers ? servers_current(call->servers) : NULL;
+    const struct server_url *s = call->servers ? servers_current(call->servers) : NULL;
     const char *host = s ? s->host : r->h->host;
     r->port = s ? s->port : r->h->port;
     r->tls = s ? s->tls : r->h->tls;

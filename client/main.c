@@ -4,7 +4,7 @@
  * Exit codes: 0 ok, 1 usage or other error, 2 authentication failed, 3
  * server unreachable at login. */
 #include "app.h"
-#include "headless.h"
+#include "frontend.h"
 #include "protocol.h"
 #include "servers.h"
 #include "transport.h"
@@ -61,13 +61,15 @@ static void usage(FILE *f)
         SERVERS_MAX, WS_RETRY_MAX_S, WS_RETRY_S);
 }
 
+static const struct frontend_ops *frontend_of(const struct options *o)
+{
+    return o->headless ? &frontend_headless : &frontend_ui;
+}
+
 /* Errors before the core exists: JSON for tests in headless mode. */
 static int fail(const struct options *o, int code, const char *msg)
 {
-    if (o->headless)
-        headless_print_error(msg);
-    else
-        fprintf(stderr, "chat: %s\n", msg);
+    frontend_of(o)->print_error(msg);
     return code;
 }
 
@@ -200,7 +202,7 @@ static int check_options(struct options *o, int argc, char **argv, struct app_co
         return fail(o, 1, err);
     if (!o->headless && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)))
         return fail(o, 1, "the UI needs a terminal on stdin and stdout; use --headless for pipes");
-    cfg->headless = o->headless;
+    cfg->frontend = frontend_of(o);
     cfg->quiet = o->quiet;
     cfg->user = o->user;
     cfg->do_register = o->do_register;

@@ -10,7 +10,7 @@
 #include <strings.h>
 
 struct servers {
-    struct server v[SERVERS_MAX];
+    struct server_url v[SERVERS_MAX];
     size_t n;
     size_t cur;
     servers_hook hook;
@@ -41,7 +41,7 @@ static const char *parse_scheme(const char *p, int *tls)
 }
 
 /* Host, with or without brackets; returns the rest or NULL. */
-static const char *parse_host(const char *p, struct server *s)
+static const char *parse_host(const char *p, struct server_url *s)
 {
     int br = *p == '[';
     const char *start = p + br, *e = start;
@@ -56,7 +56,7 @@ static const char *parse_host(const char *p, struct server *s)
 }
 
 /* ":PORT" if present; returns the rest or NULL. */
-static const char *parse_port(const char *p, struct server *s)
+static const char *parse_port(const char *p, struct server_url *s)
 {
     s->port = s->tls ? 443 : 80;
     if (*p != ':')
@@ -72,7 +72,7 @@ static const char *parse_port(const char *p, struct server *s)
 }
 
 /* "/PREFIX/" -> "/PREFIX"; "" or "/" -> "". */
-static int parse_prefix(const char *p, struct server *s)
+static int parse_prefix(const char *p, struct server_url *s)
 {
     if (*p && *p != '/')
         return -1;
@@ -90,7 +90,7 @@ static int parse_prefix(const char *p, struct server *s)
 }
 
 /* s->url from the parts; -1 if it does not fit. */
-static int format_url(struct server *s)
+static int format_url(struct server_url *s)
 {
     char buf[sizeof s->url + sizeof s->host + sizeof s->prefix + 32];
     int v6 = strchr(s->host, ':') != NULL;
@@ -102,7 +102,7 @@ static int format_url(struct server *s)
     return 0;
 }
 
-static const char *parse_one(const char *url, struct server *s)
+static const char *parse_one(const char *url, struct server_url *s)
 {
     const char *p = parse_scheme(url, &s->tls);
     if (!p || !(p = parse_host(p, s)))
@@ -183,7 +183,7 @@ struct servers *servers_new_one(const char *host, int port, int tls, const char 
     struct servers *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
-    struct server *s = &l->v[0];
+    struct server_url *s = &l->v[0];
     snprintf(s->host, sizeof s->host, "%s", host);
     snprintf(s->prefix, sizeof s->prefix, "%s", prefix ? prefix : "");
     s->port = port;
@@ -206,12 +206,12 @@ size_t servers_count(const struct servers *s)
     return s->n;
 }
 
-const struct server *servers_get(const struct servers *s, size_t i)
+const struct server_url *servers_get(const struct servers *s, size_t i)
 {
     return i < s->n ? &s->v[i] : NULL;
 }
 
-const struct server *servers_current(const struct servers *s)
+const struct server_url *servers_current(const struct servers *s)
 {
     return &s->v[s->cur];
 }
@@ -224,11 +224,11 @@ int servers_any_tls(const struct servers *s)
     return 0;
 }
 
-int servers_failed(struct servers *s, const struct server *which)
+int servers_failed(struct servers *s, const struct server_url *which)
 {
     if (!which || which != &s->v[s->cur] || s->n < 2)
         return 0;
-    const struct server *before = which;
+    const struct server_url *before = which;
     s->cur = (s->cur + 1) % s->n;
     if (s->hook)
         s->hook(s->hook_arg, &s->v[s->cur], before);

@@ -12,7 +12,9 @@
 #define SERVERS_MAX     16
 #define SERVER_URL_MAX  512
 
-struct server {
+/* One --server URL, parsed (not server/server.h's struct server, which is
+ * chatd's whole state). */
+struct server_url {
     char url[SERVER_URL_MAX];    /* normalised: scheme://host[:port][/prefix] */
     char host[256];              /* no brackets around an IPv6 address */
     int port;                    /* 80 / 443 unless given */
@@ -30,9 +32,9 @@ struct servers *servers_new_one(const char *host, int port, int tls, const char 
 void servers_free(struct servers *s);
 
 size_t servers_count(const struct servers *s);
-const struct server *servers_get(const struct servers *s, size_t i);
+const struct server_url *servers_get(const struct servers *s, size_t i);
 /* The server to connect to now; the pointer stays valid as long as s. */
-const struct server *servers_current(const struct servers *s);
+const struct server_url *servers_current(const struct servers *s);
 /* 1 if any server is https://. */
 int servers_any_tls(const struct servers *s);
 
@@ -40,10 +42,11 @@ int servers_any_tls(const struct servers *s);
  * one, the next one becomes current and the hook runs; a failure of a
  * server already left behind changes nothing, so two requests failing on
  * the same server move on once. Returns 1 if the current server changed. */
-int servers_failed(struct servers *s, const struct server *which);
+int servers_failed(struct servers *s, const struct server_url *which);
 
 /* Called when the current server changes (from servers_failed). */
-typedef void (*servers_hook)(void *arg, const struct server *now, const struct server *before);
+typedef void (*servers_hook)(void *arg, const struct server_url *now,
+                             const struct server_url *before);
 void servers_set_hook(struct servers *s, servers_hook fn, void *arg);
 
 /* The path prefix of the current server of s, or fallback when s is NULL. */

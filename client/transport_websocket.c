@@ -32,7 +32,7 @@
 struct ws {
     struct transport_env env;
     struct wsi_owner owner;
-    const struct server *srv;    /* of the current attempt; NULL: env's address */
+    const struct server_url *srv;    /* of the current attempt; NULL: env's address */
     char hostport[300];
     char path[600];
     struct lws *wsi;

@@ -1,13 +1,22 @@
-/* ui.c — the ncurses front end's lifecycle: taking and giving back the
- * terminal, keys from the lws loop, the core's callbacks into the model,
- * pop-ups and the bell, timers, and quitting (queued messages first, like
- * headless mode). Drawing is ui_render.c; layout, editor and text are pure
- * modules. Every change schedules one frame on the next loop pass, so a
- * page of 100 events is drawn once. */
+/* ui.c — the full-screen ncurses front end (bin/chat without --headless,
+ * frontend_ui in frontend.h): chat pane, alerts pane, pop-up alerts, input
+ * line with history, status bar with the connection state and the
+ * transport's live cost. This file owns the lifecycle: taking and giving
+ * back the terminal, keys from the lws loop, what the app shows into the
+ * model, pop-ups and the bell, timers. It renders and calls back into the
+ * app for commands and to quit (/quit, Ctrl-C, Ctrl-D on an empty line);
+ * when to leave is the app's (app.c), no protocol here. Drawing is
+ * ui_render.c; layout, editor and text are pure modules. Every change
+ * schedules one frame on the next loop pass, so a page of 100 events is
+ * drawn once.
+ *
+ * The terminal is read through the lws loop: fd 0 is adopted as a raw file
+ * and keys are taken with get_wch() in no-delay mode when it is readable.
+ * Resizes arrive as SIGWINCH through the app's signalfd (the resize op). */
 #define NCURSES_WIDECHAR 1
-#include "ui.h"
 #include "commands.h"
 #include "core.h"
+#include "frontend.h"
 #include "protocol.h"
 #include "ui_editor.h"
 #include "ui_format.h"
@@ -32,12 +41,11 @@
 #define POPUP_MS          6000     /* how long a pop-up stays */
 #define POPUP_FRESH_MS    30000    /* older alerts (history on start) don't pop up */
 #define BELL_GAP_MS       1000     /* one bell for a burst of alerts */
-#define QUIT_GRACE_MS     5000
 #define KEYS_PER_WAKEUP   4096
 #define IDLE_WAKEUPS_MAX  256      /* readable but no key, again and again: gone */
 
 struct ui {
-    struct ui_env env;
+    struct frontend_env env;
     struct wsi_owner owner;      /* of the terminal wsi */
     struct lws *tty_wsi;
     SCREEN *screen;
@@ -45,12 +53,13 @@ struct ui {
     struct ui_editor ed;
     struct ui_layout layout;
     int colors;
-    char transport[32];
+    char transport[32];          /* as shown: "long-poll", "auto: long-poll" */
+    const char *server_url;      /* shown, or NULL with a single server */
 
     enum core_state state;
     int64_t retry_at;            /* monotonic ms of the next attempt */
     int started;                 /* logged in: the transport reports states */
-    int offline, quitting;
+    int quitting;                /* the app leaves once the outbox is empty */
 
     int scroll;                  /* chat rows scrolled back */
     uint64_t added_at_scroll;
@@ -61,9 +70,9 @@ struct ui {
     unsigned idle_wakeups;
 
     int frame_pending;
-    lws_sorted_usec_list_t sul_frame, sul_tick, sul_popup, sul_grace;
+    lws_sorted_usec_list_t sul_frame, sul_tick, sul_popup;
     char last_error[512];
-    char exit_note[128];
+    char exit_note[128];         /* printed after the terminal is given back */
 };
 
 static struct ui *log_target;   /* lws log lines go to the chat pane */
@@ -96,7 +105,7 @@ static void render_now(struct ui *u)
     int64_t left = u->retry_at - mono_ms();
     struct ui_view v = {
         .layout = &u->layout, .model = &u->model, .editor = &u->ed,
-        .user = u->env.user, .transport = u->transport, .server = u->env.server,
+        .user = u->env.user, .transport = u->transport, .server = u->server_url,
         .room = PROTO_DEFAULT_ROOM,
         .logging_in = !u->started, .state = u->state, .retry_ms = left > 0 ? left : 0, .quitting = u->quitting,
         .outbox = core_outbox_len(u->env.core), .stats = &st,
@@ -140,11 +149,10 @@ static void relayout(struct ui *u)
     ui_layout_compute(rows, cols, &u->layout);
 }
 
-void ui_resize(struct ui *u)
+static void ui_resize(void *fe)
 {
+    struct ui *u = fe;
     struct winsize ws;
-    if (!u)
-        return;
     if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0)
         resizeterm(ws.ws_row, ws.ws_col);
     relayout(u);
@@ -175,52 +183,7 @@ static void log_line(int level, const char *line)
     add_line(log_target, UI_LINE_INFO, NULL, buf);
 }
 
-/* ---- quitting ---- */
-
-static void quit_now(struct ui *u, int code)
-{
-    lws_sul_cancel(&u->sul_grace);
-    u->env.quit(u->env.arg, code);
-}
-
-static int exit_code(struct ui *u)
-{
-    return u->offline ? core_exit_code(u->env.core) : 0;
-}
-
-static void check_drained(struct ui *u)
-{
-    if (u->quitting && u->started && core_outbox_len(u->env.core) == 0 &&
-        (!u->env.pending || u->env.pending(u->env.arg) == 0))
-        quit_now(u, exit_code(u));
-}
-
-static void grace_over(lws_sorted_usec_list_t *sul)
-{
-    struct ui *u = lws_container_of(sul, struct ui, sul_grace);
-    size_t n = core_outbox_len(u->env.core);
-    if (n)
-        snprintf(u->exit_note, sizeof u->exit_note,
-                 "left with %zu unacknowledged message(s)", n);
-    quit_now(u, exit_code(u));
-}
-
-/* First /quit (or Ctrl-C): send what is queued, for at most 5 s; the
- * second one leaves at once. */
-static void start_quit(struct ui *u)
-{
-    if (u->quitting || u->offline || !u->started) {
-        quit_now(u, exit_code(u));
-        return;
-    }
-    u->quitting = 1;
-    add_line(u, UI_LINE_INFO, NULL, "leaving once queued messages are sent (Ctrl-C again: leave now)");
-    lws_sul_schedule(u->env.ctx, 0, &u->sul_grace, grace_over,
-                     (lws_usec_t)QUIT_GRACE_MS * 1000);
-    check_drained(u);
-}
-
-/* ---- core callbacks ---- */
+/* ---- what the app shows ---- */
 
 static void popup_over(lws_sorted_usec_list_t *sul)
 {
@@ -245,9 +208,9 @@ static void show_popup(struct ui *u, const struct ui_line *l)
     }
 }
 
-static void on_event(void *arg, const json_t *event)
+static void show_event(void *fe, const json_t *event)
 {
-    struct ui *u = arg;
+    struct ui *u = fe;
     const struct ui_line *l = ui_model_add_event(&u->model, event, u->env.user);
     if (!l)
         return;
@@ -258,44 +221,75 @@ static void on_event(void *arg, const json_t *event)
     schedule_frame(u);
 }
 
-static void on_state(void *arg, enum core_state s, unsigned retry_ms)
+static void show_state(void *fe, enum core_state s, unsigned retry_ms)
 {
-    struct ui *u = arg;
+    struct ui *u = fe;
     u->state = s;
     u->retry_at = mono_ms() + retry_ms;
     u->started = 1;
-    if (s == CORE_OFFLINE) {
-        u->offline = 1;
+    if (s == CORE_OFFLINE)
         add_line(u, UI_LINE_ERROR, NULL, "offline: the client has given up; /quit to leave");
-        if (u->quitting)
-            quit_now(u, exit_code(u));
-    }
     schedule_frame(u);
 }
 
-static void on_ack(void *arg, const char *client_msg_id, int64_t id)
+static void show_ack(void *fe, const char *client_msg_id, int64_t id)
 {
-    struct ui *u = arg;
+    struct ui *u = fe;
     (void)client_msg_id;
     (void)id;
     schedule_frame(u);
-    check_drained(u);
 }
 
-static void on_error(void *arg, const char *text)
+static void show_error(void *fe, const char *text)
 {
-    struct ui *u = arg;
+    struct ui *u = fe;
     snprintf(u->last_error, sizeof u->last_error, "%s", text);
     add_line(u, UI_LINE_ERROR, NULL, text);
-    check_drained(u);
 }
 
-static void on_notice(void *arg, const char *text, const json_t *data)
+static void show_notice(void *fe, const char *text, const json_t *data)
 {
-    struct ui *u = arg;
+    struct ui *u = fe;
     (void)data;
     add_line(u, UI_LINE_NOTICE, NULL, text);
-    check_drained(u);
+}
+
+/* The status bar shows "websocket", or "auto: websocket" in auto mode. */
+static void show_transport(void *fe, const char *name, int is_auto)
+{
+    struct ui *u = fe;
+    snprintf(u->transport, sizeof u->transport, "%s%s", is_auto ? "auto: " : "", name);
+    schedule_frame(u);
+}
+
+/* The server only matters to the user when there is a choice. */
+static void show_server(void *fe, const char *url)
+{
+    struct ui *u = fe;
+    if (!u->env.several_servers)
+        return;
+    u->server_url = url;
+    schedule_frame(u);
+}
+
+static void show_quitting(void *fe)
+{
+    struct ui *u = fe;
+    u->quitting = 1;
+    add_line(u, UI_LINE_INFO, NULL, "leaving once queued messages are sent (Ctrl-C again: leave now)");
+}
+
+static void show_grace_over(void *fe, size_t unacked)
+{
+    struct ui *u = fe;
+    if (unacked)
+        snprintf(u->exit_note, sizeof u->exit_note,
+                 "left with %zu unacknowledged message(s)", unacked);
+}
+
+static void print_error(const char *text)
+{
+    fprintf(stderr, "chat: %s\n", text);
 }
 
 /* ---- input ---- */
@@ -313,7 +307,7 @@ static void take_line(struct ui *u)
     cmd_parse(line, &c);
     switch (c.kind) {
     case CMD_QUIT:
-        start_quit(u);
+        u->env.quit_asked(u->env.arg);
         break;
     case CMD_INVALID:
         add_line(u, UI_LINE_ERROR, NULL, c.error);
@@ -386,10 +380,10 @@ static void char_key(struct ui *u, wint_t c)
     case CTRL_KEY('p'): ui_editor_history_prev(&u->ed); break;
     case CTRL_KEY('n'): ui_editor_history_next(&u->ed); break;
     case CTRL_KEY('l'): clearok(curscr, TRUE); break;
-    case CTRL_KEY('c'): start_quit(u); break;
+    case CTRL_KEY('c'): u->env.quit_asked(u->env.arg); break;
     case CTRL_KEY('d'):
         if (u->ed.len == 0)
-            start_quit(u);
+            u->env.quit_asked(u->env.arg);
         else
             ui_editor_delete(&u->ed);
         break;
@@ -429,7 +423,7 @@ static int tty_readable(struct ui *u)
 static void tty_gone(struct ui *u)
 {
     u->tty_wsi = NULL;
-    quit_now(u, exit_code(u));
+    u->env.input_gone(u->env.arg);
 }
 
 static void tty_owner_gone(struct wsi_owner *o, struct lws *wsi)
@@ -465,28 +459,9 @@ static const struct lws_protocols protocol = {
     .callback = tty_cb,
 };
 
-const struct lws_protocols *ui_protocol(void)
-{
-    return &protocol;
-}
-
 /* ---- lifetime ---- */
 
-void ui_set_transport(struct ui *u, const char *name)
-{
-    if (!u)
-        return;
-    snprintf(u->transport, sizeof u->transport, "%s", name);
-    schedule_frame(u);
-}
-
-void ui_set_server(struct ui *u, const char *url)
-{
-    if (!u || !u->env.server)
-        return;
-    u->env.server = url;
-    schedule_frame(u);
-}
+static void ui_free(struct ui *u, int exit_code);
 
 /* The protocol is UTF-8; so must the terminal's locale be. */
 static const char *setup_locale(void)
@@ -523,14 +498,18 @@ static int start_curses(struct ui *u)
     return 0;
 }
 
-struct ui *ui_new(const struct ui_env *env)
+/* Takes over the terminal. NULL (terminal untouched, reason on stderr) if
+ * stdin/stdout are not a terminal or curses cannot start. */
+static void *ui_create(const struct frontend_env *env)
 {
     struct ui *u = calloc(1, sizeof *u);
     if (!u)
         return NULL;
     u->env = *env;
     u->owner.gone = tty_owner_gone;
-    snprintf(u->transport, sizeof u->transport, "%s", env->transport);
+    snprintf(u->transport, sizeof u->transport, "%s%s",
+             env->auto_transport ? "auto: " : "", env->transport_name);
+    u->server_url = env->several_servers ? env->server_url : NULL;
     ui_model_init(&u->model);
     ui_editor_init(&u->ed, PROTO_BODY_MAX);
     const char *locale_note = setup_locale();
@@ -550,11 +529,6 @@ struct ui *ui_new(const struct ui_env *env)
         ui_free(u, 0);
         return NULL;
     }
-    struct core_callbacks cb = {
-        .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
-        .on_error = on_error, .on_notice = on_notice, .arg = u,
-    };
-    core_set_callbacks(env->core, &cb);
     log_target = u;
     lws_set_log_level(LLL_ERR, log_line);
     if (locale_note)
@@ -578,17 +552,17 @@ static void print_safe(const char *text)
     free(w);
 }
 
-void ui_free(struct ui *u, int exit_code)
+/* Gives the terminal back; then, if logged in, prints the cost counters,
+ * the exit note and, when exit_code is not 0, the last error, on stderr. */
+static void ui_free(struct ui *u, int exit_code)
 {
     if (!u)
         return;
     lws_sul_cancel(&u->sul_frame);
     lws_sul_cancel(&u->sul_tick);
     lws_sul_cancel(&u->sul_popup);
-    lws_sul_cancel(&u->sul_grace);
     if (u->tty_wsi)
         wsi_owner_detach(u->tty_wsi);
-    core_set_callbacks(u->env.core, NULL);
     if (log_target == u) {
         log_target = NULL;
         lws_set_log_level(LLL_ERR, lwsl_emit_stderr_notimestamp);
@@ -612,3 +586,28 @@ void ui_free(struct ui *u, int exit_code)
     ui_editor_free(&u->ed);
     free(u);
 }
+
+static void ui_destroy(void *fe, const struct frontend_exit *how)
+{
+    ui_free(fe, how->code);
+}
+
+const struct frontend_ops frontend_ui = {
+    .name = "ui",
+    .input = "terminal",
+    .protocol = &protocol,
+    .interactive = 1,
+    .create = ui_create,
+    .destroy = ui_destroy,
+    .show_event = show_event,
+    .show_state = show_state,
+    .show_ack = show_ack,
+    .show_error = show_error,
+    .show_notice = show_notice,
+    .show_transport = show_transport,
+    .show_server = show_server,
+    .show_quitting = show_quitting,
+    .show_grace_over = show_grace_over,
+    .resize = ui_resize,
+    .print_error = print_error,
+};

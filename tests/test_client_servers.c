@@ -40,7 +40,7 @@ static void test_single_url(void **state)
     (void)state;
     struct servers *s = parse_ok("http://127.0.0.1:8080");
     assert_int_equal(servers_count(s), 1);
-    const struct server *c = servers_current(s);
+    const struct server_url *c = servers_current(s);
     assert_string_equal(c->host, "127.0.0.1");
     assert_int_equal(c->port, 8080);
     assert_int_equal(c->tls, 0);
@@ -57,7 +57,7 @@ static void test_defaults_and_prefix(void **state)
     (void)state;
     struct servers *s = parse_ok("https://chat.example.org//api/v2//, HTTP://example.com/");
     assert_int_equal(servers_count(s), 2);
-    const struct server *a = servers_get(s, 0), *b = servers_get(s, 1);
+    const struct server_url *a = servers_get(s, 0), *b = servers_get(s, 1);
     assert_int_equal(a->tls, 1);
     assert_int_equal(a->port, 443);
     assert_string_equal(a->prefix, "/api/v2");
@@ -75,7 +75,7 @@ static void test_ipv6(void **state)
 {
     (void)state;
     struct servers *s = parse_ok("http://[::1]:9000/chat");
-    const struct server *c = servers_current(s);
+    const struct server_url *c = servers_current(s);
     assert_string_equal(c->host, "::1");
     assert_int_equal(c->port, 9000);
     assert_string_equal(c->prefix, "/chat");
@@ -114,7 +114,7 @@ struct moves {
     char now[SERVER_URL_MAX], before[SERVER_URL_MAX];
 };
 
-static void on_move(void *arg, const struct server *now, const struct server *before)
+static void on_move(void *arg, const struct server_url *now, const struct server_url *before)
 {
     struct moves *m = arg;
     m->n++;
@@ -128,7 +128,7 @@ static void test_round_robin(void **state)
     struct servers *s = parse_ok("http://a:1,http://b:2,http://c:3");
     struct moves m = { 0 };
     servers_set_hook(s, on_move, &m);
-    const struct server *a = servers_current(s);
+    const struct server_url *a = servers_current(s);
     assert_string_equal(a->host, "a");
 
     /* two requests on a fail: one move */
@@ -137,7 +137,7 @@ static void test_round_robin(void **state)
     assert_int_equal(m.n, 1);
     assert_string_equal(m.before, "http://a:1");
     assert_string_equal(m.now, "http://b:2");
-    const struct server *b = servers_current(s);
+    const struct server_url *b = servers_current(s);
     assert_string_equal(b->host, "b");
 
     /* a late failure of a leaves b alone */

@@ -12,17 +12,23 @@
  * - UTF-8 (accents, CJK, emoji) shows intact, typed and received, and long
  *   CJK text wraps by display width;
  * - a message full of escape sequences, a bell and C1 controls is shown
- *   as visible symbols: the screen is not cleared, the title not set, no bell.
+ *   as visible symbols: the screen is not cleared, the title not set, no bell;
+ * - a message typed and /quit given while the login is still under way: the
+ *   client waits for the login, sends the message, then exits 0 (the quit
+ *   policy of app.c, the same as headless mode's).
  * Every client is then quit with /quit and must exit 0 with a clean stderr
  * (no sanitizer report) ending in its cost line. */
 #include "../e2e/harness.h"
 #include "tmux.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 #include <locale.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <wchar.h>
 
@@ -111,10 +117,9 @@ static char *read_file(const char *path)
     return buf;
 }
 
-/* /quit, then the exit status must be 0 and stderr clean. */
-static void ui_quit(struct client *c)
+/* The exit status must be 0 and stderr clean, ending in the cost line. */
+static void ui_wait_exit(struct client *c)
 {
-    tmux_type(c->name, "/quit", 1);
     int64_t deadline = h_deadline(WAIT_MS);
     char *status = NULL;
     while (!(status = read_file(c->status)) && h_now_ms() < deadline)
@@ -136,6 +141,13 @@ static void ui_quit(struct client *c)
           "%s: no cost line on stderr at exit:\n%s", c->name, err);
     free(status);
     free(err);
+}
+
+/* /quit, then ui_wait_exit. */
+static void ui_quit(struct client *c)
+{
+    tmux_type(c->name, "/quit", 1);
+    ui_wait_exit(c);
 }
 
 /* A scripted user who posts over plain HTTP. */
@@ -458,6 +470,66 @@ static void test_escapes_harmless(void **state)
     server_stop(&s);
 }
 
+/* ---- /quit while logging in ---- */
+
+/* A server that takes connections and never answers: a socket listening
+ * on 127.0.0.1 that nobody accepts on. Closing it resets them all. */
+static int silent_listener(int *port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0, "socket");
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 16) == 0 &&
+          getsockname(fd, (struct sockaddr *)&sa, &len) == 0, "listening");
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static int has_body(const json_t *events, const char *body)
+{
+    size_t i;
+    const json_t *ev;
+    json_array_foreach(events, i, ev) {
+        const char *b = json_string_value(json_object_get(ev, "body"));
+        if (b && strcmp(b, body) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The login goes first to a server that does not answer; meanwhile a
+ * message is typed and /quit given. The UI used to leave at once, the
+ * message lost; it must wait for the login (which moves on to the real
+ * server once the silent one hangs up), send the message, then exit 0. */
+static void test_quit_while_logging_in(void **state)
+{
+    struct h_server s, both;
+    struct client alice;
+    char token[80];
+    int silent_port;
+    (void)state;
+    server_start(&s, NULL, NULL);
+    int silent = silent_listener(&silent_port);
+    both = s;
+    int n = snprintf(both.url, sizeof both.url, "http://127.0.0.1:%d,%s", silent_port, s.url);
+    CHECK(n < (int)sizeof both.url, "the two URLs do not fit");
+    ui_start(&alice, &both, "alice", "websocket", 80, 24, NULL);
+    free(tmux_wait_for("alice", "logging in", h_deadline(WAIT_MS)));
+    tmux_type("alice", "typed while logging in", 1);
+    tmux_type("alice", "/quit", 1);
+    free(tmux_wait_for("alice", "leaving once queued messages are sent", h_deadline(WAIT_MS)));
+    close(silent);              /* the login moves on to the real server */
+    ui_wait_exit(&alice);
+    http_user(&s, "bob", token);
+    json_t *events = http_get_events(s.port, token, 0);
+    CHECK(has_body(events, "typed while logging in"),
+          "the message typed before the login was lost: %s",
+          json_dumps(events, JSON_COMPACT));
+    json_decref(events);
+    server_stop(&s);
+}
+
 int main(void)
 {
     if (!setlocale(LC_ALL, "C.UTF-8"))
@@ -471,6 +543,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resize_and_narrow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escapes_harmless, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quit_while_logging_in, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
