@@ -460,6 +460,12 @@ static const struct route routes[] = {
 static int http_route(struct session *s)
 {
     struct http_state *h = &s->u.http;
+    if (h->routed)
+        return 0;
+    /* Bytes after a body wait in lws' buffer, and lws 4.1 hands them back
+     * as another BODY_COMPLETION at every loop turn until the connection
+     * is reset for its next request or closed: answer only the first. */
+    h->routed = 1;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const struct route *r = &routes[i];
         if (r->prefix ? strncmp(r->path, h->path, strlen(r->path)) != 0
@@ -565,7 +571,7 @@ int http_on_body(struct session *s, const void *in, size_t len)
 
 int http_on_body_done(struct session *s)
 {
-    if (s->u.http.resp)
+    if (s->u.http.resp || s->u.http.routed)
         return 0;
     return http_route(s);
 }
@@ -630,19 +636,24 @@ static int http_write_whole(struct session *s)
  * next request. */
 static int http_response_done(struct session *s)
 {
-    int close = s->u.http.close_after;
+    struct lws *wsi = s->wsi;
+    int close = s->u.http.close_after, had_body = s->u.http.method == M_POST;
     http_reset(s);
     if (close)                  /* a body left unread: close now */
         return -1;
-    if (!lws_http_transaction_completed(s->wsi))
+    if (!lws_http_transaction_completed(wsi))
         return 0;               /* kept alive for the next request */
+    /* Bytes after a body are not a request on a connection that closes:
+     * close now, or lws would hand them back until the close. */
+    if (had_body)
+        return -1;
     /* The client asked for a close: done from the next loop turn, once this
      * turn's other answers are out. A fan-out wakes many parked polls at
      * once, and a close costs as much as an answer. Unless lws still holds
      * part of the answer. */
-    if (lws_partial_buffered(s->wsi))
+    if (lws_partial_buffered(wsi))
         return -1;
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
     return 0;
 }
 

@@ -82,6 +82,7 @@ struct http_state {
     size_t   resp_len, resp_off;
     int      headers_sent;
     int      close_after;     /* answer then close (body not read) */
+    int      routed;          /* handed to its route: answered once, whatever lws repeats */
     int      retry_after_s;   /* sent as Retry-After when > 0 */
     struct proto_events_query poll;
     struct sweep_link hold;   /* long-poll deadline (sweep.c) */

@@ -310,11 +310,13 @@ static void test_pipelined_after_body(void **state)
           o.closed ? "closed" : "open", o.all);
     raw_free(&o);
 
-    /* an unfinished next request is only waited for: one answer, then nothing */
+    /* garbage as the next request: refused once (lws 4.1 answers an
+     * unknown method itself) and closed, never an answer per loop turn */
     raw_exchange(srv.port, "POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}xx",
-                 1000, &o);
-    CHECK(o.status == 401 && o.nresp == 1 && o.len < 400,
-          "want one 401 and nothing more; got %d answers, %zu bytes: %.300s", o.nresp, o.len, o.all);
+                 3000, &o);
+    CHECK(o.status == 401 && o.nresp <= 2 && o.closed && !strstr(o.all, " 404 "),
+          "want a 401, at most a refusal of \"xx\", and a close; got %d answers, %s, %zu bytes: %.300s",
+          o.nresp, o.closed ? "closed" : "open", o.len, o.all);
     raw_free(&o);
 }
 
