@@ -23,6 +23,7 @@ static void http_reset(struct session *s)
 {
     struct http_state *h = &s->u.http;
     http_unpark(s);
+    sweep_body_done(s);
     feed_forget_session(s);
     if (h->job)
         h->job->owner = NULL;      /* the pool frees it when it finishes */
@@ -505,6 +506,8 @@ static int http_expect_body(struct session *s)
         return 0;
     }
     h->body_expected = (size_t)n;
+    if (n > 0)
+        sweep_body_wait(s);
     return n > 0;
 }
 
@@ -569,8 +572,18 @@ int http_on_body(struct session *s, const void *in, size_t len)
     return 0;
 }
 
+void http_on_request_late(struct session *s)
+{
+    if (s->u.http.resp || s->u.http.routed)
+        return;
+    s->u.http.close_after = 1;      /* the rest of the body is not read */
+    if (http_error(s, 408, "request_timeout", "the request was not sent in time") < 0)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
 int http_on_body_done(struct session *s)
 {
+    sweep_body_done(s);
     if (s->u.http.resp || s->u.http.routed)
         return 0;
     return http_route(s);

@@ -59,6 +59,7 @@ static const struct int_flag int_flags[] = {
     { "msg-rate", CFG(msg_rate), 1, 100000, "messages per second per user, burst twice that (default 20)" },
     { "login-rate", CFG(login_rate), 1, 10000, "login attempts per minute per user; per address 3x (default 10)" },
     { "header-timeout-s", CFG(header_timeout_s), 1, 300, "time to send the request headers (default 10)" },
+    { "request-timeout-s", CFG(request_timeout_s), 1, 300, "time to send a request's body after its headers (default 15)" },
     { "idle-timeout-s", CFG(idle_timeout_s), 1, 3600, "idle keep-alive HTTP connection (default 5)" },
     { "heartbeat-s", CFG(heartbeat_s), 2, 3600, "WS ping when quiet; hang up after twice (default 20)" },
     { "session-ttl-s", CFG(token_ttl_s), 1, 90 * 86400, "a login lasts at most this (default 86400)" },
@@ -371,7 +372,7 @@ int main(int argc, char **argv)
         .token_ttl_s = 24 * 3600, .session_idle_s = 3600, .transfer_delay_ms = 1500,
         .max_connections = 20000, .max_connections_per_ip = 256, .max_long_polls = 20000,
         .max_request_bytes = PROTO_MAX_REQUEST_BYTES, .msg_rate = 20, .login_rate = 10,
-        .header_timeout_s = 10, .idle_timeout_s = 5,
+        .header_timeout_s = 10, .request_timeout_s = 15, .idle_timeout_s = 5,
     };
     if (parse_flags(argc, argv, &srv.cfg) < 0)
         return 2;
