@@ -498,9 +498,16 @@ static int http_expect_body(struct session *s)
     }
     if (lws_hdr_copy(s->wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
         return 0;
-    char *end;
-    unsigned long long n = strtoull(cl, &end, 10);
-    if (*end || cl[0] == '-' || n > (unsigned long long)s->srv->cfg.max_request_bytes) {
+    /* digits only: no sign, padding, list or second copy (lws joins
+     * repeated headers with a space) */
+    size_t digits = strspn(cl, "0123456789");
+    if (!digits || cl[digits] || digits > 18) {
+        h->close_after = 1;
+        http_error(s, 400, "bad_request", "Content-Length must be one decimal number");
+        return 0;
+    }
+    unsigned long long n = strtoull(cl, NULL, 10);
+    if (n > (unsigned long long)s->srv->cfg.max_request_bytes) {
         h->close_after = 1;     /* the body is not read: the connection can't be reused */
         http_error(s, 413, "too_large", "request body too large");
         return 0;
@@ -511,6 +518,23 @@ static int http_expect_body(struct session *s)
     return n > 0;
 }
 
+/* The request line's version: HTTP/1.0 or 1.1, else an error answered
+ * (and the connection closed). lws 4.1 treats any other, or none, as 1.0. */
+static int http_version_ok(struct session *s)
+{
+    char v[16];
+    int n = lws_hdr_copy(s->wsi, v, sizeof v, WSI_TOKEN_HTTP);
+    if (n == 8 && (!strcmp(v, "HTTP/1.0") || !strcmp(v, "HTTP/1.1")))
+        return 1;
+    s->u.http.close_after = 1;
+    if (n == 8 && !strncmp(v, "HTTP/", 5) && v[5] >= '0' && v[5] <= '9' && v[6] == '.' &&
+        v[7] >= '0' && v[7] <= '9')
+        http_error(s, 505, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are served");
+    else
+        http_error(s, 400, "bad_request", "the request line must end with HTTP/1.0 or HTTP/1.1");
+    return 0;
+}
+
 /* lws keeps each query argument as a fragment; join them back with '&'. */
 static int http_copy_query(struct session *s)
 {
@@ -519,6 +543,8 @@ static int http_copy_query(struct session *s)
     char frag[sizeof h->query];
     for (int i = 0; lws_hdr_copy_fragment(s->wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
         size_t n = strlen(frag);
+        if (strchr(frag, '&'))  /* lws decoded a %26: part of a value, not a separator */
+            return -1;
         if (used + n + 2 > sizeof h->query)
             return -1;
         if (used)
@@ -546,11 +572,13 @@ int http_on_request(struct session *s, const char *uri)
         return http_limited(s, 429, "too_many_connections",
                             "too many connections from your address", 5);
     }
+    if (!lws_is_ssl(s->wsi) && !http_version_ok(s))
+        return 0;
     if (strlen(uri) >= sizeof h->path)
         return http_error(s, 404, "not_found", "no such path");
     snprintf(h->path, sizeof h->path, "%s", uri);
     if (http_copy_query(s) < 0)
-        return http_error(s, 400, "bad_query", "query string too long");
+        return http_error(s, 400, "bad_query", "query string too long, or a value holds an encoded '&'");
     if (h->method == M_POST && (http_expect_body(s) || h->resp))
         return 0;
     return http_route(s);
