@@ -23,6 +23,7 @@ static void http_reset(struct session *s)
 {
     struct http_state *h = &s->u.http;
     http_unpark(s);
+    sweep_body_done(s);
     feed_forget_session(s);
     if (h->job)
         h->job->owner = NULL;      /* the pool frees it when it finishes */
@@ -461,6 +462,12 @@ static const struct route routes[] = {
 static int http_route(struct session *s)
 {
     struct http_state *h = &s->u.http;
+    if (h->routed)
+        return 0;
+    /* Bytes after a body wait in lws' buffer, and lws 4.1 hands them back
+     * as another BODY_COMPLETION at every loop turn until the connection
+     * is reset for its next request or closed: answer only the first. */
+    h->routed = 1;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const struct route *r = &routes[i];
         if (r->prefix ? strncmp(r->path, h->path, strlen(r->path)) != 0
@@ -492,15 +499,41 @@ static int http_expect_body(struct session *s)
     }
     if (lws_hdr_copy(s->wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
         return 0;
-    char *end;
-    unsigned long long n = strtoull(cl, &end, 10);
-    if (*end || cl[0] == '-' || n > (unsigned long long)s->srv->cfg.max_request_bytes) {
+    /* digits only: no sign, padding, list or second copy (lws joins
+     * repeated headers with a space) */
+    size_t digits = strspn(cl, "0123456789");
+    if (!digits || cl[digits] || digits > 18) {
+        h->close_after = 1;
+        http_error(s, 400, "bad_request", "Content-Length must be one decimal number");
+        return 0;
+    }
+    unsigned long long n = strtoull(cl, NULL, 10);
+    if (n > (unsigned long long)s->srv->cfg.max_request_bytes) {
         h->close_after = 1;     /* the body is not read: the connection can't be reused */
         http_error(s, 413, "too_large", "request body too large");
         return 0;
     }
     h->body_expected = (size_t)n;
+    if (n > 0)
+        sweep_body_wait(s);
     return n > 0;
+}
+
+/* The request line's version: HTTP/1.0 or 1.1, else an error answered
+ * (and the connection closed). lws 4.1 treats any other, or none, as 1.0. */
+static int http_version_ok(struct session *s)
+{
+    char v[16];
+    int n = lws_hdr_copy(s->wsi, v, sizeof v, WSI_TOKEN_HTTP);
+    if (n == 8 && (!strcmp(v, "HTTP/1.0") || !strcmp(v, "HTTP/1.1")))
+        return 1;
+    s->u.http.close_after = 1;
+    if (n == 8 && !strncmp(v, "HTTP/", 5) && v[5] >= '0' && v[5] <= '9' && v[6] == '.' &&
+        v[7] >= '0' && v[7] <= '9')
+        http_error(s, 505, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are served");
+    else
+        http_error(s, 400, "bad_request", "the request line must end with HTTP/1.0 or HTTP/1.1");
+    return 0;
 }
 
 /* lws keeps each query argument as a fragment; join them back with '&'. */
@@ -511,6 +544,8 @@ static int http_copy_query(struct session *s)
     char frag[sizeof h->query];
     for (int i = 0; lws_hdr_copy_fragment(s->wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
         size_t n = strlen(frag);
+        if (strchr(frag, '&'))  /* lws decoded a %26: part of a value, not a separator */
+            return -1;
         if (used + n + 2 > sizeof h->query)
             return -1;
         if (used)
@@ -538,11 +573,13 @@ int http_on_request(struct session *s, const char *uri)
         return http_limited(s, 429, "too_many_connections",
                             "too many connections from your address", 5);
     }
+    if (!lws_is_ssl(s->wsi) && !http_version_ok(s))
+        return 0;
     if (strlen(uri) >= sizeof h->path)
         return http_error(s, 404, "not_found", "no such path");
     snprintf(h->path, sizeof h->path, "%s", uri);
     if (http_copy_query(s) < 0)
-        return http_error(s, 400, "bad_query", "query string too long");
+        return http_error(s, 400, "bad_query", "query string too long, or a value holds an encoded '&'");
     if (h->method == M_POST && (http_expect_body(s) || h->resp))
         return 0;
     return http_route(s);
@@ -564,9 +601,19 @@ int http_on_body(struct session *s, const void *in, size_t len)
     return 0;
 }
 
+void http_on_request_late(struct session *s)
+{
+    if (s->u.http.resp || s->u.http.routed)
+        return;
+    s->u.http.close_after = 1;      /* the rest of the body is not read */
+    if (http_error(s, 408, "request_timeout", "the request was not sent in time") < 0)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
 int http_on_body_done(struct session *s)
 {
-    if (s->u.http.resp)
+    sweep_body_done(s);
+    if (s->u.http.resp || s->u.http.routed)
         return 0;
     return http_route(s);
 }
@@ -631,19 +678,24 @@ static int http_write_whole(struct session *s)
  * next request. */
 static int http_response_done(struct session *s)
 {
-    int close = s->u.http.close_after;
+    struct lws *wsi = s->wsi;
+    int close = s->u.http.close_after, had_body = s->u.http.method == M_POST;
     http_reset(s);
     if (close)                  /* a body left unread: close now */
         return -1;
-    if (!lws_http_transaction_completed(s->wsi))
+    if (!lws_http_transaction_completed(wsi))
         return 0;               /* kept alive for the next request */
+    /* Bytes after a body are not a request on a connection that closes:
+     * close now, or lws would hand them back until the close. */
+    if (had_body)
+        return -1;
     /* The client asked for a close: done from the next loop turn, once this
      * turn's other answers are out. A fan-out wakes many parked polls at
      * once, and a close costs as much as an answer. Unless lws still holds
      * part of the answer. */
-    if (lws_partial_buffered(s->wsi))
+    if (lws_partial_buffered(wsi))
         return -1;
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "pwhash.h"
 #include "transfers.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <signal.h>
@@ -58,6 +59,7 @@ static const struct int_flag int_flags[] = {
     { "msg-rate", CFG(msg_rate), 1, 100000, "messages per second per user, burst twice that (default 20)" },
     { "login-rate", CFG(login_rate), 1, 10000, "login attempts per minute per user; per address 3x (default 10)" },
     { "header-timeout-s", CFG(header_timeout_s), 1, 300, "time to send the request headers (default 10)" },
+    { "request-timeout-s", CFG(request_timeout_s), 1, 300, "time to send a request's body after its headers (default 15)" },
     { "idle-timeout-s", CFG(idle_timeout_s), 1, 3600, "idle keep-alive HTTP connection (default 5)" },
     { "heartbeat-s", CFG(heartbeat_s), 2, 3600, "WS ping when quiet; hang up after twice (default 20)" },
     { "session-ttl-s", CFG(token_ttl_s), 1, 90 * 86400, "a login lasts at most this (default 86400)" },
@@ -68,7 +70,8 @@ static const struct int_flag int_flags[] = {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: chatd [flags]\n"
-                 "  --host ADDR                  address to listen on (default 127.0.0.1)\n"
+                 "  --host ADDR                  IPv4 or IPv6 address to listen on, only that one\n"
+                 "                               (default 127.0.0.1; 0.0.0.0 or :: for all)\n"
                  "  --db PATH|URL                SQLite database file, created if missing (default\n"
                  "                               db/chat.db), or postgresql://USER@HOST:PORT/DB, which\n"
                  "                               several chatd instances may share\n"
@@ -92,10 +95,27 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
+/* 4 for an IPv4 address, 6 for IPv6, 0 for anything else (a name). */
+static int host_family(const char *host)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, host, a) == 1)
+        return 4;
+    return inet_pton(AF_INET6, host, a) == 1 ? 6 : 0;
+}
+
 static int parse_flag(int idx, const char *arg, struct server_config *cfg)
 {
-    if (idx == N_INT_FLAGS)
+    if (idx == N_INT_FLAGS) {
+        /* lws would also take an interface name, and with IPv6 on it
+         * binds an IPv4 address as [::], every address (lws 4.1.6
+         * lws_interface_to_sa): only numeric addresses, see server_context. */
+        if (!host_family(arg)) {
+            fprintf(stderr, "chatd: --host must be an IPv4 or IPv6 address (0.0.0.0 or :: for all)\n");
+            return -1;
+        }
         cfg->host = arg;
+    }
     else if (idx == N_INT_FLAGS + 1)
         cfg->db_path = arg;
     else if (idx == N_INT_FLAGS + 2) {
@@ -186,6 +206,12 @@ static struct lws_context *server_context(struct server *srv, uv_loop_t *loop)
     /* No VALIDATE_UTF8: ws_api.c checks text and close reasons itself, so it
      * can answer 1007 (lws' own check hangs up without a close frame). */
     info.options = LWS_SERVER_OPTION_LIBUV;
+    /* With IPv6 enabled, lws 4.1 parses an IPv4 --host into the wrong
+     * bytes of its sockaddr_in6 and listens on [::], every address of the
+     * machine. An IPv4 socket binds exactly the address asked for; an IPv6
+     * address is parsed right (:: is every address, IPv4 included). */
+    if (host_family(srv->cfg.host) == 4)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.foreign_loops = foreign_loops;
     info.pcontext = &srv->ctx;          /* NULLed by lws once it is freed */
     if (srv->cfg.tls_cert) {
@@ -317,12 +343,11 @@ static int server_run(struct server *srv, struct loop *lp)
     lws_cancel_service(srv->ctx);
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "chatd");
     int port = vh ? lws_get_vhost_listen_port(vh) : srv->cfg.port;
-    if (!srv->cfg.instance) {
-        snprintf(srv->instance, sizeof srv->instance, "%s:%d", srv->cfg.host, port);
-    } else {
-        snprintf(srv->instance, sizeof srv->instance, "%s", srv->cfg.instance);
-    }
-    printf("listening on %s://%s:%d\n", srv->cfg.tls_cert ? "https" : "http", srv->cfg.host, port);
+    int v6 = host_family(srv->cfg.host) == 6;
+    char where[80];                     /* HOST:PORT, an IPv6 host in brackets */
+    snprintf(where, sizeof where, v6 ? "[%s]:%d" : "%s:%d", srv->cfg.host, port);
+    snprintf(srv->instance, sizeof srv->instance, "%s", srv->cfg.instance ? srv->cfg.instance : where);
+    printf("listening on %s://%s\n", srv->cfg.tls_cert ? "https" : "http", where);
     fflush(stdout);
     while (!stop_signal)
         uv_run(&lp->uv, UV_RUN_ONCE);
@@ -349,7 +374,7 @@ int main(int argc, char **argv)
         .token_ttl_s = 24 * 3600, .session_idle_s = 3600, .transfer_delay_ms = 1500,
         .max_connections = 20000, .max_connections_per_ip = 256, .max_long_polls = 20000,
         .max_request_bytes = PROTO_MAX_REQUEST_BYTES, .msg_rate = 20, .login_rate = 10,
-        .header_timeout_s = 10, .idle_timeout_s = 5,
+        .header_timeout_s = 10, .request_timeout_s = 15, .idle_timeout_s = 5,
     };
     if (parse_flags(argc, argv, &srv.cfg) < 0)
         return 2;

@@ -41,6 +41,7 @@ struct server_config {
     int         msg_rate;           /* per user per second */
     int         login_rate;         /* per user per minute */
     int         header_timeout_s;
+    int         request_timeout_s;  /* a body must arrive within this of its headers */
     int         idle_timeout_s;
 };
 
@@ -82,6 +83,8 @@ struct http_state {
     size_t   resp_len, resp_off;
     int      headers_sent;
     int      close_after;     /* answer then close (body not read) */
+    int      routed;          /* handed to its route: answered once, whatever lws repeats */
+    struct sweep_link body_wait; /* body deadline (sweep.c) */
     int      retry_after_s;   /* sent as Retry-After when > 0 */
     struct proto_events_query poll;
     struct sweep_link hold;   /* long-poll deadline (sweep.c) */
@@ -199,7 +202,7 @@ int64_t auth_touch_every_ms(const struct server *srv);
 int auth_touch(struct server *srv, struct session *s);
 
 /* sweep.c: every per-connection deadline (hello, heartbeat, session touch
- * and expiry, long-poll hold) served by one timer, instead of an lws timer
+ * and expiry, long-poll hold, request body) served by one timer, instead of an lws timer
  * per connection (lws 4.1 keeps those in one sorted list: every insert
  * walks it). */
 int  sweep_start(struct server *srv);
@@ -210,11 +213,15 @@ void sweep_ws_heard(struct session *s);    /* a frame or a pong came in */
 void sweep_ws_closed(struct session *s);
 void sweep_hold(struct session *s, int wait_s);
 void sweep_unhold(struct session *s);
+void sweep_body_wait(struct session *s);   /* headers in, body coming: 408 when late */
+void sweep_body_done(struct session *s);
 
 /* http_api.c */
 int http_on_request(struct session *s, const char *uri);
 int http_on_body(struct session *s, const void *in, size_t len);
 int http_on_body_done(struct session *s);
+/* The body did not come within --request-timeout-s: 408, then close. */
+void http_on_request_late(struct session *s);
 int http_on_writeable(struct session *s);
 void http_on_closed(struct session *s);
 void http_on_hash_done(struct session *s, struct pwhash_job *job);

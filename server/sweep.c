@@ -15,6 +15,9 @@
  *   pinged   by the ping: hang up --heartbeat-s after it (2 x in all)
  *   touch    by the last session touch (auth_touch_every_ms)
  *   holds[w] long polls parked for w seconds (one queue per w, 1..max)
+ *   bodies   HTTP requests whose body is still coming, by their headers:
+ *            408 --request-timeout-s after them (lws restarts its own
+ *            body timer at every byte, so a byte a second never ends)
  *
  * Session expiry is an absolute time per token, not a timeout, so it is a
  * binary heap (O(log n) at hello and close only).
@@ -49,7 +52,7 @@ struct sweep {
     int64_t last_ms;             /* last sweep */
     int64_t touched_ms;          /* last batch of session touches */
     int     running;
-    lws_dll2_owner_t hello, quiet, pinged, touch;
+    lws_dll2_owner_t hello, quiet, pinged, touch, bodies;
     struct session **heap;       /* by token_expires_ms, heap[0] first */
     size_t  heap_n, heap_cap;
     int     hold_max;
@@ -69,6 +72,7 @@ static struct session *ws_of(lws_dll2_t *d, size_t off)
 #define HB_OFF    (offsetof(struct session, u.ws.hb.node))
 #define TOUCH_OFF (offsetof(struct session, u.ws.touch.node))
 #define HOLD_OFF  (offsetof(struct session, u.http.hold.node))
+#define BODY_OFF  (offsetof(struct session, u.http.body_wait.node))
 
 static void link_join(struct sweep_link *l, lws_dll2_owner_t *q, int64_t now)
 {
@@ -293,6 +297,17 @@ static int64_t sweep_holds(struct sweep *sw, int64_t now)
     return next;
 }
 
+static int64_t sweep_bodies(struct sweep *sw, int64_t now)
+{
+    int64_t timeout = (int64_t)sw->srv->cfg.request_timeout_s * 1000;
+    struct session *s;
+    while ((s = ws_of(sw->bodies.head, BODY_OFF)) && s->u.http.body_wait.since_ms + timeout <= now) {
+        lws_dll2_remove(&s->u.http.body_wait.node);
+        http_on_request_late(s);
+    }
+    return head_due(&sw->bodies, timeout);
+}
+
 static void sweep_run(lws_sorted_usec_list_t *sul)
 {
     struct sweep *sw = lws_container_of(sul, struct sweep, sul);
@@ -301,6 +316,7 @@ static void sweep_run(lws_sorted_usec_list_t *sul)
     sw->last_ms = now;
     sw->running = 1;
     int64_t next = earliest(sweep_ws(sw, now), sweep_holds(sw, now));
+    next = earliest(next, sweep_bodies(sw, now));
     sw->running = 0;
     if (next)
         sweep_arm(sw, next);
@@ -326,7 +342,7 @@ void sweep_stop(struct server *srv)
     lws_sul_cancel(&sw->sul);
     /* whatever is still queued belongs to connections lws is about to close:
      * detach them so their close does not touch the freed lists */
-    lws_dll2_owner_t *qs[] = { &sw->hello, &sw->quiet, &sw->pinged, &sw->touch };
+    lws_dll2_owner_t *qs[] = { &sw->hello, &sw->quiet, &sw->pinged, &sw->touch, &sw->bodies };
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
         while (qs[i]->head)
             lws_dll2_remove(qs[i]->head);
@@ -410,4 +426,21 @@ void sweep_hold(struct session *s, int wait_s)
 void sweep_unhold(struct session *s)
 {
     lws_dll2_remove(&s->u.http.hold.node);
+}
+
+/* ---- request bodies ---- */
+
+void sweep_body_wait(struct session *s)
+{
+    struct sweep *sw = s->srv->sweep;
+    if (!sw)
+        return;
+    int64_t now = mono_ms();
+    link_join(&s->u.http.body_wait, &sw->bodies, now);
+    sweep_arm(sw, now + (int64_t)s->srv->cfg.request_timeout_s * 1000);
+}
+
+void sweep_body_done(struct session *s)
+{
+    lws_dll2_remove(&s->u.http.body_wait.node);
 }

@@ -99,14 +99,14 @@ int proto_get_int(const json_t *obj, const char *key, int64_t *out, int *present
     return 0;
 }
 
-/* Parses a non-negative decimal of at most 18 digits from [s, s+n). */
+/* Parses a non-negative decimal up to INT64_MAX from [s, s+n). */
 static int parse_uint(const char *s, size_t n, int64_t *out)
 {
-    if (n == 0 || n > 18)
+    if (n == 0 || n > 19)
         return -1;
     int64_t v = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
+        if (s[i] < '0' || s[i] > '9' || v > (INT64_MAX - (s[i] - '0')) / 10)
             return -1;
         v = v * 10 + (s[i] - '0');
     }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -82,9 +83,12 @@ static void test_events_query(void **state)
     assert_int_equal(proto_parse_events_query("limit=7", &q, &err), 0);
     assert_int_equal(q.limit, 7);
     assert_int_equal(q.after, 0);
+    /* the largest cursor is a cursor */
+    assert_int_equal(proto_parse_events_query("after=9223372036854775807", &q, &err), 0);
+    assert_true(q.after == INT64_MAX);
     const char *bad[] = { "after=abc", "after=-1", "limit=0", "limit=1001", "wait=",
                           "after", "foo=1", "after=1&after=2", "after=1x",
-                          "after=1234567890123456789", "after=+1", "after=1&", "&after=1",
+                          "after=9223372036854775808", "after=12345678901234567890", "after=+1", "after=1&", "&after=1",
                           "after=1&&wait=0" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err = NULL;

@@ -441,6 +441,17 @@ static const char *bin(const char *env, const char *def)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The address chatd is asked to listen on: 127.0.0.1 unless the extra
+ * arguments say --host (the last one wins, as in chatd). */
+static const char *server_host(const struct h_server *s)
+{
+    const char *host = "127.0.0.1";
+    for (int i = 0; i + 1 < s->nextra; i++)
+        if (strcmp(s->extra[i], "--host") == 0)
+            host = s->extra[i + 1];
+    return host;
+}
+
 /* Spawns chatd on port (0: a free one) and waits for its listening line.
  * soft: if chatd exits before listening (e.g. the port is still taken),
  * forget it and return -1 instead of failing the test. */
@@ -489,15 +500,18 @@ static int server_spawn_port(struct h_server *s, int want, int soft)
     char host[64], scheme[8];
     int port = 0;
     char tail;
-    if (sscanf(line, "listening on %7[a-z]://%63[^:]:%d%c", scheme, host, &port, &tail) != 3 ||
+    const char *asked = server_host(s);
+    int v6 = strchr(asked, ':') != NULL;       /* an IPv6 address is written [ADDR] */
+    if (sscanf(line, v6 ? "listening on %7[a-z]://[%63[^]]]:%d%c" : "listening on %7[a-z]://%63[^:]:%d%c",
+               scheme, host, &port, &tail) != 3 ||
         (strcmp(scheme, "http") && strcmp(scheme, "https")) || port <= 0 || port > 65535)
         fail_msg("chatd's first stdout line is not \"listening on http[s]://HOST:PORT\": \"%s\"", line);
-    if (strcmp(host, "127.0.0.1") != 0)
-        fail_msg("chatd listens on host \"%s\", asked for 127.0.0.1", host);
+    if (strcmp(host, asked) != 0)
+        fail_msg("chatd listens on host \"%s\", asked for %s", host, asked);
     if (want && port != want)
         fail_msg("chatd listens on port %d, asked for %d", port, want);
     s->port = port;
-    snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%d", scheme, port);
+    snprintf(s->url, sizeof s->url, v6 ? "%s://[%s]:%d" : "%s://%s:%d", scheme, host, port);
     return 0;
 }
 

@@ -75,7 +75,10 @@ struct h_server {
 
 /* Starts chatd --host 127.0.0.1 --port 0 --db DBDIR/chat.db EXTRA... and
  * waits (10 s) for its first stdout line "listening on http://HOST:PORT".
- * extra is a NULL-terminated list (may be NULL). dbdir NULL: a new h_tmpdir. */
+ * extra is a NULL-terminated list (may be NULL). dbdir NULL: a new h_tmpdir.
+ * A --host in extra overrides 127.0.0.1 (the line must name it, an IPv6
+ * address as [ADDR], and url uses it); the http_* helpers still connect
+ * to 127.0.0.1. */
 void server_start(struct h_server *s, const char *dbdir, const char *const *extra);
 /* server_start on a new database, then registers user with password and
  * logs in (asserting 201 and 200); token gets the bearer token (65 bytes). */

@@ -2,7 +2,7 @@
  * GET /api/v1/events: no crash, and the outcome agrees with an oracle that
  * reads the string the way PROTOCOL.md describes it: key=value pairs joined
  * by '&', keys after / wait / limit, each at most once, values plain decimal
- * digits (at most 18), limit 1..1000 (default 100), wait clamped to 3600 s,
+ * digits up to INT64_MAX, limit 1..1000 (default 100), wait clamped to 3600 s,
  * at most 256 characters in all; anything else is bad_query. The empty
  * string means all defaults. */
 #include "fuzz.h"
@@ -35,14 +35,15 @@ static void oracle(const char *s, struct q *o)
         int k = kl == 5 && !memcmp(p, "after", 5) ? 0 : kl == 4 && !memcmp(p, "wait", 4) ? 1
               : kl == 5 && !memcmp(p, "limit", 5) ? 2 : -1;
         if (k < 0 || seen[k]++) { o->ok = 0; return; }
-        if (vl < 1 || vl > 18) { o->ok = 0; return; }
-        int64_t v = 0;
+        if (vl < 1 || vl > 19) { o->ok = 0; return; }
+        uint64_t v = 0;                 /* 19 digits fit: < 10^19 < 2^64 */
         for (size_t i = 0; i < vl; i++) {
             char c = eq[1 + i];
             if (c < '0' || c > '9') { o->ok = 0; return; }
-            v = v * 10 + (c - '0');
+            v = v * 10 + (uint64_t)(c - '0');
         }
-        if (k == 0) o->after = v;
+        if (v > INT64_MAX) { o->ok = 0; return; }
+        if (k == 0) o->after = (int64_t)v;
         if (k == 1) o->wait = v > 3600 ? 3600 : (int)v;
         if (k == 2) {
             if (v < 1 || v > 1000) { o->ok = 0; return; }
