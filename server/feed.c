@@ -1,8 +1,8 @@
 /* feed.c — the event feed: appending events (chat sends grouped into one
  * transaction per event-loop turn, bank alerts inside the bank's own
  * transactions), publishing them once committed, reading a user's events
- * after a cursor, and waking the sessions (parked long polls, WebSockets)
- * that wait for them.
+ * after a cursor, and waking the connections that wait for them (through
+ * their session's ops: the feed names no transport).
  *
  * Group commit: chat sends of one loop turn share one store transaction (a
  * "batch"), committed at the end of the turn by a libuv check handle (it
@@ -145,20 +145,13 @@ void feed_unsubscribe(struct session *s)
         lws_dll2_remove(&s->sub_node);
 }
 
-static void feed_wake(struct session *s)
-{
-    if (s->is_ws)
-        ws_wake(s);
-    else
-        http_wake(s);
-}
-
 void feed_notify(struct server *srv, int64_t recipient_id)
 {
     lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, srv->subscribers.head) {
         struct session *s = lws_container_of(d, struct session, sub_node);
-        if (recipient_id == 0 || recipient_id == s->user_id)
-            feed_wake(s);
+        /* an ended session is told nothing more, even in the turn it ended */
+        if ((recipient_id == 0 || recipient_id == s->user_id) && !s->ended)
+            s->ops->wake(s);
     } lws_end_foreach_dll_safe(d, d1);
 }
 
@@ -371,10 +364,8 @@ static void feed_answer(struct server *srv, int rc)
         memcpy(cmid, a->cmid, sizeof cmid);
         int has_cmid = a->has_cmid;
         feed_ack_free(a);
-        if (s && s->is_ws)
-            ws_on_posted(s, has_cmid ? cmid : NULL, rc, id, ts);
-        else if (s)
-            http_on_posted(s, rc, id, ts);
+        if (s)
+            s->ops->posted(s, has_cmid ? cmid : NULL, rc, id, ts);
     }
 }
 

@@ -1,6 +1,7 @@
 /* http_api.c — the JSON HTTP API: request intake (path, query, body with a
  * size cap), routing, authentication, the handlers, the long-poll parking
- * and the response writer. One transaction at a time per connection;
+ * (answered when woken, when its hold passes, or 401 at once when its
+ * session ends: its session_ops) and the response writer. One transaction at a time per connection;
  * everything a request owns lives in session.u.http and is freed by
  * http_reset. */
 #include "server.h"
@@ -18,12 +19,14 @@ enum http_method { M_OTHER = 0, M_GET, M_POST };
 #define HTTP_CHUNK 16384
 
 static void http_unpark(struct session *s);
+static void http_body_wait(struct session *s);
+static void http_body_done(struct session *s);
 
 static void http_reset(struct session *s)
 {
     struct http_state *h = &s->u.http;
     http_unpark(s);
-    sweep_body_done(s);
+    http_body_done(s);
     feed_forget_session(s);
     if (h->job)
         h->job->owner = NULL;      /* the pool frees it when it finishes */
@@ -99,7 +102,8 @@ static int http_authenticate(struct session *s)
 static void http_unpark(struct session *s)
 {
     struct http_state *h = &s->u.http;
-    sweep_unhold(s);
+    sweep_leave(&h->hold);
+    auth_release(s);
     feed_unsubscribe(s);
     if (h->poll_parked)
         s->srv->parked--;
@@ -109,6 +113,9 @@ static void http_unpark(struct session *s)
 static int http_answer_poll(struct session *s)
 {
     struct http_state *h = &s->u.http;
+    /* ended meanwhile (on another instance, say): answered by http_on_ended */
+    if (h->poll_parked && auth_still_on(s) < 0)
+        return h->resp ? 0 : http_error(s, 401, "unauthorized", "the session has ended");
     http_unpark(s);
     json_t *events = feed_fetch(s->srv, s->user_id, h->poll.after, h->poll.limit);
     if (!events)
@@ -120,11 +127,34 @@ static int http_answer_poll(struct session *s)
     return http_json(s, 200, json_pack("{s:o,s:I}", "events", events, "next", (json_int_t)next));
 }
 
-void http_wake(struct session *s)
+static void http_wake(struct session *s)
 {
     if (s->u.http.poll_parked && !s->u.http.resp)
         lws_callback_on_writable(s->wsi);
 }
+
+/* Logout or expiry: a parked poll is answered 401 now, with no events. */
+static void http_on_ended(struct session *s, const char *why)
+{
+    char msg[80];
+    if (!s->u.http.poll_parked)
+        return;
+    http_unpark(s);
+    snprintf(msg, sizeof msg, "the session has ended (%s)", why);
+    if (http_error(s, 401, "unauthorized", msg) < 0)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+/* The hold passed: answered with what there is. */
+static void http_hold_over(struct server *srv, struct sweep_link *l)
+{
+    (void)srv;
+    struct session *s = lws_container_of(l, struct session, u.http.hold);
+    sweep_leave(l);
+    lws_callback_on_writable(s->wsi);
+}
+
+static const struct sweep_kind http_hold_kind = { .due = http_hold_over };
 
 static int route_events(struct session *s)
 {
@@ -144,12 +174,15 @@ static int route_events(struct session *s)
         return http_answer_poll(s);
     if (s->srv->parked >= s->srv->cfg.max_long_polls)
         return http_limited(s, 503, "overloaded", "too many long polls are waiting; retry shortly", 1);
-    /* Nothing yet: park until feed_notify wakes us or the deadline passes. */
+    /* Nothing yet: park until feed_notify wakes us, the deadline passes or
+     * the session ends (auth_hold: http_on_ended). */
+    if (auth_hold(s, 0) < 0)
+        return http_error(s, 500, "internal", "out of memory");
     s->srv->parked++;
     h->poll_parked = 1;
     feed_subscribe(s);
     lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);  /* our deadline, not lws' */
-    sweep_hold(s, wait);        /* answered when it passes (sweep.c) */
+    sweep_join(sweep_queue(s->srv, &http_hold_kind, wait * 1000LL), &h->hold, sweep_mono_ms());
     /* Everything needed from the request headers has been copied: give
      * back lws' header buffer (max_http_header_data, 4 KB of the 6.4 KB a
      * parked poll held) rather than keep it for the whole hold. lws takes
@@ -331,8 +364,9 @@ static int route_messages(struct session *s)
     return rc;
 }
 
-void http_on_posted(struct session *s, int rc, int64_t id, int64_t ts)
+static void http_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts)
 {
+    (void)client_msg_id;          /* the request knows it */
     int r = rc == STORE_OK
         ? http_json(s, 201, json_pack("{s:I,s:I}", "id", (json_int_t)id, "ts", (json_int_t)ts))
         : http_error(s, 500, "internal", "could not store the message");
@@ -515,7 +549,7 @@ static int http_expect_body(struct session *s)
     }
     h->body_expected = (size_t)n;
     if (n > 0)
-        sweep_body_wait(s);
+        http_body_wait(s);
     return n > 0;
 }
 
@@ -556,10 +590,14 @@ static int http_copy_query(struct session *s)
     return 0;
 }
 
+static const struct session_ops http_ops = { http_wake, http_on_posted, http_on_ended };
+
 int http_on_request(struct session *s, const char *uri)
 {
     struct http_state *h = &s->u.http;
     http_reset(s);
+    s->ops = &http_ops;
+    s->ended = 0;
     s->is_ws = 0;
     s->user_id = 0;
     s->user[0] = '\0';
@@ -601,18 +639,38 @@ int http_on_body(struct session *s, const void *in, size_t len)
     return 0;
 }
 
-void http_on_request_late(struct session *s)
+/* The body did not come within --request-timeout-s of its headers (lws
+ * restarts its own body timer at every byte, so a byte a second would
+ * never end): 408, and the rest of the body is not read. */
+static void http_body_late(struct server *srv, struct sweep_link *l)
 {
+    (void)srv;
+    struct session *s = lws_container_of(l, struct session, u.http.body_wait);
+    sweep_leave(l);
     if (s->u.http.resp || s->u.http.routed)
         return;
-    s->u.http.close_after = 1;      /* the rest of the body is not read */
+    s->u.http.close_after = 1;
     if (http_error(s, 408, "request_timeout", "the request was not sent in time") < 0)
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
+static const struct sweep_kind http_body_kind = { .due = http_body_late };
+
+static void http_body_wait(struct session *s)
+{
+    int64_t timeout_ms = (int64_t)s->srv->cfg.request_timeout_s * 1000;
+    sweep_join(sweep_queue(s->srv, &http_body_kind, timeout_ms), &s->u.http.body_wait,
+               sweep_mono_ms());
+}
+
+static void http_body_done(struct session *s)
+{
+    sweep_leave(&s->u.http.body_wait);
+}
+
 int http_on_body_done(struct session *s)
 {
-    sweep_body_done(s);
+    http_body_done(s);
     if (s->u.http.resp || s->u.http.routed)
         return 0;
     return http_route(s);

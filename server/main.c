@@ -326,10 +326,11 @@ static int server_run(struct server *srv, struct loop *lp)
     }
     srv->pwhash = pwhash_pool_new(srv->ctx, 2, 64);
     srv->transfers = transfers_new(srv, srv->cfg.transfer_delay_ms);
-    if (!srv->pwhash || !srv->transfers || sweep_start(srv) < 0 ||
+    if (!srv->pwhash || !srv->transfers || sweep_start(srv) < 0 || auth_start(srv) < 0 ||
         transfers_resume(srv->transfers) < 0) {
         fprintf(stderr, "chatd: cannot start password hashing workers or the bank\n");
         sweep_stop(srv);
+        auth_stop(srv);
         transfers_free(srv->transfers);
         pwhash_pool_free(srv->pwhash);
         server_context_destroy(srv, lp);
@@ -358,6 +359,7 @@ static int server_run(struct server *srv, struct loop *lp)
     transfers_free(srv->transfers);    /* unfinished ones resume at the next start */
     pwhash_pool_stop(srv->pwhash);
     server_context_destroy(srv, lp);
+    auth_stop(srv);                    /* after the last connection closed */
     pwhash_pool_free(srv->pwhash);
     limiter_free(srv->limiter);
     return 0;

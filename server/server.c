@@ -104,13 +104,13 @@ int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
         session_bind(s, wsi);
         return ws_on_established(s);
     case LWS_CALLBACK_RECEIVE:
-        sweep_ws_heard(s);          /* the peer is there: no ping for a heartbeat */
+        ws_beat_heard(s);           /* the peer is there: no ping for a heartbeat */
         return ws_on_receive(s, in, len);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         return ws_on_peer_close(s, in, len);
     case LWS_CALLBACK_RECEIVE_PONG:
         if (s && s->is_ws)
-            sweep_ws_heard(s);
+            ws_beat_heard(s);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return ws_on_writeable(s);

@@ -1,6 +1,6 @@
 /* server.h — chatd's shared state: configuration, the per-connection session
- * (one struct for HTTP requests and WebSockets), and the functions the
- * protocol callback dispatches to. One lws context, one thread; only the
+ * (one struct for HTTP requests and WebSockets) with the ops its transport
+ * fills in, and the functions the protocol callback dispatches to. One lws context, one thread; only the
  * password-hash workers (pwhash.c) run elsewhere. */
 #ifndef CHAT_SERVER_H
 #define CHAT_SERVER_H
@@ -11,6 +11,7 @@
 
 #include "protocol.h"
 #include "store.h"
+#include "sweep.h"
 
 struct pwhash_pool;
 struct pwhash_job;
@@ -18,6 +19,8 @@ struct transfers;
 struct limiter;
 struct feed;
 struct sweep;
+struct auth;
+struct session;
 
 struct server_config {
     const char *host;
@@ -57,17 +60,11 @@ struct server {
     struct ws_out       *ws_out;       /* the WebSocket writer (ws_out.c) */
     int                  parked;       /* long polls held now */
     struct sweep        *sweep;        /* per-connection deadlines (sweep.c) */
+    struct auth         *auth;         /* connections holding a session (auth.c) */
     lws_dll2_owner_t     subscribers;  /* parked long polls and live WebSockets */
     int                  responding;   /* HTTP answers being written */
     int                  stopping;
     char                 instance[80]; /* this instance's name (/healthz) */
-};
-
-/* A connection's place in one of the sweep's queues (sweep.c). Every entry
- * of a queue has the same timeout, so arrival order is expiry order. */
-struct sweep_link {
-    lws_dll2_t node;
-    int64_t    since_ms;      /* monotonic: when it joined its queue */
 };
 
 /* Per-request state of an HTTP call. */
@@ -84,11 +81,10 @@ struct http_state {
     int      headers_sent;
     int      close_after;     /* answer then close (body not read) */
     int      routed;          /* handed to its route: answered once, whatever lws repeats */
-    struct sweep_link body_wait; /* body deadline (sweep.c) */
+    struct sweep_link body_wait; /* body deadline (http_api.c, on the sweep) */
     int      retry_after_s;   /* sent as Retry-After when > 0 */
     struct proto_events_query poll;
     struct sweep_link hold;   /* long-poll deadline (sweep.c) */
-    int      hold_s;          /* of that hold */
     int      poll_parked;
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
 };
@@ -116,25 +112,41 @@ struct ws_state {
     int      close_code;      /* close with this from the next WRITEABLE */
     const char *close_reason;
     int      peer_closed;     /* the client's close came: read and write nothing more */
-    struct sweep_link hb;     /* hello deadline, then heartbeat (sweep.c) */
-    struct sweep_link touch;  /* next session touch (sweep.c) */
-    size_t   expiry_pos;      /* in the sweep's session-expiry heap, from 1; 0 if not */
-    int      ping_due;        /* the sweep asked for a ping: the next WRITEABLE sends it */
+    struct sweep_link hb;     /* hello deadline, then heartbeat (ws_beat.c) */
+    int      ping_due;        /* ws_beat asked for a ping: the next WRITEABLE sends it */
     int      held;            /* rx is a send over the rate limit, reading paused */
     int      backlogged;      /* too many frames queued for the client, reading paused */
     lws_sorted_usec_list_t hold_sul;
     lws_dll2_t ready_node;    /* in the writer's list for this turn's end (ws_out.c) */
 };
 
+/* How the feed and auth reach a connection, whatever its transport: each
+ * transport (http_api.c, ws_api.c) fills one in, and nothing below it names
+ * a transport. */
+struct session_ops {
+    /* events for this connection's user may have been committed */
+    void (*wake)(struct session *s);
+    /* a chat message sent on it was committed (rc STORE_OK) or not */
+    void (*posted)(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts);
+    /* its session ended (logout, expiry): end what it holds now, deliver
+     * nothing more (a parked long poll: 401; a WebSocket: close 4401) */
+    void (*ended)(struct session *s, const char *why);
+};
+
 struct session {
     struct lws *wsi;
     struct server *srv;
+    const struct session_ops *ops;
     int      is_ws;
     int64_t  user_id;         /* 0 until authenticated */
     char     user[PROTO_USER_MAX + 1];
     char     token_hash[65];  /* of the session's token, for logout and expiry */
     int64_t  token_expires_ms;
     int64_t  token_touched_ms;
+    int      ended;           /* its session ended: nothing more is delivered */
+    lws_dll2_t held_node;     /* in auth's list while it holds the session open */
+    struct sweep_timer end_at;   /* the session's expiry, absolute or idle (auth.c) */
+    struct sweep_link touch;  /* next session touch, WebSockets (auth.c) */
     lws_dll2_t sub_node;      /* in srv->subscribers while listening for events */
     lws_dll2_owner_t acks;    /* chat sends waiting for their group commit (feed.c) */
     union {
@@ -149,85 +161,20 @@ struct server *server_from_wsi(struct lws *wsi);
 int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len);
 
-/* feed.c: appending and publishing events, who listens, reading a feed */
-struct feed *feed_new(struct store *st);
-void feed_free(struct feed *f);
-/* Appends through the store; once committed (at once outside a feed
- * transaction, else at feed_commit) the event is cached and its listeners
- * are woken. Same results as store_event_append. */
-int feed_append(struct server *srv, const struct store_new_event *ev,
-                int64_t *id, int64_t *ts, int *created);
-/* A store transaction whose appended events are published only on commit. */
-int feed_begin(struct server *srv);
-int feed_commit(struct server *srv);
-void feed_rollback(struct server *srv);
-void feed_subscribe(struct session *s);
-void feed_unsubscribe(struct session *s);
-void feed_notify(struct server *srv, int64_t recipient_id);
-void feed_wake_all(struct server *srv);
-json_t *feed_fetch(struct server *srv, int64_t user_id, int64_t after, int limit);
-/* The first of user_id's events after `after` from memory, as a ready
- * WebSocket frame, header included (owned by the feed and valid until the
- * loop runs again): 1 found, 0 none yet, -1 `after` is older
- * than memory (use feed_fetch). */
-int feed_next_frame(struct server *srv, int64_t user_id, int64_t after,
-                    int64_t *id, const unsigned char **frame, size_t *len);
-/* Stores a chat message in this loop turn's group commit. Once committed
- * (or failed), the sender is answered with ws_on_posted or http_on_posted and
- * the listeners are woken. -1 if it could not be queued at all. */
-int feed_post_chat(struct server *srv, struct session *s, const char *room,
-                   const char *body, const char *client_msg_id);
-/* Commits the open group commit now, if any. */
-void feed_flush(struct server *srv);
-/* The session is going away: its pending sends are not answered. */
-void feed_forget_session(struct session *s);
-/* After the context exists: group commit, and notifications from a shared
- * store. feed_stop commits what is open. */
-void feed_start(struct server *srv);
-void feed_stop(struct server *srv);
-/* LWS_CALLBACK_RAW_*_FILE of the store's notification socket. */
-int feed_on_notify(struct server *srv, struct lws *wsi, enum lws_callback_reasons reason);
-
-/* auth.c */
-int auth_token_new(char hex[PROTO_TOKEN_HEX_LEN + 1]);
-void auth_token_hash(const char *token, char out[65]);
-/* Looks the token up (absolute and idle expiry); fills the session's user
- * and token fields. 0 ok, -1 invalid. */
-int auth_check_token(struct server *srv, struct session *s, const char *token);
-/* Revokes s's session and closes its WebSockets with 4401. */
-int auth_logout(struct server *srv, struct session *s);
-/* How often an open WebSocket's session is touched (kept from idling out). */
-int64_t auth_touch_every_ms(const struct server *srv);
-/* The session behind a WebSocket is still there: 0 (touched now), -1 if not. */
-int auth_touch(struct server *srv, struct session *s);
-
-/* sweep.c: every per-connection deadline (hello, heartbeat, session touch
- * and expiry, long-poll hold, request body) served by one timer, instead of an lws timer
- * per connection (lws 4.1 keeps those in one sorted list: every insert
- * walks it). */
-int  sweep_start(struct server *srv);
-void sweep_stop(struct server *srv);
-void sweep_ws_open(struct session *s);     /* hello deadline */
-void sweep_ws_authed(struct session *s);   /* heartbeat, session touch and expiry */
-void sweep_ws_heard(struct session *s);    /* a frame or a pong came in */
-void sweep_ws_closed(struct session *s);
-void sweep_hold(struct session *s, int wait_s);
-void sweep_unhold(struct session *s);
-void sweep_body_wait(struct session *s);   /* headers in, body coming: 408 when late */
-void sweep_body_done(struct session *s);
+/* ws_beat.c: a WebSocket's hello deadline and heartbeat */
+void ws_beat_open(struct session *s);      /* hello deadline */
+void ws_beat_authed(struct session *s);    /* heartbeat from now */
+void ws_beat_heard(struct session *s);     /* a frame or a pong came in */
+void ws_beat_closed(struct session *s);
 
 /* http_api.c */
 int http_on_request(struct session *s, const char *uri);
 int http_on_body(struct session *s, const void *in, size_t len);
 int http_on_body_done(struct session *s);
 /* The body did not come within --request-timeout-s: 408, then close. */
-void http_on_request_late(struct session *s);
 int http_on_writeable(struct session *s);
 void http_on_closed(struct session *s);
 void http_on_hash_done(struct session *s, struct pwhash_job *job);
-void http_wake(struct session *s);
-/* The chat message of this request was committed (rc STORE_OK) or not. */
-void http_on_posted(struct session *s, int rc, int64_t id, int64_t ts);
 
 /* ws_out.c: one write per socket per loop turn of whole frames (control
  * frames, then events) */
@@ -259,9 +206,11 @@ int ws_on_established(struct session *s);
 int ws_on_receive(struct session *s, const void *in, size_t len);
 int ws_on_writeable(struct session *s);
 void ws_on_closed(struct session *s);
-void ws_wake(struct session *s);
-/* A chat message sent on this WebSocket was committed (rc STORE_OK) or not. */
-void ws_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts);
 void ws_begin_close(struct session *s, int code, const char *reason);
+
+/* Until every module has its own header (issue 14), server.h still brings
+ * these in for everyone. */
+#include "auth.h"
+#include "feed.h"
 
 #endif

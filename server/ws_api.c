@@ -3,8 +3,10 @@
  * message reassembly with size and fragment caps and UTF-8 validation, the
  * client's close frame, the client ops (send), the queue of control frames,
  * and what each WRITEABLE writes: a close, a ping, or (ws_out.c) the queued
- * control frames, then the user's events in id order from the cursor.
- * RFC 6455 conformance, and what lws 4.1 decides alone: shared/PROTOCOL.md. */
+ * control frames, then the user's events in id order from the cursor. Its
+ * session_ops: woken by the feed, acks after the commit, closed with 4401
+ * when the session ends. RFC 6455 conformance, and what lws 4.1 decides
+ * alone: shared/PROTOCOL.md. */
 #include "audit.h"
 #include "limiter.h"
 #include "server.h"
@@ -145,19 +147,32 @@ void ws_begin_close(struct session *s, int code, const char *reason)
     lws_callback_on_writable(s->wsi);
 }
 
+static void ws_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts);
+static void ws_wake(struct session *s);
+
+/* Logout or expiry: nothing more is sent but the close. */
+static void ws_on_ended(struct session *s, const char *why)
+{
+    ws_begin_close(s, 4401, why);
+}
+
+static const struct session_ops ws_ops = { ws_wake, ws_on_posted, ws_on_ended };
+
 int ws_on_established(struct session *s)
 {
     memset(&s->u.ws, 0, sizeof s->u.ws);
+    s->ops = &ws_ops;
+    s->ended = 0;
     s->is_ws = 1;
     s->user_id = 0;
     s->user[0] = '\0';
     /* Subscribed from the start so a shutdown reaches unauthenticated sockets too. */
     feed_subscribe(s);
-    sweep_ws_open(s);           /* closed with 4401 if no hello in time */
+    ws_beat_open(s);            /* closed with 4401 if no hello in time */
     return 0;
 }
 
-void ws_wake(struct session *s)
+static void ws_wake(struct session *s)
 {
     if (s->srv->stopping) {
         ws_begin_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
@@ -223,8 +238,12 @@ static int ws_hello(struct session *s, const struct proto_ws_frame *f)
         ws_begin_close(s, 4401, "invalid or expired token");
         return 0;
     }
+    if (auth_hold(s, 1) < 0) {  /* touched while open, closed when the session ends */
+        ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return 0;
+    }
     w->authed = 1;
-    sweep_ws_authed(s);         /* heartbeat, session touch and expiry from now */
+    ws_beat_authed(s);          /* heartbeat from now */
     w->cursor = f->after;
     w->more = 1;
     /* ready goes first: control frames are written before events. */
@@ -266,7 +285,7 @@ static int ws_send(struct session *s, const struct proto_ws_frame *f)
     return 0;
 }
 
-void ws_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts)
+static void ws_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts)
 {
     int r = rc == STORE_OK
         ? ws_queue(s, json_pack("{s:s,s:s?,s:I,s:I}", "op", "ack", "client_msg_id", client_msg_id,
@@ -395,7 +414,8 @@ int ws_on_writeable(struct session *s)
 void ws_on_closed(struct session *s)
 {
     struct ws_state *w = &s->u.ws;
-    sweep_ws_closed(s);
+    ws_beat_closed(s);
+    auth_release(s);
     ws_out_unschedule(s);
     lws_sul_cancel(&w->hold_sul);
     feed_unsubscribe(s);

@@ -207,7 +207,7 @@ static int ws_out_write(struct session *s)
     int rc = 0;
     p->len = 0;
     pack_control(s, p);
-    if (s->u.ws.authed && !s->u.ws.out_head)
+    if (s->u.ws.authed && !s->ended && !s->u.ws.out_head)
         while ((rc = pack_next_event(s, p)) > 0)
             ;
     if (rc < 0)
