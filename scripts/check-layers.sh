@@ -22,7 +22,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-# Layer of each file, lowest first. Headers of a module share its layer;
+# Layer of each file, lowest first. The bottom layer holds the mechanisms
+# that know no connection: the wire protocol, the stores, the limiter, the
+# password hashing, the audit log and the sweep (deadlines with a callback
+# each). Headers of a module share its layer;
 # server.h and session.h hold only types shared by every layer, so they sit
 # at the bottom while server.c (the dispatcher) sits at the top.
 declare -A LAYER=(
@@ -34,9 +37,10 @@ declare -A LAYER=(
     [server/limiter.h]=0 [server/limiter.c]=0
     [server/pwhash.h]=0 [server/pwhash.c]=0
     [server/audit.h]=0 [server/audit.c]=0
+    [server/sweep.h]=0 [server/sweep.c]=0
     [server/feed.h]=1 [server/feed.c]=1
     [server/auth.h]=1 [server/auth.c]=1
-    [server/sweep.h]=2 [server/sweep.c]=2
+    [server/ws_beat.h]=2 [server/ws_beat.c]=2
     [server/ws_out.h]=2 [server/ws_out.c]=2
     [server/http_api.h]=3 [server/http_api.c]=3
     [server/ws_api.h]=3 [server/ws_api.c]=3
