@@ -178,21 +178,26 @@ static struct bucket *bucket_find(struct limiter *l, int kind, const char *key, 
     return b;
 }
 
-int limiter_take(struct limiter *l, enum limit_kind kind, const char *key, int64_t now_ms,
-                int *retry_after_s)
+int64_t limiter_take_ms(struct limiter *l, enum limit_kind kind, const char *key, int64_t now_ms)
 {
     struct bucket *b = bucket_find(l, (int)kind, key, now_ms);
-    if (!b) {
-        /* Table full of active keys: refuse rather than stop counting. */
-        *retry_after_s = 1;
-        return 0;
-    }
+    if (!b)
+        return 1000;    /* table full of active keys: refuse rather than stop counting */
     bucket_refill(l, b, now_ms);
     if (b->tokens >= 1.0) {
         b->tokens -= 1.0;
-        return 1;
+        return 0;
     }
-    double wait_s = (1.0 - b->tokens) / l->cfg.rate[kind];
-    *retry_after_s = (int)ceil(wait_s) > 0 ? (int)ceil(wait_s) : 1;
+    int64_t wait_ms = (int64_t)ceil((1.0 - b->tokens) * 1000.0 / l->cfg.rate[kind]);
+    return wait_ms > 0 ? wait_ms : 1;
+}
+
+int limiter_take(struct limiter *l, enum limit_kind kind, const char *key, int64_t now_ms,
+                int *retry_after_s)
+{
+    int64_t wait_ms = limiter_take_ms(l, kind, key, now_ms);
+    if (wait_ms == 0)
+        return 1;
+    *retry_after_s = (int)((wait_ms + 999) / 1000);
     return 0;
 }

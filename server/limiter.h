@@ -40,7 +40,11 @@ const char *limiter_conn_addr(struct lws *wsi);
 unsigned limiter_conn_total(const struct limiter *l);
 
 /* ---- rates ---- */
-/* Takes one token for key; 1 if allowed, else 0 with *retry_after_s set. */
+/* Takes one token for key: 0 if allowed, else the ms until the bucket has
+ * one (for timers that resume exactly then). */
+int64_t limiter_take_ms(struct limiter *l, enum limit_kind kind, const char *key, int64_t now_ms);
+/* The same in whole seconds for Retry-After: 1 if allowed, else 0 with
+ * *retry_after_s set to the wait rounded up. */
 int limiter_take(struct limiter *l, enum limit_kind kind, const char *key, int64_t now_ms,
                 int *retry_after_s);
 

@@ -141,6 +141,47 @@ static void test_flood_ws(void **state)
     server_stop(&s);
 }
 
+/* At the default rate (20/s, bursts of 40) a client that pipelines 50 sends
+ * over one WebSocket waits only as long as the token bucket owes it: the
+ * 41st is owed 50 ms, the 50th 500 ms (bounds leave room for ASan and a
+ * loaded machine, far below a resume in whole seconds). Each is acked once,
+ * in order. */
+static void test_ws_rate_resume(void **state)
+{
+    (void)state;
+    enum { N = 50 };
+    struct h_server s;
+    char tok[65], frame[128], want[16];
+    server_start_with_user(&s, NULL, "alice", PW, tok);
+    struct h_ws *w = ws_connect(s.port);
+    json_decref(ws_hello(w, tok, 1000000));
+    int64_t t0 = h_now_ms(), at[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(frame, sizeof frame, "{\"op\":\"send\",\"body\":\"r %d\",\"client_msg_id\":\"r%d\"}", i, i);
+        CHECK(ws_send_text(w, frame) == 0, "send frame %d", i);
+    }
+    int acks = 0;
+    int64_t deadline = h_deadline(10000);
+    while (acks < N) {
+        json_t *m = ws_recv_json(w, deadline);
+        CHECK(m, "connection ended or timed out after %d of %d acks", acks, N);
+        const char *op = json_string_value(json_object_get(m, "op"));
+        if (op && !strcmp(op, "ack")) {
+            snprintf(want, sizeof want, "r%d", acks);
+            const char *cmid = json_string_value(json_object_get(m, "client_msg_id"));
+            CHECK(cmid && !strcmp(cmid, want), "ack %d is for %s, expected %s", acks, cmid ? cmid : "-", want);
+            at[acks++] = h_now_ms() - t0;
+        }
+        json_decref(m);
+    }
+    CHECK(at[40] < 1000, "the 41st ack came after %lld ms (the bucket owes 50 ms)", (long long)at[40]);
+    CHECK(at[N - 1] < 1500, "the 50th ack came after %lld ms (the bucket owes 500 ms)", (long long)at[N - 1]);
+    json_t *m = ws_recv_op(w, "ack", h_deadline(300));
+    CHECK(!m, "an extra ack after all %d", N);
+    ws_free(w);
+    server_stop(&s);
+}
+
 static void test_login_bruteforce(void **state)
 {
     (void)state;
@@ -397,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_flood_http),
         cmocka_unit_test(test_flood_ws),
+        cmocka_unit_test(test_ws_rate_resume),
         cmocka_unit_test(test_login_bruteforce),
         cmocka_unit_test(test_connections_per_address),
         cmocka_unit_test(test_long_poll_waiters),
@@ -406,6 +448,8 @@ int main(void)
         cmocka_unit_test(test_ws_fragment_cap),
         cmocka_unit_test(test_ws_pipelined_sends),
     };
+    if (getenv("LIMITS_ONLY"))
+        cmocka_set_test_filter(getenv("LIMITS_ONLY"));
     int rc = cmocka_run_group_tests_name("limits", tests, NULL, NULL);
     harness_cleanup();
     return rc;
