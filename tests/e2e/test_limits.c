@@ -182,31 +182,79 @@ static void test_ws_rate_resume(void **state)
     server_stop(&s);
 }
 
+/* A login from the current source address; the status, and Retry-After
+ * (0 if none) in *retry. */
+static int login_from(int port, const char *user, const char *pw, int *retry)
+{
+    char body[160];
+    struct http_resp r;
+    snprintf(body, sizeof body, "{\"user\":\"%s\",\"password\":\"%s\"}", user, pw);
+    http_call(port, "POST", "/api/v1/login", NULL, body, -1, &r);
+    int status = r.status;
+    if (status == 429)
+        h_assert_error("login over the limit", &r, 429, "rate_limited");
+    char *ra = http_header(&r, "Retry-After");
+    *retry = ra ? atoi(ra) : 0;
+    free(ra);
+    http_resp_free(&r);
+    return status;
+}
+
+/* Ten wrong guesses from one address delay that address (429 with
+ * Retry-After), never the owner logging in from another: neither at once
+ * nor while the guesser keeps trying as soon as it is let. */
 static void test_login_bruteforce(void **state)
 {
     (void)state;
     struct h_server s;
     char tok[65];
-    const char *extra[] = { "--login-rate", "3", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);        /* one login used already */
-    int unauthorized = 0, limited = 0;
-    for (int i = 0; i < 6; i++) {
-        struct http_resp r;
-        http_call(s.port, "POST", "/api/v1/login", NULL, "{\"user\":\"alice\",\"password\":\"wrong password\"}", -1, &r);
-        if (r.status == 401) {
-            unauthorized++;
-        } else {
-            h_assert_error("login over the rate", &r, 429, "rate_limited");
-            char *ra = http_header(&r, "Retry-After");
-            CHECK(ra && atoi(ra) >= 1, "429 without a Retry-After");
-            free(ra);
-            limited++;
+    int retry, owner_retry;
+    server_start_with_user(&s, NULL, "alice", PW, tok);
+    h_set_source_addr("127.0.0.2");                       /* the guesser */
+    for (int i = 0; i < 10; i++)
+        CHECK(login_from(s.port, "alice", "wrong password", &retry) == 401, "wrong guess %d not refused with 401", i);
+    CHECK(login_from(s.port, "alice", "wrong password", &retry) == 429 && retry >= 1,
+          "11th guess: expected 429 with Retry-After, Retry-After %d", retry);
+    for (int round = 0; round < 2; round++) {
+        h_set_source_addr("127.0.0.3");                   /* the owner */
+        CHECK(login_from(s.port, "alice", PW, &owner_retry) == 200, "round %d: the owner was kept out", round);
+        h_set_source_addr("127.0.0.2");
+        int64_t deadline = h_deadline(retry * 1000 + 3000);
+        int status;
+        while ((status = login_from(s.port, "alice", "wrong password", &retry)) == 429) {
+            CHECK(h_now_ms() < deadline, "round %d: the guesser still delayed after its Retry-After", round);
+            h_pump(100);
         }
-        http_resp_free(&r);
+        CHECK(status == 401, "round %d: a guess after the delay got %d", round, status);
+        CHECK(login_from(s.port, "alice", "wrong password", &retry) == 429 && retry >= 1,
+              "round %d: a guess right after a failure was not delayed", round);
     }
-    CHECK(unauthorized == 2 && limited == 4, "3 per minute: %d refused, %d limited", unauthorized, limited);
-    /* the right password is throttled too until the bucket refills */
-    CHECK(http_login(s.port, "alice", PW, tok) == 429, "correct password not throttled");
+    h_set_source_addr("127.0.0.3");
+    CHECK(login_from(s.port, "alice", PW, &owner_retry) == 200, "the owner was kept out at the end");
+    h_set_source_addr(NULL);
+    server_stop(&s);
+}
+
+/* One address trying many user names meets the per-address limit
+ * (3 x --login-rate a minute), and other addresses are not affected. */
+static void test_login_rotating_names(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char tok[65], user[16];
+    int retry;
+    const char *extra[] = { "--login-rate", "3", NULL };
+    server_start_with_user(&s, extra, "alice", PW, tok);
+    h_set_source_addr("127.0.0.4");
+    for (int i = 0; i < 9; i++) {
+        snprintf(user, sizeof user, "u%d", i);
+        CHECK(login_from(s.port, user, "wrong password", &retry) == 401, "guess %d not refused with 401", i);
+    }
+    CHECK(login_from(s.port, "u9", "wrong password", &retry) == 429 && retry >= 1,
+          "10th name from one address: expected 429 with Retry-After");
+    h_set_source_addr("127.0.0.5");
+    CHECK(login_from(s.port, "alice", PW, &retry) == 200, "another address was throttled");
+    h_set_source_addr(NULL);
     server_stop(&s);
 }
 
@@ -440,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_flood_ws),
         cmocka_unit_test(test_ws_rate_resume),
         cmocka_unit_test(test_login_bruteforce),
+        cmocka_unit_test(test_login_rotating_names),
         cmocka_unit_test(test_connections_per_address),
         cmocka_unit_test(test_long_poll_waiters),
         cmocka_unit_test(test_idle_websockets),
