@@ -235,17 +235,24 @@ static int http_submit_hash(struct session *s, enum pwhash_kind kind, const char
     return 0;
 }
 
-/* Login and register attempts per address, and logins per user name. */
+/* Before any hash: an address that has been failing for this user waits
+ * (growing delays, limiter.h), and every address has a bucket of login and
+ * register attempts. A user name that is not valid gets no record. */
 static int http_auth_limited(struct session *s, const char *user)
 {
+    struct limiter *l = s->srv->limiter;
+    const char *addr = limiter_conn_addr(s->wsi);
+    int64_t now = now_ms(), wait_ms = 0;
     int retry;
-    int64_t now = now_ms();
-    if (!limiter_take(s->srv->limiter, LIMIT_LOGIN_ADDR, limiter_conn_addr(s->wsi), now, &retry) ||
-        (user && !limiter_take(s->srv->limiter, LIMIT_LOGIN_USER, user, now, &retry))) {
-        http_limited(s, 429, "rate_limited", "too many attempts; wait before trying again", retry);
-        return 1;
+    if (user && proto_name_valid(user))
+        wait_ms = limiter_login_wait_ms(l, user, addr, now);
+    if (wait_ms > 0) {
+        retry = (int)((wait_ms + 999) / 1000);
+    } else if (limiter_take(l, LIMIT_LOGIN_ADDR, addr, now, &retry)) {
+        return 0;
     }
-    return 0;
+    http_limited(s, 429, "rate_limited", "too many attempts; wait before trying again", retry);
+    return 1;
 }
 
 static int route_register(struct session *s)
@@ -312,6 +319,8 @@ static int http_finish_login(struct session *s, struct pwhash_job *job)
 {
     char token[PROTO_TOKEN_HEX_LEN + 1], token_hash[65];
     if (!job->ok || job->user_id == 0) {
+        if (job->user[0])
+            limiter_login_failed(s->srv->limiter, job->user, limiter_conn_addr(s->wsi), now_ms());
         audit("login.failed", "user=%s addr=%s", job->user[0] ? job->user : "-", limiter_conn_addr(s->wsi));
         return http_error(s, 401, "unauthorized", "wrong user or password");
     }
@@ -320,6 +329,7 @@ static int http_finish_login(struct session *s, struct pwhash_job *job)
     auth_token_hash(token, token_hash);
     if (store_session_create(s->srv->store, token_hash, job->user_id, now, expires) != STORE_OK)
         return http_error(s, 500, "internal", "could not create a session");
+    limiter_login_succeeded(s->srv->limiter, job->user, limiter_conn_addr(s->wsi));
     audit("login", "user=%s addr=%s", job->user, limiter_conn_addr(s->wsi));
     int rc = http_json(s, 200, json_pack("{s:s,s:s,s:I}", "token", token, "user", job->user,
                                          "expires_at", (json_int_t)expires));

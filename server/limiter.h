@@ -1,7 +1,8 @@
 /* limiter.h — chatd's self-protection: connections in all and per address
- * (Debian's lws has no peer limits, so we count), and token-bucket rate
- * limits keyed by user or address (messages, logins). Memory is bounded:
- * idle entries are swept and the tables have a hard size. */
+ * (Debian's lws has no peer limits, so we count), token-bucket rate limits
+ * keyed by user or address (messages, login attempts per address), and the
+ * failed-login record that delays password guessing per (user, address).
+ * Memory is bounded: idle entries are swept and the tables have a hard size. */
 #ifndef CHAT_LIMITER_H
 #define CHAT_LIMITER_H
 
@@ -12,7 +13,6 @@ struct limiter;
 
 enum limit_kind {
     LIMIT_MESSAGES,      /* per user: messages per second */
-    LIMIT_LOGIN_USER,    /* per user name: login attempts per minute */
     LIMIT_LOGIN_ADDR,    /* per address: login and register attempts per minute */
     LIMIT_KINDS
 };
@@ -22,6 +22,7 @@ struct limiter_config {
     unsigned max_connections_per_ip;
     double   rate[LIMIT_KINDS];      /* tokens per second */
     double   burst[LIMIT_KINDS];     /* bucket size */
+    unsigned login_free_failures;    /* per (user, address) before delays start */
 };
 
 struct limiter *limiter_new(const struct limiter_config *cfg);
@@ -40,8 +41,29 @@ const char *limiter_conn_addr(struct lws *wsi);
 unsigned limiter_conn_total(const struct limiter *l);
 
 /* ---- rates ---- */
-/* Takes one token for key; 1 if allowed, else 0 with *retry_after_s set. */
+/* Takes one token for key: 0 if allowed, else the ms until the bucket has
+ * one (for timers that resume exactly then). */
+int64_t limiter_take_ms(struct limiter *l, enum limit_kind kind, const char *key, int64_t now_ms);
+/* The same in whole seconds for Retry-After: 1 if allowed, else 0 with
+ * *retry_after_s set to the wait rounded up. */
 int limiter_take(struct limiter *l, enum limit_kind kind, const char *key, int64_t now_ms,
                 int *retry_after_s);
+
+/* ---- failed logins ----
+ * Growing delays, never a lock: after login_free_failures failed logins for
+ * one user from one address, that address waits 2 s before its next try for
+ * that user, then 4, 8, ... at most 15 min; a success from it, or an hour
+ * without failures, starts over. Across all addresses a user may fail
+ * LOGIN_USER_FACTOR times as often; beyond that, addresses that have failed
+ * for the user wait like a failing pair, but an address that has not
+ * failed for the user is never delayed: the owner gets in during an attack. */
+#define LOGIN_USER_FACTOR 10
+#define LOGIN_DELAY_MAX_MS (15 * 60 * 1000)
+/* Before the (costly) hash: ms addr must still wait before trying user, 0 if it may. */
+int64_t limiter_login_wait_ms(struct limiter *l, const char *user, const char *addr, int64_t now_ms);
+void limiter_login_failed(struct limiter *l, const char *user, const char *addr, int64_t now_ms);
+void limiter_login_succeeded(struct limiter *l, const char *user, const char *addr);
+/* Failed-login records held now (pairs and users), for tests. */
+unsigned limiter_login_records(const struct limiter *l);
 
 #endif

@@ -57,7 +57,7 @@ static const struct int_flag int_flags[] = {
     { "max-long-polls", CFG(max_long_polls), 1, 1000000, "long polls held at once (default 20000)" },
     { "max-request-bytes", CFG(max_request_bytes), 1024, PROTO_MAX_REQUEST_BYTES, "HTTP body / WS message (default 65536)" },
     { "msg-rate", CFG(msg_rate), 1, 100000, "messages per second per user, burst twice that (default 20)" },
-    { "login-rate", CFG(login_rate), 1, 10000, "login attempts per minute per user; per address 3x (default 10)" },
+    { "login-rate", CFG(login_rate), 1, 10000, "failed logins per user and address before growing delays; login tries per address 3x a minute (default 10)" },
     { "header-timeout-s", CFG(header_timeout_s), 1, 300, "time to send the request headers (default 10)" },
     { "request-timeout-s", CFG(request_timeout_s), 1, 300, "time to send a request's body after its headers (default 15)" },
     { "idle-timeout-s", CFG(idle_timeout_s), 1, 3600, "idle keep-alive HTTP connection (default 5)" },
@@ -305,8 +305,7 @@ static struct limiter *server_limiter(const struct server_config *cfg)
     };
     lc.rate[LIMIT_MESSAGES] = cfg->msg_rate;
     lc.burst[LIMIT_MESSAGES] = 2.0 * cfg->msg_rate;
-    lc.rate[LIMIT_LOGIN_USER] = cfg->login_rate / 60.0;
-    lc.burst[LIMIT_LOGIN_USER] = cfg->login_rate;
+    lc.login_free_failures = (unsigned)cfg->login_rate;
     lc.rate[LIMIT_LOGIN_ADDR] = 3 * cfg->login_rate / 60.0;
     lc.burst[LIMIT_LOGIN_ADDR] = 3 * cfg->login_rate;
     return limiter_new(&lc);

@@ -42,7 +42,7 @@ struct server_config {
     int         max_long_polls;
     int         max_request_bytes;
     int         msg_rate;           /* per user per second */
-    int         login_rate;         /* per user per minute */
+    int         login_rate;         /* failed logins per user and address before delays */
     int         header_timeout_s;
     int         request_timeout_s;  /* a body must arrive within this of its headers */
     int         idle_timeout_s;

@@ -255,14 +255,15 @@ static int ws_hello(struct session *s, const struct proto_ws_frame *f)
 static void ws_hold_over(lws_sorted_usec_list_t *sul);
 
 /* Over the message rate: keep this message, stop reading until the bucket
- * has a token again. Nothing is dropped and the order is kept; the sender
- * is told why it is slowed down once per hold. */
-static int ws_hold(struct session *s, int retry_after_s)
+ * has a token again (wait_ms, not a whole second: at 20/s the next token is
+ * 50 ms away). Nothing is dropped and the order is kept; the sender is told
+ * why it is slowed down once per hold. */
+static int ws_hold(struct session *s, int64_t wait_ms)
 {
     struct ws_state *w = &s->u.ws;
-    if (!w->held && ws_queue(s, json_pack("{s:s,s:s,s:s,s:i}", "op", "error", "code", "rate_limited",
+    if (!w->held && ws_queue(s, json_pack("{s:s,s:s,s:s,s:I}", "op", "error", "code", "rate_limited",
                                           "message", "too many messages; slowing down",
-                                          "retry_after_s", retry_after_s)) < 0)
+                                          "retry_after_s", (json_int_t)((wait_ms + 999) / 1000))) < 0)
         return -1;
     if (!w->held)
         audit("limit", "code=rate_limited path=%s user=%s addr=%s", PROTO_WS_PATH, s->user,
@@ -270,15 +271,15 @@ static int ws_hold(struct session *s, int retry_after_s)
     w->held = 1;
     lws_rx_flow_control(s->wsi, 0);
     lws_sul_schedule(lws_get_context(s->wsi), 0, &w->hold_sul, ws_hold_over,
-                     (lws_usec_t)retry_after_s * LWS_USEC_PER_SEC);
+                     (lws_usec_t)wait_ms * LWS_US_PER_MS);
     return WS_HELD;
 }
 
 static int ws_send(struct session *s, const struct proto_ws_frame *f)
 {
-    int retry;
-    if (!limiter_take(s->srv->limiter, LIMIT_MESSAGES, s->user, now_ms(), &retry))
-        return ws_hold(s, retry);
+    int64_t wait_ms = limiter_take_ms(s->srv->limiter, LIMIT_MESSAGES, s->user, now_ms());
+    if (wait_ms > 0)
+        return ws_hold(s, wait_ms);
     /* acknowledged by ws_on_posted once the group commit is durable */
     if (feed_post_chat(s->srv, s, f->room, f->body, f->client_msg_id) < 0)
         return ws_send_error(s, f->client_msg_id, "internal", "could not store the message");
@@ -372,6 +373,10 @@ static void ws_hold_over(lws_sorted_usec_list_t *sul)
     int rc = ws_handle_message(s, w->rx, w->rx_len, 0);
     if (rc == WS_HELD)
         return;
+    /* The batch's turn-end commit (feed.c) runs after the loop's next poll,
+     * which a timer callback does not shorten: the last held send would wait
+     * for unrelated I/O (seconds). Commit it now. */
+    feed_flush(s->srv);
     free(w->rx);
     w->rx = NULL;
     w->rx_len = 0;

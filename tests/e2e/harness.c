@@ -692,11 +692,25 @@ void client_quit(struct h_proc *c, int64_t deadline)
 }
 
 /* ------------------------------------------------------------------------ */
+static struct in_addr source_addr;     /* 0: the kernel picks (127.0.0.1) */
+
+void h_set_source_addr(const char *ipv4)
+{
+    source_addr.s_addr = 0;
+    if (ipv4 && inet_pton(AF_INET, ipv4, &source_addr) != 1)
+        fail_msg("h_set_source_addr: bad address %s", ipv4);
+}
+
 int h_tcp_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    struct sockaddr_in src = { .sin_family = AF_INET, .sin_addr = source_addr };
+    if (source_addr.s_addr && bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
+        close(fd);
+        return -1;
+    }
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {

@@ -176,6 +176,10 @@ int  h_check_error(const char *what, const struct http_resp *r, int status, cons
 
 /* A TCP connection to 127.0.0.1:port, non-blocking, TCP_NODELAY; -1 if refused. */
 int  h_tcp_connect(int port);
+/* From now on every helper connects from this loopback address (all of
+ * 127/8 is local on Linux), so the server sees another client address;
+ * NULL goes back to the default (127.0.0.1). */
+void h_set_source_addr(const char *ipv4);
 
 /* ---- raw WebSocket client -------------------------------------------------- */
 enum { WS_CONT = 0x0, WS_TEXT = 0x1, WS_BIN = 0x2, WS_CLOSE = 0x8, WS_PING = 0x9, WS_PONG = 0xA };
