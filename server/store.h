@@ -18,10 +18,26 @@ enum store_rc {
 
 #define STORE_OPENING_BALANCE_CENTS 100000   /* 1,000.00 for every new user */
 
+/* A transfer's life: pending -> processing -> completed | failed. */
+enum transfer_state {
+    TRANSFER_PENDING,
+    TRANSFER_PROCESSING,
+    TRANSFER_COMPLETED,
+    TRANSFER_FAILED,
+};
+/* The state's name: what the database stores and the API shows
+ * (shared/PROTOCOL.md). */
+const char *transfer_state_name(enum transfer_state state);
+/* 0 and *state for a name transfer_state_name gives; -1 for anything else. */
+int transfer_state_parse(const char *name, enum transfer_state *state);
+
 struct store_transfer {
     int64_t id, from_id, to_id, amount_cents;
     char    from[33], to[33];       /* user names */
-    char    status[16];             /* pending, processing, completed, failed */
+    enum transfer_state state;
+    /* transfer_state_name(state), set by store_transfer_get for http_api.c,
+     * which emits it; goes once http_api.c calls transfer_state_name. */
+    const char *status;
     char    reason[64];             /* why it failed, or "" */
     int64_t created_ms, updated_ms;
 };
@@ -133,8 +149,8 @@ int store_account_move(struct store *st, int64_t user_id, int64_t delta_cents,
 int store_transfer_insert(struct store *st, int64_t from_id, int64_t to_id, int64_t amount_cents,
                           const char *key, int64_t now_ms, int64_t *id, int *created);
 int store_transfer_get(struct store *st, int64_t id, struct store_transfer *t);
-int store_transfer_set_status(struct store *st, int64_t id, const char *status,
-                              const char *reason, int64_t now_ms);
+int store_transfer_set_state(struct store *st, int64_t id, enum transfer_state state,
+                             const char *reason, int64_t now_ms);
 /* Calls cb for every pending or processing transfer, oldest first. */
 int store_transfers_unfinished(struct store *st, void (*cb)(void *arg, int64_t id), void *arg);
 /* Inside a transaction: takes the transfer's row for this instance alone.
@@ -174,12 +190,17 @@ struct store_ops {
     int (*transfer_insert)(void *impl, int64_t from_id, int64_t to_id, int64_t amount_cents,
                            const char *key, int64_t now_ms, int64_t *id, int *created);
     int (*transfer_get)(void *impl, int64_t id, struct store_transfer *t);
-    int (*transfer_set_status)(void *impl, int64_t id, const char *status,
-                               const char *reason, int64_t now_ms);
+    int (*transfer_set_state)(void *impl, int64_t id, enum transfer_state state,
+                              const char *reason, int64_t now_ms);
     int (*transfers_unfinished)(void *impl, void (*cb)(void *arg, int64_t id), void *arg);
     int (*transfer_lock)(void *impl, int64_t id);   /* NULL: nothing to lock */
     int (*transfers_stale)(void *impl, int64_t before_ms, void (*cb)(void *arg, int64_t id), void *arg);
 };
+
+/* For a backend's transfer_get: *state from the text of the row's status
+ * column; anything but a state's name is logged and STORE_ERROR, as the
+ * schema's CHECK allows none. */
+int store_transfer_state_read(const char *text, enum transfer_state *state);
 
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_pg_ops;   /* location postgresql://... or postgres://... */

@@ -664,7 +664,7 @@ static int sq_transfer_get(void *impl, int64_t id, struct store_transfer *t)
         if (rc == STORE_OK)
             rc = copy_text(st, 5, t->to, sizeof t->to, "transfer_get");
         if (rc == STORE_OK)
-            rc = copy_text(st, 6, t->status, sizeof t->status, "transfer_get");
+            rc = store_transfer_state_read((const char *)sqlite3_column_text(st, 6), &t->state);
         if (rc == STORE_OK)
             rc = copy_text(st, 7, t->reason, sizeof t->reason, "transfer_get");
     } else {
@@ -674,18 +674,18 @@ static int sq_transfer_get(void *impl, int64_t id, struct store_transfer *t)
     return rc;
 }
 
-static int sq_transfer_set_status(void *impl, int64_t id, const char *status,
-                                  const char *reason, int64_t now_ms)
+static int sq_transfer_set_state(void *impl, int64_t id, enum transfer_state state,
+                                 const char *reason, int64_t now_ms)
 {
     struct sq *s = impl;
     sqlite3_stmt *st = s->q[Q_TRANSFER_SET_STATUS];
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, transfer_state_name(state), -1, SQLITE_STATIC);
     if (reason && *reason)
         sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now_ms);
     int rc = sqlite3_step(st);
-    rc = rc != SQLITE_DONE ? fail(s, "transfer_set_status")
+    rc = rc != SQLITE_DONE ? fail(s, "transfer_set_state")
        : sqlite3_changes(s->db) ? STORE_OK : STORE_NOT_FOUND;
     done(st);
     return rc;
@@ -742,7 +742,7 @@ const struct store_ops store_sqlite_ops = {
     .account_move = sq_account_move,
     .transfer_insert = sq_transfer_insert,
     .transfer_get = sq_transfer_get,
-    .transfer_set_status = sq_transfer_set_status,
+    .transfer_set_state = sq_transfer_set_state,
     .transfers_unfinished = sq_transfers_unfinished,
     .transfer_lock = NULL,      /* a single writer: nothing to lock */
     .transfers_stale = sq_transfers_stale,

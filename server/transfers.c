@@ -231,13 +231,13 @@ static int settle(struct transfers *tr, struct store_transfer *t)
     if (rc == STORE_CONSTRAINT) {
         snprintf(t->reason, sizeof t->reason, "insufficient_funds");
         audit("transfer.failed", "id=%lld reason=%s", (long long)t->id, t->reason);
-        rc = store_transfer_set_status(st, t->id, "failed", t->reason, now);
+        rc = store_transfer_set_state(st, t->id, TRANSFER_FAILED, t->reason, now);
         return rc == STORE_OK ? alert_append(tr, t, "transfer.failed") : rc;
     }
     if (rc == STORE_OK)
         rc = store_account_move(st, t->to_id, t->amount_cents, t->id, now, memo);
     if (rc == STORE_OK)
-        rc = store_transfer_set_status(st, t->id, "completed", NULL, now);
+        rc = store_transfer_set_state(st, t->id, TRANSFER_COMPLETED, NULL, now);
     if (rc == STORE_OK)
         audit("transfer.completed", "id=%lld", (long long)t->id);
     if (rc == STORE_OK)
@@ -263,12 +263,12 @@ static int step(struct transfers *tr, int64_t id, int *finished)
     }
     if (rc == STORE_OK)
         rc = store_transfer_get(st, id, &t);
-    if (rc == STORE_OK && !strcmp(t.status, "pending")) {
-        rc = store_transfer_set_status(st, id, "processing", NULL, now_ms());
+    if (rc == STORE_OK && t.state == TRANSFER_PENDING) {
+        rc = store_transfer_set_state(st, id, TRANSFER_PROCESSING, NULL, now_ms());
         if (rc == STORE_OK)
             rc = alert_append(tr, &t, "transfer.processing");
         *finished = 0;
-    } else if (rc == STORE_OK && !strcmp(t.status, "processing")) {
+    } else if (rc == STORE_OK && t.state == TRANSFER_PROCESSING) {
         rc = settle(tr, &t);
     }
     if (rc != STORE_OK) {

@@ -391,7 +391,7 @@ static void test_transfer_lock(void **state)
     assert_int_equal(store_transfer_lock(b, 9999), STORE_NOT_FOUND);
     struct store_transfer t;
     assert_int_equal(store_transfer_get(b, t1, &t), STORE_OK);     /* B's transaction goes on */
-    assert_int_equal(store_transfer_set_status(a, t1, "processing", NULL, NOW + 1), STORE_OK);
+    assert_int_equal(store_transfer_set_state(a, t1, TRANSFER_PROCESSING, NULL, NOW + 1), STORE_OK);
     assert_int_equal(store_commit(a), STORE_OK);
 
     assert_int_equal(store_transfer_lock(b, t1), STORE_OK);        /* released by the commit */
@@ -425,7 +425,7 @@ static void test_refusals_keep_transaction(void **state)
     assert_int_equal(id, t1);
     assert_int_equal(store_account_move(st, a, -100, t1, NOW, "out"), STORE_OK);
     assert_int_equal(store_account_move(st, b, 100, t1, NOW, "in"), STORE_OK);
-    assert_int_equal(store_transfer_set_status(st, t1, "completed", NULL, NOW), STORE_OK);
+    assert_int_equal(store_transfer_set_state(st, t1, TRANSFER_COMPLETED, NULL, NOW), STORE_OK);
     assert_int_equal(store_commit(st), STORE_OK);
 
     assert_int_equal(store_account_balance(st, a, &cents), STORE_OK);
