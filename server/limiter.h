@@ -1,7 +1,10 @@
 /* limiter.h — chatd's self-protection: connections in all and per address
  * (Debian's lws has no peer limits, so we count), and token-bucket rate
- * limits keyed by user or address (messages, logins). Memory is bounded:
- * idle entries are swept and the tables have a hard size. */
+ * limits keyed by user or address (messages; logins and registrations).
+ * Memory is bounded: an address's entry goes with its last connection, and
+ * the rate buckets have a hard count; when it is reached, buckets that have
+ * refilled (idle ones) are swept, and a key that still finds no room is
+ * refused. */
 #ifndef CHAT_LIMITER_H
 #define CHAT_LIMITER_H
 

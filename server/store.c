@@ -1,5 +1,7 @@
 /* store.c — picks the storage backend for a location (a postgresql:// URL or
- * a SQLite file path) and forwards calls to it. */
+ * a SQLite file path) and forwards calls to it; keeps the group-commit
+ * batch's state (store.h), committing an open batch before the calls that
+ * must not join it; and owns the table of transfer state names. */
 #include "store.h"
 
 #include <stdio.h>

@@ -1,7 +1,9 @@
 /* store.h — chatd's storage interface. Callers see an opaque struct store and
  * these functions; each backend (store_sqlite.c, store_pg.c) fills a
- * struct store_ops. Every write is committed before the function returns, so
- * an id handed back is durable and may be announced to clients. */
+ * struct store_ops. A write outside a transaction is committed before the
+ * function returns. Inside one (store_begin, or the feed's group-commit
+ * batch below) it is durable only at store_commit / store_batch_commit, so
+ * an id handed back may be announced to clients only after that commit. */
 #ifndef CHAT_STORE_H
 #define CHAT_STORE_H
 
@@ -45,7 +47,7 @@ struct store_transfer {
 /* An event to append. recipient_id 0 means every user (chat rooms are open to
  * all); otherwise only that user's feed has it. */
 struct store_new_event {
-    const char *type;           /* "chat", later "alert" */
+    const char *type;           /* "chat" or "alert" */
     int64_t     recipient_id;
     int64_t     sender_id;
     const char *client_msg_id;  /* may be NULL; (sender_id, client_msg_id) is unique */
@@ -119,7 +121,8 @@ int store_notify_fd(struct store *st);
  * the last call, 0 if nothing, -1 if the notification connection was lost. */
 int store_notify_drain(struct store *st);
 
-/* ---- transactions: the bank composes its steps inside one ---- */
+/* ---- transactions (through feed_begin/feed_commit): a transfer step and
+ * its alerts, the sweep's session touches ---- */
 /* Starts a write transaction (taking the write lock at once). */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
@@ -127,7 +130,8 @@ void store_rollback(struct store *st);
 
 /* ---- group commit ----
  * The feed appends chat messages inside one "batch" transaction per
- * event-loop turn and commits it at the end of the turn. While a batch is
+ * event-loop turn and commits it at the end of the turn (or sooner: a full
+ * batch, or a flush the store asks for). While a batch is
  * open, every other write and every read of events first calls the flush
  * function the feed registered (which commits the batch), so nothing is
  * answered before its own write is durable and nobody reads an uncommitted
@@ -138,7 +142,9 @@ int store_batch_commit(struct store *st);
 void store_batch_rollback(struct store *st);
 int store_batch_open(const struct store *st);
 
-/* ---- the bank; call these inside store_begin/store_commit ---- */
+/* ---- the bank: balances, the ledger, transfers ----
+ * transfers.c makes the writes inside store_begin/store_commit, each step
+ * one transaction with the alerts it announces; the reads may stand alone. */
 int store_account_balance(struct store *st, int64_t user_id, int64_t *cents);
 /* Adds delta to the balance and writes the ledger row. STORE_CONSTRAINT if
  * the balance would go below zero (nothing is changed then). */

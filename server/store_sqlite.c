@@ -1,9 +1,10 @@
 /* store_sqlite.c — the SQLite backend of store.h. Owns the database
  * connection: opening it with durable settings, applying the embedded schema
  * migrations (db/migrations, via migrations.h), and one prepared statement per
- * query. A write outside store_begin/commit runs in autocommit mode, so it
- * is committed (and, with synchronous=FULL, on stable storage) before the
- * function returns; the bank composes several inside one transaction.
+ * query. A write outside a transaction (store_begin, or the feed's
+ * group-commit batch) runs in autocommit mode, so it is committed (and,
+ * with synchronous=FULL, on stable storage) before the function returns;
+ * inside one, at its commit.
  * Not thread-safe: one struct sq is used from the server's event loop only.
  * Callbacks given to events_after must not call back into the store. */
 #include "store.h"
@@ -204,11 +205,11 @@ static int pragma(sqlite3 *db, const char *sql, const char *want1, const char *w
 /* Durability and concurrency settings; per connection, so set at every open.
  * synchronous=FULL: under WAL, NORMAL fsyncs only at checkpoints, so the last
  * commits can vanish on power loss (not on a process crash). store.h promises
- * that a returned id is durable and may be announced: with NORMAL, a client
+ * that a committed id is durable and may be announced: with NORMAL, a client
  * could see event N, the server lose power, and N be reissued to a different
  * message after restart (AUTOINCREMENT's counter rolls back with it). FULL
- * fsyncs the WAL at each commit (~3k commits/s here); batch writes into one
- * transaction if that ever limits throughput. */
+ * fsyncs the WAL at each commit; the feed's group commit (feed.c) makes that
+ * one fsync per event-loop turn for chat sends. */
 static int configure(sqlite3 *db, char *err, size_t errlen)
 {
     if (pragma(db, "PRAGMA busy_timeout = 5000", NULL, NULL, err, errlen) ||

@@ -3,7 +3,7 @@
  * and the feed wakes their listeners only after it committed.
  *
  * Several instances on one shared store: each step first takes the
- * transfer's row (store_transfer_lock, SKIP LOCKED) and checks its status
+ * transfer's row (store_transfer_lock, SKIP LOCKED) and checks its state
  * inside the same transaction, so a step is applied once even if two
  * instances schedule the same transfer. Transfers an instance left behind
  * when it died are found by a sweep (every ORPHAN_SWEEP_US) for unfinished
