@@ -19,9 +19,7 @@
 #include <unistd.h>
 
 #include "store.h"
-#include "pg_test.h"
-
-#define NOW 1700000000000LL
+#include "store_test.h"
 
 static int open_at(void **state, const char *location)
 {
@@ -72,68 +70,6 @@ static int teardown_pg(void **state)
 {
     store_free(*state);
     return pg_test_admin("DROP", pg_db, " WITH (FORCE)");
-}
-
-static int64_t mkuser(struct store *st, const char *name)
-{
-    int64_t id = 0;
-    assert_int_equal(store_user_create(st, name, "$argon2id$hash", NOW, &id), STORE_OK);
-    assert_true(id > 0);
-    return id;
-}
-
-/* Appends a chat event; returns its id and checks it was created. */
-static int64_t append(struct store *st, int64_t sender, int64_t recipient,
-                      const char *cmid, const char *payload)
-{
-    struct store_new_event ev = {
-        .type = "chat", .recipient_id = recipient, .sender_id = sender,
-        .client_msg_id = cmid, .payload = payload, .ts_ms = NOW,
-    };
-    int64_t id = 0, ts = 0;
-    int created = -1;
-    assert_int_equal(store_event_append(st, &ev, &id, &ts, &created), STORE_OK);
-    assert_int_equal(created, 1);
-    assert_int_equal(ts, NOW);
-    assert_true(id > 0);
-    return id;
-}
-
-struct seen {
-    int n;
-    int stop_after;             /* 0: never stop */
-    int64_t ids[32];
-    int64_t rcpt[32];
-    char payload[32][64];
-    char type[32][16];
-};
-
-static int collect(void *arg, const struct store_event *ev)
-{
-    struct seen *s = arg;
-    if (s->n < 32) {
-        s->ids[s->n] = ev->id;
-        s->rcpt[s->n] = ev->recipient_id;
-        snprintf(s->payload[s->n], sizeof s->payload[0], "%s", ev->payload);
-        snprintf(s->type[s->n], sizeof s->type[0], "%s", ev->type);
-    }
-    s->n++;
-    return s->stop_after && s->n >= s->stop_after;
-}
-
-static struct seen feed(struct store *st, int64_t user, int64_t after, int limit)
-{
-    struct seen s = {0};
-    assert_int_equal(store_events_after(st, user, after, limit, collect, &s), STORE_OK);
-    return s;
-}
-
-/* Every recipient's events after `after`. */
-static struct seen all_after(struct store *st, int64_t after, int limit)
-{
-    struct seen s = {0};
-    assert_int_equal(store_events_all_after(st, after, limit, collect, &s), STORE_OK);
-    return s;
 }
 
 struct ids {
