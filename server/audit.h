@@ -1,7 +1,8 @@
 /* audit.h — one line per security-relevant event on stderr: logins and
- * failed logins, registrations, logouts, transfers, limits hit, refused
- * handshakes. Callers pass names, ids and addresses only: never a
- * password, a token or a message body. */
+ * failed logins, registrations, logouts, sessions expired for idleness,
+ * refused tokens, transfers, limits hit, refused WebSocket origins, silent
+ * WebSockets hung up. Callers pass names, ids, amounts, paths and addresses:
+ * never a password, a token or a message body. */
 #ifndef CHAT_AUDIT_H
 #define CHAT_AUDIT_H
 

@@ -414,7 +414,7 @@ static int transfer_answer(struct session *s, enum transfers_rc rc, const struct
     case TRANSFERS_CREATED:
     case TRANSFERS_REPEATED:  /* the stored first answer, as for the first request */
         return http_json(s, 202, json_pack("{s:I,s:s}", "transfer_id", (json_int_t)t->id,
-                                           "status", "pending"));
+                                           "status", transfer_state_name(TRANSFER_PENDING)));
     case TRANSFERS_KEY_MISMATCH:
         return http_error(s, 422, "idempotency_key_reused",
                           "this idempotency_key was used for a different transfer");
@@ -455,7 +455,7 @@ static int route_transfer_get(struct session *s)
         return http_error(s, 404, "not_found", "no such transfer");
     json_t *o = json_pack("{s:I,s:s,s:s,s:I,s:s,s:I,s:I}", "transfer_id", (json_int_t)t.id,
                           "from", t.from, "to", t.to, "amount_cents", (json_int_t)t.amount_cents,
-                          "status", t.status, "created_at", (json_int_t)t.created_ms,
+                          "status", transfer_state_name(t.state), "created_at", (json_int_t)t.created_ms,
                           "updated_at", (json_int_t)t.updated_ms);
     if (o && t.reason[0])
         json_object_set_new(o, "reason", json_string(t.reason));

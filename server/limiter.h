@@ -1,8 +1,11 @@
 /* limiter.h — chatd's self-protection: connections in all and per address
  * (Debian's lws has no peer limits, so we count), token-bucket rate limits
- * keyed by user or address (messages, login attempts per address), and the
- * failed-login record that delays password guessing per (user, address).
- * Memory is bounded: idle entries are swept and the tables have a hard size. */
+ * keyed by user or address (messages; logins and registrations per
+ * address), and the failed-login record that delays password guessing per
+ * (user, address). Memory is bounded: an address's entry goes with its last
+ * connection; the rate buckets and the failure records have a hard count,
+ * and when one is reached the idle entries are swept (a rate key that still
+ * finds no room is refused; a failure that finds none goes uncounted). */
 #ifndef CHAT_LIMITER_H
 #define CHAT_LIMITER_H
 

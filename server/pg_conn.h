@@ -1,8 +1,8 @@
 /* pg_conn.h — private to the PostgreSQL store: the connection state
  * (struct pg) and what store_pg.c's queries are built on — statement
  * parameters as text, result columns, running a prepared statement with
- * one reconnect, SQLSTATE mapping, the LISTEN connection, open and close
- * (which applies the schema migrations). Implemented in pg_conn.c. */
+ * one reconnect, SQLSTATE mapping, the LISTEN connection, open (which
+ * applies the schema migrations) and close. Implemented in pg_conn.c. */
 #ifndef CHAT_PG_CONN_H
 #define CHAT_PG_CONN_H
 

@@ -1,9 +1,47 @@
 /* store.c — picks the storage backend for a location (a postgresql:// URL or
- * a SQLite file path) and forwards calls to it. */
+ * a SQLite file path) and forwards calls to it; keeps the group-commit
+ * batch's state (store.h), committing an open batch before the calls that
+ * must not join it; and owns the table of transfer state names. */
 #include "store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The one table of transfer state names. The schema's CHECK (db/migrations,
+ * db/pg) lists the same four, and the backends' queries for unfinished
+ * transfers name 'pending' and 'processing'. */
+static const char *const TRANSFER_STATE_NAMES[] = {
+    [TRANSFER_PENDING] = "pending",
+    [TRANSFER_PROCESSING] = "processing",
+    [TRANSFER_COMPLETED] = "completed",
+    [TRANSFER_FAILED] = "failed",
+};
+#define TRANSFER_STATES (sizeof TRANSFER_STATE_NAMES / sizeof TRANSFER_STATE_NAMES[0])
+
+const char *transfer_state_name(enum transfer_state state)
+{
+    return (unsigned)state < TRANSFER_STATES ? TRANSFER_STATE_NAMES[state] : "unknown";
+}
+
+int transfer_state_parse(const char *name, enum transfer_state *state)
+{
+    for (unsigned i = 0; name && i < TRANSFER_STATES; i++) {
+        if (!strcmp(name, TRANSFER_STATE_NAMES[i])) {
+            *state = (enum transfer_state)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int store_transfer_state_read(const char *text, enum transfer_state *state)
+{
+    if (transfer_state_parse(text, state) == 0)
+        return STORE_OK;
+    fprintf(stderr, "store: transfer_get: unknown transfer state \"%.32s\"\n", text ? text : "(null)");
+    return STORE_ERROR;
+}
 
 struct store {
     const struct store_ops *ops;
@@ -171,11 +209,11 @@ int store_transfer_get(struct store *st, int64_t id, struct store_transfer *t)
     return st->ops->transfer_get(st->impl, id, t);
 }
 
-int store_transfer_set_status(struct store *st, int64_t id, const char *status,
-                              const char *reason, int64_t now_ms)
+int store_transfer_set_state(struct store *st, int64_t id, enum transfer_state state,
+                             const char *reason, int64_t now_ms)
 {
     settle(st);
-    return st->ops->transfer_set_status(st->impl, id, status, reason, now_ms);
+    return st->ops->transfer_set_state(st->impl, id, state, reason, now_ms);
 }
 
 int store_transfers_unfinished(struct store *st, void (*cb)(void *arg, int64_t id), void *arg)

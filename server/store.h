@@ -1,7 +1,9 @@
 /* store.h — chatd's storage interface. Callers see an opaque struct store and
  * these functions; each backend (store_sqlite.c, store_pg.c) fills a
- * struct store_ops. Every write is committed before the function returns, so
- * an id handed back is durable and may be announced to clients. */
+ * struct store_ops. A write outside a transaction is committed before the
+ * function returns. Inside one (store_begin, or the feed's group-commit
+ * batch below) it is durable only at store_commit / store_batch_commit, so
+ * an id handed back may be announced to clients only after that commit. */
 #ifndef CHAT_STORE_H
 #define CHAT_STORE_H
 
@@ -18,10 +20,23 @@ enum store_rc {
 
 #define STORE_OPENING_BALANCE_CENTS 100000   /* 1,000.00 for every new user */
 
+/* A transfer's life: pending -> processing -> completed | failed. */
+enum transfer_state {
+    TRANSFER_PENDING,
+    TRANSFER_PROCESSING,
+    TRANSFER_COMPLETED,
+    TRANSFER_FAILED,
+};
+/* The state's name: what the database stores and the API shows
+ * (shared/PROTOCOL.md). */
+const char *transfer_state_name(enum transfer_state state);
+/* 0 and *state for a name transfer_state_name gives; -1 for anything else. */
+int transfer_state_parse(const char *name, enum transfer_state *state);
+
 struct store_transfer {
     int64_t id, from_id, to_id, amount_cents;
     char    from[33], to[33];       /* user names */
-    char    status[16];             /* pending, processing, completed, failed */
+    enum transfer_state state;
     char    reason[64];             /* why it failed, or "" */
     int64_t created_ms, updated_ms;
 };
@@ -29,7 +44,7 @@ struct store_transfer {
 /* An event to append. recipient_id 0 means every user (chat rooms are open to
  * all); otherwise only that user's feed has it. */
 struct store_new_event {
-    const char *type;           /* "chat", later "alert" */
+    const char *type;           /* "chat" or "alert" */
     int64_t     recipient_id;
     int64_t     sender_id;
     const char *client_msg_id;  /* may be NULL; (sender_id, client_msg_id) is unique */
@@ -103,7 +118,8 @@ int store_notify_fd(struct store *st);
  * the last call, 0 if nothing, -1 if the notification connection was lost. */
 int store_notify_drain(struct store *st);
 
-/* ---- transactions: the bank composes its steps inside one ---- */
+/* ---- transactions (through feed_begin/feed_commit): a transfer step and
+ * its alerts, the sweep's session touches ---- */
 /* Starts a write transaction (taking the write lock at once). */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
@@ -111,7 +127,8 @@ void store_rollback(struct store *st);
 
 /* ---- group commit ----
  * The feed appends chat messages inside one "batch" transaction per
- * event-loop turn and commits it at the end of the turn. While a batch is
+ * event-loop turn and commits it at the end of the turn (or sooner: a full
+ * batch, or a flush the store asks for). While a batch is
  * open, every other write and every read of events first calls the flush
  * function the feed registered (which commits the batch), so nothing is
  * answered before its own write is durable and nobody reads an uncommitted
@@ -122,7 +139,9 @@ int store_batch_commit(struct store *st);
 void store_batch_rollback(struct store *st);
 int store_batch_open(const struct store *st);
 
-/* ---- the bank; call these inside store_begin/store_commit ---- */
+/* ---- the bank: balances, the ledger, transfers ----
+ * transfers.c makes the writes inside store_begin/store_commit, each step
+ * one transaction with the alerts it announces; the reads may stand alone. */
 int store_account_balance(struct store *st, int64_t user_id, int64_t *cents);
 /* Adds delta to the balance and writes the ledger row. STORE_CONSTRAINT if
  * the balance would go below zero (nothing is changed then). */
@@ -133,8 +152,8 @@ int store_account_move(struct store *st, int64_t user_id, int64_t delta_cents,
 int store_transfer_insert(struct store *st, int64_t from_id, int64_t to_id, int64_t amount_cents,
                           const char *key, int64_t now_ms, int64_t *id, int *created);
 int store_transfer_get(struct store *st, int64_t id, struct store_transfer *t);
-int store_transfer_set_status(struct store *st, int64_t id, const char *status,
-                              const char *reason, int64_t now_ms);
+int store_transfer_set_state(struct store *st, int64_t id, enum transfer_state state,
+                             const char *reason, int64_t now_ms);
 /* Calls cb for every pending or processing transfer, oldest first. */
 int store_transfers_unfinished(struct store *st, void (*cb)(void *arg, int64_t id), void *arg);
 /* Inside a transaction: takes the transfer's row for this instance alone.
@@ -174,12 +193,17 @@ struct store_ops {
     int (*transfer_insert)(void *impl, int64_t from_id, int64_t to_id, int64_t amount_cents,
                            const char *key, int64_t now_ms, int64_t *id, int *created);
     int (*transfer_get)(void *impl, int64_t id, struct store_transfer *t);
-    int (*transfer_set_status)(void *impl, int64_t id, const char *status,
-                               const char *reason, int64_t now_ms);
+    int (*transfer_set_state)(void *impl, int64_t id, enum transfer_state state,
+                              const char *reason, int64_t now_ms);
     int (*transfers_unfinished)(void *impl, void (*cb)(void *arg, int64_t id), void *arg);
     int (*transfer_lock)(void *impl, int64_t id);   /* NULL: nothing to lock */
     int (*transfers_stale)(void *impl, int64_t before_ms, void (*cb)(void *arg, int64_t id), void *arg);
 };
+
+/* For a backend's transfer_get: *state from the text of the row's status
+ * column; anything but a state's name is logged and STORE_ERROR, as the
+ * schema's CHECK allows none. */
+int store_transfer_state_read(const char *text, enum transfer_state *state);
 
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_pg_ops;   /* location postgresql://... or postgres://... */

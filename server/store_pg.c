@@ -493,22 +493,22 @@ static int pg_transfer_get(void *impl, int64_t id, struct store_transfer *t)
     if (rc == STORE_OK)
         rc = copy_col(r, 0, 5, t->to, sizeof t->to, "transfer_get");
     if (rc == STORE_OK)
-        rc = copy_col(r, 0, 6, t->status, sizeof t->status, "transfer_get");
+        rc = store_transfer_state_read(PQgetvalue(r, 0, 6), &t->state);
     if (rc == STORE_OK)
         rc = copy_col(r, 0, 7, t->reason, sizeof t->reason, "transfer_get");
     PQclear(r);
     return rc;
 }
 
-static int pg_transfer_set_status(void *impl, int64_t id, const char *status,
-                                  const char *reason, int64_t now_ms)
+static int pg_transfer_set_state(void *impl, int64_t id, enum transfer_state state,
+                                 const char *reason, int64_t now_ms)
 {
     struct params p = {0};
     p_i64(&p, id);
-    p_str(&p, status);
+    p_str(&p, transfer_state_name(state));
     p_str(&p, reason && *reason ? reason : NULL);
     p_i64(&p, now_ms);
-    return pg_command(impl, Q_TRANSFER_SET_STATUS, &p, 0, "transfer_set_status");
+    return pg_command(impl, Q_TRANSFER_SET_STATUS, &p, 0, "transfer_set_state");
 }
 
 /* Calls cb with the id in column 0 of each row of q. */
@@ -582,7 +582,7 @@ const struct store_ops store_pg_ops = {
     .account_move = pg_account_move,
     .transfer_insert = pg_transfer_insert,
     .transfer_get = pg_transfer_get,
-    .transfer_set_status = pg_transfer_set_status,
+    .transfer_set_state = pg_transfer_set_state,
     .transfers_unfinished = pg_transfers_unfinished,
     .transfer_lock = pg_transfer_lock,
     .transfers_stale = pg_transfers_stale,

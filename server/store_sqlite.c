@@ -1,9 +1,10 @@
 /* store_sqlite.c — the SQLite backend of store.h. Owns the database
  * connection: opening it with durable settings, applying the embedded schema
  * migrations (db/migrations, via migrations.h), and one prepared statement per
- * query. A write outside store_begin/commit runs in autocommit mode, so it
- * is committed (and, with synchronous=FULL, on stable storage) before the
- * function returns; the bank composes several inside one transaction.
+ * query. A write outside a transaction (store_begin, or the feed's
+ * group-commit batch) runs in autocommit mode, so it is committed (and,
+ * with synchronous=FULL, on stable storage) before the function returns;
+ * inside one, at its commit.
  * Not thread-safe: one struct sq is used from the server's event loop only.
  * Callbacks given to events_after must not call back into the store. */
 #include "store.h"
@@ -204,11 +205,11 @@ static int pragma(sqlite3 *db, const char *sql, const char *want1, const char *w
 /* Durability and concurrency settings; per connection, so set at every open.
  * synchronous=FULL: under WAL, NORMAL fsyncs only at checkpoints, so the last
  * commits can vanish on power loss (not on a process crash). store.h promises
- * that a returned id is durable and may be announced: with NORMAL, a client
+ * that a committed id is durable and may be announced: with NORMAL, a client
  * could see event N, the server lose power, and N be reissued to a different
  * message after restart (AUTOINCREMENT's counter rolls back with it). FULL
- * fsyncs the WAL at each commit (~3k commits/s here); batch writes into one
- * transaction if that ever limits throughput. */
+ * fsyncs the WAL at each commit; the feed's group commit (feed.c) makes that
+ * one fsync per event-loop turn for chat sends. */
 static int configure(sqlite3 *db, char *err, size_t errlen)
 {
     if (pragma(db, "PRAGMA busy_timeout = 5000", NULL, NULL, err, errlen) ||
@@ -664,7 +665,7 @@ static int sq_transfer_get(void *impl, int64_t id, struct store_transfer *t)
         if (rc == STORE_OK)
             rc = copy_text(st, 5, t->to, sizeof t->to, "transfer_get");
         if (rc == STORE_OK)
-            rc = copy_text(st, 6, t->status, sizeof t->status, "transfer_get");
+            rc = store_transfer_state_read((const char *)sqlite3_column_text(st, 6), &t->state);
         if (rc == STORE_OK)
             rc = copy_text(st, 7, t->reason, sizeof t->reason, "transfer_get");
     } else {
@@ -674,18 +675,18 @@ static int sq_transfer_get(void *impl, int64_t id, struct store_transfer *t)
     return rc;
 }
 
-static int sq_transfer_set_status(void *impl, int64_t id, const char *status,
-                                  const char *reason, int64_t now_ms)
+static int sq_transfer_set_state(void *impl, int64_t id, enum transfer_state state,
+                                 const char *reason, int64_t now_ms)
 {
     struct sq *s = impl;
     sqlite3_stmt *st = s->q[Q_TRANSFER_SET_STATUS];
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, transfer_state_name(state), -1, SQLITE_STATIC);
     if (reason && *reason)
         sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now_ms);
     int rc = sqlite3_step(st);
-    rc = rc != SQLITE_DONE ? fail(s, "transfer_set_status")
+    rc = rc != SQLITE_DONE ? fail(s, "transfer_set_state")
        : sqlite3_changes(s->db) ? STORE_OK : STORE_NOT_FOUND;
     done(st);
     return rc;
@@ -742,7 +743,7 @@ const struct store_ops store_sqlite_ops = {
     .account_move = sq_account_move,
     .transfer_insert = sq_transfer_insert,
     .transfer_get = sq_transfer_get,
-    .transfer_set_status = sq_transfer_set_status,
+    .transfer_set_state = sq_transfer_set_state,
     .transfers_unfinished = sq_transfers_unfinished,
     .transfer_lock = NULL,      /* a single writer: nothing to lock */
     .transfers_stale = sq_transfers_stale,

@@ -3,7 +3,7 @@
  * and the feed wakes their listeners only after it committed.
  *
  * Several instances on one shared store: each step first takes the
- * transfer's row (store_transfer_lock, SKIP LOCKED) and checks its status
+ * transfer's row (store_transfer_lock, SKIP LOCKED) and checks its state
  * inside the same transaction, so a step is applied once even if two
  * instances schedule the same transfer. Transfers an instance left behind
  * when it died are found by a sweep (every ORPHAN_SWEEP_US) for unfinished
@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct bank_job {
+struct transfer_job {
     lws_sorted_usec_list_t sul;
     lws_dll2_t node;
-    struct transfers *bank;
+    struct transfers *tr;
     int64_t transfer_id;
 };
 
@@ -34,38 +34,38 @@ struct transfers {
     lws_sorted_usec_list_t orphan_sul;
 };
 
-static void bank_job_run(lws_sorted_usec_list_t *sul);
+static void job_run(lws_sorted_usec_list_t *sul);
 
-static void bank_schedule(struct bank_job *j)
+static void job_schedule(struct transfer_job *j)
 {
-    lws_usec_t us = (lws_usec_t)j->bank->delay_ms * 1000;
-    lws_sul_schedule(j->bank->srv->ctx, 0, &j->sul, bank_job_run, us ? us : 1);
+    lws_usec_t us = (lws_usec_t)j->tr->delay_ms * 1000;
+    lws_sul_schedule(j->tr->srv->ctx, 0, &j->sul, job_run, us ? us : 1);
 }
 
-static int bank_tracked(const struct transfers *b, int64_t transfer_id)
+static int transfers_tracking(const struct transfers *tr, int64_t transfer_id)
 {
-    lws_start_foreach_dll(struct lws_dll2 *, d, b->jobs.head) {
-        if (lws_container_of(d, struct bank_job, node)->transfer_id == transfer_id)
+    lws_start_foreach_dll(struct lws_dll2 *, d, tr->jobs.head) {
+        if (lws_container_of(d, struct transfer_job, node)->transfer_id == transfer_id)
             return 1;
     } lws_end_foreach_dll(d);
     return 0;
 }
 
-static int bank_track(struct transfers *b, int64_t transfer_id)
+static int transfers_track(struct transfers *tr, int64_t transfer_id)
 {
-    if (bank_tracked(b, transfer_id))
+    if (transfers_tracking(tr, transfer_id))
         return 0;
-    struct bank_job *j = calloc(1, sizeof *j);
+    struct transfer_job *j = calloc(1, sizeof *j);
     if (!j)
         return -1;
-    j->bank = b;
+    j->tr = tr;
     j->transfer_id = transfer_id;
-    lws_dll2_add_tail(&j->node, &b->jobs);
-    bank_schedule(j);
+    lws_dll2_add_tail(&j->node, &tr->jobs);
+    job_schedule(j);
     return 0;
 }
 
-static void bank_job_free(struct bank_job *j)
+static void job_free(struct transfer_job *j)
 {
     lws_sul_cancel(&j->sul);
     lws_dll2_remove(&j->node);
@@ -74,46 +74,46 @@ static void bank_job_free(struct bank_job *j)
 
 struct transfers *transfers_new(struct server *srv, int delay_ms)
 {
-    struct transfers *b = calloc(1, sizeof *b);
-    if (b) {
-        b->srv = srv;
-        b->delay_ms = delay_ms;
+    struct transfers *tr = calloc(1, sizeof *tr);
+    if (tr) {
+        tr->srv = srv;
+        tr->delay_ms = delay_ms;
     }
-    return b;
+    return tr;
 }
 
-static void bank_resume_one(void *arg, int64_t id)
+static void track_found(void *arg, int64_t id)
 {
-    if (bank_track(arg, id) < 0)
+    if (transfers_track(arg, id) < 0)
         fprintf(stderr, "chatd: out of memory resuming transfer %lld\n", (long long)id);
 }
 
-static void bank_orphan_sweep(lws_sorted_usec_list_t *sul)
+static void orphan_sweep(lws_sorted_usec_list_t *sul)
 {
-    struct transfers *b = lws_container_of(sul, struct transfers, orphan_sul);
-    int64_t before = now_ms() - 3 * (int64_t)b->delay_ms - ORPHAN_AFTER_MS;
-    if (store_transfers_stale(b->srv->store, before, bank_resume_one, b) != STORE_OK)
+    struct transfers *tr = lws_container_of(sul, struct transfers, orphan_sul);
+    int64_t before = now_ms() - 3 * (int64_t)tr->delay_ms - ORPHAN_AFTER_MS;
+    if (store_transfers_stale(tr->srv->store, before, track_found, tr) != STORE_OK)
         fprintf(stderr, "chatd: looking for orphaned transfers failed; retrying\n");
-    lws_sul_schedule(b->srv->ctx, 0, &b->orphan_sul, bank_orphan_sweep, ORPHAN_SWEEP_US);
+    lws_sul_schedule(tr->srv->ctx, 0, &tr->orphan_sul, orphan_sweep, ORPHAN_SWEEP_US);
 }
 
-int transfers_resume(struct transfers *b)
+int transfers_resume(struct transfers *tr)
 {
-    if (store_transfers_unfinished(b->srv->store, bank_resume_one, b) != STORE_OK)
+    if (store_transfers_unfinished(tr->srv->store, track_found, tr) != STORE_OK)
         return -1;
-    if (store_is_shared(b->srv->store))
-        lws_sul_schedule(b->srv->ctx, 0, &b->orphan_sul, bank_orphan_sweep, ORPHAN_SWEEP_US);
+    if (store_is_shared(tr->srv->store))
+        lws_sul_schedule(tr->srv->ctx, 0, &tr->orphan_sul, orphan_sweep, ORPHAN_SWEEP_US);
     return 0;
 }
 
-void transfers_free(struct transfers *b)
+void transfers_free(struct transfers *tr)
 {
-    if (!b)
+    if (!tr)
         return;
-    lws_sul_cancel(&b->orphan_sul);
-    while (b->jobs.head)
-        bank_job_free(lws_container_of(b->jobs.head, struct bank_job, node));
-    free(b);
+    lws_sul_cancel(&tr->orphan_sul);
+    while (tr->jobs.head)
+        job_free(lws_container_of(tr->jobs.head, struct transfer_job, node));
+    free(tr);
 }
 
 /* ---- alerts ---- */
@@ -136,7 +136,7 @@ static void alert_body(const struct store_transfer *t, const char *kind, char *b
 }
 
 /* Stores one alert for the party the kind is addressed to. */
-static int bank_alert(struct transfers *b, const struct store_transfer *t, const char *kind)
+static int alert_append(struct transfers *tr, const struct store_transfer *t, const char *kind)
 {
     int to_recipient = !strcmp(kind, "transfer.received");
     char body[256];
@@ -156,42 +156,43 @@ static int bank_alert(struct transfers *b, const struct store_transfer *t, const
     };
     int64_t id, ts;
     int created;
-    int rc = feed_append(b->srv, &ev, &id, &ts, &created);
+    int rc = feed_append(tr->srv, &ev, &id, &ts, &created);
     free(payload);
     return rc;
 }
 
 /* ---- accepting ---- */
 
-static enum transfers_rc bank_existing(struct transfers *b, int64_t id, int64_t to_id, int64_t amount_cents,
-                                  struct store_transfer *t)
+static enum transfers_rc existing_answer(struct transfers *tr, int64_t id, int64_t to_id,
+                                         int64_t amount_cents, struct store_transfer *t)
 {
-    if (store_transfer_get(b->srv->store, id, t) != STORE_OK)
+    if (store_transfer_get(tr->srv->store, id, t) != STORE_OK)
         return TRANSFERS_ERROR;
     return t->to_id == to_id && t->amount_cents == amount_cents ? TRANSFERS_REPEATED : TRANSFERS_KEY_MISMATCH;
 }
 
 /* Inside a transaction: the transfer row and its pending alert. */
-static enum transfers_rc bank_insert(struct transfers *b, int64_t from_id, int64_t to_id, int64_t amount_cents,
-                                const char *key, struct store_transfer *t)
+static enum transfers_rc insert_with_alert(struct transfers *tr, int64_t from_id, int64_t to_id,
+                                           int64_t amount_cents, const char *key,
+                                           struct store_transfer *t)
 {
     int64_t id;
     int created;
-    struct store *st = b->srv->store;
+    struct store *st = tr->srv->store;
     if (store_transfer_insert(st, from_id, to_id, amount_cents, key, now_ms(), &id, &created) != STORE_OK)
         return TRANSFERS_ERROR;
     if (!created)
-        return bank_existing(b, id, to_id, amount_cents, t);
+        return existing_answer(tr, id, to_id, amount_cents, t);
     if (store_transfer_get(st, id, t) != STORE_OK ||
-        bank_alert(b, t, "transfer.pending") != STORE_OK)
+        alert_append(tr, t, "transfer.pending") != STORE_OK)
         return TRANSFERS_ERROR;
     return TRANSFERS_CREATED;
 }
 
-enum transfers_rc transfers_submit(struct transfers *b, int64_t from_id, const char *to, int64_t amount_cents,
-                         const char *key, struct store_transfer *t)
+enum transfers_rc transfers_submit(struct transfers *tr, int64_t from_id, const char *to,
+                                   int64_t amount_cents, const char *key, struct store_transfer *t)
 {
-    struct store *st = b->srv->store;
+    struct store *st = tr->srv->store;
     int64_t to_id;
     int rc = store_user_get(st, to, &to_id, NULL, 0);
     if (rc == STORE_NOT_FOUND)
@@ -200,29 +201,29 @@ enum transfers_rc transfers_submit(struct transfers *b, int64_t from_id, const c
         return TRANSFERS_ERROR;
     if (to_id == from_id)
         return TRANSFERS_TO_SELF;
-    if (feed_begin(b->srv) != STORE_OK)
+    if (feed_begin(tr->srv) != STORE_OK)
         return TRANSFERS_ERROR;
-    enum transfers_rc brc = bank_insert(b, from_id, to_id, amount_cents, key, t);
-    if (brc == TRANSFERS_ERROR) {
-        feed_rollback(b->srv);
-        return brc;
+    enum transfers_rc outcome = insert_with_alert(tr, from_id, to_id, amount_cents, key, t);
+    if (outcome == TRANSFERS_ERROR) {
+        feed_rollback(tr->srv);
+        return outcome;
     }
-    if (feed_commit(b->srv) != STORE_OK)
+    if (feed_commit(tr->srv) != STORE_OK)
         return TRANSFERS_ERROR;
-    if (brc == TRANSFERS_CREATED)
+    if (outcome == TRANSFERS_CREATED)
         audit("transfer.accepted", "id=%lld from=%s to=%s amount_cents=%lld", (long long)t->id,
               t->from, t->to, (long long)t->amount_cents);
-    if (brc == TRANSFERS_CREATED && bank_track(b, t->id) < 0)
+    if (outcome == TRANSFERS_CREATED && transfers_track(tr, t->id) < 0)
         fprintf(stderr, "chatd: transfer %lld will be processed after a restart\n", (long long)t->id);
-    return brc;
+    return outcome;
 }
 
 /* ---- processing ---- */
 
 /* processing -> completed, or failed when the sender can't pay now. */
-static int bank_settle(struct transfers *b, struct store_transfer *t)
+static int settle(struct transfers *tr, struct store_transfer *t)
 {
-    struct store *st = b->srv->store;
+    struct store *st = tr->srv->store;
     int64_t now = now_ms();
     char memo[64];
     snprintf(memo, sizeof memo, "transfer %lld", (long long)t->id);
@@ -230,64 +231,64 @@ static int bank_settle(struct transfers *b, struct store_transfer *t)
     if (rc == STORE_CONSTRAINT) {
         snprintf(t->reason, sizeof t->reason, "insufficient_funds");
         audit("transfer.failed", "id=%lld reason=%s", (long long)t->id, t->reason);
-        rc = store_transfer_set_status(st, t->id, "failed", t->reason, now);
-        return rc == STORE_OK ? bank_alert(b, t, "transfer.failed") : rc;
+        rc = store_transfer_set_state(st, t->id, TRANSFER_FAILED, t->reason, now);
+        return rc == STORE_OK ? alert_append(tr, t, "transfer.failed") : rc;
     }
     if (rc == STORE_OK)
         rc = store_account_move(st, t->to_id, t->amount_cents, t->id, now, memo);
     if (rc == STORE_OK)
-        rc = store_transfer_set_status(st, t->id, "completed", NULL, now);
+        rc = store_transfer_set_state(st, t->id, TRANSFER_COMPLETED, NULL, now);
     if (rc == STORE_OK)
         audit("transfer.completed", "id=%lld", (long long)t->id);
     if (rc == STORE_OK)
-        rc = bank_alert(b, t, "transfer.completed");
+        rc = alert_append(tr, t, "transfer.completed");
     if (rc == STORE_OK)
-        rc = bank_alert(b, t, "transfer.received");
+        rc = alert_append(tr, t, "transfer.received");
     return rc;
 }
 
 /* One step of the transfer, in one transaction. *finished when it is over. */
-static int bank_step(struct transfers *b, int64_t id, int *finished)
+static int step(struct transfers *tr, int64_t id, int *finished)
 {
-    struct store *st = b->srv->store;
+    struct store *st = tr->srv->store;
     struct store_transfer t;
     *finished = 1;
-    if (feed_begin(b->srv) != STORE_OK)
+    if (feed_begin(tr->srv) != STORE_OK)
         return -1;
     int rc = store_transfer_lock(st, id);
     if (rc == STORE_EXISTS) {     /* another instance is on this step now */
-        feed_rollback(b->srv);
+        feed_rollback(tr->srv);
         *finished = 0;
         return 0;
     }
     if (rc == STORE_OK)
         rc = store_transfer_get(st, id, &t);
-    if (rc == STORE_OK && !strcmp(t.status, "pending")) {
-        rc = store_transfer_set_status(st, id, "processing", NULL, now_ms());
+    if (rc == STORE_OK && t.state == TRANSFER_PENDING) {
+        rc = store_transfer_set_state(st, id, TRANSFER_PROCESSING, NULL, now_ms());
         if (rc == STORE_OK)
-            rc = bank_alert(b, &t, "transfer.processing");
+            rc = alert_append(tr, &t, "transfer.processing");
         *finished = 0;
-    } else if (rc == STORE_OK && !strcmp(t.status, "processing")) {
-        rc = bank_settle(b, &t);
+    } else if (rc == STORE_OK && t.state == TRANSFER_PROCESSING) {
+        rc = settle(tr, &t);
     }
     if (rc != STORE_OK) {
-        feed_rollback(b->srv);
+        feed_rollback(tr->srv);
         return -1;
     }
-    return feed_commit(b->srv) == STORE_OK ? 0 : -1;
+    return feed_commit(tr->srv) == STORE_OK ? 0 : -1;
 }
 
-static void bank_job_run(lws_sorted_usec_list_t *sul)
+static void job_run(lws_sorted_usec_list_t *sul)
 {
-    struct bank_job *j = lws_container_of(sul, struct bank_job, sul);
+    struct transfer_job *j = lws_container_of(sul, struct transfer_job, sul);
     int finished;
-    if (bank_step(j->bank, j->transfer_id, &finished) < 0) {
+    if (step(j->tr, j->transfer_id, &finished) < 0) {
         /* The store failed (e.g. busy): the step rolled back; try again later. */
         fprintf(stderr, "chatd: transfer %lld: step failed, retrying\n", (long long)j->transfer_id);
         finished = 0;
     }
     if (finished)
-        bank_job_free(j);
+        job_free(j);
     else
-        bank_schedule(j);
+        job_schedule(j);
 }

@@ -24,11 +24,11 @@ enum transfers_rc {
 
 struct transfers *transfers_new(struct server *srv, int delay_ms);
 /* Schedules every pending or processing transfer found in the store. */
-int transfers_resume(struct transfers *b);
-void transfers_free(struct transfers *b);
+int transfers_resume(struct transfers *tr);
+void transfers_free(struct transfers *tr);
 
 /* Accepts a transfer from user from_id; *t is filled for CREATED/REPEATED. */
-enum transfers_rc transfers_submit(struct transfers *b, int64_t from_id, const char *to, int64_t amount_cents,
-                         const char *key, struct store_transfer *t);
+enum transfers_rc transfers_submit(struct transfers *tr, int64_t from_id, const char *to,
+                                   int64_t amount_cents, const char *key, struct store_transfer *t);
 
 #endif

@@ -1,5 +1,6 @@
-/* protocol.c — validation, JSON encode/decode and query parsing for protocol v1.
- * All input here is untrusted: every length is checked before use. */
+/* protocol.c — validation, JSON encode/decode and query parsing for protocol v1
+ * (see protocol.h). What the parsers read is untrusted: every length is
+ * checked before use. */
 #include "protocol.h"
 
 #include <errno.h>

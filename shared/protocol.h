@@ -1,7 +1,9 @@
 /* protocol.h — wire protocol v1 shared by chatd and chat: limits, input
- * validation, event and error JSON, query-string parsing, WS frames.
- * Everything that parses untrusted bytes lives here so it can be fuzzed.
- * See shared/PROTOCOL.md for the protocol itself. */
+ * validation (UTF-8 in utf8.c), event and error JSON, query-string parsing,
+ * WebSocket op messages, the client's reading of event lists. The parsers
+ * of untrusted bytes that both programs share live here (and amounts in
+ * money.h), each with a fuzz target in tests/fuzz/. See shared/PROTOCOL.md
+ * for the protocol itself. */
 #ifndef CHAT_PROTOCOL_H
 #define CHAT_PROTOCOL_H
 

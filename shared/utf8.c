@@ -1,4 +1,5 @@
-/* utf8.c — strict UTF-8 validation (RFC 3629) for bodies arriving from the network. */
+/* utf8.c — strict UTF-8 validation (RFC 3629), proto_utf8_valid: chat bodies,
+ * WebSocket text messages and close reasons, and the headless client's input. */
 #include "protocol.h"
 
 /* Length of the sequence started by lead byte c, or 0 if c cannot start one. */

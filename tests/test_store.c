@@ -19,9 +19,7 @@
 #include <unistd.h>
 
 #include "store.h"
-#include "pg_test.h"
-
-#define NOW 1700000000000LL
+#include "store_test.h"
 
 static int open_at(void **state, const char *location)
 {
@@ -72,68 +70,6 @@ static int teardown_pg(void **state)
 {
     store_free(*state);
     return pg_test_admin("DROP", pg_db, " WITH (FORCE)");
-}
-
-static int64_t mkuser(struct store *st, const char *name)
-{
-    int64_t id = 0;
-    assert_int_equal(store_user_create(st, name, "$argon2id$hash", NOW, &id), STORE_OK);
-    assert_true(id > 0);
-    return id;
-}
-
-/* Appends a chat event; returns its id and checks it was created. */
-static int64_t append(struct store *st, int64_t sender, int64_t recipient,
-                      const char *cmid, const char *payload)
-{
-    struct store_new_event ev = {
-        .type = "chat", .recipient_id = recipient, .sender_id = sender,
-        .client_msg_id = cmid, .payload = payload, .ts_ms = NOW,
-    };
-    int64_t id = 0, ts = 0;
-    int created = -1;
-    assert_int_equal(store_event_append(st, &ev, &id, &ts, &created), STORE_OK);
-    assert_int_equal(created, 1);
-    assert_int_equal(ts, NOW);
-    assert_true(id > 0);
-    return id;
-}
-
-struct seen {
-    int n;
-    int stop_after;             /* 0: never stop */
-    int64_t ids[32];
-    int64_t rcpt[32];
-    char payload[32][64];
-    char type[32][16];
-};
-
-static int collect(void *arg, const struct store_event *ev)
-{
-    struct seen *s = arg;
-    if (s->n < 32) {
-        s->ids[s->n] = ev->id;
-        s->rcpt[s->n] = ev->recipient_id;
-        snprintf(s->payload[s->n], sizeof s->payload[0], "%s", ev->payload);
-        snprintf(s->type[s->n], sizeof s->type[0], "%s", ev->type);
-    }
-    s->n++;
-    return s->stop_after && s->n >= s->stop_after;
-}
-
-static struct seen feed(struct store *st, int64_t user, int64_t after, int limit)
-{
-    struct seen s = {0};
-    assert_int_equal(store_events_after(st, user, after, limit, collect, &s), STORE_OK);
-    return s;
-}
-
-/* Every recipient's events after `after`. */
-static struct seen all_after(struct store *st, int64_t after, int limit)
-{
-    struct seen s = {0};
-    assert_int_equal(store_events_all_after(st, after, limit, collect, &s), STORE_OK);
-    return s;
 }
 
 struct ids {
@@ -471,7 +407,8 @@ static void test_transfer_insert_get(void **state)
     assert_int_equal(tr.amount_cents, 500);
     assert_string_equal(tr.from, "alice");
     assert_string_equal(tr.to, "bob");
-    assert_string_equal(tr.status, "pending");
+    assert_int_equal(tr.state, TRANSFER_PENDING);
+    assert_int_equal(tr.state, TRANSFER_PENDING);
     assert_string_equal(tr.reason, "");
     assert_int_equal(tr.created_ms, NOW);
     assert_int_equal(tr.updated_ms, NOW);
@@ -479,13 +416,13 @@ static void test_transfer_insert_get(void **state)
 }
 
 /* Unfinished and stale (unchanged since a time) transfers, oldest first. */
-static void test_transfer_status_stale(void **state)
+static void test_transfer_state_stale(void **state)
 {
     struct store *st = *state;
     int64_t a, b, t[2];
     two_transfers(st, &a, &b, t);
-    assert_int_equal(store_transfer_set_status(st, t[0], "processing", NULL, NOW + 100), STORE_OK);
-    assert_int_equal(store_transfer_set_status(st, 9999, "failed", NULL, NOW), STORE_NOT_FOUND);
+    assert_int_equal(store_transfer_set_state(st, t[0], TRANSFER_PROCESSING, NULL, NOW + 100), STORE_OK);
+    assert_int_equal(store_transfer_set_state(st, 9999, TRANSFER_FAILED, NULL, NOW), STORE_NOT_FOUND);
     struct ids l = unfinished(st);
     assert_int_equal(l.n, 2);
     assert_int_equal(l.v[0], t[0]);
@@ -498,17 +435,36 @@ static void test_transfer_status_stale(void **state)
     assert_int_equal(l.n, 2);
     assert_int_equal(l.v[0], t[0]);
 
-    assert_int_equal(store_transfer_set_status(st, t[1], "failed", "insufficient_funds", NOW + 200),
+    assert_int_equal(store_transfer_set_state(st, t[1], TRANSFER_FAILED, "insufficient_funds", NOW + 200),
                      STORE_OK);
     struct store_transfer tr;
     assert_int_equal(store_transfer_get(st, t[1], &tr), STORE_OK);
-    assert_string_equal(tr.status, "failed");
+    assert_int_equal(tr.state, TRANSFER_FAILED);
+    assert_int_equal(tr.state, TRANSFER_FAILED);
     assert_string_equal(tr.reason, "insufficient_funds");
     assert_int_equal(tr.updated_ms, NOW + 200);
     l = unfinished(st);
     assert_int_equal(l.n, 1);
     assert_int_equal(l.v[0], t[0]);
     assert_int_equal(stale(st, NOW + 1000).n, 1);
+}
+
+/* Every state's name parses back to it; anything else is refused. */
+static void test_transfer_state_names(void **state)
+{
+    (void)state;
+    const char *want[] = {"pending", "processing", "completed", "failed"};
+    for (int i = TRANSFER_PENDING; i <= TRANSFER_FAILED; i++) {
+        enum transfer_state parsed = TRANSFER_FAILED - i;
+        assert_string_equal(transfer_state_name(i), want[i]);
+        assert_int_equal(transfer_state_parse(transfer_state_name(i), &parsed), 0);
+        assert_int_equal(parsed, i);
+    }
+    enum transfer_state untouched = TRANSFER_PROCESSING;
+    const char *bad[] = {"", "Pending", "pending ", "done", "unknown", NULL};
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(transfer_state_parse(bad[i], &untouched), -1);
+    assert_int_equal(untouched, TRANSFER_PROCESSING);
 }
 
 /* Both backends fill every operation; only PostgreSQL is shared. (This also
@@ -527,7 +483,7 @@ static void test_ops_tables(void **state)
                     o->events_all_after);
         assert_true(o->begin && o->commit && o->rollback);
         assert_true(o->account_balance && o->account_move && o->transfer_insert &&
-                    o->transfer_get && o->transfer_set_status && o->transfers_unfinished &&
+                    o->transfer_get && o->transfer_set_state && o->transfers_unfinished &&
                     o->transfers_stale);
         assert_int_equal(o->shared, i);
         assert_int_equal(o->notify_fd != NULL, i);
@@ -622,6 +578,38 @@ static void test_file_persistence(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* A state the table does not know, written behind the store's back (past
+ * the schema's CHECK), makes reading the transfer an error, not a guess. */
+static void test_unknown_state_read(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_store.XXXXXX", path[128], err[256] = "";
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/chat.db", dir);
+    struct store *st = store_open(path, err, sizeof err);
+    assert_non_null(st);
+    int64_t a = mkuser(st, "alice"), b = mkuser(st, "bob"), id;
+    int created;
+    assert_int_equal(store_transfer_insert(st, a, b, 5, "k", NOW, &id, &created), STORE_OK);
+
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA ignore_check_constraints = ON;"
+                                  "UPDATE transfers SET status = 'paused'", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    struct store_transfer t;
+    assert_int_equal(store_transfer_get(st, id, &t), STORE_ERROR);
+    store_free(st);
+
+    char side[140];
+    const char *suffix[] = {"-wal", "-shm", ""};
+    for (int i = 0; i < 3; i++) {
+        snprintf(side, sizeof side, "%s%s", path, suffix[i]);
+        unlink(side);
+    }
+    assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_open_failure(void **state)
 {
     (void)state;
@@ -642,7 +630,7 @@ static void test_open_failure(void **state)
     cmocka_unit_test_setup_teardown(test_recipients_and_all_after, SETUP, TEARDOWN), \
     cmocka_unit_test_setup_teardown(test_account_move, SETUP, TEARDOWN), \
     cmocka_unit_test_setup_teardown(test_transfer_insert_get, SETUP, TEARDOWN), \
-    cmocka_unit_test_setup_teardown(test_transfer_status_stale, SETUP, TEARDOWN)
+    cmocka_unit_test_setup_teardown(test_transfer_state_stale, SETUP, TEARDOWN)
 
 /* Stands in for the PostgreSQL run when there is no cluster to run it on. */
 static void test_cluster_given(void **state)
@@ -659,6 +647,8 @@ int main(void)
         STORE_TESTS(setup, teardown),
         cmocka_unit_test(test_file_persistence),
         cmocka_unit_test(test_open_failure),
+        cmocka_unit_test(test_transfer_state_names),
+        cmocka_unit_test(test_unknown_state_read),
         cmocka_unit_test(test_ops_tables),
     };
     const struct CMUnitTest pg_tests[] = {

@@ -23,9 +23,7 @@
 #include <unistd.h>
 
 #include "store.h"
-#include "pg_test.h"
-
-#define NOW 1700000000000LL
+#include "store_test.h"
 
 struct fixture {
     char db[64];
@@ -139,14 +137,7 @@ static void kill_sessions(struct fixture *f, const char *app)
     wait_for(f, sql, 0);
 }
 
-/* ---- store helpers ---- */
-
-static int64_t mkuser(struct store *st, const char *name)
-{
-    int64_t id = 0;
-    assert_int_equal(store_user_create(st, name, "$argon2id$hash", NOW, &id), STORE_OK);
-    return id;
-}
+/* ---- appends (store_test.h has the rest) ---- */
 
 static int append_rc(struct store *st, int64_t sender, const char *cmid, int64_t *id, int *created)
 {
@@ -156,36 +147,6 @@ static int append_rc(struct store *st, int64_t sender, const char *cmid, int64_t
     };
     int64_t ts;
     return store_event_append(st, &ev, id, &ts, created);
-}
-
-static int64_t append(struct store *st, int64_t sender)
-{
-    int64_t id = 0;
-    int created = 0;
-    assert_int_equal(append_rc(st, sender, NULL, &id, &created), STORE_OK);
-    assert_int_equal(created, 1);
-    return id;
-}
-
-struct seen {
-    int n;
-    int64_t ids[64];
-};
-
-static int collect(void *arg, const struct store_event *ev)
-{
-    struct seen *s = arg;
-    if (s->n < 64)
-        s->ids[s->n] = ev->id;
-    s->n++;
-    return 0;
-}
-
-static struct seen all_after(struct store *st, int64_t after)
-{
-    struct seen s = {0};
-    assert_int_equal(store_events_all_after(st, after, 64, collect, &s), STORE_OK);
-    return s;
 }
 
 /* An append on its own handle, in a thread: it may wait for a lock. */
@@ -216,14 +177,14 @@ static void test_append_waits_for_uncommitted(void **state)
     assert_non_null(b);
     assert_non_null(c);
     assert_int_equal(store_begin(a), STORE_OK);
-    int64_t ia = append(a, 0);
+    int64_t ia = append(a, 0, 0, NULL, "{}");
 
     struct appender ap = {.st = b};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, append_thread, &ap), 0);
     wait_for(f, WAITING_ON_LOCK, 1);           /* B is blocked on event_counter */
     assert_int_equal(atomic_load(&ap.done), 0);
-    assert_int_equal(all_after(c, 0).n, 0);
+    assert_int_equal(all_after(c, 0, SEEN_MAX).n, 0);
     int64_t last = -1;
     assert_int_equal(store_last_event_id(c, &last), STORE_OK);
     assert_int_equal(last, 0);
@@ -232,7 +193,7 @@ static void test_append_waits_for_uncommitted(void **state)
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(ap.rc, STORE_OK);
     assert_true(ap.id > ia);
-    struct seen s = all_after(c, 0);
+    struct seen s = all_after(c, 0, SEEN_MAX);
     assert_int_equal(s.n, 2);
     assert_int_equal(s.ids[0], ia);
     assert_int_equal(s.ids[1], ap.id);
@@ -245,14 +206,14 @@ static void test_append_waits_for_uncommitted(void **state)
 static void test_rollback_unseen(void **state)
 {
     struct fixture *f = *state;
-    int64_t first = append(f->st, 0);
+    int64_t first = append(f->st, 0, 0, NULL, "{}");
     assert_int_equal(store_begin(f->st), STORE_OK);
-    int64_t lost = append(f->st, 0);
+    int64_t lost = append(f->st, 0, 0, NULL, "{}");
     store_rollback(f->st);
-    int64_t next = append(f->st, 0);
+    int64_t next = append(f->st, 0, 0, NULL, "{}");
     assert_true(lost > first);
     assert_true(next >= lost);
-    struct seen s = all_after(f->st, 0);
+    struct seen s = all_after(f->st, 0, SEEN_MAX);
     assert_int_equal(s.n, 2);
     assert_int_equal(s.ids[0], first);
     assert_int_equal(s.ids[1], next);
@@ -391,12 +352,12 @@ static void test_transfer_lock(void **state)
     assert_int_equal(store_transfer_lock(b, 9999), STORE_NOT_FOUND);
     struct store_transfer t;
     assert_int_equal(store_transfer_get(b, t1, &t), STORE_OK);     /* B's transaction goes on */
-    assert_int_equal(store_transfer_set_status(a, t1, "processing", NULL, NOW + 1), STORE_OK);
+    assert_int_equal(store_transfer_set_state(a, t1, TRANSFER_PROCESSING, NULL, NOW + 1), STORE_OK);
     assert_int_equal(store_commit(a), STORE_OK);
 
     assert_int_equal(store_transfer_lock(b, t1), STORE_OK);        /* released by the commit */
     assert_int_equal(store_transfer_get(b, t1, &t), STORE_OK);
-    assert_string_equal(t.status, "processing");                  /* and sees A's change */
+    assert_int_equal(t.state, TRANSFER_PROCESSING);              /* and sees A's change */
     assert_int_equal(store_commit(b), STORE_OK);
     store_free(b);
 }
@@ -425,7 +386,7 @@ static void test_refusals_keep_transaction(void **state)
     assert_int_equal(id, t1);
     assert_int_equal(store_account_move(st, a, -100, t1, NOW, "out"), STORE_OK);
     assert_int_equal(store_account_move(st, b, 100, t1, NOW, "in"), STORE_OK);
-    assert_int_equal(store_transfer_set_status(st, t1, "completed", NULL, NOW), STORE_OK);
+    assert_int_equal(store_transfer_set_state(st, t1, TRANSFER_COMPLETED, NULL, NOW), STORE_OK);
     assert_int_equal(store_commit(st), STORE_OK);
 
     assert_int_equal(store_account_balance(st, a, &cents), STORE_OK);
@@ -441,13 +402,13 @@ static void test_failed_commit(void **state)
     struct store *st = f->st;
     int64_t a = mkuser(st, "alice"), last = -1;
     assert_int_equal(store_begin(st), STORE_OK);
-    append(st, a);
+    append(st, a, 0, NULL, "{}");
     assert_int_equal(store_session_create(st, "tok", 9999, NOW, NOW + 1), STORE_NOT_FOUND);
     assert_int_equal(store_commit(st), STORE_ERROR);
     assert_int_equal(store_last_event_id(st, &last), STORE_OK);
     assert_int_equal(last, 0);
     assert_int_equal(store_commit(st), STORE_ERROR);            /* none open now */
-    assert_true(append(st, a) > 0);
+    assert_true(append(st, a, 0, NULL, "{}") > 0);
 }
 
 /* ---- notifications ---- */
@@ -478,19 +439,19 @@ static void test_notify(void **state)
     assert_true(fd >= 0);
     assert_int_equal(store_notify_drain(b), 0);
 
-    append(a, 0);                                   /* autocommit: at once */
+    append(a, 0, 0, NULL, "{}");                    /* autocommit: at once */
     assert_int_equal(drain_when_readable(b, fd), 1);
     assert_int_equal(store_notify_drain(b), 0);
 
     assert_int_equal(store_begin(a), STORE_OK);     /* in a transaction: at commit */
-    append(a, 0);
-    append(a, 0);
+    append(a, 0, 0, NULL, "{}");
+    append(a, 0, 0, NULL, "{}");
     assert_false(readable(fd, 200));
     assert_int_equal(store_commit(a), STORE_OK);
     assert_int_equal(drain_when_readable(b, fd), 1);
 
     assert_int_equal(store_begin(a), STORE_OK);     /* rolled back: never */
-    append(a, 0);
+    append(a, 0, 0, NULL, "{}");
     store_rollback(a);
     assert_false(readable(fd, 200));
     store_free(b);
@@ -509,12 +470,12 @@ static void test_notify_reconnect(void **state)
     assert_int_equal(drain_when_readable(b, fd), -1);
     assert_int_equal(store_notify_drain(b), -1);    /* stays lost until notify_fd */
 
-    append(a, 0);                                   /* while nobody listens */
+    append(a, 0, 0, NULL, "{}");                    /* while nobody listens */
     fd = store_notify_fd(b);
     assert_true(fd >= 0);
     assert_int_equal(store_notify_drain(b), 1);     /* may have missed some */
     assert_int_equal(store_notify_drain(b), 0);
-    append(a, 0);
+    append(a, 0, 0, NULL, "{}");
     assert_int_equal(drain_when_readable(b, fd), 1);
     store_free(b);
 }
@@ -531,15 +492,15 @@ static void test_main_reconnect(void **state)
     kill_sessions(f, "chatd");
     assert_int_equal(store_user_get(st, "alice", &id, NULL, 0), STORE_OK);
     assert_int_equal(id, a);
-    append(st, a);                                  /* statements prepared again */
+    append(st, a, 0, NULL, "{}");                   /* statements prepared again */
 
     assert_int_equal(store_begin(st), STORE_OK);
-    append(st, a);
+    append(st, a, 0, NULL, "{}");
     kill_sessions(f, "chatd");
     int created;
     assert_int_equal(append_rc(st, a, NULL, &id, &created), STORE_ERROR);
     assert_int_equal(store_commit(st), STORE_ERROR);
-    struct seen s = all_after(st, 0);               /* reconnected; only the first */
+    struct seen s = all_after(st, 0, SEEN_MAX);     /* reconnected; only the first */
     assert_int_equal(s.n, 1);
 }
 

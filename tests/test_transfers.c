@@ -129,11 +129,11 @@ static void test_one_transfer(void **state)
     struct fixture *f = *state;
     struct store_transfer t;
     assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user1", 2500, "k1", &t), TRANSFERS_CREATED);
-    assert_string_equal(t.status, "pending");
+    assert_int_equal(t.state, TRANSFER_PENDING);
     assert_int_equal(balance(f, 0), 100000);      /* nothing moves before processing */
     settle(f);
     assert_int_equal(store_transfer_get(f->srv.store, t.id, &t), STORE_OK);
-    assert_string_equal(t.status, "completed");
+    assert_int_equal(t.state, TRANSFER_COMPLETED);
     assert_int_equal(balance(f, 0), 97500);
     assert_int_equal(balance(f, 1), 102500);
     /* pending, processing, completed for the sender; received for the recipient */
@@ -168,7 +168,7 @@ static void test_insufficient_funds(void **state)
     assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user1", 100001, "big", &t), TRANSFERS_CREATED);
     settle(f);
     assert_int_equal(store_transfer_get(f->srv.store, t.id, &t), STORE_OK);
-    assert_string_equal(t.status, "failed");
+    assert_int_equal(t.state, TRANSFER_FAILED);
     assert_string_equal(t.reason, "insufficient_funds");
     assert_int_equal(balance(f, 0), 100000);
     assert_int_equal(balance(f, 1), 100000);
