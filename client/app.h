@@ -19,6 +19,7 @@ struct app_config {
     int ws_retry_s;             /* auto: try websocket again after this long */
     int interval_ms;
     int wait_s;
+    int timeout_s;              /* deadline of login, send, bank, short-poll requests */
     int headless;               /* 1: headless.c, else the terminal UI (ui.c) */
     int quiet;                  /* UI: no bell on alerts */
 };

@@ -65,7 +65,7 @@ struct headless {
     size_t len;
     int overlong;
     int quitting;
-    int started;                 /* logged in: the transport reports states */
+    int started;                 /* logged in (states are shown from the start) */
     lws_sorted_usec_list_t sul_grace;
 };
 
@@ -140,15 +140,17 @@ static void on_state(void *arg, enum core_state s, unsigned retry_ms)
     if (o && s == CORE_RECONNECTING)
         json_object_set_new(o, "retry_ms", json_integer(retry_ms));
     print_json(stderr, o);
-    if (s == CORE_OFFLINE) {
+    if (s == CORE_OFFLINE)
         quit_now(h, core_exit_code(h->env.core));
+}
+
+void headless_logged_in(struct headless *h)
+{
+    if (!h || h->started)
         return;
-    }
-    if (!h->started) {
-        h->started = 1;
-        if (h->quitting)
-            arm_grace(h);
-    }
+    h->started = 1;
+    if (h->quitting)
+        arm_grace(h);
 }
 
 static void on_ack(void *arg, const char *client_msg_id, int64_t id)

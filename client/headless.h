@@ -31,6 +31,9 @@ void headless_free(struct headless *h);
 /* The transport was switched: later state and stats lines carry name
  * (static storage) and, if is_auto, "auto":true. h may be NULL. */
 void headless_set_transport(struct headless *h, const char *name, int is_auto);
+/* Login succeeded: from now on /quit waits for the outbox, not the login.
+ * h may be NULL. */
+void headless_logged_in(struct headless *h);
 /* The server in use changed: later state lines carry url (borrowed; it
  * must outlive h). h may be NULL. */
 void headless_set_server(struct headless *h, const char *url);
