@@ -264,14 +264,18 @@ static void logged_in(void *arg, int exit_code, const char *token)
     }
     snprintf(a->token, sizeof a->token, "%s", token);
     a->logged_in = 1;
+    if (a->frontend_ops->show_logged_in)
+        a->frontend_ops->show_logged_in(a->frontend);
     a->env = (struct transport_env){
         .ctx = a->ctx, .servers = a->cfg->servers, .prefix = "", .token = a->token,
         .core = a->core, .http = a->http, .interval_ms = a->cfg->interval_ms,
-        .wait_s = a->cfg->wait_s, .ws_refused = app_ws_refused, .hook_arg = a,
+        .wait_s = a->cfg->wait_s, .timeout_s = a->cfg->timeout_s,
+        .ws_refused = app_ws_refused, .hook_arg = a,
     };
     struct bank_env be = {
         .ctx = a->ctx, .http = a->http, .core = a->core,
         .prefix = "", .token = a->token, .servers = a->cfg->servers,
+        .timeout_s = a->cfg->timeout_s,
     };
     a->bank = bank_new(&be);
     a->transport = ops->create(&a->env);
@@ -289,7 +293,7 @@ static int start_login(struct app *a)
     struct auth_request req = {
         .ctx = a->ctx, .http = a->http, .core = a->core, .prefix = "",
         .servers = a->cfg->servers, .user = a->cfg->user, .password = a->cfg->password,
-        .do_register = a->cfg->do_register,
+        .do_register = a->cfg->do_register, .timeout_s = a->cfg->timeout_s,
     };
     a->auth = auth_start(&req, logged_in, a);
     return a->auth ? 0 : -1;

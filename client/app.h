@@ -20,6 +20,7 @@ struct app_config {
     int ws_retry_s;             /* auto: try websocket again after this long */
     int interval_ms;
     int wait_s;
+    int timeout_s;              /* deadline of login, send, bank, short-poll requests */
     const struct frontend_ops *frontend;    /* frontend_headless or frontend_ui */
     int quiet;                  /* UI: no bell on alerts */
 };

@@ -1,11 +1,15 @@
 /* auth.c — register and login. A step that gets no answer, a 429 or a 5xx
- * is retried with backoff, AUTH_TRIES times or twice per server if there
- * are more, before we call the server unreachable (exit 3); http.c moves
- * the server list on after a failed server, so each retry may go to the
- * next one. A refused certificate ends at once with a single server. 401/400 on login mean wrong credentials (exit 2),
- * any other refusal is exit 1; 409 on
- * register means the name is taken (exit 1) unless an earlier try of ours
- * may have taken it and lost the answer. */
+ * (each try has a deadline: AUTH_TIMEOUT_S or the caller's --timeout-s) is
+ * retried with backoff, AUTH_TRIES times or twice per server if there are
+ * more, before we call the server unreachable (exit 3); http.c moves the
+ * server list on after a failed server, so each retry may go to the next
+ * one. The state is shown from the start (connecting) and every failed try
+ * is reported with the delay before the next (reconnecting), so a silent
+ * server never makes a silent client. A refused certificate ends at once
+ * with a single server. 401/400 on login mean wrong credentials (exit 2),
+ * any other refusal is exit 1; 409 on register means the name is taken
+ * (exit 1) unless an earlier try of ours may have taken it and lost the
+ * answer. */
 #include "auth.h"
 #include "backoff.h"
 #include "core.h"
@@ -19,7 +23,6 @@
 #include <string.h>
 
 #define AUTH_TRIES     5
-#define AUTH_TIMEOUT_S 30        /* argon2 hashing can queue on the server */
 
 enum auth_step { STEP_REGISTER, STEP_LOGIN };
 
@@ -56,7 +59,7 @@ static int auth_max_attempts(const struct auth *a)
     return per_server > AUTH_TRIES ? per_server : AUTH_TRIES;
 }
 
-/* No usable answer: try again later, or give up. */
+/* No usable answer: say so, show when the next try is, or give up. */
 static void auth_retry(struct auth *a, const char *why)
 {
     if (++a->attempts >= auth_max_attempts(a)) {
@@ -65,6 +68,10 @@ static void auth_retry(struct auth *a, const char *why)
         return;
     }
     unsigned ms = backoff_next(a->req.ctx, &a->tries);
+    core_error(a->req.core, "%s failed (try %d of %d): %s",
+               a->step == STEP_REGISTER ? "registration" : "login",
+               a->attempts, auth_max_attempts(a), why);
+    core_set_state(a->req.core, CORE_RECONNECTING, ms);
     lws_sul_schedule(a->req.ctx, 0, &a->sul, auth_tick, (lws_usec_t)ms * 1000);
 }
 
@@ -145,7 +152,8 @@ static void auth_issue(struct auth *a)
     snprintf(path, sizeof path, "%s/api/v1/%s", servers_prefix(a->req.servers, a->prefix),
              a->step == STEP_REGISTER ? "register" : "login");
     struct http_call call = {
-        .method = "POST", .path = path, .body = body, .timeout_s = AUTH_TIMEOUT_S,
+        .method = "POST", .path = path, .body = body,
+        .timeout_s = a->req.timeout_s > 0 ? a->req.timeout_s : AUTH_TIMEOUT_S,
         .servers = a->req.servers,
     };
     a->http_req = body ? http_request(a->req.http, &call, auth_answer, a) : NULL;
@@ -170,6 +178,7 @@ struct auth *auth_start(const struct auth_request *req, auth_done_cb cb, void *a
     snprintf(a->prefix, sizeof a->prefix, "%s", req->prefix);
     a->req.password = NULL;
     a->step = req->do_register ? STEP_REGISTER : STEP_LOGIN;
+    core_set_state(req->core, CORE_CONNECTING, 0);
     /* start from the loop so the callback never runs inside auth_start */
     lws_sul_schedule(req->ctx, 0, &a->sul, auth_tick, 1);
     return a;

@@ -14,6 +14,7 @@ struct servers;
 #define AUTH_EXIT_ERROR        1   /* e.g. the user exists already */
 #define AUTH_EXIT_DENIED       2   /* wrong user or password */
 #define AUTH_EXIT_UNREACHABLE  3   /* no answer after a few tries */
+#define AUTH_TIMEOUT_S        10   /* default deadline of one try */
 
 struct auth_request {
     struct lws_context *ctx;
@@ -24,6 +25,7 @@ struct auth_request {
     const char *user;
     const char *password;       /* copied; wiped when auth is freed */
     int do_register;
+    int timeout_s;              /* each try's deadline; 0: AUTH_TIMEOUT_S */
 };
 
 /* token is borrowed for the call (NULL unless exit_code is 0). */

@@ -167,7 +167,7 @@ static void bank_issue(struct bank_job *j)
              j->kind == BANK_TRANSFER ? "transfers" : "account");
     struct http_call call = {
         .method = j->kind == BANK_TRANSFER ? "POST" : "GET", .path = path,
-        .body = body, .token = b->env.token, .timeout_s = BANK_TIMEOUT_S,
+        .body = body, .token = b->env.token, .timeout_s = b->env.timeout_s > 0 ? b->env.timeout_s : BANK_TIMEOUT_S,
         .servers = b->env.servers,
     };
     j->req = (j->kind == BANK_BALANCE || body) ? http_request(b->env.http, &call, bank_answer, j) : NULL;

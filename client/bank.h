@@ -22,6 +22,7 @@ struct bank_env {
     const char *prefix;        /* server path prefix, "" or "/x" */
     const char *token;         /* borrowed; must outlive the bank */
     struct servers *servers;   /* NULL: http's own address and prefix */
+    int timeout_s;             /* each request's deadline; 0: BANK_TIMEOUT_S */
 };
 
 struct bank;

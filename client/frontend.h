@@ -62,6 +62,8 @@ struct frontend_ops {
     void (*show_notice)(void *fe, const char *text, const json_t *data);
     /* The transport was switched; name is static storage. */
     void (*show_transport)(void *fe, const char *name, int is_auto);
+    /* Optional: the login succeeded; states before it are the login's own. */
+    void (*show_logged_in)(void *fe);
     /* The server in use changed; url outlives the front end. */
     void (*show_server)(void *fe, const char *url);
     /* Optional: the app is leaving once what is queued is sent. */

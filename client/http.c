@@ -7,6 +7,7 @@
  * current server of the call's list, taken when it starts) and, if it had
  * a list, tells it of a failed server just before the callback. */
 #include "http.h"
+#include "body_buf.h"
 #include "core.h"
 #include "servers.h"
 #include "wsi_owner.h"
@@ -46,11 +47,11 @@ struct http_req {
     unsigned char *tx;       /* LWS_PRE + body */
     size_t tx_len;
     int status;
-    char *rx;
-    size_t rx_len, rx_cap;
+    struct body_buf *rx;     /* the response body */
+    int timeout_s;
     int finished, delivering;
     int tls_failed;          /* the server's certificate was refused */
-    int local_error;         /* our fault (memory, size cap), not the server's */
+    int local_error;         /* our fault (memory), not the server's */
     char error[160];
     http_done_cb cb;
     void *arg;
@@ -90,7 +91,7 @@ static void req_free(struct http_req *r)
     if (r->tx)
         lws_explicit_bzero(r->tx, LWS_PRE + r->tx_len);
     free(r->tx);
-    free(r->rx);
+    body_buf_free(r->rx);
     free(r);
 }
 
@@ -107,8 +108,8 @@ static void req_deliver(lws_sorted_usec_list_t *sul)
         servers_failed(r->list, r->srv);
     struct http_result res = {
         .status = r->status,
-        .body = r->rx ? r->rx : "",
-        .len = r->rx_len,
+        .body = body_buf_data(r->rx),
+        .len = body_buf_len(r->rx),
         .error = r->error[0] ? r->error : NULL,
         .tls_failed = r->tls_failed,
     };
@@ -141,7 +142,9 @@ static void req_finish(struct http_req *r, const char *error, int closing)
 static void req_deadline(lws_sorted_usec_list_t *sul)
 {
     struct http_req *r = lws_container_of(sul, struct http_req, sul_deadline);
-    req_finish(r, "timed out", 0);
+    char why[64];
+    snprintf(why, sizeof why, "no answer within %d s", r->timeout_s);
+    req_finish(r, why, 0);
 }
 
 static void req_gone(struct wsi_owner *o, struct lws *wsi)
@@ -217,32 +220,20 @@ static int write_body(struct http_req *r)
     return n < 0 || (size_t)n != r->tx_len ? -1 : 0;
 }
 
+/* len comes from lws and may be anything (a chunk size of ffffffff has
+ * arrived as (size_t)-1): body_buf checks it before any arithmetic. */
 static int append_body(struct http_req *r, const void *in, size_t len)
 {
-    if (r->h->core)
-        core_count_bytes(r->h->core, len, 0);
-    if (r->rx_len + len + 1 > HTTP_BODY_CAP) {
-        r->local_error = 1;
-        req_finish(r, "response too large", 0);
-        return -1;
+    enum body_buf_result res = body_buf_append(r->rx, in, len);
+    if (res == BODY_BUF_OK) {
+        if (r->h->core)
+            core_count_bytes(r->h->core, len, 0);
+        return 0;
     }
-    if (r->rx_len + len + 1 > r->rx_cap) {
-        size_t cap = r->rx_cap ? r->rx_cap : 1024;
-        while (cap < r->rx_len + len + 1)
-            cap *= 2;
-        char *p = realloc(r->rx, cap);
-        if (!p) {
-            r->local_error = 1;
-            req_finish(r, "out of memory", 0);
-            return -1;
-        }
-        r->rx = p;
-        r->rx_cap = cap;
-    }
-    memcpy(r->rx + r->rx_len, in, len);
-    r->rx_len += len;
-    r->rx[r->rx_len] = '\0';
-    return 0;
+    r->local_error = res == BODY_BUF_NO_MEMORY;
+    req_finish(r, res == BODY_BUF_NO_MEMORY ? "out of memory"
+                  : "response too large (over " HTTP_BODY_CAP_TEXT ")", 0);
+    return -1;
 }
 
 static void connection_error(struct http_req *r, const void *in, size_t len)
@@ -380,6 +371,7 @@ static struct http_req *req_new(struct http *h, const struct http_call *call)
     }
     snprintf(r->method, sizeof r->method, "%s", call->method);
     r->path = strdup(call->path);
+    r->rx = body_buf_new(HTTP_BODY_CAP);
     if (call->token) {
         size_t n = strlen(call->token) + sizeof "Bearer ";
         if ((r->auth = malloc(n)))
@@ -390,7 +382,7 @@ static struct http_req *req_new(struct http *h, const struct http_call *call)
         if ((r->tx = malloc(LWS_PRE + r->tx_len + 1)))
             memcpy(r->tx + LWS_PRE, call->body, r->tx_len + 1);
     }
-    if (!r->path || (call->token && !r->auth) || (call->body && !r->tx)) {
+    if (!r->path || !r->rx || (call->token && !r->auth) || (call->body && !r->tx)) {
         req_free(r);
         return NULL;
     }
@@ -433,6 +425,7 @@ struct http_req *http_request(struct http *h, const struct http_call *call,
         return NULL;
     r->cb = cb;
     r->arg = arg;
+    r->timeout_s = call->timeout_s;
     r->next = h->reqs;
     if (h->reqs)
         h->reqs->prev = r;

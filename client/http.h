@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #define HTTP_BODY_CAP (8u * 1024 * 1024)
+#define HTTP_BODY_CAP_TEXT "8 MiB"
 
 struct core;
 struct http;

@@ -21,13 +21,15 @@
 
 #define DEFAULT_SERVER   "http://127.0.0.1:8080"
 #define LONG_POLL_WAIT_S 25
+#define REQUEST_TIMEOUT_S 10     /* login, send, bank: connect to last byte */
+#define REQUEST_TIMEOUT_MAX_S 300
 #define WS_RETRY_S       30      /* auto: long polling this long, then websocket again */
 #define WS_RETRY_MAX_S   86400
 
 struct options {
     const char *server, *user, *transport, *ca_file;
     int do_register, headless, quiet, help;
-    long interval_ms, ws_retry_s;
+    long interval_ms, ws_retry_s, timeout_s;
     struct servers *servers;
     char password[PROTO_PASSWORD_MAX + 2];
 };
@@ -37,7 +39,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: chat --user NAME [--server URL[,URL...]] [--register]\n"
         "            [--transport short-poll|long-poll|websocket|auto] [--interval-ms N]\n"
-        "            [--ws-retry-s N] [--quiet | --headless] [--ca FILE]\n"
+        "            [--ws-retry-s N] [--timeout-s N] [--quiet | --headless] [--ca FILE]\n"
         "  --server URLS      server address (default " DEFAULT_SERVER "); https:// is\n"
         "                     verified against the system CA store or --ca. Several\n"
         "                     comma-separated URLs (up to %d) are tried in turn: when\n"
@@ -53,12 +55,14 @@ static void usage(FILE *f)
         "  --ws-retry-s N     auto: seconds on long-poll before trying websocket again\n"
         "                     (plus up to 30%% jitter), 1..%d (default %d)\n"
         "  --interval-ms N    short-poll period, 50..60000 (default 1000)\n"
+        "  --timeout-s N      deadline of each login, send, bank and short-poll request,\n"
+        "                     1..300 s (default %d); a long poll's is its hold + 10 s\n"
         "  --quiet            no terminal bell when an alert pops up\n"
         "  --headless         no UI: lines on stdin are messages; events on stdout as JSON\n"
         "Without --headless a full-screen UI opens; /help lists its commands.\n"
         "The password comes from CHAT_PASSWORD or is asked on the terminal.\n"
         "Exit codes: 0 ok, 1 usage/error, 2 authentication failed, 3 server unreachable.\n",
-        SERVERS_MAX, WS_RETRY_MAX_S, WS_RETRY_S);
+        SERVERS_MAX, WS_RETRY_MAX_S, WS_RETRY_S, REQUEST_TIMEOUT_S);
 }
 
 static const struct frontend_ops *frontend_of(const struct options *o)
@@ -82,6 +86,7 @@ static int parse_flags(struct options *o, int argc, char **argv)
         { "transport", required_argument, NULL, 't' },
         { "interval-ms", required_argument, NULL, 'i' },
         { "ws-retry-s", required_argument, NULL, 'w' },
+        { "timeout-s", required_argument, NULL, 'T' },
         { "headless", no_argument, NULL, 'H' },
         { "quiet", no_argument, NULL, 'q' },
         { "ca", required_argument, NULL, 'c' },
@@ -109,6 +114,11 @@ static int parse_flags(struct options *o, int argc, char **argv)
             o->ws_retry_s = strtol(optarg, &end, 10);
             if (*end || end == optarg)
                 o->ws_retry_s = -1;
+            break;
+        case 'T':
+            o->timeout_s = strtol(optarg, &end, 10);
+            if (*end || end == optarg)
+                o->timeout_s = -1;
             break;
         default: return -1;
         }
@@ -198,6 +208,8 @@ static int check_options(struct options *o, int argc, char **argv, struct app_co
         return fail(o, 1, "--interval-ms must be between 50 and 60000");
     if (o->ws_retry_s < 1 || o->ws_retry_s > WS_RETRY_MAX_S)
         return fail(o, 1, "--ws-retry-s must be between 1 and 86400");
+    if (o->timeout_s < 1 || o->timeout_s > REQUEST_TIMEOUT_MAX_S)
+        return fail(o, 1, "--timeout-s must be between 1 and 300");
     if ((err = parse_servers(o, cfg, why, sizeof why)))
         return fail(o, 1, err);
     if (!o->headless && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)))
@@ -208,6 +220,7 @@ static int check_options(struct options *o, int argc, char **argv, struct app_co
     cfg->do_register = o->do_register;
     cfg->interval_ms = (int)o->interval_ms;
     cfg->ws_retry_s = (int)o->ws_retry_s;
+    cfg->timeout_s = (int)o->timeout_s;
     cfg->wait_s = LONG_POLL_WAIT_S;
     return -1;
 }
@@ -244,7 +257,7 @@ int main(int argc, char **argv)
 {
     struct options o = {
         .server = DEFAULT_SERVER, .transport = "websocket", .interval_ms = 1000,
-        .ws_retry_s = WS_RETRY_S,
+        .ws_retry_s = WS_RETRY_S, .timeout_s = REQUEST_TIMEOUT_S,
     };
     struct app_config cfg;
     memset(&cfg, 0, sizeof cfg);

@@ -19,8 +19,7 @@
 #include <string.h>
 
 #define POLL_LIMIT        PROTO_LIMIT_DEFAULT
-#define SEND_TIMEOUT_S    10
-#define SHORT_TIMEOUT_S   10
+#define SEND_TIMEOUT_S    10     /* sends and short polls */
 #define HOLD_MARGIN_S     10     /* our timeout = hold + margin */
 
 struct poller {
@@ -42,6 +41,12 @@ struct poller {
 };
 
 static void poll_issue(struct poller *p);
+
+/* A send's or short poll's deadline: --timeout-s, else our default. */
+static int request_timeout(const struct poller *p)
+{
+    return p->env.timeout_s > 0 ? p->env.timeout_s : SEND_TIMEOUT_S;
+}
 static void send_kick(struct poller *p);
 
 /* Reports a failure streak once, then says when the next try is. The
@@ -151,7 +156,7 @@ static void poll_issue(struct poller *p)
              servers_prefix(p->env.servers, p->env.prefix), after, wait, POLL_LIMIT);
     struct http_call call = {
         .method = "GET", .path = path, .token = p->env.token,
-        .timeout_s = wait ? wait + HOLD_MARGIN_S : SHORT_TIMEOUT_S,
+        .timeout_s = wait ? wait + HOLD_MARGIN_S : request_timeout(p),
         .servers = p->env.servers,
     };
     p->poll_started = lws_now_usecs();
@@ -233,7 +238,7 @@ static void send_kick(struct poller *p)
     snprintf(p->send_id, sizeof p->send_id, "%s", m->client_msg_id);
     struct http_call call = {
         .method = "POST", .path = path, .body = body, .token = p->env.token,
-        .timeout_s = SEND_TIMEOUT_S, .servers = p->env.servers,
+        .timeout_s = request_timeout(p), .servers = p->env.servers,
     };
     core_outbox_sent(p->env.core, m->client_msg_id);
     p->send_req = http_request(p->env.http, &call, send_done, p);

@@ -30,6 +30,7 @@ struct transport_env {
     struct http *http;          /* for the HTTP transports */
     int interval_ms;            /* short poll period */
     int wait_s;                 /* long-poll hold asked of the server */
+    int timeout_s;              /* deadline of a send or short poll (0: default) */
     /* Optional: the WebSocket upgrade was refused (see
      * transport_upgrade_refused). Returns 1 if the caller takes over: the
      * transport then stops trying and waits to be replaced; 0 to keep

@@ -1,7 +1,9 @@
 /* transport_websocket.c — one WebSocket to /api/v1/ws (subprotocol chat.v1):
  * hello with after=cursor, then events, acks and errors arrive as frames and
  * the outbox goes out as send frames. Messages are reassembled from
- * fragments up to 64 KiB; we write only from CLIENT_WRITEABLE. A lost
+ * fragments up to 64 KiB (ws_reasm.c); a bigger one is dropped and the
+ * connection closed with 1009, then retried. We write only from
+ * CLIENT_WRITEABLE. A lost
  * connection is retried with backoff and every unacknowledged message is
  * sent again on the new one, with its client_msg_id, for the server to
  * dedupe. Close code 4401 (bad hello) ends the client with exit code 2.
@@ -16,6 +18,7 @@
 #include "protocol.h"
 #include "servers.h"
 #include "transport.h"
+#include "ws_reasm.h"
 #include "wsi_owner.h"
 
 #include <stdio.h>
@@ -45,10 +48,8 @@ struct ws {
     int hello_pending, ready;
     int stopping;                /* closing for good: no reconnect */
     int close_code;              /* sent by the server, 0 if none */
-    char *rx;
-    size_t rx_len, rx_cap;
-    unsigned fragments;
-    int in_message;
+    struct ws_reasm *rx;         /* the message coming in */
+    int too_big;                 /* it was over a limit: close 1009 */
 };
 
 static void ws_connect(lws_sorted_usec_list_t *sul);
@@ -81,8 +82,8 @@ static void ws_lost(struct ws *t, const char *why, int closing)
             wsi_owner_detach(t->wsi);
         t->wsi = NULL;
     }
-    t->ready = t->hello_pending = t->in_message = 0;
-    t->rx_len = 0;
+    t->ready = t->hello_pending = t->too_big = 0;
+    ws_reasm_reset(t->rx);
     if (t->stopping)
         return;
     if (t->close_code == WS_CLOSE_BAD_HELLO) {
@@ -184,6 +185,11 @@ static int ws_write_json(struct ws *t, json_t *o)
 
 static int ws_writeable(struct ws *t)
 {
+    if (t->too_big) {
+        lws_close_reason(t->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"message too big", 15);
+        return -1;              /* lws sends the close frame; we reconnect */
+    }
     if (t->stopping) {
         lws_close_reason(t->wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
         return -1;              /* lws sends the close frame */
@@ -257,47 +263,35 @@ static void ws_on_message(struct ws *t, const char *buf, size_t len)
     json_decref(root);
 }
 
-/* Adds one piece of a message; 1 when the message is whole, 0 for more,
- * -1 if it is too big. */
-static int ws_reassemble(struct ws *t, struct lws *wsi, const void *in, size_t len)
-{
-    if (!t->in_message) {
-        t->in_message = 1;
-        t->rx_len = 0;
-        t->fragments = 0;
-        core_count_bytes(t->env.core, frame_overhead(len, 0), 0);
-    }
-    core_count_bytes(t->env.core, len, 0);
-    if (t->rx_len + len > WS_RX_CAP || ++t->fragments > WS_FRAGMENTS_MAX)
-        return -1;
-    if (t->rx_len + len > t->rx_cap) {
-        size_t cap = t->rx_cap ? t->rx_cap : 4096;
-        while (cap < t->rx_len + len)
-            cap *= 2;
-        char *p = realloc(t->rx, cap);
-        if (!p)
-            return -1;
-        t->rx = p;
-        t->rx_cap = cap;
-    }
-    memcpy(t->rx + t->rx_len, in, len);
-    t->rx_len += len;
-    if (!lws_is_final_fragment(wsi))
-        return 0;
-    t->in_message = 0;
-    return 1;
-}
-
+/* Never fails the receive callback: lws 4.1 then goes on parsing the rest
+ * of the read into its own buffer and overruns it (heap corruption after a
+ * 200,000-byte frame). An oversized message is dropped as it comes in and
+ * the close 1009 goes out from WRITEABLE. */
 static int ws_receive(struct ws *t, struct lws *wsi, const void *in, size_t len)
 {
-    int n = ws_reassemble(t, wsi, in, len);
-    if (n < 0) {
-        core_error(t->env.core, "websocket: message from server over %d bytes", WS_RX_CAP);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
-        return -1;
+    if (t->too_big)
+        return 0;
+    if (ws_reasm_idle(t->rx))
+        core_count_bytes(t->env.core, frame_overhead(len, 0), 0);
+    switch (ws_reasm_add(t->rx, in, len, lws_is_final_fragment(wsi))) {
+    case WS_REASM_MORE:
+        break;
+    case WS_REASM_WHOLE: {
+        size_t n;
+        const char *msg = ws_reasm_message(t->rx, &n);
+        core_count_bytes(t->env.core, len, 0);
+        ws_on_message(t, msg, n);
+        return 0;
     }
-    if (n == 1)
-        ws_on_message(t, t->rx, t->rx_len);
+    case WS_REASM_TOO_BIG:
+    case WS_REASM_NO_MEMORY:
+        t->too_big = 1;
+        core_error(t->env.core, "websocket: message from server over %d bytes or %d pieces; "
+                   "closing (1009) and reconnecting", WS_RX_CAP, WS_FRAGMENTS_MAX);
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    core_count_bytes(t->env.core, len, 0);
     return 0;
 }
 
@@ -305,8 +299,8 @@ static void ws_established(struct ws *t, struct lws *wsi)
 {
     t->conn = core_connection_serial(t->env.core);
     t->hello_pending = 1;
-    t->ready = 0;
-    t->in_message = 0;
+    t->ready = t->too_big = 0;
+    ws_reasm_reset(t->rx);
     core_count_bytes(t->env.core, http_response_header_bytes(wsi), 0);
     lws_callback_on_writable(wsi);
 }
@@ -391,6 +385,11 @@ static void *ws_create(const struct transport_env *env)
         return NULL;
     t->env = *env;
     t->owner.gone = ws_gone;
+    t->rx = ws_reasm_new(WS_RX_CAP, WS_FRAGMENTS_MAX);
+    if (!t->rx) {
+        free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -402,7 +401,7 @@ static void ws_destroy(void *v)
     lws_sul_cancel(&t->sul);
     if (t->wsi)
         wsi_owner_detach(t->wsi);
-    free(t->rx);
+    ws_reasm_free(t->rx);
     free(t);
 }
 

@@ -226,9 +226,15 @@ static void show_state(void *fe, enum core_state s, unsigned retry_ms)
     struct ui *u = fe;
     u->state = s;
     u->retry_at = mono_ms() + retry_ms;
-    u->started = 1;
     if (s == CORE_OFFLINE)
         add_line(u, UI_LINE_ERROR, NULL, "offline: the client has given up; /quit to leave");
+    schedule_frame(u);
+}
+
+static void show_logged_in(void *fe)
+{
+    struct ui *u = fe;
+    u->started = 1;
     schedule_frame(u);
 }
 
@@ -601,6 +607,7 @@ const struct frontend_ops frontend_ui = {
     .destroy = ui_destroy,
     .show_event = show_event,
     .show_state = show_state,
+    .show_logged_in = show_logged_in,
     .show_ack = show_ack,
     .show_error = show_error,
     .show_notice = show_notice,

@@ -245,7 +245,7 @@ static void draw_status(const struct ui_view *v, const struct ui_rect *r)
     if (!r->h)
         return;
     fill(r->y, r->x, r->w, A_REVERSE);
-    if (v->logging_in)
+    if (v->logging_in && v->state == CORE_CONNECTING)   /* a failed try says so instead */
         snprintf(state, sizeof state, "logging in");
     else
         ui_fmt_state(v->state, v->retry_ms, state, sizeof state);
