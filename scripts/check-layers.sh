@@ -38,6 +38,7 @@ declare -A LAYER=(
     [server/pwhash.h]=0 [server/pwhash.c]=0
     [server/audit.h]=0 [server/audit.c]=0
     [server/sweep.h]=0 [server/sweep.c]=0
+    [server/ws_frame.h]=0 [server/ws_frame.c]=0
     [server/feed.h]=1 [server/feed.c]=1
     [server/auth.h]=1 [server/auth.c]=1
     [server/ws_beat.h]=2 [server/ws_beat.c]=2

@@ -18,6 +18,7 @@
  * idle WebSockets.) */
 #include "server.h"
 #include "audit.h"
+#include "clock.h"
 
 #include <sodium.h>
 #include <stdio.h>

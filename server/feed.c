@@ -22,7 +22,9 @@
  * from hi), after our own commits and whenever the store notifies that any
  * instance committed. The store makes ids visible in id order, so reading
  * "after hi" never skips an event that commits later. */
+#include "clock.h"
 #include "server.h"
+#include "ws_frame.h"
 
 #include <stdio.h>
 #include <stdlib.h>

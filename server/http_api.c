@@ -6,6 +6,7 @@
  * http_reset. */
 #include "server.h"
 #include "audit.h"
+#include "clock.h"
 #include "limiter.h"
 #include "money.h"
 #include "pwhash.h"

@@ -7,19 +7,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-struct server *server_from_wsi(struct lws *wsi)
-{
-    return lws_context_user(lws_get_context(wsi));
-}
 
 static void session_bind(struct session *s, struct lws *wsi)
 {

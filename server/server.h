@@ -21,6 +21,7 @@ struct feed;
 struct sweep;
 struct auth;
 struct session;
+struct ws_frame;          /* ws_frame.h */
 
 struct server_config {
     const char *host;
@@ -89,14 +90,6 @@ struct http_state {
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
 };
 
-/* A queued server->client WebSocket frame (ready, ack, error), whole:
- * header and text, as ws_out.c writes it. */
-struct ws_frame {
-    struct ws_frame *next;
-    size_t len;
-    unsigned char buf[];
-};
-
 struct ws_state {
     int      authed;
     int64_t  cursor;          /* highest event id sent */
@@ -155,9 +148,13 @@ struct session {
     } u;
 };
 
+/* The server a connection belongs to: the context's user (main.c). */
+static inline struct server *server_from_wsi(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
 /* server.c */
-int64_t now_ms(void);
-struct server *server_from_wsi(struct lws *wsi);
 int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len);
 
@@ -182,13 +179,6 @@ struct ws_out *ws_out_new(void);
 void ws_out_free(struct ws_out *p);     /* after ws_out_stop and the loop's close */
 void ws_out_start(struct server *srv);
 void ws_out_stop(struct server *srv);
-#define WS_HEADER_MAX 10
-/* The header of an unmasked final text frame of len bytes into h
- * (WS_HEADER_MAX bytes of room); returns its length. */
-size_t ws_text_header(unsigned char *h, size_t len);
-/* That header, then the text, into dst (len + WS_HEADER_MAX bytes of room);
- * returns the frame's length. */
-size_t ws_text_frame(unsigned char *dst, const void *text, size_t len);
 /* s has something to send: written at the end of this loop turn. */
 void ws_out_schedule(struct session *s);
 void ws_out_unschedule(struct session *s);   /* s is closing */

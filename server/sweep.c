@@ -13,6 +13,7 @@
  * (a session's expiry) are a binary heap, O(log n) to set and cancel. One
  * lws timer is armed for the earliest of all, at most every SWEEP_GAP_MS. */
 #include "sweep.h"
+#include "clock.h"
 #include "server.h"
 
 #include <stdlib.h>

@@ -10,6 +10,7 @@
  * transfers untouched for much longer than a step takes, and adopted. */
 #include "transfers.h"
 #include "audit.h"
+#include "clock.h"
 #include "money.h"
 #include "server.h"
 

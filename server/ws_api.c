@@ -8,8 +8,10 @@
  * when the session ends. RFC 6455 conformance, and what lws 4.1 decides
  * alone: shared/PROTOCOL.md. */
 #include "audit.h"
+#include "clock.h"
 #include "limiter.h"
 #include "server.h"
+#include "ws_frame.h"
 
 #include <stdio.h>
 #include <stdlib.h>

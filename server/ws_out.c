@@ -21,6 +21,7 @@
  * frame by frame; lws still owns the socket, buffering a partial write and
  * finishing it before the next WRITEABLE. */
 #include "server.h"
+#include "ws_frame.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -60,32 +61,6 @@ void ws_out_free(struct ws_out *p)
         return;
     free(p->buf);
     free(p);
-}
-
-size_t ws_text_header(unsigned char *h, size_t len)
-{
-    h[0] = 0x81;                /* FIN, text */
-    if (len < 126) {
-        h[1] = (unsigned char)len;
-        return 2;
-    }
-    if (len <= 0xffff) {
-        h[1] = 126;
-        h[2] = (unsigned char)(len >> 8);
-        h[3] = (unsigned char)len;
-        return 4;
-    }
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    return 10;
-}
-
-size_t ws_text_frame(unsigned char *dst, const void *text, size_t len)
-{
-    size_t hl = ws_text_header(dst, len);
-    memcpy(dst + hl, text, len);
-    return hl + len;
 }
 
 /* Room for n more bytes: an empty pack grows for a frame larger than it. */
