@@ -5,11 +5,11 @@
  * their session's ops: the feed names no transport).
  *
  * Group commit: chat sends of one loop turn share one store transaction (a
- * "batch"), committed at the end of the turn by a libuv check handle (it
- * runs right after the turn's I/O callbacks), or earlier when the store
- * needs it (store.h). Without the loop (tests), a timer does it. Each sender is answered only
- * after that commit: an acknowledged message is durable, and one fsync
- * serves the whole turn.
+ * "batch"), committed at the end of the turn (main.c's turn end calls
+ * feed_flush right after the turn's I/O callbacks), or earlier when the
+ * store needs it (store.h). Without that turn end (tests), a timer does it.
+ * Each sender is answered only after that commit: an acknowledged message
+ * is durable, and one fsync serves the whole turn.
  *
  * The feed keeps the most recent events in memory: all events with
  * lo < id <= hi are in the ring, and a reader whose cursor is >= lo is served
@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <uv.h>
 
 #define FEED_RING        4096     /* recent events kept in memory */
 #define FEED_BATCH_MAX   512      /* sends in one group commit */
@@ -65,8 +64,7 @@ struct feed {
     int lost;                     /* an appended event could not be cached */
     lws_dll2_owner_t acks;        /* sends in the open batch */
     lws_sorted_usec_list_t flush_sul;
-    uv_check_t turn_end;          /* commits the batch after each loop turn */
-    int turn_end_on;
+    int turn_end;                 /* the loop's turn end commits the batch (feed_start) */
     struct lws *listen_wsi;       /* the store's notification socket */
     lws_sorted_usec_list_t listen_sul;
 };
@@ -411,7 +409,7 @@ static int feed_batch_join(struct server *srv)
     if (store_batch_open(srv->store))
         return STORE_OK;
     int rc = store_batch_begin(srv->store);
-    if (rc == STORE_OK && !srv->feed->turn_end_on)   /* the next loop turn */
+    if (rc == STORE_OK && !srv->feed->turn_end)   /* the next loop turn */
         lws_sul_schedule(srv->ctx, 0, &srv->feed->flush_sul, feed_flush_timer, 1);
     return rc;
 }
@@ -514,20 +512,11 @@ int feed_on_notify(struct server *srv, struct lws *wsi, enum lws_callback_reason
     return 0;
 }
 
-static void feed_turn_end(uv_check_t *h)
-{
-    struct feed *f = lws_container_of(h, struct feed, turn_end);
-    feed_flush(f->srv);
-    ws_out_turn_end(f->srv);     /* then this turn's acks and events go out */
-}
-
-void feed_start(struct server *srv)
+void feed_start(struct server *srv, int turn_end)
 {
     struct feed *f = srv->feed;
     f->srv = srv;
-    if (srv->loop && uv_check_init(srv->loop, &f->turn_end) == 0 &&
-        uv_check_start(&f->turn_end, feed_turn_end) == 0)
-        f->turn_end_on = 1;
+    f->turn_end = turn_end;
     store_set_batch_flush(srv->store, feed_flush_store, srv);
     if (store_is_shared(srv->store))
         feed_listen(srv);
@@ -537,11 +526,7 @@ void feed_stop(struct server *srv)
 {
     struct feed *f = srv->feed;
     feed_flush(srv);
-    if (f->turn_end_on) {         /* closed by the loop before feed_free */
-        uv_check_stop(&f->turn_end);
-        uv_close((uv_handle_t *)&f->turn_end, NULL);
-        f->turn_end_on = 0;
-    }
+    f->turn_end = 0;
     lws_sul_cancel(&f->listen_sul);
     store_set_batch_flush(srv->store, NULL, NULL);
 }

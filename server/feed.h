@@ -32,13 +32,16 @@ int feed_next_frame(struct server *srv, int64_t user_id, int64_t after,
  * listeners are woken. -1 if it could not be queued at all. */
 int feed_post_chat(struct server *srv, struct session *s, const char *room,
                    const char *body, const char *client_msg_id);
-/* Commits the open group commit now, if any. */
+/* Commits the open group commit now, if any; main.c's turn end calls it
+ * at the end of every loop turn. */
 void feed_flush(struct server *srv);
 /* The session is going away: its pending sends are not answered. */
 void feed_forget_session(struct session *s);
 /* After the context exists: group commit, and notifications from a shared
- * store. feed_stop commits what is open. */
-void feed_start(struct server *srv);
+ * store. turn_end: the loop calls feed_flush at the end of every turn (main.c);
+ * else (tests) a timer commits the group at the next turn. feed_stop
+ * commits what is open. */
+void feed_start(struct server *srv, int turn_end);
 void feed_stop(struct server *srv);
 /* LWS_CALLBACK_RAW_*_FILE of the store's notification socket. */
 int feed_on_notify(struct server *srv, struct lws *wsi, enum lws_callback_reasons reason);

@@ -37,6 +37,8 @@ static void on_signal(uv_signal_t *h, int sig)
 struct loop {
     uv_loop_t   uv;
     uv_signal_t sig[2];         /* SIGINT, SIGTERM */
+    uv_check_t  turn_end;       /* runs turn_end() after each turn's I/O */
+    int         turn_end_on;
 };
 
 /* Integer flags: name, where it goes, allowed range, help. */
@@ -276,9 +278,40 @@ static void close_handle(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* The end of every loop turn (a libuv check handle: it runs right after the
+ * turn's I/O callbacks). First the group commit of the turn's chat sends
+ * (feed.c), then one write per WebSocket of what it has (ws_out.c): its
+ * acks, which the commit has just made true, and every new event. */
+static void turn_end(uv_check_t *h)
+{
+    struct server *srv = h->data;
+    feed_flush(srv);
+    ws_out_turn_end(srv);
+}
+
+static int turn_end_start(struct loop *lp, struct server *srv)
+{
+    if (uv_check_init(&lp->uv, &lp->turn_end) != 0)
+        return -1;
+    lp->turn_end.data = srv;
+    lp->turn_end_on = 1;
+    return uv_check_start(&lp->turn_end, turn_end);
+}
+
+/* Closed by the loop's last runs (server_context_destroy, loop_close). */
+static void turn_end_stop(struct loop *lp)
+{
+    if (!lp->turn_end_on)
+        return;
+    uv_check_stop(&lp->turn_end);
+    uv_close((uv_handle_t *)&lp->turn_end, NULL);
+    lp->turn_end_on = 0;
+}
+
 static int loop_open(struct loop *lp)
 {
     static const int which[2] = { SIGINT, SIGTERM };
+    lp->turn_end_on = 0;
     if (uv_loop_init(&lp->uv) != 0)
         return -1;
     for (int i = 0; i < 2; i++)
@@ -340,7 +373,7 @@ static int server_run(struct server *srv, struct loop *lp)
     /* Timers set outside the loop (resumed transfers) are only seen once
      * the loop wakes: wake it now rather than at the first connection. */
     ws_out_start(srv);
-    feed_start(srv);
+    feed_start(srv, turn_end_start(lp, srv) == 0);
     lws_cancel_service(srv->ctx);
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "chatd");
     int port = vh ? lws_get_vhost_listen_port(vh) : srv->cfg.port;
@@ -354,6 +387,7 @@ static int server_run(struct server *srv, struct loop *lp)
         uv_run(&lp->uv, UV_RUN_ONCE);
     sweep_stop(srv);
     server_drain(srv, lp);
+    turn_end_stop(lp);
     feed_stop(srv);
     ws_out_stop(srv);
     transfers_free(srv->transfers);    /* unfinished ones resume at the next start */

@@ -182,7 +182,7 @@ void ws_out_stop(struct server *srv);
 /* s has something to send: written at the end of this loop turn. */
 void ws_out_schedule(struct session *s);
 void ws_out_unschedule(struct session *s);   /* s is closing */
-/* Writes every scheduled session (the feed calls it after its commit). */
+/* Writes every scheduled session (main.c's turn end, after the group commit). */
 void ws_out_turn_end(struct server *srv);
 /* From WRITEABLE: writes what s has; -1 if the connection must close. */
 int ws_on_writeable_events(struct session *s);

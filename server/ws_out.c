@@ -1,8 +1,9 @@
 /* ws_out.c — the WebSocket writer. Sessions with something to send (an ack,
- * an error, new events) are listed, and at the end of the loop turn (after
- * the feed's group commit) each gets one write: its queued control frames
- * (ready, acks, errors), then its events after its cursor, each as a whole
- * text frame, packed into one buffer that goes out with one lws_write.
+ * an error, new events) are listed, and at the end of the loop turn
+ * (main.c's turn end, after the feed's group commit) each gets one write:
+ * its queued control frames (ready, acks, errors), then its events after
+ * its cursor, each as a whole text frame, packed into one buffer that goes
+ * out with one lws_write.
  *
  * Why at the end of the turn and not from a WRITEABLE callback: asking lws
  * for one costs two epoll_ctl calls per socket (POLLOUT on, then off), a
