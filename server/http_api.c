@@ -183,7 +183,7 @@ static int route_events(struct session *s)
     h->poll_parked = 1;
     feed_subscribe(s);
     lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);  /* our deadline, not lws' */
-    sweep_join(sweep_queue(s->srv, &http_hold_kind, wait * 1000LL), &h->hold, sweep_mono_ms());
+    sweep_join(sweep_queue(s->srv->sweep, &http_hold_kind, wait * 1000LL), &h->hold, sweep_mono_ms());
     /* Everything needed from the request headers has been copied: give
      * back lws' header buffer (max_http_header_data, 4 KB of the 6.4 KB a
      * parked poll held) rather than keep it for the whole hold. lws takes
@@ -660,7 +660,7 @@ static const struct sweep_kind http_body_kind = { .due = http_body_late };
 static void http_body_wait(struct session *s)
 {
     int64_t timeout_ms = (int64_t)s->srv->cfg.request_timeout_s * 1000;
-    sweep_join(sweep_queue(s->srv, &http_body_kind, timeout_ms), &s->u.http.body_wait,
+    sweep_join(sweep_queue(s->srv->sweep, &http_body_kind, timeout_ms), &s->u.http.body_wait,
                sweep_mono_ms());
 }
 

@@ -359,10 +359,12 @@ static int server_run(struct server *srv, struct loop *lp)
     }
     srv->pwhash = pwhash_pool_new(srv->ctx, 2, 64);
     srv->transfers = transfers_new(srv, srv->cfg.transfer_delay_ms);
-    if (!srv->pwhash || !srv->transfers || sweep_start(srv) < 0 || auth_start(srv) < 0 ||
+    srv->sweep = sweep_new(srv->ctx, srv);
+    if (!srv->pwhash || !srv->transfers || !srv->sweep || auth_start(srv) < 0 ||
         transfers_resume(srv->transfers) < 0) {
         fprintf(stderr, "chatd: cannot start password hashing workers or the bank\n");
-        sweep_stop(srv);
+        sweep_free(srv->sweep);
+        srv->sweep = NULL;
         auth_stop(srv);
         transfers_free(srv->transfers);
         pwhash_pool_free(srv->pwhash);
@@ -385,7 +387,8 @@ static int server_run(struct server *srv, struct loop *lp)
     fflush(stdout);
     while (!stop_signal)
         uv_run(&lp->uv, UV_RUN_ONCE);
-    sweep_stop(srv);
+    sweep_free(srv->sweep);            /* every deadline is off from here */
+    srv->sweep = NULL;
     server_drain(srv, lp);
     turn_end_stop(lp);
     feed_stop(srv);

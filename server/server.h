@@ -105,7 +105,7 @@ struct ws_state {
     int      close_code;      /* close with this from the next WRITEABLE */
     const char *close_reason;
     int      peer_closed;     /* the client's close came: read and write nothing more */
-    struct sweep_link hb;     /* hello deadline, then heartbeat (ws_beat.c) */
+    struct sweep_link hb;     /* hello deadline (ws_api.c), then heartbeat (ws_beat.c) */
     int      ping_due;        /* ws_beat asked for a ping: the next WRITEABLE sends it */
     int      held;            /* rx is a send over the rate limit, reading paused */
     int      backlogged;      /* too many frames queued for the client, reading paused */
@@ -159,7 +159,6 @@ int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len);
 
 /* ws_beat.c: a WebSocket's hello deadline and heartbeat */
-void ws_beat_open(struct session *s);      /* hello deadline */
 void ws_beat_authed(struct session *s);    /* heartbeat from now */
 void ws_beat_heard(struct session *s);     /* a frame or a pong came in */
 void ws_beat_closed(struct session *s);

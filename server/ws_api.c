@@ -160,6 +160,18 @@ static void ws_on_ended(struct session *s, const char *why)
 
 static const struct session_ops ws_ops = { ws_wake, ws_on_posted, ws_on_ended };
 
+/* No hello in time (hello_timeout_s): 4401. The deadline is on the sweep
+ * with the link the heartbeat (ws_beat.c) takes over after the hello. */
+static void ws_hello_late(struct server *srv, struct sweep_link *l)
+{
+    (void)srv;
+    struct session *s = lws_container_of(l, struct session, u.ws.hb);
+    sweep_leave(l);
+    ws_begin_close(s, 4401, "expected a hello with a valid token");
+}
+
+static const struct sweep_kind ws_hello_kind = { .due = ws_hello_late };
+
 int ws_on_established(struct session *s)
 {
     memset(&s->u.ws, 0, sizeof s->u.ws);
@@ -170,7 +182,8 @@ int ws_on_established(struct session *s)
     s->user[0] = '\0';
     /* Subscribed from the start so a shutdown reaches unauthenticated sockets too. */
     feed_subscribe(s);
-    ws_beat_open(s);            /* closed with 4401 if no hello in time */
+    sweep_join(sweep_queue(s->srv->sweep, &ws_hello_kind, (int64_t)s->srv->cfg.hello_timeout_s * 1000),
+               &s->u.ws.hb, sweep_mono_ms());
     return 0;
 }
 
@@ -396,7 +409,7 @@ int ws_on_writeable(struct session *s)
     }
     if (w->peer_closed)           /* lws writes the echo of the client's close */
         return 0;
-    if (w->ping_due) {            /* heartbeat (sweep.c): a ping, on its own */
+    if (w->ping_due) {            /* heartbeat (ws_beat.c): a ping, on its own */
         /* with a payload: lws 4.1 calls back no LWS_CALLBACK_RECEIVE_PONG
          * for an empty pong, and the sweep needs to hear it; text, so
          * the pong's payload is valid UTF-8 should a checker look */
