@@ -16,9 +16,12 @@
  * and a session behind several connections is written once per batch. (One
  * autocommit per WebSocket per minute was 317 fsyncs a second with 19,000
  * idle WebSockets.) */
-#include "server.h"
+#include "auth.h"
 #include "audit.h"
 #include "clock.h"
+#include "server.h"
+#include "store.h"
+#include "sweep.h"
 
 #include <sodium.h>
 #include <stdio.h>

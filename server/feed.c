@@ -22,8 +22,10 @@
  * from hi), after our own commits and whenever the store notifies that any
  * instance committed. The store makes ids visible in id order, so reading
  * "after hi" never skips an event that commits later. */
+#include "feed.h"
 #include "clock.h"
 #include "server.h"
+#include "store.h"
 #include "ws_frame.h"
 
 #include <stdio.h>

@@ -4,6 +4,7 @@
 #define CHAT_FEED_H
 
 #include "server.h"
+#include "store.h"
 
 struct feed *feed_new(struct store *st);
 void feed_free(struct feed *f);

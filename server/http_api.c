@@ -4,12 +4,17 @@
  * session ends: its session_ops) and the response writer. One transaction at a time per connection;
  * everything a request owns lives in session.u.http and is freed by
  * http_reset. */
-#include "server.h"
+#include "http_api.h"
 #include "audit.h"
+#include "auth.h"
 #include "clock.h"
+#include "feed.h"
 #include "limiter.h"
 #include "money.h"
 #include "pwhash.h"
+#include "server.h"
+#include "store.h"
+#include "sweep.h"
 #include "transfers.h"
 
 #include <stdlib.h>

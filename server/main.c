@@ -7,10 +7,16 @@
  * connections that was half of the server's time and a probe's p99 of tens
  * to hundreds of ms. Owning the loop also lets us run it one turn at a time
  * (UV_RUN_ONCE) for the shutdown drain, as lws_service() did. */
-#include "server.h"
+#include "dispatch.h"
+#include "auth.h"
+#include "feed.h"
 #include "limiter.h"
 #include "pwhash.h"
+#include "server.h"
+#include "store.h"
+#include "sweep.h"
 #include "transfers.h"
+#include "ws_out.h"
 
 #include <arpa/inet.h>
 #include <getopt.h>

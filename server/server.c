@@ -1,9 +1,14 @@
 /* server.c — the one lws protocol callback: it binds each connection to its
  * session and dispatches HTTP reasons to http_api.c, WebSocket reasons to
  * ws_api.c, and finished password hashes back to their requests. */
-#include "server.h"
+#include "dispatch.h"
+#include "feed.h"
+#include "http_api.h"
 #include "limiter.h"
 #include "pwhash.h"
+#include "server.h"
+#include "ws_api.h"
+#include "ws_beat.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -11,8 +11,10 @@
 #include "transfers.h"
 #include "audit.h"
 #include "clock.h"
+#include "feed.h"
 #include "money.h"
 #include "server.h"
+#include "store.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,11 +7,18 @@
  * session_ops: woken by the feed, acks after the commit, closed with 4401
  * when the session ends. RFC 6455 conformance, and what lws 4.1 decides
  * alone: shared/PROTOCOL.md. */
+#include "ws_api.h"
 #include "audit.h"
+#include "auth.h"
 #include "clock.h"
+#include "feed.h"
 #include "limiter.h"
 #include "server.h"
+#include "store.h"
+#include "sweep.h"
+#include "ws_beat.h"
 #include "ws_frame.h"
+#include "ws_out.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,7 +147,7 @@ int ws_on_peer_close(struct session *s, const unsigned char *in, size_t len)
     return -1;
 }
 
-void ws_begin_close(struct session *s, int code, const char *reason)
+static void ws_begin_close(struct session *s, int code, const char *reason)
 {
     if (s->u.ws.close_code)
         return;

@@ -10,9 +10,11 @@
  * connections opened together (a restart: everyone reconnects) do not all
  * ping at once every heartbeat; a late ping only delays its hang-up, which
  * counts from the ping. */
+#include "ws_beat.h"
 #include "audit.h"
 #include "limiter.h"
 #include "server.h"
+#include "sweep.h"
 
 #define PING_BUDGET_MIN 64       /* pings per sweep at least */
 #define SWEEP_EVERY_MS  20       /* how often the sweep may come (sweep.c) */

@@ -21,6 +21,8 @@
  * negotiates no extension, so these bytes are exactly what lws would write
  * frame by frame; lws still owns the socket, buffering a partial write and
  * finishing it before the next WRITEABLE. */
+#include "ws_out.h"
+#include "feed.h"
 #include "server.h"
 #include "ws_frame.h"
 
