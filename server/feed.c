@@ -147,7 +147,10 @@ void feed_unsubscribe(struct session *s)
         lws_dll2_remove(&s->sub_node);
 }
 
-void feed_notify(struct server *srv, int64_t recipient_id)
+/* Wakes the listeners of recipient_id's events (0: everyone's). Not
+ * "notify": that is the store's word for another instance's commits
+ * (feed_on_notify). */
+static void feed_wake(struct server *srv, int64_t recipient_id)
 {
     lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, srv->subscribers.head) {
         struct session *s = lws_container_of(d, struct session, sub_node);
@@ -159,7 +162,7 @@ void feed_notify(struct server *srv, int64_t recipient_id)
 
 void feed_wake_all(struct server *srv)
 {
-    feed_notify(srv, 0);
+    feed_wake(srv, 0);
 }
 
 /* Wakes the listeners of the newest n ring entries: everyone once if one
@@ -174,7 +177,7 @@ static void feed_wake_newest(struct server *srv, size_t n)
             return;
         }
     for (size_t i = first; i < f->count; i++)
-        feed_notify(srv, f->ring[(f->head + i) % FEED_RING].recipient_id);
+        feed_wake(srv, f->ring[(f->head + i) % FEED_RING].recipient_id);
 }
 
 /* ---- the ring ---- */
@@ -280,8 +283,9 @@ static void feed_publish(struct server *srv)
     feed_wake_newest(srv, n < f->count ? n : f->count);
 }
 
-/* Remembers an appended event until its transaction commits. */
-static void feed_hold(struct feed *f, const struct store_new_event *ev, int64_t id, int64_t ts)
+/* Keeps an appended event, ready for the ring, until its transaction
+ * commits (feed_publish) or not (feed_drop_pending). */
+static void feed_keep_pending(struct feed *f, const struct store_new_event *ev, int64_t id, int64_t ts)
 {
     if (f->npending == f->cap) {
         size_t cap = f->cap ? 2 * f->cap : 16;
@@ -312,7 +316,7 @@ int feed_append(struct server *srv, const struct store_new_event *ev,
     int rc = store_event_append(srv->store, ev, id, ts, created);
     if (rc != STORE_OK || !*created)
         return rc;
-    feed_hold(f, ev, *id, *ts);
+    feed_keep_pending(f, ev, *id, *ts);
     if (!f->in_txn)
         feed_publish(srv);
     return rc;
@@ -448,7 +452,7 @@ int feed_post_chat(struct server *srv, struct session *s, const char *room,
     lws_dll2_add_tail(&a->session_node, &s->acks);
     int rc = store_event_append(srv->store, &ev, &a->id, &a->ts, &created);
     if (rc == STORE_OK && created)
-        feed_hold(srv->feed, &ev, a->id, a->ts);
+        feed_keep_pending(srv->feed, &ev, a->id, a->ts);
     free(payload);
     if (rc != STORE_OK)           /* the batch may be broken: its senders retry */
         feed_batch_end(srv, rc);

@@ -19,7 +19,6 @@ int feed_commit(struct server *srv);
 void feed_rollback(struct server *srv);
 void feed_subscribe(struct session *s);
 void feed_unsubscribe(struct session *s);
-void feed_notify(struct server *srv, int64_t recipient_id);
 void feed_wake_all(struct server *srv);
 json_t *feed_fetch(struct server *srv, int64_t user_id, int64_t after, int limit);
 /* The first of user_id's events after `after` from memory, as a ready

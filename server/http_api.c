@@ -180,7 +180,7 @@ static int route_events(struct session *s)
         return http_answer_poll(s);
     if (s->srv->parked >= s->srv->cfg.max_long_polls)
         return http_limited(s, 503, "overloaded", "too many long polls are waiting; retry shortly", 1);
-    /* Nothing yet: park until feed_notify wakes us, the deadline passes or
+    /* Nothing yet: park until the feed wakes us, the deadline passes or
      * the session ends (auth_hold: http_on_ended). */
     if (auth_hold(s, 0) < 0)
         return http_error(s, 500, "internal", "out of memory");

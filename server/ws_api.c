@@ -430,7 +430,7 @@ int ws_on_writeable(struct session *s)
             return 0;
         }
     }
-    return ws_on_writeable_events(s);
+    return ws_out_on_writeable(s);
 }
 
 void ws_on_closed(struct session *s)

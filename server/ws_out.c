@@ -195,7 +195,7 @@ static int ws_out_write(struct session *s)
     return 0;
 }
 
-int ws_on_writeable_events(struct session *s)
+int ws_out_on_writeable(struct session *s)
 {
     if (ws_out_write(s) < 0)
         return -1;

@@ -19,6 +19,6 @@ void ws_out_unschedule(struct session *s);   /* s is closing */
 /* Writes every scheduled session (main.c's turn end, after the group commit). */
 void ws_out_turn_end(struct server *srv);
 /* From WRITEABLE: writes what s has; -1 if the connection must close. */
-int ws_on_writeable_events(struct session *s);
+int ws_out_on_writeable(struct session *s);
 
 #endif
