@@ -23,9 +23,10 @@ while [ $# -gt 0 ]; do
 done
 
 # Layer of each file, lowest first. The bottom layer holds the mechanisms
-# that know no connection: the wire protocol, the stores, the limiter, the
-# password hashing, the audit log and the sweep (deadlines with a callback
-# each). Headers of a module share its layer;
+# that know no connection: the wire protocol, the wall clock, the stores,
+# the limiter, the password hashing, the audit log, the sweep (deadlines
+# with a callback each) and WebSocket text framing. Headers of a module
+# share its layer;
 # server.h and session.h hold only types shared by every layer, so they sit
 # at the bottom while server.c (the dispatcher) sits at the top.
 declare -A LAYER=(

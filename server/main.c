@@ -1,5 +1,7 @@
 /* main.c — chatd: flags, the lws context (HTTP + WebSocket on one port),
- * the event loop and a graceful shutdown on SIGINT/SIGTERM.
+ * the event loop and the end of its every turn (the group commit, then the
+ * WebSocket writer: turn_end), the modules' start and stop in order, and a
+ * graceful shutdown on SIGINT/SIGTERM.
  *
  * The loop is libuv's (epoll), which lws joins as a "foreign" loop through
  * its libuv plugin (Debian: libwebsockets-evlib-uv). lws' own loop calls

@@ -1,6 +1,10 @@
-/* server.c — the one lws protocol callback: it binds each connection to its
- * session and dispatches HTTP reasons to http_api.c, WebSocket reasons to
- * ws_api.c, and finished password hashes back to their requests. */
+/* server.c — the one lws protocol callback (dispatch.h): it binds each
+ * connection to its session and dispatches HTTP reasons to http_api.c,
+ * WebSocket reasons to ws_api.c (and what is heard on a WebSocket to its
+ * heartbeat, ws_beat.c), the store's notifications to feed.c, connection
+ * counts to limiter.c, and finished password hashes back to their
+ * requests. The top layer (docs/ARCHITECTURE.md): nothing calls into it
+ * but lws. */
 #include "dispatch.h"
 #include "feed.h"
 #include "http_api.h"
