@@ -46,7 +46,7 @@ UNIT_BINS  := $(patsubst tests/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 E2E_BINS   := $(patsubst tests/e2e/%.c,$(OUT)/tests/e2e/%,$(E2E_SRC))
 UI_BINS    := $(patsubst tests/ui/%.c,$(OUT)/tests/ui/%,$(UI_TEST_SRC))
 
-.PHONY: certs all deps test test-unit test-e2e test-ui check clean demo valgrind
+.PHONY: certs all deps test test-unit test-e2e test-ui check check-layers clean demo valgrind
 all: $(BINDIR)/chatd $(BINDIR)/chat
 
 deps:
@@ -103,6 +103,14 @@ test-e2e: all $(E2E_SOLO)
 test-ui: all $(UI_BINS)
 	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat scripts/run-tests.sh $(UI_BINS)
 check: test-unit test-e2e test-ui
+
+# The server's layering rule (scripts/check-layers.sh, its table at the top):
+# every include, and every call between the built objects, goes down the
+# layers; then its own test, which plants violations and expects failures.
+check-layers: all
+	@scripts/check-layers.sh --objs $(OUT)/obj
+	@tests/layers/test_check_layers.sh
+check: check-layers
 
 # The store tests on PostgreSQL, against a throwaway cluster (scripts/with-pg.sh
 # exports its URL as CHAT_TEST_PG). CHAT_TEST_PG_REQUIRED makes a missing

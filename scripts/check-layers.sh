@@ -23,9 +23,10 @@ while [ $# -gt 0 ]; do
 done
 
 # Layer of each file, lowest first. The bottom layer holds the mechanisms
-# that know no connection: the wire protocol, the stores, the limiter, the
-# password hashing, the audit log and the sweep (deadlines with a callback
-# each). Headers of a module share its layer;
+# that know no connection: the wire protocol, the wall clock, the stores,
+# the limiter, the password hashing, the audit log, the sweep (deadlines
+# with a callback each) and WebSocket text framing. Headers of a module
+# share its layer;
 # server.h and session.h hold only types shared by every layer, so they sit
 # at the bottom while server.c (the dispatcher) sits at the top.
 declare -A LAYER=(
@@ -38,6 +39,7 @@ declare -A LAYER=(
     [server/pwhash.h]=0 [server/pwhash.c]=0
     [server/audit.h]=0 [server/audit.c]=0
     [server/sweep.h]=0 [server/sweep.c]=0
+    [server/ws_frame.h]=0 [server/ws_frame.c]=0
     [server/feed.h]=1 [server/feed.c]=1
     [server/auth.h]=1 [server/auth.c]=1
     [server/ws_beat.h]=2 [server/ws_beat.c]=2
@@ -45,22 +47,34 @@ declare -A LAYER=(
     [server/http_api.h]=3 [server/http_api.c]=3
     [server/ws_api.h]=3 [server/ws_api.c]=3
     [server/transfers.h]=3 [server/transfers.c]=3
-    [server/server.c]=4 [server/main.c]=4
+    [server/server.c]=4 [server/dispatch.h]=4 [server/main.c]=4
 )
 # Files whose module is not their base name: the implementations of one
-# header, and the types header (server.h is not server.c's).
+# header, the types header (server.h is not server.c's) and server.c's own
+# header (dispatch.h: the protocol callback).
 declare -A MODULE=(
     [shared/utf8.c]=protocol
     [server/store_sqlite.c]=store [server/store_pg.c]=store
     [server/pg_conn.h]=store [server/pg_conn.c]=store
     [server/server.h]=types [server/session.h]=types
+    [server/dispatch.h]=server
 )
-# Siblings (same layer) one may use: "user>used", by module name. In the
-# bottom layer everything may use the wire protocol and money of shared/,
-# and the types header names the store's types.
+# Siblings (same layer) one may use: "user>used", by module name, each for
+# a reason:
+#   *>protocol, protocol>money  shared/ is the wire format every layer
+#                               speaks: the bottom layer may use it too
+#   types>sweep      a session embeds its deadlines (struct sweep_link and
+#                    sweep_timer), so server.h needs their definitions;
+#                    sweep.c in turn sees only an opaque struct server
+#   sweep>clock      absolute deadlines are wall-clock times (now_ms)
+#   http_api>transfers  POST /api/v1/transfers submits to the bank, which
+#                    itself uses no transport
+#   main>server      main.c names the protocol callback (dispatch.h) in
+#                    the lws protocol table
 ALLOWED=" store>protocol pwhash>protocol limiter>protocol audit>protocol
-          types>protocol types>store protocol>money
-          http_api>transfers ws_api>transfers main>server "
+          types>protocol protocol>money types>sweep sweep>clock
+          http_api>transfers main>server "
+ALLOWED=" $(echo $ALLOWED) "     # one space between pairs, whatever the lines
 # Generated headers (embedded SQL) belong to the file that includes them.
 GENERATED=" migrations.h pg_migrations.h "
 

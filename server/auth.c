@@ -16,8 +16,12 @@
  * and a session behind several connections is written once per batch. (One
  * autocommit per WebSocket per minute was 317 fsyncs a second with 19,000
  * idle WebSockets.) */
-#include "server.h"
+#include "auth.h"
 #include "audit.h"
+#include "clock.h"
+#include "server.h"
+#include "store.h"
+#include "sweep.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -119,7 +123,7 @@ void auth_release(struct session *s)
     if (!s->srv)
         return;
     lws_dll2_remove(&s->held_node);
-    sweep_cancel(s->srv, &s->end_at);
+    sweep_cancel(s->srv->sweep, &s->end_at);
     sweep_leave(&s->touch);
 }
 
@@ -184,7 +188,7 @@ static void auth_end_timer(struct server *srv, struct sweep_timer *t)
         auth_end(srv, hash, "session expired");
     else if (now >= auth_end_due(s) && auth_recheck(srv, s) < 0)
         auth_end(srv, hash, "session ended");      /* idle, or gone elsewhere */
-    else if (sweep_at(srv, &s->end_at, auth_end_due(s), auth_end_timer) < 0)
+    else if (sweep_at(srv->sweep, &s->end_at, auth_end_due(s), auth_end_timer) < 0)
         auth_end(srv, hash, "out of memory");
 }
 
@@ -265,7 +269,7 @@ static void auth_touch_due(struct server *srv, struct sweep_link *l)
 {
     struct session *s = lws_container_of(l, struct session, touch);
     if (auth_touch_once(srv, s) == 0) {
-        sweep_join(sweep_queue(srv, &auth_touch_kind, auth_touch_every_ms(srv)), l, sweep_mono_ms());
+        sweep_join(sweep_queue(srv->sweep, &auth_touch_kind, auth_touch_every_ms(srv)), l, sweep_mono_ms());
         return;
     }
     char hash[65];
@@ -281,8 +285,8 @@ int auth_hold(struct session *s, int in_use)
     if (lws_dll2_is_detached(&s->held_node))
         lws_dll2_add_tail(&s->held_node, &srv->auth->held);
     if (in_use)
-        sweep_join(sweep_queue(srv, &auth_touch_kind, auth_touch_every_ms(srv)), &s->touch, sweep_mono_ms());
-    if (sweep_at(srv, &s->end_at, auth_end_due(s), auth_end_timer) < 0) {
+        sweep_join(sweep_queue(srv->sweep, &auth_touch_kind, auth_touch_every_ms(srv)), &s->touch, sweep_mono_ms());
+    if (sweep_at(srv->sweep, &s->end_at, auth_end_due(s), auth_end_timer) < 0) {
         auth_release(s);
         return -1;
     }

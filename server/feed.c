@@ -5,11 +5,11 @@
  * their session's ops: the feed names no transport).
  *
  * Group commit: chat sends of one loop turn share one store transaction (a
- * "batch"), committed at the end of the turn by a libuv check handle (it
- * runs right after the turn's I/O callbacks), or earlier when the store
- * needs it (store.h). Without the loop (tests), a timer does it. Each sender is answered only
- * after that commit: an acknowledged message is durable, and one fsync
- * serves the whole turn.
+ * "batch"), committed at the end of the turn (main.c's turn end calls
+ * feed_flush right after the turn's I/O callbacks), or earlier when the
+ * store needs it (store.h). Without that turn end (tests), a timer does it.
+ * Each sender is answered only after that commit: an acknowledged message
+ * is durable, and one fsync serves the whole turn.
  *
  * The feed keeps the most recent events in memory: all events with
  * lo < id <= hi are in the ring, and a reader whose cursor is >= lo is served
@@ -22,13 +22,16 @@
  * from hi), after our own commits and whenever the store notifies that any
  * instance committed. The store makes ids visible in id order, so reading
  * "after hi" never skips an event that commits later. */
+#include "feed.h"
+#include "clock.h"
 #include "server.h"
+#include "store.h"
+#include "ws_frame.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <uv.h>
 
 #define FEED_RING        4096     /* recent events kept in memory */
 #define FEED_BATCH_MAX   512      /* sends in one group commit */
@@ -63,8 +66,7 @@ struct feed {
     int lost;                     /* an appended event could not be cached */
     lws_dll2_owner_t acks;        /* sends in the open batch */
     lws_sorted_usec_list_t flush_sul;
-    uv_check_t turn_end;          /* commits the batch after each loop turn */
-    int turn_end_on;
+    int turn_end;                 /* the loop's turn end commits the batch (feed_start) */
     struct lws *listen_wsi;       /* the store's notification socket */
     lws_sorted_usec_list_t listen_sul;
 };
@@ -145,7 +147,10 @@ void feed_unsubscribe(struct session *s)
         lws_dll2_remove(&s->sub_node);
 }
 
-void feed_notify(struct server *srv, int64_t recipient_id)
+/* Wakes the listeners of recipient_id's events (0: everyone's). Not
+ * "notify": that is the store's word for another instance's commits
+ * (feed_on_notify). */
+static void feed_wake(struct server *srv, int64_t recipient_id)
 {
     lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, srv->subscribers.head) {
         struct session *s = lws_container_of(d, struct session, sub_node);
@@ -157,7 +162,7 @@ void feed_notify(struct server *srv, int64_t recipient_id)
 
 void feed_wake_all(struct server *srv)
 {
-    feed_notify(srv, 0);
+    feed_wake(srv, 0);
 }
 
 /* Wakes the listeners of the newest n ring entries: everyone once if one
@@ -172,7 +177,7 @@ static void feed_wake_newest(struct server *srv, size_t n)
             return;
         }
     for (size_t i = first; i < f->count; i++)
-        feed_notify(srv, f->ring[(f->head + i) % FEED_RING].recipient_id);
+        feed_wake(srv, f->ring[(f->head + i) % FEED_RING].recipient_id);
 }
 
 /* ---- the ring ---- */
@@ -278,8 +283,9 @@ static void feed_publish(struct server *srv)
     feed_wake_newest(srv, n < f->count ? n : f->count);
 }
 
-/* Remembers an appended event until its transaction commits. */
-static void feed_hold(struct feed *f, const struct store_new_event *ev, int64_t id, int64_t ts)
+/* Keeps an appended event, ready for the ring, until its transaction
+ * commits (feed_publish) or not (feed_drop_pending). */
+static void feed_keep_pending(struct feed *f, const struct store_new_event *ev, int64_t id, int64_t ts)
 {
     if (f->npending == f->cap) {
         size_t cap = f->cap ? 2 * f->cap : 16;
@@ -310,7 +316,7 @@ int feed_append(struct server *srv, const struct store_new_event *ev,
     int rc = store_event_append(srv->store, ev, id, ts, created);
     if (rc != STORE_OK || !*created)
         return rc;
-    feed_hold(f, ev, *id, *ts);
+    feed_keep_pending(f, ev, *id, *ts);
     if (!f->in_txn)
         feed_publish(srv);
     return rc;
@@ -409,7 +415,7 @@ static int feed_batch_join(struct server *srv)
     if (store_batch_open(srv->store))
         return STORE_OK;
     int rc = store_batch_begin(srv->store);
-    if (rc == STORE_OK && !srv->feed->turn_end_on)   /* the next loop turn */
+    if (rc == STORE_OK && !srv->feed->turn_end)   /* the next loop turn */
         lws_sul_schedule(srv->ctx, 0, &srv->feed->flush_sul, feed_flush_timer, 1);
     return rc;
 }
@@ -446,7 +452,7 @@ int feed_post_chat(struct server *srv, struct session *s, const char *room,
     lws_dll2_add_tail(&a->session_node, &s->acks);
     int rc = store_event_append(srv->store, &ev, &a->id, &a->ts, &created);
     if (rc == STORE_OK && created)
-        feed_hold(srv->feed, &ev, a->id, a->ts);
+        feed_keep_pending(srv->feed, &ev, a->id, a->ts);
     free(payload);
     if (rc != STORE_OK)           /* the batch may be broken: its senders retry */
         feed_batch_end(srv, rc);
@@ -512,20 +518,11 @@ int feed_on_notify(struct server *srv, struct lws *wsi, enum lws_callback_reason
     return 0;
 }
 
-static void feed_turn_end(uv_check_t *h)
-{
-    struct feed *f = lws_container_of(h, struct feed, turn_end);
-    feed_flush(f->srv);
-    ws_out_turn_end(f->srv);     /* then this turn's acks and events go out */
-}
-
-void feed_start(struct server *srv)
+void feed_start(struct server *srv, int turn_end)
 {
     struct feed *f = srv->feed;
     f->srv = srv;
-    if (srv->loop && uv_check_init(srv->loop, &f->turn_end) == 0 &&
-        uv_check_start(&f->turn_end, feed_turn_end) == 0)
-        f->turn_end_on = 1;
+    f->turn_end = turn_end;
     store_set_batch_flush(srv->store, feed_flush_store, srv);
     if (store_is_shared(srv->store))
         feed_listen(srv);
@@ -535,11 +532,7 @@ void feed_stop(struct server *srv)
 {
     struct feed *f = srv->feed;
     feed_flush(srv);
-    if (f->turn_end_on) {         /* closed by the loop before feed_free */
-        uv_check_stop(&f->turn_end);
-        uv_close((uv_handle_t *)&f->turn_end, NULL);
-        f->turn_end_on = 0;
-    }
+    f->turn_end = 0;
     lws_sul_cancel(&f->listen_sul);
     store_set_batch_flush(srv->store, NULL, NULL);
 }

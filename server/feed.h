@@ -4,6 +4,7 @@
 #define CHAT_FEED_H
 
 #include "server.h"
+#include "store.h"
 
 struct feed *feed_new(struct store *st);
 void feed_free(struct feed *f);
@@ -18,7 +19,6 @@ int feed_commit(struct server *srv);
 void feed_rollback(struct server *srv);
 void feed_subscribe(struct session *s);
 void feed_unsubscribe(struct session *s);
-void feed_notify(struct server *srv, int64_t recipient_id);
 void feed_wake_all(struct server *srv);
 json_t *feed_fetch(struct server *srv, int64_t user_id, int64_t after, int limit);
 /* The first of user_id's events after `after` from memory, as a ready
@@ -32,13 +32,16 @@ int feed_next_frame(struct server *srv, int64_t user_id, int64_t after,
  * listeners are woken. -1 if it could not be queued at all. */
 int feed_post_chat(struct server *srv, struct session *s, const char *room,
                    const char *body, const char *client_msg_id);
-/* Commits the open group commit now, if any. */
+/* Commits the open group commit now, if any; main.c's turn end calls it
+ * at the end of every loop turn. */
 void feed_flush(struct server *srv);
 /* The session is going away: its pending sends are not answered. */
 void feed_forget_session(struct session *s);
 /* After the context exists: group commit, and notifications from a shared
- * store. feed_stop commits what is open. */
-void feed_start(struct server *srv);
+ * store. turn_end: the loop calls feed_flush at the end of every turn (main.c);
+ * else (tests) a timer commits the group at the next turn. feed_stop
+ * commits what is open. */
+void feed_start(struct server *srv, int turn_end);
 void feed_stop(struct server *srv);
 /* LWS_CALLBACK_RAW_*_FILE of the store's notification socket. */
 int feed_on_notify(struct server *srv, struct lws *wsi, enum lws_callback_reasons reason);

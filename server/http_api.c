@@ -4,11 +4,17 @@
  * session ends: its session_ops) and the response writer. One transaction at a time per connection;
  * everything a request owns lives in session.u.http and is freed by
  * http_reset. */
-#include "server.h"
+#include "http_api.h"
 #include "audit.h"
+#include "auth.h"
+#include "clock.h"
+#include "feed.h"
 #include "limiter.h"
 #include "money.h"
 #include "pwhash.h"
+#include "server.h"
+#include "store.h"
+#include "sweep.h"
 #include "transfers.h"
 
 #include <stdlib.h>
@@ -174,7 +180,7 @@ static int route_events(struct session *s)
         return http_answer_poll(s);
     if (s->srv->parked >= s->srv->cfg.max_long_polls)
         return http_limited(s, 503, "overloaded", "too many long polls are waiting; retry shortly", 1);
-    /* Nothing yet: park until feed_notify wakes us, the deadline passes or
+    /* Nothing yet: park until the feed wakes us, the deadline passes or
      * the session ends (auth_hold: http_on_ended). */
     if (auth_hold(s, 0) < 0)
         return http_error(s, 500, "internal", "out of memory");
@@ -182,7 +188,7 @@ static int route_events(struct session *s)
     h->poll_parked = 1;
     feed_subscribe(s);
     lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);  /* our deadline, not lws' */
-    sweep_join(sweep_queue(s->srv, &http_hold_kind, wait * 1000LL), &h->hold, sweep_mono_ms());
+    sweep_join(sweep_queue(s->srv->sweep, &http_hold_kind, wait * 1000LL), &h->hold, sweep_mono_ms());
     /* Everything needed from the request headers has been copied: give
      * back lws' header buffer (max_http_header_data, 4 KB of the 6.4 KB a
      * parked poll held) rather than keep it for the whole hold. lws takes
@@ -669,7 +675,7 @@ static const struct sweep_kind http_body_kind = { .due = http_body_late };
 static void http_body_wait(struct session *s)
 {
     int64_t timeout_ms = (int64_t)s->srv->cfg.request_timeout_s * 1000;
-    sweep_join(sweep_queue(s->srv, &http_body_kind, timeout_ms), &s->u.http.body_wait,
+    sweep_join(sweep_queue(s->srv->sweep, &http_body_kind, timeout_ms), &s->u.http.body_wait,
                sweep_mono_ms());
 }
 

@@ -1,5 +1,7 @@
 /* main.c — chatd: flags, the lws context (HTTP + WebSocket on one port),
- * the event loop and a graceful shutdown on SIGINT/SIGTERM.
+ * the event loop and the end of its every turn (the group commit, then the
+ * WebSocket writer: turn_end), the modules' start and stop in order, and a
+ * graceful shutdown on SIGINT/SIGTERM.
  *
  * The loop is libuv's (epoll), which lws joins as a "foreign" loop through
  * its libuv plugin (Debian: libwebsockets-evlib-uv). lws' own loop calls
@@ -7,10 +9,16 @@
  * connections that was half of the server's time and a probe's p99 of tens
  * to hundreds of ms. Owning the loop also lets us run it one turn at a time
  * (UV_RUN_ONCE) for the shutdown drain, as lws_service() did. */
-#include "server.h"
+#include "dispatch.h"
+#include "auth.h"
+#include "feed.h"
 #include "limiter.h"
 #include "pwhash.h"
+#include "server.h"
+#include "store.h"
+#include "sweep.h"
 #include "transfers.h"
+#include "ws_out.h"
 
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -37,6 +45,8 @@ static void on_signal(uv_signal_t *h, int sig)
 struct loop {
     uv_loop_t   uv;
     uv_signal_t sig[2];         /* SIGINT, SIGTERM */
+    uv_check_t  turn_end;       /* runs turn_end() after each turn's I/O */
+    int         turn_end_on;
 };
 
 /* Integer flags: name, where it goes, allowed range, help. */
@@ -276,9 +286,40 @@ static void close_handle(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* The end of every loop turn (a libuv check handle: it runs right after the
+ * turn's I/O callbacks). First the group commit of the turn's chat sends
+ * (feed.c), then one write per WebSocket of what it has (ws_out.c): its
+ * acks, which the commit has just made true, and every new event. */
+static void turn_end(uv_check_t *h)
+{
+    struct server *srv = h->data;
+    feed_flush(srv);
+    ws_out_turn_end(srv);
+}
+
+static int turn_end_start(struct loop *lp, struct server *srv)
+{
+    if (uv_check_init(&lp->uv, &lp->turn_end) != 0)
+        return -1;
+    lp->turn_end.data = srv;
+    lp->turn_end_on = 1;
+    return uv_check_start(&lp->turn_end, turn_end);
+}
+
+/* Closed by the loop's last runs (server_context_destroy, loop_close). */
+static void turn_end_stop(struct loop *lp)
+{
+    if (!lp->turn_end_on)
+        return;
+    uv_check_stop(&lp->turn_end);
+    uv_close((uv_handle_t *)&lp->turn_end, NULL);
+    lp->turn_end_on = 0;
+}
+
 static int loop_open(struct loop *lp)
 {
     static const int which[2] = { SIGINT, SIGTERM };
+    lp->turn_end_on = 0;
     if (uv_loop_init(&lp->uv) != 0)
         return -1;
     for (int i = 0; i < 2; i++)
@@ -325,10 +366,12 @@ static int server_run(struct server *srv, struct loop *lp)
     }
     srv->pwhash = pwhash_pool_new(srv->ctx, 2, 64);
     srv->transfers = transfers_new(srv, srv->cfg.transfer_delay_ms);
-    if (!srv->pwhash || !srv->transfers || sweep_start(srv) < 0 || auth_start(srv) < 0 ||
+    srv->sweep = sweep_new(srv->ctx, srv);
+    if (!srv->pwhash || !srv->transfers || !srv->sweep || auth_start(srv) < 0 ||
         transfers_resume(srv->transfers) < 0) {
         fprintf(stderr, "chatd: cannot start password hashing workers or the bank\n");
-        sweep_stop(srv);
+        sweep_free(srv->sweep);
+        srv->sweep = NULL;
         auth_stop(srv);
         transfers_free(srv->transfers);
         pwhash_pool_free(srv->pwhash);
@@ -339,7 +382,7 @@ static int server_run(struct server *srv, struct loop *lp)
     /* Timers set outside the loop (resumed transfers) are only seen once
      * the loop wakes: wake it now rather than at the first connection. */
     ws_out_start(srv);
-    feed_start(srv);
+    feed_start(srv, turn_end_start(lp, srv) == 0);
     lws_cancel_service(srv->ctx);
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "chatd");
     int port = vh ? lws_get_vhost_listen_port(vh) : srv->cfg.port;
@@ -351,8 +394,10 @@ static int server_run(struct server *srv, struct loop *lp)
     fflush(stdout);
     while (!stop_signal)
         uv_run(&lp->uv, UV_RUN_ONCE);
-    sweep_stop(srv);
+    sweep_free(srv->sweep);            /* every deadline is off from here */
+    srv->sweep = NULL;
     server_drain(srv, lp);
+    turn_end_stop(lp);
     feed_stop(srv);
     ws_out_stop(srv);
     transfers_free(srv->transfers);    /* unfinished ones resume at the next start */

@@ -1,25 +1,21 @@
-/* server.c — the one lws protocol callback: it binds each connection to its
- * session and dispatches HTTP reasons to http_api.c, WebSocket reasons to
- * ws_api.c, and finished password hashes back to their requests. */
-#include "server.h"
+/* server.c — the one lws protocol callback (dispatch.h): it binds each
+ * connection to its session and dispatches HTTP reasons to http_api.c,
+ * WebSocket reasons to ws_api.c (and what is heard on a WebSocket to its
+ * heartbeat, ws_beat.c), the store's notifications to feed.c, connection
+ * counts to limiter.c, and finished password hashes back to their
+ * requests. The top layer (docs/ARCHITECTURE.md): nothing calls into it
+ * but lws. */
+#include "dispatch.h"
+#include "feed.h"
+#include "http_api.h"
 #include "limiter.h"
 #include "pwhash.h"
+#include "server.h"
+#include "ws_api.h"
+#include "ws_beat.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-struct server *server_from_wsi(struct lws *wsi)
-{
-    return lws_context_user(lws_get_context(wsi));
-}
 
 static void session_bind(struct session *s, struct lws *wsi)
 {

@@ -1,7 +1,9 @@
-/* server.h — chatd's shared state: configuration, the per-connection session
- * (one struct for HTTP requests and WebSockets) with the ops its transport
- * fills in, and the functions the protocol callback dispatches to. One lws context, one thread; only the
- * password-hash workers (pwhash.c) run elsewhere. */
+/* server.h — chatd's shared types, and only those: the configuration, the
+ * server (one per process: what every module hangs its state on), the
+ * per-connection session (one struct for HTTP requests and WebSockets) and
+ * the ops its transport fills in. Each module's functions are in its own
+ * header. One lws context, one thread; only the password-hash workers
+ * (pwhash.c) run elsewhere. */
 #ifndef CHAT_SERVER_H
 #define CHAT_SERVER_H
 
@@ -10,9 +12,9 @@
 #include <stdint.h>
 
 #include "protocol.h"
-#include "store.h"
 #include "sweep.h"
 
+struct store;
 struct pwhash_pool;
 struct pwhash_job;
 struct transfers;
@@ -21,6 +23,7 @@ struct feed;
 struct sweep;
 struct auth;
 struct session;
+struct ws_frame;          /* ws_frame.h */
 
 struct server_config {
     const char *host;
@@ -89,14 +92,6 @@ struct http_state {
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
 };
 
-/* A queued server->client WebSocket frame (ready, ack, error), whole:
- * header and text, as ws_out.c writes it. */
-struct ws_frame {
-    struct ws_frame *next;
-    size_t len;
-    unsigned char buf[];
-};
-
 struct ws_state {
     int      authed;
     int64_t  cursor;          /* highest event id sent */
@@ -112,7 +107,7 @@ struct ws_state {
     int      close_code;      /* close with this from the next WRITEABLE */
     const char *close_reason;
     int      peer_closed;     /* the client's close came: read and write nothing more */
-    struct sweep_link hb;     /* hello deadline, then heartbeat (ws_beat.c) */
+    struct sweep_link hb;     /* hello deadline (ws_api.c), then heartbeat (ws_beat.c) */
     int      ping_due;        /* ws_beat asked for a ping: the next WRITEABLE sends it */
     int      held;            /* rx is a send over the rate limit, reading paused */
     int      backlogged;      /* too many frames queued for the client, reading paused */
@@ -155,62 +150,10 @@ struct session {
     } u;
 };
 
-/* server.c */
-int64_t now_ms(void);
-struct server *server_from_wsi(struct lws *wsi);
-int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
-                    void *user, void *in, size_t len);
-
-/* ws_beat.c: a WebSocket's hello deadline and heartbeat */
-void ws_beat_open(struct session *s);      /* hello deadline */
-void ws_beat_authed(struct session *s);    /* heartbeat from now */
-void ws_beat_heard(struct session *s);     /* a frame or a pong came in */
-void ws_beat_closed(struct session *s);
-
-/* http_api.c */
-int http_on_request(struct session *s, const char *uri);
-int http_on_body(struct session *s, const void *in, size_t len);
-int http_on_body_done(struct session *s);
-/* The body did not come within --request-timeout-s: 408, then close. */
-int http_on_writeable(struct session *s);
-void http_on_closed(struct session *s);
-void http_on_hash_done(struct session *s, struct pwhash_job *job);
-
-/* ws_out.c: one write per socket per loop turn of whole frames (control
- * frames, then events) */
-struct ws_out *ws_out_new(void);
-void ws_out_free(struct ws_out *p);     /* after ws_out_stop and the loop's close */
-void ws_out_start(struct server *srv);
-void ws_out_stop(struct server *srv);
-#define WS_HEADER_MAX 10
-/* The header of an unmasked final text frame of len bytes into h
- * (WS_HEADER_MAX bytes of room); returns its length. */
-size_t ws_text_header(unsigned char *h, size_t len);
-/* That header, then the text, into dst (len + WS_HEADER_MAX bytes of room);
- * returns the frame's length. */
-size_t ws_text_frame(unsigned char *dst, const void *text, size_t len);
-/* s has something to send: written at the end of this loop turn. */
-void ws_out_schedule(struct session *s);
-void ws_out_unschedule(struct session *s);   /* s is closing */
-/* Writes every scheduled session (the feed calls it after its commit). */
-void ws_out_turn_end(struct server *srv);
-/* From WRITEABLE: writes what s has; -1 if the connection must close. */
-int ws_on_writeable_events(struct session *s);
-
-/* ws_api.c */
-#define WS_MAX_QUEUED 256     /* control frames queued before reading pauses */
-int ws_on_confirm_upgrade(struct lws *wsi, const char *upgrade);
-int ws_on_filter(struct lws *wsi);
-int ws_on_peer_close(struct session *s, const unsigned char *in, size_t len);
-int ws_on_established(struct session *s);
-int ws_on_receive(struct session *s, const void *in, size_t len);
-int ws_on_writeable(struct session *s);
-void ws_on_closed(struct session *s);
-void ws_begin_close(struct session *s, int code, const char *reason);
-
-/* Until every module has its own header (issue 14), server.h still brings
- * these in for everyone. */
-#include "auth.h"
-#include "feed.h"
+/* The server a connection belongs to: the context's user (main.c). */
+static inline struct server *server_from_wsi(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
 
 #endif

@@ -1,7 +1,9 @@
 /* sweep.c — every per-connection deadline of chatd, served by one lws timer:
  * the queues and timers of sweep.h. It keeps time only; what a deadline
- * means is its owner's callback (ws_beat.c: hello and heartbeat; auth.c:
- * session touch and end; http_api.c: long-poll holds).
+ * means is its owner's callback (ws_api.c: the hello; ws_beat.c: the
+ * heartbeat; auth.c: session touch and end; http_api.c: long-poll holds and
+ * request bodies). It knows no connection: the server it is given is only
+ * handed back to those callbacks.
  *
  * lws 4.1 keeps all its timers (lws_sul) in one sorted linked list and every
  * schedule walks it, so a timer per connection costs O(connections) each
@@ -13,7 +15,7 @@
  * (a session's expiry) are a binary heap, O(log n) to set and cancel. One
  * lws timer is armed for the earliest of all, at most every SWEEP_GAP_MS. */
 #include "sweep.h"
-#include "server.h"
+#include "clock.h"
 
 #include <stdlib.h>
 
@@ -27,7 +29,8 @@ struct sweep_queue {
 };
 
 struct sweep {
-    struct server *srv;
+    struct lws_context *ctx;
+    struct server *srv;          /* given to every callback */
     lws_sorted_usec_list_t sul;
     int64_t due_ms;              /* when sul fires; 0: not armed */
     int64_t last_ms;             /* last sweep */
@@ -63,15 +66,14 @@ static void sweep_arm(struct sweep *sw, int64_t due)
         return;
     sw->due_ms = due;
     int64_t in = due - sweep_mono_ms();
-    lws_sul_schedule(sw->srv->ctx, 0, &sw->sul, sweep_run,
+    lws_sul_schedule(sw->ctx, 0, &sw->sul, sweep_run,
                      (lws_usec_t)(in > 0 ? in : 0) * LWS_US_PER_MS);
 }
 
 /* ---- queues ---- */
 
-struct sweep_queue *sweep_queue(struct server *srv, const struct sweep_kind *k, int64_t timeout_ms)
+struct sweep_queue *sweep_queue(struct sweep *sw, const struct sweep_kind *k, int64_t timeout_ms)
 {
-    struct sweep *sw = srv->sweep;
     if (!sw)
         return NULL;
     for (size_t i = 0; i < sw->nqueues; i++)
@@ -188,9 +190,8 @@ static void heap_down(struct sweep *sw, size_t i)
     heap_set(sw, i, t);
 }
 
-void sweep_cancel(struct server *srv, struct sweep_timer *t)
+void sweep_cancel(struct sweep *sw, struct sweep_timer *t)
 {
-    struct sweep *sw = srv->sweep;
     size_t i = t->pos;
     if (!i || !sw)
         return;
@@ -206,13 +207,12 @@ void sweep_cancel(struct server *srv, struct sweep_timer *t)
         heap_down(sw, i);
 }
 
-int sweep_at(struct server *srv, struct sweep_timer *t, int64_t at_ms,
+int sweep_at(struct sweep *sw, struct sweep_timer *t, int64_t at_ms,
              void (*fire)(struct server *srv, struct sweep_timer *t))
 {
-    struct sweep *sw = srv->sweep;
     if (!sw)
         return -1;
-    sweep_cancel(srv, t);
+    sweep_cancel(sw, t);
     if (sw->heap_n == sw->heap_cap) {
         size_t cap = sw->heap_cap ? 2 * sw->heap_cap : 1024;
         struct sweep_timer **h = realloc(sw->heap, cap * sizeof *h);
@@ -236,7 +236,7 @@ static int64_t sweep_timers_run(struct sweep *sw, int64_t now)
     int64_t wall = now_ms();
     while (sw->heap_n && sw->heap[0]->at_ms <= wall) {
         struct sweep_timer *t = sw->heap[0];
-        sweep_cancel(sw->srv, t);
+        sweep_cancel(sw, t);
         t->fire(sw->srv, t);
     }
     return sw->heap_n ? now + (sw->heap[0]->at_ms - wall) : 0;
@@ -260,19 +260,18 @@ static void sweep_run(lws_sorted_usec_list_t *sul)
         sweep_arm(sw, next);
 }
 
-int sweep_start(struct server *srv)
+struct sweep *sweep_new(struct lws_context *ctx, struct server *srv)
 {
     struct sweep *sw = calloc(1, sizeof *sw);
-    if (!sw)
-        return -1;
-    sw->srv = srv;
-    srv->sweep = sw;
-    return 0;
+    if (sw) {
+        sw->ctx = ctx;
+        sw->srv = srv;
+    }
+    return sw;
 }
 
-void sweep_stop(struct server *srv)
+void sweep_free(struct sweep *sw)
 {
-    struct sweep *sw = srv->sweep;
     if (!sw)
         return;
     lws_sul_cancel(&sw->sul);
@@ -288,5 +287,4 @@ void sweep_stop(struct server *srv)
     free(sw->queues);
     free(sw->heap);
     free(sw);
-    srv->sweep = NULL;
 }

@@ -45,12 +45,13 @@ struct sweep_timer {
     void  (*fire)(struct server *srv, struct sweep_timer *t);   /* after it left the heap */
 };
 
-int  sweep_start(struct server *srv);
-void sweep_stop(struct server *srv);     /* detaches whatever is still queued */
+/* srv is only handed to the callbacks. */
+struct sweep *sweep_new(struct lws_context *ctx, struct server *srv);
+void sweep_free(struct sweep *sw);       /* detaches whatever is still queued */
 int64_t sweep_mono_ms(void);
 /* The queue of kind k with this timeout, made at first use. NULL: no
- * sweep (stopped) or out of memory. */
-struct sweep_queue *sweep_queue(struct server *srv, const struct sweep_kind *k, int64_t timeout_ms);
+ * sweep (sw NULL: stopped) or out of memory. */
+struct sweep_queue *sweep_queue(struct sweep *sw, const struct sweep_kind *k, int64_t timeout_ms);
 /* l (re)joins q at now_ms (monotonic); q NULL: l just leaves its queue. */
 void sweep_join(struct sweep_queue *q, struct sweep_link *l, int64_t now_ms);
 void sweep_leave(struct sweep_link *l);
@@ -58,8 +59,8 @@ void sweep_leave(struct sweep_link *l);
 int  sweep_in(const struct sweep_queue *q, const struct sweep_link *l);
 size_t sweep_count(const struct sweep_queue *q);
 /* t fires at at_ms (wall clock), replacing any earlier setting. -1: no room. */
-int  sweep_at(struct server *srv, struct sweep_timer *t, int64_t at_ms,
+int  sweep_at(struct sweep *sw, struct sweep_timer *t, int64_t at_ms,
               void (*fire)(struct server *srv, struct sweep_timer *t));
-void sweep_cancel(struct server *srv, struct sweep_timer *t);
+void sweep_cancel(struct sweep *sw, struct sweep_timer *t);
 
 #endif

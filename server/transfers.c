@@ -10,8 +10,11 @@
  * transfers untouched for much longer than a step takes, and adopted. */
 #include "transfers.h"
 #include "audit.h"
+#include "clock.h"
+#include "feed.h"
 #include "money.h"
 #include "server.h"
+#include "store.h"
 
 #include <stdio.h>
 #include <stdlib.h>

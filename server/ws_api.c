@@ -7,9 +7,18 @@
  * session_ops: woken by the feed, acks after the commit, closed with 4401
  * when the session ends. RFC 6455 conformance, and what lws 4.1 decides
  * alone: shared/PROTOCOL.md. */
+#include "ws_api.h"
 #include "audit.h"
+#include "auth.h"
+#include "clock.h"
+#include "feed.h"
 #include "limiter.h"
 #include "server.h"
+#include "store.h"
+#include "sweep.h"
+#include "ws_beat.h"
+#include "ws_frame.h"
+#include "ws_out.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,7 +147,7 @@ int ws_on_peer_close(struct session *s, const unsigned char *in, size_t len)
     return -1;
 }
 
-void ws_begin_close(struct session *s, int code, const char *reason)
+static void ws_begin_close(struct session *s, int code, const char *reason)
 {
     if (s->u.ws.close_code)
         return;
@@ -158,6 +167,18 @@ static void ws_on_ended(struct session *s, const char *why)
 
 static const struct session_ops ws_ops = { ws_wake, ws_on_posted, ws_on_ended };
 
+/* No hello in time (hello_timeout_s): 4401. The deadline is on the sweep
+ * with the link the heartbeat (ws_beat.c) takes over after the hello. */
+static void ws_hello_late(struct server *srv, struct sweep_link *l)
+{
+    (void)srv;
+    struct session *s = lws_container_of(l, struct session, u.ws.hb);
+    sweep_leave(l);
+    ws_begin_close(s, 4401, "expected a hello with a valid token");
+}
+
+static const struct sweep_kind ws_hello_kind = { .due = ws_hello_late };
+
 int ws_on_established(struct session *s)
 {
     memset(&s->u.ws, 0, sizeof s->u.ws);
@@ -168,7 +189,8 @@ int ws_on_established(struct session *s)
     s->user[0] = '\0';
     /* Subscribed from the start so a shutdown reaches unauthenticated sockets too. */
     feed_subscribe(s);
-    ws_beat_open(s);            /* closed with 4401 if no hello in time */
+    sweep_join(sweep_queue(s->srv->sweep, &ws_hello_kind, (int64_t)s->srv->cfg.hello_timeout_s * 1000),
+               &s->u.ws.hb, sweep_mono_ms());
     return 0;
 }
 
@@ -399,7 +421,7 @@ int ws_on_writeable(struct session *s)
     }
     if (w->peer_closed)           /* lws writes the echo of the client's close */
         return 0;
-    if (w->ping_due) {            /* heartbeat (sweep.c): a ping, on its own */
+    if (w->ping_due) {            /* heartbeat (ws_beat.c): a ping, on its own */
         /* with a payload: lws 4.1 calls back no LWS_CALLBACK_RECEIVE_PONG
          * for an empty pong, and the sweep needs to hear it; text, so
          * the pong's payload is valid UTF-8 should a checker look */
@@ -413,7 +435,7 @@ int ws_on_writeable(struct session *s)
             return 0;
         }
     }
-    return ws_on_writeable_events(s);
+    return ws_out_on_writeable(s);
 }
 
 void ws_on_closed(struct session *s)

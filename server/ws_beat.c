@@ -1,7 +1,7 @@
-/* ws_beat.c — the deadlines of a WebSocket, on the sweep's queues
- * (sweep.h): the hello it must send in time, then the heartbeat.
+/* ws_beat.c — the heartbeat of an authenticated WebSocket, on the sweep's
+ * queues (sweep.h). Its link (ws_state.hb) comes from ws_api.c's hello
+ * deadline and moves between two queues:
  *
- *   hello    not yet authenticated: closed with 4401 after --hello timeout
  *   quiet    by the last frame or pong heard: a ping is due --heartbeat-s
  *            after it
  *   pinged   by the ping: hang up --heartbeat-s after it (2 x in all)
@@ -10,19 +10,19 @@
  * connections opened together (a restart: everyone reconnects) do not all
  * ping at once every heartbeat; a late ping only delays its hang-up, which
  * counts from the ping. */
+#include "ws_beat.h"
 #include "audit.h"
 #include "limiter.h"
 #include "server.h"
+#include "sweep.h"
 
 #define PING_BUDGET_MIN 64       /* pings per sweep at least */
 #define SWEEP_EVERY_MS  20       /* how often the sweep may come (sweep.c) */
 
-static void ws_hello_due(struct server *srv, struct sweep_link *l);
 static void ws_quiet_due(struct server *srv, struct sweep_link *l);
 static void ws_pinged_due(struct server *srv, struct sweep_link *l);
 static unsigned ws_ping_budget(struct server *srv);
 
-static const struct sweep_kind hello_kind = { .due = ws_hello_due };
 static const struct sweep_kind quiet_kind = { .due = ws_quiet_due, .budget = ws_ping_budget };
 static const struct sweep_kind pinged_kind = { .due = ws_pinged_due };
 
@@ -33,12 +33,12 @@ static int64_t heartbeat_ms(const struct server *srv)
 
 static struct sweep_queue *quiet_q(struct server *srv)
 {
-    return sweep_queue(srv, &quiet_kind, heartbeat_ms(srv));
+    return sweep_queue(srv->sweep, &quiet_kind, heartbeat_ms(srv));
 }
 
 static struct sweep_queue *pinged_q(struct server *srv)
 {
-    return sweep_queue(srv, &pinged_kind, heartbeat_ms(srv));
+    return sweep_queue(srv->sweep, &pinged_kind, heartbeat_ms(srv));
 }
 
 /* Enough pings per sweep to keep up with twice the steady rate (every
@@ -48,14 +48,6 @@ static unsigned ws_ping_budget(struct server *srv)
     size_t n = sweep_count(quiet_q(srv)) + sweep_count(pinged_q(srv));
     size_t b = (size_t)((double)n * 2 * SWEEP_EVERY_MS / (double)heartbeat_ms(srv)) + 1;
     return b < PING_BUDGET_MIN ? PING_BUDGET_MIN : (unsigned)b;
-}
-
-static void ws_hello_due(struct server *srv, struct sweep_link *l)
-{
-    (void)srv;
-    struct session *s = lws_container_of(l, struct session, u.ws.hb);
-    sweep_leave(l);
-    ws_begin_close(s, 4401, "expected a hello with a valid token");
 }
 
 /* quiet for a heartbeat: ping */
@@ -75,13 +67,6 @@ static void ws_pinged_due(struct server *srv, struct sweep_link *l)
     sweep_leave(l);
     audit("ws.silent", "user=%s addr=%s", s->user[0] ? s->user : "-", limiter_conn_addr(s->wsi));
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, LWS_TO_KILL_ASYNC);
-}
-
-void ws_beat_open(struct session *s)
-{
-    struct server *srv = s->srv;
-    sweep_join(sweep_queue(srv, &hello_kind, (int64_t)srv->cfg.hello_timeout_s * 1000),
-               &s->u.ws.hb, sweep_mono_ms());
 }
 
 void ws_beat_authed(struct session *s)

@@ -1,8 +1,9 @@
 /* ws_out.c — the WebSocket writer. Sessions with something to send (an ack,
- * an error, new events) are listed, and at the end of the loop turn (after
- * the feed's group commit) each gets one write: its queued control frames
- * (ready, acks, errors), then its events after its cursor, each as a whole
- * text frame, packed into one buffer that goes out with one lws_write.
+ * an error, new events) are listed, and at the end of the loop turn
+ * (main.c's turn end, after the feed's group commit) each gets one write:
+ * its queued control frames (ready, acks, errors), then its events after
+ * its cursor, each as a whole text frame, packed into one buffer that goes
+ * out with one lws_write.
  *
  * Why at the end of the turn and not from a WRITEABLE callback: asking lws
  * for one costs two epoll_ctl calls per socket (POLLOUT on, then off), a
@@ -20,7 +21,10 @@
  * negotiates no extension, so these bytes are exactly what lws would write
  * frame by frame; lws still owns the socket, buffering a partial write and
  * finishing it before the next WRITEABLE. */
+#include "ws_out.h"
+#include "feed.h"
 #include "server.h"
+#include "ws_frame.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -60,32 +64,6 @@ void ws_out_free(struct ws_out *p)
         return;
     free(p->buf);
     free(p);
-}
-
-size_t ws_text_header(unsigned char *h, size_t len)
-{
-    h[0] = 0x81;                /* FIN, text */
-    if (len < 126) {
-        h[1] = (unsigned char)len;
-        return 2;
-    }
-    if (len <= 0xffff) {
-        h[1] = 126;
-        h[2] = (unsigned char)(len >> 8);
-        h[3] = (unsigned char)len;
-        return 4;
-    }
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    return 10;
-}
-
-size_t ws_text_frame(unsigned char *dst, const void *text, size_t len)
-{
-    size_t hl = ws_text_header(dst, len);
-    memcpy(dst + hl, text, len);
-    return hl + len;
 }
 
 /* Room for n more bytes: an empty pack grows for a frame larger than it. */
@@ -217,7 +195,7 @@ static int ws_out_write(struct session *s)
     return 0;
 }
 
-int ws_on_writeable_events(struct session *s)
+int ws_out_on_writeable(struct session *s)
 {
     if (ws_out_write(s) < 0)
         return -1;

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "feed.h"
 #include "server.h"
 #include "transfers.h"
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # test_check_layers.sh — scripts/check-layers.sh must pass on the tree and
 # fail on a planted upward include, a planted sibling include, a planted
-# upward call (compiled objects), and a file it cannot place in a layer.
+# upward call (compiled objects), the sweep including the types header, and
+# a file it cannot place in a layer.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 check=$top/scripts/check-layers.sh
@@ -30,6 +31,13 @@ expect "an upward include fails" 1 'server/feed.c (layer 1) includes server/http
 copy_tree
 echo '#include "feed.h"' >> "$tmp/t/server/auth.c"
 expect "a sibling include fails" 1 'server/auth.c (layer 1) includes server/feed.h (layer 1)' \
+    -- "$check" --root "$tmp/t"
+
+# The sweep sees only an opaque struct server: server.h (which embeds the
+# sweep's links) must stay out of it, or the two would include each other.
+copy_tree
+echo '#include "server.h"' >> "$tmp/t/server/sweep.c"
+expect "the sweep including the types fails" 1 'server/sweep.c (layer 0) includes server/server.h (layer 0)' \
     -- "$check" --root "$tmp/t"
 
 copy_tree

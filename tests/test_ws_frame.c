@@ -1,14 +1,15 @@
-/* Unit tests for server/ws_out.c's frame header: the WebSocket writer frames
- * events itself to pack several into one write, so its headers must be
- * exactly RFC 6455's (5.2) for an unmasked final text frame, at each of the
- * three length encodings and their boundaries. */
+/* Unit tests for server/ws_frame.c's frame header: the feed and the
+ * WebSocket writer frame events themselves (once for every subscriber, and
+ * several packed into one write), so its headers must be exactly RFC 6455's
+ * (5.2) for an unmasked final text frame, at each of the three length
+ * encodings and their boundaries. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "server.h"
+#include "ws_frame.h"
 
 /* The payload length a receiver reads back from header h of n bytes. */
 static uint64_t read_length(const unsigned char *h, size_t n)
