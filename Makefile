@@ -106,10 +106,12 @@ check: test-unit test-e2e test-ui
 
 # The server's layering rule (scripts/check-layers.sh, its table at the top):
 # every include, and every call between the built objects, goes down the
-# layers; then its own test, which plants violations and expects failures.
+# layers; then its own test, which plants violations and expects failures;
+# then every function docs/ARCHITECTURE.md names must exist (check-docs.sh).
 check-layers: all
 	@scripts/check-layers.sh --objs $(OUT)/obj
 	@tests/layers/test_check_layers.sh
+	@scripts/check-docs.sh
 check: check-layers
 
 # The store tests on PostgreSQL, against a throwaway cluster (scripts/with-pg.sh
