@@ -420,6 +420,12 @@ static void test_bad_request_lines(void **state)
     expect_refused("absolute URI", "GET http://x/healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     expect_refused("bad %-escape", "GET /healthz%zz HTTP/1.1\r\nHost: x\r\n\r\n");
     expect_refused("no request line", "Host: x\r\n\r\n");
+    /* the fallback protocol is no WebSocket subprotocol: asked for by
+     * name, the upgrade is refused (no 101) and the connection closed */
+    expect_refused("WebSocket asking for chatd-http-reject",
+                   "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Protocol: chatd-http-reject\r\n\r\n");
     expect_close("HTTP/2.0", "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported");
     expect_close("HTTP/0.9", "GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n", 505, "http_version_not_supported");
     expect_close("no version", "GET /healthz\r\nHost: x\r\n\r\n", 400, "bad_request");
