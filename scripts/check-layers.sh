@@ -45,6 +45,7 @@ declare -A LAYER=(
     [server/ws_beat.h]=2 [server/ws_beat.c]=2
     [server/ws_out.h]=2 [server/ws_out.c]=2
     [server/http_api.h]=3 [server/http_api.c]=3
+    [server/http_reject.h]=3 [server/http_reject.c]=3
     [server/ws_api.h]=3 [server/ws_api.c]=3
     [server/transfers.h]=3 [server/transfers.c]=3
     [server/server.c]=4 [server/dispatch.h]=4 [server/main.c]=4

@@ -12,6 +12,7 @@
 #include "dispatch.h"
 #include "auth.h"
 #include "feed.h"
+#include "http_reject.h"
 #include "limiter.h"
 #include "pwhash.h"
 #include "server.h"
@@ -193,6 +194,8 @@ static const struct lws_protocols protocols[] = {
      * packed write (ws_out.c) or an answer of 16 KiB would go out in 1 KiB
      * pieces, a loop turn each; nothing is allocated for it. */
     { PROTO_WS_SUBPROTOCOL, server_callback, sizeof(struct session), 1024, 0, NULL, 128 * 1024 },
+    /* what lws' HTTP parser gives up on: a JSON 400 and a close */
+    { HTTP_REJECT_PROTOCOL, http_reject_callback, 0, 0, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -222,6 +225,11 @@ static struct lws_context *server_context(struct server *srv, uv_loop_t *loop)
      * address is parsed right (:: is every address, IPv4 included). */
     if (host_family(srv->cfg.host) == 4)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    /* A request lws cannot parse as HTTP (unknown method, garbage, CONNECT)
+     * goes to http_reject.c, the vhost's "raw" protocol, instead of lws'
+     * HTML 403 (http_reject.c says which; valid HTTP never takes this way). */
+    info.options |= LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG;
+    info.pvo = &http_reject_pvo;
     info.foreign_loops = foreign_loops;
     info.pcontext = &srv->ctx;          /* NULLed by lws once it is freed */
     if (srv->cfg.tls_cert) {

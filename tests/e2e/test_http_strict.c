@@ -3,8 +3,10 @@
  * after an answer that closes, nothing more is written and the connection
  * ends (bytes after a body are the next request, or nothing); a request
  * sent too slowly gets 408; a bad version, Content-Length or query gets a
- * JSON error of the right status and a close; what lws 4.1 refuses before
- * chatd sees it (unknown method, absolute URI, oversized headers) is at
+ * JSON error of the right status and a close, and so does what lws' parser
+ * gives up on (a garbage request line, an unknown method, CONNECT: its
+ * fallback to http_reject.c); what lws 4.1 still refuses by itself (an
+ * absolute URI, a bad %-escape, no request line, oversized headers) is at
  * least never a 200 and closed at once. */
 #include "harness.h"
 
@@ -249,6 +251,31 @@ static void test_bind_refuses_non_address(void **state)
           "chatd --host eth-nonsense must exit 2 (bad flag), got status %d", rc);
 }
 
+/* ---- 2. refused connections are given back ---- */
+
+/* What lws' parser hands to http_reject.c still counts against the
+ * per-address limit while open, and is given back when it closes: three
+ * times the limit of refusals in a row, then the address is still served. */
+static void test_refusals_free_their_connection(void **state)
+{
+    (void)state;
+    struct h_server s;
+    const char *extra[] = { "--max-connections-per-ip", "4", NULL };
+    server_start(&s, NULL, extra);
+    static const char *const raws[] = { "GARBAGE\r\n\r\n", "CONNECT x:80 HTTP/1.1\r\nHost: x\r\n\r\n" };
+    int bad = 0;
+    for (int i = 0; i < 12; i++) {
+        struct raw_out o;
+        raw_exchange_at("127.0.0.1", s.port, raws[i % 2], strlen(raws[i % 2]), 3000, &o);
+        if (!check_error_close(raws[i % 2], &o, 400, "bad_request"))
+            bad++;
+        raw_free(&o);
+    }
+    CHECK(bad == 0, "%d of 12 refusals not answered 400 bad_request and closed", bad);
+    CHECK(answers("127.0.0.1", s.port), "the address is no longer served after 12 refusals");
+    server_stop(&s);
+}
+
 /* ---- one server for the rest ---- */
 
 static struct h_server srv;
@@ -334,12 +361,15 @@ static void test_pipelined_after_body(void **state)
           o.closed ? "closed" : "open", o.all);
     raw_free(&o);
 
-    /* garbage as the next request: refused once (lws 4.1 answers an
-     * unknown method itself) and closed, never an answer per loop turn */
+    /* garbage as the next request: refused once with the JSON 400 and
+     * closed, never an answer per loop turn */
     raw_exchange(srv.port, "POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}xx",
                  3000, &o);
-    CHECK(o.status == 401 && o.nresp <= 2 && o.closed && !strstr(o.all, " 404 "),
-          "want a 401, at most a refusal of \"xx\", and a close; got %d answers, %s, %zu bytes: %.300s",
+    const char *second = strstr(o.all, "\r\n\r\n");
+    second = second ? strstr(second, "HTTP/1.1 400 ") : NULL;
+    CHECK(o.status == 401 && o.nresp == 2 && o.closed && second &&
+          strstr(second, "{\"error\":{\"code\":\"bad_request\""),
+          "want a 401, then a JSON 400 bad_request for \"xx\", and a close; got %d answers, %s, %zu bytes: %.400s",
           o.nresp, o.closed ? "closed" : "open", o.len, o.all);
     raw_free(&o);
 }
@@ -378,10 +408,24 @@ static void test_slow_body_deadline(void **state)
 static void test_bad_request_lines(void **state)
 {
     (void)state;
-    /* lws 4.1 answers these itself (HTML 403) before any callback */
-    expect_refused("garbage request line", "GARBAGE\r\n\r\n");
-    expect_refused("unknown method", "FOO /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    /* lws' parser gives up on these and falls back to http_reject.c */
+    expect_close("garbage request line", "GARBAGE\r\n\r\n", 400, "bad_request");
+    expect_close("unknown method", "FOO /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request");
+    expect_close("TRACE", "TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request");
+    expect_close("a TLS hello on the plain port", "\x16\x03\x01\x00\x05hello", 400, "bad_request");
+    /* lws hands CONNECT to a raw protocol with no timeout: answered, not held */
+    expect_close("CONNECT", "CONNECT x:80 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request");
+    /* lws 4.1 still answers these itself (HTML 403, or a close for a
+     * request with no request line) before any callback */
     expect_refused("absolute URI", "GET http://x/healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_refused("bad %-escape", "GET /healthz%zz HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_refused("no request line", "Host: x\r\n\r\n");
+    /* the fallback protocol is no WebSocket subprotocol: asked for by
+     * name, the upgrade is refused (no 101) and the connection closed */
+    expect_refused("WebSocket asking for chatd-http-reject",
+                   "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Protocol: chatd-http-reject\r\n\r\n");
     expect_close("HTTP/2.0", "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported");
     expect_close("HTTP/0.9", "GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n", 505, "http_version_not_supported");
     expect_close("no version", "GET /healthz\r\nHost: x\r\n\r\n", 400, "bad_request");
@@ -465,6 +509,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bind_exact_address, h_teardown),
         cmocka_unit_test_teardown(test_bind_ipv6, h_teardown),
         cmocka_unit_test_teardown(test_bind_refuses_non_address, h_teardown),
+        cmocka_unit_test_teardown(test_refusals_free_their_connection, h_teardown),
     };
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_close_after_body),

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #define PW "tls test password"
 
@@ -127,6 +128,36 @@ static void test_untrusted_certificate(void **state)
     }
 }
 
+/* Through TLS, what lws' HTTP parser gives up on (garbage, an unknown
+ * method) still gets the JSON 400 and a close, encrypted: openssl s_client
+ * -quiet sends the request and prints what comes back until the server
+ * closes (`timeout` ends it otherwise, status 124). */
+static void test_garbage_over_tls(void **state)
+{
+    (void)state;
+    static const char *const raws[] = { "GARBAGE\r\n\r\n", "FOO /healthz HTTP/1.1\r\nHost: x\r\n\r\n" };
+    for (size_t i = 0; i < sizeof raws / sizeof raws[0]; i++) {
+        char in[600], cmd[1400], out[4096];
+        snprintf(in, sizeof in, "%s/garbage.txt", h_tmpdir());
+        FILE *f = fopen(in, "w");
+        CHECK(f && fputs(raws[i], f) >= 0 && fclose(f) == 0, "cannot write %s", in);
+        snprintf(cmd, sizeof cmd, "timeout 10 openssl s_client -connect 127.0.0.1:%d -CAfile '%s' -quiet "
+                 "<'%s' 2>/dev/null", srv.port, ca, in);
+        FILE *p = popen(cmd, "r");
+        CHECK(p, "cannot run openssl s_client");
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = '\0';
+        int rc = pclose(p);
+        CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) != 124, "case %zu: the server did not close (status %d): %s", i, rc, out);
+        const char *body = strstr(out, "\r\n\r\n");
+        json_t *j = body ? json_loads(body + 4, 0, NULL) : NULL;
+        const char *code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+        CHECK(!strncmp(out, "HTTP/1.1 400 ", 13) && code && !strcmp(code, "bad_request"),
+              "case %zu: want a JSON 400 bad_request over TLS, got: %.400s", i, out);
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -134,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_long_poll_tls),
         cmocka_unit_test(test_short_poll_tls),
         cmocka_unit_test(test_untrusted_certificate),
+        cmocka_unit_test(test_garbage_over_tls),
     };
     return cmocka_run_group_tests_name("tls", tests, group_setup, group_teardown);
 }
