@@ -46,6 +46,8 @@ struct limiter {
     unsigned nbuckets;
     struct strike *strikes[TABLE_SLOTS];
     unsigned nstrikes;
+    unsigned sweeps;             /* full-table sweeps so far (tests) */
+    int64_t buckets_swept_ms, strikes_swept_ms;   /* the last sweep of each table */
 };
 
 static unsigned slot_of(const char *key, int kind)
@@ -160,6 +162,7 @@ static void bucket_refill(const struct limiter *l, struct bucket *b, int64_t now
 /* Drops buckets that have refilled: they mean the same as no bucket. */
 static void buckets_sweep(struct limiter *l, int64_t now_ms)
 {
+    l->sweeps++;
     for (int i = 0; i < TABLE_SLOTS; i++)
         for (struct bucket **p = &l->buckets[i]; *p;) {
             struct bucket *b = *p;
@@ -180,8 +183,10 @@ static struct bucket *bucket_find(struct limiter *l, int kind, const char *key, 
     for (struct bucket *b = l->buckets[s]; b; b = b->next)
         if (b->kind == kind && strcmp(b->key, key) == 0)
             return b;
-    if (l->nbuckets >= RATE_MAX_KEYS)
+    if (l->nbuckets >= RATE_MAX_KEYS && now_ms - l->buckets_swept_ms >= LIMITER_SWEEP_GAP_MS) {
+        l->buckets_swept_ms = now_ms;   /* a table full of busy keys is walked once a gap */
         buckets_sweep(l, now_ms);
+    }
     if (l->nbuckets >= RATE_MAX_KEYS)
         return NULL;
     struct bucket *b = calloc(1, sizeof *b);
@@ -231,6 +236,7 @@ static void strike_key(char *key, const char *user, const char *addr)
 /* Drops the records of everyone who stopped failing an hour ago. */
 static void strikes_sweep(struct limiter *l, int64_t now_ms)
 {
+    l->sweeps++;
     for (int i = 0; i < TABLE_SLOTS; i++)
         for (struct strike **p = &l->strikes[i]; *p;) {
             struct strike *st = *p;
@@ -258,8 +264,10 @@ static struct strike *strike_find(struct limiter *l, const char *key, int create
         }
     if (!create)
         return NULL;
-    if (l->nstrikes >= STRIKE_MAX_KEYS)
+    if (l->nstrikes >= STRIKE_MAX_KEYS && now_ms - l->strikes_swept_ms >= LIMITER_SWEEP_GAP_MS) {
+        l->strikes_swept_ms = now_ms;   /* a table full of live records is walked once a gap */
         strikes_sweep(l, now_ms);
+    }
     struct strike *st = l->nstrikes < STRIKE_MAX_KEYS ? calloc(1, sizeof *st) : NULL;
     if (!st)
         return NULL;
@@ -327,4 +335,9 @@ void limiter_login_succeeded(struct limiter *l, const char *user, const char *ad
 unsigned limiter_login_records(const struct limiter *l)
 {
     return l->nstrikes;
+}
+
+unsigned limiter_sweeps(const struct limiter *l)
+{
+    return l->sweeps;
 }

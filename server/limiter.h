@@ -4,7 +4,8 @@
  * address), and the failed-login record that delays password guessing per
  * (user, address). Memory is bounded: an address's entry goes with its last
  * connection; the rate buckets and the failure records have a hard count,
- * and when one is reached the idle entries are swept (a rate key that still
+ * and when one is reached the idle entries are swept, at most once a
+ * LIMITER_SWEEP_GAP_MS (a rate key that still
  * finds no room is refused; a failure that finds none goes uncounted). */
 #ifndef CHAT_LIMITER_H
 #define CHAT_LIMITER_H
@@ -68,5 +69,10 @@ void limiter_login_failed(struct limiter *l, const char *user, const char *addr,
 void limiter_login_succeeded(struct limiter *l, const char *user, const char *addr);
 /* Failed-login records held now (pairs and users), for tests. */
 unsigned limiter_login_records(const struct limiter *l);
+/* Full-table sweeps done so far (rate buckets and failure records), for
+ * tests: a full table is swept at most once per LIMITER_SWEEP_GAP_MS, so
+ * that filling it does not make every later request walk it. */
+unsigned limiter_sweeps(const struct limiter *l);
+#define LIMITER_SWEEP_GAP_MS 1000
 
 #endif

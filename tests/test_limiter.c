@@ -138,6 +138,30 @@ static void test_login_address_bucket(void **state)
 
 /* Failures under a million names from a million addresses leave at most
  * the table's bound behind; once forgotten they are swept to make room. */
+/* Rate buckets: a full table is swept at most once per gap, and a key
+ * that finds no room meanwhile is refused (never an unbounded table). */
+static void test_rate_table_bounded(void **state)
+{
+    (void)state;
+    struct limiter *l = limiter_at(20, 10);
+    int64_t t = 1000000;
+    char key[32];
+    for (int i = 0; i < 70000; i++) {
+        snprintf(key, sizeof key, "u%d", i);
+        for (int k = 0; k < 45; k++)          /* past the burst: the bucket stays */
+            if (limiter_take_ms(l, LIMIT_MESSAGES, key, t) > 0)
+                break;
+        if (i == 0)
+            assert_true(limiter_take_ms(l, LIMIT_MESSAGES, key, t) > 0);
+    }
+    assert_true(limiter_sweeps(l) <= 1);
+    assert_true(limiter_take_ms(l, LIMIT_MESSAGES, "newcomer", t) > 0);   /* no room: refused */
+    t += LIMITER_SWEEP_GAP_MS + 60 * 1000;                               /* all refilled */
+    assert_int_equal(limiter_take_ms(l, LIMIT_MESSAGES, "newcomer", t), 0);
+    assert_true(limiter_sweeps(l) >= 1);
+    limiter_free(l);
+}
+
 static void test_login_memory_bounded(void **state)
 {
     (void)state;
@@ -150,6 +174,9 @@ static void test_login_memory_bounded(void **state)
         limiter_login_failed(l, user, addr, t);
     }
     assert_true(limiter_login_records(l) <= 65536);
+    /* 34,464 failures found the table full at one instant: one sweep, not
+     * one walk of 65,536 records per failure (a cheap way to slow chatd). */
+    assert_true(limiter_sweeps(l) <= 1);
     t += 60 * 60 * 1000;
     fail_n(l, "alice", "10.0.0.1", 10, t);          /* room again: counted */
     assert_int_equal(limiter_login_wait_ms(l, "alice", "10.0.0.1", t), 2000);
@@ -167,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_login_distributed_guessing),
         cmocka_unit_test(test_login_address_bucket),
         cmocka_unit_test(test_login_memory_bounded),
+        cmocka_unit_test(test_rate_table_bounded),
     };
     return cmocka_run_group_tests_name("limiter", tests, NULL, NULL);
 }
