@@ -5,8 +5,8 @@
  * (user, address). Memory is bounded: an address's entry goes with its last
  * connection; the rate buckets and the failure records have a hard count,
  * and when one is reached the idle entries are swept, at most once a
- * LIMITER_SWEEP_GAP_MS (a rate key that still
- * finds no room is refused; a failure that finds none goes uncounted). */
+ * LIMITER_SWEEP_GAP_MS (a rate key that still finds no room is refused; a
+ * failure that finds none goes uncounted). */
 #ifndef CHAT_LIMITER_H
 #define CHAT_LIMITER_H
 
