@@ -6,8 +6,9 @@
  *
  * Group commit: chat sends of one loop turn share one store transaction (a
  * "batch"), committed at the end of the turn (main.c's turn end calls
- * feed_flush right after the turn's I/O callbacks), or earlier when the
- * store needs it (store.h). Without that turn end (tests), a timer does it.
+ * feed_flush right after the turn's I/O callbacks), or earlier: at
+ * FEED_BATCH_MAX sends, or when the store needs it (store.h). Without that
+ * turn end (tests), a timer does it.
  * Each sender is answered only after that commit: an acknowledged message
  * is durable, and one fsync serves the whole turn.
  *

@@ -1,9 +1,9 @@
 /* http_api.c — the JSON HTTP API: request intake (path, query, body with a
  * size cap), routing, authentication, the handlers, the long-poll parking
  * (answered when woken, when its hold passes, or 401 at once when its
- * session ends: its session_ops) and the response writer. One transaction at a time per connection;
- * everything a request owns lives in session.u.http and is freed by
- * http_reset. */
+ * session ends: its session_ops), the request-body deadline and the
+ * response writer. One request at a time per connection; everything a
+ * request owns lives in session.u.http and is freed by http_reset. */
 #include "http_api.h"
 #include "audit.h"
 #include "auth.h"

@@ -1,4 +1,6 @@
-/* sweep.c — every per-connection deadline of chatd, served by one lws timer:
+/* sweep.c — the per-connection deadlines chatd keeps itself, served by one
+ * lws timer (lws keeps the HTTP header and keep-alive timeouts; a rate
+ * limited WebSocket's pause has its own timer in ws_api.c):
  * the queues and timers of sweep.h. It keeps time only; what a deadline
  * means is its owner's callback (ws_api.c: the hello; ws_beat.c: the
  * heartbeat; auth.c: session touch and end; http_api.c: long-poll holds and

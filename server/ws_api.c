@@ -1,7 +1,9 @@
 /* ws_api.c — the WebSocket endpoint: handshake checks (version and Origin,
  * answered in HTTP; path and limits), hello/authentication with a deadline,
  * message reassembly with size and fragment caps and UTF-8 validation, the
- * client's close frame, the client ops (send), the queue of control frames,
+ * client's close frame, the client ops (send; over the message rate, the
+ * message is held and reading paused until the bucket has a token), the
+ * queue of control frames,
  * and what each WRITEABLE writes: a close, a ping, or (ws_out.c) the queued
  * control frames, then the user's events in id order from the cursor. Its
  * session_ops: woken by the feed, acks after the commit, closed with 4401

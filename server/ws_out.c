@@ -1,6 +1,7 @@
 /* ws_out.c — the WebSocket writer. Sessions with something to send (an ack,
  * an error, new events) are listed, and at the end of the loop turn
- * (main.c's turn end, after the feed's group commit) each gets one write:
+ * (main.c's turn end, after the feed's group commit) each gets one write
+ * (up to WS_TURN_WRITES sockets a turn; the rest in the next turns):
  * its queued control frames (ready, acks, errors), then its events after
  * its cursor, each as a whole text frame, packed into one buffer that goes
  * out with one lws_write.
@@ -9,7 +10,8 @@
  * for one costs two epoll_ctl calls per socket (POLLOUT on, then off), a
  * third of the server's time on fan-out. A socket is asked for WRITEABLE
  * only when lws holds part of an earlier write (the kernel's buffer was
- * full) or the writer still has more than one pack to send.
+ * full), the writer still has more than one pack to send, or a close or a
+ * ping is due (and always without main.c's turn end, in unit tests).
  *
  * Why not one lws_write per frame: each write becomes its own TCP segment,
  * and on fan-out the kernel's cost per segment (about 5 µs on loopback,
