@@ -26,6 +26,9 @@
  *       "server" is the --server URL (normalised: scheme://host:port/prefix)
  *       in use; after a failure it is the one the next attempt goes to, so
  *       the "connected" line names the server that answered.
+ *       The states before login are the login's own (connecting, then
+ *       reconnecting between failed tries); after it, the transport's.
+ *     {"notice":"logged in as alice","data":{"user":"alice"}}   once, at login
  *     {"ack":"<client_msg_id>","id":12}       the server stored a message
  *     {"error":"<human-readable text>"}
  *       including, when the grace for quitting ran out,
@@ -129,6 +132,14 @@ static void show_error(void *fe, const char *text)
 {
     (void)fe;
     print_error(text);
+}
+
+static void show_logged_in(void *fe)
+{
+    struct headless *h = fe;
+    char text[64];
+    snprintf(text, sizeof text, "logged in as %s", h->env.user);
+    print_json(stderr, json_pack("{s:s,s:{s:s}}", "notice", text, "data", "user", h->env.user));
 }
 
 static void show_notice(void *fe, const char *text, const json_t *data)
@@ -357,6 +368,7 @@ const struct frontend_ops frontend_headless = {
     .show_ack = show_ack,
     .show_error = show_error,
     .show_notice = show_notice,
+    .show_logged_in = show_logged_in,
     .show_transport = show_transport,
     .show_server = show_server,
     .show_grace_over = show_grace_over,

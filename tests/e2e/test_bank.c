@@ -155,15 +155,15 @@ static void expect_transfer(int port, const char *tok, const char *who, json_int
 
 /* ---- the headless client ------------------------------------------------ */
 
-/* Starts a client and waits until it is logged in: it reports a transport
- * state only from then on. (A long-poll client says "connected" only after
- * its first poll is answered, which with nothing to deliver takes the whole
- * hold time, so any state will do.) Bank commands work from then on, and the
- * feed is replayed from the start, so no alert is missed. */
+/* Starts a client and waits until it is logged in (its "logged in as"
+ * notice; a long-poll client says "connected" only after its first poll is
+ * answered, which with nothing to deliver takes the whole hold time). Bank
+ * commands work from then on, and the feed is replayed from the start, so
+ * no alert is missed. */
 static struct h_proc *client_up(struct bank *b, const char *t, const char *user, int64_t dl)
 {
     struct h_proc *c = client_spawn(&b->s, t, user, PW, NULL);
-    CHECK(client_wait_stderr_match(c, "{\"state\":", dl), "%s: never reported a state (not logged in)",
+    CHECK(client_wait_stderr_match(c, "\"notice\":\"logged in as ", dl), "%s: never logged in",
           c->name);
     return c;
 }
