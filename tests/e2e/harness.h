@@ -1,4 +1,9 @@
-/* harness.h — process, HTTP and raw WebSocket helpers for the end-to-end tests.
+/* harness.h — process, HTTP and raw WebSocket helpers for the end-to-end
+ * tests: the one header they include. Each section below is implemented by
+ * one part: harness_proc.c (time, lifecycle, processes), harness_server.c
+ * (chatd), harness_client.c (headless chat), harness_http.c, harness_ws.c,
+ * harness_pg.c and harness_cluster.c (HAProxy and clusters); what the parts
+ * share only among themselves is in harness_internal.h.
  *
  * Rules the helpers follow: every wait is a poll() against a deadline (no
  * fixed sleeps); chatd runs on a free port (--port 0, port read from its
@@ -22,11 +27,11 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-/* ---- time ---------------------------------------------------------------- */
+/* ---- time (harness_proc.c) ----------------------------------------------- */
 int64_t h_now_ms(void);                  /* CLOCK_MONOTONIC, ms */
 int64_t h_deadline(int ms);              /* h_now_ms() + ms */
 
-/* ---- whole-harness lifecycle --------------------------------------------- */
+/* ---- whole-harness lifecycle (harness_proc.c) ---------------------------- */
 /* Idempotent: ignores SIGPIPE, registers the atexit cleanup. */
 void harness_init(void);
 /* Kills (SIGKILL) and reaps every live child, frees them, removes temp dirs. */
@@ -36,7 +41,11 @@ const char *h_tmpdir(void);
 /* Prints every tracked process's stderr (tail) to stderr; used on failures. */
 void h_dump_logs(void);
 
-/* ---- processes ----------------------------------------------------------- */
+/* cmocka setup/teardown that run harness_init / harness_cleanup. */
+int h_setup(void **state);
+int h_teardown(void **state);
+
+/* ---- processes (harness_proc.c) ------------------------------------------ */
 struct h_buf { char *data; size_t len, cap; };
 
 struct h_proc {
@@ -62,7 +71,7 @@ int  h_proc_wait_exit(struct h_proc *p, int64_t deadline, int *status);
 /* SIGKILL + reap (no-op if it already exited). */
 void h_proc_kill(struct h_proc *p);
 
-/* ---- server -------------------------------------------------------------- */
+/* ---- server (harness_server.c) ------------------------------------------- */
 struct h_server {
     struct h_proc *proc;
     int   port;
@@ -96,7 +105,7 @@ void server_restart(struct h_server *s);
  * while the port is not free yet. */
 void server_start_same_port(struct h_server *s);
 
-/* ---- headless chat client ------------------------------------------------ */
+/* ---- headless chat client (harness_client.c) ----------------------------- */
 /* bin/chat --headless --server URL --user USER --transport T [extra...], with
  * CHAT_PASSWORD=password in its environment and pipes on stdin/out/err.
  * transport "short-poll" gets --interval-ms 100 unless extra sets it. */
@@ -116,7 +125,7 @@ void client_quit(struct h_proc *c, int64_t deadline);
 size_t  client_nevents(const struct h_proc *c);
 json_t *client_event(const struct h_proc *c, size_t i);
 
-/* ---- HTTP over a raw TCP socket ------------------------------------------ */
+/* ---- HTTP over a raw TCP socket (harness_http.c) ------------------------- */
 struct http_resp {
     int     status;                /* 0 if no status line was received */
     char   *head;                  /* status line + headers, NUL-terminated */
@@ -167,6 +176,17 @@ json_t *http_get_events(int port, const char *token, int64_t after);
 int  http_call_parallel(int port, const char *method, const char *path, const char *token,
                         const char *body, int n, struct http_resp *r, int timeout_ms);
 
+/* Many different requests at once, possibly to several ports: opens a
+ * connection for each of reqs[0..n) (n <= 512), writes every request before
+ * reading any answer, then reads each within timeout_ms in all. Requests
+ * are built as http_call builds them (body NULL: none). Returns how many got
+ * a response (r[i].status 0 for the others, e.g. a dead instance). */
+struct h_req {
+    int port;
+    const char *method, *path, *token, *body;
+};
+int  http_call_many(const struct h_req *reqs, int n, struct http_resp *r, int timeout_ms);
+
 /* Asserts r is `status` with a JSON body {"error":{"code":code,"message":str}}
  * (code NULL: any string). what names the request in failure messages. */
 void h_assert_error(const char *what, const struct http_resp *r, int status, const char *code);
@@ -181,7 +201,7 @@ int  h_tcp_connect(int port);
  * NULL goes back to the default (127.0.0.1). */
 void h_set_source_addr(const char *ipv4);
 
-/* ---- raw WebSocket client -------------------------------------------------- */
+/* ---- raw WebSocket client (harness_ws.c) --------------------------------- */
 enum { WS_CONT = 0x0, WS_TEXT = 0x1, WS_BIN = 0x2, WS_CLOSE = 0x8, WS_PING = 0x9, WS_PONG = 0xA };
 
 struct h_ws {
@@ -227,7 +247,7 @@ int  ws_wait_close(struct h_ws *w, int64_t deadline);
 json_t *ws_hello(struct h_ws *w, const char *token, int64_t after);
 void ws_free(struct h_ws *w);
 
-/* ---- PostgreSQL and clusters ---------------------------------------------- */
+/* ---- PostgreSQL (harness_pg.c) ------------------------------------------- */
 /* With CHAT_TEST_PG set (the URL of a PostgreSQL server where databases may
  * be created, e.g. from scripts/with-pg.sh), server_start gives each server
  * a fresh database of its own there (CREATE DATABASE chat_e2e_<pid>_<n>)
@@ -240,6 +260,7 @@ const char *h_pg_url(void);
  * writes its URL into url (asserts CHAT_TEST_PG is set and it worked). */
 void h_pg_createdb(char *url, size_t len);
 
+/* ---- clusters behind HAProxy (harness_cluster.c) ------------------------- */
 #define H_CLUSTER_MAX 8
 
 /* Starts n (<= H_CLUSTER_MAX) chatd instances on one fresh database (needs
@@ -297,22 +318,7 @@ int  cluster_busiest(const struct h_cluster *c);
  * clean exit). */
 void cluster_stop(struct h_cluster *c);
 
-/* Many different requests at once, possibly to several ports: opens a
- * connection for each of reqs[0..n) (n <= 512), writes every request before
- * reading any answer, then reads each within timeout_ms in all. Requests
- * are built as http_call builds them (body NULL: none). Returns how many got
- * a response (r[i].status 0 for the others, e.g. a dead instance). */
-struct h_req {
-    int port;
-    const char *method, *path, *token, *body;
-};
-int  http_call_many(const struct h_req *reqs, int n, struct http_resp *r, int timeout_ms);
-
-/* ---- misc ------------------------------------------------------------------ */
-/* cmocka setup/teardown that run harness_init / harness_cleanup. */
-int h_setup(void **state);
-int h_teardown(void **state);
-
+/* ---- failing and printing (harness_proc.c) ------------------------------- */
 /* Fails the test with a message, after printing every process's stderr. */
 #define CHECK(cond, ...)                                                      \
     do {                                                                      \
