@@ -11,9 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-struct h_proc *client_spawn(const struct h_server *s, const char *transport,
-                            const char *user, const char *password,
-                            const char *const *extra)
+struct h_proc *h_client_spawn(const struct h_server *s, const char *transport,
+                              const char *user, const char *password,
+                              const char *const *extra)
 {
     char *argv[40];
     int n = 0, has_interval = 0;
@@ -47,7 +47,7 @@ struct h_proc *client_spawn(const struct h_server *s, const char *transport,
     return p;
 }
 
-void client_send_line(struct h_proc *c, const char *line)
+void h_client_send_line(struct h_proc *c, const char *line)
 {
     size_t n = strlen(line);
     char *b = malloc(n + 1);
@@ -83,10 +83,10 @@ void client_send_line(struct h_proc *c, const char *line)
     free(b);
 }
 
-size_t client_nevents(const struct h_proc *c) { return json_array_size(c->events); }
-json_t *client_event(const struct h_proc *c, size_t i) { return json_array_get(c->events, i); }
+size_t h_client_nevents(const struct h_proc *c) { return json_array_size(c->events); }
+json_t *h_client_event(const struct h_proc *c, size_t i) { return json_array_get(c->events, i); }
 
-size_t client_wait_events(struct h_proc *c, size_t n, int64_t deadline)
+size_t h_client_wait_events(struct h_proc *c, size_t n, int64_t deadline)
 {
     while (json_array_size(c->events) < n && h_now_ms() < deadline) {
         if (c->exited && c->out_fd < 0)
@@ -96,7 +96,7 @@ size_t client_wait_events(struct h_proc *c, size_t n, int64_t deadline)
     return json_array_size(c->events);
 }
 
-int client_wait_stderr_match(struct h_proc *c, const char *needle, int64_t deadline)
+int h_client_wait_stderr_match(struct h_proc *c, const char *needle, int64_t deadline)
 {
     for (;;) {
         if (c->err.data && strstr(c->err.data, needle))
@@ -107,10 +107,10 @@ int client_wait_stderr_match(struct h_proc *c, const char *needle, int64_t deadl
     }
 }
 
-void client_quit(struct h_proc *c, int64_t deadline)
+void h_client_quit(struct h_proc *c, int64_t deadline)
 {
     if (!c->exited)
-        client_send_line(c, "/quit");
+        h_client_send_line(c, "/quit");
     int st = 0;
     if (!h_proc_wait_exit(c, deadline, &st)) {
         h_dump_logs();

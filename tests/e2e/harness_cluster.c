@@ -17,12 +17,12 @@
 
 /* ---- instances on one database ---- */
 
-void servers_start_shared(struct h_server *s, int n, const char *const *extra)
+void h_servers_start_shared(struct h_server *s, int n, const char *const *extra)
 {
     if (n < 1 || n > H_CLUSTER_MAX)
-        fail_msg("servers_start_shared: n must be 1-%d, got %d", H_CLUSTER_MAX, n);
+        fail_msg("h_servers_start_shared: n must be 1-%d, got %d", H_CLUSTER_MAX, n);
     if (!h_pg_url())
-        fail_msg("servers_start_shared: instances share a database only on PostgreSQL: set CHAT_TEST_PG "
+        fail_msg("h_servers_start_shared: instances share a database only on PostgreSQL: set CHAT_TEST_PG "
                  "(scripts/with-pg.sh does)");
     /* Each instance is named as the balancer names it (chatd1, chatd2...):
      * --instance, which /healthz reports. */
@@ -33,7 +33,7 @@ void servers_start_shared(struct h_server *s, int n, const char *const *extra)
     ex[ne++] = "--instance";
     ex[ne++] = "chatd1";
     ex[ne] = NULL;
-    server_start(&s[0], NULL, ex);
+    h_server_start(&s[0], NULL, ex);
     for (int i = 1; i < n; i++) {
         memset(&s[i], 0, sizeof s[i]);
         snprintf(s[i].dbdir, sizeof s[i].dbdir, "%s", s[0].dbdir);
@@ -118,7 +118,7 @@ static const char *haproxy_bin(void)
     return found;
 }
 
-char *haproxy_cmd(const struct h_haproxy *h, const char *cmd)
+char *h_haproxy_cmd(const struct h_haproxy *h, const char *cmd)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -191,9 +191,9 @@ static void stat_field(const char *line, int col, char *out, size_t len)
     snprintf(out, len, "%.*s", (int)l, p ? p : "");
 }
 
-int haproxy_backend(const struct h_haproxy *h, int i, int *sessions)
+int h_haproxy_backend(const struct h_haproxy *h, int i, int *sessions)
 {
-    char *st = haproxy_cmd(h, "show stat");
+    char *st = h_haproxy_cmd(h, "show stat");
     if (!st)
         return -1;
     int c_px = stat_col(st, "pxname"), c_sv = stat_col(st, "svname");
@@ -219,10 +219,10 @@ int haproxy_backend(const struct h_haproxy *h, int i, int *sessions)
     return rc;
 }
 
-int haproxy_wait_backend(const struct h_haproxy *h, int i, int up, int64_t deadline)
+int h_haproxy_wait_backend(const struct h_haproxy *h, int i, int up, int64_t deadline)
 {
     for (;;) {
-        int r = haproxy_backend(h, i, NULL);
+        int r = h_haproxy_backend(h, i, NULL);
         if (r == up)
             return 1;
         if (h_now_ms() >= deadline)
@@ -281,7 +281,7 @@ static int haproxy_try(struct h_haproxy *h, const struct h_server *backends, int
         }
         int all = 1;
         for (int i = 0; i < n && all; i++)
-            all = haproxy_backend(h, i, NULL) == 1;
+            all = h_haproxy_backend(h, i, NULL) == 1;
         if (all) {
             int fd = h_tcp_connect(h->port);
             if (fd >= 0) {
@@ -291,7 +291,7 @@ static int haproxy_try(struct h_haproxy *h, const struct h_server *backends, int
         }
         if (h_now_ms() >= dl) {
             h_dump_logs();
-            char *st = haproxy_cmd(h, "show servers state");
+            char *st = h_haproxy_cmd(h, "show servers state");
             fprintf(stderr, "haproxy: show servers state:\n%s\n", st ? st : "(no answer)");
             free(st);
             fail_msg("haproxy on port %d: not every backend UP within 10 s", h->port);
@@ -299,11 +299,11 @@ static int haproxy_try(struct h_haproxy *h, const struct h_server *backends, int
     }
 }
 
-void haproxy_start(struct h_haproxy *h, const struct h_server *backends, int n)
+void h_haproxy_start(struct h_haproxy *h, const struct h_server *backends, int n)
 {
     harness_init();
     if (n < 1 || n > H_CLUSTER_MAX)
-        fail_msg("haproxy_start: 1-%d backends, got %d", H_CLUSTER_MAX, n);
+        fail_msg("h_haproxy_start: 1-%d backends, got %d", H_CLUSTER_MAX, n);
     memset(h, 0, sizeof *h);
     h->n = n;
     snprintf(h->dir, sizeof h->dir, "%s", h_tmpdir());
@@ -318,7 +318,7 @@ void haproxy_start(struct h_haproxy *h, const struct h_server *backends, int n)
     fail_msg("haproxy could not bind a free port in 5 tries");
 }
 
-void haproxy_stop(struct h_haproxy *h)
+void h_haproxy_stop(struct h_haproxy *h)
 {
     if (h->proc) {
         h_proc_forget(h->proc);
@@ -328,42 +328,42 @@ void haproxy_stop(struct h_haproxy *h)
 
 /* ---- clusters ---- */
 
-void cluster_start(struct h_cluster *c, int n, const char *const *extra)
+void h_cluster_start(struct h_cluster *c, int n, const char *const *extra)
 {
     memset(c, 0, sizeof *c);
     c->n = n;
-    servers_start_shared(c->inst, n, extra);
-    haproxy_start(&c->lb, c->inst, n);
+    h_servers_start_shared(c->inst, n, extra);
+    h_haproxy_start(&c->lb, c->inst, n);
     c->front.port = c->lb.port;
     snprintf(c->front.url, sizeof c->front.url, "%s", c->lb.url);
     snprintf(c->front.dbpath, sizeof c->front.dbpath, "%s", c->inst[0].dbpath);
 }
 
-void cluster_kill(struct h_cluster *c, int i)
+void h_cluster_kill(struct h_cluster *c, int i)
 {
     if (i < 0 || i >= c->n || !c->inst[i].proc)
-        fail_msg("cluster_kill: instance %d is not running", i);
-    server_kill(&c->inst[i]);
+        fail_msg("h_cluster_kill: instance %d is not running", i);
+    h_server_kill(&c->inst[i]);
 }
 
-void cluster_revive(struct h_cluster *c, int i)
+void h_cluster_revive(struct h_cluster *c, int i)
 {
     if (i < 0 || i >= c->n)
-        fail_msg("cluster_revive: no instance %d", i);
-    server_start_same_port(&c->inst[i]);
-    if (!haproxy_wait_backend(&c->lb, i, 1, h_deadline(10000))) {
+        fail_msg("h_cluster_revive: no instance %d", i);
+    h_server_start_same_port(&c->inst[i]);
+    if (!h_haproxy_wait_backend(&c->lb, i, 1, h_deadline(10000))) {
         h_dump_logs();
         fail_msg("the balancer did not report instance %d (port %d) UP within 10 s of its restart", i,
                  c->inst[i].port);
     }
 }
 
-int cluster_busiest(const struct h_cluster *c)
+int h_cluster_busiest(const struct h_cluster *c)
 {
     int best = -1, most = -1;
     for (int i = 0; i < c->n; i++) {
         int sess = 0;
-        if (!c->inst[i].proc || haproxy_backend(&c->lb, i, &sess) < 0)
+        if (!c->inst[i].proc || h_haproxy_backend(&c->lb, i, &sess) < 0)
             continue;
         if (sess > most) {
             most = sess;
@@ -373,10 +373,10 @@ int cluster_busiest(const struct h_cluster *c)
     return best;
 }
 
-void cluster_stop(struct h_cluster *c)
+void h_cluster_stop(struct h_cluster *c)
 {
-    haproxy_stop(&c->lb);
+    h_haproxy_stop(&c->lb);
     for (int i = 0; i < c->n; i++)
         if (c->inst[i].proc)
-            server_stop(&c->inst[i]);
+            h_server_stop(&c->inst[i]);
 }

@@ -104,7 +104,7 @@ const char *h_find_hdr_end(const struct h_buf *b)
     return e ? e + 4 : NULL;
 }
 
-char *http_header(const struct http_resp *r, const char *name)
+char *h_http_header(const struct h_http_resp *r, const char *name)
 {
     if (!r->head)
         return NULL;
@@ -151,7 +151,7 @@ static int dechunk(const char *src, size_t n, struct h_buf *out)
     }
 }
 
-static void resp_finish(struct http_resp *r, const struct h_buf *in, const char *hdr_end)
+static void resp_finish(struct h_http_resp *r, const struct h_buf *in, const char *hdr_end)
 {
     size_t hl = (size_t)(hdr_end - in->data);
     r->head = strndup(in->data, hl);
@@ -165,16 +165,16 @@ static void resp_finish(struct http_resp *r, const struct h_buf *in, const char 
 }
 
 /* Reads one HTTP response from fd, with bytes already in *in. */
-int h_read_response(int fd, struct h_buf *in, struct http_resp *r, int64_t deadline)
+int h_read_response(int fd, struct h_buf *in, struct h_http_resp *r, int64_t deadline)
 {
     for (;;) {
         const char *he = h_find_hdr_end(in);
         if (he) {
             size_t hl = (size_t)(he - in->data);
-            struct http_resp tmp = { 0 };
+            struct h_http_resp tmp = { 0 };
             tmp.head = strndup(in->data, hl);
-            char *cl = http_header(&tmp, "Content-Length");
-            char *te = http_header(&tmp, "Transfer-Encoding");
+            char *cl = h_http_header(&tmp, "Content-Length");
+            char *te = h_http_header(&tmp, "Transfer-Encoding");
             int status = 0;
             sscanf(tmp.head, "HTTP/1.%*d %d", &status);
             free(tmp.head);
@@ -221,9 +221,9 @@ int h_read_response(int fd, struct h_buf *in, struct http_resp *r, int64_t deadl
             if (k != 0)
                 r->closed_early = 1;
             else {
-                struct http_resp t2 = { .head = r->head };
-                char *cl = http_header(&t2, "Content-Length");
-                char *te = http_header(&t2, "Transfer-Encoding");
+                struct h_http_resp t2 = { .head = r->head };
+                char *cl = h_http_header(&t2, "Content-Length");
+                char *te = h_http_header(&t2, "Transfer-Encoding");
                 if (cl || te)
                     r->closed_early = 1;   /* the framing promised more */
                 free(cl);
@@ -242,7 +242,7 @@ int h_read_response(int fd, struct h_buf *in, struct http_resp *r, int64_t deadl
     }
 }
 
-int http_request(int port, const void *raw, size_t len, struct http_resp *r, int timeout_ms)
+int h_http_request(int port, const void *raw, size_t len, struct h_http_resp *r, int timeout_ms)
 {
     memset(r, 0, sizeof *r);
     int64_t dl = h_deadline(timeout_ms);
@@ -257,7 +257,7 @@ int http_request(int port, const void *raw, size_t len, struct http_resp *r, int
     return rc;
 }
 
-void http_resp_free(struct http_resp *r)
+void h_http_resp_free(struct h_http_resp *r)
 {
     free(r->head);
     free(r->body);
@@ -265,7 +265,7 @@ void http_resp_free(struct http_resp *r)
     memset(r, 0, sizeof *r);
 }
 
-/* A well-formed request (see http_call) as a new buffer of *len bytes (free()). */
+/* A well-formed request (see h_http_call) as a new buffer of *len bytes (free()). */
 char *h_build_request(int port, const char *method, const char *path, const char *token,
                       const char *body, long body_len, size_t *len)
 {
@@ -286,12 +286,12 @@ char *h_build_request(int port, const char *method, const char *path, const char
     return req;
 }
 
-void http_call_timeout(int port, const char *method, const char *path, const char *token,
-                       const char *body, long body_len, struct http_resp *r, int timeout_ms)
+void h_http_call_timeout(int port, const char *method, const char *path, const char *token,
+                         const char *body, long body_len, struct h_http_resp *r, int timeout_ms)
 {
     size_t len;
     char *req = h_build_request(port, method, path, token, body, body_len, &len);
-    int rc = http_request(port, req, len, r, timeout_ms);
+    int rc = h_http_request(port, req, len, r, timeout_ms);
     free(req);
     if (rc != 0) {
         h_dump_logs();
@@ -299,10 +299,10 @@ void http_call_timeout(int port, const char *method, const char *path, const cha
     }
 }
 
-void http_call(int port, const char *method, const char *path, const char *token,
-               const char *body, long body_len, struct http_resp *r)
+void h_http_call(int port, const char *method, const char *path, const char *token,
+                 const char *body, long body_len, struct h_http_resp *r)
 {
-    http_call_timeout(port, method, path, token, body, body_len, r, 10000);
+    h_http_call_timeout(port, method, path, token, body, body_len, r, 10000);
 }
 
 static char *creds_json(const char *user, const char *password)
@@ -313,11 +313,11 @@ static char *creds_json(const char *user, const char *password)
     return s;
 }
 
-int http_register(int port, const char *user, const char *password)
+int h_http_register(int port, const char *user, const char *password)
 {
     char *b = creds_json(user, password);
-    struct http_resp r;
-    http_call(port, "POST", "/api/v1/register", NULL, b, -1, &r);
+    struct h_http_resp r;
+    h_http_call(port, "POST", "/api/v1/register", NULL, b, -1, &r);
     free(b);
     int st = r.status;
     if (st == 201) {
@@ -325,15 +325,15 @@ int http_register(int port, const char *user, const char *password)
         if (!u || strcmp(u, user) != 0)
             fail_msg("register %s: 201 but body is %s (expected {\"user\":\"%s\"})", user, r.body, user);
     }
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     return st;
 }
 
-int http_login(int port, const char *user, const char *password, char *token)
+int h_http_login(int port, const char *user, const char *password, char *token)
 {
     char *b = creds_json(user, password);
-    struct http_resp r;
-    http_call(port, "POST", "/api/v1/login", NULL, b, -1, &r);
+    struct h_http_resp r;
+    h_http_call(port, "POST", "/api/v1/login", NULL, b, -1, &r);
     free(b);
     int st = r.status;
     if (st == 200) {
@@ -346,12 +346,12 @@ int http_login(int port, const char *user, const char *password, char *token)
             fail_msg("login %s: body lacks user/expires_at: %s", user, r.body);
         memcpy(token, t, 65);
     }
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     return st;
 }
 
-int http_post_message(int port, const char *token, const char *room, const char *body,
-                      const char *cmid, int64_t *id)
+int h_http_post_message(int port, const char *token, const char *room, const char *body,
+                        const char *cmid, int64_t *id)
 {
     json_t *o = json_pack("{s:s}", "body", body);
     if (room)
@@ -360,8 +360,8 @@ int http_post_message(int port, const char *token, const char *room, const char 
         json_object_set_new(o, "client_msg_id", json_string(cmid));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    struct http_resp r;
-    http_call(port, "POST", "/api/v1/messages", token, s, -1, &r);
+    struct h_http_resp r;
+    h_http_call(port, "POST", "/api/v1/messages", token, s, -1, &r);
     free(s);
     int st = r.status;
     if (st == 201) {
@@ -371,25 +371,25 @@ int http_post_message(int port, const char *token, const char *room, const char 
         if (id)
             *id = json_integer_value(jid);
     }
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     return st;
 }
 
-json_t *http_get_events(int port, const char *token, int64_t after)
+json_t *h_http_get_events(int port, const char *token, int64_t after)
 {
     char path[128];
     snprintf(path, sizeof path, "/api/v1/events?after=%lld&wait=0&limit=1000", (long long)after);
-    struct http_resp r;
-    http_call(port, "GET", path, token, NULL, 0, &r);
+    struct h_http_resp r;
+    h_http_call(port, "GET", path, token, NULL, 0, &r);
     if (r.status != 200 || !json_is_array(json_object_get(r.json, "events")) ||
         !json_is_integer(json_object_get(r.json, "next")))
         fail_msg("GET %s: expected 200 {\"events\":[...],\"next\":N}, got %d %s", path, r.status, r.body);
     json_t *ev = json_incref(json_object_get(r.json, "events"));
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     return ev;
 }
 
-static int error_mismatch(const char *what, const struct http_resp *r, int status, const char *code,
+static int error_mismatch(const char *what, const struct h_http_resp *r, int status, const char *code,
                           char *why, size_t whylen)
 {
     if (r->status != status) {
@@ -412,7 +412,7 @@ static int error_mismatch(const char *what, const struct http_resp *r, int statu
                  json_string_value(c), json_string_value(m));
         return 1;
     }
-    char *ct = http_header(r, "Content-Type");
+    char *ct = h_http_header(r, "Content-Type");
     int ok = ct && strncasecmp(ct, "application/json", 16) == 0;
     if (!ok)
         snprintf(why, whylen, "%s: Content-Type is \"%s\", expected application/json", what, ct ? ct : "(none)");
@@ -420,7 +420,7 @@ static int error_mismatch(const char *what, const struct http_resp *r, int statu
     return !ok;
 }
 
-int h_check_error(const char *what, const struct http_resp *r, int status, const char *code)
+int h_check_error(const char *what, const struct h_http_resp *r, int status, const char *code)
 {
     char why[600];
     if (!error_mismatch(what, r, status, code, why, sizeof why))
@@ -429,7 +429,7 @@ int h_check_error(const char *what, const struct http_resp *r, int status, const
     return 0;
 }
 
-void h_assert_error(const char *what, const struct http_resp *r, int status, const char *code)
+void h_assert_error(const char *what, const struct h_http_resp *r, int status, const char *code)
 {
     char why[600];
     if (error_mismatch(what, r, status, code, why, sizeof why))
@@ -438,11 +438,11 @@ void h_assert_error(const char *what, const struct http_resp *r, int status, con
 
 /* ---- requests in parallel, and one request in two halves ---- */
 
-int http_call_parallel(int port, const char *method, const char *path, const char *token,
-                       const char *body, int n, struct http_resp *r, int timeout_ms)
+int h_http_call_parallel(int port, const char *method, const char *path, const char *token,
+                         const char *body, int n, struct h_http_resp *r, int timeout_ms)
 {
     if (n < 1 || n > 64)
-        fail_msg("http_call_parallel: n must be 1-64, got %d", n);
+        fail_msg("h_http_call_parallel: n must be 1-64, got %d", n);
     size_t len;
     char *req = h_build_request(port, method, path, token, body, -1, &len);
     int64_t dl = h_deadline(timeout_ms);
@@ -468,7 +468,7 @@ int http_call_parallel(int port, const char *method, const char *path, const cha
     return got;
 }
 
-int http_send_request(int port, const void *raw, size_t len)
+int h_http_send_request(int port, const void *raw, size_t len)
 {
     int fd = h_tcp_connect(port);
     if (fd < 0)
@@ -480,7 +480,7 @@ int http_send_request(int port, const void *raw, size_t len)
     return fd;
 }
 
-int http_read_response(int fd, struct http_resp *r, int timeout_ms)
+int h_http_read_response(int fd, struct h_http_resp *r, int timeout_ms)
 {
     memset(r, 0, sizeof *r);
     struct h_buf in = { 0 };
@@ -490,10 +490,10 @@ int http_read_response(int fd, struct http_resp *r, int timeout_ms)
     return rc;
 }
 
-int http_call_many(const struct h_req *reqs, int n, struct http_resp *r, int timeout_ms)
+int h_http_call_many(const struct h_req *reqs, int n, struct h_http_resp *r, int timeout_ms)
 {
     if (n < 1 || n > 512)
-        fail_msg("http_call_many: n must be 1-512, got %d", n);
+        fail_msg("h_http_call_many: n must be 1-512, got %d", n);
     int64_t dl = h_deadline(timeout_ms);
     int *fds = calloc((size_t)n, sizeof *fds);
     for (int i = 0; i < n; i++) {

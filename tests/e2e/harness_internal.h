@@ -36,8 +36,8 @@ int  h_recv_some(int fd, struct h_buf *b, int64_t deadline);
 /* Just past the "\r\n\r\n" ending the header block in b, or NULL. */
 const char *h_find_hdr_end(const struct h_buf *b);
 /* Reads one HTTP response from fd, with bytes already in *in. */
-int  h_read_response(int fd, struct h_buf *in, struct http_resp *r, int64_t deadline);
-/* A well-formed request (see http_call) as a new buffer of *len bytes. */
+int  h_read_response(int fd, struct h_buf *in, struct h_http_resp *r, int64_t deadline);
+/* A well-formed request (see h_http_call) as a new buffer of *len bytes. */
 char *h_build_request(int port, const char *method, const char *path, const char *token,
                       const char *body, long body_len, size_t *len);
 

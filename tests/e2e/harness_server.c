@@ -89,7 +89,7 @@ void h_server_spawn(struct h_server *s)
     server_spawn_port(s, 0, 0);
 }
 
-void server_start(struct h_server *s, const char *dbdir, const char *const *extra)
+void h_server_start(struct h_server *s, const char *dbdir, const char *const *extra)
 {
     harness_init();
     memset(s, 0, sizeof *s);
@@ -100,7 +100,7 @@ void server_start(struct h_server *s, const char *dbdir, const char *const *extr
         snprintf(s->dbpath, sizeof s->dbpath, "%s/chat.db", s->dbdir);
     for (const char *const *e = extra; e && *e; e++) {
         if (s->nextra == 16 || strlen(*e) >= sizeof s->extra[0])
-            fail_msg("server_start: too many or too long extra arguments");
+            fail_msg("h_server_start: too many or too long extra arguments");
         snprintf(s->extra[s->nextra++], sizeof s->extra[0], "%s", *e);
     }
     h_server_spawn(s);
@@ -114,7 +114,7 @@ static void server_forget(struct h_server *s)
     }
 }
 
-void server_stop(struct h_server *s)
+void h_server_stop(struct h_server *s)
 {
     if (!s->proc)
         return;
@@ -124,7 +124,7 @@ void server_stop(struct h_server *s)
     int st = 0;
     if (!h_proc_wait_exit(p, h_deadline(10000), &st)) {
         h_dump_logs();
-        server_kill(s);
+        h_server_kill(s);
         fail_msg("chatd did not exit within 10 s of SIGTERM");
     }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
@@ -136,33 +136,33 @@ void server_stop(struct h_server *s)
     server_forget(s);
 }
 
-void server_kill(struct h_server *s)
+void h_server_kill(struct h_server *s)
 {
     server_forget(s);
 }
 
-void server_restart(struct h_server *s)
+void h_server_restart(struct h_server *s)
 {
-    server_stop(s);
+    h_server_stop(s);
     h_server_spawn(s);
 }
 
-void server_start_with_user(struct h_server *s, const char *const *extra, const char *user,
-                            const char *password, char *token)
+void h_server_start_with_user(struct h_server *s, const char *const *extra, const char *user,
+                              const char *password, char *token)
 {
-    server_start(s, NULL, extra);
-    if (http_register(s->port, user, password) != 201 || http_login(s->port, user, password, token) != 200) {
+    h_server_start(s, NULL, extra);
+    if (h_http_register(s->port, user, password) != 201 || h_http_login(s->port, user, password, token) != 200) {
         h_dump_logs();
         fail_msg("register and log in %s", user);
     }
 }
 
-void server_start_same_port(struct h_server *s)
+void h_server_start_same_port(struct h_server *s)
 {
     if (s->proc)
-        fail_msg("server_start_same_port: chatd is still running (stop or kill it first)");
+        fail_msg("h_server_start_same_port: chatd is still running (stop or kill it first)");
     if (s->port <= 0)
-        fail_msg("server_start_same_port: no port from an earlier run");
+        fail_msg("h_server_start_same_port: no port from an earlier run");
     int64_t dl = h_deadline(10000);
     while (server_spawn_port(s, s->port, 1) < 0) {
         if (h_now_ms() >= dl) {

@@ -12,7 +12,7 @@
 #define WS_KEY    "dGhlIHNhbXBsZSBub25jZQ=="
 #define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="   /* RFC 6455 section 1.3 */
 
-struct h_ws *ws_connect_raw(int port, const char *extra_headers, struct http_resp *resp)
+struct h_ws *h_ws_connect_raw(int port, const char *extra_headers, struct h_http_resp *resp)
 {
     memset(resp, 0, sizeof *resp);
     int fd = h_tcp_connect(port);
@@ -43,7 +43,7 @@ struct h_ws *ws_connect_raw(int port, const char *extra_headers, struct http_res
             sscanf(resp->head, "HTTP/1.%*d %d", &resp->status);
         }
         resp->body = strdup("");
-        ws_free(w);
+        h_ws_free(w);
         return NULL;
     }
     size_t hl = (size_t)(he - w->in.data);
@@ -58,7 +58,7 @@ struct h_ws *ws_connect_raw(int port, const char *extra_headers, struct http_res
         resp->status = 0;
         h_read_response(fd, &rest, resp, dl);
         h_buf_free(&rest);
-        ws_free(w);
+        h_ws_free(w);
         return NULL;
     }
     resp->body = strdup("");
@@ -66,16 +66,16 @@ struct h_ws *ws_connect_raw(int port, const char *extra_headers, struct http_res
     return w;
 }
 
-struct h_ws *ws_connect(int port)
+struct h_ws *h_ws_connect(int port)
 {
-    struct http_resp r;
-    struct h_ws *w = ws_connect_raw(port, NULL, &r);
+    struct h_http_resp r;
+    struct h_ws *w = h_ws_connect_raw(port, NULL, &r);
     if (!w) {
         h_dump_logs();
         fail_msg("WebSocket handshake: expected 101, got %d: %s%s", r.status, r.head ? r.head : "", r.body ? r.body : "");
     }
-    char *acc = http_header(&r, "Sec-WebSocket-Accept");
-    char *proto = http_header(&r, "Sec-WebSocket-Protocol");
+    char *acc = h_http_header(&r, "Sec-WebSocket-Accept");
+    char *proto = h_http_header(&r, "Sec-WebSocket-Protocol");
     int ok_acc = acc && strcmp(acc, WS_ACCEPT) == 0;
     int ok_proto = proto && strcmp(proto, "chat.v1") == 0;
     free(acc);
@@ -83,15 +83,15 @@ struct h_ws *ws_connect(int port)
     if (!ok_acc || !ok_proto) {
         char head[1024];
         snprintf(head, sizeof head, "%s", r.head);
-        http_resp_free(&r);
-        ws_free(w);
+        h_http_resp_free(&r);
+        h_ws_free(w);
         fail_msg("WebSocket handshake: bad Sec-WebSocket-Accept or Sec-WebSocket-Protocol (want chat.v1):\n%s", head);
     }
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     return w;
 }
 
-int ws_send_frame(struct h_ws *w, int opcode, int fin, const void *payload, size_t len)
+int h_ws_send_frame(struct h_ws *w, int opcode, int fin, const void *payload, size_t len)
 {
     unsigned char hdr[14];
     size_t h = 0;
@@ -120,17 +120,17 @@ int ws_send_frame(struct h_ws *w, int opcode, int fin, const void *payload, size
     return rc;
 }
 
-int ws_send_text(struct h_ws *w, const char *text)
+int h_ws_send_text(struct h_ws *w, const char *text)
 {
-    return ws_send_frame(w, WS_TEXT, 1, text, strlen(text));
+    return h_ws_send_frame(w, WS_TEXT, 1, text, strlen(text));
 }
 
-int ws_send_raw(struct h_ws *w, const void *bytes, size_t len)
+int h_ws_send_raw(struct h_ws *w, const void *bytes, size_t len)
 {
     return h_send_all(w->fd, bytes, len, h_deadline(10000));
 }
 
-int ws_wait_eof(struct h_ws *w, int64_t deadline)
+int h_ws_wait_eof(struct h_ws *w, int64_t deadline)
 {
     for (;;) {
         h_buf_consume(&w->in, w->in.len);
@@ -183,12 +183,12 @@ static int take_frame(struct h_ws *w, int *opcode, int *fin, char **payload, siz
     return 1;
 }
 
-int ws_recv_frame(struct h_ws *w, int64_t deadline, int *opcode, int *fin, char **payload, size_t *len)
+int h_ws_recv_frame(struct h_ws *w, int64_t deadline, int *opcode, int *fin, char **payload, size_t *len)
 {
     for (;;) {
         if (take_frame(w, opcode, fin, payload, len)) {
             if (*opcode == WS_PING) {
-                ws_send_frame(w, WS_PONG, 1, *payload, *len);
+                h_ws_send_frame(w, WS_PONG, 1, *payload, *len);
                 free(*payload);
                 continue;
             }
@@ -200,7 +200,7 @@ int ws_recv_frame(struct h_ws *w, int64_t deadline, int *opcode, int *fin, char 
                 w->closed = 1;
                 w->close_code = *len >= 2 ? (((unsigned char)(*payload)[0] << 8) | (unsigned char)(*payload)[1]) : 1005;
                 /* Echo the close, as RFC 6455 asks. */
-                ws_send_frame(w, WS_CLOSE, 1, *payload, *len >= 2 ? 2 : 0);
+                h_ws_send_frame(w, WS_CLOSE, 1, *payload, *len >= 2 ? 2 : 0);
             }
             return 1;
         }
@@ -216,13 +216,13 @@ int ws_recv_frame(struct h_ws *w, int64_t deadline, int *opcode, int *fin, char 
     }
 }
 
-json_t *ws_recv_json(struct h_ws *w, int64_t deadline)
+json_t *h_ws_recv_json(struct h_ws *w, int64_t deadline)
 {
     for (;;) {
         int op, fin;
         char *p;
         size_t n;
-        int k = ws_recv_frame(w, deadline, &op, &fin, &p, &n);
+        int k = h_ws_recv_frame(w, deadline, &op, &fin, &p, &n);
         if (k == 0) {
             fprintf(stderr, "ws: time-out waiting for a frame\n");
             return NULL;
@@ -255,10 +255,10 @@ json_t *ws_recv_json(struct h_ws *w, int64_t deadline)
     }
 }
 
-json_t *ws_recv_op(struct h_ws *w, const char *op, int64_t deadline)
+json_t *h_ws_recv_op(struct h_ws *w, const char *op, int64_t deadline)
 {
     for (;;) {
-        json_t *j = ws_recv_json(w, deadline);
+        json_t *j = h_ws_recv_json(w, deadline);
         if (!j)
             return NULL;
         const char *o = json_string_value(json_object_get(j, "op"));
@@ -268,13 +268,13 @@ json_t *ws_recv_op(struct h_ws *w, const char *op, int64_t deadline)
     }
 }
 
-int ws_wait_close(struct h_ws *w, int64_t deadline)
+int h_ws_wait_close(struct h_ws *w, int64_t deadline)
 {
     for (;;) {
         int op, fin;
         char *p;
         size_t n;
-        int k = ws_recv_frame(w, deadline, &op, &fin, &p, &n);
+        int k = h_ws_recv_frame(w, deadline, &op, &fin, &p, &n);
         if (k == 0)
             return -2;
         if (k < 0)
@@ -285,14 +285,14 @@ int ws_wait_close(struct h_ws *w, int64_t deadline)
     }
 }
 
-json_t *ws_hello(struct h_ws *w, const char *token, int64_t after)
+json_t *h_ws_hello(struct h_ws *w, const char *token, int64_t after)
 {
     json_t *o = json_pack("{s:s, s:s, s:I}", "op", "hello", "token", token, "after", (json_int_t)after);
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    ws_send_text(w, s);
+    h_ws_send_text(w, s);
     free(s);
-    json_t *r = ws_recv_json(w, h_deadline(10000));
+    json_t *r = h_ws_recv_json(w, h_deadline(10000));
     const char *op = json_string_value(json_object_get(r, "op"));
     if (!op || strcmp(op, "ready") != 0) {
         char *d = h_json_str(r);
@@ -315,7 +315,7 @@ json_t *ws_hello(struct h_ws *w, const char *token, int64_t after)
     return r;
 }
 
-void ws_free(struct h_ws *w)
+void h_ws_free(struct h_ws *w)
 {
     if (!w)
         return;

@@ -182,7 +182,7 @@ void send_next(struct sender *s)
 {
     char line[96];
     snprintf(line, sizeof line, "%s #%d", s->tag, ++s->sent);
-    client_send_line(s->c, line);
+    h_client_send_line(s->c, line);
 }
 
 void send_for(struct sender *ss, int n, int ms, int every_ms)
@@ -201,7 +201,7 @@ void send_for(struct sender *ss, int n, int ms, int every_ms)
 void register_users(const struct h_server *s, const char *const *users)
 {
     for (; *users; users++)
-        CHECK(http_register(s->port, *users, PW) == 201, "register %s: expected 201", *users);
+        CHECK(h_http_register(s->port, *users, PW) == 201, "register %s: expected 201", *users);
 }
 
 void check_sent_once(const json_t *feed, const char *user, const char *tag, int n)
@@ -231,12 +231,12 @@ void check_sent_once(const json_t *feed, const char *user, const char *tag, int 
 void check_same_as_feed(struct h_proc *c, const json_t *feed, int64_t dl)
 {
     size_t want = json_array_size(feed);
-    client_wait_events(c, want, dl);
+    h_client_wait_events(c, want, dl);
     h_pump(50);                            /* anything extra would show up now */
-    size_t got = client_nevents(c);
+    size_t got = h_client_nevents(c);
     int same = got == want;
     for (size_t i = 0; same && i < want; i++)
-        same = json_equal(client_event(c, i), json_array_get(feed, i));
+        same = json_equal(h_client_event(c, i), json_array_get(feed, i));
     if (!same) {
         print_events("server feed", feed);
         print_events(c->name, c->events);
