@@ -198,6 +198,17 @@ void send_for(struct sender *ss, int n, int ms, int every_ms)
 
 /* ---- checks ---------------------------------------------------------------- */
 
+void start_alice_bob(struct h_server *s, const char *const *extra, char *alice, char *bob)
+{
+    harness_init();
+    h_server_start(s, NULL, extra);
+    CHECK(h_http_register(s->port, "alice", PW_ALICE) == 201, "register alice");
+    CHECK(h_http_register(s->port, "bob", PW_BOB) == 201, "register bob");
+    CHECK(h_http_login(s->port, "alice", PW_ALICE, alice) == 200, "login alice");
+    if (bob)
+        CHECK(h_http_login(s->port, "bob", PW_BOB, bob) == 200, "login bob");
+}
+
 void register_users(const struct h_server *s, const char *const *users)
 {
     for (; *users; users++)

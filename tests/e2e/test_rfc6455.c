@@ -87,7 +87,7 @@ static void send_then_hello(struct h_ws *w, const unsigned char *bad, size_t b)
 /* The server must answer with a close frame of code want, process no frame
  * sent after the violation, and end the TCP connection. limited: lws 4.x
  * hangs up without a close frame here and chatd cannot change it. */
-static void expect_close(struct h_ws *w, int want, int limited, const char *what)
+static void expect_ws_close(struct h_ws *w, int want, int limited, const char *what)
 {
     int64_t dl = h_deadline(5000);
     for (;;) {
@@ -117,7 +117,7 @@ static void bad_frame_case(int b0, int masked, const void *payload, size_t len, 
     unsigned char f[70000];
     struct h_ws *w = h_ws_connect(srv.port);
     send_then_hello(w, f, frame(f, b0, masked, payload, len));
-    expect_close(w, want, limited, what);
+    expect_ws_close(w, want, limited, what);
     h_ws_free(w);
 }
 
@@ -178,7 +178,7 @@ static void test_unmasked_frame_is_1002(void **state)
         CHECK(ready, "unmasked hello: neither refused (1002) nor read as lws 4.x reads it");
         json_decref(ready);
     } else {
-        expect_close(w, 1002, 0, "unmasked client frame");
+        expect_ws_close(w, 1002, 0, "unmasked client frame");
     }
     h_ws_free(w);
 }
@@ -230,7 +230,7 @@ static void test_new_message_inside_fragmented_is_1002(void **state)
     n += frame(f + n, FIN | WS_TEXT, 1, "{}", 2);
     struct h_ws *w = h_ws_connect(srv.port);
     send_then_hello(w, f, n);
-    expect_close(w, 1002, 1, "a text frame while a fragmented message is open");
+    expect_ws_close(w, 1002, 1, "a text frame while a fragmented message is open");
     h_ws_free(w);
 }
 
@@ -246,7 +246,7 @@ static void test_invalid_utf8_text_is_1007(void **state)
     n += frame(f + n, FIN | WS_CONT, 1, "\xc3", 1);
     struct h_ws *w = h_ws_connect(srv.port);
     send_then_hello(w, f, n);
-    expect_close(w, 1007, 0, "text message ending inside a UTF-8 sequence");
+    expect_ws_close(w, 1007, 0, "text message ending inside a UTF-8 sequence");
     h_ws_free(w);
 }
 
@@ -303,7 +303,7 @@ static void close_case(const void *payload, size_t len, int want, int limited, c
     unsigned char f[256];
     struct h_ws *w = h_ws_connect(srv.port);
     send_then_hello(w, f, frame(f, FIN | WS_CLOSE, 1, payload, len));
-    expect_close(w, want, limited, what);
+    expect_ws_close(w, want, limited, what);
     h_ws_free(w);
 }
 

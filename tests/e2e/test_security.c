@@ -3,29 +3,16 @@
  * (4401); an expired token is refused and its WebSocket closed; forged and
  * other users' tokens see nothing; a foreign browser Origin cannot open a
  * WebSocket; and the server's log never holds a password, token or body. */
-#include "harness.h"
+#include "scenario.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PW_ALICE "alice's secret phrase"
-#define PW_BOB   "bob's secret phrase"
 #define BODY     "the body must never reach the log"
 
-static void start(struct h_server *s, const char *const *extra, char *alice, char *bob)
-{
-    harness_init();
-    h_server_start(s, NULL, extra);
-    CHECK(h_http_register(s->port, "alice", PW_ALICE) == 201, "register alice");
-    CHECK(h_http_register(s->port, "bob", PW_BOB) == 201, "register bob");
-    CHECK(h_http_login(s->port, "alice", PW_ALICE, alice) == 200, "login alice");
-    if (bob)
-        CHECK(h_http_login(s->port, "bob", PW_BOB, bob) == 200, "login bob");
-}
-
 /* The token is refused on all three transports, with no data. */
-static void expect_refused(int port, const char *tok, const char *why)
+static void expect_token_refused(int port, const char *tok, const char *why)
 {
     const char *paths[] = { "/api/v1/events?after=0&wait=0", "/api/v1/events?after=0&wait=1",
                             "/api/v1/account" };
@@ -52,7 +39,7 @@ static void test_logout(void **state)
     (void)state;
     struct h_server s;
     char alice[65];
-    start(&s, NULL, alice, NULL);
+    start_alice_bob(&s, NULL, alice, NULL);
     int64_t id;
     CHECK(h_http_post_message(s.port, alice, NULL, BODY, NULL, &id) == 201, "post");
     struct h_ws *w = h_ws_connect(s.port);
@@ -64,7 +51,7 @@ static void test_logout(void **state)
     int code = h_ws_wait_close(w, h_deadline(3000));
     CHECK(code == 4401, "the open WebSocket of a logged-out session closed with %d", code);
     h_ws_free(w);
-    expect_refused(s.port, alice, "revoked token");
+    expect_token_refused(s.port, alice, "revoked token");
     h_http_call(s.port, "POST", "/api/v1/logout", alice, NULL, 0, &r);
     h_assert_error("a second logout", &r, 401, "unauthorized");
     h_http_resp_free(&r);
@@ -77,14 +64,14 @@ static void test_expired(void **state)
     struct h_server s;
     char alice[65];
     const char *extra[] = { "--session-ttl-s", "2", NULL };
-    start(&s, extra, alice, NULL);
+    start_alice_bob(&s, extra, alice, NULL);
     struct h_ws *w = h_ws_connect(s.port);
     json_decref(h_ws_hello(w, alice, 0));
     /* the sweep closes it within a few seconds of the expiry */
     int code = h_ws_wait_close(w, h_deadline(6000));
     CHECK(code == 4401, "the WebSocket of an expired session closed with %d", code);
     h_ws_free(w);
-    expect_refused(s.port, alice, "expired token");
+    expect_token_refused(s.port, alice, "expired token");
     h_server_stop(&s);
 }
 
@@ -93,11 +80,11 @@ static void test_forged_and_foreign(void **state)
     (void)state;
     struct h_server s;
     char alice[65], bob[65], forged[65];
-    start(&s, NULL, alice, bob);
+    start_alice_bob(&s, NULL, alice, bob);
     memcpy(forged, alice, sizeof forged);
     forged[0] = forged[0] == 'a' ? 'b' : 'a';
-    expect_refused(s.port, forged, "forged token");
-    expect_refused(s.port, "not-even-hex", "malformed token");
+    expect_token_refused(s.port, forged, "forged token");
+    expect_token_refused(s.port, "not-even-hex", "malformed token");
     /* bob's token works, but shows bob's account only, never alice's */
     struct h_http_resp r;
     h_http_call(s.port, "GET", "/api/v1/account", bob, NULL, 0, &r);
@@ -113,7 +100,7 @@ static void test_origin(void **state)
     struct h_server s;
     char alice[65];
     const char *extra[] = { "--allow-origin", "https://chat.example", NULL };
-    start(&s, extra, alice, NULL);
+    start_alice_bob(&s, extra, alice, NULL);
     struct h_http_resp r;
     struct h_ws *w = h_ws_connect_raw(s.port, "Sec-WebSocket-Protocol: chat.v1\r\nOrigin: https://evil.example\r\n", &r);
     CHECK(!w, "a WebSocket from a foreign Origin was accepted");
@@ -133,7 +120,7 @@ static void test_log_has_no_secrets(void **state)
     (void)state;
     struct h_server s;
     char alice[65], bob[65];
-    start(&s, NULL, alice, bob);
+    start_alice_bob(&s, NULL, alice, bob);
     int64_t id;
     CHECK(h_http_post_message(s.port, alice, NULL, BODY, NULL, &id) == 201, "post");
     struct h_http_resp r;

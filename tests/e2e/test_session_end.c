@@ -16,27 +16,15 @@
  *     instance gets 401, not the message.
  *
  * (test_security.c checks the WebSocket's 4401 on logout and expiry.) */
-#include "harness.h"
+#include "scenario.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PW_ALICE "alice's secret phrase"
-#define PW_BOB   "bob's secret phrase"
 #define HOLD_S   20                 /* every parked poll asks for this */
 #define PROMPT_MS 3000              /* "at once": well under the hold */
-
-static void start(struct h_server *s, const char *const *extra, char *alice, char *bob)
-{
-    harness_init();
-    h_server_start(s, NULL, extra);
-    CHECK(h_http_register(s->port, "alice", PW_ALICE) == 201, "register alice");
-    CHECK(h_http_register(s->port, "bob", PW_BOB) == 201, "register bob");
-    CHECK(h_http_login(s->port, "alice", PW_ALICE, alice) == 200, "login alice");
-    CHECK(h_http_login(s->port, "bob", PW_BOB, bob) == 200, "login bob");
-}
 
 /* alice's newest event id, so that a poll after it waits. */
 static int64_t newest(int port, const char *tok)
@@ -97,7 +85,7 @@ static void test_logout_ends_parked_poll(void **state)
     struct h_server s;
     char alice[65], bob[65];
     const char *extra[] = { "--transfer-delay-ms", "0", NULL };
-    start(&s, extra, alice, bob);
+    start_alice_bob(&s, extra, alice, bob);
     int fd = park_poll(s.port, alice, newest(s.port, alice));
     logout(s.port, alice);
     /* bob's transfer raises alice's transfer.received alert right away */
@@ -115,7 +103,7 @@ static void test_logout_ends_ws_and_poll(void **state)
     (void)state;
     struct h_server s;
     char alice[65], bob[65];
-    start(&s, NULL, alice, bob);
+    start_alice_bob(&s, NULL, alice, bob);
     int64_t after = newest(s.port, alice);
     struct h_ws *w = h_ws_connect(s.port);
     json_decref(h_ws_hello(w, alice, after));
@@ -136,7 +124,7 @@ static void test_expiry_ends_parked_poll(void **state)
     struct h_server s;
     char alice[65], bob[65];
     const char *extra[] = { "--session-ttl-s", "3", NULL };
-    start(&s, extra, alice, bob);
+    start_alice_bob(&s, extra, alice, bob);
     int fd = park_poll(s.port, alice, newest(s.port, alice));
     /* wait for the expiry as a client sees it: a short poll refused */
     int64_t deadline = h_deadline(6000);
@@ -164,7 +152,7 @@ static void test_idle_ends_parked_poll(void **state)
     struct h_server s;
     char alice[65], bob[65];
     const char *extra[] = { "--session-idle-s", "2", NULL };
-    start(&s, extra, alice, bob);
+    start_alice_bob(&s, extra, alice, bob);
     int fd = park_poll(s.port, alice, newest(s.port, alice));
     /* nothing else uses alice's session: it idles out 2 s after this poll */
     expect_poll_refused(fd, 2000 + PROMPT_MS, "parked past the idle limit");
