@@ -28,12 +28,12 @@
 
 /* ---- the server and its users ---------------------------------------- */
 
-struct bank {
+struct bank_fixture {
     struct h_server s;
     char alice[65], bob[65], carol[65];     /* tokens */
 };
 
-static void bank_start(struct bank *b, const char *delay_ms)
+static void bank_start(struct bank_fixture *b, const char *delay_ms)
 {
     const char *extra[] = { "--transfer-delay-ms", delay_ms, NULL };
     h_server_start(&b->s, NULL, extra);
@@ -46,7 +46,7 @@ static void bank_start(struct bank *b, const char *delay_ms)
 }
 
 /* Changes the --transfer-delay-ms used by the next (re)start. */
-static void bank_set_delay(struct bank *b, const char *delay_ms)
+static void bank_set_delay(struct bank_fixture *b, const char *delay_ms)
 {
     for (int i = 0; i + 1 < b->s.nextra; i++)
         if (strcmp(b->s.extra[i], "--transfer-delay-ms") == 0)
@@ -160,7 +160,7 @@ static void expect_transfer(int port, const char *tok, const char *who, json_int
  * its first poll is answered, which with nothing to deliver takes the whole
  * hold time, so any state will do.) Bank commands work from then on, and the
  * feed is replayed from the start, so no alert is missed. */
-static struct h_proc *client_up(struct bank *b, const char *t, const char *user, int64_t dl)
+static struct h_proc *client_up(struct bank_fixture *b, const char *t, const char *user, int64_t dl)
 {
     struct h_proc *c = h_client_spawn(&b->s, t, user, PW, NULL);
     CHECK(h_client_wait_stderr_match(c, "{\"state\":", dl), "%s: never reported a state (not logged in)",
@@ -263,7 +263,7 @@ static json_t *client_wait_alert(struct h_proc *c, const char *kind, json_int_t 
 
 /* Alice posts a chat message and waits until every client in cs printed
  * it: once it is there, anything the server sent before it is there too. */
-static void barrier(struct bank *b, struct h_proc **cs, int n, const char *text, int64_t dl)
+static void barrier(struct bank_fixture *b, struct h_proc **cs, int n, const char *text, int64_t dl)
 {
     int64_t id = -1;
     CHECK(h_http_post_message(b->s.port, b->alice, NULL, text, NULL, &id) == 201,
@@ -350,7 +350,7 @@ static const char *const RECEIVED[] = { "transfer.received" };
 static void run_transfer(const char *t)
 {
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, FAST);
     int port = b.s.port;
     struct h_proc *alice = client_up(&b, t, "alice", dl);
@@ -408,7 +408,7 @@ static void test_transfer_websocket(void **state) { (void)state; run_transfer("w
 static void run_idempotency(const char *t)
 {
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, FAST);
     int port = b.s.port;
     struct h_proc *alice = client_up(&b, t, "alice", dl);
@@ -518,7 +518,7 @@ static void test_idempotency_websocket(void **state) { (void)state; run_idempote
 static void run_insufficient(const char *t)
 {
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, FAST);
     int port = b.s.port;
     struct h_proc *alice = client_up(&b, t, "alice", dl);
@@ -557,7 +557,7 @@ static void test_balance_to_zero(void **state)
 {
     (void)state;
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, "50");
     int port = b.s.port;
     char *b1 = transfer_body("bob", START_CENTS, "all-of-it");
@@ -583,7 +583,7 @@ static void test_balance_to_zero(void **state)
 static void run_kill_restart(const char *t)
 {
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, "1500");        /* a window to kill it in */
     int port = b.s.port;
     struct h_proc *alice = client_up(&b, t, "alice", dl);
@@ -628,7 +628,7 @@ static void test_kill_restart_websocket(void **state) { (void)state; run_kill_re
 
 /* The state after test_kill_processing_and_pending's transfers t1 (alice
  * to bob, 25.00) and t2 (alice to carol, 7.00): each done exactly once. */
-static void check_two_done(struct bank *b, json_int_t t1, json_int_t t2, const char *when)
+static void check_two_done(struct bank_fixture *b, json_int_t t1, json_int_t t2, const char *when)
 {
     int port = b->s.port;
     json_t *fa = h_http_get_events(port, b->alice, 0);
@@ -661,7 +661,7 @@ static void test_kill_processing_and_pending(void **state)
 {
     (void)state;
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, "1000");        /* a window to kill it in */
     char *b1 = transfer_body("bob", 2500, "kill-1");
     char *b2 = transfer_body("carol", 700, "kill-2");
@@ -711,7 +711,7 @@ static void test_kill_processing_and_pending(void **state)
 static void run_client_rejects(const char *t)
 {
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, FAST);
     int port = b.s.port;
     struct h_proc *alice = client_up(&b, t, "alice", dl);
@@ -785,7 +785,7 @@ static void test_invalid_requests(void **state)
 {
     (void)state;
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, "50");
     int port = b.s.port;
     static const struct {
