@@ -33,6 +33,7 @@ CLIENT_SRC := $(filter-out client/main.c,$(wildcard client/*.c))
 UNIT_SRC   := $(wildcard tests/test_*.c)
 E2E_SRC    := $(wildcard tests/e2e/test_*.c)
 E2E_LIB    := $(filter-out $(E2E_SRC),$(wildcard tests/e2e/*.c))
+HARNESS_SRC := $(wildcard tests/e2e/harness_*.c)
 UI_TEST_SRC := $(wildcard tests/ui/test_*.c)
 UI_TEST_LIB := $(filter-out $(UI_TEST_SRC),$(wildcard tests/ui/*.c))
 MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
@@ -88,8 +89,9 @@ $(OUT)/tests/%: $(call obj,tests/%.c) $(LIB_SERVER) $(LIB_CLIENT) $(LIB_SHARED)
 $(OUT)/tests/e2e/%: $(call obj,tests/e2e/%.c) $(call obj,$(E2E_LIB)) $(LIB_SHARED)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
-# UI tests: the real bin/chat in tmux, with the e2e harness for the server.
-$(OUT)/tests/ui/%: $(call obj,tests/ui/%.c) $(call obj,$(UI_TEST_LIB)) $(call obj,tests/e2e/harness.c) $(LIB_SHARED)
+# UI tests: the real bin/chat in tmux, with the e2e harness (every
+# tests/e2e/harness_*.c part) for the server.
+$(OUT)/tests/ui/%: $(call obj,tests/ui/%.c) $(call obj,$(UI_TEST_LIB)) $(call obj,$(HARNESS_SRC)) $(LIB_SHARED)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 

@@ -17,7 +17,7 @@
 #define MAX_SEEN 64
 
 /* What the front end was told. */
-struct seen {
+struct front_seen {
     int64_t ids[MAX_SEEN];
     int n_events;
     char acks[MAX_SEEN][40];
@@ -33,7 +33,7 @@ struct seen {
 
 static void on_event(void *arg, const json_t *ev)
 {
-    struct seen *s = arg;
+    struct front_seen *s = arg;
     if (s->n_events < MAX_SEEN)
         s->ids[s->n_events] = json_integer_value(json_object_get(ev, "id"));
     s->n_events++;
@@ -41,7 +41,7 @@ static void on_event(void *arg, const json_t *ev)
 
 static void on_ack(void *arg, const char *id, int64_t eid)
 {
-    struct seen *s = arg;
+    struct front_seen *s = arg;
     if (s->n_acks >= MAX_SEEN)
         fail_msg("too many acks");
     snprintf(s->acks[s->n_acks], sizeof s->acks[0], "%s", id);
@@ -50,14 +50,14 @@ static void on_ack(void *arg, const char *id, int64_t eid)
 
 static void on_error(void *arg, const char *text)
 {
-    struct seen *s = arg;
+    struct front_seen *s = arg;
     snprintf(s->last_error, sizeof s->last_error, "%s", text);
     s->n_errors++;
 }
 
 static void on_state(void *arg, enum core_state st, unsigned retry_ms)
 {
-    struct seen *s = arg;
+    struct front_seen *s = arg;
     if (s->n_states >= MAX_SEEN)
         fail_msg("too many states");
     s->states[s->n_states] = st;
@@ -66,11 +66,11 @@ static void on_state(void *arg, enum core_state st, unsigned retry_ms)
 
 static int64_t fake_now(void *arg)
 {
-    return ((struct seen *)arg)->now;
+    return ((struct front_seen *)arg)->now;
 }
 
 struct fixture {
-    struct seen seen;
+    struct front_seen seen;
     struct core *core;
 };
 

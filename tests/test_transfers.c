@@ -97,7 +97,7 @@ static void service(struct fixture *f)
     lws_service(f->srv.ctx, 0);
 }
 
-static void settle(struct fixture *f)
+static void settle_all(struct fixture *f)
 {
     for (int i = 0; i < 200000 && unfinished(f) > 0; i++)
         service(f);
@@ -132,7 +132,7 @@ static void test_one_transfer(void **state)
     assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user1", 2500, "k1", &t), TRANSFERS_CREATED);
     assert_int_equal(t.state, TRANSFER_PENDING);
     assert_int_equal(balance(f, 0), 100000);      /* nothing moves before processing */
-    settle(f);
+    settle_all(f);
     assert_int_equal(store_transfer_get(f->srv.store, t.id, &t), STORE_OK);
     assert_int_equal(t.state, TRANSFER_COMPLETED);
     assert_int_equal(balance(f, 0), 97500);
@@ -157,7 +157,7 @@ static void test_idempotency(void **state)
     assert_int_equal(transfers_submit(f->srv.transfers, f->uid[1], "user2", 100, "same", &b), TRANSFERS_CREATED);
     assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "nobody", 100, "k", &b), TRANSFERS_NO_RECIPIENT);
     assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user0", 100, "k", &b), TRANSFERS_TO_SELF);
-    settle(f);
+    settle_all(f);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM transfers"), 2);
     assert_int_equal(balance(f, 0), 100000 - 100);
 }
@@ -167,7 +167,7 @@ static void test_insufficient_funds(void **state)
     struct fixture *f = *state;
     struct store_transfer t;
     assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user1", 100001, "big", &t), TRANSFERS_CREATED);
-    settle(f);
+    settle_all(f);
     assert_int_equal(store_transfer_get(f->srv.store, t.id, &t), STORE_OK);
     assert_int_equal(t.state, TRANSFER_FAILED);
     assert_string_equal(t.reason, "insufficient_funds");
@@ -185,7 +185,7 @@ static void test_funds_checked_at_processing(void **state)
     struct store_transfer a, b;
     assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user1", 60000, "a", &a), TRANSFERS_CREATED);
     assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user2", 60000, "b", &b), TRANSFERS_CREATED);
-    settle(f);
+    settle_all(f);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM transfers WHERE status='completed'"), 1);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM transfers WHERE status='failed'"), 1);
     assert_int_equal(balance(f, 0), 40000);
@@ -235,7 +235,7 @@ static void test_randomized_ledger(void **state)
         if (i % 50 == 0)
             service(f);   /* let some settle while others arrive */
     }
-    settle(f);
+    settle_all(f);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM transfers"), created);
     failed_expected_some = (int)sql_int(f, "SELECT COUNT(*) FROM transfers WHERE status='failed'");
     assert_true(failed_expected_some > 0);        /* the run exercised overdrafts */

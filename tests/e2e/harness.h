@@ -1,4 +1,9 @@
-/* harness.h — process, HTTP and raw WebSocket helpers for the end-to-end tests.
+/* harness.h — process, HTTP and raw WebSocket helpers for the end-to-end
+ * tests: the one header they include. Each section below is implemented by
+ * one part: harness_proc.c (time, lifecycle, processes), harness_server.c
+ * (chatd), harness_client.c (headless chat), harness_http.c, harness_ws.c,
+ * harness_pg.c and harness_cluster.c (HAProxy and clusters); what the parts
+ * share only among themselves is in harness_internal.h.
  *
  * Rules the helpers follow: every wait is a poll() against a deadline (no
  * fixed sleeps); chatd runs on a free port (--port 0, port read from its
@@ -22,11 +27,11 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-/* ---- time ---------------------------------------------------------------- */
+/* ---- time (harness_proc.c) ----------------------------------------------- */
 int64_t h_now_ms(void);                  /* CLOCK_MONOTONIC, ms */
 int64_t h_deadline(int ms);              /* h_now_ms() + ms */
 
-/* ---- whole-harness lifecycle --------------------------------------------- */
+/* ---- whole-harness lifecycle (harness_proc.c) ---------------------------- */
 /* Idempotent: ignores SIGPIPE, registers the atexit cleanup. */
 void harness_init(void);
 /* Kills (SIGKILL) and reaps every live child, frees them, removes temp dirs. */
@@ -36,7 +41,11 @@ const char *h_tmpdir(void);
 /* Prints every tracked process's stderr (tail) to stderr; used on failures. */
 void h_dump_logs(void);
 
-/* ---- processes ----------------------------------------------------------- */
+/* cmocka setup/teardown that run harness_init / harness_cleanup. */
+int h_setup(void **state);
+int h_teardown(void **state);
+
+/* ---- processes (harness_proc.c) ------------------------------------------ */
 struct h_buf { char *data; size_t len, cap; };
 
 struct h_proc {
@@ -62,7 +71,7 @@ int  h_proc_wait_exit(struct h_proc *p, int64_t deadline, int *status);
 /* SIGKILL + reap (no-op if it already exited). */
 void h_proc_kill(struct h_proc *p);
 
-/* ---- server -------------------------------------------------------------- */
+/* ---- server (harness_server.c) ------------------------------------------- */
 struct h_server {
     struct h_proc *proc;
     int   port;
@@ -77,47 +86,47 @@ struct h_server {
  * waits (10 s) for its first stdout line "listening on http://HOST:PORT".
  * extra is a NULL-terminated list (may be NULL). dbdir NULL: a new h_tmpdir.
  * A --host in extra overrides 127.0.0.1 (the line must name it, an IPv6
- * address as [ADDR], and url uses it); the http_* helpers still connect
+ * address as [ADDR], and url uses it); the h_http_* helpers still connect
  * to 127.0.0.1. */
-void server_start(struct h_server *s, const char *dbdir, const char *const *extra);
-/* server_start on a new database, then registers user with password and
+void h_server_start(struct h_server *s, const char *dbdir, const char *const *extra);
+/* h_server_start on a new database, then registers user with password and
  * logs in (asserting 201 and 200); token gets the bearer token (65 bytes). */
-void server_start_with_user(struct h_server *s, const char *const *extra, const char *user,
-                            const char *password, char *token);
+void h_server_start_with_user(struct h_server *s, const char *const *extra, const char *user,
+                              const char *password, char *token);
 /* SIGTERM, wait up to 10 s, assert it exited with status 0. */
-void server_stop(struct h_server *s);
+void h_server_stop(struct h_server *s);
 /* SIGKILL + reap. */
-void server_kill(struct h_server *s);
-/* server_stop then server_start on the same database (new free port). */
-void server_restart(struct h_server *s);
+void h_server_kill(struct h_server *s);
+/* h_server_stop then h_server_start on the same database (new free port). */
+void h_server_restart(struct h_server *s);
 /* Starts chatd again on s's database and extra arguments and on the port it
- * had before (s->port), after server_kill or server_stop, so that clients
+ * had before (s->port), after h_server_kill or h_server_stop, so that clients
  * started with its URL can reconnect by themselves. Retries for up to 10 s
  * while the port is not free yet. */
-void server_start_same_port(struct h_server *s);
+void h_server_start_same_port(struct h_server *s);
 
-/* ---- headless chat client ------------------------------------------------ */
+/* ---- headless chat client (harness_client.c) ----------------------------- */
 /* bin/chat --headless --server URL --user USER --transport T [extra...], with
  * CHAT_PASSWORD=password in its environment and pipes on stdin/out/err.
  * transport "short-poll" gets --interval-ms 100 unless extra sets it. */
-struct h_proc *client_spawn(const struct h_server *s, const char *transport,
-                            const char *user, const char *password,
-                            const char *const *extra);
+struct h_proc *h_client_spawn(const struct h_server *s, const char *transport,
+                              const char *user, const char *password,
+                              const char *const *extra);
 /* Writes line + "\n" to the client's stdin (asserts success). */
-void client_send_line(struct h_proc *c, const char *line);
+void h_client_send_line(struct h_proc *c, const char *line);
 /* Waits until the client printed at least n events; returns the count seen
  * (< n on time-out: the caller asserts, so it can say what it expected). */
-size_t client_wait_events(struct h_proc *c, size_t n, int64_t deadline);
+size_t h_client_wait_events(struct h_proc *c, size_t n, int64_t deadline);
 /* Waits until c's stderr contains needle; returns 1/0. */
-int  client_wait_stderr_match(struct h_proc *c, const char *needle, int64_t deadline);
+int  h_client_wait_stderr_match(struct h_proc *c, const char *needle, int64_t deadline);
 /* Sends /quit and asserts the client exits with status 0 before deadline. */
-void client_quit(struct h_proc *c, int64_t deadline);
+void h_client_quit(struct h_proc *c, int64_t deadline);
 /* Number of events c has printed and the i-th one (borrowed). */
-size_t  client_nevents(const struct h_proc *c);
-json_t *client_event(const struct h_proc *c, size_t i);
+size_t  h_client_nevents(const struct h_proc *c);
+json_t *h_client_event(const struct h_proc *c, size_t i);
 
-/* ---- HTTP over a raw TCP socket ------------------------------------------ */
-struct http_resp {
+/* ---- HTTP over a raw TCP socket (harness_http.c) ------------------------- */
+struct h_http_resp {
     int     status;                /* 0 if no status line was received */
     char   *head;                  /* status line + headers, NUL-terminated */
     char   *body;                  /* NUL-terminated (body_len excludes it) */
@@ -129,50 +138,61 @@ struct http_resp {
  * chunked, or until EOF) within timeout_ms. Returns 0, or -1 if connecting
  * failed or nothing at all came back (r->status 0). Send errors (e.g. the
  * server answering early and closing) are tolerated: the response is still read. */
-int  http_request(int port, const void *raw, size_t len, struct http_resp *r, int timeout_ms);
-/* The two halves of http_request, for a request that must stay in flight
+int  h_http_request(int port, const void *raw, size_t len, struct h_http_resp *r, int timeout_ms);
+/* The two halves of h_http_request, for a request that must stay in flight
  * while something else happens (a long poll parked across a shutdown):
- * http_send_request connects and sends, returning the socket or -1;
- * http_read_response reads the answer like http_request and closes fd. */
-int  http_send_request(int port, const void *raw, size_t len);
-int  http_read_response(int fd, struct http_resp *r, int timeout_ms);
-void http_resp_free(struct http_resp *r);
+ * h_http_send_request connects and sends, returning the socket or -1;
+ * h_http_read_response reads the answer like h_http_request and closes fd. */
+int  h_http_send_request(int port, const void *raw, size_t len);
+int  h_http_read_response(int fd, struct h_http_resp *r, int timeout_ms);
+void h_http_resp_free(struct h_http_resp *r);
 /* Value of header name (case-insensitive) as a new string (free()), or NULL. */
-char *http_header(const struct http_resp *r, const char *name);
+char *h_http_header(const struct h_http_resp *r, const char *name);
 
 /* Builds a well-formed request (Host, Connection: close, Content-Length,
  * Content-Type: application/json when body != NULL, Authorization: Bearer
  * token when token != NULL) and runs it with a 10 s time-out (asserts it got
  * a response). body_len < 0 means strlen(body). */
-void http_call(int port, const char *method, const char *path, const char *token,
-               const char *body, long body_len, struct http_resp *r);
+void h_http_call(int port, const char *method, const char *path, const char *token,
+                 const char *body, long body_len, struct h_http_resp *r);
 /* The same with a longer time-out (for long polls). */
-void http_call_timeout(int port, const char *method, const char *path, const char *token,
-                       const char *body, long body_len, struct http_resp *r, int timeout_ms);
+void h_http_call_timeout(int port, const char *method, const char *path, const char *token,
+                         const char *body, long body_len, struct h_http_resp *r, int timeout_ms);
 
-int  http_register(int port, const char *user, const char *password);       /* status */
+int  h_http_register(int port, const char *user, const char *password);       /* status */
 /* Logs in; on 200 copies the token into token (>= 65 bytes). Returns status. */
-int  http_login(int port, const char *user, const char *password, char *token);
+int  h_http_login(int port, const char *user, const char *password, char *token);
 /* Posts a message (room NULL: omitted; cmid NULL: omitted). On 201 sets *id. */
-int  http_post_message(int port, const char *token, const char *room, const char *body,
-                       const char *cmid, int64_t *id);
+int  h_http_post_message(int port, const char *token, const char *room, const char *body,
+                         const char *cmid, int64_t *id);
 /* GET /api/v1/events?after=A&wait=0&limit=1000; asserts 200 and returns the
  * events array (new reference). */
-json_t *http_get_events(int port, const char *token, int64_t after);
+json_t *h_http_get_events(int port, const char *token, int64_t after);
 
 /* Opens n connections (n <= 64), writes the same well-formed request (as
- * http_call builds it) on every one of them before reading any answer, then
+ * h_http_call builds it) on every one of them before reading any answer, then
  * reads each one's response within timeout_ms in all. r is an array of n.
  * Returns how many got a response (r[i].status 0 for the others). */
-int  http_call_parallel(int port, const char *method, const char *path, const char *token,
-                        const char *body, int n, struct http_resp *r, int timeout_ms);
+int  h_http_call_parallel(int port, const char *method, const char *path, const char *token,
+                          const char *body, int n, struct h_http_resp *r, int timeout_ms);
+
+/* Many different requests at once, possibly to several ports: opens a
+ * connection for each of reqs[0..n) (n <= 512), writes every request before
+ * reading any answer, then reads each within timeout_ms in all. Requests
+ * are built as h_http_call builds them (body NULL: none). Returns how many got
+ * a response (r[i].status 0 for the others, e.g. a dead instance). */
+struct h_req {
+    int port;
+    const char *method, *path, *token, *body;
+};
+int  h_http_call_many(const struct h_req *reqs, int n, struct h_http_resp *r, int timeout_ms);
 
 /* Asserts r is `status` with a JSON body {"error":{"code":code,"message":str}}
  * (code NULL: any string). what names the request in failure messages. */
-void h_assert_error(const char *what, const struct http_resp *r, int status, const char *code);
+void h_assert_error(const char *what, const struct h_http_resp *r, int status, const char *code);
 /* The same check without failing: returns 1 if r is as expected, else 0 with
  * the reason printed to stderr (so a test can report every mismatch). */
-int  h_check_error(const char *what, const struct http_resp *r, int status, const char *code);
+int  h_check_error(const char *what, const struct h_http_resp *r, int status, const char *code);
 
 /* A TCP connection to 127.0.0.1:port, non-blocking, TCP_NODELAY; -1 if refused. */
 int  h_tcp_connect(int port);
@@ -181,7 +201,7 @@ int  h_tcp_connect(int port);
  * NULL goes back to the default (127.0.0.1). */
 void h_set_source_addr(const char *ipv4);
 
-/* ---- raw WebSocket client -------------------------------------------------- */
+/* ---- raw WebSocket client (harness_ws.c) --------------------------------- */
 enum { WS_CONT = 0x0, WS_TEXT = 0x1, WS_BIN = 0x2, WS_CLOSE = 0x8, WS_PING = 0x9, WS_PONG = 0xA };
 
 struct h_ws {
@@ -189,50 +209,50 @@ struct h_ws {
     struct h_buf in;               /* received, not yet consumed bytes */
     int closed;                    /* peer sent close or the TCP stream ended */
     int close_code;                /* from the close frame; 1005 none, -1 no frame */
-    int keep_pongs;                /* ws_recv_frame returns pongs instead of skipping them */
+    int keep_pongs;                /* h_ws_recv_frame returns pongs instead of skipping them */
 };
 /* Connects and handshakes on /api/v1/ws with a fixed Sec-WebSocket-Key and
  * Sec-WebSocket-Protocol: chat.v1; asserts 101, the accept key and the
  * subprotocol. */
-struct h_ws *ws_connect(int port);
+struct h_ws *h_ws_connect(int port);
 /* Handshake with the given extra header lines (each ending in \r\n, may be
  * NULL, replaces the protocol header); returns the socket on 101, NULL
  * otherwise with *resp holding whatever came back. */
-struct h_ws *ws_connect_raw(int port, const char *extra_headers, struct http_resp *resp);
+struct h_ws *h_ws_connect_raw(int port, const char *extra_headers, struct h_http_resp *resp);
 /* Sends one masked frame. Returns 0 or -1 (peer gone). */
-int  ws_send_frame(struct h_ws *w, int opcode, int fin, const void *payload, size_t len);
-int  ws_send_text(struct h_ws *w, const char *text);
+int  h_ws_send_frame(struct h_ws *w, int opcode, int fin, const void *payload, size_t len);
+int  h_ws_send_text(struct h_ws *w, const char *text);
 /* Sends bytes as they are (a hand-built frame, e.g. unmasked or with reserved
  * bits). Returns 0 or -1 (peer gone). */
-int  ws_send_raw(struct h_ws *w, const void *bytes, size_t len);
+int  h_ws_send_raw(struct h_ws *w, const void *bytes, size_t len);
 /* Waits until the server ends the TCP stream (EOF or reset), discarding
  * anything still arriving; returns 1, or 0 on time-out. */
-int  ws_wait_eof(struct h_ws *w, int64_t deadline);
+int  h_ws_wait_eof(struct h_ws *w, int64_t deadline);
 /* Reads the next data/close frame (answers pings). Returns 1 with a frame
  * (*payload malloc'd, NUL-terminated), 0 on time-out, -1 if the stream ended
  * without a frame. A close frame sets w->closed and w->close_code. */
-int  ws_recv_frame(struct h_ws *w, int64_t deadline, int *opcode, int *fin,
-                   char **payload, size_t *len);
+int  h_ws_recv_frame(struct h_ws *w, int64_t deadline, int *opcode, int *fin,
+                     char **payload, size_t *len);
 /* Next text frame parsed as a JSON object; NULL on close/time-out/non-JSON
  * (prints why). */
-json_t *ws_recv_json(struct h_ws *w, int64_t deadline);
+json_t *h_ws_recv_json(struct h_ws *w, int64_t deadline);
 /* Skips frames until a JSON text frame with "op" == op; NULL if none came. */
-json_t *ws_recv_op(struct h_ws *w, const char *op, int64_t deadline);
+json_t *h_ws_recv_op(struct h_ws *w, const char *op, int64_t deadline);
 /* Reads until a close frame or end of stream; returns the close code, 1005 for
  * a close frame without code, -1 if the stream ended with no close frame, -2
  * on time-out. Text frames before the close are ignored. */
-int  ws_wait_close(struct h_ws *w, int64_t deadline);
+int  h_ws_wait_close(struct h_ws *w, int64_t deadline);
 /* Sends {"op":"hello","token":token,"after":after} and waits for "ready";
  * asserts it came. Returns the ready frame (new reference). */
-json_t *ws_hello(struct h_ws *w, const char *token, int64_t after);
-void ws_free(struct h_ws *w);
+json_t *h_ws_hello(struct h_ws *w, const char *token, int64_t after);
+void h_ws_free(struct h_ws *w);
 
-/* ---- PostgreSQL and clusters ---------------------------------------------- */
+/* ---- PostgreSQL (harness_pg.c) ------------------------------------------- */
 /* With CHAT_TEST_PG set (the URL of a PostgreSQL server where databases may
- * be created, e.g. from scripts/with-pg.sh), server_start gives each server
+ * be created, e.g. from scripts/with-pg.sh), h_server_start gives each server
  * a fresh database of its own there (CREATE DATABASE chat_e2e_<pid>_<n>)
- * instead of DBDIR/chat.db; restarts (server_restart, server_start_same_port)
- * and server_start with a dbdir used before get the same database. The
+ * instead of DBDIR/chat.db; restarts (h_server_restart, h_server_start_same_port)
+ * and h_server_start with a dbdir used before get the same database. The
  * databases are dropped by harness_cleanup. */
 /* CHAT_TEST_PG, or NULL when it is unset or empty. */
 const char *h_pg_url(void);
@@ -240,12 +260,13 @@ const char *h_pg_url(void);
  * writes its URL into url (asserts CHAT_TEST_PG is set and it worked). */
 void h_pg_createdb(char *url, size_t len);
 
+/* ---- clusters behind HAProxy (harness_cluster.c) ------------------------- */
 #define H_CLUSTER_MAX 8
 
 /* Starts n (<= H_CLUSTER_MAX) chatd instances on one fresh database (needs
- * CHAT_TEST_PG), each like server_start with the same extra arguments (at
+ * CHAT_TEST_PG), each like h_server_start with the same extra arguments (at
  * most 14) plus --instance chatd<i+1>, and a port of its own. */
-void servers_start_shared(struct h_server *s, int n, const char *const *extra);
+void h_servers_start_shared(struct h_server *s, int n, const char *const *extra);
 
 /* HAProxy (from deploy/haproxy.cfg.in, or $HAPROXY_CFG_IN; binary
  * $HAPROXY_BIN or haproxy on PATH) in front of chatd instances, on a free
@@ -261,58 +282,43 @@ struct h_haproxy {
 };
 /* Starts it over backends[0..n) and waits (10 s) until it accepts
  * connections and reports every backend UP. */
-void haproxy_start(struct h_haproxy *h, const struct h_server *backends, int n);
+void h_haproxy_start(struct h_haproxy *h, const struct h_server *backends, int n);
 /* SIGKILL + reap (nothing of it needs to be kept). */
-void haproxy_stop(struct h_haproxy *h);
+void h_haproxy_stop(struct h_haproxy *h);
 /* Runs one runtime API command ("show stat", "disable server chatd/chatd1")
  * on the stats socket; returns its output (free()) or NULL. */
-char *haproxy_cmd(const struct h_haproxy *h, const char *cmd);
+char *h_haproxy_cmd(const struct h_haproxy *h, const char *cmd);
 /* Backend i as `show stat` reports it: returns 1 if its status is UP, 0 if
  * anything else (DOWN, going down "UP 1/2", MAINT), -1 if the socket did not
  * answer; *sessions (may be NULL) gets its current sessions (scur). */
-int  haproxy_backend(const struct h_haproxy *h, int i, int *sessions);
+int  h_haproxy_backend(const struct h_haproxy *h, int i, int *sessions);
 /* Waits until backend i is UP (up = 1) or not UP (up = 0); returns 1/0. */
-int  haproxy_wait_backend(const struct h_haproxy *h, int i, int up, int64_t deadline);
+int  h_haproxy_wait_backend(const struct h_haproxy *h, int i, int up, int64_t deadline);
 
 /* n chatd instances on one database and HAProxy in front of them. front is
- * the balancer seen as a server: give it to client_spawn, and its port to
- * the http_* and ws_* helpers (never to server_stop/kill). */
+ * the balancer seen as a server: give it to h_client_spawn, and its port to
+ * the h_http_* and h_ws_* helpers (never to h_server_stop/kill). */
 struct h_cluster {
     int n;
     struct h_server inst[H_CLUSTER_MAX];
     struct h_haproxy lb;
     struct h_server front;
 };
-void cluster_start(struct h_cluster *c, int n, const char *const *extra);
+void h_cluster_start(struct h_cluster *c, int n, const char *const *extra);
 /* SIGKILL instance i (no wait for the balancer to notice: that is what a
  * test measures). */
-void cluster_kill(struct h_cluster *c, int i);
-/* Starts instance i again on its port and database after cluster_kill, and
+void h_cluster_kill(struct h_cluster *c, int i);
+/* Starts instance i again on its port and database after h_cluster_kill, and
  * waits until the balancer reports it UP. */
-void cluster_revive(struct h_cluster *c, int i);
+void h_cluster_revive(struct h_cluster *c, int i);
 /* Index of the live instance with the most balancer sessions (ties: the
  * lowest index), e.g. the one holding the clients' WebSockets. */
-int  cluster_busiest(const struct h_cluster *c);
+int  h_cluster_busiest(const struct h_cluster *c);
 /* Stops the balancer, then every live instance with SIGTERM (asserting a
  * clean exit). */
-void cluster_stop(struct h_cluster *c);
+void h_cluster_stop(struct h_cluster *c);
 
-/* Many different requests at once, possibly to several ports: opens a
- * connection for each of reqs[0..n) (n <= 512), writes every request before
- * reading any answer, then reads each within timeout_ms in all. Requests
- * are built as http_call builds them (body NULL: none). Returns how many got
- * a response (r[i].status 0 for the others, e.g. a dead instance). */
-struct h_req {
-    int port;
-    const char *method, *path, *token, *body;
-};
-int  http_call_many(const struct h_req *reqs, int n, struct http_resp *r, int timeout_ms);
-
-/* ---- misc ------------------------------------------------------------------ */
-/* cmocka setup/teardown that run harness_init / harness_cleanup. */
-int h_setup(void **state);
-int h_teardown(void **state);
-
+/* ---- failing and printing (harness_proc.c) ------------------------------- */
 /* Fails the test with a message, after printing every process's stderr. */
 #define CHECK(cond, ...)                                                      \
     do {                                                                      \

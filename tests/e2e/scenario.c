@@ -182,7 +182,7 @@ void send_next(struct sender *s)
 {
     char line[96];
     snprintf(line, sizeof line, "%s #%d", s->tag, ++s->sent);
-    client_send_line(s->c, line);
+    h_client_send_line(s->c, line);
 }
 
 void send_for(struct sender *ss, int n, int ms, int every_ms)
@@ -198,10 +198,21 @@ void send_for(struct sender *ss, int n, int ms, int every_ms)
 
 /* ---- checks ---------------------------------------------------------------- */
 
+void start_alice_bob(struct h_server *s, const char *const *extra, char *alice, char *bob)
+{
+    harness_init();
+    h_server_start(s, NULL, extra);
+    CHECK(h_http_register(s->port, "alice", PW_ALICE) == 201, "register alice");
+    CHECK(h_http_register(s->port, "bob", PW_BOB) == 201, "register bob");
+    CHECK(h_http_login(s->port, "alice", PW_ALICE, alice) == 200, "login alice");
+    if (bob)
+        CHECK(h_http_login(s->port, "bob", PW_BOB, bob) == 200, "login bob");
+}
+
 void register_users(const struct h_server *s, const char *const *users)
 {
     for (; *users; users++)
-        CHECK(http_register(s->port, *users, PW) == 201, "register %s: expected 201", *users);
+        CHECK(h_http_register(s->port, *users, PW) == 201, "register %s: expected 201", *users);
 }
 
 void check_sent_once(const json_t *feed, const char *user, const char *tag, int n)
@@ -231,12 +242,12 @@ void check_sent_once(const json_t *feed, const char *user, const char *tag, int 
 void check_same_as_feed(struct h_proc *c, const json_t *feed, int64_t dl)
 {
     size_t want = json_array_size(feed);
-    client_wait_events(c, want, dl);
+    h_client_wait_events(c, want, dl);
     h_pump(50);                            /* anything extra would show up now */
-    size_t got = client_nevents(c);
+    size_t got = h_client_nevents(c);
     int same = got == want;
     for (size_t i = 0; same && i < want; i++)
-        same = json_equal(client_event(c, i), json_array_get(feed, i));
+        same = json_equal(h_client_event(c, i), json_array_get(feed, i));
     if (!same) {
         print_events("server feed", feed);
         print_events(c->name, c->events);

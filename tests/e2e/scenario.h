@@ -1,8 +1,9 @@
 /* scenario.h — the checks and small steps the end-to-end scenarios share
  * (test_failover.c, test_reliability.c, test_cluster.c, test_chat.c,
- * test_bank.c): reading events and the clients' stderr lines, typing
- * numbered lines, waiting for acknowledgements, and checking that a client
- * shows exactly the server's feed. Built on harness.h; every wait is a
+ * test_bank.c, test_security.c, test_session_end.c): reading events and the
+ * clients' stderr lines, typing numbered lines, waiting for
+ * acknowledgements, starting a server with its users, and checking that a
+ * client shows exactly the server's feed. Built on harness.h; every wait is a
  * deadline and every failure goes through CHECK. */
 #ifndef E2E_SCENARIO_H
 #define E2E_SCENARIO_H
@@ -10,6 +11,8 @@
 #include "harness.h"
 
 #define PW "correct horse battery"       /* every scenario user's password */
+#define PW_ALICE "alice's secret phrase"  /* start_alice_bob's two users' */
+#define PW_BOB   "bob's secret phrase"
 
 /* ---- time ---------------------------------------------------------------- */
 /* Starts the clock took() reads (a test's setup calls it). */
@@ -65,6 +68,12 @@ struct sender {
 void send_next(struct sender *s);
 /* Every sender types a line every every_ms for ms. */
 void send_for(struct sender *ss, int n, int ms, int every_ms);
+
+/* ---- the server and its users -------------------------------------------- */
+/* Starts chatd with extra (may be NULL), registers alice and bob with
+ * PW_ALICE and PW_BOB and logs alice in (token into alice) and bob too
+ * unless bob is NULL. */
+void start_alice_bob(struct h_server *s, const char *const *extra, char *alice, char *bob);
 
 /* ---- checks ---------------------------------------------------------------- */
 /* Registers every user of the NULL-terminated list with password PW. */

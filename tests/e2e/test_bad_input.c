@@ -20,8 +20,8 @@ static int group_setup(void **state)
     (void)state;
     harness_init();
     const char *extra[] = { "--long-poll-max-s", "1", NULL };
-    server_start(&srv, NULL, extra);
-    if (http_register(srv.port, "alice", PW) != 201 || http_login(srv.port, "alice", PW, tok) != 200) {
+    h_server_start(&srv, NULL, extra);
+    if (h_http_register(srv.port, "alice", PW) != 201 || h_http_login(srv.port, "alice", PW, tok) != 200) {
         h_dump_logs();
         fprintf(stderr, "group setup: could not register and log in alice\n");
         return -1;
@@ -33,7 +33,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     if (srv.proc)
-        server_stop(&srv);
+        h_server_stop(&srv);
     harness_cleanup();
     return 0;
 }
@@ -52,21 +52,21 @@ static int mismatches;
 static void expect(const char *what, const char *method, const char *path, const char *token,
                    const char *body, long body_len, int status, const char *code)
 {
-    struct http_resp r;
-    http_call(srv.port, method, path, token, body, body_len, &r);
+    struct h_http_resp r;
+    h_http_call(srv.port, method, path, token, body, body_len, &r);
     char desc[300];
     snprintf(desc, sizeof desc, "%s %s (%s)", method, path, what);
     if (!h_check_error(desc, &r, status, code))
         mismatches++;
-    http_resp_free(&r);
+    h_http_resp_free(&r);
 }
 
 static int expect_status(const char *method, const char *path, const char *token, const char *body)
 {
-    struct http_resp r;
-    http_call(srv.port, method, path, token, body, -1, &r);
+    struct h_http_resp r;
+    h_http_call(srv.port, method, path, token, body, -1, &r);
     int st = r.status;
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     return st;
 }
 
@@ -82,11 +82,11 @@ static char *repeat(char c, size_t n)
 static void test_healthz(void **state)
 {
     (void)state;
-    struct http_resp r;
-    http_call(srv.port, "GET", "/healthz", NULL, NULL, 0, &r);
+    struct h_http_resp r;
+    h_http_call(srv.port, "GET", "/healthz", NULL, NULL, 0, &r);
     CHECK(r.status == 200, "GET /healthz: expected 200, got %d", r.status);
     CHECK(json_is_true(json_object_get(r.json, "ok")), "GET /healthz: expected {\"ok\":true}, got %s", r.body);
-    http_resp_free(&r);
+    h_http_resp_free(&r);
 }
 
 static void test_register_rules(void **state)
@@ -133,7 +133,7 @@ static void test_register_limits_and_duplicate(void **state)
     /* The longest legal name with the longest legal password is accepted. */
     char *p128 = repeat('P', 128);
     const char *u32 = "abcdefghijklmnopqrstuvwxyz_-0123";
-    CHECK(http_register(srv.port, u32, p128) == 201, "register a 32-character user with a 128-byte password: expected 201");
+    CHECK(h_http_register(srv.port, u32, p128) == 201, "register a 32-character user with a 128-byte password: expected 201");
     free(p128);
     char b[256];
     snprintf(b, sizeof b, "{\"user\":\"alice\",\"password\":\"another password\"}");
@@ -168,10 +168,10 @@ static void test_tokens(void **state)
     int n = snprintf(raw, sizeof raw,
                      "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                      "Authorization: Basic %s\r\n\r\n", tok);
-    struct http_resp r;
-    CHECK(http_request(srv.port, raw, (size_t)n, &r, 10000) == 0, "no response to Basic auth");
+    struct h_http_resp r;
+    CHECK(h_http_request(srv.port, raw, (size_t)n, &r, 10000) == 0, "no response to Basic auth");
     h_assert_error("GET /api/v1/events with Authorization: Basic", &r, 401, "unauthorized");
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     char bad[65];
     memcpy(bad, tok, 65);
     bad[10] = bad[10] == 'a' ? 'b' : 'a';
@@ -215,12 +215,12 @@ static void test_message_bodies(void **state)
     free(cm65);
     /* 4096 bytes is the limit and is accepted; so are 4096 bytes of multibyte UTF-8. */
     int64_t id = 0;
-    CHECK(http_post_message(srv.port, tok, NULL, b4096, NULL, &id) == 201, "body of 4096 bytes: expected 201");
+    CHECK(h_http_post_message(srv.port, tok, NULL, b4096, NULL, &id) == 201, "body of 4096 bytes: expected 201");
     char utf[4097];
     for (int i = 0; i < 1024; i++)
         memcpy(utf + 4 * i, "\xf0\x9f\x98\x80", 4);   /* U+1F600, 4 bytes */
     utf[4096] = '\0';
-    CHECK(http_post_message(srv.port, tok, NULL, utf, NULL, &id) == 201, "body of 1024 four-byte characters: expected 201");
+    CHECK(h_http_post_message(srv.port, tok, NULL, utf, NULL, &id) == 201, "body of 1024 four-byte characters: expected 201");
     free(b4097);
     free(b4096);
     free(big);
@@ -247,12 +247,12 @@ static void test_too_large(void **state)
     /* Exactly 64 KiB of valid JSON is not too large. */
     body[64 * 1024] = '\0';
     int64_t id;
-    struct http_resp r;
-    http_call(srv.port, "POST", "/api/v1/messages", tok, body, 64 * 1024, &r);
+    struct h_http_resp r;
+    h_http_call(srv.port, "POST", "/api/v1/messages", tok, body, 64 * 1024, &r);
     CHECK(r.status == 201, "POST /api/v1/messages with a 64 KiB body (JSON padded with spaces): expected 201, got %d %s",
           r.status, r.body);
     (void)id;
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     free(body);
     END_CHECKS();
 }
@@ -261,10 +261,10 @@ static void test_idempotent_send(void **state)
 {
     (void)state;
     int64_t id1 = 0, id2 = 0;
-    CHECK(http_post_message(srv.port, tok, NULL, "once only", "retry-42", &id1) == 201, "first send: expected 201");
-    CHECK(http_post_message(srv.port, tok, NULL, "once only", "retry-42", &id2) == 201, "repeated send: expected 201");
+    CHECK(h_http_post_message(srv.port, tok, NULL, "once only", "retry-42", &id1) == 201, "first send: expected 201");
+    CHECK(h_http_post_message(srv.port, tok, NULL, "once only", "retry-42", &id2) == 201, "repeated send: expected 201");
     CHECK(id1 == id2, "repeated client_msg_id: expected the first id %lld again, got %lld", (long long)id1, (long long)id2);
-    json_t *ev = http_get_events(srv.port, tok, id1 - 1);
+    json_t *ev = h_http_get_events(srv.port, tok, id1 - 1);
     size_t n = 0;
     for (size_t i = 0; i < json_array_size(ev); i++)
         if (strcmp(json_string_value(json_object_get(json_array_get(ev, i), "body")) ?: "", "once only") == 0)
@@ -312,14 +312,14 @@ static void test_bad_queries(void **state)
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         char path[128];
         snprintf(path, sizeof path, "/api/v1/events%s", good[i]);
-        struct http_resp r;
-        http_call(srv.port, "GET", path, tok, NULL, 0, &r);
+        struct h_http_resp r;
+        h_http_call(srv.port, "GET", path, tok, NULL, 0, &r);
         CHECK(r.status == 200 && json_is_array(json_object_get(r.json, "events")) &&
               json_is_integer(json_object_get(r.json, "next")),
               "GET %s: expected 200 {\"events\":[...],\"next\":N}, got %d %s", path, r.status, r.body);
         if (strstr(good[i], "limit=1") && !strstr(good[i], "limit=10"))
             CHECK(json_array_size(json_object_get(r.json, "events")) <= 1, "GET %s returned more than 1 event", path);
-        http_resp_free(&r);
+        h_http_resp_free(&r);
     }
     END_CHECKS();
 }
@@ -329,7 +329,7 @@ static void test_bad_queries(void **state)
 static void test_long_poll_clamped(void **state)
 {
     (void)state;
-    json_t *ev = http_get_events(srv.port, tok, 0);
+    json_t *ev = h_http_get_events(srv.port, tok, 0);
     int64_t last = 0;
     if (json_array_size(ev))
         last = json_integer_value(json_object_get(json_array_get(ev, json_array_size(ev) - 1), "id"));
@@ -337,8 +337,8 @@ static void test_long_poll_clamped(void **state)
     char path[128];
     snprintf(path, sizeof path, "/api/v1/events?after=%lld&wait=30", (long long)last);
     int64_t t0 = h_now_ms();
-    struct http_resp r;
-    http_call_timeout(srv.port, "GET", path, tok, NULL, 0, &r, 10000);
+    struct h_http_resp r;
+    h_http_call_timeout(srv.port, "GET", path, tok, NULL, 0, &r, 10000);
     int64_t dt = h_now_ms() - t0;
     CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "events")) == 0 &&
           json_is_array(json_object_get(r.json, "events")),
@@ -347,7 +347,7 @@ static void test_long_poll_clamped(void **state)
           "long poll time-out: expected next %lld, got %s", (long long)last, r.body);
     CHECK(dt >= 700 && dt < 5000, "long poll with --long-poll-max-s 1 answered after %lld ms (expected ~1000)",
           (long long)dt);
-    http_resp_free(&r);
+    h_http_resp_free(&r);
 }
 
 static void test_garbage_http(void **state)
@@ -360,17 +360,17 @@ static void test_garbage_http(void **state)
         "POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
-        struct http_resp r;
-        http_request(srv.port, reqs[i], strlen(reqs[i]), &r, 5000);
+        struct h_http_resp r;
+        h_http_request(srv.port, reqs[i], strlen(reqs[i]), &r, 5000);
         /* Any 4xx or a closed connection is fine; a 2xx or 5xx is not. */
         CHECK(r.status == 0 || (r.status >= 400 && r.status < 500),
               "garbage request %zu: expected 4xx or a closed connection, got %d", i, r.status);
-        http_resp_free(&r);
+        h_http_resp_free(&r);
     }
-    struct http_resp r;
-    http_call(srv.port, "GET", "/healthz", NULL, NULL, 0, &r);
+    struct h_http_resp r;
+    h_http_call(srv.port, "GET", "/healthz", NULL, NULL, 0, &r);
     CHECK(r.status == 200, "healthz after garbage requests: got %d", r.status);
-    http_resp_free(&r);
+    h_http_resp_free(&r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -384,7 +384,7 @@ static char *hello_json(const char *token, int64_t after)
 
 static int64_t last_event_id(void)
 {
-    json_t *ev = http_get_events(srv.port, tok, 0);
+    json_t *ev = h_http_get_events(srv.port, tok, 0);
     int64_t last = 0;
     size_t n = json_array_size(ev);
     if (n)
@@ -395,7 +395,7 @@ static int64_t last_event_id(void)
 
 static int ws_close_matches(struct h_ws *w, int want, int64_t deadline, const char *what)
 {
-    int code = ws_wait_close(w, deadline);
+    int code = h_ws_wait_close(w, deadline);
     if (code == want)
         return 1;
     fprintf(stderr, "MISMATCH: WebSocket, %s: expected close code %d, got %s%d\n", what, want,
@@ -406,7 +406,7 @@ static int ws_close_matches(struct h_ws *w, int want, int64_t deadline, const ch
 
 static void expect_ws_close(struct h_ws *w, int want, int64_t deadline, const char *what)
 {
-    int code = ws_wait_close(w, deadline);
+    int code = h_ws_wait_close(w, deadline);
     CHECK(code == want, "WebSocket, %s: expected close code %d, got %s%d", what, want,
           code == -2 ? "time-out " : code == -1 ? "end of stream without a close frame " : "", code);
 }
@@ -414,12 +414,12 @@ static void expect_ws_close(struct h_ws *w, int want, int64_t deadline, const ch
 static void test_ws_no_hello(void **state)
 {
     (void)state;
-    struct h_ws *w = ws_connect(srv.port);
+    struct h_ws *w = h_ws_connect(srv.port);
     int64_t t0 = h_now_ms();
     expect_ws_close(w, 4401, h_deadline(9000), "no hello");
     int64_t dt = h_now_ms() - t0;
     CHECK(dt >= 3000, "WebSocket without hello closed after %lld ms, expected after ~5 s", (long long)dt);
-    ws_free(w);
+    h_ws_free(w);
 }
 
 static void test_ws_bad_hello(void **state)
@@ -431,10 +431,10 @@ static void test_ws_bad_hello(void **state)
     const char *what[] = { "hello with a forged token", "hello without a token", "hello with a number token",
                            "send before hello", "garbage before hello" };
     for (size_t i = 0; i < sizeof firsts / sizeof firsts[0]; i++) {
-        struct h_ws *w = ws_connect(srv.port);
-        ws_send_text(w, firsts[i]);
+        struct h_ws *w = h_ws_connect(srv.port);
+        h_ws_send_text(w, firsts[i]);
         ws_close_matches(w, 4401, h_deadline(8000), what[i]);
-        ws_free(w);
+        h_ws_free(w);
     }
     free(h);
     END_CHECKS();
@@ -444,8 +444,8 @@ static void test_ws_bad_hello(void **state)
  * connection must stay open. */
 static void expect_ws_error(struct h_ws *w, int opcode, const char *payload, size_t len, const char *what)
 {
-    ws_send_frame(w, opcode, 1, payload, len);
-    json_t *e = ws_recv_op(w, "error", h_deadline(5000));
+    h_ws_send_frame(w, opcode, 1, payload, len);
+    json_t *e = h_ws_recv_op(w, "error", h_deadline(5000));
     CHECK(e, "WebSocket, %s: expected an {\"op\":\"error\"} frame%s", what,
           w->closed ? ", the server closed the connection" : "");
     CHECK(json_is_string(json_object_get(e, "code")) && json_is_string(json_object_get(e, "message")),
@@ -460,12 +460,12 @@ static void ws_round_trip(struct h_ws *w, const char *body, const char *cmid)
                           "client_msg_id", cmid);
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    ws_send_text(w, s);
+    h_ws_send_text(w, s);
     free(s);
     int64_t dl = h_deadline(5000);
     json_int_t ack_id = 0, ev_id = 0;
     while (!ack_id || !ev_id) {
-        json_t *f = ws_recv_json(w, dl);
+        json_t *f = h_ws_recv_json(w, dl);
         CHECK(f, "WebSocket: no ack/event for a valid send (\"%s\") after bad input", body);
         const char *op = json_string_value(json_object_get(f, "op"));
         if (op && strcmp(op, "ack") == 0) {
@@ -492,8 +492,8 @@ static void test_ws_garbage_frames(void **state)
 {
     (void)state;
     int64_t after = last_event_id();
-    struct h_ws *w = ws_connect(srv.port);
-    json_t *ready = ws_hello(w, tok, after);
+    struct h_ws *w = h_ws_connect(srv.port);
+    json_t *ready = h_ws_hello(w, tok, after);
     CHECK(strcmp(json_string_value(json_object_get(ready, "user")), "alice") == 0, "ready: user is not alice");
     CHECK(json_integer_value(json_object_get(ready, "long_poll_max_s")) == 1,
           "ready: long_poll_max_s is not the server's --long-poll-max-s 1");
@@ -520,28 +520,28 @@ static void test_ws_garbage_frames(void **state)
     /* A message in three fragments is one message. */
     const char *m = "{\"op\":\"send\",\"body\":\"fragmented\",\"client_msg_id\":\"ws-frag-1\"}";
     size_t n = strlen(m);
-    ws_send_frame(w, WS_TEXT, 0, m, 10);
-    ws_send_frame(w, WS_CONT, 0, m + 10, 20);
-    ws_send_frame(w, WS_CONT, 1, m + 30, n - 30);
-    json_t *ack = ws_recv_op(w, "ack", h_deadline(5000));
+    h_ws_send_frame(w, WS_TEXT, 0, m, 10);
+    h_ws_send_frame(w, WS_CONT, 0, m + 10, 20);
+    h_ws_send_frame(w, WS_CONT, 1, m + 30, n - 30);
+    json_t *ack = h_ws_recv_op(w, "ack", h_deadline(5000));
     CHECK(ack, "WebSocket: no ack for a message sent in three fragments");
     const char *c = json_string_value(json_object_get(ack, "client_msg_id"));
     CHECK(c && strcmp(c, "ws-frag-1") == 0, "WebSocket: fragmented send acked with the wrong client_msg_id");
     json_decref(ack);
     /* A repeated client_msg_id is acked with the first id. */
     ws_round_trip(w, "still works after fragments", "ws-garbage-2");
-    ws_free(w);
+    h_ws_free(w);
 }
 
 static void test_ws_binary_frame(void **state)
 {
     (void)state;
-    struct h_ws *w = ws_connect(srv.port);
-    json_decref(ws_hello(w, tok, last_event_id()));
+    struct h_ws *w = h_ws_connect(srv.port);
+    json_decref(h_ws_hello(w, tok, last_event_id()));
     const char *m = "{\"op\":\"send\",\"body\":\"binary\"}";
-    ws_send_frame(w, WS_BIN, 1, m, strlen(m));
+    h_ws_send_frame(w, WS_BIN, 1, m, strlen(m));
     /* Either an error frame (and the connection still works) or close 1003. */
-    json_t *f = ws_recv_json(w, h_deadline(5000));
+    json_t *f = h_ws_recv_json(w, h_deadline(5000));
     if (f) {
         const char *op = json_string_value(json_object_get(f, "op"));
         CHECK(op && strcmp(op, "error") == 0, "WebSocket binary frame: expected an error frame or close 1003, got op %s",
@@ -552,18 +552,18 @@ static void test_ws_binary_frame(void **state)
         CHECK(w->close_code == 1003, "WebSocket binary frame: expected an error frame or close 1003, got close %d",
               w->close_code);
     }
-    ws_free(w);
+    h_ws_free(w);
 }
 
 static void test_ws_invalid_utf8(void **state)
 {
     (void)state;
-    struct h_ws *w = ws_connect(srv.port);
-    json_decref(ws_hello(w, tok, last_event_id()));
+    struct h_ws *w = h_ws_connect(srv.port);
+    json_decref(h_ws_hello(w, tok, last_event_id()));
     const char m[] = "{\"op\":\"send\",\"body\":\"\xff\xfe\"}";
-    ws_send_frame(w, WS_TEXT, 1, m, sizeof m - 1);
+    h_ws_send_frame(w, WS_TEXT, 1, m, sizeof m - 1);
     expect_ws_close(w, 1007, h_deadline(5000), "text frame with invalid UTF-8");
-    ws_free(w);
+    h_ws_free(w);
 }
 
 static void test_ws_too_big(void **state)
@@ -575,48 +575,48 @@ static void test_ws_too_big(void **state)
     memcpy(m, "{\"op\":\"send\",\"body\":\"big\"}", 26);
 
     /* One frame over 64 KiB. */
-    struct h_ws *w = ws_connect(srv.port);
-    json_decref(ws_hello(w, tok, last_event_id()));
-    ws_send_frame(w, WS_TEXT, 1, m, n);
+    struct h_ws *w = h_ws_connect(srv.port);
+    json_decref(h_ws_hello(w, tok, last_event_id()));
+    h_ws_send_frame(w, WS_TEXT, 1, m, n);
     expect_ws_close(w, 1009, h_deadline(5000), "one frame of 64 KiB + 1");
-    ws_free(w);
+    h_ws_free(w);
 
     /* A message over 64 KiB in fragments of 16 KiB. */
-    w = ws_connect(srv.port);
-    json_decref(ws_hello(w, tok, last_event_id()));
+    w = h_ws_connect(srv.port);
+    json_decref(h_ws_hello(w, tok, last_event_id()));
     size_t off = 0, step = 16 * 1024;
     while (off < n && !w->closed) {
         size_t k = n - off < step ? n - off : step;
-        if (ws_send_frame(w, off ? WS_CONT : WS_TEXT, off + k == n, m + off, k) < 0)
+        if (h_ws_send_frame(w, off ? WS_CONT : WS_TEXT, off + k == n, m + off, k) < 0)
             break;
         off += k;
     }
     expect_ws_close(w, 1009, h_deadline(5000), "fragmented message of 64 KiB + 1");
-    ws_free(w);
+    h_ws_free(w);
 
     /* Exactly 64 KiB is allowed. */
-    w = ws_connect(srv.port);
-    json_decref(ws_hello(w, tok, last_event_id()));
+    w = h_ws_connect(srv.port);
+    json_decref(h_ws_hello(w, tok, last_event_id()));
     const char *h = "{\"op\":\"send\",\"body\":\"exactly 64 KiB\",\"client_msg_id\":\"ws-64k\"}";
     memset(m, ' ', n);
     memcpy(m, h, strlen(h));
-    ws_send_frame(w, WS_TEXT, 1, m, 64 * 1024);
-    json_t *ack = ws_recv_op(w, "ack", h_deadline(5000));
+    h_ws_send_frame(w, WS_TEXT, 1, m, 64 * 1024);
+    json_t *ack = h_ws_recv_op(w, "ack", h_deadline(5000));
     CHECK(ack, "WebSocket: a 64 KiB message (JSON padded with spaces) was not acked (close %d)", w->close_code);
     json_decref(ack);
-    ws_free(w);
+    h_ws_free(w);
     free(m);
 }
 
 static void test_ws_bad_handshake(void **state)
 {
     (void)state;
-    struct http_resp r;
-    struct h_ws *w = ws_connect_raw(srv.port, "Sec-WebSocket-Protocol: bogus.v9\r\n", &r);
+    struct h_http_resp r;
+    struct h_ws *w = h_ws_connect_raw(srv.port, "Sec-WebSocket-Protocol: bogus.v9\r\n", &r);
     CHECK(!w, "WebSocket handshake with subprotocol bogus.v9 was accepted");
     CHECK(r.status == 0 || (r.status >= 400 && r.status < 500),
           "WebSocket handshake with a wrong subprotocol: expected 4xx or a closed connection, got %d", r.status);
-    http_resp_free(&r);
+    h_http_resp_free(&r);
 }
 
 /* After everything above, the server still answers. */
@@ -625,8 +625,8 @@ static void test_still_serving(void **state)
     (void)state;
     test_healthz(state);
     int64_t id = 0;
-    CHECK(http_post_message(srv.port, tok, "general", "the last word", NULL, &id) == 201, "post after bad input: expected 201");
-    json_t *ev = http_get_events(srv.port, tok, id - 1);
+    CHECK(h_http_post_message(srv.port, tok, "general", "the last word", NULL, &id) == 201, "post after bad input: expected 201");
+    json_t *ev = h_http_get_events(srv.port, tok, id - 1);
     CHECK(json_array_size(ev) >= 1, "the message posted after bad input is not in the feed");
     json_t *e = json_array_get(ev, 0);
     CHECK(json_integer_value(json_object_get(e, "id")) == id &&
@@ -634,10 +634,10 @@ static void test_still_serving(void **state)
           strcmp(json_string_value(json_object_get(e, "from")) ?: "", "alice") == 0,
           "the event after bad input is not ours");
     json_decref(ev);
-    struct h_ws *w = ws_connect(srv.port);
-    json_decref(ws_hello(w, tok, id));
+    struct h_ws *w = h_ws_connect(srv.port);
+    json_decref(h_ws_hello(w, tok, id));
     ws_round_trip(w, "and one more over ws", "ws-last");
-    ws_free(w);
+    h_ws_free(w);
     CHECK(!srv.proc->exited, "chatd exited");
 }
 

@@ -28,25 +28,25 @@
 
 /* ---- the server and its users ---------------------------------------- */
 
-struct bank {
+struct bank_fixture {
     struct h_server s;
     char alice[65], bob[65], carol[65];     /* tokens */
 };
 
-static void bank_start(struct bank *b, const char *delay_ms)
+static void bank_start(struct bank_fixture *b, const char *delay_ms)
 {
     const char *extra[] = { "--transfer-delay-ms", delay_ms, NULL };
-    server_start(&b->s, NULL, extra);
+    h_server_start(&b->s, NULL, extra);
     const char *users[] = { "alice", "bob", "carol" };
     char *toks[] = { b->alice, b->bob, b->carol };
     for (int i = 0; i < 3; i++) {
-        CHECK(http_register(b->s.port, users[i], PW) == 201, "register %s: expected 201", users[i]);
-        CHECK(http_login(b->s.port, users[i], PW, toks[i]) == 200, "login %s: expected 200", users[i]);
+        CHECK(h_http_register(b->s.port, users[i], PW) == 201, "register %s: expected 201", users[i]);
+        CHECK(h_http_login(b->s.port, users[i], PW, toks[i]) == 200, "login %s: expected 200", users[i]);
     }
 }
 
 /* Changes the --transfer-delay-ms used by the next (re)start. */
-static void bank_set_delay(struct bank *b, const char *delay_ms)
+static void bank_set_delay(struct bank_fixture *b, const char *delay_ms)
 {
     for (int i = 0; i + 1 < b->s.nextra; i++)
         if (strcmp(b->s.extra[i], "--transfer-delay-ms") == 0)
@@ -56,14 +56,14 @@ static void bank_set_delay(struct bank *b, const char *delay_ms)
 /* GET /api/v1/account: asserts 200 {"user":user,"balance_cents":N}, returns N. */
 static json_int_t http_balance(int port, const char *tok, const char *user)
 {
-    struct http_resp r;
-    http_call(port, "GET", "/api/v1/account", tok, NULL, 0, &r);
+    struct h_http_resp r;
+    h_http_call(port, "GET", "/api/v1/account", tok, NULL, 0, &r);
     json_int_t c = ev_int(r.json, "balance_cents");
     int ok = r.status == 200 && strcmp(ev_str(r.json, "user"), user) == 0 && json_is_integer(json_object_get(r.json, "balance_cents"));
     char body[300];
     snprintf(body, sizeof body, "%s", r.body ? r.body : "");
     int st = r.status;
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     CHECK(ok, "GET /api/v1/account as %s: expected 200 {\"user\":\"%s\",\"balance_cents\":N}, got %d %s",
           user, user, st, body);
     return c;
@@ -87,13 +87,13 @@ static char *transfer_body(const char *to, json_int_t cents, const char *key)
 /* POSTs body; asserts 202 {"transfer_id":N,"status":"pending"}; returns N. */
 static json_int_t post_transfer_ok(int port, const char *tok, const char *body)
 {
-    struct http_resp r;
-    http_call(port, "POST", "/api/v1/transfers", tok, body, -1, &r);
+    struct h_http_resp r;
+    h_http_call(port, "POST", "/api/v1/transfers", tok, body, -1, &r);
     json_int_t id = ev_int(r.json, "transfer_id");
     int ok = r.status == 202 && id > 0 && strcmp(ev_str(r.json, "status"), "pending") == 0;
     char got[300];
     snprintf(got, sizeof got, "%d %s", r.status, r.body ? r.body : "");
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     CHECK(ok, "POST /api/v1/transfers %s: expected 202 {\"transfer_id\":N,\"status\":\"pending\"}, got %s",
           body, got);
     return id;
@@ -116,30 +116,30 @@ static json_t *feed_wait_alert(int port, const char *tok, const char *who, const
         }
         char path[128];
         snprintf(path, sizeof path, "/api/v1/events?after=%lld&wait=1&limit=1000", (long long)after);
-        struct http_resp r;
-        http_call_timeout(port, "GET", path, tok, NULL, 0, &r, 10000);
+        struct h_http_resp r;
+        h_http_call_timeout(port, "GET", path, tok, NULL, 0, &r, 10000);
         json_t *evs = json_object_get(r.json, "events");
         CHECK(r.status == 200 && json_is_array(evs) && json_is_integer(json_object_get(r.json, "next")),
               "GET %s as %s: expected 200 {\"events\":[...],\"next\":N}, got %d %s", path, who, r.status, r.body);
         json_array_extend(all, evs);
         after = ev_int(r.json, "next");
-        http_resp_free(&r);
+        h_http_resp_free(&r);
     }
 }
 
 /* GET /api/v1/transfers/ID; fills r (caller frees). */
-static void get_transfer(int port, const char *tok, json_int_t id, struct http_resp *r)
+static void get_transfer(int port, const char *tok, json_int_t id, struct h_http_resp *r)
 {
     char path[64];
     snprintf(path, sizeof path, "/api/v1/transfers/%lld", (long long)id);
-    http_call(port, "GET", path, tok, NULL, 0, r);
+    h_http_call(port, "GET", path, tok, NULL, 0, r);
 }
 
 /* Asserts the transfer as seen by tok is {id, from, to, amount, status}. */
 static void expect_transfer(int port, const char *tok, const char *who, json_int_t id, const char *from,
                             const char *to, json_int_t cents, const char *status, const char *reason)
 {
-    struct http_resp r;
+    struct h_http_resp r;
     get_transfer(port, tok, id, &r);
     int ok = r.status == 200 && ev_int(r.json, "transfer_id") == id && strcmp(ev_str(r.json, "from"), from) == 0 &&
              strcmp(ev_str(r.json, "to"), to) == 0 && ev_int(r.json, "amount_cents") == cents &&
@@ -147,7 +147,7 @@ static void expect_transfer(int port, const char *tok, const char *who, json_int
              (!reason || strcmp(ev_str(r.json, "reason"), reason) == 0);
     char got[400];
     snprintf(got, sizeof got, "%d %s", r.status, r.body ? r.body : "");
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     CHECK(ok, "GET /api/v1/transfers/%lld as %s: expected 200 with from %s, to %s, amount_cents %lld, "
               "status %s%s%s, got %s", (long long)id, who, from, to, (long long)cents, status,
           reason ? ", reason " : "", reason ? reason : "", got);
@@ -160,10 +160,10 @@ static void expect_transfer(int port, const char *tok, const char *who, json_int
  * answered, which with nothing to deliver takes the whole hold time). Bank
  * commands work from then on, and the feed is replayed from the start, so
  * no alert is missed. */
-static struct h_proc *client_up(struct bank *b, const char *t, const char *user, int64_t dl)
+static struct h_proc *client_up(struct bank_fixture *b, const char *t, const char *user, int64_t dl)
 {
-    struct h_proc *c = client_spawn(&b->s, t, user, PW, NULL);
-    CHECK(client_wait_stderr_match(c, "\"notice\":\"logged in as ", dl), "%s: never logged in",
+    struct h_proc *c = h_client_spawn(&b->s, t, user, PW, NULL);
+    CHECK(h_client_wait_stderr_match(c, "\"notice\":\"logged in as ", dl), "%s: never logged in",
           c->name);
     return c;
 }
@@ -199,7 +199,7 @@ static json_t *client_wait_line(struct h_proc *c, size_t *off, const char *key, 
 static json_int_t client_balance(struct h_proc *c, const char *user, int64_t dl)
 {
     size_t off = c->err.len;
-    client_send_line(c, "/balance");
+    h_client_send_line(c, "/balance");
     for (;;) {
         json_t *n = client_wait_line(c, &off, "notice", NULL, dl);
         json_t *d = json_object_get(n, "data");
@@ -231,7 +231,7 @@ static json_int_t client_transfer(struct h_proc *c, const char *to, const char *
     size_t off = c->err.len;
     char line[128];
     snprintf(line, sizeof line, "/transfer %s %s", to, amount);
-    client_send_line(c, line);
+    h_client_send_line(c, line);
     json_t *n = client_wait_line(c, &off, "notice", "transfer", dl);
     json_t *t = json_object_get(json_object_get(n, "data"), "transfer");
     json_int_t id = ev_int(t, "transfer_id");
@@ -249,9 +249,9 @@ static json_int_t client_transfer(struct h_proc *c, const char *to, const char *
 static json_t *client_wait_alert(struct h_proc *c, const char *kind, json_int_t tid, int64_t dl)
 {
     for (;;) {
-        for (size_t i = 0; i < client_nevents(c); i++)
-            if (is_alert(client_event(c, i), kind, tid))
-                return client_event(c, i);
+        for (size_t i = 0; i < h_client_nevents(c); i++)
+            if (is_alert(h_client_event(c, i), kind, tid))
+                return h_client_event(c, i);
         if (h_now_ms() >= dl || (c->exited && c->out_fd < 0)) {
             print_events(c->name, c->events);
             CHECK(0, "%s: no %s alert for transfer %lld before the deadline%s", c->name, kind,
@@ -263,16 +263,16 @@ static json_t *client_wait_alert(struct h_proc *c, const char *kind, json_int_t 
 
 /* Alice posts a chat message and waits until every client in cs printed
  * it: once it is there, anything the server sent before it is there too. */
-static void barrier(struct bank *b, struct h_proc **cs, int n, const char *text, int64_t dl)
+static void barrier(struct bank_fixture *b, struct h_proc **cs, int n, const char *text, int64_t dl)
 {
     int64_t id = -1;
-    CHECK(http_post_message(b->s.port, b->alice, NULL, text, NULL, &id) == 201,
+    CHECK(h_http_post_message(b->s.port, b->alice, NULL, text, NULL, &id) == 201,
           "POST /api/v1/messages \"%s\": expected 201", text);
     for (int k = 0; k < n; k++) {
         for (;;) {
             int seen = 0;
-            for (size_t i = 0; i < client_nevents(cs[k]) && !seen; i++)
-                seen = ev_int(client_event(cs[k], i), "id") == id;
+            for (size_t i = 0; i < h_client_nevents(cs[k]) && !seen; i++)
+                seen = ev_int(h_client_event(cs[k], i), "id") == id;
             if (seen)
                 break;
             if (h_now_ms() >= dl || (cs[k]->exited && cs[k]->out_fd < 0)) {
@@ -331,7 +331,7 @@ static void check_alert_seq(const char *who, const json_t *events, json_int_t ti
 /* The client's events equal the server's feed for that user. */
 static void check_same_feed(struct h_proc *c, int port, const char *tok)
 {
-    json_t *truth = http_get_events(port, tok, 0);
+    json_t *truth = h_http_get_events(port, tok, 0);
     int same = json_equal(truth, c->events);
     if (!same) {
         print_events("GET /api/v1/events", truth);
@@ -350,7 +350,7 @@ static const char *const RECEIVED[] = { "transfer.received" };
 static void run_transfer(const char *t)
 {
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, FAST);
     int port = b.s.port;
     struct h_proc *alice = client_up(&b, t, "alice", dl);
@@ -370,10 +370,10 @@ static void run_transfer(const char *t)
           count_alerts(alice->events, NULL, -1));
     CHECK(count_alerts(bob->events, NULL, -1) == 1, "%s: expected 1 alert in all, got %zu", bob->name,
           count_alerts(bob->events, NULL, -1));
-    if (count_alerts(carol->events, NULL, -1) || client_nevents(carol) != 1) {
+    if (count_alerts(carol->events, NULL, -1) || h_client_nevents(carol) != 1) {
         print_events(carol->name, carol->events);
         CHECK(0, "%s: expected only the chat message, no alerts (got %zu events, %zu alerts)", carol->name,
-              client_nevents(carol), count_alerts(carol->events, NULL, -1));
+              h_client_nevents(carol), count_alerts(carol->events, NULL, -1));
     }
     check_same_feed(alice, port, b.alice);
     check_same_feed(bob, port, b.bob);
@@ -388,15 +388,15 @@ static void run_transfer(const char *t)
 
     expect_transfer(port, b.alice, "alice", tid, "alice", "bob", 2500, "completed", NULL);
     expect_transfer(port, b.bob, "bob", tid, "alice", "bob", 2500, "completed", NULL);
-    struct http_resp r;
+    struct h_http_resp r;
     get_transfer(port, b.carol, tid, &r);
     int ok = h_check_error("GET /api/v1/transfers/ID as carol (neither party)", &r, 404, "not_found");
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     CHECK(ok, "carol could see alice's transfer to bob (see MISMATCH above)");
 
     for (int i = 0; i < 3; i++)
-        client_quit(all[i], h_deadline(5000));
-    server_stop(&b.s);
+        h_client_quit(all[i], h_deadline(5000));
+    h_server_stop(&b.s);
 }
 
 static void test_transfer_short_poll(void **state) { (void)state; run_transfer("short-poll"); }
@@ -408,7 +408,7 @@ static void test_transfer_websocket(void **state) { (void)state; run_transfer("w
 static void run_idempotency(const char *t)
 {
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, FAST);
     int port = b.s.port;
     struct h_proc *alice = client_up(&b, t, "alice", dl);
@@ -424,8 +424,8 @@ static void run_idempotency(const char *t)
     /* Sixteen at once: all written before any answer is read. */
     enum { N = 16 };
     char *body2 = transfer_body("bob", 1000, "burst-key-16");
-    struct http_resp rs[N];
-    int got = http_call_parallel(port, "POST", "/api/v1/transfers", b.alice, body2, N, rs, 10000);
+    struct h_http_resp rs[N];
+    int got = h_http_call_parallel(port, "POST", "/api/v1/transfers", b.alice, body2, N, rs, 10000);
     json_int_t t2 = -1;
     int bad = 0;
     for (int i = 0; i < N; i++) {
@@ -439,7 +439,7 @@ static void run_idempotency(const char *t)
             t2 = id;
     }
     for (int i = 0; i < N; i++)
-        http_resp_free(&rs[i]);
+        h_http_resp_free(&rs[i]);
     CHECK(got == N && bad == 0, "%d concurrent POST /api/v1/transfers with one key: expected %d x 202 with one "
           "transfer_id, got %d responses, %d not as expected (see above)", N, N, got, bad);
     CHECK(t2 != t1, "a new key got the transfer_id of another key (%lld)", (long long)t1);
@@ -455,12 +455,12 @@ static void run_idempotency(const char *t)
     };
     int mism = 0;
     for (size_t i = 0; i < sizeof reuse / sizeof reuse[0]; i++) {
-        struct http_resp r;
-        http_call(port, "POST", "/api/v1/transfers", b.alice, reuse[i].body, -1, &r);
+        struct h_http_resp r;
+        h_http_call(port, "POST", "/api/v1/transfers", b.alice, reuse[i].body, -1, &r);
         char what[200];
         snprintf(what, sizeof what, "POST /api/v1/transfers %s (%s)", reuse[i].body, reuse[i].what);
         mism += !h_check_error(what, &r, 422, NULL);
-        http_resp_free(&r);
+        h_http_resp_free(&r);
         free(reuse[i].body);
     }
     CHECK(mism == 0, "%d reused-key request(s) not answered 422 (see MISMATCH above)", mism);
@@ -504,9 +504,9 @@ static void run_idempotency(const char *t)
     free(body1);
     free(body2);
     free(body3);
-    client_quit(alice, h_deadline(5000));
-    client_quit(bob, h_deadline(5000));
-    server_stop(&b.s);
+    h_client_quit(alice, h_deadline(5000));
+    h_client_quit(bob, h_deadline(5000));
+    h_server_stop(&b.s);
 }
 
 static void test_idempotency_short_poll(void **state) { (void)state; run_idempotency("short-poll"); }
@@ -518,7 +518,7 @@ static void test_idempotency_websocket(void **state) { (void)state; run_idempote
 static void run_insufficient(const char *t)
 {
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, FAST);
     int port = b.s.port;
     struct h_proc *alice = client_up(&b, t, "alice", dl);
@@ -543,9 +543,9 @@ static void run_insufficient(const char *t)
     check_same_feed(alice, port, b.alice);
     check_same_feed(bob, port, b.bob);
 
-    client_quit(alice, h_deadline(5000));
-    client_quit(bob, h_deadline(5000));
-    server_stop(&b.s);
+    h_client_quit(alice, h_deadline(5000));
+    h_client_quit(bob, h_deadline(5000));
+    h_server_stop(&b.s);
 }
 
 static void test_insufficient_short_poll(void **state) { (void)state; run_insufficient("short-poll"); }
@@ -557,7 +557,7 @@ static void test_balance_to_zero(void **state)
 {
     (void)state;
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, "50");
     int port = b.s.port;
     char *b1 = transfer_body("bob", START_CENTS, "all-of-it");
@@ -575,7 +575,7 @@ static void test_balance_to_zero(void **state)
     expect_balance(port, b.carol, "carol", START_CENTS, "after a failed transfer to her");
     free(b1);
     free(b2);
-    server_stop(&b.s);
+    h_server_stop(&b.s);
 }
 
 /* ---- chatd killed while a transfer is under way -------------------------- */
@@ -583,7 +583,7 @@ static void test_balance_to_zero(void **state)
 static void run_kill_restart(const char *t)
 {
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, "1500");        /* a window to kill it in */
     int port = b.s.port;
     struct h_proc *alice = client_up(&b, t, "alice", dl);
@@ -593,11 +593,11 @@ static void run_kill_restart(const char *t)
     client_wait_alert(alice, "transfer.pending", tid, dl);
     /* It must really be under way when killed. */
     expect_transfer(port, b.alice, "alice", tid, "alice", "bob", 2500, "pending", NULL);
-    server_kill(&b.s);
+    h_server_kill(&b.s);
     /* The same port, so the clients come back by themselves; and a short
      * delay from now on. */
     bank_set_delay(&b, FAST);
-    server_start_same_port(&b.s);
+    h_server_start_same_port(&b.s);
 
     client_wait_alert(alice, "transfer.completed", tid, dl);
     client_wait_alert(bob, "transfer.received", tid, dl);
@@ -605,7 +605,7 @@ static void run_kill_restart(const char *t)
     barrier(&b, both, 2, "after the restart", dl);
     check_alert_seq(alice->name, alice->events, tid, SENDER_OK, 3, 2500, "bob");
     check_alert_seq(bob->name, bob->events, tid, RECEIVED, 1, 2500, "alice");
-    json_t *fa = http_get_events(port, b.alice, 0), *fb = http_get_events(port, b.bob, 0);
+    json_t *fa = h_http_get_events(port, b.alice, 0), *fb = h_http_get_events(port, b.bob, 0);
     check_alert_seq("alice's feed", fa, tid, SENDER_OK, 3, 2500, "bob");
     check_alert_seq("bob's feed", fb, tid, RECEIVED, 1, 2500, "alice");
     json_decref(fa);
@@ -617,9 +617,9 @@ static void run_kill_restart(const char *t)
     expect_balance(port, b.bob, "bob", 102500, "after the restart");
     expect_client_balance(alice, "alice", 97500, dl);
 
-    client_quit(alice, h_deadline(5000));
-    client_quit(bob, h_deadline(5000));
-    server_stop(&b.s);
+    h_client_quit(alice, h_deadline(5000));
+    h_client_quit(bob, h_deadline(5000));
+    h_server_stop(&b.s);
 }
 
 static void test_kill_restart_short_poll(void **state) { (void)state; run_kill_restart("short-poll"); }
@@ -628,11 +628,11 @@ static void test_kill_restart_websocket(void **state) { (void)state; run_kill_re
 
 /* The state after test_kill_processing_and_pending's transfers t1 (alice
  * to bob, 25.00) and t2 (alice to carol, 7.00): each done exactly once. */
-static void check_two_done(struct bank *b, json_int_t t1, json_int_t t2, const char *when)
+static void check_two_done(struct bank_fixture *b, json_int_t t1, json_int_t t2, const char *when)
 {
     int port = b->s.port;
-    json_t *fa = http_get_events(port, b->alice, 0);
-    json_t *fb = http_get_events(port, b->bob, 0), *fc = http_get_events(port, b->carol, 0);
+    json_t *fa = h_http_get_events(port, b->alice, 0);
+    json_t *fb = h_http_get_events(port, b->bob, 0), *fc = h_http_get_events(port, b->carol, 0);
     check_alert_seq("alice's feed", fa, t1, SENDER_OK, 3, 2500, "bob");
     check_alert_seq("alice's feed", fa, t2, SENDER_OK, 3, 700, "carol");
     size_t na = count_alerts(fa, NULL, -1), nb = count_alerts(fb, NULL, -1), nc = count_alerts(fc, NULL, -1);
@@ -661,7 +661,7 @@ static void test_kill_processing_and_pending(void **state)
 {
     (void)state;
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, "1000");        /* a window to kill it in */
     char *b1 = transfer_body("bob", 2500, "kill-1");
     char *b2 = transfer_body("carol", 700, "kill-2");
@@ -671,9 +671,9 @@ static void test_kill_processing_and_pending(void **state)
     json_int_t t2 = post_transfer_ok(b.s.port, b.alice, b2);
     expect_transfer(b.s.port, b.alice, "alice", t1, "alice", "bob", 2500, "processing", NULL);
     expect_transfer(b.s.port, b.alice, "alice", t2, "alice", "carol", 700, "pending", NULL);
-    server_kill(&b.s);
+    h_server_kill(&b.s);
     bank_set_delay(&b, FAST);
-    server_restart(&b.s);          /* after a kill: just a start, on a new port */
+    h_server_restart(&b.s);          /* after a kill: just a start, on a new port */
 
     feed = feed_wait_alert(b.s.port, b.alice, "alice", "transfer.completed", t1, dl);
     json_decref(feed);
@@ -683,12 +683,12 @@ static void test_kill_processing_and_pending(void **state)
 
     /* A clean restart, then a transfer between two new users: once it is
      * done, anything resumed again at this start would be done too. */
-    server_restart(&b.s);
+    h_server_restart(&b.s);
     int port = b.s.port;
     char dave[65], erin[65];
-    CHECK(http_register(port, "dave", PW) == 201 && http_register(port, "erin", PW) == 201,
+    CHECK(h_http_register(port, "dave", PW) == 201 && h_http_register(port, "erin", PW) == 201,
           "register dave and erin: expected 201");
-    CHECK(http_login(port, "dave", PW, dave) == 200 && http_login(port, "erin", PW, erin) == 200,
+    CHECK(h_http_login(port, "dave", PW, dave) == 200 && h_http_login(port, "erin", PW, erin) == 200,
           "login dave and erin: expected 200");
     char *b3 = transfer_body("erin", 1, "after-clean-restart");
     json_int_t t3 = post_transfer_ok(port, dave, b3);
@@ -703,7 +703,7 @@ static void test_kill_processing_and_pending(void **state)
     free(b1);
     free(b2);
     free(b3);
-    server_stop(&b.s);
+    h_server_stop(&b.s);
 }
 
 /* ---- the client refuses bad amounts itself -------------------------------- */
@@ -711,7 +711,7 @@ static void test_kill_processing_and_pending(void **state)
 static void run_client_rejects(const char *t)
 {
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, FAST);
     int port = b.s.port;
     struct h_proc *alice = client_up(&b, t, "alice", dl);
@@ -724,7 +724,7 @@ static void run_client_rejects(const char *t)
     size_t nb = sizeof bad / sizeof bad[0];
     size_t off = alice->err.len;
     for (size_t i = 0; i < nb; i++)
-        client_send_line(alice, bad[i]);
+        h_client_send_line(alice, bad[i]);
     /* /balance after them: its notice comes after their errors. */
     json_int_t bal = client_balance(alice, "alice", dl);
     CHECK(bal == START_CENTS, "%s: /balance after refused transfers: expected %d, got %lld", alice->name,
@@ -758,21 +758,21 @@ static void run_client_rejects(const char *t)
               unreadable, nsent);
     }
     /* Nothing reached the server: no transfer at all, no alert. */
-    struct http_resp r;
+    struct h_http_resp r;
     get_transfer(port, b.alice, 1, &r);
     int none = r.status == 404;
     char got[200];
     snprintf(got, sizeof got, "%d %s", r.status, r.body ? r.body : "");
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     CHECK(none, "GET /api/v1/transfers/1 after only refused commands: expected 404, got %s", got);
-    json_t *feed = http_get_events(port, b.alice, 0);
+    json_t *feed = h_http_get_events(port, b.alice, 0);
     size_t na = count_alerts(feed, NULL, -1);
     json_decref(feed);
     CHECK(na == 0, "alice's feed has %zu alerts after only refused commands", na);
     expect_balance(port, b.alice, "alice", START_CENTS, "after refused commands");
     expect_balance(port, b.bob, "bob", START_CENTS, "after refused commands");
-    client_quit(alice, h_deadline(5000));
-    server_stop(&b.s);
+    h_client_quit(alice, h_deadline(5000));
+    h_server_stop(&b.s);
 }
 
 static void test_client_rejects_short_poll(void **state) { (void)state; run_client_rejects("short-poll"); }
@@ -785,7 +785,7 @@ static void test_invalid_requests(void **state)
 {
     (void)state;
     int64_t dl = h_deadline(TEST_MS);
-    struct bank b;
+    struct bank_fixture b;
     bank_start(&b, "50");
     int port = b.s.port;
     static const struct {
@@ -817,30 +817,30 @@ static void test_invalid_requests(void **state)
     };
     int mism = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct http_resp r;
-        http_call(port, "POST", "/api/v1/transfers", b.alice, cases[i].body, -1, &r);
+        struct h_http_resp r;
+        h_http_call(port, "POST", "/api/v1/transfers", b.alice, cases[i].body, -1, &r);
         char what[300];
         snprintf(what, sizeof what, "POST /api/v1/transfers (%s) %s", cases[i].what, cases[i].body);
         mism += !h_check_error(what, &r, cases[i].status, cases[i].code);
-        http_resp_free(&r);
+        h_http_resp_free(&r);
     }
-    struct http_resp r;
-    http_call(port, "POST", "/api/v1/transfers", NULL,
-              "{\"to\":\"bob\",\"amount_cents\":2500,\"idempotency_key\":\"noauth\"}", -1, &r);
+    struct h_http_resp r;
+    h_http_call(port, "POST", "/api/v1/transfers", NULL,
+                "{\"to\":\"bob\",\"amount_cents\":2500,\"idempotency_key\":\"noauth\"}", -1, &r);
     mism += !h_check_error("POST /api/v1/transfers without a token", &r, 401, "unauthorized");
-    http_resp_free(&r);
-    http_call(port, "GET", "/api/v1/account", NULL, NULL, 0, &r);
+    h_http_resp_free(&r);
+    h_http_call(port, "GET", "/api/v1/account", NULL, NULL, 0, &r);
     mism += !h_check_error("GET /api/v1/account without a token", &r, 401, "unauthorized");
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     static const char *const bad_ids[] = { "/api/v1/transfers/999", "/api/v1/transfers/0",
                                            "/api/v1/transfers/abc", "/api/v1/transfers/-1",
                                            "/api/v1/transfers/" };
     for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
-        http_call(port, "GET", bad_ids[i], b.alice, NULL, 0, &r);
+        h_http_call(port, "GET", bad_ids[i], b.alice, NULL, 0, &r);
         char what[100];
         snprintf(what, sizeof what, "GET %s", bad_ids[i]);
         mism += !h_check_error(what, &r, 404, "not_found");
-        http_resp_free(&r);
+        h_http_resp_free(&r);
     }
     CHECK(mism == 0, "%d invalid request(s) not answered as expected (see MISMATCH lines above)", mism);
 
@@ -853,13 +853,13 @@ static void test_invalid_requests(void **state)
         print_events("alice's feed", feed);
     json_decref(feed);
     CHECK(na == 3, "alice's feed: expected only the 3 alerts of the maximal transfer, got %zu alerts", na);
-    json_t *fb = http_get_events(port, b.bob, 0);
+    json_t *fb = h_http_get_events(port, b.bob, 0);
     size_t nbob = count_alerts(fb, NULL, -1);
     json_decref(fb);
     CHECK(nbob == 0, "bob's feed: %zu alerts after only invalid or failed transfers", nbob);
     expect_balance(port, b.alice, "alice", START_CENTS, "after invalid requests");
     expect_balance(port, b.bob, "bob", START_CENTS, "after invalid requests");
-    server_stop(&b.s);
+    h_server_stop(&b.s);
 }
 
 int main(void)

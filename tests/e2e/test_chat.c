@@ -16,7 +16,7 @@
 /* Waits until c has n events; fails with a listing if not by deadline. */
 static void wait_n(struct h_proc *c, size_t n, int64_t deadline)
 {
-    size_t got = client_wait_events(c, n, deadline);
+    size_t got = h_client_wait_events(c, n, deadline);
     if (got < n) {
         print_events(c->name, c->events);
         CHECK(0, "%s: expected %zu events, got %zu before the deadline%s", c->name, n, got,
@@ -30,10 +30,10 @@ static void check_feed(struct h_proc *c, size_t n,
                        const char *ua, const char *const *a, size_t na,
                        const char *ub, const char *const *b, size_t nb)
 {
-    size_t got = client_nevents(c);
+    size_t got = h_client_nevents(c);
     if (got != n) {
         for (size_t i = 0; i < got; i++) {
-            char *d = h_json_str(client_event(c, i));
+            char *d = h_json_str(h_client_event(c, i));
             fprintf(stderr, "  %s\n", d);
             free(d);
         }
@@ -44,7 +44,7 @@ static void check_feed(struct h_proc *c, size_t n,
     json_int_t last = 0;
     size_t ia = 0, ib = 0;
     for (size_t i = 0; i < n; i++) {
-        json_t *ev = client_event(c, i);
+        json_t *ev = h_client_event(c, i);
         char *d = h_json_str(ev);
         int ok_fields = strcmp(ev_str(ev, "type"), "chat") == 0 &&
                         json_is_integer(json_object_get(ev, "ts")) &&
@@ -100,13 +100,13 @@ static void run_transport(const char *t)
 {
     int64_t dl = h_deadline(TEST_MS);
     struct h_server s;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
 
-    CHECK(http_register(s.port, "bob", PW) == 201, "register bob over HTTP: expected 201");
+    CHECK(h_http_register(s.port, "bob", PW) == 201, "register bob over HTTP: expected 201");
     /* alice creates her account through the client. */
-    struct h_proc *alice = client_spawn(&s, t, "alice", PW, REGISTER);
-    struct h_proc *bob = client_spawn(&s, t, "bob", PW, NULL);
-    struct h_proc *bob2 = client_spawn(&s, t, "bob", PW, NULL);
+    struct h_proc *alice = h_client_spawn(&s, t, "alice", PW, REGISTER);
+    struct h_proc *bob = h_client_spawn(&s, t, "bob", PW, NULL);
+    struct h_proc *bob2 = h_client_spawn(&s, t, "bob", PW, NULL);
     struct h_proc *all[] = { alice, bob, bob2 };
 
     char a[6][64], b[5][64];
@@ -122,21 +122,21 @@ static void run_transport(const char *t)
 
     /* One each way, waiting for delivery: proves all three are connected and
      * live delivery works in both directions. */
-    client_send_line(alice, a[0]);
+    h_client_send_line(alice, a[0]);
     for (int i = 0; i < 3; i++)
         wait_n(all[i], 1, dl);
-    client_send_line(bob, b[0]);
+    h_client_send_line(bob, b[0]);
     for (int i = 0; i < 3; i++)
         wait_n(all[i], 2, dl);
     /* The rest interleaved, without waiting: each sender's order must hold. */
     for (int i = 1; i < 5; i++) {
-        client_send_line(alice, a[i]);
-        client_send_line(bob, b[i]);
+        h_client_send_line(alice, a[i]);
+        h_client_send_line(bob, b[i]);
     }
     for (int i = 0; i < 3; i++)
         wait_n(all[i], 10, dl);
     /* A last message: once it is seen, anything duplicated would be there too. */
-    client_send_line(alice, a[5]);
+    h_client_send_line(alice, a[5]);
     for (int i = 0; i < 3; i++)
         wait_n(all[i], 11, dl);
     for (int i = 0; i < 3; i++)
@@ -146,32 +146,32 @@ static void run_transport(const char *t)
 
     /* The server's own view (alice's feed over HTTP) is the same sequence. */
     char tok[65];
-    CHECK(http_login(s.port, "alice", PW, tok) == 200, "login alice over HTTP: expected 200");
-    json_t *truth = http_get_events(s.port, tok, 0);
+    CHECK(h_http_login(s.port, "alice", PW, tok) == 200, "login alice over HTTP: expected 200");
+    json_t *truth = h_http_get_events(s.port, tok, 0);
     check_same("GET /api/v1/events (alice)", truth, alice->name, alice->events);
     json_int_t max_id = ev_int(json_array_get(truth, json_array_size(truth) - 1), "id");
 
     for (int i = 0; i < 3; i++)
-        client_quit(all[i], h_deadline(5000));
+        h_client_quit(all[i], h_deadline(5000));
 
     /* Restart on the same database; a fresh client sees everything. */
-    server_restart(&s);
-    struct h_proc *fresh = client_spawn(&s, t, "bob", PW, NULL);
+    h_server_restart(&s);
+    struct h_proc *fresh = h_client_spawn(&s, t, "bob", PW, NULL);
     wait_n(fresh, 11, dl);
     check_feed(fresh, 11, "alice", ap, 6, "bob", bp, 5);
     check_same("events before the restart", truth, "a fresh client after it", fresh->events);
     /* New messages after the restart get new, larger ids. */
     char after[64];
     snprintf(after, sizeof after, "bob after the restart over %s", t);
-    client_send_line(fresh, after);
+    h_client_send_line(fresh, after);
     wait_n(fresh, 12, dl);
-    json_t *last = client_event(fresh, 11);
+    json_t *last = h_client_event(fresh, 11);
     CHECK(strcmp(ev_str(last, "body"), after) == 0 && ev_int(last, "id") > max_id,
           "after the restart: expected a new event with id > %lld and body \"%s\"", (long long)max_id, after);
-    CHECK(client_nevents(fresh) == 12, "fresh client: expected 12 events, got %zu", client_nevents(fresh));
-    client_quit(fresh, h_deadline(5000));
+    CHECK(h_client_nevents(fresh) == 12, "fresh client: expected 12 events, got %zu", h_client_nevents(fresh));
+    h_client_quit(fresh, h_deadline(5000));
     json_decref(truth);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 static void test_short_poll(void **state) { (void)state; run_transport("short-poll"); }
@@ -185,31 +185,31 @@ static void test_transports_agree(void **state)
     (void)state;
     int64_t dl = h_deadline(TEST_MS);
     struct h_server s;
-    server_start(&s, NULL, NULL);
-    CHECK(http_register(s.port, "alice", PW) == 201, "register alice: expected 201");
-    CHECK(http_register(s.port, "bob", PW) == 201, "register bob: expected 201");
+    h_server_start(&s, NULL, NULL);
+    CHECK(h_http_register(s.port, "alice", PW) == 201, "register alice: expected 201");
+    CHECK(h_http_register(s.port, "bob", PW) == 201, "register bob: expected 201");
     char tok[65];
-    CHECK(http_login(s.port, "bob", PW, tok) == 200, "login bob: expected 200");
+    CHECK(h_http_login(s.port, "bob", PW, tok) == 200, "login bob: expected 200");
 
     const char *bodies[] = { "history 1", "history 2", "history 3", "live 1 from bob",
                              "live from alice over long-poll", "live 2 from bob", "the end" };
     for (int i = 0; i < 3; i++)
-        CHECK(http_post_message(s.port, tok, NULL, bodies[i], NULL, NULL) == 201, "post %s: expected 201", bodies[i]);
+        CHECK(h_http_post_message(s.port, tok, NULL, bodies[i], NULL, NULL) == 201, "post %s: expected 201", bodies[i]);
 
     const char *ts[] = { "short-poll", "long-poll", "websocket" };
     struct h_proc *c[3];
     for (int i = 0; i < 3; i++)
-        c[i] = client_spawn(&s, ts[i], "alice", PW, NULL);
+        c[i] = h_client_spawn(&s, ts[i], "alice", PW, NULL);
     for (int i = 0; i < 3; i++)
         wait_n(c[i], 3, dl);
-    CHECK(http_post_message(s.port, tok, "general", bodies[3], "live-1", NULL) == 201, "post live 1");
+    CHECK(h_http_post_message(s.port, tok, "general", bodies[3], "live-1", NULL) == 201, "post live 1");
     for (int i = 0; i < 3; i++)
         wait_n(c[i], 4, dl);
-    client_send_line(c[1], bodies[4]);
+    h_client_send_line(c[1], bodies[4]);
     for (int i = 0; i < 3; i++)
         wait_n(c[i], 5, dl);
-    CHECK(http_post_message(s.port, tok, NULL, bodies[5], NULL, NULL) == 201, "post live 2");
-    CHECK(http_post_message(s.port, tok, NULL, bodies[6], NULL, NULL) == 201, "post the end");
+    CHECK(h_http_post_message(s.port, tok, NULL, bodies[5], NULL, NULL) == 201, "post live 2");
+    CHECK(h_http_post_message(s.port, tok, NULL, bodies[6], NULL, NULL) == 201, "post the end");
     for (int i = 0; i < 3; i++)
         wait_n(c[i], 7, dl);
 
@@ -217,32 +217,32 @@ static void test_transports_agree(void **state)
     const char *alice_b[] = { bodies[4] };
     for (int i = 0; i < 3; i++)
         check_feed(c[i], 7, "alice", alice_b, 1, "bob", bob_b, 6);
-    json_t *truth = http_get_events(s.port, tok, 0);
+    json_t *truth = h_http_get_events(s.port, tok, 0);
     for (int i = 0; i < 3; i++)
         check_same("GET /api/v1/events", truth, c[i]->name, c[i]->events);
     json_decref(truth);
     for (int i = 0; i < 3; i++)
-        client_quit(c[i], h_deadline(5000));
-    server_stop(&s);
+        h_client_quit(c[i], h_deadline(5000));
+    h_server_stop(&s);
 }
 
 /* SIGTERM with a WebSocket and a pending long poll attached: chatd exits 0
- * promptly (server_stop allows 10 s). */
+ * promptly (h_server_stop allows 10 s). */
 static void test_shutdown_with_clients(void **state)
 {
     (void)state;
     int64_t dl = h_deadline(TEST_MS);
     struct h_server s;
     const char *extra[] = { "--long-poll-max-s", "25", NULL };
-    server_start(&s, NULL, extra);
-    CHECK(http_register(s.port, "alice", PW) == 201, "register alice: expected 201");
-    struct h_proc *lp = client_spawn(&s, "long-poll", "alice", PW, NULL);
-    struct h_proc *ws = client_spawn(&s, "websocket", "alice", PW, NULL);
-    client_send_line(ws, "hello before shutdown");
+    h_server_start(&s, NULL, extra);
+    CHECK(h_http_register(s.port, "alice", PW) == 201, "register alice: expected 201");
+    struct h_proc *lp = h_client_spawn(&s, "long-poll", "alice", PW, NULL);
+    struct h_proc *ws = h_client_spawn(&s, "websocket", "alice", PW, NULL);
+    h_client_send_line(ws, "hello before shutdown");
     wait_n(lp, 1, dl);
     wait_n(ws, 1, dl);
     int64_t t0 = h_now_ms();
-    server_stop(&s);
+    h_server_stop(&s);
     CHECK(h_now_ms() - t0 < 5000, "chatd took %lld ms to stop with clients attached",
           (long long)(h_now_ms() - t0));
 }
@@ -252,15 +252,15 @@ static void test_wrong_password(void **state)
 {
     (void)state;
     struct h_server s;
-    server_start(&s, NULL, NULL);
-    CHECK(http_register(s.port, "alice", PW) == 201, "register alice: expected 201");
-    struct h_proc *c = client_spawn(&s, "websocket", "alice", "not the password", NULL);
+    h_server_start(&s, NULL, NULL);
+    CHECK(h_http_register(s.port, "alice", PW) == 201, "register alice: expected 201");
+    struct h_proc *c = h_client_spawn(&s, "websocket", "alice", "not the password", NULL);
     int st = 0;
     CHECK(h_proc_wait_exit(c, h_deadline(10000), &st), "client with a wrong password did not exit");
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) != 0, "client with a wrong password: expected a non-zero exit, got status %d", st);
     CHECK(c->err.len > 0, "client with a wrong password said nothing on stderr");
-    CHECK(client_nevents(c) == 0, "client with a wrong password printed events");
-    server_stop(&s);
+    CHECK(h_client_nevents(c) == 0, "client with a wrong password printed events");
+    h_server_stop(&s);
 }
 
 int main(void)

@@ -74,7 +74,7 @@ static json_t *feed_all(int port, const char *token)
     json_t *all = json_array();
     int64_t after = 0;
     for (;;) {
-        json_t *page = http_get_events(port, token, after);
+        json_t *page = h_http_get_events(port, token, after);
         size_t n = json_array_size(page);
         if (n)
             after = ev_int(json_array_get(page, n - 1), "id");
@@ -87,8 +87,8 @@ static json_t *feed_all(int port, const char *token)
 
 static void register_login(int port, const char *user, char *token)
 {
-    CHECK(http_register(port, user, PW) == 201, "register %s: expected 201", user);
-    CHECK(http_login(port, user, PW, token) == 200, "login %s: expected 200", user);
+    CHECK(h_http_register(port, user, PW) == 201, "register %s: expected 201", user);
+    CHECK(h_http_login(port, user, PW, token) == 200, "login %s: expected 200", user);
 }
 
 /* A feed's ids must increase strictly (PROTOCOL.md): says where not. */
@@ -112,9 +112,9 @@ static void check_feed_order(const json_t *feed, const char *what)
  * they first differ (NULL if equal). */
 static const char *id_mismatch(const struct h_proc *c, const json_t *feed, size_t *at, char *why, size_t len)
 {
-    size_t got = client_nevents(c), want = json_array_size(feed);
+    size_t got = h_client_nevents(c), want = json_array_size(feed);
     for (size_t i = 0; i < got || i < want; i++) {
-        json_int_t a = i < got ? ev_int(client_event(c, i), "id") : -1;
+        json_int_t a = i < got ? ev_int(h_client_event(c, i), "id") : -1;
         json_int_t b = i < want ? ev_int(json_array_get(feed, i), "id") : -1;
         if (a == b)
             continue;
@@ -148,16 +148,16 @@ static void catch_up(struct sender *ss, int n, size_t want, int64_t dl, const ch
                      const char *tok)
 {
     for (int i = 0; i < n; i++) {
-        size_t got = client_wait_events(ss[i].c, want, dl);
+        size_t got = h_client_wait_events(ss[i].c, want, dl);
         if (got < want) {
             print_events(ss[i].c->name, ss[i].c->events);
             char path[96];
             snprintf(path, sizeof path, "/api/v1/events?after=%lld&wait=0&limit=100",
-                     got ? (long long)ev_int(client_event(ss[i].c, got - 1), "id") : 0LL);
-            struct http_resp r;
-            http_call(port, "GET", path, tok, NULL, 0, &r);
+                     got ? (long long)ev_int(h_client_event(ss[i].c, got - 1), "id") : 0LL);
+            struct h_http_resp r;
+            h_http_call(port, "GET", path, tok, NULL, 0, &r);
             fprintf(stderr, "GET %s through the balancer: %d %s\n", path, r.status, r.body);
-            http_resp_free(&r);
+            h_http_resp_free(&r);
         }
         CHECK(got >= want, "%s: %zu of %zu events %s%s", ss[i].c->name, got, want, after,
               ss[i].c->exited ? " (it exited)" : "");
@@ -169,7 +169,7 @@ static void failover(const char *transport)
     need_pg();
     static const char *const extra[] = { "--login-rate", "1000", NULL };
     struct h_cluster c;
-    cluster_start(&c, 2, extra);
+    h_cluster_start(&c, 2, extra);
     char alice[65], bob[65];
     register_login(c.front.port, "alice", alice);
     register_login(c.front.port, "bob", bob);
@@ -177,25 +177,25 @@ static void failover(const char *transport)
     struct sender ss[2] = { { .user = "alice" }, { .user = "bob" } };
     for (int i = 0; i < 2; i++) {
         snprintf(ss[i].tag, sizeof ss[i].tag, "%s over %s", ss[i].user, transport);
-        ss[i].c = client_spawn(&c.front, transport, ss[i].user, PW, NULL);
+        ss[i].c = h_client_spawn(&c.front, transport, ss[i].user, PW, NULL);
     }
-    CHECK(http_post_message(c.front.port, alice, NULL, "start", NULL, NULL) == 201, "post start");
+    CHECK(h_http_post_message(c.front.port, alice, NULL, "start", NULL, NULL) == 201, "post start");
     catch_up(ss, 2, 1, h_deadline(10000), "within 10 s of the start (both instances up)", c.front.port, alice);
     send_for(ss, 2, 400, SEND_EVERY_MS);
     catch_up(ss, 2, 1 + total_sent(ss, 2), h_deadline(10000), "before any kill", c.front.port, alice);
 
     int first = -1;
     for (int round = 0; round < 2; round++) {
-        int victim = round == 0 ? cluster_busiest(&c) : 1 - first;
+        int victim = round == 0 ? h_cluster_busiest(&c) : 1 - first;
         if (victim < 0)
             victim = 0;
         if (round == 0)
             first = victim;
         int sess[2] = { 0, 0 };
         for (int i = 0; i < 2; i++)
-            haproxy_backend(&c.lb, i, &sess[i]);
+            h_haproxy_backend(&c.lb, i, &sess[i]);
         size_t mark[2] = { ss[0].c->err.len, ss[1].c->err.len };
-        cluster_kill(&c, victim);
+        h_cluster_kill(&c, victim);
         int64_t t_kill = h_now_ms();
         send_for(ss, 2, 600, SEND_EVERY_MS);              /* typed while they reconnect */
         catch_up(ss, 2, 1 + total_sent(ss, 2), h_deadline(CONVERGE_MS), "after the kill", c.front.port, alice);
@@ -205,7 +205,7 @@ static void failover(const char *transport)
                 (long long)(t_back - t_kill), err_has_from(ss[0].c, mark[0], "\"reconnecting\"") ? "yes" : "no",
                 err_has_from(ss[1].c, mark[1], "\"reconnecting\"") ? "yes" : "no");
         if (round == 0) {
-            cluster_revive(&c, victim);
+            h_cluster_revive(&c, victim);
             send_for(ss, 2, 300, SEND_EVERY_MS);
             catch_up(ss, 2, 1 + total_sent(ss, 2), h_deadline(CONVERGE_MS), "after the restart", c.front.port, alice);
         }
@@ -225,8 +225,8 @@ static void failover(const char *transport)
     fprintf(stderr, "    %s: %d + %d lines across two kills\n", transport, ss[0].sent, ss[1].sent);
     json_decref(feed);
     for (int i = 0; i < 2; i++)
-        client_quit(ss[i].c, h_deadline(8000));
-    cluster_stop(&c);
+        h_client_quit(ss[i].c, h_deadline(8000));
+    h_cluster_stop(&c);
 }
 
 static void test_failover_short_poll(void **state)
@@ -264,7 +264,7 @@ static void test_no_gap_concurrent_writers(void **state)
     static const char *const extra[] = { "--msg-rate", "100000", "--login-rate", "1000",
                                          "--max-connections-per-ip", "100000", NULL };
     struct h_cluster c;
-    cluster_start(&c, 2, extra);
+    h_cluster_start(&c, 2, extra);
     char reader[65], wtok[GAP_WRITERS][65];
     register_login(c.inst[0].port, "reader", reader);
     for (int w = 0; w < GAP_WRITERS; w++) {
@@ -282,16 +282,16 @@ static void test_no_gap_concurrent_writers(void **state)
     };
     struct h_proc *r[GAP_READERS];
     for (int i = 0; i < GAP_READERS; i++)
-        r[i] = client_spawn(rd[i].s, rd[i].t, "reader", PW, NULL);
-    CHECK(http_post_message(c.inst[0].port, reader, NULL, "ready on 0", NULL, NULL) == 201, "post");
-    CHECK(http_post_message(c.inst[1].port, reader, NULL, "ready on 1", NULL, NULL) == 201, "post");
+        r[i] = h_client_spawn(rd[i].s, rd[i].t, "reader", PW, NULL);
+    CHECK(h_http_post_message(c.inst[0].port, reader, NULL, "ready on 0", NULL, NULL) == 201, "post");
+    CHECK(h_http_post_message(c.inst[1].port, reader, NULL, "ready on 1", NULL, NULL) == 201, "post");
     int64_t dl = h_deadline(10000);
     for (int i = 0; i < GAP_READERS; i++)
-        CHECK(client_wait_events(r[i], 2, dl) == 2, "reader %d (%s on %s) did not show both instances' first "
+        CHECK(h_client_wait_events(r[i], 2, dl) == 2, "reader %d (%s on %s) did not show both instances' first "
               "message within 10 s", i, rd[i].t, rd[i].s->url);
 
     static struct h_req reqs[GAP_BURST];
-    static struct http_resp resp[GAP_BURST];
+    static struct h_http_resp resp[GAP_BURST];
     static char bodies[GAP_BURST][96];
     int posted = 0;
     int64_t t0 = h_now_ms();
@@ -302,12 +302,12 @@ static void test_no_gap_concurrent_writers(void **state)
             reqs[k] = (struct h_req){ c.inst[k % 2].port, "POST", "/api/v1/messages", wtok[k % GAP_WRITERS],
                                       bodies[k] };
         }
-        int got = http_call_many(reqs, GAP_BURST, resp, 20000);
+        int got = h_http_call_many(reqs, GAP_BURST, resp, 20000);
         for (int k = 0; k < GAP_BURST; k++) {
             int st = resp[k].status;
             char b[200];
             snprintf(b, sizeof b, "%s", resp[k].body ? resp[k].body : "");
-            http_resp_free(&resp[k]);
+            h_http_resp_free(&resp[k]);
             CHECK(st == 201, "round %d, message %d to instance %d: expected 201, got %d %s (%d answers)", round,
                   k, k % 2, st, b, got);
         }
@@ -319,7 +319,7 @@ static void test_no_gap_concurrent_writers(void **state)
 
     dl = h_deadline(CONVERGE_MS);
     for (int i = 0; i < GAP_READERS; i++)
-        client_wait_events(r[i], total, dl);
+        h_client_wait_events(r[i], total, dl);
     h_pump(100);                           /* anything extra would show up now */
     json_t *f0 = feed_all(c.inst[0].port, reader), *f1 = feed_all(c.inst[1].port, reader);
     check_feed_order(f0, "instance 0's feed");
@@ -349,8 +349,8 @@ static void test_no_gap_concurrent_writers(void **state)
     json_decref(f0);
     json_decref(f1);
     for (int i = 0; i < GAP_READERS; i++)
-        client_quit(r[i], h_deadline(8000));
-    cluster_stop(&c);
+        h_client_quit(r[i], h_deadline(8000));
+    h_cluster_stop(&c);
     took("no gap under concurrent writers");
 }
 
@@ -382,21 +382,21 @@ static void post_xfers(struct xfer *xs, const int *idx, const int *ports, int n,
                        const char *const *users, int allow_lost, const char *what)
 {
     struct h_req *reqs = calloc((size_t)n, sizeof *reqs);
-    struct http_resp *resp = calloc((size_t)n, sizeof *resp);
+    struct h_http_resp *resp = calloc((size_t)n, sizeof *resp);
     char **bodies = calloc((size_t)n, sizeof *bodies);
     for (int k = 0; k < n; k++) {
         struct xfer *x = &xs[idx[k]];
         bodies[k] = xfer_body(x, users);
         reqs[k] = (struct h_req){ ports[k], "POST", "/api/v1/transfers", tok[x->from], bodies[k] };
     }
-    http_call_many(reqs, n, resp, 20000);
+    h_http_call_many(reqs, n, resp, 20000);
     for (int k = 0; k < n; k++) {
         struct xfer *x = &xs[idx[k]];
         int st = resp[k].status;
         json_int_t id = ev_int(resp[k].json, "transfer_id");
         char b[200];
         snprintf(b, sizeof b, "%s", resp[k].body ? resp[k].body : "");
-        http_resp_free(&resp[k]);
+        h_http_resp_free(&resp[k]);
         free(bodies[k]);
         if (st == 0 && allow_lost)
             continue;
@@ -419,7 +419,7 @@ static void test_transfer_storm_with_kill(void **state)
                                          "--max-connections-per-ip", "100000", NULL };
     static const char *const users[NU] = { "u0", "u1", "u2", "u3", "u4", "u5" };
     struct h_cluster c;
-    cluster_start(&c, 2, extra);
+    h_cluster_start(&c, 2, extra);
     char tok[NU][65];
     for (int u = 0; u < NU; u++)
         register_login(c.inst[u % 2].port, users[u], tok[u]);
@@ -451,7 +451,7 @@ static void test_transfer_storm_with_kill(void **state)
     }
     post_xfers(xs, idx, ports, m, tok, users, 0, "retried on the other instance");
     /* 3. instance 1 dies with its transfers pending or processing */
-    cluster_kill(&c, 1);
+    h_cluster_kill(&c, 1);
     int64_t t_kill = h_now_ms();
     /* 4. the second half through the balancer and straight to the survivor,
      *    and every transfer instance 1 took retried through the balancer */
@@ -490,11 +490,11 @@ static void test_transfer_storm_with_kill(void **state)
             }
             char path[64];
             snprintf(path, sizeof path, "/api/v1/transfers/%" JSON_INTEGER_FORMAT, xs[i].id);
-            struct http_resp r;
-            http_call(c.front.port, "GET", path, tok[xs[i].from], NULL, 0, &r);
+            struct h_http_resp r;
+            h_http_call(c.front.port, "GET", path, tok[xs[i].from], NULL, 0, &r);
             CHECK(r.status == 200, "GET %s: expected 200, got %d %s", path, r.status, r.body);
             snprintf(xs[i].status, sizeof xs[i].status, "%s", ev_str(r.json, "status"));
-            http_resp_free(&r);
+            h_http_resp_free(&r);
         }
         if (done < NT) {
             if (h_now_ms() >= dl) {
@@ -521,11 +521,11 @@ static void test_transfer_storm_with_kill(void **state)
             completed++;
         }
     for (int u = 0; u < NU; u++) {
-        struct http_resp r;
-        http_call(c.front.port, "GET", "/api/v1/account", tok[u], NULL, 0, &r);
+        struct h_http_resp r;
+        h_http_call(c.front.port, "GET", "/api/v1/account", tok[u], NULL, 0, &r);
         json_int_t bal = ev_int(r.json, "balance_cents");
         int st = r.status;
-        http_resp_free(&r);
+        h_http_resp_free(&r);
         CHECK(st == 200, "GET /api/v1/account as %s: %d", users[u], st);
         CHECK(bal >= 0, "%s has a negative balance: %" JSON_INTEGER_FORMAT, users[u], bal);
         CHECK(bal == want[u], "%s has %" JSON_INTEGER_FORMAT " cents; the completed transfers say %"
@@ -560,7 +560,7 @@ static void test_transfer_storm_with_kill(void **state)
         json_decref(feeds[u]);
     fprintf(stderr, "    %d transfers (%d completed, %d failed), instance 1 killed mid-storm; all finished %lld ms "
             "after the kill\n", NT, completed, NT - completed, (long long)(t_done - t_kill));
-    cluster_stop(&c);
+    h_cluster_stop(&c);
     took("transfer storm with a kill");
 }
 

@@ -39,7 +39,7 @@ static void send_window(struct h_ws *w, int first, int n)
         snprintf(cmid, sizeof cmid, "d%d", i);
         json_t *o = json_pack("{s:s,s:s,s:s}", "op", "send", "body", body, "client_msg_id", cmid);
         char *text = json_dumps(o, JSON_COMPACT);
-        CHECK(ws_send_text(w, text) == 0, "send %d: the server closed the connection", i);
+        CHECK(h_ws_send_text(w, text) == 0, "send %d: the server closed the connection", i);
         free(text);
         json_decref(o);
         free(body);
@@ -47,7 +47,7 @@ static void send_window(struct h_ws *w, int first, int n)
     int acks = 0;
     int64_t deadline = h_deadline(30000);
     while (acks < n) {
-        json_t *m = ws_recv_json(w, deadline);
+        json_t *m = h_ws_recv_json(w, deadline);
         CHECK(m, "%d of %d acks, then nothing (close %d)", acks, n, w->close_code);
         const char *op = json_string_value(json_object_get(m, "op"));
         acks += op && !strcmp(op, "ack");
@@ -68,7 +68,7 @@ static void expect_events(struct h_ws *w, int n, const char *what)
 {
     int64_t last = 0, deadline = h_deadline(30000);
     for (int i = 0; i < n; i++) {
-        json_t *m = ws_recv_op(w, "event", deadline);
+        json_t *m = h_ws_recv_op(w, "event", deadline);
         CHECK(m, "%s: event %d of %d did not come (close %d)", what, i, n, w->close_code);
         json_t *ev = json_object_get(m, "event");
         int64_t id = json_integer_value(json_object_get(ev, "id"));
@@ -92,17 +92,17 @@ static void test_websocket_backlog_from_memory(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--msg-rate", "100000", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
-    struct h_ws *reader = ws_connect(s.port), *sender = ws_connect(s.port);
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
+    struct h_ws *reader = h_ws_connect(s.port), *sender = h_ws_connect(s.port);
     int small = 65536;          /* well below the backlog: the server's writes fill it */
     setsockopt(reader->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    json_decref(ws_hello(reader, tok, 0));
-    json_decref(ws_hello(sender, tok, 0));
+    json_decref(h_ws_hello(reader, tok, 0));
+    json_decref(h_ws_hello(sender, tok, 0));
     send_pipelined(sender, N);
     expect_events(reader, N, "a reader that fell behind");
-    ws_free(sender);
-    ws_free(reader);
-    server_stop(&s);
+    h_ws_free(sender);
+    h_ws_free(reader);
+    h_server_stop(&s);
 }
 
 /* More events than the server keeps in memory (4,096): a new subscriber
@@ -115,16 +115,16 @@ static void test_websocket_backlog_from_store(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--msg-rate", "100000", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
-    struct h_ws *sender = ws_connect(s.port);
-    json_decref(ws_hello(sender, tok, 0));
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
+    struct h_ws *sender = h_ws_connect(s.port);
+    json_decref(h_ws_hello(sender, tok, 0));
     send_pipelined(sender, N);
-    struct h_ws *late = ws_connect(s.port);
-    json_decref(ws_hello(late, tok, 0));
+    struct h_ws *late = h_ws_connect(s.port);
+    json_decref(h_ws_hello(late, tok, 0));
     expect_events(late, N, "a subscriber from the start");
-    ws_free(late);
-    ws_free(sender);
-    server_stop(&s);
+    h_ws_free(late);
+    h_ws_free(sender);
+    h_server_stop(&s);
 }
 
 /* chatd pings a quiet WebSocket every --heartbeat-s and hangs up after
@@ -136,26 +136,26 @@ static void test_answering_peer_kept(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--heartbeat-s", "2", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
-    struct h_ws *w = ws_connect(s.port);
-    json_decref(ws_hello(w, tok, 0));
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
+    struct h_ws *w = h_ws_connect(s.port);
+    json_decref(h_ws_hello(w, tok, 0));
     int64_t until = h_now_ms() + 2 * 2000 + 1500;   /* past the hang-up, had it not answered */
     while (h_now_ms() < until) {
         int op, fin;
         char *payload = NULL;
         size_t len;
-        int got = ws_recv_frame(w, h_now_ms() + 100, &op, &fin, &payload, &len);
+        int got = h_ws_recv_frame(w, h_now_ms() + 100, &op, &fin, &payload, &len);
         if (got == 1)
             free(payload);
         CHECK(got == 0, "a quiet WebSocket that answers pings got a frame or was closed "
               "(close %d)", w->close_code);
     }
-    CHECK(http_post_message(s.port, tok, NULL, "still there?", NULL, NULL) == 201, "post");
-    json_t *ev = ws_recv_op(w, "event", h_deadline(5000));
+    CHECK(h_http_post_message(s.port, tok, NULL, "still there?", NULL, NULL) == 201, "post");
+    json_t *ev = h_ws_recv_op(w, "event", h_deadline(5000));
     CHECK(ev, "the WebSocket that answered every ping was dropped (close %d)", w->close_code);
     json_decref(ev);
-    ws_free(w);
-    server_stop(&s);
+    h_ws_free(w);
+    h_server_stop(&s);
 }
 
 /* Reads one response on fd (head, then content-length bytes) into buf;
@@ -200,8 +200,8 @@ static void test_http_keep_alive_and_close(void **state)
     (void)state;
     struct h_server s;
     char tok[65], req[512], buf[8192];
-    server_start_with_user(&s, NULL, "alice", PW, tok);
-    CHECK(http_post_message(s.port, tok, NULL, "one event", NULL, NULL) == 201, "post");
+    h_server_start_with_user(&s, NULL, "alice", PW, tok);
+    CHECK(h_http_post_message(s.port, tok, NULL, "one event", NULL, NULL) == 201, "post");
     int fd = h_tcp_connect(s.port);
     CHECK(fd >= 0, "connect");
     snprintf(req, sizeof req, "GET /api/v1/events?after=0&wait=0 HTTP/1.1\r\nHost: x\r\n"
@@ -220,7 +220,7 @@ static void test_http_keep_alive_and_close(void **state)
     CHECK(n > 0 && strstr(buf, "one event"), "Connection: close: the answer was cut short");
     CHECK(peer_closed(fd, h_deadline(5000)), "Connection: close: the connection stayed open");
     close(fd);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* An answer larger than one write (16 KiB): a long poll that finds 30
@@ -232,13 +232,13 @@ static void test_large_poll_answer(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--msg-rate", "100000", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
     for (int i = 0; i < N; i++) {
         char *body = body_of(4 * i);            /* all large */
-        CHECK(http_post_message(s.port, tok, NULL, body, NULL, NULL) == 201, "post %d", i);
+        CHECK(h_http_post_message(s.port, tok, NULL, body, NULL, NULL) == 201, "post %d", i);
         free(body);
     }
-    json_t *events = http_get_events(s.port, tok, 0);
+    json_t *events = h_http_get_events(s.port, tok, 0);
     CHECK(json_array_size(events) == N, "%zu of %d events in one answer", json_array_size(events), N);
     for (int i = 0; i < N; i++) {
         const char *body = json_string_value(
@@ -248,7 +248,7 @@ static void test_large_poll_answer(void **state)
         free(want);
     }
     json_decref(events);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 int main(void)

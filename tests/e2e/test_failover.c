@@ -73,7 +73,7 @@ static int unused_port(void)
     return ntohs(a.sin_port);
 }
 
-/* Two URLs for --server, in s->url (what client_spawn passes). */
+/* Two URLs for --server, in s->url (what h_client_spawn passes). */
 static void set_url_list(struct h_server *s, const char *first, const char *second)
 {
     char buf[256];
@@ -143,7 +143,7 @@ static void wait_lines(struct h_proc *c, size_t off, const char *key, const char
 
 static void post(const struct h_server *s, const char *token, const char *body)
 {
-    CHECK(http_post_message(s->port, token, NULL, body, NULL, NULL) == 201, "post \"%s\"", body);
+    CHECK(h_http_post_message(s->port, token, NULL, body, NULL, NULL) == 201, "post \"%s\"", body);
 }
 
 /* Every sender's lines acknowledged and stored once, and each client shows
@@ -154,7 +154,7 @@ static void check_converged(const struct h_server *s, const char *token, struct 
     int64_t dl = h_deadline(CONVERGE_MS);
     for (int i = 0; i < n; i++)
         wait_acks(ss[i].c, (size_t)ss[i].sent, dl);
-    json_t *feed = http_get_events(s->port, token, 0);
+    json_t *feed = h_http_get_events(s->port, token, 0);
     if (json_array_size(feed) != feed_len)
         print_events("server feed", feed);
     CHECK(json_array_size(feed) == feed_len, "the server's feed has %zu events, expected %zu",
@@ -172,18 +172,18 @@ static void test_auto_falls_back_to_long_poll(void **state)
 {
     (void)state;
     struct h_server s;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     static const char *const users[] = { "alice", "bob", NULL };
     register_users(&s, users);
     char bob[65];
-    CHECK(http_login(s.port, "bob", PW, bob) == 200, "login bob");
+    CHECK(h_http_login(s.port, "bob", PW, bob) == 200, "login bob");
     g_relay = relay_start(s.port);
     relay_refuse_upgrades(g_relay, RELAY_UPGRADES_403);
     struct h_server via = s;
     snprintf(via.url, sizeof via.url, "%s", relay_url(g_relay));
     static const char *const extra[] = { "--ws-retry-s", WS_RETRY_S, NULL };
     struct sender a = { .user = "alice", .tag = "alice through the proxy" };
-    a.c = client_spawn(&via, "auto", "alice", PW, extra);
+    a.c = h_client_spawn(&via, "auto", "alice", PW, extra);
 
     wait_state(a.c, 0, (struct want_state){ "connected", "long-poll", via.url, 1 }, 10000,
                "auto behind a proxy refusing upgrades");
@@ -197,8 +197,8 @@ static void test_auto_falls_back_to_long_poll(void **state)
         send_next(&a);
         send_next(&a);
         size_t want = (size_t)(posted + a.sent);
-        CHECK(client_wait_events(a.c, want, h_deadline(10000)) >= want, "round %d: %zu of %zu events",
-              round, client_nevents(a.c), want);
+        CHECK(h_client_wait_events(a.c, want, h_deadline(10000)) >= want, "round %d: %zu of %zu events",
+              round, h_client_nevents(a.c), want);
         wait_lines(a.c, 0, "notice", "trying websocket again", round, 10000);
     }
     wait_lines(a.c, 0, "notice", "websocket refused", 3, 10000);
@@ -228,10 +228,10 @@ static void test_auto_falls_back_to_long_poll(void **state)
     send_next(&a);
     check_converged(&s, bob, &a, 1, (size_t)(posted + a.sent));
     fprintf(stderr, "    %ld upgrades refused, %d + %d messages\n", st.refused, posted, a.sent);
-    client_quit(a.c, h_deadline(8000));
+    h_client_quit(a.c, h_deadline(8000));
     CHECK(strstr(a.c->err.data, "{\"stats\":{\"transport\":\"websocket\""),
           "the stats line does not name the websocket transport");
-    server_stop(&s);
+    h_server_stop(&s);
     took("auto falls back to long-poll and back");
 }
 
@@ -241,13 +241,13 @@ static void test_auto_direct_uses_websocket(void **state)
 {
     (void)state;
     struct h_server s;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     static const char *const users[] = { "alice", "bob", NULL };
     register_users(&s, users);
     char bob[65];
-    CHECK(http_login(s.port, "bob", PW, bob) == 200, "login bob");
+    CHECK(h_http_login(s.port, "bob", PW, bob) == 200, "login bob");
     struct sender a = { .user = "alice", .tag = "alice direct" };
-    a.c = client_spawn(&s, "auto", "alice", PW, NULL);
+    a.c = h_client_spawn(&s, "auto", "alice", PW, NULL);
     wait_state(a.c, 0, (struct want_state){ "connected", "websocket", s.url, 1 }, 10000, "auto, no proxy");
     post(&s, bob, "bob #1");
     send_next(&a);
@@ -255,8 +255,8 @@ static void test_auto_direct_uses_websocket(void **state)
     CHECK(count_lines(a.c, 0, "notice", "refused") == 0, "a refusal was reported without a proxy");
     CHECK(!each_err_line(a.c, 0, state_matches, &(struct want_state){ "connected", "long-poll", NULL, -1 }),
           "auto used long-poll without a reason");
-    client_quit(a.c, h_deadline(8000));
-    server_stop(&s);
+    h_client_quit(a.c, h_deadline(8000));
+    h_server_stop(&s);
     took("auto uses websocket");
 }
 
@@ -266,11 +266,11 @@ static void test_first_url_unreachable(void **state)
 {
     (void)state;
     struct h_server s;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     static const char *const users[] = { "alice", "bob", NULL };
     register_users(&s, users);
     char bob[65];
-    CHECK(http_login(s.port, "bob", PW, bob) == 200, "login bob");
+    CHECK(h_http_login(s.port, "bob", PW, bob) == 200, "login bob");
     struct h_server two = s;
     char dead[64];
     snprintf(dead, sizeof dead, "http://127.0.0.1:%d", unused_port());
@@ -280,7 +280,7 @@ static void test_first_url_unreachable(void **state)
     for (int i = 0; i < 2; i++) {
         ss[i] = (struct sender){ .user = users[i] };
         snprintf(ss[i].tag, sizeof ss[i].tag, "%s over %s", users[i], transports[i]);
-        ss[i].c = client_spawn(&two, transports[i], users[i], PW, NULL);
+        ss[i].c = h_client_spawn(&two, transports[i], users[i], PW, NULL);
     }
     for (int i = 0; i < 2; i++)
         wait_state(ss[i].c, 0, (struct want_state){ "connected", transports[i], s.url, 0 }, 10000,
@@ -293,8 +293,8 @@ static void test_first_url_unreachable(void **state)
     post(&s, bob, "bob #1");
     check_converged(&s, bob, ss, 2, 3);
     for (int i = 0; i < 2; i++)
-        client_quit(ss[i].c, h_deadline(8000));
-    server_stop(&s);
+        h_client_quit(ss[i].c, h_deadline(8000));
+    h_server_stop(&s);
     took("first URL unreachable");
 }
 
@@ -304,11 +304,11 @@ static void test_failover_to_second_server(void **state)
 {
     (void)state;
     struct h_server a;
-    server_start(&a, NULL, NULL);
+    h_server_start(&a, NULL, NULL);
     static const char *const users[] = { "alice", "bob", "carol", NULL };
     register_users(&a, users);
     char carol[65];
-    CHECK(http_login(a.port, "carol", PW, carol) == 200, "login carol");
+    CHECK(h_http_login(a.port, "carol", PW, carol) == 200, "login carol");
     int b_port = unused_port();
     struct h_server list = a;
     char b_url[64];
@@ -319,7 +319,7 @@ static void test_failover_to_second_server(void **state)
     for (int i = 0; i < 2; i++) {
         ss[i] = (struct sender){ .user = users[i] };
         snprintf(ss[i].tag, sizeof ss[i].tag, "%s over %s", users[i], transports[i]);
-        ss[i].c = client_spawn(&list, transports[i], users[i], PW, NULL);
+        ss[i].c = h_client_spawn(&list, transports[i], users[i], PW, NULL);
     }
     int posted = 0;
     post(&a, carol, "carol #1");
@@ -334,7 +334,7 @@ static void test_failover_to_second_server(void **state)
     size_t mark[2];
     for (int i = 0; i < 2; i++)
         mark[i] = ss[i].c->err.len;
-    server_kill(&a);                              /* SIGKILL */
+    h_server_kill(&a);                              /* SIGKILL */
     for (int i = 0; i < 2; i++) {
         send_next(&ss[i]);                        /* typed while no server is up */
         send_next(&ss[i]);
@@ -348,7 +348,7 @@ static void test_failover_to_second_server(void **state)
     struct h_server b = a;                        /* same database file, B's port */
     b.proc = NULL;
     b.port = b_port;
-    server_start_same_port(&b);
+    h_server_start_same_port(&b);
     CHECK(strcmp(b.url, b_url) == 0, "B listens on %s, not on %s", b.url, b_url);
     post(&b, carol, "carol #2 on B");             /* carol's session lives in the database */
     posted++;
@@ -360,8 +360,8 @@ static void test_failover_to_second_server(void **state)
     check_converged(&b, carol, ss, 2, (size_t)(posted + ss[0].sent + ss[1].sent));
     fprintf(stderr, "    %d + %d lines typed, 2 of each while no server was up\n", ss[0].sent, ss[1].sent);
     for (int i = 0; i < 2; i++)
-        client_quit(ss[i].c, h_deadline(8000));
-    server_stop(&b);
+        h_client_quit(ss[i].c, h_deadline(8000));
+    h_server_stop(&b);
     took("failover from A to B");
 }
 

@@ -15,7 +15,7 @@
 
 #define PW "hostile test password"
 
-/* A server entry for client_spawn: only the URL is used. */
+/* A server entry for h_client_spawn: only the URL is used. */
 static struct h_server as_server(const struct hostile *h)
 {
     struct h_server s;
@@ -83,7 +83,7 @@ static void test_login_chunk_size_is_refused(void **state)
         struct hostile_script sc = { .login = HOSTILE_HTTP_CHUNKED, .chunk_size = sizes[i] };
         h[i] = hostile_start(&sc);
         s[i] = as_server(h[i]);
-        c[i] = client_spawn(&s[i], "websocket", "alice", PW, NULL);
+        c[i] = h_client_spawn(&s[i], "websocket", "alice", PW, NULL);
     }
     for (int i = 0; i < 2; i++) {
         CHECK(wait_json_line(c[i], "error", "too large", h_deadline(10000)),
@@ -104,7 +104,7 @@ static void test_poll_chunk_size_is_refused(void **state)
         struct hostile_script sc = { .events = HOSTILE_HTTP_CHUNKED, .chunk_size = "ffffffff" };
         struct hostile *h = hostile_start(&sc);
         struct h_server s = as_server(h);
-        struct h_proc *c = client_spawn(&s, transports[i], "alice", PW, NULL);
+        struct h_proc *c = h_client_spawn(&s, transports[i], "alice", PW, NULL);
         CHECK(wait_json_line(c, "error", "polling failed: response too large", h_deadline(10000)),
               "%s: no error line for the broken poll answer", transports[i]);
         struct hostile_stats st;
@@ -118,7 +118,7 @@ static void test_poll_chunk_size_is_refused(void **state)
               transports[i], st.polls);
         CHECK(wait_json_line(c, "state", "reconnecting", h_now_ms()),
               "%s: no reconnecting state shown", transports[i]);
-        client_quit(c, h_deadline(10000));
+        h_client_quit(c, h_deadline(10000));
         hostile_stop(h);
     }
 }
@@ -130,7 +130,7 @@ static void ws_oversized(enum hostile_ws how, uint64_t declared)
     struct hostile_script sc = { .ws = how, .ws_declared = declared };
     struct hostile *h = hostile_start(&sc);
     struct h_server s = as_server(h);
-    struct h_proc *c = client_spawn(&s, "websocket", "alice", PW, NULL);
+    struct h_proc *c = h_client_spawn(&s, "websocket", "alice", PW, NULL);
     CHECK(wait_json_line(c, "error", "over 65536 bytes", h_deadline(10000)),
           "declared %llu: no error line about the message size", (unsigned long long)declared);
     CHECK(hostile_wait_close_then_reconnect(h, h_deadline(15000)),
@@ -141,7 +141,7 @@ static void ws_oversized(enum hostile_ws how, uint64_t declared)
           (unsigned long long)declared, st.ws_close_code);
     CHECK(wait_json_line(c, "state", "connected", h_deadline(10000)), "not connected again");
     check_clean(c);
-    client_quit(c, h_deadline(10000));
+    h_client_quit(c, h_deadline(10000));
     check_clean(c);
     hostile_stop(h);
 }
@@ -187,7 +187,7 @@ static void test_unanswered_login_ends_with_exit_3(void **state)
         struct hostile_script sc = { .login = hows[i] };
         h[i] = hostile_start(&sc);
         s[i] = as_server(h[i]);
-        c[i] = client_spawn(&s[i], "websocket", "alice", PW, extra);
+        c[i] = h_client_spawn(&s[i], "websocket", "alice", PW, extra);
     }
     for (int i = 0; i < 3; i++) {
         CHECK(wait_json_line(c[i], "state", "connecting", started + 3000),

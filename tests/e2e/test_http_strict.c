@@ -200,7 +200,7 @@ static int answers(const char *host, int port)
 static void start_on(struct h_server *s, const char *host)
 {
     const char *extra[] = { "--host", host, NULL };
-    server_start(s, NULL, extra);
+    h_server_start(s, NULL, extra);
 }
 
 static void test_bind_exact_address(void **state)
@@ -210,17 +210,17 @@ static void test_bind_exact_address(void **state)
     start_on(&s, "127.0.0.1");
     CHECK(answers("127.0.0.1", s.port), "127.0.0.1 must answer");
     CHECK(!answers("127.0.0.2", s.port), "--host 127.0.0.1 must not accept on 127.0.0.2");
-    server_stop(&s);
+    h_server_stop(&s);
 
     start_on(&s, "127.0.0.2");
     CHECK(answers("127.0.0.2", s.port), "--host 127.0.0.2 must answer on 127.0.0.2");
     CHECK(!answers("127.0.0.1", s.port), "--host 127.0.0.2 must not accept on 127.0.0.1");
-    server_stop(&s);
+    h_server_stop(&s);
 
     start_on(&s, "0.0.0.0");
     CHECK(answers("127.0.0.1", s.port) && answers("127.0.0.2", s.port),
           "--host 0.0.0.0 must answer on every IPv4 address");
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 static void test_bind_ipv6(void **state)
@@ -234,7 +234,7 @@ static void test_bind_ipv6(void **state)
     start_on(&s, "::1");
     CHECK(answers("::1", s.port), "--host ::1 must answer on ::1");
     CHECK(!answers("127.0.0.1", s.port), "--host ::1 must not accept on 127.0.0.1");
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 static void test_bind_refuses_non_address(void **state)
@@ -261,7 +261,7 @@ static void test_refusals_free_their_connection(void **state)
     (void)state;
     struct h_server s;
     const char *extra[] = { "--max-connections-per-ip", "4", NULL };
-    server_start(&s, NULL, extra);
+    h_server_start(&s, NULL, extra);
     static const char *const raws[] = { "GARBAGE\r\n\r\n", "CONNECT x:80 HTTP/1.1\r\nHost: x\r\n\r\n" };
     int bad = 0;
     for (int i = 0; i < 12; i++) {
@@ -273,7 +273,7 @@ static void test_refusals_free_their_connection(void **state)
     }
     CHECK(bad == 0, "%d of 12 refusals not answered 400 bad_request and closed", bad);
     CHECK(answers("127.0.0.1", s.port), "the address is no longer served after 12 refusals");
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* ---- one server for the rest ---- */
@@ -286,8 +286,8 @@ static int group_setup(void **state)
     (void)state;
     harness_init();
     const char *extra[] = { "--request-timeout-s", "2", "--header-timeout-s", "10", NULL };
-    server_start(&srv, NULL, extra);
-    if (http_register(srv.port, "alice", PW) != 201 || http_login(srv.port, "alice", PW, tok) != 200) {
+    h_server_start(&srv, NULL, extra);
+    if (h_http_register(srv.port, "alice", PW) != 201 || h_http_login(srv.port, "alice", PW, tok) != 200) {
         h_dump_logs();
         return -1;
     }
@@ -298,7 +298,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     if (srv.proc)
-        server_stop(&srv);
+        h_server_stop(&srv);
     harness_cleanup();
     return 0;
 }
@@ -475,20 +475,20 @@ static void test_query_edges(void **state)
 {
     (void)state;
     char path[128];
-    struct http_resp r;
+    struct h_http_resp r;
     /* the largest cursor is a cursor: nothing after it */
-    http_call(srv.port, "GET", "/api/v1/events?after=9223372036854775807&wait=0", tok, NULL, 0, &r);
+    h_http_call(srv.port, "GET", "/api/v1/events?after=9223372036854775807&wait=0", tok, NULL, 0, &r);
     CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "events")) == 0,
           "after=INT64_MAX: want 200 and no events, got %d %s", r.status, r.body);
-    http_resp_free(&r);
-    http_call(srv.port, "GET", "/api/v1/events?after=9223372036854775808&wait=0", tok, NULL, 0, &r);
+    h_http_resp_free(&r);
+    h_http_call(srv.port, "GET", "/api/v1/events?after=9223372036854775808&wait=0", tok, NULL, 0, &r);
     h_assert_error("after=INT64_MAX+1", &r, 400, "bad_query");
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     /* an encoded '&' is part of a value, not a separator */
     snprintf(path, sizeof path, "/api/v1/events?after=0%%26limit=5&wait=0");
-    http_call(srv.port, "GET", path, tok, NULL, 0, &r);
+    h_http_call(srv.port, "GET", path, tok, NULL, 0, &r);
     h_assert_error("after=0%26limit=5", &r, 400, "bad_query");
-    http_resp_free(&r);
+    h_http_resp_free(&r);
 }
 
 /* After all of it the server still serves, promptly. */
@@ -496,11 +496,11 @@ static void test_still_serves(void **state)
 {
     (void)state;
     int64_t t0 = h_now_ms();
-    struct http_resp r;
-    http_call(srv.port, "GET", "/healthz", NULL, NULL, 0, &r);
+    struct h_http_resp r;
+    h_http_call(srv.port, "GET", "/healthz", NULL, NULL, 0, &r);
     CHECK(r.status == 200 && h_now_ms() - t0 < 1000, "healthz: %d after %lld ms", r.status,
           (long long)(h_now_ms() - t0));
-    http_resp_free(&r);
+    h_http_resp_free(&r);
 }
 
 int main(void)

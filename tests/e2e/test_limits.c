@@ -34,11 +34,11 @@ static int wait_closed(int fd, int64_t deadline)
 
 static int healthz_ms(int port)
 {
-    struct http_resp r;
+    struct h_http_resp r;
     int64_t t0 = h_now_ms();
-    http_call(port, "GET", "/healthz", NULL, NULL, 0, &r);
+    h_http_call(port, "GET", "/healthz", NULL, NULL, 0, &r);
     int ok = r.status == 200;
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     return ok ? (int)(h_now_ms() - t0) : -1;
 }
 
@@ -50,7 +50,7 @@ static void test_slowloris(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--header-timeout-s", "2", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
     int fds[20];
     for (int i = 0; i < 20; i++) {
         fds[i] = h_tcp_connect(s.port);
@@ -64,7 +64,7 @@ static void test_slowloris(void **state)
         CHECK(wait_closed(fds[i], h_deadline(6000)), "slow connection %d still open after the header timeout", i);
         close(fds[i]);
     }
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* Over the message rate: 429 with Retry-After, then served again. */
@@ -74,29 +74,29 @@ static void test_flood_http(void **state)
     struct h_server s;
     char tok[65], body[64];
     const char *extra[] = { "--msg-rate", "5", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
     int ok = 0, limited = 0;
     for (int i = 0; i < 30; i++) {
-        struct http_resp r;
+        struct h_http_resp r;
         snprintf(body, sizeof body, "{\"body\":\"flood %d\"}", i);
-        http_call(s.port, "POST", "/api/v1/messages", tok, body, -1, &r);
+        h_http_call(s.port, "POST", "/api/v1/messages", tok, body, -1, &r);
         if (r.status == 201) {
             ok++;
         } else {
             h_assert_error("message over the rate", &r, 429, "rate_limited");
-            char *ra = http_header(&r, "Retry-After");
+            char *ra = h_http_header(&r, "Retry-After");
             CHECK(ra && atoi(ra) >= 1, "429 without a Retry-After");
             free(ra);
             limited++;
         }
-        http_resp_free(&r);
+        h_http_resp_free(&r);
     }
     CHECK(ok >= 10 && ok <= 12 && limited >= 18, "burst of 10 at 5/s: %d stored, %d limited", ok, limited);
     int64_t id = 0, deadline = h_deadline(5000);
-    while (http_post_message(s.port, tok, NULL, "after the pause", NULL, &id) != 201)
+    while (h_http_post_message(s.port, tok, NULL, "after the pause", NULL, &id) != 201)
         CHECK(h_now_ms() < deadline, "still limited 5 s after the flood");
     CHECK(healthz_ms(s.port) >= 0, "healthz after the flood");
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* Over the rate on a WebSocket: one error frame, reading pauses, and every
@@ -107,17 +107,17 @@ static void test_flood_ws(void **state)
     struct h_server s;
     char tok[65], frame[128];
     const char *extra[] = { "--msg-rate", "10", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
-    struct h_ws *w = ws_connect(s.port);
-    json_decref(ws_hello(w, tok, 1000000));
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
+    struct h_ws *w = h_ws_connect(s.port);
+    json_decref(h_ws_hello(w, tok, 1000000));
     for (int i = 0; i < 40; i++) {
         snprintf(frame, sizeof frame, "{\"op\":\"send\",\"body\":\"ws %d\",\"client_msg_id\":\"m%d\"}", i, i);
-        CHECK(ws_send_text(w, frame) == 0, "send frame %d", i);
+        CHECK(h_ws_send_text(w, frame) == 0, "send frame %d", i);
     }
     int acks = 0, limited = 0;
     int64_t deadline = h_deadline(10000);
     while (acks < 40 && h_now_ms() < deadline) {
-        json_t *m = ws_recv_json(w, deadline);
+        json_t *m = h_ws_recv_json(w, deadline);
         CHECK(m, "connection ended after %d acks", acks);
         const char *op = json_string_value(json_object_get(m, "op"));
         const char *code = json_string_value(json_object_get(m, "code"));
@@ -129,7 +129,7 @@ static void test_flood_ws(void **state)
     }
     CHECK(acks == 40, "%d of 40 messages acknowledged", acks);
     CHECK(limited >= 1, "no rate_limited error frame");
-    json_t *events = http_get_events(s.port, tok, 0);
+    json_t *events = h_http_get_events(s.port, tok, 0);
     CHECK(json_array_size(events) == 40, "%zu events stored", json_array_size(events));
     for (size_t i = 0; i < 40; i++) {
         snprintf(frame, sizeof frame, "ws %zu", i);
@@ -137,8 +137,8 @@ static void test_flood_ws(void **state)
               "message %zu out of order", i);
     }
     json_decref(events);
-    ws_free(w);
-    server_stop(&s);
+    h_ws_free(w);
+    h_server_stop(&s);
 }
 
 /* At the default rate (20/s, bursts of 40) a client that pipelines 50 sends
@@ -152,18 +152,18 @@ static void test_ws_rate_resume(void **state)
     enum { N = 50 };
     struct h_server s;
     char tok[65], frame[128], want[16];
-    server_start_with_user(&s, NULL, "alice", PW, tok);
-    struct h_ws *w = ws_connect(s.port);
-    json_decref(ws_hello(w, tok, 1000000));
+    h_server_start_with_user(&s, NULL, "alice", PW, tok);
+    struct h_ws *w = h_ws_connect(s.port);
+    json_decref(h_ws_hello(w, tok, 1000000));
     int64_t t0 = h_now_ms(), at[N];
     for (int i = 0; i < N; i++) {
         snprintf(frame, sizeof frame, "{\"op\":\"send\",\"body\":\"r %d\",\"client_msg_id\":\"r%d\"}", i, i);
-        CHECK(ws_send_text(w, frame) == 0, "send frame %d", i);
+        CHECK(h_ws_send_text(w, frame) == 0, "send frame %d", i);
     }
     int acks = 0;
     int64_t deadline = h_deadline(10000);
     while (acks < N) {
-        json_t *m = ws_recv_json(w, deadline);
+        json_t *m = h_ws_recv_json(w, deadline);
         CHECK(m, "connection ended or timed out after %d of %d acks", acks, N);
         const char *op = json_string_value(json_object_get(m, "op"));
         if (op && !strcmp(op, "ack")) {
@@ -176,10 +176,10 @@ static void test_ws_rate_resume(void **state)
     }
     CHECK(at[40] < 1000, "the 41st ack came after %lld ms (the bucket owes 50 ms)", (long long)at[40]);
     CHECK(at[N - 1] < 1500, "the 50th ack came after %lld ms (the bucket owes 500 ms)", (long long)at[N - 1]);
-    json_t *m = ws_recv_op(w, "ack", h_deadline(300));
+    json_t *m = h_ws_recv_op(w, "ack", h_deadline(300));
     CHECK(!m, "an extra ack after all %d", N);
-    ws_free(w);
-    server_stop(&s);
+    h_ws_free(w);
+    h_server_stop(&s);
 }
 
 /* A login from the current source address; the status, and Retry-After
@@ -187,16 +187,16 @@ static void test_ws_rate_resume(void **state)
 static int login_from(int port, const char *user, const char *pw, int *retry)
 {
     char body[160];
-    struct http_resp r;
+    struct h_http_resp r;
     snprintf(body, sizeof body, "{\"user\":\"%s\",\"password\":\"%s\"}", user, pw);
-    http_call(port, "POST", "/api/v1/login", NULL, body, -1, &r);
+    h_http_call(port, "POST", "/api/v1/login", NULL, body, -1, &r);
     int status = r.status;
     if (status == 429)
         h_assert_error("login over the limit", &r, 429, "rate_limited");
-    char *ra = http_header(&r, "Retry-After");
+    char *ra = h_http_header(&r, "Retry-After");
     *retry = ra ? atoi(ra) : 0;
     free(ra);
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     return status;
 }
 
@@ -209,7 +209,7 @@ static void test_login_bruteforce(void **state)
     struct h_server s;
     char tok[65];
     int retry, owner_retry;
-    server_start_with_user(&s, NULL, "alice", PW, tok);
+    h_server_start_with_user(&s, NULL, "alice", PW, tok);
     h_set_source_addr("127.0.0.2");                       /* the guesser */
     for (int i = 0; i < 10; i++)
         CHECK(login_from(s.port, "alice", "wrong password", &retry) == 401, "wrong guess %d not refused with 401", i);
@@ -232,7 +232,7 @@ static void test_login_bruteforce(void **state)
     h_set_source_addr("127.0.0.3");
     CHECK(login_from(s.port, "alice", PW, &owner_retry) == 200, "the owner was kept out at the end");
     h_set_source_addr(NULL);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* One address trying many user names meets the per-address limit
@@ -244,7 +244,7 @@ static void test_login_rotating_names(void **state)
     char tok[65], user[16];
     int retry;
     const char *extra[] = { "--login-rate", "3", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
     h_set_source_addr("127.0.0.4");
     for (int i = 0; i < 9; i++) {
         snprintf(user, sizeof user, "u%d", i);
@@ -255,7 +255,7 @@ static void test_login_rotating_names(void **state)
     h_set_source_addr("127.0.0.5");
     CHECK(login_from(s.port, "alice", PW, &retry) == 200, "another address was throttled");
     h_set_source_addr(NULL);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 static void test_connections_per_address(void **state)
@@ -264,20 +264,20 @@ static void test_connections_per_address(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--max-connections-per-ip", "10", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
     int fds[10];
     for (int i = 0; i < 10; i++)
         CHECK((fds[i] = h_tcp_connect(s.port)) >= 0, "connect %d", i);
-    struct http_resp r;
-    http_call(s.port, "GET", "/healthz", NULL, NULL, 0, &r);
+    struct h_http_resp r;
+    h_http_call(s.port, "GET", "/healthz", NULL, NULL, 0, &r);
     h_assert_error("an 11th connection", &r, 429, "too_many_connections");
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     for (int i = 0; i < 10; i++)
         close(fds[i]);
     int64_t deadline = h_deadline(5000);
     while (healthz_ms(s.port) < 0)
         CHECK(h_now_ms() < deadline, "still refused after the idle connections closed");
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 static void test_long_poll_waiters(void **state)
@@ -286,34 +286,34 @@ static void test_long_poll_waiters(void **state)
     struct h_server s;
     char tok[65], req[512];
     const char *extra[] = { "--max-long-polls", "3", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
     int n = snprintf(req, sizeof req, "GET /api/v1/events?after=0&wait=20 HTTP/1.1\r\nHost: x\r\n"
                      "Authorization: Bearer %s\r\nConnection: close\r\n\r\n", tok);
     int fds[3];
     for (int i = 0; i < 3; i++)
-        CHECK((fds[i] = http_send_request(s.port, req, (size_t)n)) >= 0, "long poll %d", i);
+        CHECK((fds[i] = h_http_send_request(s.port, req, (size_t)n)) >= 0, "long poll %d", i);
     /* The fourth is refused once the three are parked. */
     int64_t deadline = h_deadline(5000);
     for (;;) {
-        struct http_resp r;
-        http_request(s.port, req, (size_t)n, &r, 2000);
+        struct h_http_resp r;
+        h_http_request(s.port, req, (size_t)n, &r, 2000);
         int status = r.status;
         if (status == 503)
             h_assert_error("a fourth long poll", &r, 503, "overloaded");
-        http_resp_free(&r);
+        h_http_resp_free(&r);
         if (status == 503)
             break;
         CHECK(h_now_ms() < deadline, "a fourth long poll was never refused (status %d)", status);
     }
     int64_t id;
-    CHECK(http_post_message(s.port, tok, NULL, "wake up", NULL, &id) == 201, "post");
+    CHECK(h_http_post_message(s.port, tok, NULL, "wake up", NULL, &id) == 201, "post");
     for (int i = 0; i < 3; i++) {
-        struct http_resp r;
-        CHECK(http_read_response(fds[i], &r, 5000) == 0 && r.status == 200, "parked poll %d not answered", i);
+        struct h_http_resp r;
+        CHECK(h_http_read_response(fds[i], &r, 5000) == 0 && r.status == 200, "parked poll %d not answered", i);
         CHECK(json_array_size(json_object_get(r.json, "events")) == 1, "parked poll %d: no event", i);
-        http_resp_free(&r);
+        h_http_resp_free(&r);
     }
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* Past --max-connections new connections are hung up at once; the server
@@ -324,7 +324,7 @@ static void test_total_connections(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--max-connections", "16", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
     int fds[20], n = 0, refused = 0;
     int64_t deadline = h_deadline(5000);
     while (!refused && n < 20) {
@@ -341,23 +341,23 @@ static void test_total_connections(void **state)
     }
     CHECK(refused, "no connection was refused with %d open", n);
     CHECK(n <= 16, "%d connections were let in past a cap of 16", n);
-    struct http_resp r;
-    CHECK(http_request(s.port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 34, &r, 2000) < 0 || r.status == 0,
+    struct h_http_resp r;
+    CHECK(h_http_request(s.port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 34, &r, 2000) < 0 || r.status == 0,
           "a request over the connection cap was served");
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     for (int i = 0; i < n; i++)
         close(fds[i]);
     /* until the server has seen the closes, a new connection is still hung up */
     deadline = h_deadline(5000);
     for (;;) {
-        http_request(s.port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 34, &r, 1000);
+        h_http_request(s.port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 34, &r, 1000);
         int status = r.status;
-        http_resp_free(&r);
+        h_http_resp_free(&r);
         if (status == 200)
             break;
         CHECK(h_now_ms() < deadline, "still refused after the connections closed");
     }
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* An idle keep-alive HTTP connection is closed after --idle-timeout-s. */
@@ -367,7 +367,7 @@ static void test_keepalive_idle(void **state)
     struct h_server s;
     char tok[65], buf[4096];
     const char *extra[] = { "--idle-timeout-s", "1", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
     int fd = h_tcp_connect(s.port);
     const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
     CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req), "write");
@@ -375,7 +375,7 @@ static void test_keepalive_idle(void **state)
     CHECK(poll(&p, 1, 2000) > 0 && read(fd, buf, sizeof buf) > 0, "no answer on a keep-alive connection");
     CHECK(wait_closed(fd, h_deadline(4000)), "an idle keep-alive connection stayed open");
     close(fd);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* A message in more than 1,024 fragments is refused like an oversized one. */
@@ -384,17 +384,17 @@ static void test_ws_fragment_cap(void **state)
     (void)state;
     struct h_server s;
     char tok[65];
-    server_start_with_user(&s, NULL, "alice", PW, tok);
-    struct h_ws *w = ws_connect(s.port);
-    json_decref(ws_hello(w, tok, 0));
-    int rc = ws_send_frame(w, WS_TEXT, 0, "{", 1);
+    h_server_start_with_user(&s, NULL, "alice", PW, tok);
+    struct h_ws *w = h_ws_connect(s.port);
+    json_decref(h_ws_hello(w, tok, 0));
+    int rc = h_ws_send_frame(w, WS_TEXT, 0, "{", 1);
     for (int i = 0; i < 1100 && rc == 0; i++)
-        rc = ws_send_frame(w, WS_CONT, 0, " ", 1);
-    int code = ws_wait_close(w, h_deadline(5000));
+        rc = h_ws_send_frame(w, WS_CONT, 0, " ", 1);
+    int code = h_ws_wait_close(w, h_deadline(5000));
     CHECK(code == 1009, "1,100 fragments: closed with %d, expected 1009", code);
-    ws_free(w);
+    h_ws_free(w);
     CHECK(healthz_ms(s.port) >= 0, "healthz after the fragment flood");
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* A client that pipelines sends without reading its acks is slowed down,
@@ -406,27 +406,27 @@ static void test_ws_pipelined_sends(void **state)
     struct h_server s;
     char tok[65], frame[128];
     const char *extra[] = { "--msg-rate", "100000", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
-    struct h_ws *w = ws_connect(s.port);
-    json_decref(ws_hello(w, tok, 1000000));
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
+    struct h_ws *w = h_ws_connect(s.port);
+    json_decref(h_ws_hello(w, tok, 1000000));
     for (int i = 0; i < N; i++) {
         snprintf(frame, sizeof frame, "{\"op\":\"send\",\"body\":\"p %d\",\"client_msg_id\":\"p%d\"}", i, i);
-        CHECK(ws_send_text(w, frame) == 0, "send frame %d: the server closed the connection", i);
+        CHECK(h_ws_send_text(w, frame) == 0, "send frame %d: the server closed the connection", i);
     }
     int acks = 0;
     int64_t deadline = h_deadline(20000);
     while (acks < N) {
-        json_t *m = ws_recv_json(w, deadline);
+        json_t *m = h_ws_recv_json(w, deadline);
         CHECK(m, "connection ended or timed out after %d of %d acks (close %d)", acks, N, w->close_code);
         const char *op = json_string_value(json_object_get(m, "op"));
         acks += op && !strcmp(op, "ack");
         json_decref(m);
     }
-    json_t *events = http_get_events(s.port, tok, 0);
+    json_t *events = h_http_get_events(s.port, tok, 0);
     CHECK(json_array_size(events) == N, "%zu of %d messages stored", json_array_size(events), N);
     json_decref(events);
-    ws_free(w);
-    server_stop(&s);
+    h_ws_free(w);
+    h_server_stop(&s);
 }
 
 static long rss_kb(pid_t pid)
@@ -452,12 +452,12 @@ static void test_idle_websockets(void **state)
     struct h_server s;
     char tok[65];
     const char *extra[] = { "--max-connections-per-ip", "5000", NULL };
-    server_start_with_user(&s, extra, "alice", PW, tok);
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
     long before = rss_kb(s.proc->pid);
     struct h_ws **ws = calloc(N, sizeof *ws);
     for (int i = 0; i < N; i++) {
-        ws[i] = ws_connect(s.port);
-        json_decref(ws_hello(ws[i], tok, 0));   /* no events yet: nothing to replay */
+        ws[i] = h_ws_connect(s.port);
+        json_decref(h_ws_hello(ws[i], tok, 0));   /* no events yet: nothing to replay */
     }
     long after = rss_kb(s.proc->pid);
     long per_conn = (after - before) * 1024 / N;
@@ -470,14 +470,14 @@ static void test_idle_websockets(void **state)
     CHECK(ms >= 0 && ms < 1000, "healthz with 2,000 idle WebSockets: %d ms", ms);
     /* a message round trip reaches an idle socket */
     int64_t id;
-    CHECK(http_post_message(s.port, tok, NULL, "to everyone", NULL, &id) == 201, "post");
-    json_t *ev = ws_recv_op(ws[N - 1], "event", h_deadline(5000));
+    CHECK(h_http_post_message(s.port, tok, NULL, "to everyone", NULL, &id) == 201, "post");
+    json_t *ev = h_ws_recv_op(ws[N - 1], "event", h_deadline(5000));
     CHECK(ev, "the last idle WebSocket did not get the message");
     json_decref(ev);
     for (int i = 0; i < N; i++)
-        ws_free(ws[i]);
+        h_ws_free(ws[i]);
     free(ws);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 int main(void)

@@ -64,17 +64,17 @@ static int teardown(void **state)
  * whole hold, so the state line is no readiness signal.) */
 static void start_line(const struct h_server *s, const char *token, struct h_proc **cs, int n)
 {
-    CHECK(http_post_message(s->port, token, NULL, "start", NULL, NULL) == 201, "post start");
+    CHECK(h_http_post_message(s->port, token, NULL, "start", NULL, NULL) == 201, "post start");
     int64_t dl = h_deadline(10000);
     for (int i = 0; i < n; i++)
-        CHECK(client_wait_events(cs[i], 1, dl) == 1, "%s did not show the first message within 10 s%s",
+        CHECK(h_client_wait_events(cs[i], 1, dl) == 1, "%s did not show the first message within 10 s%s",
               cs[i]->name, cs[i]->exited ? " (it exited)" : "");
 }
 
 /* The server's view: the whole feed of the user whose token this is. */
 static json_t *server_feed(const struct h_server *s, const char *token)
 {
-    json_t *feed = http_get_events(s->port, token, 0);
+    json_t *feed = h_http_get_events(s->port, token, 0);
     CHECK(json_array_size(feed) < 1000, "feed too long for one page");
     return feed;
 }
@@ -118,28 +118,28 @@ static void test_kill9_while_sending(void **state)
 {
     (void)state;
     struct h_server s;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     static const char *const users[] = { "alice", "bob", "carol", NULL };
     register_users(&s, users);
     char tok[65];
-    CHECK(http_login(s.port, "alice", PW, tok) == 200, "login alice");
+    CHECK(h_http_login(s.port, "alice", PW, tok) == 200, "login alice");
 
     struct sender ss[3];
     struct h_proc *cs[3];
     for (int i = 0; i < 3; i++) {
         ss[i] = (struct sender){ .user = users[i] };
         snprintf(ss[i].tag, sizeof ss[i].tag, "%s over %s", users[i], TRANSPORTS[i]);
-        ss[i].c = cs[i] = client_spawn(&s, TRANSPORTS[i], users[i], PW, NULL);
+        ss[i].c = cs[i] = h_client_spawn(&s, TRANSPORTS[i], users[i], PW, NULL);
     }
     start_line(&s, tok, cs, 3);
 
     send_for(ss, 3, 500, SEND_EVERY_MS);
-    server_kill(&s);                       /* mid-stream: writes and answers in flight */
+    h_server_kill(&s);                       /* mid-stream: writes and answers in flight */
     send_for(ss, 3, 300, SEND_EVERY_MS);   /* typed while the server is down */
-    server_start_same_port(&s);
+    h_server_start_same_port(&s);
     send_for(ss, 3, 500, SEND_EVERY_MS);
-    server_kill(&s);
-    server_start_same_port(&s);            /* at once, this time */
+    h_server_kill(&s);
+    h_server_start_same_port(&s);            /* at once, this time */
     send_for(ss, 3, 300, SEND_EVERY_MS);
     check_alive(cs, 3);
 
@@ -159,8 +159,8 @@ static void test_kill9_while_sending(void **state)
     fprintf(stderr, "    %d + %d + %d messages across two kills\n", ss[0].sent, ss[1].sent, ss[2].sent);
     json_decref(feed);
     for (int i = 0; i < 3; i++)
-        client_quit(cs[i], h_deadline(8000));
-    server_stop(&s);
+        h_client_quit(cs[i], h_deadline(8000));
+    h_server_stop(&s);
     if (getenv("RELIABILITY_DUMP")) h_dump_logs();
     took("kill -9 while sending");
 }
@@ -172,10 +172,10 @@ static void wait_parked(const struct h_server *s, int n, int64_t dl)
 {
     json_int_t parked = -1;
     for (;;) {
-        struct http_resp r;
-        http_call(s->port, "GET", "/healthz", NULL, NULL, 0, &r);
+        struct h_http_resp r;
+        h_http_call(s->port, "GET", "/healthz", NULL, NULL, 0, &r);
         parked = ev_int(r.json, "parked");
-        http_resp_free(&r);
+        h_http_resp_free(&r);
         if (parked >= n || h_now_ms() >= dl)
             break;
         pump_upto(h_now_ms() + 20);
@@ -190,31 +190,31 @@ static void post_while_away(const struct h_server *s, const char *bob)
 {
     struct h_server other;
     do {
-        server_start(&other, s->dbdir, NULL);
+        h_server_start(&other, s->dbdir, NULL);
         if (other.port == s->port)     /* the kernel gave it the old port again */
-            server_stop(&other);
+            h_server_stop(&other);
     } while (other.port == s->port);
     char line[64];
     for (int k = 1; k <= 3; k++) {
         snprintf(line, sizeof line, "while you were away %d", k);
-        CHECK(http_post_message(other.port, bob, NULL, line, NULL, NULL) == 201, "post %d", k);
+        CHECK(h_http_post_message(other.port, bob, NULL, line, NULL, NULL) == 201, "post %d", k);
     }
-    server_stop(&other);
+    h_server_stop(&other);
 }
 
 static void test_restart_reconnects(void **state)
 {
     (void)state;
     struct h_server s;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     static const char *const users[] = { "alice", "bob", NULL };
     register_users(&s, users);
     char bob[65];
-    CHECK(http_login(s.port, "bob", PW, bob) == 200, "login bob");
+    CHECK(h_http_login(s.port, "bob", PW, bob) == 200, "login bob");
 
     struct h_proc *cs[3];
     for (int i = 0; i < 3; i++)
-        cs[i] = client_spawn(&s, TRANSPORTS[i], "alice", PW, NULL);
+        cs[i] = h_client_spawn(&s, TRANSPORTS[i], "alice", PW, NULL);
     start_line(&s, bob, cs, 3);
 
     /* Also on the wire, across the SIGTERM: a parked long poll and a
@@ -228,10 +228,10 @@ static void test_restart_reconnects(void **state)
                       "GET /api/v1/events?after=%" JSON_INTEGER_FORMAT "&wait=20 HTTP/1.1\r\n"
                       "Host: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n",
                       last, s.port, bob);
-    int poll_fd = http_send_request(s.port, req, (size_t)rl);
+    int poll_fd = h_http_send_request(s.port, req, (size_t)rl);
     CHECK(poll_fd >= 0, "long poll: cannot connect");
-    struct h_ws *ws = ws_connect(s.port);
-    json_decref(ws_hello(ws, bob, last));
+    struct h_ws *ws = h_ws_connect(s.port);
+    json_decref(h_ws_hello(ws, bob, last));
     /* Parked: this poll and the long-poll client's (the short-poll client
      * never parks, and nothing is posted that would answer either). */
     wait_parked(&s, 2, h_deadline(5000));
@@ -239,16 +239,16 @@ static void test_restart_reconnects(void **state)
     size_t mark[3];
     for (int i = 0; i < 3; i++)
         mark[i] = cs[i]->err.len;
-    server_stop(&s);                       /* SIGTERM: exit 0 with clients attached */
-    struct http_resp pr;
-    int prc = http_read_response(poll_fd, &pr, 2000);
+    h_server_stop(&s);                       /* SIGTERM: exit 0 with clients attached */
+    struct h_http_resp pr;
+    int prc = h_http_read_response(poll_fd, &pr, 2000);
     char *pbody = prc == 0 ? h_json_str(pr.json) : strdup("(nothing)");
     int pstatus = prc == 0 ? pr.status : 0;
     int poll_ok = prc == 0 && pr.status == 200 && json_is_array(json_object_get(pr.json, "events")) &&
                   json_array_size(json_object_get(pr.json, "events")) == 0;
-    http_resp_free(&pr);
-    int close_code = ws_wait_close(ws, h_deadline(2000));
-    ws_free(ws);
+    h_http_resp_free(&pr);
+    int close_code = h_ws_wait_close(ws, h_deadline(2000));
+    h_ws_free(ws);
     CHECK(poll_ok, "a long poll parked at SIGTERM: expected 200 {\"events\":[],...}, got %d %s",
           pstatus, pbody);
     free(pbody);
@@ -259,7 +259,7 @@ static void test_restart_reconnects(void **state)
     char line[64];
     for (int i = 0; i < 3; i++) {
         snprintf(line, sizeof line, "typed offline on %s", TRANSPORTS[i]);
-        client_send_line(cs[i], line);
+        h_client_send_line(cs[i], line);
     }
     for (int i = 0; i < 3; i++)
         wait_stdin_read(cs[i], h_deadline(5000));
@@ -267,13 +267,13 @@ static void test_restart_reconnects(void **state)
     for (int i = 0; i < 3; i++)
         CHECK(!err_has_from(cs[i], mark[i], "{\"state\":\"connected\""),
               "%s reconnected while nothing listened on its server's port", cs[i]->name);
-    server_start_same_port(&s);
+    h_server_start_same_port(&s);
     int64_t dl = h_deadline(CONVERGE_MS);
     for (int i = 0; i < 3; i++)
         wait_err_from(cs[i], mark[i], "{\"state\":\"connected\"", dl, "reconnection");
     for (int i = 0; i < 3; i++)
         wait_acks(cs[i], 1, dl);
-    CHECK(http_post_message(s.port, bob, NULL, "after the restart", NULL, NULL) == 201, "post");
+    CHECK(h_http_post_message(s.port, bob, NULL, "after the restart", NULL, NULL) == 201, "post");
 
     json_t *feed = server_feed(&s, bob);
     CHECK(json_array_size(feed) == 8, "the server's feed has %zu events, expected 8", json_array_size(feed));
@@ -291,8 +291,8 @@ static void test_restart_reconnects(void **state)
         check_same_as_feed(cs[i], feed, dl);
     json_decref(feed);
     for (int i = 0; i < 3; i++)
-        client_quit(cs[i], h_deadline(8000));
-    server_stop(&s);
+        h_client_quit(cs[i], h_deadline(8000));
+    h_server_stop(&s);
     if (getenv("RELIABILITY_DUMP")) h_dump_logs();
     took("SIGTERM restart");
 }
@@ -311,7 +311,7 @@ static void post_direct(struct relay_run *r)
 {
     char body[64];
     snprintf(body, sizeof body, "direct #%d", ++r->posted);
-    CHECK(http_post_message(r->s->port, r->poster, NULL, body, NULL, NULL) == 201, "post %s", body);
+    CHECK(h_http_post_message(r->s->port, r->poster, NULL, body, NULL, NULL) == 201, "post %s", body);
 }
 
 static size_t expected_events(const struct relay_run *r)
@@ -325,7 +325,7 @@ static void converge(struct relay_run *r, const char *after, int ms)
     int64_t dl = h_deadline(ms);
     size_t want = expected_events(r);
     for (int i = 0; i < 3; i++) {
-        size_t got = client_wait_events(r->cs[i], want, dl);
+        size_t got = h_client_wait_events(r->cs[i], want, dl);
         if (got < want) {
             struct relay_stats st;
             relay_get_stats(g_relay, &st);
@@ -355,17 +355,17 @@ static void everyone_talks(struct relay_run *r)
 static void relay_setup(struct relay_run *r, struct h_server *s)
 {
     static const char *const users[] = { "alice", "bob", "carol", NULL };
-    server_start(s, NULL, NULL);
+    h_server_start(s, NULL, NULL);
     register_users(s, users);
     r->s = s;
-    CHECK(http_login(s->port, "alice", PW, r->poster) == 200, "login alice");
+    CHECK(h_http_login(s->port, "alice", PW, r->poster) == 200, "login alice");
     g_relay = relay_start(s->port);
     struct h_server via = *s;              /* the clients only know the relay */
     snprintf(via.url, sizeof via.url, "%s", relay_url(g_relay));
     for (int i = 0; i < 3; i++) {
         r->ss[i] = (struct sender){ .user = users[i] };
         snprintf(r->ss[i].tag, sizeof r->ss[i].tag, "%s over %s", users[i], TRANSPORTS[i]);
-        r->ss[i].c = r->cs[i] = client_spawn(&via, TRANSPORTS[i], users[i], PW, NULL);
+        r->ss[i].c = r->cs[i] = h_client_spawn(&via, TRANSPORTS[i], users[i], PW, NULL);
     }
     everyone_talks(r);
     converge(r, "start", 10000);
@@ -393,8 +393,8 @@ static void relay_finish(struct relay_run *r)
     if (getenv("RELIABILITY_DUMP"))
         h_dump_logs();
     for (int i = 0; i < 3; i++)
-        client_quit(r->cs[i], h_deadline(8000));
-    server_stop(r->s);
+        h_client_quit(r->cs[i], h_deadline(8000));
+    h_server_stop(r->s);
 }
 
 static void test_relay_cuts_and_stalls(void **state)
@@ -438,12 +438,12 @@ static void test_relay_cuts_and_stalls(void **state)
     for (int round = 0; round < 2; round++) {
         size_t seen[3];
         for (int i = 0; i < 3; i++)
-            seen[i] = client_nevents(r.cs[i]);
+            seen[i] = h_client_nevents(r.cs[i]);
         relay_stall(g_relay, RELAY_STALL);
         everyone_talks(&r);
         pump_until(h_now_ms() + 1500);
         for (int i = 0; i < 3; i++)
-            CHECK(client_nevents(r.cs[i]) == seen[i], "%s got events through a stalled relay",
+            CHECK(h_client_nevents(r.cs[i]) == seen[i], "%s got events through a stalled relay",
                   r.cs[i]->name);
         if (round == 1)
             relay_cut_all(g_relay, 0);     /* the stalled connections die */
@@ -468,7 +468,7 @@ static void test_relay_holds_answers(void **state)
     relay_setup(&r, &s);
     size_t seen[3];
     for (int i = 0; i < 3; i++)
-        seen[i] = client_nevents(r.cs[i]);
+        seen[i] = h_client_nevents(r.cs[i]);
     relay_stall(g_relay, RELAY_STALL_DOWN);
     everyone_talks(&r);
     int64_t t = h_now_ms();
@@ -485,7 +485,7 @@ static void test_relay_holds_answers(void **state)
     /* ... but no answer gets back until past the clients' time-outs */
     pump_until(t + 11500);
     for (int i = 0; i < 3; i++)
-        CHECK(client_nevents(r.cs[i]) == seen[i], "%s got events while the relay held every answer",
+        CHECK(h_client_nevents(r.cs[i]) == seen[i], "%s got events while the relay held every answer",
               r.cs[i]->name);
     relay_stall(g_relay, RELAY_FLOW);
     converge(&r, "11.5 s of held answers", 10000);
@@ -506,29 +506,29 @@ static void test_silent_peer_dropped(void **state)
     (void)state;
     struct h_server s;
     static const char *const extra[] = { "--heartbeat-s", "2", NULL };
-    server_start(&s, NULL, extra);
+    h_server_start(&s, NULL, extra);
     static const char *const users[] = { "alice", "bob", NULL };
     register_users(&s, users);
     char alice[65];
-    CHECK(http_login(s.port, "alice", PW, alice) == 200, "login alice");
+    CHECK(h_http_login(s.port, "alice", PW, alice) == 200, "login alice");
     g_relay = relay_start(s.port);
     struct h_server via = s;
     snprintf(via.url, sizeof via.url, "%s", relay_url(g_relay));
-    struct h_proc *c = client_spawn(&via, "websocket", "bob", PW, NULL);
+    struct h_proc *c = h_client_spawn(&via, "websocket", "bob", PW, NULL);
     start_line(&s, alice, &c, 1);
 
-    struct h_ws *raw = ws_connect(s.port);
-    json_t *ready = ws_hello(raw, alice, 0);
+    struct h_ws *raw = h_ws_connect(s.port);
+    json_t *ready = h_ws_hello(raw, alice, 0);
     json_int_t hb = json_integer_value(json_object_get(ready, "heartbeat_s"));
     json_decref(ready);
     CHECK(hb == 2, "ready announces heartbeat_s %" JSON_INTEGER_FORMAT ", started with 2", hb);
 
     size_t mark = c->err.len;
     relay_stall(g_relay, RELAY_STALL);
-    CHECK(http_post_message(s.port, alice, NULL, "while bob was silent", NULL, NULL) == 201, "post");
+    CHECK(h_http_post_message(s.port, alice, NULL, "while bob was silent", NULL, NULL) == 201, "post");
     pump_until(h_now_ms() + 2 * hb * 1000 + 1500);   /* hang-up due after 2 x heartbeat */
-    int code = ws_wait_close(raw, h_deadline(1000));
-    ws_free(raw);
+    int code = h_ws_wait_close(raw, h_deadline(1000));
+    h_ws_free(raw);
     CHECK(code != -2, "chatd kept a WebSocket that answered no ping for %.1f s",
           2.0 * (double)hb + 1.5);
     if (getenv("RELIABILITY_DUMP"))
@@ -539,8 +539,8 @@ static void test_silent_peer_dropped(void **state)
     json_t *feed = server_feed(&s, alice);
     check_same_as_feed(c, feed, h_deadline(10000));
     json_decref(feed);
-    client_quit(c, h_deadline(8000));
-    server_stop(&s);
+    h_client_quit(c, h_deadline(8000));
+    h_server_stop(&s);
     took("silent WebSocket peer");
 }
 
@@ -550,17 +550,17 @@ static void test_same_user_three_transports(void **state)
 {
     (void)state;
     struct h_server s;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     static const char *const users[] = { "alice", "bob", NULL };
     register_users(&s, users);
     char bob[65];
-    CHECK(http_login(s.port, "bob", PW, bob) == 200, "login bob");
+    CHECK(h_http_login(s.port, "bob", PW, bob) == 200, "login bob");
     struct sender ss[3];
     struct h_proc *cs[3];
     for (int i = 0; i < 3; i++) {
         ss[i] = (struct sender){ .user = "alice" };
         snprintf(ss[i].tag, sizeof ss[i].tag, "alice's %s instance", TRANSPORTS[i]);
-        ss[i].c = cs[i] = client_spawn(&s, TRANSPORTS[i], "alice", PW, NULL);
+        ss[i].c = cs[i] = h_client_spawn(&s, TRANSPORTS[i], "alice", PW, NULL);
     }
     start_line(&s, bob, cs, 3);
     char body[32];
@@ -568,7 +568,7 @@ static void test_same_user_three_transports(void **state)
         for (int i = 0; i < 3; i++)
             send_next(&ss[i]);
         snprintf(body, sizeof body, "bob #%d", k);
-        CHECK(http_post_message(s.port, bob, NULL, body, NULL, NULL) == 201, "post %s", body);
+        CHECK(h_http_post_message(s.port, bob, NULL, body, NULL, NULL) == 201, "post %s", body);
         pump_until(h_now_ms() + 30);
     }
     int64_t dl = h_deadline(CONVERGE_MS);
@@ -584,8 +584,8 @@ static void test_same_user_three_transports(void **state)
     }
     json_decref(feed);
     for (int i = 0; i < 3; i++)
-        client_quit(cs[i], h_deadline(8000));
-    server_stop(&s);
+        h_client_quit(cs[i], h_deadline(8000));
+    h_server_stop(&s);
     took("one user on three transports");
 }
 

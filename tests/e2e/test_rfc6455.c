@@ -31,14 +31,14 @@ static int group_setup(void **state)
     (void)state;
     harness_init();
     const char *extra[] = { "--allow-origin", ORIGIN, NULL };
-    server_start_with_user(&srv, extra, "alice", PW, tok);
+    h_server_start_with_user(&srv, extra, "alice", PW, tok);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    server_stop(&srv);
+    h_server_stop(&srv);
     harness_cleanup();
     return 0;
 }
@@ -81,20 +81,20 @@ static void send_then_hello(struct h_ws *w, const unsigned char *bad, size_t b)
     unsigned char buf[70000];
     memcpy(buf, bad, b);
     size_t n = b + hello_frame(buf + b);
-    ws_send_raw(w, buf, n);
+    h_ws_send_raw(w, buf, n);
 }
 
 /* The server must answer with a close frame of code want, process no frame
  * sent after the violation, and end the TCP connection. limited: lws 4.x
  * hangs up without a close frame here and chatd cannot change it. */
-static void expect_close(struct h_ws *w, int want, int limited, const char *what)
+static void expect_ws_close(struct h_ws *w, int want, int limited, const char *what)
 {
     int64_t dl = h_deadline(5000);
     for (;;) {
         int op, fin;
         char *p = NULL;
         size_t n;
-        int k = ws_recv_frame(w, dl, &op, &fin, &p, &n);
+        int k = h_ws_recv_frame(w, dl, &op, &fin, &p, &n);
         CHECK(k != 0, "%s: no close frame and no hang-up within 5 s", what);
         if (k < 0) {
             CHECK(limited && LWS_OLD, "%s: the connection ended without a close frame (want %d)", what, want);
@@ -108,17 +108,17 @@ static void expect_close(struct h_ws *w, int want, int limited, const char *what
     }
     CHECK(w->close_code == want, "%s: close code %d, want %d", what, w->close_code, want);
     /* lws' own close frames (limited cases) wait up to 5 s for the echo */
-    CHECK(ws_wait_eof(w, h_deadline(limited ? 7000 : 3000)), "%s: TCP still open after the close frame", what);
+    CHECK(h_ws_wait_eof(w, h_deadline(limited ? 7000 : 3000)), "%s: TCP still open after the close frame", what);
 }
 
 static void bad_frame_case(int b0, int masked, const void *payload, size_t len, int want, int limited,
                            const char *what)
 {
     unsigned char f[70000];
-    struct h_ws *w = ws_connect(srv.port);
+    struct h_ws *w = h_ws_connect(srv.port);
     send_then_hello(w, f, frame(f, b0, masked, payload, len));
-    expect_close(w, want, limited, what);
-    ws_free(w);
+    expect_ws_close(w, want, limited, what);
+    h_ws_free(w);
 }
 
 /* ---- handshake ----------------------------------------------------------- */
@@ -136,29 +136,29 @@ static void test_version_not_13_is_426(void **state)
                          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                          "%sSec-WebSocket-Protocol: chat.v1\r\n\r\n", ver);
         snprintf(what, sizeof what, "handshake with Sec-WebSocket-Version %s", versions[i] ? versions[i] : "missing");
-        struct http_resp r;
-        http_request(srv.port, req, (size_t)n, &r, 5000);
+        struct h_http_resp r;
+        h_http_request(srv.port, req, (size_t)n, &r, 5000);
         h_assert_error(what, &r, 426, "upgrade_required");
-        char *v = http_header(&r, "Sec-WebSocket-Version");
+        char *v = h_http_header(&r, "Sec-WebSocket-Version");
         CHECK(v && strcmp(v, "13") == 0, "%s: 426 without Sec-WebSocket-Version: 13", what);
         free(v);
-        http_resp_free(&r);
+        h_http_resp_free(&r);
     }
 }
 
 static void test_refused_origin_is_403(void **state)
 {
     (void)state;
-    struct http_resp r;
-    struct h_ws *w = ws_connect_raw(srv.port, "Sec-WebSocket-Protocol: chat.v1\r\nOrigin: https://evil.example\r\n", &r);
+    struct h_http_resp r;
+    struct h_ws *w = h_ws_connect_raw(srv.port, "Sec-WebSocket-Protocol: chat.v1\r\nOrigin: https://evil.example\r\n", &r);
     CHECK(!w, "a WebSocket from a refused Origin was accepted");
     h_assert_error("WebSocket handshake from a refused Origin", &r, 403, "forbidden_origin");
-    http_resp_free(&r);
-    w = ws_connect_raw(srv.port, "Sec-WebSocket-Protocol: chat.v1\r\nOrigin: " ORIGIN "\r\n", &r);
+    h_http_resp_free(&r);
+    w = h_ws_connect_raw(srv.port, "Sec-WebSocket-Protocol: chat.v1\r\nOrigin: " ORIGIN "\r\n", &r);
     CHECK(w, "a WebSocket from the allowed Origin was refused (%d)", r.status);
-    json_decref(ws_hello(w, tok, 0));
-    ws_free(w);
-    http_resp_free(&r);
+    json_decref(h_ws_hello(w, tok, 0));
+    h_ws_free(w);
+    h_http_resp_free(&r);
 }
 
 /* ---- framing (section 5) ----------------------------------------------- */
@@ -169,18 +169,18 @@ static void test_unmasked_frame_is_1002(void **state)
     unsigned char f[256];
     char text[160];
     int n = snprintf(text, sizeof text, "{\"op\":\"hello\",\"token\":\"%s\",\"after\":0}", tok);
-    struct h_ws *w = ws_connect(srv.port);
-    ws_send_raw(w, f, frame(f, FIN | WS_TEXT, 0, text, (size_t)n));
+    struct h_ws *w = h_ws_connect(srv.port);
+    h_ws_send_raw(w, f, frame(f, FIN | WS_TEXT, 0, text, (size_t)n));
     if (LWS_OLD) {
         /* lws 4.x never checks the mask bit and offers no hook (PROTOCOL.md):
          * the frame is read as if masked. Pin that down so a change shows. */
-        json_t *ready = ws_recv_op(w, "ready", h_deadline(5000));
+        json_t *ready = h_ws_recv_op(w, "ready", h_deadline(5000));
         CHECK(ready, "unmasked hello: neither refused (1002) nor read as lws 4.x reads it");
         json_decref(ready);
     } else {
-        expect_close(w, 1002, 0, "unmasked client frame");
+        expect_ws_close(w, 1002, 0, "unmasked client frame");
     }
-    ws_free(w);
+    h_ws_free(w);
 }
 
 static void test_ping_over_125_is_1002(void **state)
@@ -228,10 +228,10 @@ static void test_new_message_inside_fragmented_is_1002(void **state)
     unsigned char f[256];
     size_t n = frame(f, WS_TEXT, 1, "{\"op\":", 6);
     n += frame(f + n, FIN | WS_TEXT, 1, "{}", 2);
-    struct h_ws *w = ws_connect(srv.port);
+    struct h_ws *w = h_ws_connect(srv.port);
     send_then_hello(w, f, n);
-    expect_close(w, 1002, 1, "a text frame while a fragmented message is open");
-    ws_free(w);
+    expect_ws_close(w, 1002, 1, "a text frame while a fragmented message is open");
+    h_ws_free(w);
 }
 
 /* ---- UTF-8 (sections 5.6, 8.1) ------------------------------------------ */
@@ -244,33 +244,33 @@ static void test_invalid_utf8_text_is_1007(void **state)
     unsigned char f[256];           /* a sequence cut short at the message's end */
     size_t n = frame(f, WS_TEXT, 1, "\"caf", 4);
     n += frame(f + n, FIN | WS_CONT, 1, "\xc3", 1);
-    struct h_ws *w = ws_connect(srv.port);
+    struct h_ws *w = h_ws_connect(srv.port);
     send_then_hello(w, f, n);
-    expect_close(w, 1007, 0, "text message ending inside a UTF-8 sequence");
-    ws_free(w);
+    expect_ws_close(w, 1007, 0, "text message ending inside a UTF-8 sequence");
+    h_ws_free(w);
 }
 
 /* A character split across two fragments is valid: the message is acked. */
 static void test_utf8_split_across_fragments_is_accepted(void **state)
 {
     (void)state;
-    struct h_ws *w = ws_connect(srv.port);
-    json_decref(ws_hello(w, tok, 0));
+    struct h_ws *w = h_ws_connect(srv.port);
+    json_decref(h_ws_hello(w, tok, 0));
     const char *m = "{\"op\":\"send\",\"body\":\"caf\xc3\xa9 \xe2\x98\x95\",\"client_msg_id\":\"split-1\"}";
     const char *cut1 = strstr(m, "\xc3") + 1;          /* inside the é */
     const char *cut2 = strstr(m, "\xe2") + 2;          /* inside the ☕ */
-    ws_send_frame(w, WS_TEXT, 0, m, (size_t)(cut1 - m));
-    ws_send_frame(w, WS_CONT, 0, cut1, (size_t)(cut2 - cut1));
-    ws_send_frame(w, WS_CONT, 1, cut2, strlen(cut2));
-    json_t *ack = ws_recv_op(w, "ack", h_deadline(5000));
+    h_ws_send_frame(w, WS_TEXT, 0, m, (size_t)(cut1 - m));
+    h_ws_send_frame(w, WS_CONT, 0, cut1, (size_t)(cut2 - cut1));
+    h_ws_send_frame(w, WS_CONT, 1, cut2, strlen(cut2));
+    json_t *ack = h_ws_recv_op(w, "ack", h_deadline(5000));
     CHECK(ack, "a message with characters split across fragments was not acked (close %d)", w->close_code);
     json_decref(ack);
-    json_t *ev = ws_recv_op(w, "event", h_deadline(5000));
+    json_t *ev = h_ws_recv_op(w, "event", h_deadline(5000));
     const char *body = json_string_value(json_object_get(json_object_get(ev, "event"), "body"));
     CHECK(body && strcmp(body, "caf\xc3\xa9 \xe2\x98\x95") == 0, "the split message came back as %s",
           body ? body : "(nothing)");
     json_decref(ev);
-    ws_free(w);
+    h_ws_free(w);
 }
 
 /* ---- control frames and closing (sections 5.5, 7.4) --------------------- */
@@ -278,33 +278,33 @@ static void test_utf8_split_across_fragments_is_accepted(void **state)
 static void test_ping_is_answered_with_its_payload(void **state)
 {
     (void)state;
-    struct h_ws *w = ws_connect(srv.port);
+    struct h_ws *w = h_ws_connect(srv.port);
     w->keep_pongs = 1;
     char p[125];
     for (size_t i = 0; i < sizeof p; i++)
         p[i] = (char)('a' + i % 26);
     const size_t sizes[] = { 0, 1, 125 };
     for (size_t i = 0; i < 3; i++) {
-        ws_send_frame(w, WS_PING, 1, p, sizes[i]);
+        h_ws_send_frame(w, WS_PING, 1, p, sizes[i]);
         int op = -1, fin;
         char *got = NULL;
         size_t n = 0;
-        int k = ws_recv_frame(w, h_deadline(5000), &op, &fin, &got, &n);
+        int k = h_ws_recv_frame(w, h_deadline(5000), &op, &fin, &got, &n);
         CHECK(k == 1 && op == WS_PONG, "ping of %zu bytes: no pong (got %d, opcode %d)", sizes[i], k, op);
         CHECK(n == sizes[i] && memcmp(got, p, n) == 0, "ping of %zu bytes: pong carries %zu other bytes",
               sizes[i], n);
         free(got);
     }
-    ws_free(w);
+    h_ws_free(w);
 }
 
 static void close_case(const void *payload, size_t len, int want, int limited, const char *what)
 {
     unsigned char f[256];
-    struct h_ws *w = ws_connect(srv.port);
+    struct h_ws *w = h_ws_connect(srv.port);
     send_then_hello(w, f, frame(f, FIN | WS_CLOSE, 1, payload, len));
-    expect_close(w, want, limited, what);
-    ws_free(w);
+    expect_ws_close(w, want, limited, what);
+    h_ws_free(w);
 }
 
 static void test_valid_close_codes_are_echoed(void **state)
@@ -344,9 +344,9 @@ static void test_close_reason_not_utf8_is_1007(void **state)
 static void test_still_serving(void **state)
 {
     (void)state;
-    struct h_ws *w = ws_connect(srv.port);
-    json_decref(ws_hello(w, tok, 0));
-    ws_free(w);
+    struct h_ws *w = h_ws_connect(srv.port);
+    json_decref(h_ws_hello(w, tok, 0));
+    h_ws_free(w);
 }
 
 int main(void)

@@ -16,32 +16,20 @@
  *     instance gets 401, not the message.
  *
  * (test_security.c checks the WebSocket's 4401 on logout and expiry.) */
-#include "harness.h"
+#include "scenario.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PW_ALICE "alice's secret phrase"
-#define PW_BOB   "bob's secret phrase"
 #define HOLD_S   20                 /* every parked poll asks for this */
 #define PROMPT_MS 3000              /* "at once": well under the hold */
-
-static void start(struct h_server *s, const char *const *extra, char *alice, char *bob)
-{
-    harness_init();
-    server_start(s, NULL, extra);
-    CHECK(http_register(s->port, "alice", PW_ALICE) == 201, "register alice");
-    CHECK(http_register(s->port, "bob", PW_BOB) == 201, "register bob");
-    CHECK(http_login(s->port, "alice", PW_ALICE, alice) == 200, "login alice");
-    CHECK(http_login(s->port, "bob", PW_BOB, bob) == 200, "login bob");
-}
 
 /* alice's newest event id, so that a poll after it waits. */
 static int64_t newest(int port, const char *tok)
 {
-    json_t *evs = http_get_events(port, tok, 0);
+    json_t *evs = h_http_get_events(port, tok, 0);
     size_t n = json_array_size(evs);
     int64_t id = n ? json_integer_value(json_object_get(json_array_get(evs, n - 1), "id")) : 0;
     json_decref(evs);
@@ -57,12 +45,12 @@ static int park_poll(int port, const char *tok, int64_t after)
     int n = snprintf(req, sizeof req,
                      "GET /api/v1/events?after=%" PRId64 "&wait=%d HTTP/1.1\r\nHost: x\r\n"
                      "Authorization: Bearer %s\r\nConnection: close\r\n\r\n", after, HOLD_S, tok);
-    int fd = http_send_request(port, req, (size_t)n);
+    int fd = h_http_send_request(port, req, (size_t)n);
     CHECK(fd >= 0, "long poll: cannot connect");
-    struct http_resp r;
-    http_call(port, "GET", "/healthz", NULL, NULL, 0, &r);
+    struct h_http_resp r;
+    h_http_call(port, "GET", "/healthz", NULL, NULL, 0, &r);
     CHECK(r.status == 200, "healthz: %d", r.status);
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     return fd;
 }
 
@@ -70,9 +58,9 @@ static int park_poll(int port, const char *tok, int64_t after)
  * got holds none of the session's events. */
 static void expect_poll_refused(int fd, int ms, const char *why)
 {
-    struct http_resp r;
+    struct h_http_resp r;
     int64_t t0 = h_now_ms();
-    int rc = http_read_response(fd, &r, ms);
+    int rc = h_http_read_response(fd, &r, ms);
     char *body = rc == 0 && r.body ? strdup(r.body) : strdup("(nothing)");
     CHECK(rc == 0 && r.status != 0, "%s: the parked poll was not answered within %d ms", why, ms);
     CHECK(r.status == 401, "%s: the parked poll got %d %s, expected 401 at once", why, r.status, body);
@@ -80,15 +68,15 @@ static void expect_poll_refused(int fd, int ms, const char *why)
     CHECK(!strstr(body, "events"), "%s: events delivered: %s", why, body);
     fprintf(stderr, "    %s: 401 after %" PRId64 " ms\n", why, h_now_ms() - t0);
     free(body);
-    http_resp_free(&r);
+    h_http_resp_free(&r);
 }
 
 static void logout(int port, const char *tok)
 {
-    struct http_resp r;
-    http_call(port, "POST", "/api/v1/logout", tok, NULL, 0, &r);
+    struct h_http_resp r;
+    h_http_call(port, "POST", "/api/v1/logout", tok, NULL, 0, &r);
     CHECK(r.status == 200, "logout: %d %s", r.status, r.body);
-    http_resp_free(&r);
+    h_http_resp_free(&r);
 }
 
 static void test_logout_ends_parked_poll(void **state)
@@ -97,17 +85,17 @@ static void test_logout_ends_parked_poll(void **state)
     struct h_server s;
     char alice[65], bob[65];
     const char *extra[] = { "--transfer-delay-ms", "0", NULL };
-    start(&s, extra, alice, bob);
+    start_alice_bob(&s, extra, alice, bob);
     int fd = park_poll(s.port, alice, newest(s.port, alice));
     logout(s.port, alice);
     /* bob's transfer raises alice's transfer.received alert right away */
-    struct http_resp r;
-    http_call(s.port, "POST", "/api/v1/transfers", bob,
-              "{\"to\":\"alice\",\"amount_cents\":125,\"idempotency_key\":\"k1\"}", -1, &r);
+    struct h_http_resp r;
+    h_http_call(s.port, "POST", "/api/v1/transfers", bob,
+                "{\"to\":\"alice\",\"amount_cents\":125,\"idempotency_key\":\"k1\"}", -1, &r);
     CHECK(r.status == 202, "bob's transfer: %d %s", r.status, r.body);
-    http_resp_free(&r);
+    h_http_resp_free(&r);
     expect_poll_refused(fd, PROMPT_MS, "parked across a logout");
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 static void test_logout_ends_ws_and_poll(void **state)
@@ -115,19 +103,19 @@ static void test_logout_ends_ws_and_poll(void **state)
     (void)state;
     struct h_server s;
     char alice[65], bob[65];
-    start(&s, NULL, alice, bob);
+    start_alice_bob(&s, NULL, alice, bob);
     int64_t after = newest(s.port, alice);
-    struct h_ws *w = ws_connect(s.port);
-    json_decref(ws_hello(w, alice, after));
+    struct h_ws *w = h_ws_connect(s.port);
+    json_decref(h_ws_hello(w, alice, after));
     int fd = park_poll(s.port, alice, after);
     logout(s.port, alice);
     int64_t id;
-    CHECK(http_post_message(s.port, bob, NULL, "after alice left", NULL, &id) == 201, "bob posts");
+    CHECK(h_http_post_message(s.port, bob, NULL, "after alice left", NULL, &id) == 201, "bob posts");
     expect_poll_refused(fd, PROMPT_MS, "poll beside a WebSocket, across a logout");
-    int code = ws_wait_close(w, h_deadline(PROMPT_MS));
+    int code = h_ws_wait_close(w, h_deadline(PROMPT_MS));
     CHECK(code == 4401, "the WebSocket of a logged-out session closed with %d", code);
-    ws_free(w);
-    server_stop(&s);
+    h_ws_free(w);
+    h_server_stop(&s);
 }
 
 static void test_expiry_ends_parked_poll(void **state)
@@ -136,26 +124,26 @@ static void test_expiry_ends_parked_poll(void **state)
     struct h_server s;
     char alice[65], bob[65];
     const char *extra[] = { "--session-ttl-s", "3", NULL };
-    start(&s, extra, alice, bob);
+    start_alice_bob(&s, extra, alice, bob);
     int fd = park_poll(s.port, alice, newest(s.port, alice));
     /* wait for the expiry as a client sees it: a short poll refused */
     int64_t deadline = h_deadline(6000);
     for (;;) {
-        struct http_resp r;
-        http_call(s.port, "GET", "/api/v1/account", alice, NULL, 0, &r);
+        struct h_http_resp r;
+        h_http_call(s.port, "GET", "/api/v1/account", alice, NULL, 0, &r);
         int status = r.status;
-        http_resp_free(&r);
+        h_http_resp_free(&r);
         if (status == 401)
             break;
         CHECK(h_now_ms() < deadline, "alice's session never expired");
         h_pump(100);
     }
     /* bob's first session ends about when alice's does: a fresh one */
-    CHECK(http_login(s.port, "bob", PW_BOB, bob) == 200, "login bob again");
+    CHECK(h_http_login(s.port, "bob", PW_BOB, bob) == 200, "login bob again");
     int64_t id;
-    CHECK(http_post_message(s.port, bob, NULL, "after alice's expiry", NULL, &id) == 201, "bob posts");
+    CHECK(h_http_post_message(s.port, bob, NULL, "after alice's expiry", NULL, &id) == 201, "bob posts");
     expect_poll_refused(fd, PROMPT_MS, "parked across the expiry");
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 static void test_idle_ends_parked_poll(void **state)
@@ -164,11 +152,11 @@ static void test_idle_ends_parked_poll(void **state)
     struct h_server s;
     char alice[65], bob[65];
     const char *extra[] = { "--session-idle-s", "2", NULL };
-    start(&s, extra, alice, bob);
+    start_alice_bob(&s, extra, alice, bob);
     int fd = park_poll(s.port, alice, newest(s.port, alice));
     /* nothing else uses alice's session: it idles out 2 s after this poll */
     expect_poll_refused(fd, 2000 + PROMPT_MS, "parked past the idle limit");
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 static void test_logout_on_other_instance(void **state)
@@ -181,18 +169,18 @@ static void test_logout_on_other_instance(void **state)
     harness_init();
     struct h_server s[2];
     char alice[65], bob[65];
-    servers_start_shared(s, 2, NULL);
-    CHECK(http_register(s[0].port, "alice", PW_ALICE) == 201, "register alice");
-    CHECK(http_register(s[0].port, "bob", PW_BOB) == 201, "register bob");
-    CHECK(http_login(s[0].port, "alice", PW_ALICE, alice) == 200, "login alice");
-    CHECK(http_login(s[0].port, "bob", PW_BOB, bob) == 200, "login bob");
+    h_servers_start_shared(s, 2, NULL);
+    CHECK(h_http_register(s[0].port, "alice", PW_ALICE) == 201, "register alice");
+    CHECK(h_http_register(s[0].port, "bob", PW_BOB) == 201, "register bob");
+    CHECK(h_http_login(s[0].port, "alice", PW_ALICE, alice) == 200, "login alice");
+    CHECK(h_http_login(s[0].port, "bob", PW_BOB, bob) == 200, "login bob");
     int fd = park_poll(s[1].port, alice, newest(s[1].port, alice));
     logout(s[0].port, alice);
     int64_t id;
-    CHECK(http_post_message(s[0].port, bob, NULL, "for whoever listens", NULL, &id) == 201, "bob posts");
+    CHECK(h_http_post_message(s[0].port, bob, NULL, "for whoever listens", NULL, &id) == 201, "bob posts");
     expect_poll_refused(fd, PROMPT_MS, "parked on the other instance across a logout");
-    server_stop(&s[0]);
-    server_stop(&s[1]);
+    h_server_stop(&s[0]);
+    h_server_stop(&s[1]);
 }
 
 int main(void)

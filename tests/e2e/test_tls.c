@@ -35,7 +35,7 @@ static int group_setup(void **state)
     snprintf(cert, sizeof cert, "%s/server.pem", certs);
     snprintf(key, sizeof key, "%s/server.key", certs);
     const char *extra[] = { "--tls-cert", cert, "--tls-key", key, NULL };
-    server_start(&srv, NULL, extra);
+    h_server_start(&srv, NULL, extra);
     CHECK(!strncmp(srv.url, "https://", 8), "chatd with a certificate does not say https: %s", srv.url);
     return 0;
 }
@@ -44,7 +44,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     if (srv.proc)
-        server_stop(&srv);
+        h_server_stop(&srv);
     harness_cleanup();
     return 0;
 }
@@ -53,21 +53,21 @@ static struct h_proc *tls_client(const char *transport, const char *user, int do
 {
     const char *reg[] = { "--ca", ca, "--register", NULL };
     const char *plain[] = { "--ca", ca, NULL };
-    return client_spawn(&srv, transport, user, PW, do_register ? reg : plain);
+    return h_client_spawn(&srv, transport, user, PW, do_register ? reg : plain);
 }
 
 /* Waits until c has shown an event with this body; returns its index or -1. */
 static long wait_body(struct h_proc *c, const char *body, int64_t deadline)
 {
     for (;;) {
-        for (size_t i = 0; i < client_nevents(c); i++) {
-            const char *b = json_string_value(json_object_get(client_event(c, i), "body"));
+        for (size_t i = 0; i < h_client_nevents(c); i++) {
+            const char *b = json_string_value(json_object_get(h_client_event(c, i), "body"));
             if (b && !strcmp(b, body))
                 return (long)i;
         }
         if (h_now_ms() >= deadline)
             return -1;
-        client_wait_events(c, client_nevents(c) + 1, deadline);
+        h_client_wait_events(c, h_client_nevents(c) + 1, deadline);
     }
 }
 
@@ -77,18 +77,18 @@ static void exchange(const char *transport, const char *a_name, const char *b_na
     char hello[64], reply[64];
     struct h_proc *a = tls_client(transport, a_name, 1);
     struct h_proc *b = tls_client(transport, b_name, 1);
-    CHECK(client_wait_stderr_match(a, "\"state\":\"connected\"", h_deadline(15000)), "%s: alice never connected", transport);
-    CHECK(client_wait_stderr_match(b, "\"state\":\"connected\"", h_deadline(15000)), "%s: bob never connected", transport);
+    CHECK(h_client_wait_stderr_match(a, "\"state\":\"connected\"", h_deadline(15000)), "%s: alice never connected", transport);
+    CHECK(h_client_wait_stderr_match(b, "\"state\":\"connected\"", h_deadline(15000)), "%s: bob never connected", transport);
     snprintf(hello, sizeof hello, "hello over %s and TLS", transport);
     snprintf(reply, sizeof reply, "reply over %s and TLS", transport);
-    client_send_line(a, hello);
+    h_client_send_line(a, hello);
     CHECK(wait_body(b, hello, h_deadline(10000)) >= 0, "%s: bob did not get alice's message", transport);
-    client_send_line(b, reply);
+    h_client_send_line(b, reply);
     long ia = wait_body(a, reply, h_deadline(10000)), ib = wait_body(b, reply, h_deadline(10000));
     CHECK(ia >= 0 && ib >= 0, "%s: the reply did not reach both", transport);
     CHECK(wait_body(a, hello, h_deadline(0)) == ia - 1, "%s: alice did not see hello right before the reply", transport);
-    client_quit(a, h_deadline(10000));
-    client_quit(b, h_deadline(10000));
+    h_client_quit(a, h_deadline(10000));
+    h_client_quit(b, h_deadline(10000));
 }
 
 static void test_websocket_tls(void **state)
@@ -118,13 +118,13 @@ static void test_untrusted_certificate(void **state)
     const char *wrong[] = { "--ca", other_ca, "--register", NULL };
     const char *const *cases[] = { none, wrong };
     for (int i = 0; i < 2; i++) {
-        struct h_proc *c = client_spawn(&srv, "websocket", "mallory", PW, cases[i]);
+        struct h_proc *c = h_client_spawn(&srv, "websocket", "mallory", PW, cases[i]);
         int status = 0;
         CHECK(h_proc_wait_exit(c, h_deadline(10000), &status), "case %d: the client kept trying", i);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1, "case %d: exit status %d, expected 1", i, status);
-        CHECK(client_wait_stderr_match(c, "TLS handshake failed", h_deadline(1000)),
+        CHECK(h_client_wait_stderr_match(c, "TLS handshake failed", h_deadline(1000)),
               "case %d: no clear message about the certificate", i);
-        CHECK(client_nevents(c) == 0, "case %d: events arrived from an untrusted server", i);
+        CHECK(h_client_nevents(c) == 0, "case %d: events arrived from an untrusted server", i);
     }
 }
 

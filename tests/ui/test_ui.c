@@ -155,15 +155,15 @@ static void http_user(const struct h_server *s, const char *user, char token[80]
 {
     char pw[64];
     password_of(user, pw, sizeof pw);
-    int st = http_register(s->port, user, pw);
+    int st = h_http_register(s->port, user, pw);
     CHECK(st == 201, "register %s: %d", user, st);
-    st = http_login(s->port, user, pw, token);
+    st = h_http_login(s->port, user, pw, token);
     CHECK(st == 200, "login %s: %d", user, st);
 }
 
 static void post(const struct h_server *s, const char *token, const char *body)
 {
-    int st = http_post_message(s->port, token, "general", body, NULL, NULL);
+    int st = h_http_post_message(s->port, token, "general", body, NULL, NULL);
     CHECK(st == 201, "posting \"%s\": %d", body, st);
 }
 
@@ -189,7 +189,7 @@ static void test_two_clients_chat(void **state)
     struct h_server s;
     struct client alice, bob;
     (void)state;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
     ui_start(&bob, &s, "bob", "long-poll", 80, 24, NULL);
     free(wait_connected(&alice, "websocket"));
@@ -207,7 +207,7 @@ static void test_two_clients_chat(void **state)
     free(b);
     ui_quit(&alice);
     ui_quit(&bob);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* ---- a transfer pops up ---- */
@@ -231,7 +231,7 @@ static void test_transfer_alerts(void **state)
     struct h_server s;
     struct client alice, bob;
     (void)state;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     ui_start(&alice, &s, "alice", "websocket", 100, 30, "--quiet");
     ui_start(&bob, &s, "bob", "long-poll", 80, 24, NULL);
     free(wait_connected(&alice, "websocket"));
@@ -265,7 +265,7 @@ static void test_transfer_alerts(void **state)
     free(b);
     ui_quit(&alice);
     ui_quit(&bob);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* ---- /transport while messages keep coming ---- */
@@ -291,7 +291,7 @@ static void test_transport_switch(void **state)
     char token[80];
     static const char *const order[] = { "long-poll", "short-poll", "websocket" };
     (void)state;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     http_user(&s, "bob", token);
     ui_start(&alice, &s, "alice", "websocket", 100, 50, NULL);
     free(wait_connected(&alice, "websocket"));
@@ -330,7 +330,7 @@ static void test_transport_switch(void **state)
     CHECK(strstr(screen, events), "the cost line does not count%s:\n%s", events, screen);
     free(screen);
     ui_quit(&alice);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* ---- resizing and a narrow terminal ---- */
@@ -360,7 +360,7 @@ static void test_resize_and_narrow(void **state)
     struct client alice;
     char token[80];
     (void)state;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     http_user(&s, "bob", token);
     ui_start(&alice, &s, "alice", "long-poll", 80, 24, NULL);
     free(wait_connected(&alice, "long-poll"));
@@ -394,7 +394,7 @@ static void test_resize_and_narrow(void **state)
     check_widths(screen, 60);
     free(screen);
     ui_quit(&alice);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* ---- UTF-8 ---- */
@@ -417,7 +417,7 @@ static void test_utf8(void **state)
     static const char *cjk = "日本語のテキストは画面の幅で折り返されなければならない。"
                              "漢字も仮名も二桁の幅を持つ。終わり";
     (void)state;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     http_user(&s, "bob", token);
     ui_start(&alice, &s, "alice", "websocket", 60, 20, NULL);
     free(wait_connected(&alice, "websocket"));
@@ -432,7 +432,7 @@ static void test_utf8(void **state)
     tmux_type("alice", "typed: ça 日本 🎉 ok", 1);
     free(tmux_wait_for("alice", "alice: typed: ça 日本 🎉 ok", h_deadline(WAIT_MS)));
     ui_quit(&alice);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* ---- escape sequences are shown, not obeyed ---- */
@@ -443,7 +443,7 @@ static void test_escapes_harmless(void **state)
     struct client alice;
     char token[80];
     (void)state;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     http_user(&s, "bob", token);
     ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
     free(wait_connected(&alice, "websocket"));
@@ -467,7 +467,7 @@ static void test_escapes_harmless(void **state)
     free(title0);
     CHECK(!bell_rung("alice"), "a bell character in a message rang the bell");
     ui_quit(&alice);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 /* ---- /quit while logging in ---- */
@@ -509,7 +509,7 @@ static void test_quit_while_logging_in(void **state)
     char token[80];
     int silent_port;
     (void)state;
-    server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, NULL);
     int silent = silent_listener(&silent_port);
     both = s;
     int n = snprintf(both.url, sizeof both.url, "http://127.0.0.1:%d,%s", silent_port, s.url);
@@ -522,12 +522,12 @@ static void test_quit_while_logging_in(void **state)
     close(silent);              /* the login moves on to the real server */
     ui_wait_exit(&alice);
     http_user(&s, "bob", token);
-    json_t *events = http_get_events(s.port, token, 0);
+    json_t *events = h_http_get_events(s.port, token, 0);
     CHECK(has_body(events, "typed while logging in"),
           "the message typed before the login was lost: %s",
           json_dumps(events, JSON_COMPACT));
     json_decref(events);
-    server_stop(&s);
+    h_server_stop(&s);
 }
 
 int main(void)

@@ -1,0 +1,174 @@
+/* harness_server.c — chatd under test: starting it on a free port (or on the
+ * port it had, after a kill) with a database of its own, with a registered
+ * and logged-in user, and stopping, killing and restarting it. */
+#include "harness.h"
+#include "harness_internal.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* The address chatd is asked to listen on: 127.0.0.1 unless the extra
+ * arguments say --host (the last one wins, as in chatd). */
+static const char *server_host(const struct h_server *s)
+{
+    const char *host = "127.0.0.1";
+    for (int i = 0; i + 1 < s->nextra; i++)
+        if (strcmp(s->extra[i], "--host") == 0)
+            host = s->extra[i + 1];
+    return host;
+}
+
+/* Spawns chatd on port (0: a free one) and waits for its listening line.
+ * soft: if chatd exits before listening (e.g. the port is still taken),
+ * forget it and return -1 instead of failing the test. */
+static int server_spawn_port(struct h_server *s, int want, int soft)
+{
+    char *argv[32], portarg[16];
+    int n = 0;
+    snprintf(portarg, sizeof portarg, "%d", want);
+    argv[n++] = (char *)h_bin("CHATD_BIN", "bin/chatd");
+    argv[n++] = "--host";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--port";
+    argv[n++] = portarg;
+    argv[n++] = "--db";
+    argv[n++] = s->dbpath;
+    for (int i = 0; i < s->nextra; i++)
+        argv[n++] = s->extra[i];
+    argv[n] = NULL;
+    s->proc = h_spawn("chatd", argv, NULL, 0);
+
+    int64_t dl = h_deadline(10000);
+    char *nl;
+    while (!(nl = s->proc->out.data ? strchr(s->proc->out.data, '\n') : NULL)) {
+        if (soft && s->proc->exited) {
+            h_proc_wait_exit(s->proc, h_deadline(1000), NULL);   /* drains its pipes */
+            if (s->proc->out.data && strchr(s->proc->out.data, '\n'))
+                continue;
+            h_proc_forget(s->proc);
+            s->proc = NULL;
+            return -1;
+        }
+        if (s->proc->exited || h_now_ms() >= dl) {
+            int timed_out = !s->proc->exited;
+            h_dump_logs();
+            fail_msg("chatd did not print its listening line (%s); stdout so far: %s",
+                     timed_out ? "time-out" : "it exited", s->proc->out.data ? s->proc->out.data : "");
+        }
+        if (s->proc->out_fd < 0 && !s->proc->exited) {
+            h_proc_wait_exit(s->proc, dl, NULL);
+            continue;
+        }
+        h_pump(h_remaining(dl));
+    }
+    char line[256];
+    snprintf(line, sizeof line, "%.*s", (int)(nl - s->proc->out.data), s->proc->out.data);
+    char host[64], scheme[8];
+    int port = 0;
+    char tail;
+    const char *asked = server_host(s);
+    int v6 = strchr(asked, ':') != NULL;       /* an IPv6 address is written [ADDR] */
+    if (sscanf(line, v6 ? "listening on %7[a-z]://[%63[^]]]:%d%c" : "listening on %7[a-z]://%63[^:]:%d%c",
+               scheme, host, &port, &tail) != 3 ||
+        (strcmp(scheme, "http") && strcmp(scheme, "https")) || port <= 0 || port > 65535)
+        fail_msg("chatd's first stdout line is not \"listening on http[s]://HOST:PORT\": \"%s\"", line);
+    if (strcmp(host, asked) != 0)
+        fail_msg("chatd listens on host \"%s\", asked for %s", host, asked);
+    if (want && port != want)
+        fail_msg("chatd listens on port %d, asked for %d", port, want);
+    s->port = port;
+    snprintf(s->url, sizeof s->url, v6 ? "%s://[%s]:%d" : "%s://%s:%d", scheme, host, port);
+    return 0;
+}
+
+void h_server_spawn(struct h_server *s)
+{
+    server_spawn_port(s, 0, 0);
+}
+
+void h_server_start(struct h_server *s, const char *dbdir, const char *const *extra)
+{
+    harness_init();
+    memset(s, 0, sizeof *s);
+    snprintf(s->dbdir, sizeof s->dbdir, "%s", dbdir ? dbdir : h_tmpdir());
+    if (h_pg_url())
+        h_pg_db_for(s->dbdir, s->dbpath, sizeof s->dbpath);   /* CHAT_TEST_PG: a database per dbdir */
+    else
+        snprintf(s->dbpath, sizeof s->dbpath, "%s/chat.db", s->dbdir);
+    for (const char *const *e = extra; e && *e; e++) {
+        if (s->nextra == 16 || strlen(*e) >= sizeof s->extra[0])
+            fail_msg("h_server_start: too many or too long extra arguments");
+        snprintf(s->extra[s->nextra++], sizeof s->extra[0], "%s", *e);
+    }
+    h_server_spawn(s);
+}
+
+static void server_forget(struct h_server *s)
+{
+    if (s->proc) {
+        h_proc_forget(s->proc);
+        s->proc = NULL;
+    }
+}
+
+void h_server_stop(struct h_server *s)
+{
+    if (!s->proc)
+        return;
+    struct h_proc *p = s->proc;
+    if (!p->exited)
+        kill(p->pid, SIGTERM);
+    int st = 0;
+    if (!h_proc_wait_exit(p, h_deadline(10000), &st)) {
+        h_dump_logs();
+        h_server_kill(s);
+        fail_msg("chatd did not exit within 10 s of SIGTERM");
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        h_dump_logs();
+        int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0, code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        server_forget(s);
+        fail_msg("chatd after SIGTERM: exit code %d, signal %d (expected exit 0)", code, sig);
+    }
+    server_forget(s);
+}
+
+void h_server_kill(struct h_server *s)
+{
+    server_forget(s);
+}
+
+void h_server_restart(struct h_server *s)
+{
+    h_server_stop(s);
+    h_server_spawn(s);
+}
+
+void h_server_start_with_user(struct h_server *s, const char *const *extra, const char *user,
+                              const char *password, char *token)
+{
+    h_server_start(s, NULL, extra);
+    if (h_http_register(s->port, user, password) != 201 || h_http_login(s->port, user, password, token) != 200) {
+        h_dump_logs();
+        fail_msg("register and log in %s", user);
+    }
+}
+
+void h_server_start_same_port(struct h_server *s)
+{
+    if (s->proc)
+        fail_msg("h_server_start_same_port: chatd is still running (stop or kill it first)");
+    if (s->port <= 0)
+        fail_msg("h_server_start_same_port: no port from an earlier run");
+    int64_t dl = h_deadline(10000);
+    while (server_spawn_port(s, s->port, 1) < 0) {
+        if (h_now_ms() >= dl) {
+            h_dump_logs();
+            fail_msg("chatd could not listen on port %d again within 10 s", s->port);
+        }
+        h_pump(100);               /* the port is still taken: try again shortly */
+    }
+}
