@@ -3,6 +3,8 @@
  * used to carry. */
 #include "scenario.h"
 
+int scenario_mismatches;
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

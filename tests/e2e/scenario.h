@@ -76,6 +76,17 @@ void send_for(struct sender *ss, int n, int ms, int every_ms);
 void start_alice_bob(struct h_server *s, const char *const *extra, char *alice, char *bob);
 
 /* ---- checks ---------------------------------------------------------------- */
+/* Mismatches in the current test: each check that finds one prints it and
+ * counts it (scenario_mismatches++), and the test fails at its end
+ * (END_CHECKS), so one run lists every request not answered as specified. */
+extern int scenario_mismatches;
+#define END_CHECKS()                                                          \
+    do {                                                                      \
+        int n_ = scenario_mismatches;                                         \
+        scenario_mismatches = 0;                                              \
+        CHECK(n_ == 0, "%d request(s) not answered as specified (see MISMATCH lines above)", n_); \
+    } while (0)
+
 /* Registers every user of the NULL-terminated list with password PW. */
 void register_users(const struct h_server *s, const char *const *users);
 /* The lines "<tag> #1".."<tag> #n" appear in feed exactly once each, in

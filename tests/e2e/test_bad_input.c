@@ -4,6 +4,7 @@
  * and garbage WebSocket traffic. Every HTTP error must carry
  * {"error":{"code","message"}}; afterwards the server still serves. */
 #include "harness.h"
+#include "scenario.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,16 +39,6 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* Mismatches in the current test; each is printed as it happens and the
- * test fails at its end (END_CHECKS), so one run lists them all. */
-static int mismatches;
-#define END_CHECKS()                                                          \
-    do {                                                                      \
-        int n_ = mismatches;                                                  \
-        mismatches = 0;                                                       \
-        CHECK(n_ == 0, "%d request(s) not answered as specified (see MISMATCH lines above)", n_); \
-    } while (0)
-
 /* One request expected to fail with status/code; what describes it. */
 static void expect(const char *what, const char *method, const char *path, const char *token,
                    const char *body, long body_len, int status, const char *code)
@@ -57,7 +48,7 @@ static void expect(const char *what, const char *method, const char *path, const
     char desc[300];
     snprintf(desc, sizeof desc, "%s %s (%s)", method, path, what);
     if (!h_check_error(desc, &r, status, code))
-        mismatches++;
+        scenario_mismatches++;
     h_http_resp_free(&r);
 }
 
@@ -400,7 +391,7 @@ static int ws_close_matches(struct h_ws *w, int want, int64_t deadline, const ch
         return 1;
     fprintf(stderr, "MISMATCH: WebSocket, %s: expected close code %d, got %s%d\n", what, want,
             code == -2 ? "time-out " : code == -1 ? "end of stream without a close frame " : "", code);
-    mismatches++;
+    scenario_mismatches++;
     return 0;
 }
 

@@ -9,6 +9,7 @@
  * absolute URI, a bad %-escape, no request line, oversized headers) is at
  * least never a 200 and closed at once. */
 #include "harness.h"
+#include "scenario.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -303,20 +304,13 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static int mismatches;
-#define END_CHECKS()                                                          \
-    do {                                                                      \
-        int n_ = mismatches;                                                  \
-        mismatches = 0;                                                       \
-        CHECK(n_ == 0, "%d request(s) not answered as specified (see MISMATCH lines above)", n_); \
-    } while (0)
 
 static void expect_close(const char *what, const char *raw, int status, const char *code)
 {
     struct raw_out o;
     raw_exchange(srv.port, raw, 3000, &o);
     if (!check_error_close(what, &o, status, code))
-        mismatches++;
+        scenario_mismatches++;
     raw_free(&o);
 }
 
@@ -325,7 +319,7 @@ static void expect_refused(const char *what, const char *raw)
     struct raw_out o;
     raw_exchange(srv.port, raw, 3000, &o);
     if (!check_refused_close(what, &o))
-        mismatches++;
+        scenario_mismatches++;
     raw_free(&o);
 }
 
