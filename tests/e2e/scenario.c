@@ -259,3 +259,11 @@ void check_same_as_feed(struct h_proc *c, const json_t *feed, int64_t dl)
     CHECK(c->bad_lines == 0, "%s printed %d non-JSON lines on stdout, first: %s", c->name, c->bad_lines,
           c->first_bad);
 }
+
+void start_with_bob(struct h_server *s, char bob[65])
+{
+    static const char *const users[] = { "alice", "bob", NULL };
+    h_server_start(s, NULL, NULL);
+    register_users(s, users);
+    CHECK(h_http_login(s->port, "bob", PW, bob) == 200, "login bob");
+}

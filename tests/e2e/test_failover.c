@@ -172,11 +172,8 @@ static void test_auto_falls_back_to_long_poll(void **state)
 {
     (void)state;
     struct h_server s;
-    h_server_start(&s, NULL, NULL);
-    static const char *const users[] = { "alice", "bob", NULL };
-    register_users(&s, users);
     char bob[65];
-    CHECK(h_http_login(s.port, "bob", PW, bob) == 200, "login bob");
+    start_with_bob(&s, bob);
     g_relay = relay_start(s.port);
     relay_refuse_upgrades(g_relay, RELAY_UPGRADES_403);
     struct h_server via = s;
@@ -241,11 +238,8 @@ static void test_auto_direct_uses_websocket(void **state)
 {
     (void)state;
     struct h_server s;
-    h_server_start(&s, NULL, NULL);
-    static const char *const users[] = { "alice", "bob", NULL };
-    register_users(&s, users);
     char bob[65];
-    CHECK(h_http_login(s.port, "bob", PW, bob) == 200, "login bob");
+    start_with_bob(&s, bob);
     struct sender a = { .user = "alice", .tag = "alice direct" };
     a.c = h_client_spawn(&s, "auto", "alice", PW, NULL);
     wait_state(a.c, 0, (struct want_state){ "connected", "websocket", s.url, 1 }, 10000, "auto, no proxy");
@@ -266,16 +260,14 @@ static void test_first_url_unreachable(void **state)
 {
     (void)state;
     struct h_server s;
-    h_server_start(&s, NULL, NULL);
-    static const char *const users[] = { "alice", "bob", NULL };
-    register_users(&s, users);
     char bob[65];
-    CHECK(h_http_login(s.port, "bob", PW, bob) == 200, "login bob");
+    start_with_bob(&s, bob);
     struct h_server two = s;
     char dead[64];
     snprintf(dead, sizeof dead, "http://127.0.0.1:%d", unused_port());
     set_url_list(&two, dead, s.url);
     static const char *const transports[] = { "websocket", "long-poll" };
+    static const char *const users[] = { "alice", "bob" };
     struct sender ss[2];
     for (int i = 0; i < 2; i++) {
         ss[i] = (struct sender){ .user = users[i] };

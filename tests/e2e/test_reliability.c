@@ -206,11 +206,8 @@ static void test_restart_reconnects(void **state)
 {
     (void)state;
     struct h_server s;
-    h_server_start(&s, NULL, NULL);
-    static const char *const users[] = { "alice", "bob", NULL };
-    register_users(&s, users);
     char bob[65];
-    CHECK(h_http_login(s.port, "bob", PW, bob) == 200, "login bob");
+    start_with_bob(&s, bob);
 
     struct h_proc *cs[3];
     for (int i = 0; i < 3; i++)
@@ -550,11 +547,8 @@ static void test_same_user_three_transports(void **state)
 {
     (void)state;
     struct h_server s;
-    h_server_start(&s, NULL, NULL);
-    static const char *const users[] = { "alice", "bob", NULL };
-    register_users(&s, users);
     char bob[65];
-    CHECK(h_http_login(s.port, "bob", PW, bob) == 200, "login bob");
+    start_with_bob(&s, bob);
     struct sender ss[3];
     struct h_proc *cs[3];
     for (int i = 0; i < 3; i++) {
