@@ -31,8 +31,8 @@ int ui_render_init_colors(void)
         { P_OWN, COLOR_GREEN }, { P_NAME0, COLOR_CYAN }, { P_NAME1, COLOR_MAGENTA },
         { P_NAME2, COLOR_BLUE }, { P_NAME3, COLOR_YELLOW },
         { P_NOTICE, COLOR_YELLOW }, { P_ERROR, COLOR_RED }, { P_INFO, -1 },
-        { P_PENDING, COLOR_YELLOW }, { P_PROCESSING, COLOR_CYAN },
-        { P_COMPLETED, COLOR_GREEN }, { P_FAILED, COLOR_RED }, { P_RECEIVED, COLOR_MAGENTA },
+        { P_PENDING, COLOR_YELLOW }, { P_PROCESSING, COLOR_YELLOW },
+        { P_COMPLETED, COLOR_GREEN }, { P_FAILED, COLOR_RED }, { P_RECEIVED, COLOR_GREEN },
         { P_TITLE, COLOR_CYAN },
     };
     for (size_t i = 0; i < sizeof fg / sizeof fg[0]; i++)
@@ -50,6 +50,13 @@ static attr_t pair(int p)
 
 /* ---- text primitives ---- */
 
+/* attr_set takes the colour pair from its second argument, not from the
+ * attributes: split them, or every colour is lost. */
+static void set_attr(attr_t a)
+{
+    attr_set(a & ~A_COLOR, (short)PAIR_NUMBER(a), NULL);
+}
+
 /* Draws what fits of s in maxw columns at (y, x); returns columns used. */
 static int put_w(int y, int x, int maxw, const wchar_t *s, size_t n, attr_t a)
 {
@@ -58,9 +65,9 @@ static int put_w(int y, int x, int maxw, const wchar_t *s, size_t n, attr_t a)
     size_t k = ui_text_fit(s, n, maxw);
     if (k == 0)
         return 0;
-    attr_set(a, 0, NULL);
+    set_attr(a);
     mvaddnwstr(y, x, s, (int)k);
-    attr_set(A_NORMAL, 0, NULL);
+    set_attr(A_NORMAL);
     return ui_text_width(s, k);
 }
 
@@ -87,9 +94,9 @@ static void fill(int y, int x, int w, attr_t a)
 {
     if (w <= 0)
         return;
-    attr_set(a, 0, NULL);
+    set_attr(a);
     mvhline(y, x, ' ', w);
-    attr_set(A_NORMAL, 0, NULL);
+    set_attr(A_NORMAL);
 }
 
 /* ---- lines of the chat and alerts panes ---- */
@@ -227,9 +234,9 @@ static void draw_title(const struct ui_rect *r, const char *left, const char *ri
 {
     if (!r->h)
         return;
-    attr_set(A_DIM, 0, NULL);
+    set_attr(A_DIM);
     mvhline(r->y, r->x, ACS_HLINE, r->w);
-    attr_set(A_NORMAL, 0, NULL);
+    set_attr(A_NORMAL);
     int x = r->x + 1, end = r->x + r->w;
     x += put_s(r->y, x, end - x - 1, left, pair(P_TITLE) | A_BOLD);
     if (right && *right) {
@@ -249,7 +256,7 @@ static void draw_status(const struct ui_view *v, const struct ui_rect *r)
         snprintf(state, sizeof state, "logging in");
     else
         ui_fmt_state(v->state, v->retry_ms, state, sizeof state);
-    snprintf(left, sizeof left, " %s · %s · ", v->user, v->transport);
+    snprintf(left, sizeof left, " %s · %s ·", v->user, v->transport);
     int x = r->x, end = r->x + r->w;
     x += put_s(r->y, x, end - x, left, A_REVERSE | A_BOLD);
     attr_t sa = v->state == CORE_CONNECTED ? pair(P_ST_OK)
@@ -324,7 +331,7 @@ static void draw_popup(const struct ui_view *v)
     attr_t frame = alert_attr(l->alert) | A_BOLD;
     for (int y = b.y; y < b.y + b.h; y++)
         fill(y, b.x, b.w, A_NORMAL);
-    attr_set(frame, 0, NULL);
+    set_attr(frame);
     mvhline(b.y, b.x + 1, ACS_HLINE, b.w - 2);
     mvhline(b.y + b.h - 1, b.x + 1, ACS_HLINE, b.w - 2);
     mvvline(b.y + 1, b.x, ACS_VLINE, b.h - 2);
@@ -333,7 +340,7 @@ static void draw_popup(const struct ui_view *v)
     mvaddch(b.y, b.x + b.w - 1, ACS_URCORNER);
     mvaddch(b.y + b.h - 1, b.x, ACS_LLCORNER);
     mvaddch(b.y + b.h - 1, b.x + b.w - 1, ACS_LRCORNER);
-    attr_set(A_NORMAL, 0, NULL);
+    set_attr(A_NORMAL);
     put_s(b.y, b.x + 2, b.w - 4, title, frame | A_REVERSE);
     size_t pos = 0, len;
     int y = b.y + 1, last = b.y + b.h - 1 - (*more ? 1 : 0);
@@ -371,11 +378,11 @@ void ui_render(struct ui_view *v)
     int zero = 0;
     draw_list(&v->model->alerts, &L->alerts, &zero, 0);
     if (L->separator.h) {
-        attr_set(A_DIM, 0, NULL);
+        set_attr(A_DIM);
         mvvline(L->separator.y, L->separator.x, ACS_VLINE, L->separator.h);
         if (L->chat_title.h)
             mvaddch(L->separator.y, L->separator.x, ACS_TTEE);
-        attr_set(A_NORMAL, 0, NULL);
+        set_attr(A_NORMAL);
     }
     draw_status(v, &L->status);
     draw_stats(v, &L->stats);

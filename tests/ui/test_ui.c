@@ -5,6 +5,9 @@
  * - a transfer pops up on both screens, shows in both alerts panes, rings
  *   the bell for the receiver and not for the --quiet sender, and Esc
  *   closes the pop-up; /balance answers in words, never JSON;
+ * - colour (captured with capture-pane -e): alerts by state, pending and
+ *   processing yellow, completed green; the status badge green when
+ *   connected, and "websocket · connected" with one space;
  * - /transport switches websocket -> long-poll -> short-poll -> websocket
  *   while messages keep coming: each shows exactly once;
  * - resizing (80x24 -> 60x20 -> 120x40) keeps the input line, the draft
@@ -91,10 +94,10 @@ static void ui_start(struct client *c, const struct h_server *s, const char *use
 static int connected(const char *screen, void *arg)
 {
     char needle[64];
-    snprintf(needle, sizeof needle, "%s ·  connected ", (const char *)arg);
+    snprintf(needle, sizeof needle, "%s · connected ", (const char *)arg);
     if (strstr(screen, needle))
         return 1;
-    snprintf(needle, sizeof needle, "%s ·  connecting ", (const char *)arg);
+    snprintf(needle, sizeof needle, "%s · connecting ", (const char *)arg);
     return strcmp(arg, "long-poll") == 0 && strstr(screen, needle);
 }
 
@@ -265,6 +268,52 @@ static void test_transfer_alerts(void **state)
     free(b);
     ui_quit(&alice);
     ui_quit(&bob);
+    server_stop(&s);
+}
+
+/* ---- colour ---- */
+
+#define SGR_GREEN  32
+#define SGR_YELLOW 33
+#define SGR_BG_GREEN 42
+
+static void check_colour(const char *name, const char *needle, size_t skip, int fg, int bg)
+{
+    char *esc = tmux_capture_escapes(name);
+    struct sgr_cell c;
+    CHECK(esc && sgr_at(esc, needle, skip, &c) == 0, "%s: \"%s\" not on the screen:\n%s", name,
+          needle, esc ? esc : "");
+    if (fg && c.fg != fg)
+        fail_msg("%s: \"%s\" has colour %d, not %d:\n%s", name, needle, c.fg, fg, esc);
+    if (bg && c.bg != bg)
+        fail_msg("%s: \"%s\" has background %d, not %d:\n%s", name, needle, c.bg, bg, esc);
+    free(esc);
+}
+
+/* Alerts are coloured by state (pending and processing yellow, completed
+ * green), the status badge by the connection (green when connected), and
+ * the badge reads "websocket · connected" with one space. */
+static void test_colours(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80];
+    (void)state;
+    server_start(&s, NULL, NULL);
+    http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "websocket", 100, 30, "--quiet");
+    char *screen = wait_connected(&alice, "websocket");
+    check_colour("alice", "connected ", 0, 0, SGR_BG_GREEN);
+    tmux_type("alice", "/transfer bob 25.00", 1);
+    free(tmux_wait_for("alice", "completed Your transfer", h_deadline(WAIT_MS)));
+    tmux_key("alice", "Escape");
+    free(tmux_wait_until("alice", no_popup, NULL, "the pop-up gone after Esc", h_deadline(WAIT_MS)));
+    check_colour("alice", "completed Your transfer", 0, SGR_GREEN, 0);
+    check_colour("alice", "pending We received", 0, SGR_YELLOW, 0);
+    check_colour("alice", "processing Your transfer", 0, SGR_YELLOW, 0);
+    CHECK(strstr(screen, "alice · websocket · connected "), "the status bar:\n%s", screen);
+    free(screen);
+    ui_quit(&alice);
     server_stop(&s);
 }
 
@@ -539,6 +588,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_two_clients_chat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_colours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_switch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resize_and_narrow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
