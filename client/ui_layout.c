@@ -74,6 +74,11 @@ int ui_layout_popup(const struct ui_layout *l, int want_w, int lines, struct ui_
     int h = lines + 2;
     if (h > c->h)
         h = c->h;
-    *box = rect(c->y, c->x + c->w - w - 1, h, w);
+    int x = c->x + c->w - w - 1;
+    if (x - c->x < UI_POPUP_MIN_SIDE) {     /* a sliver of chat beside it: take it all */
+        x = c->x;
+        w = c->w;
+    }
+    *box = rect(c->y, x, h, w);
     return w - 4;
 }

@@ -329,8 +329,9 @@ static void draw_popup(const struct ui_view *v)
     int lines = ui_wrap_count(l->text, l->text_len, cw, cw) + (*more ? 1 : 0);
     cw = ui_layout_popup(v->layout, want, lines, &b);
     attr_t frame = alert_attr(l->alert) | A_BOLD;
-    for (int y = b.y; y < b.y + b.h; y++)
-        fill(y, b.x, b.w, A_NORMAL);
+    const struct ui_rect *pane = &v->layout->chat;
+    for (int y = b.y; y < b.y + b.h; y++)   /* the margin right of it too */
+        fill(y, b.x, pane->x + pane->w - b.x, A_NORMAL);
     set_attr(frame);
     mvhline(b.y, b.x + 1, ACS_HLINE, b.w - 2);
     mvhline(b.y + b.h - 1, b.x + 1, ACS_HLINE, b.w - 2);

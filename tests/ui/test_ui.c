@@ -91,14 +91,24 @@ static void ui_start(struct client *c, const struct h_server *s, const char *use
  * says "connecting" until its first answer (up to 25 s), so for it being
  * logged in ("logging in" has become "connecting") is enough: the transport
  * is started and its first poll is waiting. */
+/* needle as a whole word: followed by a blank or the end of its row. */
+static int has_word(const char *screen, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (const char *p = screen; (p = strstr(p, needle)); p += n)
+        if (p[n] == ' ' || p[n] == '\n' || p[n] == '\0')
+            return 1;
+    return 0;
+}
+
 static int connected(const char *screen, void *arg)
 {
     char needle[64];
-    snprintf(needle, sizeof needle, "%s · connected ", (const char *)arg);
-    if (strstr(screen, needle))
+    snprintf(needle, sizeof needle, "%s · connected", (const char *)arg);
+    if (has_word(screen, needle))
         return 1;
-    snprintf(needle, sizeof needle, "%s · connecting ", (const char *)arg);
-    return strcmp(arg, "long-poll") == 0 && strstr(screen, needle);
+    snprintf(needle, sizeof needle, "%s · connecting", (const char *)arg);
+    return strcmp(arg, "long-poll") == 0 && has_word(screen, needle);
 }
 
 static char *wait_connected(struct client *c, const char *transport)
@@ -314,6 +324,76 @@ static void test_colours(void **state)
     CHECK(strstr(screen, "alice · websocket · connected "), "the status bar:\n%s", screen);
     free(screen);
     ui_quit(&alice);
+    server_stop(&s);
+}
+
+/* ---- pop-ups in narrow panes ---- */
+
+/* Only blanks beside a box-drawing span from its first left edge (`l`) to
+ * its last right edge (`r`); 0 if not. */
+static int blank_beside(const char *row, const char *l, const char *r)
+{
+    const char *a = strstr(row, l), *b = NULL;
+    for (const char *p = row; (p = strstr(p, r)); p += strlen(r))
+        b = p;
+    if (!a || !b)
+        return 0;
+    for (const char *p = row; p < a; p++)
+        if (*p != ' ')
+            return 0;
+    for (const char *p = b + strlen(r); *p; p++)
+        if (*p != ' ')
+            return 0;
+    return 1;
+}
+
+/* The pop-up is on screen and no text is left beside its box. */
+static int popup_clean(const char *screen, void *arg)
+{
+    char row[1024];
+    int top = -1, bottom = -1;
+    (void)arg;
+    for (int i = 0; i < screen_rows(screen); i++) {
+        screen_row(screen, i, row, sizeof row);
+        if (top < 0 && strstr(row, "┌"))
+            top = i;
+        if (top >= 0 && strstr(row, "└")) {
+            bottom = i;
+            break;
+        }
+    }
+    if (top < 0 || bottom < 0 || !strstr(screen, "alert: transfer"))
+        return 0;
+    for (int i = top; i <= bottom; i++) {
+        screen_row(screen, i, row, sizeof row);
+        const char *l = i == top ? "┌" : i == bottom ? "└" : "│";
+        const char *r = i == top ? "┐" : i == bottom ? "┘" : "│";
+        if (!blank_beside(row, l, r))
+            return 0;
+    }
+    return 1;
+}
+
+/* In a 30-column terminal full of chat text, a pop-up leaves no letters
+ * of the chat beside its box. */
+static void test_popup_narrow(void **state)
+{
+    struct h_server s;
+    struct client ann;
+    char token[80];
+    (void)state;
+    server_start(&s, NULL, NULL);
+    http_user(&s, "bob", token);
+    ui_start(&ann, &s, "ann", "websocket", 30, 24, "--quiet");
+    free(wait_connected(&ann, "websocket"));
+    for (int i = 0; i < 12; i++)
+        post(&s, token, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    post(&s, token, "filler-end");
+    free(tmux_wait_for("ann", "filler-end", h_deadline(WAIT_MS)));
+    tmux_type("ann", "/transfer bob 1", 1);
+    free(tmux_wait_until("ann", popup_clean, NULL, "a pop-up with nothing beside it",
+                         h_deadline(WAIT_MS)));
+    ui_quit(&ann);
     server_stop(&s);
 }
 
@@ -589,6 +669,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_clients_chat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_alerts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_colours, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_popup_narrow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_switch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resize_and_narrow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
