@@ -22,6 +22,7 @@
 #include "ui_format.h"
 #include "ui_layout.h"
 #include "ui_model.h"
+#include "ui_popup.h"
 #include "ui_render.h"
 #include "ui_text.h"
 #include "wsi_owner.h"
@@ -63,9 +64,7 @@ struct ui {
 
     int scroll;                  /* chat rows scrolled back */
     uint64_t added_at_scroll;
-    uint64_t popup_seq;          /* alerts.added when the pop-up's alert came */
-    int popup_on;
-    unsigned popup_more;
+    struct ui_popup popup;       /* the pop-up's alert and its "+N more" */
     int64_t last_bell;
     unsigned idle_wakeups;
 
@@ -99,8 +98,8 @@ static void render_now(struct ui *u)
     core_get_stats(u->env.core, &st);
     const struct ui_list *al = &u->model.alerts;
     const struct ui_line *popup = NULL;
-    uint64_t back = al->added - u->popup_seq;
-    if (u->popup_on && back < al->len)
+    uint64_t back = al->added - u->popup.seq;
+    if (u->popup.on && back < al->len)
         popup = &al->v[al->len - 1 - back];
     int64_t left = u->retry_at - mono_ms();
     struct ui_view v = {
@@ -110,9 +109,11 @@ static void render_now(struct ui *u)
         .logging_in = !u->started, .state = u->state, .retry_ms = left > 0 ? left : 0, .quitting = u->quitting,
         .outbox = core_outbox_len(u->env.core), .stats = &st,
         .scroll = u->scroll, .new_below = u->scroll ? u->model.chat.added - u->added_at_scroll : 0,
-        .popup = popup, .popup_more = u->popup_more, .colors = u->colors,
+        .popup = popup, .popup_more = u->popup.unseen, .colors = u->colors,
     };
     ui_render(&v);
+    if (popup)
+        ui_popup_drawn(&u->popup);
     if (v.scroll != u->scroll) {
         u->scroll = v.scroll;
         if (!u->scroll)
@@ -188,8 +189,7 @@ static void log_line(int level, const char *line)
 static void popup_over(lws_sorted_usec_list_t *sul)
 {
     struct ui *u = lws_container_of(sul, struct ui, sul_popup);
-    u->popup_on = 0;
-    u->popup_more = 0;
+    ui_popup_close(&u->popup);
     schedule_frame(u);
 }
 
@@ -198,9 +198,7 @@ static void show_popup(struct ui *u, const struct ui_line *l)
     int64_t now = wall_ms();
     if (now - l->ts > POPUP_FRESH_MS)
         return;                 /* history being caught up on */
-    u->popup_more = u->popup_on ? u->popup_more + 1 : 0;
-    u->popup_on = 1;
-    u->popup_seq = u->model.alerts.added;
+    ui_popup_alert(&u->popup, u->model.alerts.added);
     lws_sul_schedule(u->env.ctx, 0, &u->sul_popup, popup_over, (lws_usec_t)POPUP_MS * 1000);
     if (!u->env.quiet && now - u->last_bell >= BELL_GAP_MS) {
         u->last_bell = now;
@@ -395,8 +393,7 @@ static void char_key(struct ui *u, wint_t c)
         break;
     case 0x1b:                  /* Esc: close the pop-up */
         lws_sul_cancel(&u->sul_popup);
-        u->popup_on = 0;
-        u->popup_more = 0;
+        ui_popup_close(&u->popup);
         break;
     case '\t': ui_editor_insert(&u->ed, L' '); break;
     default:

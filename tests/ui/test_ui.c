@@ -307,21 +307,25 @@ static void test_colours(void **state)
 {
     struct h_server s;
     struct client alice;
-    char token[80];
+    char token[80], *screen;
     (void)state;
     server_start(&s, NULL, NULL);
     http_user(&s, "bob", token);
     ui_start(&alice, &s, "alice", "websocket", 100, 30, "--quiet");
-    char *screen = wait_connected(&alice, "websocket");
+    free(wait_connected(&alice, "websocket"));
     check_colour("alice", "connected ", 0, 0, SGR_BG_GREEN);
     tmux_type("alice", "/transfer bob 25.00", 1);
-    free(tmux_wait_for("alice", "completed Your transfer", h_deadline(WAIT_MS)));
+    screen = tmux_wait_for("alice", "completed Your transfer", h_deadline(WAIT_MS));
+    /* pending and processing popped up before: not "more" */
+    CHECK(!strstr(screen, "(+2 more"), "alerts already shown counted as more:\n%s", screen);
+    free(screen);
     tmux_key("alice", "Escape");
     free(tmux_wait_until("alice", no_popup, NULL, "the pop-up gone after Esc", h_deadline(WAIT_MS)));
     check_colour("alice", "completed Your transfer", 0, SGR_GREEN, 0);
     check_colour("alice", "pending We received", 0, SGR_YELLOW, 0);
     check_colour("alice", "processing Your transfer", 0, SGR_YELLOW, 0);
-    CHECK(strstr(screen, "alice · websocket · connected "), "the status bar:\n%s", screen);
+    screen = tmux_capture("alice");
+    CHECK(screen && strstr(screen, "alice · websocket · connected "), "the status bar:\n%s", screen);
     free(screen);
     ui_quit(&alice);
     server_stop(&s);
