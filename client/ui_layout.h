@@ -25,6 +25,9 @@ struct ui_layout {
 };
 
 void ui_layout_compute(int rows, int cols, struct ui_layout *l);
+/* The same, with the cost line left out (its row goes to the panes) when
+ * show_stats is 0 (/stats). */
+void ui_layout_compute_with(int rows, int cols, int show_stats, struct ui_layout *l);
 
 /* A pop-up box over the chat pane (top right, inside the pane) for content
  * lines of at most want_w columns; the box includes a one-cell border on

@@ -272,6 +272,8 @@ static void draw_status(const struct ui_view *v, const struct ui_rect *r)
         snprintf(right, sizeof right, "%sleaving: sending %zu queued… ", where, v->outbox);
     else if (v->outbox)
         snprintf(right, sizeof right, "%ssending %zu… ", where, v->outbox);
+    else if (v->scroll > 0)
+        snprintf(right, sizeof right, "%s/help · Alt-End: newest ", where);
     else
         snprintf(right, sizeof right, "%s/help · PgUp/PgDn ", where);
     int w = width_s(right);
@@ -362,22 +364,21 @@ void ui_render(struct ui_view *v)
     if (L->chat_title.h) {
         snprintf(title, sizeof title, " chat #%s ", v->room);
         if (v->scroll > 0 && v->new_below)
-            snprintf(right, sizeof right, " scrolled back · %llu new below · PgDn ",
+            snprintf(right, sizeof right, " scrolled back · %llu new below · Alt-End ",
                      (unsigned long long)v->new_below);
         else if (v->scroll > 0)
-            snprintf(right, sizeof right, " scrolled back · PgDn ");
+            snprintf(right, sizeof right, " scrolled back · PgDn/Alt-End ");
         draw_title(&L->chat_title, title, right);
     }
     draw_list(&v->model->chat, &L->chat, &v->scroll, 1);
-    if (L->alerts_title.h) {
-        snprintf(title, sizeof title, " alerts (%zu) ", v->model->alerts.len);
-        draw_title(&L->alerts_title, title, NULL);
-    }
     if (L->alerts.h && v->model->alerts.len == 0)
         put_s(L->alerts.y, L->alerts.x + 1, L->alerts.w - 1,
               "no alerts yet (try /transfer USER AMOUNT)", A_DIM);
-    int zero = 0;
-    draw_list(&v->model->alerts, &L->alerts, &zero, 0);
+    draw_list(&v->model->alerts, &L->alerts, &v->alerts_scroll, 0);
+    if (L->alerts_title.h) {    /* after the list: the scroll is clamped */
+        snprintf(title, sizeof title, " alerts (%zu) ", v->model->alerts.len);
+        draw_title(&L->alerts_title, title, v->alerts_scroll ? " older · Alt-PgDn " : NULL);
+    }
     if (L->separator.h) {
         set_attr(A_DIM);
         mvvline(L->separator.y, L->separator.x, ACS_VLINE, L->separator.h);

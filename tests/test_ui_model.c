@@ -1,5 +1,6 @@
 /* test_ui_model.c — the UI's pure bookkeeping beyond layout: what the
- * pop-up's "(+N more)" counts (client/ui_popup.c). */
+ * pop-up's "(+N more)" counts (client/ui_popup.c), Tab completion
+ * (client/ui_complete.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ui_complete.h"
+#include "ui_editor.h"
 #include "ui_popup.h"
 
 /* ---- the pop-up's "more" ---- */
@@ -41,12 +44,71 @@ static void test_popup_more_counts_unseen_only(void **state)
     assert_int_equal(p.unseen, 0);
 }
 
+/* ---- Tab completion ---- */
+
+static void type(struct ui_editor *e, const wchar_t *s)
+{
+    for (; *s; s++)
+        assert_int_equal(ui_editor_insert(e, *s), 0);
+}
+
+static void assert_line(const struct ui_editor *e, const wchar_t *want)
+{
+    if (wcscmp(e->buf, want) != 0)
+        fail_msg("line \"%ls\", want \"%ls\"", e->buf, want);
+    assert_int_equal(e->cur, e->len);
+}
+
+static void test_complete(void **state)
+{
+    static const char *const cmds[] = { "/transfer", "/transport", "/balance", "/help" };
+    static const char *const names[] = { "bob", "bea", "carol", "bob" };
+    struct ui_editor e;
+    struct ui_complete c = { 0 };
+    (void)state;
+    ui_editor_init(&e, 4096);
+    type(&e, L"/tr");
+    assert_int_equal(ui_complete_word_kind(&e), 1);
+    assert_int_equal(ui_complete_tab(&c, &e, cmds, 4), 0);
+    assert_line(&e, L"/transfer ");
+    assert_int_equal(ui_complete_tab(&c, &e, NULL, 0), 0);    /* Tab again: the next */
+    assert_line(&e, L"/transport ");
+    assert_int_equal(ui_complete_tab(&c, &e, NULL, 0), 0);    /* and round */
+    assert_line(&e, L"/transfer ");
+    ui_complete_reset(&c);
+    type(&e, L"B");                                             /* any case */
+    assert_int_equal(ui_complete_word_kind(&e), 0);
+    assert_int_equal(ui_complete_tab(&c, &e, names, 4), 0);
+    assert_line(&e, L"/transfer bob ");
+    assert_int_equal(ui_complete_tab(&c, &e, NULL, 0), 0);
+    assert_line(&e, L"/transfer bea ");
+    assert_int_equal(ui_complete_tab(&c, &e, NULL, 0), 0);    /* bob once only */
+    assert_line(&e, L"/transfer bob ");
+    ui_complete_reset(&c);
+    ui_editor_kill_to_start(&e);
+    type(&e, L"car");                                           /* addressing */
+    assert_int_equal(ui_complete_tab(&c, &e, names, 4), 0);
+    assert_line(&e, L"carol: ");
+    ui_complete_reset(&c);
+    type(&e, L"zz");                                            /* nothing: unchanged */
+    assert_int_equal(ui_complete_tab(&c, &e, names, 4), -1);
+    assert_line(&e, L"carol: zz");
+    ui_complete_reset(&c);
+    type(&e, L" ");                                             /* no word */
+    assert_int_equal(ui_complete_word_kind(&e), -1);
+    assert_int_equal(ui_complete_tab(&c, &e, names, 4), -1);
+    assert_line(&e, L"carol: zz ");
+    ui_complete_reset(&c);
+    ui_editor_free(&e);
+}
+
 int main(void)
 {
     if (!setlocale(LC_ALL, "C.UTF-8"))
         setlocale(LC_ALL, "C.utf8");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_popup_more_counts_unseen_only),
+        cmocka_unit_test(test_complete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

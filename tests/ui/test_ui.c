@@ -8,6 +8,11 @@
  * - colour (captured with capture-pane -e): alerts by state, pending and
  *   processing yellow, completed green; the status badge green when
  *   connected, and "websocket · connected" with one space;
+ * - pop-ups at 30 columns leave no chat letters beside the box, and
+ *   "(+N more)" does not count alerts already shown;
+ * - keys: Alt-b/Alt-f move by words and insert nothing, Tab inserts no
+ *   blank, Tab completes commands (/tr -> /transfer) and names seen in the
+ *   chat (bo -> bob, "bob: " at the start of the line);
  * - /transport switches websocket -> long-poll -> short-poll -> websocket
  *   while messages keep coming: each shows exactly once;
  * - resizing (80x24 -> 60x20 -> 120x40) keeps the input line, the draft
@@ -401,6 +406,76 @@ static void test_popup_narrow(void **state)
     server_stop(&s);
 }
 
+/* ---- keys: Tab completes, Alt-b/Alt-f move by words ---- */
+
+/* The input line (the last row) is exactly want. */
+static int input_is(const char *screen, void *arg)
+{
+    char last[1024];
+    screen_row(screen, screen_rows(screen) - 1, last, sizeof last);
+    size_t n = strlen(last);
+    while (n && last[n - 1] == ' ')
+        last[--n] = '\0';
+    return strcmp(last, arg) == 0;
+}
+
+static void wait_input(const char *name, const char *want)
+{
+    char what[256];
+    snprintf(what, sizeof what, "the input line \"%s\"", want);
+    free(tmux_wait_until(name, input_is, (void *)want, what, h_deadline(WAIT_MS)));
+}
+
+static void test_keys(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80];
+    (void)state;
+    server_start(&s, NULL, NULL);
+    http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
+    free(wait_connected(&alice, "websocket"));
+    post(&s, token, "hi from bob");
+    free(tmux_wait_for("alice", "bob: hi from bob", h_deadline(WAIT_MS)));
+    /* Alt-b: a word back, inserts nothing; Alt-f: a word forward */
+    tmux_type("alice", "hello world", 0);
+    tmux_key("alice", "M-b");
+    tmux_type("alice", "X", 0);
+    wait_input("alice", "> hello Xworld");
+    tmux_key("alice", "M-b");
+    tmux_key("alice", "M-b");
+    tmux_type("alice", "Y", 0);
+    wait_input("alice", "> Yhello Xworld");
+    tmux_key("alice", "M-f");
+    tmux_type("alice", "Z", 0);
+    wait_input("alice", "> YhelloZ Xworld");
+    tmux_key("alice", "C-u");
+    tmux_key("alice", "C-k");
+    wait_input("alice", ">");
+    /* Tab with nothing to complete inserts no blank */
+    tmux_type("alice", "zz", 0);
+    tmux_key("alice", "Tab");
+    tmux_type("alice", "y", 0);
+    wait_input("alice", "> zzy");
+    tmux_key("alice", "C-u");
+    /* commands, then user names seen in the chat */
+    tmux_type("alice", "/tr", 0);
+    tmux_key("alice", "Tab");
+    tmux_type("alice", "bo", 0);
+    tmux_key("alice", "Tab");
+    tmux_type("alice", "1", 0);
+    wait_input("alice", "> /transfer bob 1");
+    tmux_key("alice", "C-u");
+    tmux_type("alice", "bo", 0);
+    tmux_key("alice", "Tab");
+    tmux_type("alice", "hi", 0);
+    wait_input("alice", "> bob: hi");
+    tmux_key("alice", "C-u");
+    ui_quit(&alice);
+    server_stop(&s);
+}
+
 /* ---- /transport while messages keep coming ---- */
 
 static char *wait_marker(const char *name, int i)
@@ -674,6 +749,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transfer_alerts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_colours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_popup_narrow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_switch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resize_and_narrow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
