@@ -476,6 +476,74 @@ static void test_keys(void **state)
     server_stop(&s);
 }
 
+/* ---- scrolling, the alerts pane, /stats ---- */
+
+static int has_no(const char *screen, void *arg)
+{
+    return !strstr(screen, arg);
+}
+
+static void wait_gone(const char *name, const char *needle)
+{
+    char what[256];
+    snprintf(what, sizeof what, "\"%s\" gone from the screen", needle);
+    free(tmux_wait_until(name, has_no, (void *)needle, what, h_deadline(WAIT_MS)));
+}
+
+/* PgUp scrolls back; Alt-End, Ctrl-End and End on an empty line come back
+ * to the newest line; Alt-PgUp/Alt-PgDn scroll the alerts pane; /stats
+ * hides and shows the cost line. */
+static void test_scroll_and_stats(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80];
+    (void)state;
+    server_start(&s, NULL, NULL);
+    http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "websocket", 60, 24, "--quiet");
+    free(wait_connected(&alice, "websocket"));
+    for (int i = 1; i <= 30; i++) {
+        char m[32];
+        snprintf(m, sizeof m, "line-%02d-scroll", i);
+        post(&s, token, m);
+    }
+    free(tmux_wait_for("alice", "line-30-scroll", h_deadline(WAIT_MS)));
+    const char *back[] = { "M-End", "C-End", "End" };
+    for (size_t k = 0; k < 3; k++) {
+        tmux_key("alice", "PageUp");
+        free(tmux_wait_for("alice", "scrolled back", h_deadline(WAIT_MS)));
+        wait_gone("alice", "line-30-scroll");
+        tmux_key("alice", back[k]);
+        wait_gone("alice", "scrolled back");
+        free(tmux_wait_for("alice", "line-30-scroll", h_deadline(WAIT_MS)));
+    }
+    /* three alerts fill more than the alerts pane */
+    tmux_type("alice", "/transfer bob 1", 1);
+    free(tmux_wait_for("alice", "completed Your transfer", h_deadline(WAIT_MS)));
+    tmux_key("alice", "Escape");
+    free(tmux_wait_until("alice", no_popup, NULL, "the pop-up gone after Esc", h_deadline(WAIT_MS)));
+    char *screen = tmux_capture("alice");
+    CHECK(screen && !strstr(screen, "pending We received"), "the oldest alert shows:\n%s", screen);
+    free(screen);
+    tmux_key("alice", "M-PageUp");
+    screen = tmux_wait_for("alice", "pending We received", h_deadline(WAIT_MS));
+    CHECK(strstr(screen, "Alt-PgDn"), "no hint to scroll the alerts back:\n%s", screen);
+    free(screen);
+    tmux_key("alice", "M-PageDown");
+    free(tmux_wait_for("alice", "completed Your transfer", h_deadline(WAIT_MS)));
+    wait_gone("alice", "Alt-PgDn");
+    /* /stats */
+    free(tmux_wait_for("alice", " req ", h_deadline(WAIT_MS)));
+    tmux_type("alice", "/stats", 1);
+    free(tmux_wait_for("alice", "cost line hidden", h_deadline(WAIT_MS)));
+    wait_gone("alice", " req ");
+    tmux_type("alice", "/stats", 1);
+    free(tmux_wait_for("alice", " req ", h_deadline(WAIT_MS)));
+    ui_quit(&alice);
+    server_stop(&s);
+}
+
 /* ---- /transport while messages keep coming ---- */
 
 static char *wait_marker(const char *name, int i)
@@ -750,6 +818,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_colours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_popup_narrow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scroll_and_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_switch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resize_and_narrow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
