@@ -184,11 +184,24 @@ static void ui_resize(void *fe)
 
 /* ---- lines in the chat pane ---- */
 
+/* While scrolled back, the view stays where it is: the chat lines added
+ * since the list counted `before` (a date line may come with one) push the
+ * scroll up by their rows. */
+static void keep_view(struct ui *u, uint64_t before)
+{
+    const struct ui_list *chat = &u->model.chat;
+    uint64_t n = chat->added - before;
+    if (u->scroll <= 0)
+        return;
+    for (size_t i = chat->len; i > 0 && n > 0; i--, n--)
+        u->scroll += ui_render_line_rows(&chat->v[i - 1], u->layout.chat.w);
+}
+
 static void add_line(struct ui *u, enum ui_line_kind kind, const char *who, const char *text)
 {
-    const struct ui_line *l = ui_list_add(&u->model.chat, kind, wall_ms(), who, text);
-    if (l && u->scroll > 0)     /* keep the view where it is */
-        u->scroll += ui_render_line_rows(l, u->layout.chat.w);
+    uint64_t before = u->model.chat.added;
+    ui_list_add(&u->model.chat, kind, wall_ms(), who, text);
+    keep_view(u, before);
     schedule_frame(u);
 }
 
@@ -230,13 +243,14 @@ static void show_popup(struct ui *u, const struct ui_line *l)
 static void show_event(void *fe, const json_t *event)
 {
     struct ui *u = fe;
+    uint64_t before = u->model.chat.added;
     const struct ui_line *l = ui_model_add_event(&u->model, event, u->env.user);
     if (!l)
         return;
     if (l->kind == UI_LINE_ALERT)
         show_popup(u, l);
-    else if (u->scroll > 0)
-        u->scroll += ui_render_line_rows(l, u->layout.chat.w);
+    else
+        keep_view(u, before);
     schedule_frame(u);
 }
 

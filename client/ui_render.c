@@ -136,6 +136,8 @@ static void geometry(const struct ui_line *l, int w, struct row_geom *g)
 int ui_render_line_rows(const struct ui_line *l, int w)
 {
     struct row_geom g;
+    if (l->kind == UI_LINE_DAY)
+        return 1;
     geometry(l, w, &g);
     return ui_wrap_count(l->text, l->text_len, g.first_w, g.cont_w);
 }
@@ -179,6 +181,12 @@ static void draw_line_row(const struct ui_line *l, int row, int y, const struct 
 {
     struct row_geom g;
     size_t pos = 0, len = 0;
+    if (l->kind == UI_LINE_DAY) {           /* centred, cut if it must be */
+        int tw = ui_text_width(l->text, l->text_len);
+        int x = tw < r->w ? r->x + (r->w - tw) / 2 : r->x;
+        put_w(y, x, r->x + r->w - x, l->text, l->text_len, pair(P_TITLE) | A_DIM);
+        return;
+    }
     geometry(l, r->w, &g);
     for (int k = 0; k < row; k++)
         pos = ui_wrap_row(l->text, l->text_len, pos, k ? g.cont_w : g.first_w, &len);
