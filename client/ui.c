@@ -2,8 +2,11 @@
  * frontend_ui in frontend.h): chat pane, alerts pane, pop-up alerts, input
  * line with history, status bar with the connection state and the
  * transport's live cost. This file owns the lifecycle: taking and giving
- * back the terminal, keys from the lws loop, what the app shows into the
- * model, pop-ups and the bell, timers. It renders and calls back into the
+ * back the terminal, keys from the lws loop (Esc then a key is that key
+ * with Alt; xterm's modified keys are defined so they never reach the
+ * line as text), Tab completion's words, what the app shows into the
+ * model, pop-ups and the bell, timers, and the one command that is the
+ * terminal's own (/stats, the cost line on or off). It renders and calls back into the
  * app for commands and to quit (/quit, Ctrl-C, Ctrl-D on an empty line);
  * when to leave is the app's (app.c), no protocol here. Drawing is
  * ui_render.c; layout, editor and text are pure modules. Every change
