@@ -2,8 +2,11 @@
  * frontend_ui in frontend.h): chat pane, alerts pane, pop-up alerts, input
  * line with history, status bar with the connection state and the
  * transport's live cost. This file owns the lifecycle: taking and giving
- * back the terminal, keys from the lws loop, what the app shows into the
- * model, pop-ups and the bell, timers. It renders and calls back into the
+ * back the terminal, keys from the lws loop (Esc then a key is that key
+ * with Alt; xterm's modified keys are defined so they never reach the
+ * line as text), Tab completion's words, what the app shows into the
+ * model, pop-ups and the bell, timers, and the one command that is the
+ * terminal's own (/stats, the cost line on or off). It renders and calls back into the
  * app for commands and to quit (/quit, Ctrl-C, Ctrl-D on an empty line);
  * when to leave is the app's (app.c), no protocol here. Drawing is
  * ui_render.c; layout, editor and text are pure modules. Every change
@@ -18,10 +21,12 @@
 #include "core.h"
 #include "frontend.h"
 #include "protocol.h"
+#include "ui_complete.h"
 #include "ui_editor.h"
 #include "ui_format.h"
 #include "ui_layout.h"
 #include "ui_model.h"
+#include "ui_popup.h"
 #include "ui_render.h"
 #include "ui_text.h"
 #include "wsi_owner.h"
@@ -43,6 +48,22 @@
 #define BELL_GAP_MS       1000     /* one bell for a burst of alerts */
 #define KEYS_PER_WAKEUP   4096
 #define IDLE_WAKEUPS_MAX  256      /* readable but no key, again and again: gone */
+#define NAMES_SCAN_MAX    2000     /* chat lines looked through for Tab's names */
+
+/* Keys ncurses does not know for every TERM (xterm's modified keys, which
+ * tmux sends too): defined at start so they arrive as one code, not as
+ * characters typed into the line. */
+enum {
+    KEY_ALT_END = KEY_MAX + 1, KEY_CTRL_END, KEY_ALT_PPAGE, KEY_ALT_NPAGE,
+    KEY_ALT_HOME,
+};
+static const struct { const char *seq; int code; } extra_keys[] = {
+    { "\033[1;3F", KEY_ALT_END }, { "\033[1;5F", KEY_CTRL_END },
+    { "\033[8;3~", KEY_ALT_END }, { "\033[8;5~", KEY_CTRL_END },
+    { "\033[4;3~", KEY_ALT_END }, { "\033[4;5~", KEY_CTRL_END },
+    { "\033[5;3~", KEY_ALT_PPAGE }, { "\033[6;3~", KEY_ALT_NPAGE },
+    { "\033[1;3H", KEY_ALT_HOME },
+};
 
 struct ui {
     struct frontend_env env;
@@ -62,10 +83,11 @@ struct ui {
     int quitting;                /* the app leaves once the outbox is empty */
 
     int scroll;                  /* chat rows scrolled back */
+    int alerts_scroll;           /* alerts rows scrolled back */
+    int stats_hidden;            /* /stats: the cost line off */
+    struct ui_complete comp;     /* Tab completion in progress */
     uint64_t added_at_scroll;
-    uint64_t popup_seq;          /* alerts.added when the pop-up's alert came */
-    int popup_on;
-    unsigned popup_more;
+    struct ui_popup popup;       /* the pop-up's alert and its "+N more" */
     int64_t last_bell;
     unsigned idle_wakeups;
 
@@ -99,8 +121,8 @@ static void render_now(struct ui *u)
     core_get_stats(u->env.core, &st);
     const struct ui_list *al = &u->model.alerts;
     const struct ui_line *popup = NULL;
-    uint64_t back = al->added - u->popup_seq;
-    if (u->popup_on && back < al->len)
+    uint64_t back = al->added - u->popup.seq;
+    if (u->popup.on && back < al->len)
         popup = &al->v[al->len - 1 - back];
     int64_t left = u->retry_at - mono_ms();
     struct ui_view v = {
@@ -109,10 +131,13 @@ static void render_now(struct ui *u)
         .room = PROTO_DEFAULT_ROOM,
         .logging_in = !u->started, .state = u->state, .retry_ms = left > 0 ? left : 0, .quitting = u->quitting,
         .outbox = core_outbox_len(u->env.core), .stats = &st,
-        .scroll = u->scroll, .new_below = u->scroll ? u->model.chat.added - u->added_at_scroll : 0,
-        .popup = popup, .popup_more = u->popup_more, .colors = u->colors,
+        .scroll = u->scroll, .alerts_scroll = u->alerts_scroll, .new_below = u->scroll ? u->model.chat.added - u->added_at_scroll : 0,
+        .popup = popup, .popup_more = u->popup.unseen, .colors = u->colors,
     };
     ui_render(&v);
+    if (popup)
+        ui_popup_drawn(&u->popup);
+    u->alerts_scroll = v.alerts_scroll;
     if (v.scroll != u->scroll) {
         u->scroll = v.scroll;
         if (!u->scroll)
@@ -146,7 +171,7 @@ static void relayout(struct ui *u)
 {
     int rows, cols;
     getmaxyx(stdscr, rows, cols);
-    ui_layout_compute(rows, cols, &u->layout);
+    ui_layout_compute_with(rows, cols, !u->stats_hidden, &u->layout);
 }
 
 static void ui_resize(void *fe)
@@ -162,11 +187,24 @@ static void ui_resize(void *fe)
 
 /* ---- lines in the chat pane ---- */
 
+/* While scrolled back, the view stays where it is: the chat lines added
+ * since the list counted `before` (a date line may come with one) push the
+ * scroll up by their rows. */
+static void keep_view(struct ui *u, uint64_t before)
+{
+    const struct ui_list *chat = &u->model.chat;
+    uint64_t n = chat->added - before;
+    if (u->scroll <= 0)
+        return;
+    for (size_t i = chat->len; i > 0 && n > 0; i--, n--)
+        u->scroll += ui_render_line_rows(&chat->v[i - 1], u->layout.chat.w);
+}
+
 static void add_line(struct ui *u, enum ui_line_kind kind, const char *who, const char *text)
 {
-    const struct ui_line *l = ui_list_add(&u->model.chat, kind, wall_ms(), who, text);
-    if (l && u->scroll > 0)     /* keep the view where it is */
-        u->scroll += ui_render_line_rows(l, u->layout.chat.w);
+    uint64_t before = u->model.chat.added;
+    ui_list_add(&u->model.chat, kind, wall_ms(), who, text);
+    keep_view(u, before);
     schedule_frame(u);
 }
 
@@ -188,8 +226,7 @@ static void log_line(int level, const char *line)
 static void popup_over(lws_sorted_usec_list_t *sul)
 {
     struct ui *u = lws_container_of(sul, struct ui, sul_popup);
-    u->popup_on = 0;
-    u->popup_more = 0;
+    ui_popup_close(&u->popup);
     schedule_frame(u);
 }
 
@@ -198,9 +235,7 @@ static void show_popup(struct ui *u, const struct ui_line *l)
     int64_t now = wall_ms();
     if (now - l->ts > POPUP_FRESH_MS)
         return;                 /* history being caught up on */
-    u->popup_more = u->popup_on ? u->popup_more + 1 : 0;
-    u->popup_on = 1;
-    u->popup_seq = u->model.alerts.added;
+    ui_popup_alert(&u->popup, u->model.alerts.added);
     lws_sul_schedule(u->env.ctx, 0, &u->sul_popup, popup_over, (lws_usec_t)POPUP_MS * 1000);
     if (!u->env.quiet && now - u->last_bell >= BELL_GAP_MS) {
         u->last_bell = now;
@@ -211,13 +246,14 @@ static void show_popup(struct ui *u, const struct ui_line *l)
 static void show_event(void *fe, const json_t *event)
 {
     struct ui *u = fe;
+    uint64_t before = u->model.chat.added;
     const struct ui_line *l = ui_model_add_event(&u->model, event, u->env.user);
     if (!l)
         return;
     if (l->kind == UI_LINE_ALERT)
         show_popup(u, l);
-    else if (u->scroll > 0)
-        u->scroll += ui_render_line_rows(l, u->layout.chat.w);
+    else
+        keep_view(u, before);
     schedule_frame(u);
 }
 
@@ -300,15 +336,44 @@ static void print_error(const char *text)
 
 /* ---- input ---- */
 
+/* Commands only this front end has (the terminal's own lines). */
+static const char *const ui_help_lines[] = {
+    "/stats               hide or show the transport's cost line",
+    NULL,
+};
+static const char *const keys_help =
+    "keys: PgUp/PgDn scroll · Alt-End (or End on an empty line) jumps to the newest · "
+    "Alt-PgUp/Alt-PgDn scroll the alerts · Tab completes commands and names · "
+    "Up/Down history · Alt-b/Alt-f word · Ctrl-U/Ctrl-W/Ctrl-K erase · "
+    "Esc closes a pop-up · Ctrl-C leaves";
+
+static void toggle_stats(struct ui *u)
+{
+    u->stats_hidden = !u->stats_hidden;
+    relayout(u);
+    add_line(u, UI_LINE_NOTICE, NULL, u->stats_hidden
+             ? "cost line hidden (/stats shows it again)" : "cost line shown (/stats hides it)");
+}
+
+static void to_bottom(struct ui *u)
+{
+    u->scroll = 0;
+    u->added_at_scroll = u->model.chat.added;
+}
+
 static void take_line(struct ui *u)
 {
     char *line = ui_editor_take(&u->ed);
     struct cmd c;
     if (!line)
         return;
-    if (u->scroll) {            /* back to the newest lines */
-        u->scroll = 0;
-        u->added_at_scroll = u->model.chat.added;
+    if (u->scroll)              /* back to the newest lines */
+        to_bottom(u);
+    if (strcmp(line, "/stats") == 0) {
+        add_line(u, UI_LINE_INFO, NULL, line);
+        toggle_stats(u);
+        free(line);
+        return;
     }
     cmd_parse(line, &c);
     switch (c.kind) {
@@ -321,8 +386,9 @@ static void take_line(struct ui *u)
     case CMD_HELP:
         for (const char *const *l = cmd_help_lines; *l; l++)
             add_line(u, UI_LINE_NOTICE, NULL, *l);
-        add_line(u, UI_LINE_NOTICE, NULL, "keys: PgUp/PgDn scroll · Up/Down history · "
-                 "Ctrl-U/Ctrl-W/Ctrl-K erase · Esc closes a pop-up · Ctrl-C leaves");
+        for (const char *const *l = ui_help_lines; *l; l++)
+            add_line(u, UI_LINE_NOTICE, NULL, *l);
+        add_line(u, UI_LINE_NOTICE, NULL, keys_help);
         break;
     case CMD_MESSAGE:
         if (u->quitting)
@@ -338,6 +404,52 @@ static void take_line(struct ui *u)
     free(line);
 }
 
+/* Tab's words: the commands of /help, or the names seen in the chat, the
+ * latest speaker first (ourselves last: rarely the one meant). */
+static size_t completion_words(struct ui *u, int command, char **words, size_t max)
+{
+    size_t n = 0;
+    if (command) {
+        const char *const *lists[] = { cmd_help_lines, ui_help_lines };
+        for (size_t k = 0; k < 2; k++)
+            for (const char *const *l = lists[k]; *l && n < max; l++)
+                if (**l == '/')
+                    words[n++] = strndup(*l, strcspn(*l, " "));
+        return n;
+    }
+    const struct ui_list *chat = &u->model.chat;
+    for (size_t i = chat->len, seen = 0; i > 0 && seen < NAMES_SCAN_MAX && n < max - 1; i--, seen++) {
+        const struct ui_line *l = &chat->v[i - 1];
+        char *w = l->kind == UI_LINE_CHAT ? ui_text_to_utf8(l->who, l->who_len) : NULL;
+        for (size_t k = 0; w && k < n; k++)
+            if (words[k] && strcmp(words[k], w) == 0) {
+                free(w);
+                w = NULL;
+            }
+        if (w)
+            words[n++] = w;
+    }
+    words[n++] = strdup(u->env.user);
+    return n;
+}
+
+static void complete(struct ui *u)
+{
+    char *words[UI_COMPLETE_MAX * 4];
+    size_t n = 0;
+    int kind = ui_complete_word_kind(&u->ed);
+    if (kind >= 0 && !(u->comp.active && u->ed.cur == u->comp.end))
+        n = completion_words(u, kind, words, sizeof words / sizeof words[0]);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)          /* a failed strdup drops a word */
+        if (words[i])
+            words[k++] = words[i];
+    if (ui_complete_tab(&u->comp, &u->ed, (const char *const *)words, k) < 0)
+        beep();
+    for (size_t i = 0; i < k; i++)
+        free(words[i]);
+}
+
 static void scroll_by(struct ui *u, int rows)
 {
     if (u->scroll == 0 && rows > 0)
@@ -347,20 +459,37 @@ static void scroll_by(struct ui *u, int rows)
         u->scroll = 0;
 }
 
+static void scroll_alerts(struct ui *u, int rows)
+{
+    u->alerts_scroll += rows;
+    if (u->alerts_scroll < 0)
+        u->alerts_scroll = 0;
+}
+
 static void function_key(struct ui *u, wint_t k)
 {
     int page = u->layout.chat.h > 2 ? u->layout.chat.h - 1 : 1;
+    int apage = u->layout.alerts.h > 2 ? u->layout.alerts.h - 1 : 1;
     switch (k) {
     case KEY_LEFT: ui_editor_left(&u->ed); break;
     case KEY_RIGHT: ui_editor_right(&u->ed); break;
     case KEY_HOME: ui_editor_home(&u->ed); break;
-    case KEY_END: ui_editor_end(&u->ed); break;
+    case KEY_END:
+        if (u->ed.len == 0)
+            to_bottom(u);
+        ui_editor_end(&u->ed);
+        break;
+    case KEY_ALT_END:
+    case KEY_CTRL_END: to_bottom(u); break;
     case KEY_BACKSPACE: ui_editor_backspace(&u->ed); break;
     case KEY_DC: ui_editor_delete(&u->ed); break;
     case KEY_UP: ui_editor_history_prev(&u->ed); break;
     case KEY_DOWN: ui_editor_history_next(&u->ed); break;
     case KEY_PPAGE: scroll_by(u, page); break;
     case KEY_NPAGE: scroll_by(u, -page); break;
+    case KEY_ALT_PPAGE: scroll_alerts(u, apage); break;
+    case KEY_ALT_NPAGE: scroll_alerts(u, -apage); break;
+    case KEY_ALT_HOME: scroll_alerts(u, u->model.alerts.len * 8 + 1000); break;
     case KEY_ENTER: take_line(u); break;
     case KEY_RESIZE: relayout(u); clearok(curscr, TRUE); break;
     default: break;
@@ -368,6 +497,42 @@ static void function_key(struct ui *u, wint_t k)
 }
 
 #define CTRL_KEY(c) ((c) & 0x1f)
+
+static void close_popup(struct ui *u)
+{
+    lws_sul_cancel(&u->sul_popup);
+    ui_popup_close(&u->popup);
+}
+
+/* Esc then a key: Alt and the key (readline's meta). */
+static void alt_key(struct ui *u, int r, wint_t c)
+{
+    if (r == KEY_CODE_YES) {
+        switch (c) {
+        case KEY_END: to_bottom(u); break;
+        case KEY_PPAGE: function_key(u, KEY_ALT_PPAGE); break;
+        case KEY_NPAGE: function_key(u, KEY_ALT_NPAGE); break;
+        case KEY_HOME: function_key(u, KEY_ALT_HOME); break;
+        default: break;
+        }
+        return;
+    }
+    switch (c) {
+    case 'b': ui_editor_word_left(&u->ed); break;
+    case 'f': ui_editor_word_right(&u->ed); break;
+    case '>': to_bottom(u); break;
+    case '[':                   /* a sequence ncurses does not know: */
+    case 'O': {                 /* swallowed, never typed into the line */
+        wint_t k;
+        int n = 0;
+        while (n++ < 16 && get_wch(&k) == OK && !(k >= 0x40 && k <= 0x7e))
+            ;
+        break;
+    }
+    case 0x1b: close_popup(u); break;
+    default: break;             /* an Alt key we do not use: nothing typed */
+    }
+}
 
 static void char_key(struct ui *u, wint_t c)
 {
@@ -393,17 +558,32 @@ static void char_key(struct ui *u, wint_t c)
         else
             ui_editor_delete(&u->ed);
         break;
-    case 0x1b:                  /* Esc: close the pop-up */
-        lws_sul_cancel(&u->sul_popup);
-        u->popup_on = 0;
-        u->popup_more = 0;
-        break;
-    case '\t': ui_editor_insert(&u->ed, L' '); break;
+    case 0x1b: close_popup(u); break;   /* Esc alone */
+    case '\t': complete(u); break;
     default:
         if (ui_editor_insert(&u->ed, (wchar_t)c) < 0 && c >= 0x20)
             beep();             /* the line is full */
         break;
     }
+}
+
+/* One key; Esc followed at once by another is that key with Alt. */
+static void key(struct ui *u, int r, wint_t ch)
+{
+    if (!(r == OK && ch == '\t'))
+        ui_complete_reset(&u->comp);
+    if (r == OK && ch == 0x1b) {
+        wint_t next;
+        int r2 = get_wch(&next);
+        if (r2 != ERR) {
+            alt_key(u, r2, next);
+            return;
+        }
+    }
+    if (r == KEY_CODE_YES)
+        function_key(u, ch);
+    else
+        char_key(u, ch);
 }
 
 /* Takes every key that is there; -1 when the terminal looks gone. */
@@ -413,10 +593,7 @@ static int tty_readable(struct ui *u)
     int r, keys = 0;
     while (keys < KEYS_PER_WAKEUP && (r = get_wch(&ch)) != ERR) {
         keys++;
-        if (r == KEY_CODE_YES)
-            function_key(u, ch);
-        else
-            char_key(u, ch);
+        key(u, r, ch);
     }
     if (keys)
         u->idle_wakeups = 0;
@@ -499,6 +676,8 @@ static int start_curses(struct ui *u)
     keypad(stdscr, TRUE);
     nodelay(stdscr, TRUE);
     set_escdelay(25);
+    for (size_t i = 0; i < sizeof extra_keys / sizeof extra_keys[0]; i++)
+        define_key(extra_keys[i].seq, extra_keys[i].code);
     u->colors = ui_render_init_colors();
     relayout(u);
     return 0;
@@ -590,6 +769,7 @@ static void ui_free(struct ui *u, int exit_code)
         print_safe(u->last_error);
     ui_model_free(&u->model);
     ui_editor_free(&u->ed);
+    ui_complete_reset(&u->comp);
     free(u);
 }
 

@@ -110,6 +110,24 @@ void ui_editor_kill_word(struct ui_editor *e)
     erase(e, i, e->cur);
 }
 
+/* Like readline's Alt-b: to the start of this word or the one before. */
+void ui_editor_word_left(struct ui_editor *e)
+{
+    while (e->cur > 0 && e->buf[e->cur - 1] == L' ')
+        e->cur--;
+    while (e->cur > 0 && e->buf[e->cur - 1] != L' ')
+        e->cur--;
+}
+
+/* Like readline's Alt-f: to the end of this word or the next one. */
+void ui_editor_word_right(struct ui_editor *e)
+{
+    while (e->cur < e->len && e->buf[e->cur] == L' ')
+        e->cur++;
+    while (e->cur < e->len && e->buf[e->cur] != L' ')
+        e->cur++;
+}
+
 /* Replaces the line with s (NULL: empty), cursor at the end. */
 static void set_line(struct ui_editor *e, const wchar_t *s)
 {

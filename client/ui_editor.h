@@ -38,6 +38,8 @@ void ui_editor_end(struct ui_editor *e);
 void ui_editor_kill_to_start(struct ui_editor *e);     /* Ctrl-U */
 void ui_editor_kill_to_end(struct ui_editor *e);       /* Ctrl-K */
 void ui_editor_kill_word(struct ui_editor *e);         /* Ctrl-W */
+void ui_editor_word_left(struct ui_editor *e);         /* Alt-b */
+void ui_editor_word_right(struct ui_editor *e);        /* Alt-f */
 void ui_editor_history_prev(struct ui_editor *e);      /* Up */
 void ui_editor_history_next(struct ui_editor *e);      /* Down */
 

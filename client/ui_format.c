@@ -78,3 +78,27 @@ char *ui_fmt_clock(int64_t ts_ms, char *buf, size_t size)
         snprintf(buf, size, "%02d:%02d", tm.tm_hour, tm.tm_min);
     return buf;
 }
+
+char *ui_fmt_day(int64_t ts_ms, char *buf, size_t size)
+{
+    time_t t = (time_t)(ts_ms / 1000);
+    struct tm tm;
+    char wd[32] = "", mon[32] = "";
+    if (localtime_r(&t, &tm)) {
+        strftime(wd, sizeof wd, "%a", &tm);
+        strftime(mon, sizeof mon, "%b", &tm);
+        snprintf(buf, size, "── %s %d %s %d ──", wd, tm.tm_mday, mon, tm.tm_year + 1900);
+    } else {
+        snprintf(buf, size, "──");
+    }
+    return buf;
+}
+
+int ui_same_day(int64_t a_ms, int64_t b_ms)
+{
+    time_t a = (time_t)(a_ms / 1000), b = (time_t)(b_ms / 1000);
+    struct tm ta, tb;
+    if (!localtime_r(&a, &ta) || !localtime_r(&b, &tb))
+        return 1;
+    return ta.tm_year == tb.tm_year && ta.tm_yday == tb.tm_yday;
+}

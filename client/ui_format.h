@@ -17,6 +17,11 @@ char *ui_fmt_state(enum core_state s, int64_t retry_ms, char *buf, size_t size);
  *   2: "12 req · ↓3.4 KB ↑1.2 KB · 14 ev · 3/2 ms" */
 char *ui_fmt_stats(const struct core_stats *st, int level, char *buf, size_t size);
 #define UI_FMT_STATS_LEVELS 3
+/* The chat's date line for the local day of an epoch-ms timestamp:
+ * "── Wed 2 Dec 2026 ──" (day and month names of the locale). */
+char *ui_fmt_day(int64_t ts_ms, char *buf, size_t size);
+/* 1 if two epoch-ms timestamps fall on the same local day. */
+int ui_same_day(int64_t a_ms, int64_t b_ms);
 /* Local time of an epoch-ms timestamp as "HH:MM". */
 char *ui_fmt_clock(int64_t ts_ms, char *buf, size_t size);
 

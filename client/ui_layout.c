@@ -18,6 +18,11 @@ static int clamp(int v, int lo, int hi)
 
 void ui_layout_compute(int rows, int cols, struct ui_layout *l)
 {
+    ui_layout_compute_with(rows, cols, 1, l);
+}
+
+void ui_layout_compute_with(int rows, int cols, int show_stats, struct ui_layout *l)
+{
     memset(l, 0, sizeof *l);
     if (rows < 1 || cols < 1)
         return;
@@ -25,9 +30,10 @@ void ui_layout_compute(int rows, int cols, struct ui_layout *l)
     l->cols = cols;
 
     /* bottom rows, from the bottom up: input, cost line, status bar */
-    int bottom = 1 + (rows >= 3) + (rows >= 5);
+    int stats = show_stats && rows >= 5;
+    int bottom = 1 + (rows >= 3) + stats;
     l->input = rect(rows - 1, 0, 1, cols);
-    if (rows >= 5)
+    if (stats)
         l->stats = rect(rows - 2, 0, 1, cols);
     if (rows >= 3)
         l->status = rect(rows - bottom, 0, 1, cols);
@@ -74,6 +80,11 @@ int ui_layout_popup(const struct ui_layout *l, int want_w, int lines, struct ui_
     int h = lines + 2;
     if (h > c->h)
         h = c->h;
-    *box = rect(c->y, c->x + c->w - w - 1, h, w);
+    int x = c->x + c->w - w - 1;
+    if (x - c->x < UI_POPUP_MIN_SIDE) {     /* a sliver of chat beside it: take it all */
+        x = c->x;
+        w = c->w;
+    }
+    *box = rect(c->y, x, h, w);
     return w - 4;
 }

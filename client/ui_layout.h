@@ -25,11 +25,17 @@ struct ui_layout {
 };
 
 void ui_layout_compute(int rows, int cols, struct ui_layout *l);
+/* The same, with the cost line left out (its row goes to the panes) when
+ * show_stats is 0 (/stats). */
+void ui_layout_compute_with(int rows, int cols, int show_stats, struct ui_layout *l);
 
 /* A pop-up box over the chat pane (top right, inside the pane) for content
  * lines of at most want_w columns; the box includes a one-cell border on
- * each side. Returns the width available for content (0 if the pane is too
- * small: no pop-up). */
+ * each side. When fewer than UI_POPUP_MIN_SIDE columns of chat would stay
+ * left of it, the box takes the pane's whole width (a few letters beside a
+ * box are fragments, not text). Returns the width available for content
+ * (0 if the pane is too small: no pop-up). */
+#define UI_POPUP_MIN_SIDE 12
 int ui_layout_popup(const struct ui_layout *l, int want_w, int lines, struct ui_rect *box);
 
 #endif

@@ -1,6 +1,7 @@
 /* ui_model.c — see ui_model.h. */
 #include "ui_model.h"
 #include "money.h"
+#include "ui_format.h"
 #include "ui_text.h"
 
 #include <stdio.h>
@@ -11,6 +12,7 @@ void ui_model_init(struct ui_model *m)
 {
     memset(m, 0, sizeof *m);
     m->chat.keep = UI_CHAT_KEEP;
+    m->chat.day_lines = 1;
     m->alerts.keep = UI_ALERTS_KEEP;
 }
 
@@ -56,8 +58,23 @@ static struct ui_line *list_slot(struct ui_list *l)
     return &l->v[l->len];
 }
 
+static struct ui_line *add_line(struct ui_list *l, enum ui_line_kind kind, int64_t ts,
+                                const char *who, const char *text);
+
 struct ui_line *ui_list_add(struct ui_list *l, enum ui_line_kind kind, int64_t ts,
                                   const char *who, const char *text)
+{
+    if (l->day_lines && ts > 0 && l->last_ts > 0 && !ui_same_day(l->last_ts, ts)) {
+        char day[64];
+        add_line(l, UI_LINE_DAY, ts, NULL, ui_fmt_day(ts, day, sizeof day));
+    }
+    if (ts > 0)
+        l->last_ts = ts;
+    return add_line(l, kind, ts, who, text);
+}
+
+static struct ui_line *add_line(struct ui_list *l, enum ui_line_kind kind, int64_t ts,
+                                const char *who, const char *text)
 {
     struct ui_line *line = list_slot(l);
     if (!line)

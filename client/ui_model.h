@@ -1,6 +1,8 @@
 /* ui_model.h — what the UI shows, kept as display-ready lines: the chat
  * pane's history (messages, notices, errors) and the alerts, each converted
- * once from the core's events into safe wide-character text (ui_text.h).
+ * once from the core's events into safe wide-character text (ui_text.h),
+ * with a date line in the chat where the local day changes between two
+ * lines.
  * Reading an event's fields for display is all it knows of the protocol.
  * No curses; bounded (the oldest lines go first). */
 #ifndef CHAT_UI_MODEL_H
@@ -21,6 +23,7 @@ enum ui_line_kind {
     UI_LINE_ERROR,
     UI_LINE_INFO,       /* our own echo of a command, lws logs */
     UI_LINE_ALERT,
+    UI_LINE_DAY,        /* "── Wed 2 Dec 2026 ──": the day changed */
 };
 
 enum ui_alert_kind {
@@ -47,6 +50,8 @@ struct ui_list {
     struct ui_line *v;
     size_t len, cap, keep;
     uint64_t added;              /* lines ever added (for "new below") */
+    int day_lines;               /* a date line where the day changes */
+    int64_t last_ts;             /* of the newest line with a time */
 };
 
 struct ui_model {
@@ -56,8 +61,10 @@ struct ui_model {
 void ui_model_init(struct ui_model *m);
 void ui_model_free(struct ui_model *m);
 
-/* Adds a line of UTF-8 text (who may be NULL); the last line of the list
- * or NULL when out of memory. */
+/* Adds a line of UTF-8 text (who may be NULL), after a date line if the
+ * list has them and ts falls on another local day than the line before
+ * (ts 0: no time, no date line); the last line of the list or NULL when out
+ * of memory. */
 struct ui_line *ui_list_add(struct ui_list *l, enum ui_line_kind kind, int64_t ts,
                                   const char *who, const char *text);
 

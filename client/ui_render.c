@@ -31,8 +31,8 @@ int ui_render_init_colors(void)
         { P_OWN, COLOR_GREEN }, { P_NAME0, COLOR_CYAN }, { P_NAME1, COLOR_MAGENTA },
         { P_NAME2, COLOR_BLUE }, { P_NAME3, COLOR_YELLOW },
         { P_NOTICE, COLOR_YELLOW }, { P_ERROR, COLOR_RED }, { P_INFO, -1 },
-        { P_PENDING, COLOR_YELLOW }, { P_PROCESSING, COLOR_CYAN },
-        { P_COMPLETED, COLOR_GREEN }, { P_FAILED, COLOR_RED }, { P_RECEIVED, COLOR_MAGENTA },
+        { P_PENDING, COLOR_YELLOW }, { P_PROCESSING, COLOR_YELLOW },
+        { P_COMPLETED, COLOR_GREEN }, { P_FAILED, COLOR_RED }, { P_RECEIVED, COLOR_GREEN },
         { P_TITLE, COLOR_CYAN },
     };
     for (size_t i = 0; i < sizeof fg / sizeof fg[0]; i++)
@@ -50,6 +50,13 @@ static attr_t pair(int p)
 
 /* ---- text primitives ---- */
 
+/* attr_set takes the colour pair from its second argument, not from the
+ * attributes: split them, or every colour is lost. */
+static void set_attr(attr_t a)
+{
+    attr_set(a & ~A_COLOR, (short)PAIR_NUMBER(a), NULL);
+}
+
 /* Draws what fits of s in maxw columns at (y, x); returns columns used. */
 static int put_w(int y, int x, int maxw, const wchar_t *s, size_t n, attr_t a)
 {
@@ -58,9 +65,9 @@ static int put_w(int y, int x, int maxw, const wchar_t *s, size_t n, attr_t a)
     size_t k = ui_text_fit(s, n, maxw);
     if (k == 0)
         return 0;
-    attr_set(a, 0, NULL);
+    set_attr(a);
     mvaddnwstr(y, x, s, (int)k);
-    attr_set(A_NORMAL, 0, NULL);
+    set_attr(A_NORMAL);
     return ui_text_width(s, k);
 }
 
@@ -87,9 +94,9 @@ static void fill(int y, int x, int w, attr_t a)
 {
     if (w <= 0)
         return;
-    attr_set(a, 0, NULL);
+    set_attr(a);
     mvhline(y, x, ' ', w);
-    attr_set(A_NORMAL, 0, NULL);
+    set_attr(A_NORMAL);
 }
 
 /* ---- lines of the chat and alerts panes ---- */
@@ -129,6 +136,8 @@ static void geometry(const struct ui_line *l, int w, struct row_geom *g)
 int ui_render_line_rows(const struct ui_line *l, int w)
 {
     struct row_geom g;
+    if (l->kind == UI_LINE_DAY)
+        return 1;
     geometry(l, w, &g);
     return ui_wrap_count(l->text, l->text_len, g.first_w, g.cont_w);
 }
@@ -172,6 +181,12 @@ static void draw_line_row(const struct ui_line *l, int row, int y, const struct 
 {
     struct row_geom g;
     size_t pos = 0, len = 0;
+    if (l->kind == UI_LINE_DAY) {           /* centred, cut if it must be */
+        int tw = ui_text_width(l->text, l->text_len);
+        int x = tw < r->w ? r->x + (r->w - tw) / 2 : r->x;
+        put_w(y, x, r->x + r->w - x, l->text, l->text_len, pair(P_TITLE) | A_DIM);
+        return;
+    }
     geometry(l, r->w, &g);
     for (int k = 0; k < row; k++)
         pos = ui_wrap_row(l->text, l->text_len, pos, k ? g.cont_w : g.first_w, &len);
@@ -227,9 +242,9 @@ static void draw_title(const struct ui_rect *r, const char *left, const char *ri
 {
     if (!r->h)
         return;
-    attr_set(A_DIM, 0, NULL);
+    set_attr(A_DIM);
     mvhline(r->y, r->x, ACS_HLINE, r->w);
-    attr_set(A_NORMAL, 0, NULL);
+    set_attr(A_NORMAL);
     int x = r->x + 1, end = r->x + r->w;
     x += put_s(r->y, x, end - x - 1, left, pair(P_TITLE) | A_BOLD);
     if (right && *right) {
@@ -249,7 +264,7 @@ static void draw_status(const struct ui_view *v, const struct ui_rect *r)
         snprintf(state, sizeof state, "logging in");
     else
         ui_fmt_state(v->state, v->retry_ms, state, sizeof state);
-    snprintf(left, sizeof left, " %s · %s · ", v->user, v->transport);
+    snprintf(left, sizeof left, " %s · %s ·", v->user, v->transport);
     int x = r->x, end = r->x + r->w;
     x += put_s(r->y, x, end - x, left, A_REVERSE | A_BOLD);
     attr_t sa = v->state == CORE_CONNECTED ? pair(P_ST_OK)
@@ -265,6 +280,8 @@ static void draw_status(const struct ui_view *v, const struct ui_rect *r)
         snprintf(right, sizeof right, "%sleaving: sending %zu queued… ", where, v->outbox);
     else if (v->outbox)
         snprintf(right, sizeof right, "%ssending %zu… ", where, v->outbox);
+    else if (v->scroll > 0)
+        snprintf(right, sizeof right, "%s/help · Alt-End: newest ", where);
     else
         snprintf(right, sizeof right, "%s/help · PgUp/PgDn ", where);
     int w = width_s(right);
@@ -322,9 +339,10 @@ static void draw_popup(const struct ui_view *v)
     int lines = ui_wrap_count(l->text, l->text_len, cw, cw) + (*more ? 1 : 0);
     cw = ui_layout_popup(v->layout, want, lines, &b);
     attr_t frame = alert_attr(l->alert) | A_BOLD;
-    for (int y = b.y; y < b.y + b.h; y++)
-        fill(y, b.x, b.w, A_NORMAL);
-    attr_set(frame, 0, NULL);
+    const struct ui_rect *pane = &v->layout->chat;
+    for (int y = b.y; y < b.y + b.h; y++)   /* the margin right of it too */
+        fill(y, b.x, pane->x + pane->w - b.x, A_NORMAL);
+    set_attr(frame);
     mvhline(b.y, b.x + 1, ACS_HLINE, b.w - 2);
     mvhline(b.y + b.h - 1, b.x + 1, ACS_HLINE, b.w - 2);
     mvvline(b.y + 1, b.x, ACS_VLINE, b.h - 2);
@@ -333,7 +351,7 @@ static void draw_popup(const struct ui_view *v)
     mvaddch(b.y, b.x + b.w - 1, ACS_URCORNER);
     mvaddch(b.y + b.h - 1, b.x, ACS_LLCORNER);
     mvaddch(b.y + b.h - 1, b.x + b.w - 1, ACS_LRCORNER);
-    attr_set(A_NORMAL, 0, NULL);
+    set_attr(A_NORMAL);
     put_s(b.y, b.x + 2, b.w - 4, title, frame | A_REVERSE);
     size_t pos = 0, len;
     int y = b.y + 1, last = b.y + b.h - 1 - (*more ? 1 : 0);
@@ -354,28 +372,27 @@ void ui_render(struct ui_view *v)
     if (L->chat_title.h) {
         snprintf(title, sizeof title, " chat #%s ", v->room);
         if (v->scroll > 0 && v->new_below)
-            snprintf(right, sizeof right, " scrolled back · %llu new below · PgDn ",
+            snprintf(right, sizeof right, " scrolled back · %llu new below · Alt-End ",
                      (unsigned long long)v->new_below);
         else if (v->scroll > 0)
-            snprintf(right, sizeof right, " scrolled back · PgDn ");
+            snprintf(right, sizeof right, " scrolled back · PgDn/Alt-End ");
         draw_title(&L->chat_title, title, right);
     }
     draw_list(&v->model->chat, &L->chat, &v->scroll, 1);
-    if (L->alerts_title.h) {
-        snprintf(title, sizeof title, " alerts (%zu) ", v->model->alerts.len);
-        draw_title(&L->alerts_title, title, NULL);
-    }
     if (L->alerts.h && v->model->alerts.len == 0)
         put_s(L->alerts.y, L->alerts.x + 1, L->alerts.w - 1,
               "no alerts yet (try /transfer USER AMOUNT)", A_DIM);
-    int zero = 0;
-    draw_list(&v->model->alerts, &L->alerts, &zero, 0);
+    draw_list(&v->model->alerts, &L->alerts, &v->alerts_scroll, 0);
+    if (L->alerts_title.h) {    /* after the list: the scroll is clamped */
+        snprintf(title, sizeof title, " alerts (%zu) ", v->model->alerts.len);
+        draw_title(&L->alerts_title, title, v->alerts_scroll ? " older · Alt-PgDn " : NULL);
+    }
     if (L->separator.h) {
-        attr_set(A_DIM, 0, NULL);
+        set_attr(A_DIM);
         mvvline(L->separator.y, L->separator.x, ACS_VLINE, L->separator.h);
         if (L->chat_title.h)
             mvaddch(L->separator.y, L->separator.x, ACS_TTEE);
-        attr_set(A_NORMAL, 0, NULL);
+        set_attr(A_NORMAL);
     }
     draw_status(v, &L->status);
     draw_stats(v, &L->stats);

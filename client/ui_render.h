@@ -27,6 +27,7 @@ struct ui_view {
     size_t outbox;               /* messages not yet acknowledged */
     const struct core_stats *stats;
     int scroll;                  /* chat rows scrolled back; clamped here */
+    int alerts_scroll;           /* alerts rows scrolled back; clamped here */
     uint64_t new_below;          /* lines added since scrolling back */
     const struct ui_line *popup; /* alert shown in the pop-up, or NULL */
     unsigned popup_more;         /* alerts that came with it */

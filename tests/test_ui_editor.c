@@ -61,6 +61,29 @@ static void test_insert_and_move(void **state)
     ui_editor_free(&e);
 }
 
+static void test_word_moves(void **state)
+{
+    struct ui_editor e;
+    (void)state;
+    ui_editor_init(&e, 4096);
+    type(&e, L"one  two three");
+    ui_editor_word_left(&e);
+    assert_line(&e, L"one  two three", 9);
+    ui_editor_word_left(&e);
+    assert_line(&e, L"one  two three", 5);
+    ui_editor_word_left(&e);
+    ui_editor_word_left(&e);            /* at the start: stays */
+    assert_line(&e, L"one  two three", 0);
+    ui_editor_word_right(&e);
+    assert_line(&e, L"one  two three", 3);
+    ui_editor_word_right(&e);
+    assert_line(&e, L"one  two three", 8);
+    ui_editor_word_right(&e);
+    ui_editor_word_right(&e);           /* at the end: stays */
+    assert_line(&e, L"one  two three", 14);
+    ui_editor_free(&e);
+}
+
 static void test_refuses_controls(void **state)
 {
     struct ui_editor e;
@@ -225,6 +248,7 @@ int main(void)
         setlocale(LC_ALL, "C.utf8");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_insert_and_move),
+        cmocka_unit_test(test_word_moves),
         cmocka_unit_test(test_refuses_controls),
         cmocka_unit_test(test_kill),
         cmocka_unit_test(test_byte_limit),

@@ -126,6 +126,11 @@ static void test_popup(void **state)
     assert_true(b.x >= 0 && b.x + b.w <= 60);
     assert_int_equal(b.h, l.chat.h);
     assert_int_equal(cw, b.w - 4);
+    ui_layout_compute(24, 30, &l);              /* narrow: the whole width, no sliver */
+    cw = ui_layout_popup(&l, 24, 3, &b);
+    assert_int_equal(b.x, l.chat.x);
+    assert_int_equal(b.w, l.chat.w);
+    assert_int_equal(cw, l.chat.w - 4);
     ui_layout_compute(5, 10, &l);               /* no room: no pop-up */
     assert_int_equal(ui_layout_popup(&l, 10, 1, &b), 0);
 }

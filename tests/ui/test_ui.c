@@ -5,6 +5,14 @@
  * - a transfer pops up on both screens, shows in both alerts panes, rings
  *   the bell for the receiver and not for the --quiet sender, and Esc
  *   closes the pop-up; /balance answers in words, never JSON;
+ * - colour (captured with capture-pane -e): alerts by state, pending and
+ *   processing yellow, completed green; the status badge green when
+ *   connected, and "websocket · connected" with one space;
+ * - pop-ups at 30 columns leave no chat letters beside the box, and
+ *   "(+N more)" does not count alerts already shown;
+ * - keys: Alt-b/Alt-f move by words and insert nothing, Tab inserts no
+ *   blank, Tab completes commands (/tr -> /transfer) and names seen in the
+ *   chat (bo -> bob, "bob: " at the start of the line);
  * - /transport switches websocket -> long-poll -> short-poll -> websocket
  *   while messages keep coming: each shows exactly once;
  * - resizing (80x24 -> 60x20 -> 120x40) keeps the input line, the draft
@@ -88,14 +96,24 @@ static void ui_start(struct client *c, const struct h_server *s, const char *use
  * says "connecting" until its first answer (up to 25 s), so for it being
  * logged in ("logging in" has become "connecting") is enough: the transport
  * is started and its first poll is waiting. */
+/* needle as a whole word: followed by a blank or the end of its row. */
+static int has_word(const char *screen, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (const char *p = screen; (p = strstr(p, needle)); p += n)
+        if (p[n] == ' ' || p[n] == '\n' || p[n] == '\0')
+            return 1;
+    return 0;
+}
+
 static int connected(const char *screen, void *arg)
 {
     char needle[64];
-    snprintf(needle, sizeof needle, "%s ·  connected ", (const char *)arg);
-    if (strstr(screen, needle))
+    snprintf(needle, sizeof needle, "%s · connected", (const char *)arg);
+    if (has_word(screen, needle))
         return 1;
-    snprintf(needle, sizeof needle, "%s ·  connecting ", (const char *)arg);
-    return strcmp(arg, "long-poll") == 0 && strstr(screen, needle);
+    snprintf(needle, sizeof needle, "%s · connecting", (const char *)arg);
+    return strcmp(arg, "long-poll") == 0 && has_word(screen, needle);
 }
 
 static char *wait_connected(struct client *c, const char *transport)
@@ -151,7 +169,7 @@ static void ui_quit(struct client *c)
 }
 
 /* A scripted user who posts over plain HTTP. */
-static void http_user(const struct h_server *s, const char *user, char token[80])
+static void h_http_user(const struct h_server *s, const char *user, char token[80])
 {
     char pw[64];
     password_of(user, pw, sizeof pw);
@@ -268,6 +286,264 @@ static void test_transfer_alerts(void **state)
     h_server_stop(&s);
 }
 
+/* ---- colour ---- */
+
+#define SGR_GREEN  32
+#define SGR_YELLOW 33
+#define SGR_BG_GREEN 42
+
+static void check_colour(const char *name, const char *needle, size_t skip, int fg, int bg)
+{
+    char *esc = tmux_capture_escapes(name);
+    struct sgr_cell c;
+    CHECK(esc && sgr_at(esc, needle, skip, &c) == 0, "%s: \"%s\" not on the screen:\n%s", name,
+          needle, esc ? esc : "");
+    if (fg && c.fg != fg)
+        fail_msg("%s: \"%s\" has colour %d, not %d:\n%s", name, needle, c.fg, fg, esc);
+    if (bg && c.bg != bg)
+        fail_msg("%s: \"%s\" has background %d, not %d:\n%s", name, needle, c.bg, bg, esc);
+    free(esc);
+}
+
+/* Alerts are coloured by state (pending and processing yellow, completed
+ * green), the status badge by the connection (green when connected), and
+ * the badge reads "websocket · connected" with one space. */
+static void test_colours(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80], *screen;
+    (void)state;
+    h_server_start(&s, NULL, NULL);
+    h_http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "websocket", 100, 30, "--quiet");
+    free(wait_connected(&alice, "websocket"));
+    check_colour("alice", "connected ", 0, 0, SGR_BG_GREEN);
+    tmux_type("alice", "/transfer bob 25.00", 1);
+    screen = tmux_wait_for("alice", "completed Your transfer", h_deadline(WAIT_MS));
+    /* pending and processing popped up before: not "more" */
+    CHECK(!strstr(screen, "(+2 more"), "alerts already shown counted as more:\n%s", screen);
+    free(screen);
+    tmux_key("alice", "Escape");
+    free(tmux_wait_until("alice", no_popup, NULL, "the pop-up gone after Esc", h_deadline(WAIT_MS)));
+    check_colour("alice", "completed Your transfer", 0, SGR_GREEN, 0);
+    check_colour("alice", "pending We received", 0, SGR_YELLOW, 0);
+    check_colour("alice", "processing Your transfer", 0, SGR_YELLOW, 0);
+    screen = tmux_capture("alice");
+    CHECK(screen && strstr(screen, "alice · websocket · connected "), "the status bar:\n%s", screen);
+    free(screen);
+    ui_quit(&alice);
+    h_server_stop(&s);
+}
+
+/* ---- pop-ups in narrow panes ---- */
+
+/* Only blanks beside a box-drawing span from its first left edge (`l`) to
+ * its last right edge (`r`); 0 if not. */
+static int blank_beside(const char *row, const char *l, const char *r)
+{
+    const char *a = strstr(row, l), *b = NULL;
+    for (const char *p = row; (p = strstr(p, r)); p += strlen(r))
+        b = p;
+    if (!a || !b)
+        return 0;
+    for (const char *p = row; p < a; p++)
+        if (*p != ' ')
+            return 0;
+    for (const char *p = b + strlen(r); *p; p++)
+        if (*p != ' ')
+            return 0;
+    return 1;
+}
+
+/* The pop-up is on screen and no text is left beside its box. */
+static int popup_clean(const char *screen, void *arg)
+{
+    char row[1024];
+    int top = -1, bottom = -1;
+    (void)arg;
+    for (int i = 0; i < screen_rows(screen); i++) {
+        screen_row(screen, i, row, sizeof row);
+        if (top < 0 && strstr(row, "┌"))
+            top = i;
+        if (top >= 0 && strstr(row, "└")) {
+            bottom = i;
+            break;
+        }
+    }
+    if (top < 0 || bottom < 0 || !strstr(screen, "alert: transfer"))
+        return 0;
+    for (int i = top; i <= bottom; i++) {
+        screen_row(screen, i, row, sizeof row);
+        const char *l = i == top ? "┌" : i == bottom ? "└" : "│";
+        const char *r = i == top ? "┐" : i == bottom ? "┘" : "│";
+        if (!blank_beside(row, l, r))
+            return 0;
+    }
+    return 1;
+}
+
+/* In a 30-column terminal full of chat text, a pop-up leaves no letters
+ * of the chat beside its box. */
+static void test_popup_narrow(void **state)
+{
+    struct h_server s;
+    struct client ann;
+    char token[80];
+    (void)state;
+    h_server_start(&s, NULL, NULL);
+    h_http_user(&s, "bob", token);
+    ui_start(&ann, &s, "ann", "websocket", 30, 24, "--quiet");
+    free(wait_connected(&ann, "websocket"));
+    for (int i = 0; i < 12; i++)
+        post(&s, token, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    post(&s, token, "filler-end");
+    free(tmux_wait_for("ann", "filler-end", h_deadline(WAIT_MS)));
+    tmux_type("ann", "/transfer bob 1", 1);
+    free(tmux_wait_until("ann", popup_clean, NULL, "a pop-up with nothing beside it",
+                         h_deadline(WAIT_MS)));
+    ui_quit(&ann);
+    h_server_stop(&s);
+}
+
+/* ---- keys: Tab completes, Alt-b/Alt-f move by words ---- */
+
+/* The input line (the last row) is exactly want. */
+static int input_is(const char *screen, void *arg)
+{
+    char last[1024];
+    screen_row(screen, screen_rows(screen) - 1, last, sizeof last);
+    size_t n = strlen(last);
+    while (n && last[n - 1] == ' ')
+        last[--n] = '\0';
+    return strcmp(last, arg) == 0;
+}
+
+static void wait_input(const char *name, const char *want)
+{
+    char what[256];
+    snprintf(what, sizeof what, "the input line \"%s\"", want);
+    free(tmux_wait_until(name, input_is, (void *)want, what, h_deadline(WAIT_MS)));
+}
+
+static void test_keys(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80];
+    (void)state;
+    h_server_start(&s, NULL, NULL);
+    h_http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
+    free(wait_connected(&alice, "websocket"));
+    post(&s, token, "hi from bob");
+    free(tmux_wait_for("alice", "bob: hi from bob", h_deadline(WAIT_MS)));
+    /* Alt-b: a word back, inserts nothing; Alt-f: a word forward */
+    tmux_type("alice", "hello world", 0);
+    tmux_key("alice", "M-b");
+    tmux_type("alice", "X", 0);
+    wait_input("alice", "> hello Xworld");
+    tmux_key("alice", "M-b");
+    tmux_key("alice", "M-b");
+    tmux_type("alice", "Y", 0);
+    wait_input("alice", "> Yhello Xworld");
+    tmux_key("alice", "M-f");
+    tmux_type("alice", "Z", 0);
+    wait_input("alice", "> YhelloZ Xworld");
+    tmux_key("alice", "C-u");
+    tmux_key("alice", "C-k");
+    wait_input("alice", ">");
+    /* Tab with nothing to complete inserts no blank */
+    tmux_type("alice", "zz", 0);
+    tmux_key("alice", "Tab");
+    tmux_type("alice", "y", 0);
+    wait_input("alice", "> zzy");
+    tmux_key("alice", "C-u");
+    /* commands, then user names seen in the chat */
+    tmux_type("alice", "/tr", 0);
+    tmux_key("alice", "Tab");
+    tmux_type("alice", "bo", 0);
+    tmux_key("alice", "Tab");
+    tmux_type("alice", "1", 0);
+    wait_input("alice", "> /transfer bob 1");
+    tmux_key("alice", "C-u");
+    tmux_type("alice", "bo", 0);
+    tmux_key("alice", "Tab");
+    tmux_type("alice", "hi", 0);
+    wait_input("alice", "> bob: hi");
+    tmux_key("alice", "C-u");
+    ui_quit(&alice);
+    h_server_stop(&s);
+}
+
+/* ---- scrolling, the alerts pane, /stats ---- */
+
+static int has_no(const char *screen, void *arg)
+{
+    return !strstr(screen, arg);
+}
+
+static void wait_gone(const char *name, const char *needle)
+{
+    char what[256];
+    snprintf(what, sizeof what, "\"%s\" gone from the screen", needle);
+    free(tmux_wait_until(name, has_no, (void *)needle, what, h_deadline(WAIT_MS)));
+}
+
+/* PgUp scrolls back; Alt-End, Ctrl-End and End on an empty line come back
+ * to the newest line; Alt-PgUp/Alt-PgDn scroll the alerts pane; /stats
+ * hides and shows the cost line. */
+static void test_scroll_and_stats(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80];
+    (void)state;
+    h_server_start(&s, NULL, NULL);
+    h_http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "websocket", 60, 24, "--quiet");
+    free(wait_connected(&alice, "websocket"));
+    for (int i = 1; i <= 30; i++) {
+        char m[32];
+        snprintf(m, sizeof m, "line-%02d-scroll", i);
+        post(&s, token, m);
+    }
+    free(tmux_wait_for("alice", "line-30-scroll", h_deadline(WAIT_MS)));
+    const char *back[] = { "M-End", "C-End", "End" };
+    for (size_t k = 0; k < 3; k++) {
+        tmux_key("alice", "PageUp");
+        free(tmux_wait_for("alice", "scrolled back", h_deadline(WAIT_MS)));
+        wait_gone("alice", "line-30-scroll");
+        tmux_key("alice", back[k]);
+        wait_gone("alice", "scrolled back");
+        free(tmux_wait_for("alice", "line-30-scroll", h_deadline(WAIT_MS)));
+    }
+    /* three alerts fill more than the alerts pane */
+    tmux_type("alice", "/transfer bob 1", 1);
+    free(tmux_wait_for("alice", "completed Your transfer", h_deadline(WAIT_MS)));
+    tmux_key("alice", "Escape");
+    free(tmux_wait_until("alice", no_popup, NULL, "the pop-up gone after Esc", h_deadline(WAIT_MS)));
+    char *screen = tmux_capture("alice");
+    CHECK(screen && !strstr(screen, "pending We received"), "the oldest alert shows:\n%s", screen);
+    free(screen);
+    tmux_key("alice", "M-PageUp");
+    screen = tmux_wait_for("alice", "pending We received", h_deadline(WAIT_MS));
+    CHECK(strstr(screen, "Alt-PgDn"), "no hint to scroll the alerts back:\n%s", screen);
+    free(screen);
+    tmux_key("alice", "M-PageDown");
+    free(tmux_wait_for("alice", "completed Your transfer", h_deadline(WAIT_MS)));
+    wait_gone("alice", "Alt-PgDn");
+    /* /stats */
+    free(tmux_wait_for("alice", " req ", h_deadline(WAIT_MS)));
+    tmux_type("alice", "/stats", 1);
+    free(tmux_wait_for("alice", "cost line hidden", h_deadline(WAIT_MS)));
+    wait_gone("alice", " req ");
+    tmux_type("alice", "/stats", 1);
+    free(tmux_wait_for("alice", " req ", h_deadline(WAIT_MS)));
+    ui_quit(&alice);
+    h_server_stop(&s);
+}
+
 /* ---- /transport while messages keep coming ---- */
 
 static char *wait_marker(const char *name, int i)
@@ -292,7 +568,7 @@ static void test_transport_switch(void **state)
     static const char *const order[] = { "long-poll", "short-poll", "websocket" };
     (void)state;
     h_server_start(&s, NULL, NULL);
-    http_user(&s, "bob", token);
+    h_http_user(&s, "bob", token);
     ui_start(&alice, &s, "alice", "websocket", 100, 50, NULL);
     free(wait_connected(&alice, "websocket"));
     int n = 0;
@@ -361,7 +637,7 @@ static void test_resize_and_narrow(void **state)
     char token[80];
     (void)state;
     h_server_start(&s, NULL, NULL);
-    http_user(&s, "bob", token);
+    h_http_user(&s, "bob", token);
     ui_start(&alice, &s, "alice", "long-poll", 80, 24, NULL);
     free(wait_connected(&alice, "long-poll"));
     post(&s, token, "first message");
@@ -418,7 +694,7 @@ static void test_utf8(void **state)
                              "漢字も仮名も二桁の幅を持つ。終わり";
     (void)state;
     h_server_start(&s, NULL, NULL);
-    http_user(&s, "bob", token);
+    h_http_user(&s, "bob", token);
     ui_start(&alice, &s, "alice", "websocket", 60, 20, NULL);
     free(wait_connected(&alice, "websocket"));
     post(&s, token, mixed);
@@ -444,7 +720,7 @@ static void test_escapes_harmless(void **state)
     char token[80];
     (void)state;
     h_server_start(&s, NULL, NULL);
-    http_user(&s, "bob", token);
+    h_http_user(&s, "bob", token);
     ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
     free(wait_connected(&alice, "websocket"));
     char *title0 = tmux_format("alice", "#{pane_title}");
@@ -521,7 +797,7 @@ static void test_quit_while_logging_in(void **state)
     free(tmux_wait_for("alice", "leaving once queued messages are sent", h_deadline(WAIT_MS)));
     close(silent);              /* the login moves on to the real server */
     ui_wait_exit(&alice);
-    http_user(&s, "bob", token);
+    h_http_user(&s, "bob", token);
     json_t *events = h_http_get_events(s.port, token, 0);
     CHECK(has_body(events, "typed while logging in"),
           "the message typed before the login was lost: %s",
@@ -539,6 +815,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_two_clients_chat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_colours, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_popup_narrow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scroll_and_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_switch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resize_and_narrow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),

@@ -170,6 +170,89 @@ char *tmux_capture(const char *name)
     return out;
 }
 
+char *tmux_capture_escapes(const char *name)
+{
+    char *out = NULL;
+    const char *args[] = { "capture-pane", "-p", "-e", "-t", target(name), NULL };
+    if (tmux_run(&out, args) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Applies one SGR sequence's parameters ("1;32", "" = reset) to c. */
+static void sgr_apply(const char *p, struct sgr_cell *c)
+{
+    int v[32], n = 0;
+    while (n < 32) {
+        char *end;
+        v[n++] = (int)strtol(p, &end, 10);   /* "" reads as 0: reset */
+        if (*end != ';')
+            break;
+        p = end + 1;
+    }
+    for (int i = 0; i < n; i++) {
+        int x = v[i];
+        if (x == 0)
+            *c = (struct sgr_cell){ -1, -1, 0, 0 };
+        else if (x == 1)
+            c->bold = 1;
+        else if (x == 22)
+            c->bold = 0;
+        else if (x == 7)
+            c->reverse = 1;
+        else if (x == 27)
+            c->reverse = 0;
+        else if ((x >= 30 && x <= 37) || (x >= 90 && x <= 97))
+            c->fg = x;
+        else if (x == 39)
+            c->fg = -1;
+        else if ((x >= 40 && x <= 47) || (x >= 100 && x <= 107))
+            c->bg = x;
+        else if (x == 49)
+            c->bg = -1;
+        else if ((x == 38 || x == 48) && i + 2 < n && v[i + 1] == 5) {
+            *(x == 38 ? &c->fg : &c->bg) = x * 1000 + v[i + 2];
+            i += 2;
+        }
+    }
+}
+
+int sgr_at(const char *escaped, const char *needle, size_t skip, struct sgr_cell *cell)
+{
+    size_t len = strlen(escaped);
+    char *text = malloc(len + 1);
+    struct sgr_cell *at = malloc((len + 1) * sizeof *at);
+    struct sgr_cell cur = { -1, -1, 0, 0 };
+    size_t n = 0;
+    if (!text || !at)
+        fail_msg("out of memory");
+    for (const char *p = escaped; *p;) {
+        if (p[0] == '\033' && p[1] == '[') {
+            size_t k = strspn(p + 2, "0123456789;");
+            if (p[2 + k] == 'm') {
+                char params[128];
+                snprintf(params, sizeof params, "%.*s", (int)k, p + 2);
+                sgr_apply(params, &cur);
+            }
+            p += 2 + k + (p[2 + k] ? 1 : 0);
+            continue;
+        }
+        at[n] = cur;
+        text[n++] = *p++;
+    }
+    text[n] = '\0';
+    const char *hit = strstr(text, needle);
+    if (hit && skip < strlen(needle))
+        *cell = at[hit - text + skip];
+    else
+        hit = NULL;
+    free(text);
+    free(at);
+    return hit ? 0 : -1;
+}
+
 char *tmux_format(const char *name, const char *format)
 {
     char *out = NULL;

@@ -31,6 +31,17 @@ void tmux_key(const char *name, const char *key);
 void tmux_resize(const char *name, int cols, int rows);
 /* The visible screen, one line per row (malloc'd). NULL if the session is gone. */
 char *tmux_capture(const char *name);
+/* The same with the attributes as SGR escape sequences (capture-pane -e). */
+char *tmux_capture_escapes(const char *name);
+/* The attributes a capture with escapes gives the cell `skip` bytes into
+ * the first needle (searched in the text without escapes): colours as SGR
+ * numbers (30-37 / 40-47, 90-97 / 100-107, or 38/48 * 1000 + n for 256
+ * colours), -1 for the default. Returns 0, or -1 if needle is not there. */
+struct sgr_cell {
+    int fg, bg, bold, reverse;
+};
+int sgr_at(const char *escaped, const char *needle, size_t skip, struct sgr_cell *cell);
+
 /* A format of the session's pane (e.g. "#{window_bell_flag}"), malloc'd. */
 char *tmux_format(const char *name, const char *format);
 int tmux_session_alive(const char *name);
