@@ -179,7 +179,7 @@ echo "server: $url, transport: $TRANSPORT"
 echo "try: type a message; /transfer bob 25.00 in alice's window; /transport long-poll; /help"
 if [ $mode = window ]; then
   tmux select-window -t "$window"
-  while tmux display-message -p -t "$window" '#{window_id}' >/dev/null 2>&1; do sleep 1; done
+  while tmux list-windows -a -F '#{window_id}' 2>/dev/null | grep -qxF "$window"; do sleep 1; done
 else
   tmux attach -t "=$session" || true
 fi

@@ -10,6 +10,9 @@
  * - /quit in both clients ends the demo: the script exits 0, its tmux
  *   session is gone, and no chatd is left on its database (neither the one
  *   it started nor the one started by hand);
+ * - run inside tmux, the demo is a new window of that session (no nested
+ *   tmux, whose prefix key would be taken): its hints say that closing the
+ *   window ends it, and closing it ends it, with no chatd left;
  * - without a terminal nothing is started: it says the demo needs a
  *   terminal, exits 1, and the commands it prints work (the server started
  *   as printed, a client run as printed gets connected).
@@ -143,6 +146,13 @@ static int both_connected(const char *screen, void *arg)
     return count_of(screen, " connected") == 2;
 }
 
+/* Alice's status bar (the active pane) says connected. */
+static int alice_connected(const char *screen, void *arg)
+{
+    (void)arg;
+    return count_of(screen, " connected") == 1;
+}
+
 /* Neither client is connected and the hints say the server is gone. */
 static int server_down(const char *screen, void *arg)
 {
@@ -230,6 +240,69 @@ static void test_demo_restart_and_leave(void **state)
     free(screen);
 }
 
+/* The demo's window inside the test's own tmux session "term". */
+static char *capture_window_pane(int pane)
+{
+    char target[64], *out = NULL;
+    snprintf(target, sizeof target, "=term:chat-demo.%d", pane);
+    const char *args[] = { "capture-pane", "-p", "-t", target, NULL };
+    if (tmux_run(&out, args) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static void test_demo_inside_tmux(void **state)
+{
+    (void)state;
+    char env[24576], cmd[40960], status[PATH_MAX + 16];
+    demo_env(env, sizeof env);
+    snprintf(status, sizeof status, "%s/demo.status", h_tmpdir());
+    /* TMUX stays set: the demo runs in a pane of the session "term". */
+    snprintf(cmd, sizeof cmd, "outer=\"$TMUX\"; %s && export TMUX=\"$outer\" && scripts/demo.sh; "
+             "echo $? >'%s.tmp'; mv '%s.tmp' '%s'; sleep 60", env, status, status, status);
+    tmux_new_session("term", 80, 24, cmd);
+
+    int64_t deadline = h_deadline(WAIT_MS);
+    const char *list[] = { "list-windows", "-t", "=term:", "-F", "#{window_name} #{window_panes}", NULL };
+    char *windows = NULL, *log = NULL;
+    while (h_now_ms() < deadline) {
+        free(windows);
+        tmux_run(&windows, list);
+        if (windows && strstr(windows, "chat-demo 3\n"))
+            break;
+        h_pump(100);
+    }
+    free(windows);
+    while (h_now_ms() < deadline) {
+        free(log);
+        log = capture_window_pane(2);
+        if (log && strstr(log, "to start it again, run:"))
+            break;
+        h_pump(100);
+    }
+    CHECK(log && strstr(log, "leave: /quit in both clients, or Ctrl-b & (closes this window)"),
+          "no demo window with the right way to leave:\n%s", log ? log : "(none)");
+    free(log);
+    free(tmux_wait_until("term", alice_connected, NULL, "alice connected",
+                         h_deadline(WAIT_MS)));
+
+    const char *kill_window[] = { "kill-window", "-t", "=term:chat-demo", NULL };
+    CHECK(tmux_run(NULL, kill_window) == 0, "cannot close the demo's window");
+    deadline = h_deadline(WAIT_MS);
+    char *rc = NULL;
+    while (!(rc = read_text(status)) && h_now_ms() < deadline)
+        h_pump(100);
+    CHECK(rc && atoi(rc) == 0, "the demo did not end when its window was closed");
+    pid_t running[4];
+    deadline = h_deadline(10000);
+    while (demo_servers(running, 4) > 0 && h_now_ms() < deadline)
+        h_pump(100);
+    CHECK(demo_servers(running, 4) == 0, "chatd %d is left running", (int)running[0]);
+    free(rc);
+}
+
 static void test_no_terminal(void **state)
 {
     (void)state;
@@ -274,6 +347,7 @@ int main(void)
         cmocka_set_test_filter(getenv("UI_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_demo_restart_and_leave, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_demo_inside_tmux, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_terminal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
