@@ -17,7 +17,7 @@ log_lines() {
   local f tag
   for f in "$@"; do
     tag=""
-    [ $# -gt 1 ] && tag="$(basename "$f" .log) "
+    [ $# -gt 1 ] && tag=$(basename "$f" .log)
     [ -r "$f" ] || continue
     tail -n 200 "$f" | awk -v tag="$tag" -v seq="$f" '
       /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T/ {

@@ -176,7 +176,7 @@ tmux split-window -t "$pane" -f -v -l "$logrows" "'$top/scripts/demo-log.sh' '$d
 tmux select-pane -t "$pane"
 
 echo "server: $url, transport: $TRANSPORT"
-echo "try: type a message; /transfer bob 25.00 in alice's window; /transport long-poll; /help"
+echo "try: type a message; /transfer bob 25.00 as alice; /transport long-poll; /help"
 if [ $mode = window ]; then
   tmux select-window -t "$window"
   while tmux list-windows -a -F '#{window_id}' 2>/dev/null | grep -qxF "$window"; do sleep 1; done

@@ -15,7 +15,8 @@
  *   window ends it, and closing it ends it, with no chatd left;
  * - without a terminal nothing is started: it says the demo needs a
  *   terminal, exits 1, and the commands it prints work (the server started
- *   as printed, a client run as printed gets connected).
+ *   as printed, a client run as printed gets connected); nor does
+ *   scripts/cluster.sh demo, which prints how to start a cluster by hand.
  * Whatever fails, teardown kills the demo's tmux server and every chatd on
  * its database. */
 #include "../e2e/harness.h"
@@ -337,6 +338,19 @@ static void test_no_terminal(void **state)
     snprintf(with_home, sizeof with_home, "HOME='%s' %s", h_tmpdir(), alice);
     tmux_new_session("alice", 80, 24, with_home);
     free(tmux_wait_for("alice", " connected", h_deadline(WAIT_MS)));
+
+    /* make demo-cluster likewise starts nothing (no PostgreSQL, no HAProxy). */
+    snprintf(cmd, sizeof cmd, "%s && scripts/cluster.sh demo </dev/null 2>&1; echo \"rc=$?\"", env);
+    p = popen(cmd, "r");
+    CHECK(p, "popen failed");
+    out[0] = '\0';
+    while (fgets(line, sizeof line, p))
+        strncat(out, line, sizeof out - strlen(out) - 1);
+    pclose(p);
+    CHECK(strstr(out, "The cluster demo needs a terminal") && strstr(out, "nothing was started") &&
+          strstr(out, "scripts/cluster.sh start DIR") && strstr(out, "rc=1") &&
+          !strstr(out, "starting PostgreSQL"),
+          "make demo-cluster without a terminal:\n%s", out);
 }
 
 int main(void)
