@@ -28,18 +28,23 @@ log_lines() {
   done | sort -s -t "$(printf '\t')" -k1,1 | cut -f3-
 }
 
+# The hints are not folded: the terminal wraps a long one itself, so that a
+# command copied from it stays one line. Everything goes out in one write
+# after clearing the pane, which tmux shows without flicker.
 redraw() {
-  local rows cols hints n k out
+  local rows cols line n=0 out=""
   read -r rows cols < <(stty size 2>/dev/null) || return 0
   [ "${rows:-0}" -gt 0 ] && [ "${cols:-0}" -gt 0 ] || return 0
-  hints=$("$hints_cmd" 2>&1 | fold -s -w "$cols")
-  n=$(printf '%s\n' "$hints" | wc -l)
-  k=$((rows - n))
-  out=$(printf '\033[1m%s\033[0m' "$(printf '%s\n' "$hints" | head -n "$rows" | sed 's/$/\x1b[K/')")
-  if [ "$k" -gt 0 ]; then
-    out="$out"$'\n'$(log_lines "$@" | tail -n "$k" | cut -c "1-$cols" | sed 's/$/\x1b[K/')
+  while IFS= read -r line; do
+    n=$((n + (${#line} > 0 ? (${#line} + cols - 1) / cols : 1)))
+    out+="${out:+$'\n'}"$'\033[1m'"$line"$'\033[0m'
+  done < <("$hints_cmd" 2>&1)
+  if [ "$n" -lt "$rows" ]; then
+    while IFS= read -r line; do
+      out+="${out:+$'\n'}$line"
+    done < <(log_lines "$@" | tail -n "$((rows - n))" | cut -c "1-$cols")
   fi
-  printf '\033[H%s\033[J' "$out"
+  printf '\033[H\033[J%s' "$out"
 }
 
 trap '' INT                        # Ctrl-C here would leave a dead pane
