@@ -15,7 +15,12 @@
 #   cluster.sh status DIR         each process and whether it answers
 #   cluster.sh demo [TRANSPORT]   make demo-cluster: a 2-instance cluster and
 #                                 the two-client tmux demo (scripts/demo.sh)
-#                                 through the balancer; quitting stops it all
+#                                 through the balancer, its hints (each
+#                                 instance's current PID, the restart
+#                                 command) read from cluster.env every
+#                                 second; quitting stops it all. Without a
+#                                 terminal it starts nothing, prints how to
+#                                 do it by hand and exits 1
 #
 # CHATD_BIN (default bin/chatd) and HAPROXY_BIN (default haproxy) pick the
 # binaries; CLUSTER_CHATD_ARGS adds chatd flags.
@@ -205,8 +210,39 @@ cmd_status() {
   done
 }
 
+# The demo's hints (scripts/demo-log.sh runs this every second): each
+# instance's PID as cluster.env has it now, so after a restart the new one.
+write_demo_hints() {
+  {
+    echo '#!/bin/bash'
+    printf 'env=%q restart=%q\n' "$1/cluster.env" "$top/scripts/cluster.sh restart $1"
+    cat <<'EOF'
+. "$env"
+line=""
+for k in $(seq "$CLUSTER_N"); do
+  p=CHATD${k}_PID
+  if kill -0 "${!p}" 2>/dev/null; then line="$line${line:+, }chatd$k pid ${!p}"
+  else line="$line${line:+, }chatd$k down"; fi
+done
+echo "$line; kill -9 one for a failover, then:"
+echo "  $restart K    (K: 1 or 2)"
+EOF
+  } >"$1/demo-hints.sh"
+  chmod +x "$1/demo-hints.sh"
+}
+
 cmd_demo() {
   local transport=${1:-websocket}
+  if [ ! -t 0 ] || [ ! -t 1 ] || ! command -v tmux >/dev/null; then
+    echo "The cluster demo needs a terminal with tmux: it opens two chat clients side by side."
+    echo "Here $([ -t 0 ] && [ -t 1 ] && echo "tmux is missing" || echo "there is no terminal"), so nothing was started. To try it by hand:"
+    echo "    $top/scripts/cluster.sh start DIR     # DIR: a new directory; prints the URL"
+    echo "then in two terminals, with URL the one it printed:"
+    echo "    CHAT_PASSWORD=alice-demo-password $top/bin/chat --server URL --user alice --register --transport $transport"
+    echo "    CHAT_PASSWORD=bob-demo-password $top/bin/chat --server URL --user bob --register --transport $transport"
+    echo "and when done: $top/scripts/cluster.sh stop DIR"
+    exit 1
+  fi
   demo_dir=$(mktemp -d "${TMPDIR:-/tmp}/chat-cluster.XXXXXX")
   local d=$demo_dir
   trap 'cmd_stop "$demo_dir"; echo "cluster stopped"' EXIT
@@ -216,13 +252,13 @@ cmd_demo() {
   cmd_start "$d" 2 >/dev/null
   # shellcheck disable=SC1091
   . "$d/cluster.env"
-  local hint="failover: in another terminal (or Ctrl-b c) run kill -9 $CHATD1_PID (chatd1) or kill -9 $CHATD2_PID (chatd2); bring one back with scripts/cluster.sh restart $d 1"
+  write_demo_hints "$d"
   echo "balancer: $CLUSTER_URL -> chatd1 127.0.0.1:$CHATD1_PORT (pid $CHATD1_PID), chatd2 127.0.0.1:$CHATD2_PORT (pid $CHATD2_PID)"
   echo "to watch a failover, kill the instance of your choice:"
   echo "    kill -9 $CHATD1_PID     # chatd1"
   echo "    kill -9 $CHATD2_PID     # chatd2"
-  echo "and bring it back with: scripts/cluster.sh restart $d 1 (or 2)"
-  DEMO_URL=$CLUSTER_URL DEMO_LOGS="$d/chatd1.log $d/chatd2.log" DEMO_HINT="$hint" \
+  echo "and bring it back with: $top/scripts/cluster.sh restart $d 1 (or 2)"
+  DEMO_URL=$CLUSTER_URL DEMO_LOGS="$d/chatd1.log $d/chatd2.log" DEMO_HINTS="$d/demo-hints.sh" \
     scripts/demo.sh "$transport"
 }
 
