@@ -41,8 +41,10 @@ static void server_hash_done(struct pwhash_job *job, void *arg)
 /* A request's headers are in (HTTP, or a WebSocket handshake): from a
  * trusted proxy, the connection is its client's from now on, for every
  * limit and audit line that names an address (limiter_conn_addr). A proxy
- * that names no valid client leaves it the proxy's, and is audited. */
-static void server_identify(struct lws *wsi)
+ * that names no valid client leaves it the proxy's, and is audited, except
+ * on GET /healthz: the balancer's own health check names no client (uri
+ * NULL: a handshake). */
+static void server_identify(struct lws *wsi, const char *uri)
 {
     struct server *srv = server_from_wsi(wsi);
     char addr[FWD_ADDR_MAX];
@@ -50,7 +52,7 @@ static void server_identify(struct lws *wsi)
                                            wsi, addr, sizeof addr);
     if (from == FWD_PEER)
         return;
-    if (from != FWD_FORWARDED)
+    if (from != FWD_FORWARDED && !(uri && strcmp(uri, "/healthz") == 0))
         audit("proxy.bad_forwarded_for", "why=%s proxy=%s",
               from == FWD_MISSING ? "missing" : "invalid", addr);
     limiter_conn_rekey(srv->limiter, wsi, addr);
@@ -62,7 +64,7 @@ static int server_http_reason(struct session *s, struct lws *wsi,
     switch (reason) {
     case LWS_CALLBACK_HTTP:
         session_bind(s, wsi);
-        server_identify(wsi);
+        server_identify(wsi, in);
         return http_on_request(s, in);
     case LWS_CALLBACK_HTTP_BODY:
         return http_on_body(s, in, len);
@@ -113,7 +115,7 @@ int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
         limiter_conn_close(server_from_wsi(wsi)->limiter, wsi);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        server_identify(wsi);
+        server_identify(wsi, NULL);
         return ws_on_confirm_upgrade(wsi, in);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return ws_on_filter(wsi);
