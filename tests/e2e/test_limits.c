@@ -646,6 +646,8 @@ static void test_idle_websockets(void **state)
 
 int main(void)
 {
+    /* The harness holds 16 temporary folders at a time: the proxy tests
+     * give theirs back (h_teardown) so the suite stays under that. */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_flood_http),
@@ -653,10 +655,10 @@ int main(void)
         cmocka_unit_test(test_ws_rate_resume),
         cmocka_unit_test(test_login_bruteforce),
         cmocka_unit_test(test_login_rotating_names),
-        cmocka_unit_test(test_proxy_forwarded_client),
-        cmocka_unit_test(test_proxy_forged_header),
-        cmocka_unit_test(test_proxy_last_entry),
-        cmocka_unit_test(test_proxy_websocket),
+        cmocka_unit_test_teardown(test_proxy_forwarded_client, h_teardown),
+        cmocka_unit_test_teardown(test_proxy_forged_header, h_teardown),
+        cmocka_unit_test_teardown(test_proxy_last_entry, h_teardown),
+        cmocka_unit_test_teardown(test_proxy_websocket, h_teardown),
         cmocka_unit_test(test_connections_per_address),
         cmocka_unit_test(test_long_poll_waiters),
         cmocka_unit_test(test_idle_websockets),
