@@ -11,13 +11,26 @@
  * state; the core's callbacks are the app's, passed on to it. Quitting is
  * decided here, once for both: the first request to quit (/quit, end of
  * input, Ctrl-C) waits for the login, then until every message is
- * acknowledged and every bank request answered, at most APP_QUIT_GRACE_MS,
- * and exits 0 (the front end is told how many were left). A second request,
- * one while offline, or the terminal closing leaves at once: 0, or the
- * core's exit code once offline. Going offline (the client gave up) ends a
- * run nobody watches at once with the core's exit code; an interactive
- * front end stays until asked to quit. SIGINT, SIGTERM and SIGHUP leave at
- * once with 128 + the signal.
+ * acknowledged and every bank request answered, at most APP_QUIT_GRACE_MS.
+ * Drained, it exits 0. When the grace runs out with messages or transfers
+ * undelivered, the front end is told how many (show_grace_over); a script's
+ * run (headless) then ends with APP_EXIT_UNDELIVERED (4), an interactive
+ * one stays on screen, still trying, until a second request to quit. A
+ * second request, one while offline, or the terminal closing leaves at
+ * once: the core's exit code once offline, else 4 if anything is
+ * undelivered (the front end told how many first), else 0. Going offline
+ * (the client gave up) ends a run nobody watches at once with the core's
+ * exit code; an interactive front end stays until asked to quit. SIGINT,
+ * SIGTERM and SIGHUP leave at once with 128 + the signal.
+ *
+ * Money: the bank exists from the start; a transfer or /balance asked for
+ * before the login is held by bank.c (its idempotency key drawn when it
+ * was asked for) and sent once logged in. After the login, a transfer asked
+ * for while the connection is lost (reconnecting or offline) is refused,
+ * never queued: paid minutes later it would surprise the user, and typed
+ * again because nothing seemed to happen it would be paid twice. A
+ * transfer already under way when the connection drops keeps its key
+ * through every retry (bank.c).
  *
  * Switching transports keeps the core, so its cursor and outbox: the new
  * transport resumes after the last event shown (the core drops anything at
@@ -60,6 +73,7 @@
 #define APP_RETIRE_POLL_MS 20
 #define APP_GOODBYE_MS    500     /* patience for an orderly close */
 #define APP_QUIT_GRACE_MS 5000    /* for the outbox and the bank after /quit */
+#define APP_EXIT_UNDELIVERED 4    /* left with messages or transfers undelivered */
 
 struct app {
     const struct app_config *cfg;
@@ -105,9 +119,26 @@ static void app_leave(struct app *a, int exit_code)
 
 /* ---- quitting: the one policy for every front end ---- */
 
+/* Messages not acknowledged and transfers not answered. */
+static size_t undelivered(const struct app *a)
+{
+    return core_outbox_len(a->core) + (size_t)bank_transfers_pending(a->bank);
+}
+
 static int exit_code_now(const struct app *a)
 {
-    return a->offline ? core_exit_code(a->core) : 0;
+    if (a->offline && core_exit_code(a->core))
+        return core_exit_code(a->core);
+    return undelivered(a) ? APP_EXIT_UNDELIVERED : 0;
+}
+
+/* Leaves at once, telling the front end first what is left behind. */
+static void leave_now(struct app *a)
+{
+    size_t n = undelivered(a);
+    if (n && !a->done)
+        a->frontend_ops->show_grace_over(a->frontend, n);
+    app_leave(a, exit_code_now(a));
 }
 
 /* Quitting, logged in and nothing left to send or hear back: go. */
@@ -121,8 +152,12 @@ static void quit_if_drained(struct app *a)
 static void quit_grace_over(lws_sorted_usec_list_t *sul)
 {
     struct app *a = lws_container_of(sul, struct app, sul_quit_grace);
-    a->frontend_ops->show_grace_over(a->frontend, core_outbox_len(a->core));
-    app_leave(a, exit_code_now(a));
+    size_t n = undelivered(a);
+    if (n && a->frontend_ops->interactive) {
+        a->frontend_ops->show_grace_over(a->frontend, n);   /* stays: a second /quit leaves */
+        return;
+    }
+    leave_now(a);
 }
 
 /* The grace starts once we are logged in; until then a failed login
@@ -140,7 +175,7 @@ static void quit_asked(void *arg)
     if (a->done)
         return;
     if (a->quitting || a->offline) {
-        app_leave(a, exit_code_now(a));
+        leave_now(a);
         return;
     }
     a->quitting = 1;
@@ -152,8 +187,7 @@ static void quit_asked(void *arg)
 
 static void input_gone(void *arg)
 {
-    struct app *a = arg;
-    app_leave(a, exit_code_now(a));
+    leave_now(arg);
 }
 
 /* ---- the core's callbacks: shown by the front end, watched for quitting ---- */
@@ -172,7 +206,7 @@ static void on_state(void *arg, enum core_state s, unsigned retry_ms)
         return;
     a->offline = 1;
     if (a->quitting || !a->frontend_ops->interactive)
-        app_leave(a, exit_code_now(a));
+        leave_now(a);
 }
 
 static void on_ack(void *arg, const char *client_msg_id, int64_t id)
@@ -272,14 +306,9 @@ static void logged_in(void *arg, int exit_code, const char *token)
         .wait_s = a->cfg->wait_s, .timeout_s = a->cfg->timeout_s,
         .ws_refused = app_ws_refused, .hook_arg = a,
     };
-    struct bank_env be = {
-        .ctx = a->ctx, .http = a->http, .core = a->core,
-        .prefix = "", .token = a->token, .servers = a->cfg->servers,
-        .timeout_s = a->cfg->timeout_s,
-    };
-    a->bank = bank_new(&be);
+    bank_start(a->bank);
     a->transport = ops->create(&a->env);
-    if (!a->bank || !a->transport || ops->start(a->transport) < 0) {
+    if (!a->transport || ops->start(a->transport) < 0) {
         app_leave(a, 1);        /* first: a quit under way would take the error for drained */
         core_error(a->core, "cannot start the %s transport", ops->name);
         return;
@@ -432,6 +461,13 @@ static void server_changed(void *arg, const struct server_url *now,
 
 /* ---- what the front end asks for ---- */
 
+/* Logged in, and the transport has lost the server (or given up). */
+static int connection_lost(const struct app *a)
+{
+    enum core_state s = core_state(a->core);
+    return a->logged_in && (s == CORE_RECONNECTING || s == CORE_OFFLINE);
+}
+
 static void app_command(void *arg, const struct cmd *c)
 {
     struct app *a = arg;
@@ -440,13 +476,14 @@ static void app_command(void *arg, const struct cmd *c)
         core_send(a->core, PROTO_DEFAULT_ROOM, c->text);
         break;
     case CMD_TRANSFER:
-    case CMD_BALANCE:
-        if (!a->bank)
-            core_error(a->core, "not logged in yet; try again in a moment");
-        else if (c->kind == CMD_TRANSFER)
-            bank_transfer(a->bank, c->to, c->amount_cents);
+        if (connection_lost(a))
+            core_error(a->core, "transfer not sent: the server cannot be reached; nothing "
+                       "will be paid. Type it again once connected");
         else
-            bank_balance(a->bank);
+            bank_transfer(a->bank, c->to, c->amount_cents);
+        break;
+    case CMD_BALANCE:
+        bank_balance(a->bank);
         break;
     case CMD_TRANSPORT:
         choose_transport(a, c->transport);
@@ -512,7 +549,12 @@ static int app_init(struct app *a)
     a->http = http_new(a->ctx, first->host, first->port, a->core);
     if (a->http)
         http_set_tls(a->http, first->tls);
-    if (!a->http || frontend_create(a, vh) < 0)
+    struct bank_env be = {
+        .ctx = a->ctx, .http = a->http, .core = a->core,
+        .prefix = "", .token = a->token, .servers = a->cfg->servers,
+        .timeout_s = a->cfg->timeout_s,
+    };
+    if (!a->http || !(a->bank = bank_new(&be)) || frontend_create(a, vh) < 0)
         return -1;
     struct core_callbacks cb = {
         .on_event = on_event, .on_state = on_state, .on_ack = on_ack,

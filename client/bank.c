@@ -34,8 +34,9 @@ struct bank_job {
 
 struct bank {
     struct bank_env env;
-    struct bank_job *jobs;
+    struct bank_job *jobs;       /* newest first */
     int pending;
+    int started;                 /* logged in: calls are issued at once */
 };
 
 static void bank_issue(struct bank_job *j);
@@ -74,6 +75,32 @@ void bank_free(struct bank *b)
 int bank_pending(const struct bank *b)
 {
     return b ? b->pending : 0;
+}
+
+int bank_transfers_pending(const struct bank *b)
+{
+    int n = 0;
+    for (const struct bank_job *j = b ? b->jobs : NULL; j; j = j->next)
+        n += j->kind == BANK_TRANSFER;
+    return n;
+}
+
+/* Held jobs sit newest first in the list: issue the oldest first. */
+static void bank_issue_held(struct bank *b, struct bank_job *j)
+{
+    if (!j)
+        return;
+    bank_issue_held(b, j->next);
+    if (!j->req && !j->tries)
+        bank_issue(j);
+}
+
+void bank_start(struct bank *b)
+{
+    if (!b || b->started)
+        return;
+    b->started = 1;
+    bank_issue_held(b, b->jobs);
 }
 
 static void bank_retry_tick(lws_sorted_usec_list_t *sul)
@@ -201,7 +228,15 @@ int bank_transfer(struct bank *b, const char *to, int64_t amount_cents)
     j->amount_cents = amount_cents;
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(j->key, sizeof j->key, raw, sizeof raw);
-    bank_issue(j);
+    if (b->started) {
+        bank_issue(j);
+    } else {
+        char amount[32];
+        json_t *d = json_pack("{s:{s:s,s:I}}", "held", "to", to, "amount_cents", (json_int_t)amount_cents);
+        core_notice(b->env.core, d, "transfer of %s to %s will be sent once logged in",
+                    money_format(amount_cents, amount, sizeof amount), to);
+        json_decref(d);
+    }
     return 0;
 }
 
@@ -210,6 +245,7 @@ int bank_balance(struct bank *b)
     struct bank_job *j = bank_job_new(b, BANK_BALANCE);
     if (!j)
         return -1;
-    bank_issue(j);
+    if (b->started)
+        bank_issue(j);
     return 0;
 }

@@ -2,7 +2,9 @@
  * event transport: a transfer (POST /api/v1/transfers with a fresh
  * idempotency key, retried with the same key while the server can't be
  * reached, on the next server of the list if there is one, so a retry
- * never pays twice) and the balance. Results reach the
+ * never pays twice) and the balance. Calls made before bank_start (the
+ * login still under way) are held, a transfer with its idempotency key
+ * already drawn, and issued by bank_start. Results reach the
  * front end through core_notice / core_error; the transfer's progress then
  * arrives as alert events in the feed. */
 #ifndef CHAT_BANK_H
@@ -26,7 +28,10 @@ struct bank_env {
 };
 
 struct bank;
+/* env->token may still be empty: it is read when bank_start issues. */
 struct bank *bank_new(const struct bank_env *env);
+/* The login is done: issues every held call, in the order made. */
+void bank_start(struct bank *b);
 /* Cancels requests still open. */
 void bank_free(struct bank *b);
 
@@ -36,5 +41,7 @@ int bank_transfer(struct bank *b, const char *to, int64_t amount_cents);
 int bank_balance(struct bank *b);
 /* Requests still waiting for an answer (a front end may wait for them on quit). */
 int bank_pending(const struct bank *b);
+/* Transfers held or waiting for an answer: money whose fate is not known. */
+int bank_transfers_pending(const struct bank *b);
 
 #endif

@@ -7,7 +7,11 @@
  * NUL bytes are refused with an error line. "/quit" or end of input asks
  * the app to quit and nothing read after it counts; the app then waits until
  * every message is acknowledged and every bank request answered (at most
- * 5 s from login, app.c), then exits 0. Offline (the client gave up) ends
+ * 5 s from login, app.c), then exits 0 — or, with some still undelivered,
+ * prints {"error":...,"undelivered":N} and exits 4. A /transfer or
+ * /balance read before the login is done is held and sent after it (its
+ * idempotency key drawn when read); a /transfer read while the connection
+ * is lost is refused with an error line. Offline (the client gave up) ends
  * the client at once with the core's exit code.
  *
  * STDOUT: exactly one line per delivered event, the event object as sent by
@@ -28,8 +32,9 @@
  *       the "connected" line names the server that answered.
  *     {"ack":"<client_msg_id>","id":12}       the server stored a message
  *     {"error":"<human-readable text>"}
- *       including, when the grace for quitting ran out,
- *       {"error":"quitting with 2 unacknowledged message(s)"}
+ *       including, when the client leaves with messages or transfers
+ *       not delivered (exit status 4),
+ *       {"error":"quitting with 2 message(s) or transfer(s) not delivered","undelivered":2}
  *     {"notice":"<text>","data":{...}}       a result asked for, e.g.
  *       data {"balance_cents":100000,"user":"alice"} or
  *       {"transfer":{"transfer_id":3,"status":"pending","to":"bob","amount_cents":2500}}
@@ -157,8 +162,8 @@ static void show_grace_over(void *fe, size_t unacked)
 {
     char msg[96];
     (void)fe;
-    snprintf(msg, sizeof msg, "quitting with %zu unacknowledged message(s)", unacked);
-    print_error(msg);
+    snprintf(msg, sizeof msg, "quitting with %zu message(s) or transfer(s) not delivered", unacked);
+    print_json(stderr, json_pack("{s:s,s:I}", "error", msg, "undelivered", (json_int_t)unacked));
 }
 
 /* One {"stats":{...}} line: the cost counters at exit. */

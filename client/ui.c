@@ -282,15 +282,23 @@ static void show_quitting(void *fe)
 {
     struct ui *u = fe;
     u->quitting = 1;
-    add_line(u, UI_LINE_INFO, NULL, "leaving once queued messages are sent (Ctrl-C again: leave now)");
+    add_line(u, UI_LINE_INFO, NULL, "leaving once queued messages are sent "
+             "(/quit or Ctrl-C again: leave now)");
 }
 
+/* Not delivered after the grace: say so on screen and stay (the app waits
+ * for a second /quit); the note is for after the screen is gone. */
 static void show_grace_over(void *fe, size_t unacked)
 {
     struct ui *u = fe;
-    if (unacked)
-        snprintf(u->exit_note, sizeof u->exit_note,
-                 "left with %zu unacknowledged message(s)", unacked);
+    char line[160];
+    if (!unacked)
+        return;
+    snprintf(u->exit_note, sizeof u->exit_note,
+             "left with %zu message(s) or transfer(s) not delivered (exit status 4)", unacked);
+    snprintf(line, sizeof line, "%zu message(s) or transfer(s) not delivered yet; still trying. "
+             "/quit again to leave without them", unacked);
+    add_line(u, UI_LINE_ERROR, NULL, line);
 }
 
 static void print_error(const char *text)

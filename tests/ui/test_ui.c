@@ -15,7 +15,10 @@
  *   as visible symbols: the screen is not cleared, the title not set, no bell;
  * - a message typed and /quit given while the login is still under way: the
  *   client waits for the login, sends the message, then exits 0 (the quit
- *   policy of app.c, the same as headless mode's).
+ *   policy of app.c, the same as headless mode's);
+ * - the server killed: a transfer typed twice is refused twice and never
+ *   paid, a message is reported queued, /quit says it was not delivered and
+ *   waits for a second /quit, which exits 4.
  * Every client is then quit with /quit and must exit 0 with a clean stderr
  * (no sanitizer report) ending in its cost line. */
 #include "../e2e/harness.h"
@@ -117,22 +120,22 @@ static char *read_file(const char *path)
     return buf;
 }
 
-/* The exit status must be 0 and stderr clean, ending in the cost line. */
-static void ui_wait_exit(struct client *c)
+/* The exit status must be `want` and stderr clean, ending in the cost line. */
+static void ui_wait_exit_code(struct client *c, int want)
 {
     int64_t deadline = h_deadline(WAIT_MS);
     char *status = NULL;
     while (!(status = read_file(c->status)) && h_now_ms() < deadline)
         h_pump(40);
     char *err = read_file(c->err);
-    if (!status || atoi(status) != 0) {
+    if (!status || atoi(status) != want) {
         char *screen = tmux_capture(c->name);
         fprintf(stderr, "---- %s screen ----\n%s\n---- %s stderr ----\n%s\n", c->name,
                 screen ? screen : "(gone)", c->name, err ? err : "(none)");
         free(screen);
     }
     CHECK(status, "%s did not exit after /quit", c->name);
-    CHECK(atoi(status) == 0, "%s exited with status %d", c->name, atoi(status));
+    CHECK(atoi(status) == want, "%s exited with status %d, want %d", c->name, atoi(status), want);
     CHECK(err && !strstr(err, "Sanitizer") && !strstr(err, "runtime error"),
           "%s: sanitizer report on stderr:\n%s", c->name, err ? err : "");
     char cost[64];
@@ -141,6 +144,11 @@ static void ui_wait_exit(struct client *c)
           "%s: no cost line on stderr at exit:\n%s", c->name, err);
     free(status);
     free(err);
+}
+
+static void ui_wait_exit(struct client *c)
+{
+    ui_wait_exit_code(c, 0);
 }
 
 /* /quit, then ui_wait_exit. */
@@ -530,6 +538,63 @@ static void test_quit_while_logging_in(void **state)
     server_stop(&s);
 }
 
+/* ---- the server gone: money and quitting ---- */
+
+static int two_refusals(const char *screen, void *arg)
+{
+    (void)arg;
+    return count_of(screen, "transfer not sent") == 2;
+}
+
+static json_int_t balance_of(const struct h_server *s, const char *token)
+{
+    struct http_resp r;
+    http_call(s->port, "GET", "/api/v1/account", token, NULL, 0, &r);
+    json_int_t cents = json_integer_value(json_object_get(r.json, "balance_cents"));
+    CHECK(r.status == 200, "GET /api/v1/account: %d", r.status);
+    http_resp_free(&r);
+    return cents;
+}
+
+/* The server is killed under a long-polling client. A transfer typed twice
+ * is refused twice and never paid; a message is queued, and says so (not
+ * "sending failed"); /quit says on screen that it was not delivered and
+ * waits; a second /quit leaves with exit status 4. */
+static void test_offline_money_and_quit(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char bob[80], alice_tok[80], pw[64];
+    (void)state;
+    server_start(&s, NULL, NULL);
+    http_user(&s, "bob", bob);
+    ui_start(&alice, &s, "alice", "long-poll", 80, 24, NULL);
+    free(wait_connected(&alice, "long-poll"));
+    server_kill(&s);
+    free(tmux_wait_for("alice", "reconnecting", h_deadline(WAIT_MS)));
+    tmux_type("alice", "/transfer bob 10", 1);
+    tmux_type("alice", "/transfer bob 10", 1);
+    free(tmux_wait_until("alice", two_refusals, NULL, "two \"transfer not sent\" lines",
+                         h_deadline(WAIT_MS)));
+    tmux_type("alice", "typed while the server is gone", 1);
+    char *a = tmux_wait_for("alice", "queued", h_deadline(WAIT_MS));
+    CHECK(!strstr(a, "sending failed"), "a queued message reported as failed:\n%s", a);
+    free(a);
+    tmux_type("alice", "/quit", 1);
+    a = tmux_wait_for("alice", "/quit again", h_deadline(WAIT_MS));
+    CHECK(strstr(a, "1 message"), "the count of undelivered messages is not shown:\n%s", a);
+    free(a);
+    CHECK(tmux_session_alive("alice"), "the client left without a second /quit");
+    tmux_type("alice", "/quit", 1);
+    ui_wait_exit_code(&alice, 4);
+    server_start_same_port(&s);
+    password_of("alice", pw, sizeof pw);
+    CHECK(http_login(s.port, "alice", pw, alice_tok) == 200, "login alice");
+    CHECK(balance_of(&s, alice_tok) == 100000 && balance_of(&s, bob) == 100000,
+          "a transfer typed offline was paid after the restart");
+    server_stop(&s);
+}
+
 int main(void)
 {
     if (!setlocale(LC_ALL, "C.UTF-8"))
@@ -544,6 +609,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escapes_harmless, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quit_while_logging_in, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline_money_and_quit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
