@@ -3,9 +3,10 @@
  * Input (stdin, read through the lws loop as a raw file): one line each, as
  * commands.h reads it: text is a message to room "general", "/transfer USER
  * AMOUNT", "/balance", "/transport NAME", "/help". A trailing CR is dropped,
- * empty lines are skipped, lines over 4096 bytes or with invalid UTF-8 or
- * NUL bytes are refused with an error line. "/quit" or end of input asks
- * the app to quit and nothing read after it counts; the app then waits until
+ * empty lines and lines of only blanks are skipped, lines over 4096 bytes
+ * or with invalid UTF-8 or NUL bytes are refused with an error line.
+ * "/quit" or end of input asks the app to quit and nothing read after it
+ * counts; the app then waits until
  * every message is acknowledged and every bank request answered (at most
  * 5 s from login, app.c), then exits 0 — or, with some still undelivered,
  * prints {"error":...,"undelivered":N} and exits 4. A /transfer or
@@ -196,6 +197,8 @@ static void take_command(struct headless *h, const char *line)
 {
     struct cmd c;
     cmd_parse(line, &c);
+    if (c.kind == CMD_EMPTY)
+        return;                 /* only blanks: nothing to send */
     if (c.kind == CMD_QUIT)
         ask_quit(h);
     else if (c.kind == CMD_INVALID)

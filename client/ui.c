@@ -60,6 +60,7 @@ struct ui {
     int64_t retry_at;            /* monotonic ms of the next attempt */
     int started;                 /* logged in: the transport reports states */
     int quitting;                /* the app leaves once the outbox is empty */
+    int line_full_said;          /* "the line is full" shown for this line */
 
     int scroll;                  /* chat rows scrolled back */
     uint64_t added_at_scroll;
@@ -326,6 +327,8 @@ static void take_line(struct ui *u)
     case CMD_INVALID:
         add_line(u, UI_LINE_ERROR, NULL, c.error);
         break;
+    case CMD_EMPTY:             /* only blanks: nothing to send, as irssi */
+        break;
     case CMD_HELP:
         for (const char *const *l = cmd_help_lines; *l; l++)
             add_line(u, UI_LINE_NOTICE, NULL, *l);
@@ -377,6 +380,24 @@ static void function_key(struct ui *u, wint_t k)
 
 #define CTRL_KEY(c) ((c) & 0x1f)
 
+/* A printable key; a full line says its limit once (a paste is not cut
+ * without a word), then only beeps. */
+static void insert_char(struct ui *u, wint_t c)
+{
+    if (ui_editor_insert(&u->ed, (wchar_t)c) == 0) {
+        u->line_full_said = 0;
+        return;
+    }
+    if (c < 0x20)
+        return;
+    beep();
+    if (u->line_full_said)
+        return;
+    u->line_full_said = 1;
+    add_line(u, UI_LINE_ERROR, NULL, "the line is full: a message is at most 4,096 bytes; "
+             "the rest was not typed");
+}
+
 static void char_key(struct ui *u, wint_t c)
 {
     switch (c) {
@@ -408,8 +429,7 @@ static void char_key(struct ui *u, wint_t c)
         break;
     case '\t': ui_editor_insert(&u->ed, L' '); break;
     default:
-        if (ui_editor_insert(&u->ed, (wchar_t)c) < 0 && c >= 0x20)
-            beep();             /* the line is full */
+        insert_char(u, c);
         break;
     }
 }

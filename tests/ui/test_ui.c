@@ -18,7 +18,10 @@
  *   policy of app.c, the same as headless mode's);
  * - the server killed: a transfer typed twice is refused twice and never
  *   paid, a message is reported queued, /quit says it was not delivered and
- *   waits for a second /quit, which exits 4.
+ *   waits for a second /quit, which exits 4;
+ * - wrong input gets the right word: an unknown command is named, /nick is
+ *   not supported, BOB is said to be bob, blanks are not sent, a line past
+ *   4,096 bytes says so.
  * Every client is then quit with /quit and must exit 0 with a clean stderr
  * (no sanitizer report) ending in its cost line. */
 #include "../e2e/harness.h"
@@ -595,6 +598,56 @@ static void test_offline_money_and_quit(void **state)
     server_stop(&s);
 }
 
+/* ---- wrong input gets the right word ---- */
+
+static size_t chat_events_from(const struct h_server *s, const char *token, const char *from)
+{
+    size_t i, n = 0;
+    const json_t *ev;
+    json_t *events = http_get_events(s->port, token, 0);
+    json_array_foreach(events, i, ev) {
+        const char *f = json_string_value(json_object_get(ev, "from"));
+        const char *t = json_string_value(json_object_get(ev, "type"));
+        n += f && t && strcmp(t, "chat") == 0 && strcmp(f, from) == 0;
+    }
+    json_decref(events);
+    return n;
+}
+
+/* An unknown command is named, an upper-case user name says names are
+ * lowercase, a line of only spaces is not sent, and a line past 4,096
+ * bytes says where the limit is instead of being cut silently. */
+static void test_wrong_input_says_why(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char bob[80];
+    (void)state;
+    server_start(&s, NULL, NULL);
+    http_user(&s, "bob", bob);
+    ui_start(&alice, &s, "alice", "websocket", 100, 30, NULL);
+    free(wait_connected(&alice, "websocket"));
+    tmux_type("alice", "/foo bar", 1);
+    free(tmux_wait_for("alice", "unknown command /foo (try /help)", h_deadline(WAIT_MS)));
+    tmux_type("alice", "/nick carol", 1);
+    free(tmux_wait_for("alice", "/nick is not supported", h_deadline(WAIT_MS)));
+    tmux_type("alice", "/transfer BOB 1", 1);
+    free(tmux_wait_for("alice", "user names are lowercase: /transfer bob 1", h_deadline(WAIT_MS)));
+    tmux_type("alice", "     ", 1);
+    tmux_type("alice", "after-the-blanks", 1);
+    free(tmux_wait_for("alice", "alice: after-the-blanks", h_deadline(WAIT_MS)));
+    CHECK(chat_events_from(&s, bob, "alice") == 1, "a line of only spaces was sent");
+    char *big = malloc(4200);
+    memset(big, 'x', 4199);
+    big[4199] = '\0';
+    tmux_type("alice", big, 0);
+    free(big);
+    free(tmux_wait_for("alice", "4,096 bytes", h_deadline(WAIT_MS)));
+    tmux_key("alice", "C-u");
+    ui_quit(&alice);
+    server_stop(&s);
+}
+
 int main(void)
 {
     if (!setlocale(LC_ALL, "C.UTF-8"))
@@ -610,6 +663,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_escapes_harmless, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quit_while_logging_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offline_money_and_quit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_input_says_why, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
