@@ -525,7 +525,7 @@ static void run_insufficient(const char *t)
     struct h_proc *bob = client_up(&b, t, "bob", dl);
 
     /* One cent more than alice has. */
-    json_int_t tid = client_transfer(alice, "bob", "1,000.01", START_CENTS + 1, dl);
+    json_int_t tid = client_transfer(alice, "bob", "1000.01", START_CENTS + 1, dl);
     json_t *f = client_wait_alert(alice, "transfer.failed", tid, dl);
     char *d = h_json_str(f);
     int ok = strcmp(ev_str(f, "reason"), "insufficient_funds") == 0;
