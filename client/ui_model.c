@@ -129,9 +129,30 @@ static void alert_text(const json_t *ev, enum ui_alert_kind k, char *buf, size_t
         snprintf(buf, size, "transfer #%lld of %s to %s: %s",
                  (long long)json_integer_value(json_object_get(ev, "transfer_id")),
                  amount, who, ui_alert_label(k));
-    if (k == UI_ALERT_FAILED && *reason && !strstr(buf, reason)) {
+    if (k == UI_ALERT_FAILED && *reason) {
+        char words[64];         /* insufficient_funds -> insufficient funds */
+        size_t i;
+        for (i = 0; reason[i] && i + 1 < sizeof words; i++)
+            words[i] = reason[i] == '_' ? ' ' : reason[i];
+        words[i] = '\0';
         size_t n = strlen(buf);
-        snprintf(buf + n, size - n, " (%s)", reason);
+        if (!strstr(buf, words))
+            snprintf(buf + n, size - n, " (%s)", words);
+    }
+}
+
+/* Drops the earlier row of this transfer seen from the same side (a
+ * receiver's row is not the sender's). */
+static void alerts_drop_transfer(struct ui_list *l, int64_t tid, int received)
+{
+    for (size_t i = 0; tid && i < l->len; i++) {
+        struct ui_line *r = &l->v[i];
+        if (r->transfer_id != tid || (r->alert == UI_ALERT_RECEIVED) != received)
+            continue;
+        line_free(r);
+        memmove(r, r + 1, (l->len - i - 1) * sizeof *r);
+        l->len--;
+        return;
     }
 }
 
@@ -150,10 +171,15 @@ const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *ev,
     } else if (strcmp(type, "alert") == 0) {
         char text[1024];
         enum ui_alert_kind k = alert_kind(str(ev, "kind"));
+        int64_t tid = json_integer_value(json_object_get(ev, "transfer_id"));
         alert_text(ev, k, text, sizeof text);
+        if (k != UI_ALERT_OTHER)
+            alerts_drop_transfer(&m->alerts, tid, k == UI_ALERT_RECEIVED);
         l = ui_list_add(&m->alerts, UI_LINE_ALERT, ts, ui_alert_label(k), text);
-        if (l)
+        if (l) {
             l->alert = k;
+            l->transfer_id = k != UI_ALERT_OTHER ? tid : 0;
+        }
     } else {
         char text[160];
         snprintf(text, sizeof text, "event #%lld of type \"%.60s\"", (long long)id, type);

@@ -37,6 +37,7 @@ struct ui_line {
     enum ui_alert_kind alert;    /* UI_LINE_ALERT */
     int64_t ts;                  /* epoch ms */
     int64_t id;                  /* event id, 0 for local lines */
+    int64_t transfer_id;         /* UI_LINE_ALERT of a transfer, else 0 */
     wchar_t *who;                /* sender or alert label, safe text */
     size_t who_len;
     wchar_t *text;               /* safe text, may hold '\n' */
@@ -63,6 +64,9 @@ struct ui_line *ui_list_add(struct ui_list *l, enum ui_line_kind kind, int64_t t
 
 /* An event from the core: a chat event goes to the chat list (UI_LINE_OWN if
  * from self), an alert to the alerts list; other types become an info line.
+ * A transfer has one row in the alerts list, its latest state: a new alert
+ * of a transfer replaces its earlier row (the row moves to the end, where
+ * the newest alert is). A failure's reason is in words (insufficient funds).
  * Returns the line added (NULL if none). */
 const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *event,
                                          const char *self);
