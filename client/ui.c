@@ -5,6 +5,7 @@
  * back the terminal, keys from the lws loop, what the app shows into the
  * model, pop-ups and the bell, timers. It renders and calls back into the
  * app for commands and to quit (/quit, Ctrl-C, Ctrl-D on an empty line);
+ * a /transfer is handed on only after "y" to "send 25.00 to bob? y/n";
  * when to leave is the app's (app.c), no protocol here. Drawing is
  * ui_render.c; layout, editor and text are pure modules. Every change
  * schedules one frame on the next loop pass, so a page of 100 events is
@@ -17,6 +18,7 @@
 #include "commands.h"
 #include "core.h"
 #include "frontend.h"
+#include "money.h"
 #include "protocol.h"
 #include "ui_editor.h"
 #include "ui_format.h"
@@ -61,6 +63,8 @@ struct ui {
     int started;                 /* logged in: the transport reports states */
     int quitting;                /* the app leaves once the outbox is empty */
     int line_full_said;          /* "the line is full" shown for this line */
+    int confirming;              /* a transfer waits for y (anything else: no) */
+    struct cmd transfer;         /* that transfer */
 
     int scroll;                  /* chat rows scrolled back */
     uint64_t added_at_scroll;
@@ -309,6 +313,32 @@ static void print_error(const char *text)
 
 /* ---- input ---- */
 
+/* Money leaves only once confirmed: "send 25.00 to bob? y/n". While the
+ * connection is lost the app refuses it at once, so there is nothing to ask. */
+static void ask_transfer(struct ui *u, const struct cmd *c)
+{
+    char amount[32], line[160];
+    if (u->started && (u->state == CORE_RECONNECTING || u->state == CORE_OFFLINE)) {
+        u->env.command(u->env.arg, c);
+        return;
+    }
+    u->transfer = *c;
+    u->confirming = 1;
+    snprintf(line, sizeof line, "send %s to %s? y/n",
+             money_format(c->amount_cents, amount, sizeof amount), c->to);
+    add_line(u, UI_LINE_NOTICE, NULL, line);
+}
+
+/* The key after the question: y sends, any other key cancels. */
+static void confirm_key(struct ui *u, wint_t k)
+{
+    u->confirming = 0;
+    if (k == 'y' || k == 'Y')
+        u->env.command(u->env.arg, &u->transfer);
+    else
+        add_line(u, UI_LINE_INFO, NULL, "transfer cancelled; nothing sent");
+}
+
 static void take_line(struct ui *u)
 {
     char *line = ui_editor_take(&u->ed);
@@ -334,6 +364,10 @@ static void take_line(struct ui *u)
             add_line(u, UI_LINE_NOTICE, NULL, *l);
         add_line(u, UI_LINE_NOTICE, NULL, "keys: PgUp/PgDn scroll · Up/Down history · "
                  "Ctrl-U/Ctrl-W/Ctrl-K erase · Esc closes a pop-up · Ctrl-C leaves");
+        break;
+    case CMD_TRANSFER:
+        add_line(u, UI_LINE_INFO, NULL, line);
+        ask_transfer(u, &c);
         break;
     case CMD_MESSAGE:
         if (u->quitting)
@@ -441,7 +475,9 @@ static int tty_readable(struct ui *u)
     int r, keys = 0;
     while (keys < KEYS_PER_WAKEUP && (r = get_wch(&ch)) != ERR) {
         keys++;
-        if (r == KEY_CODE_YES)
+        if (u->confirming && (r != KEY_CODE_YES || ch == KEY_ENTER))
+            confirm_key(u, ch);
+        else if (r == KEY_CODE_YES)
             function_key(u, ch);
         else
             char_key(u, ch);

@@ -5,7 +5,9 @@
  * - a transfer pops up on both screens, shows in both alerts panes (one
  *   row per transfer, in its latest state), rings
  *   the bell for the receiver and not for the --quiet sender, and Esc
- *   closes the pop-up; /balance answers in words, never JSON;
+ *   closes the pop-up; a transfer is sent only after "y" to
+ *   "send 25.00 to bob? y/n", anything else cancels it; /balance answers in
+ *   words, never JSON;
  * - /transport switches websocket -> long-poll -> short-poll -> websocket
  *   while messages keep coming: each shows exactly once;
  * - resizing (80x24 -> 60x20 -> 120x40) keeps the input line, the draft
@@ -251,6 +253,9 @@ static void test_transfer_alerts(void **state)
     CHECK(!bell_rung("bob") && !bell_rung("alice"), "a bell before any alert");
 
     tmux_type("alice", "/transfer bob 25.00", 1);
+    /* money leaves only once confirmed */
+    free(tmux_wait_for("alice", "send 25.00 to bob? y/n", h_deadline(WAIT_MS)));
+    tmux_type("alice", "y", 0);
     /* the receiver: pop-up (shown for 6 s), alerts pane, bell */
     char *b = tmux_wait_for("bob", "alert: transfer received", h_deadline(WAIT_MS));
     CHECK(strstr(b, "alerts (1)") && strstr(b, " received "), "no alert line on bob's screen:\n%s", b);
@@ -272,9 +277,14 @@ static void test_transfer_alerts(void **state)
     a = tmux_wait_until("alice", no_popup, NULL, "the pop-up gone after Esc", h_deadline(WAIT_MS));
     CHECK(strstr(a, "transfer #1 of 25.00 to bob accepted"), "no notice of the transfer:\n%s", a);
     free(a);
+    /* anything but y cancels, and nothing is paid */
+    tmux_type("bob", "/transfer alice 5", 1);
+    free(tmux_wait_for("bob", "send 5.00 to alice? y/n", h_deadline(WAIT_MS)));
+    tmux_type("bob", "n", 0);
+    free(tmux_wait_for("bob", "transfer cancelled", h_deadline(WAIT_MS)));
     /* a result asked for shows in words */
     tmux_type("bob", "/balance", 1);
-    b = tmux_wait_for("bob", "balance: ", h_deadline(WAIT_MS));
+    b = tmux_wait_for("bob", "balance: 1,025.00", h_deadline(WAIT_MS));
     CHECK(!strstr(b, "{\""), "raw JSON on the screen:\n%s", b);
     free(b);
     ui_quit(&alice);
