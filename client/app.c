@@ -30,7 +30,9 @@
  * never queued: paid minutes later it would surprise the user, and typed
  * again because nothing seemed to happen it would be paid twice. A
  * transfer already under way when the connection drops keeps its key
- * through every retry (bank.c).
+ * through every retry (bank.c). A transfer completed or received during
+ * the run fetches the new balance (shown as a notice after the alert);
+ * bank.c refuses a transfer over a balance it knows.
  *
  * Switching transports keeps the core, so its cursor and outbox: the new
  * transport resumes after the last event shown (the core drops anything at
@@ -67,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define APP_PROTOCOLS_MAX 10
@@ -74,6 +77,7 @@
 #define APP_GOODBYE_MS    500     /* patience for an orderly close */
 #define APP_QUIT_GRACE_MS 5000    /* for the outbox and the bank after /quit */
 #define APP_EXIT_UNDELIVERED 4    /* left with messages or transfers undelivered */
+#define APP_ALERT_FRESH_MS 60000  /* an alert older than the login by more is history */
 
 struct app {
     const struct app_config *cfg;
@@ -98,6 +102,7 @@ struct app {
     struct transport_env env;
     char token[257];
     int logged_in;
+    int64_t login_ms;            /* wall clock at the login */
     int offline;                 /* the core gave up (CORE_OFFLINE) */
     int quitting;                /* asked to quit: leaving once drained */
     lws_sorted_usec_list_t sul_quit_grace;
@@ -192,10 +197,25 @@ static void input_gone(void *arg)
 
 /* ---- the core's callbacks: shown by the front end, watched for quitting ---- */
 
+/* A transfer completed or received moved the balance: fetch the new one,
+ * so it shows next to the alert (history older than the run is skipped). */
+static void balance_after_alert(struct app *a, const json_t *event)
+{
+    const char *type = json_string_value(json_object_get(event, "type"));
+    const char *kind = json_string_value(json_object_get(event, "kind"));
+    json_int_t ts = json_integer_value(json_object_get(event, "ts"));
+    if (!a->logged_in || !type || !kind || strcmp(type, "alert") ||
+        (strcmp(kind, "transfer.completed") && strcmp(kind, "transfer.received")) ||
+        ts < a->login_ms - APP_ALERT_FRESH_MS)
+        return;
+    bank_balance_refresh(a->bank);
+}
+
 static void on_event(void *arg, const json_t *event)
 {
     struct app *a = arg;
     a->frontend_ops->show_event(a->frontend, event);
+    balance_after_alert(a, event);
 }
 
 static void on_state(void *arg, enum core_state s, unsigned retry_ms)
@@ -279,6 +299,13 @@ static int signals_adopt(struct lws_vhost *vh, int resize)
 
 /* ---- login, then the transport ---- */
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int app_ws_refused(void *arg, const char *why);
 
 static void outbox_changed(void *arg)
@@ -298,6 +325,7 @@ static void logged_in(void *arg, int exit_code, const char *token)
     }
     snprintf(a->token, sizeof a->token, "%s", token);
     a->logged_in = 1;
+    a->login_ms = wall_ms();
     if (a->frontend_ops->show_logged_in)
         a->frontend_ops->show_logged_in(a->frontend);
     a->env = (struct transport_env){

@@ -35,10 +35,15 @@ void bank_start(struct bank *b);
 /* Cancels requests still open. */
 void bank_free(struct bank *b);
 
-/* Notice data: {"transfer":{"transfer_id","status","to","amount_cents"}}. */
+/* Notice data: {"transfer":{"transfer_id","status","to","amount_cents"}}.
+ * With the balance known (a balance answer since the last transfer) and
+ * smaller than amount_cents: an "insufficient funds" error, nothing sent, -1. */
 int bank_transfer(struct bank *b, const char *to, int64_t amount_cents);
 /* Notice data: {"balance_cents":N,"user":...}. */
 int bank_balance(struct bank *b);
+/* The same, unless a balance request is already on its way (after a
+ * completed or received transfer: the new balance, without asking). */
+void bank_balance_refresh(struct bank *b);
 /* Requests still waiting for an answer (a front end may wait for them on quit). */
 int bank_pending(const struct bank *b);
 /* Transfers held or waiting for an answer: money whose fate is not known. */
