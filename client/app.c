@@ -32,7 +32,8 @@
  * transfer already under way when the connection drops keeps its key
  * through every retry (bank.c). A transfer completed or received during
  * the run fetches the new balance (shown as a notice after the alert);
- * bank.c refuses a transfer over a balance it knows.
+ * bank.c refuses a transfer over a balance it knows. /transfers lists the
+ * transfers the feed has told of (transfer_log.c).
  *
  * Switching transports keeps the core, so its cursor and outbox: the new
  * transport resumes after the last event shown (the core drops anything at
@@ -59,6 +60,7 @@
 #include "http.h"
 #include "protocol.h"
 #include "servers.h"
+#include "transfer_log.h"
 #include "transport.h"
 #include "wsi_owner.h"
 
@@ -78,6 +80,7 @@
 #define APP_QUIT_GRACE_MS 5000    /* for the outbox and the bank after /quit */
 #define APP_EXIT_UNDELIVERED 4    /* left with messages or transfers undelivered */
 #define APP_ALERT_FRESH_MS 60000  /* an alert older than the login by more is history */
+#define APP_TRANSFERS_LISTED 10   /* rows /transfers shows */
 
 struct app {
     const struct app_config *cfg;
@@ -86,7 +89,8 @@ struct app {
     struct core *core;
     struct http *http;
     struct auth *auth;
-    struct bank *bank;           /* once logged in */
+    struct bank *bank;
+    struct transfer_log *tlog;   /* for /transfers, from the feed's alerts */
     const struct frontend_ops *frontend_ops;
     void *frontend;
     const struct transport_ops *transport_ops;     /* the current transport */
@@ -215,6 +219,7 @@ static void on_event(void *arg, const json_t *event)
 {
     struct app *a = arg;
     a->frontend_ops->show_event(a->frontend, event);
+    transfer_log_add(a->tlog, event);
     balance_after_alert(a, event);
 }
 
@@ -489,6 +494,26 @@ static void server_changed(void *arg, const struct server_url *now,
 
 /* ---- what the front end asks for ---- */
 
+/* /transfers: a notice with them all as data, then one line each. */
+static void list_transfers(struct app *a)
+{
+    char line[160];
+    json_t *rows = transfer_log_recent(a->tlog, APP_TRANSFERS_LISTED);
+    json_t *data = json_pack("{s:O}", "transfers", rows);
+    size_t i, n = json_array_size(rows);
+    const json_t *row;
+    if (n == 0)
+        core_notice(a->core, data, "no transfers yet%s", a->logged_in ? "" : " (not logged in yet)");
+    else
+        core_notice(a->core, data, "your last %zu transfer(s), newest first:", n);
+    json_array_foreach(rows, i, row) {
+        transfer_log_row_text(row, line, sizeof line);
+        core_notice(a->core, NULL, "%s", line);
+    }
+    json_decref(data);
+    json_decref(rows);
+}
+
 /* Logged in, and the transport has lost the server (or given up). */
 static int connection_lost(const struct app *a)
 {
@@ -512,6 +537,9 @@ static void app_command(void *arg, const struct cmd *c)
         break;
     case CMD_BALANCE:
         bank_balance(a->bank);
+        break;
+    case CMD_TRANSFERS:
+        list_transfers(a);
         break;
     case CMD_TRANSPORT:
         choose_transport(a, c->transport);
@@ -582,7 +610,8 @@ static int app_init(struct app *a)
         .prefix = "", .token = a->token, .servers = a->cfg->servers,
         .timeout_s = a->cfg->timeout_s,
     };
-    if (!a->http || !(a->bank = bank_new(&be)) || frontend_create(a, vh) < 0)
+    if (!a->http || !(a->bank = bank_new(&be)) || !(a->tlog = transfer_log_new()) ||
+        frontend_create(a, vh) < 0)
         return -1;
     struct core_callbacks cb = {
         .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
@@ -634,6 +663,7 @@ static void app_teardown(struct app *a)
         a->transport_ops->destroy(a->transport);
     auth_free(a->auth);
     bank_free(a->bank);
+    transfer_log_free(a->tlog);
     http_free(a->http);
     if (a->ctx)
         lws_context_destroy(a->ctx);

@@ -12,6 +12,7 @@ const char *const cmd_help_lines[] = {
     "text                 send text to the room (a line of only blanks is not sent)",
     "/transfer USER AMT   send money, e.g. /transfer bob 25 or 25.00 (no commas)",
     "/balance             show your balance",
+    "/transfers           your recent transfers and their states",
     "/transport NAME      switch to short-poll, long-poll, websocket or auto",
     "/help                this list",
     "/quit                leave (queued messages are sent first; /quit again: now)",
@@ -92,7 +93,8 @@ static void cmd_parse_transport(const char *p, struct cmd *out)
 static enum cmd_kind command_of(const char *word)
 {
     static const struct { const char *name; enum cmd_kind kind; } table[] = {
-        { "transfer", CMD_TRANSFER }, { "balance", CMD_BALANCE }, { "transport", CMD_TRANSPORT },
+        { "transfer", CMD_TRANSFER }, { "balance", CMD_BALANCE }, { "transfers", CMD_TRANSFERS },
+        { "transport", CMD_TRANSPORT },
         { "help", CMD_HELP }, { "quit", CMD_QUIT },
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)

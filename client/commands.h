@@ -12,6 +12,7 @@ enum cmd_kind {
     CMD_MESSAGE,      /* text: the line, to the current room */
     CMD_TRANSFER,     /* /transfer USER AMOUNT */
     CMD_BALANCE,      /* /balance */
+    CMD_TRANSFERS,    /* /transfers: your recent transfers and their states */
     CMD_TRANSPORT,    /* /transport short-poll|long-poll|websocket|auto */
     CMD_HELP,         /* /help */
     CMD_QUIT,         /* /quit */

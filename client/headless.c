@@ -39,6 +39,11 @@
  *     {"notice":"<text>","data":{...}}       a result asked for, e.g.
  *       data {"balance_cents":100000,"user":"alice"} or
  *       {"transfer":{"transfer_id":3,"status":"pending","to":"bob","amount_cents":2500}}
+ *       or, for a transfer read before the login, {"held":{"to":"bob","amount_cents":2500}},
+ *       or, after /transfers, {"transfers":[{"transfer_id":3,"direction":"sent",
+ *       "counterparty":"bob","amount_cents":2500,"state":"completed"},...]}
+ *       (newest first; "reason" on a failed one; one notice without data per
+ *       row follows, in words)
  *       or, after /transport NAME or an automatic switch,
  *       {"transport":"long-poll","after":12,"auto":false} (the state lines
  *       that follow carry the new name; "data" is absent from notices that

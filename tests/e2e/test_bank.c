@@ -12,7 +12,8 @@
  *    the restart exactly once;
  *  - the client refuses bad amounts itself and sends nothing;
  *  - with the balance known, a transfer over it is refused at once in
- *    words; a completed transfer brings both sides their new balance;
+ *    words; a completed transfer brings both sides their new balance, and
+ *    /transfers lists it once, completed;
  * and, over plain HTTP, every kind of invalid transfer request and a kill
  * with transfers both pending and processing.
  *
@@ -628,6 +629,24 @@ static void test_client_knows_balance(void **state)
     client_wait_alert(alice, "transfer.completed", tid, dl);
     wait_balance_notice(alice, &off, START_CENTS - 2500, dl);
     wait_balance_notice(bob, &boff, START_CENTS + 2500, dl);
+    /* /transfers lists it, once, in its latest state */
+    off = alice->err.len;
+    client_send_line(alice, "/transfers");
+    json_t *n = client_wait_line(alice, &off, "notice", NULL, dl);
+    while (!json_is_array(json_object_get(json_object_get(n, "data"), "transfers"))) {
+        json_decref(n);
+        n = client_wait_line(alice, &off, "notice", NULL, dl);
+    }
+    json_t *rows = json_object_get(json_object_get(n, "data"), "transfers");
+    json_t *row = json_array_get(rows, 0);
+    char *ns = h_json_str(n);
+    int listed = json_array_size(rows) == 1 && ev_int(row, "transfer_id") == tid &&
+                 strcmp(ev_str(row, "state"), "completed") == 0 &&
+                 strcmp(ev_str(row, "counterparty"), "bob") == 0;
+    json_decref(n);
+    CHECK(listed, "%s: /transfers: expected one row, transfer %lld to bob completed: %s", alice->name,
+          (long long)tid, ns);
+    free(ns);
     client_quit(alice, h_deadline(5000));
     client_quit(bob, h_deadline(5000));
     server_stop(&b.s);
