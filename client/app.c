@@ -525,9 +525,12 @@ static void app_command(void *arg, const struct cmd *c)
 {
     struct app *a = arg;
     switch (c->kind) {
-    case CMD_MESSAGE:
-        core_send(a->core, PROTO_DEFAULT_ROOM, c->text);
+    case CMD_MESSAGE: {
+        const char *id = core_send(a->core, PROTO_DEFAULT_ROOM, c->text);
+        if (id && a->frontend_ops->show_sending)
+            a->frontend_ops->show_sending(a->frontend, id, c->text);
         break;
+    }
     case CMD_TRANSFER:
         if (connection_lost(a))
             core_error(a->core, "transfer not sent: the server cannot be reached; nothing "

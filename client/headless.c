@@ -31,6 +31,8 @@
  *       "server" is the --server URL (normalised: scheme://host:port/prefix)
  *       in use; after a failure it is the one the next attempt goes to, so
  *       the "connected" line names the server that answered.
+ *     {"sending":"<client_msg_id>"}          a message read is queued (at once,
+ *                                             whether or not the server is there)
  *     {"ack":"<client_msg_id>","id":12}       the server stored a message
  *     {"error":"<human-readable text>"}
  *       including, when the client leaves with messages or transfers
@@ -134,6 +136,13 @@ static void show_ack(void *fe, const char *client_msg_id, int64_t id)
 {
     (void)fe;
     print_json(stderr, json_pack("{s:s,s:I}", "ack", client_msg_id, "id", (json_int_t)id));
+}
+
+static void show_sending(void *fe, const char *client_msg_id, const char *body)
+{
+    (void)fe;
+    (void)body;
+    print_json(stderr, json_pack("{s:s}", "sending", client_msg_id));
 }
 
 static void show_error(void *fe, const char *text)
@@ -368,6 +377,7 @@ const struct frontend_ops frontend_headless = {
     .show_event = show_event,
     .show_state = show_state,
     .show_ack = show_ack,
+    .show_sending = show_sending,
     .show_error = show_error,
     .show_notice = show_notice,
     .show_transport = show_transport,

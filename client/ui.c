@@ -246,8 +246,20 @@ static void show_logged_in(void *fe)
 static void show_ack(void *fe, const char *client_msg_id, int64_t id)
 {
     struct ui *u = fe;
-    (void)client_msg_id;
-    (void)id;
+    ui_model_acked(&u->model, client_msg_id, id);
+    schedule_frame(u);
+}
+
+/* Your line at once, marked "(sending…)" until the server has it. */
+static void show_sending(void *fe, const char *client_msg_id, const char *body)
+{
+    struct ui *u = fe;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const struct ui_line *l = ui_model_add_sending(&u->model, client_msg_id, u->env.user, body,
+        (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    if (l && u->scroll > 0)
+        u->scroll += ui_render_line_rows(l, u->layout.chat.w);
     schedule_frame(u);
 }
 
@@ -673,6 +685,7 @@ const struct frontend_ops frontend_ui = {
     .show_state = show_state,
     .show_logged_in = show_logged_in,
     .show_ack = show_ack,
+    .show_sending = show_sending,
     .show_error = show_error,
     .show_notice = show_notice,
     .show_transport = show_transport,

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 void ui_model_init(struct ui_model *m)
 {
@@ -156,6 +157,55 @@ static void alerts_drop_transfer(struct ui_list *l, int64_t tid, int received)
     }
 }
 
+/* The chat line with this event id, or NULL. */
+static struct ui_line *chat_line_with_id(struct ui_list *l, int64_t id)
+{
+    for (size_t i = l->len; id > 0 && i > 0; i--)
+        if (l->v[i - 1].id == id)
+            return &l->v[i - 1];
+    return NULL;
+}
+
+const struct ui_line *ui_model_add_sending(struct ui_model *m, const char *client_msg_id,
+                                           const char *self, const char *body, int64_t ts)
+{
+    size_t n = strlen(body);
+    char *text = malloc(n + sizeof UI_SENDING_MARK);
+    if (!text)
+        return NULL;
+    memcpy(text, body, n);
+    memcpy(text + n, UI_SENDING_MARK, sizeof UI_SENDING_MARK);
+    struct ui_line *l = ui_list_add(&m->chat, UI_LINE_OWN, ts, self, text);
+    free(text);
+    if (l)
+        snprintf(l->sending, sizeof l->sending, "%s", client_msg_id);
+    return l;
+}
+
+int ui_model_acked(struct ui_model *m, const char *client_msg_id, int64_t id)
+{
+    struct ui_list *c = &m->chat;
+    static const wchar_t mark_w[] = L" (sending\u2026)";   /* UI_SENDING_MARK */
+    size_t mark = wcslen(mark_w);
+    for (size_t i = c->len; i > 0; i--) {
+        struct ui_line *l = &c->v[i - 1];
+        if (!*l->sending || strcmp(l->sending, client_msg_id) != 0)
+            continue;
+        if (chat_line_with_id(c, id)) {         /* the echo came first */
+            line_free(l);
+            memmove(l, l + 1, (c->len - i) * sizeof *l);
+            c->len--;
+            return 1;
+        }
+        l->sending[0] = '\0';
+        l->id = id;
+        if (l->text_len >= mark && wcscmp(l->text + l->text_len - mark, mark_w) == 0)
+            l->text[l->text_len -= mark] = L'\0';
+        return 1;
+    }
+    return 0;
+}
+
 const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *ev,
                                          const char *self)
 {
@@ -166,6 +216,8 @@ const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *ev,
     if (strcmp(type, "chat") == 0) {
         const char *from = str(ev, "from");
         int own = self && strcmp(from, self) == 0;
+        if (own && chat_line_with_id(&m->chat, id))
+            return NULL;        /* shown already as typed, then acknowledged */
         l = ui_list_add(&m->chat, own ? UI_LINE_OWN : UI_LINE_CHAT, ts,
                                           from, str(ev, "body"));
     } else if (strcmp(type, "alert") == 0) {

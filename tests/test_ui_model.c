@@ -1,12 +1,14 @@
 /* test_ui_model.c — unit tests of client/ui_model.c's alerts: one row per
  * transfer that shows its latest state (not one row per step), and a
- * failure's reason in words, never a raw code like (insufficient_funds). */
+ * failure's reason in words, never a raw code like (insufficient_funds);
+ * your own line shown at once as sending, then once when stored. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
@@ -65,11 +67,46 @@ static void test_failure_reason_in_words(void **state)
     ui_model_free(&m);
 }
 
+static void add_own_chat(struct ui_model *m, int64_t id, const char *body, int added)
+{
+    json_t *ev = json_pack("{s:I,s:s,s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "type", "chat",
+                           "ts", (json_int_t)1000, "room", "general", "from", "alice", "body", body);
+    const struct ui_line *l = ui_model_add_event(m, ev, "alice");
+    json_decref(ev);
+    assert_int_equal(l != NULL, added);
+}
+
+/* Typed, then acknowledged, then echoed; and typed, echoed, then
+ * acknowledged: one unmarked line each time. */
+static void test_own_line_at_once_then_once(void **state)
+{
+    struct ui_model m;
+    (void)state;
+    ui_model_init(&m);
+    assert_non_null(ui_model_add_sending(&m, "aa", "alice", "first", 1));
+    assert_true(row_has(&m.chat.v[0], L"first (sending"));
+    assert_int_equal(ui_model_acked(&m, "aa", 5), 1);
+    assert_false(row_has(&m.chat.v[0], L"sending"));
+    assert_int_equal(wcscmp(m.chat.v[0].text, L"first"), 0);
+    add_own_chat(&m, 5, "first", 0);
+    assert_int_equal(m.chat.len, 1);
+
+    assert_non_null(ui_model_add_sending(&m, "bb", "alice", "second", 2));
+    add_own_chat(&m, 6, "second", 1);
+    assert_int_equal(ui_model_acked(&m, "bb", 6), 1);
+    assert_int_equal(m.chat.len, 2);
+    assert_int_equal(wcscmp(m.chat.v[1].text, L"second"), 0);
+    ui_model_free(&m);
+}
+
 int main(void)
 {
+    if (!setlocale(LC_ALL, "C.UTF-8"))      /* wcwidth() judges what is printable */
+        setlocale(LC_ALL, "C.utf8");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_row_per_transfer),
         cmocka_unit_test(test_failure_reason_in_words),
+        cmocka_unit_test(test_own_line_at_once_then_once),
     };
     return cmocka_run_group_tests_name("ui_model", tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * messages the server cannot take yet (issue 16, defects 2, 3 and 5):
  *  - with the server killed, a /transfer typed twice is refused twice with
  *    a readable line and nothing is paid once the server is back; a chat
- *    line is queued, and end of input then ends the client with exit
+ *    line is queued and reported at once ({"sending":CMID}; its ack comes
+ *    once stored), and end of input then ends the client with exit
  *    status 4 and {"undelivered":1} instead of 0;
  *  - a piped /transfer read while the login is still under way is held
  *    (its idempotency key fixed when read) and paid once after the login,
@@ -99,6 +100,7 @@ static void test_offline_transfer_refused_and_quit_says_undelivered(void **state
         h_pump(50);
     CHECK(count_in(c->err.data + off, "transfer not sent") == 2,
           "two refusals expected for two transfers typed offline:\n%s", c->err.data + off);
+    wait_err_from(c, off, "{\"sending\":\"", dl, "the queued message is reported as sending");
     end_input(c);
     int code = exit_status(c, dl);
     CHECK(code == 4, "end of input with a message undelivered: exit %d, want 4:\n%s", code,

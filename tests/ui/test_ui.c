@@ -22,6 +22,8 @@
  * - the server killed: a transfer typed twice is refused twice and never
  *   paid, a message is reported queued, /quit says it was not delivered and
  *   waits for a second /quit, which exits 4;
+ * - your own message typed with the server gone shows at once marked
+ *   "(sending…)", then once, unmarked, when the server has stored it;
  * - wrong input gets the right word: an unknown command is named, /nick is
  *   not supported, BOB is said to be bob, blanks are not sent, a line past
  *   4,096 bytes says so.
@@ -611,6 +613,35 @@ static void test_offline_money_and_quit(void **state)
     server_stop(&s);
 }
 
+/* ---- your own message at once ---- */
+
+static int sent_once(const char *screen, void *arg)
+{
+    return count_of(screen, (const char *)arg) == 1 && !strstr(screen, "(sending");
+}
+
+/* With the server gone, a message typed shows at once, marked as sending;
+ * once the server is back and has stored it, the mark goes and the line
+ * shows once (the echo does not add a second one). */
+static void test_own_message_at_once(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    (void)state;
+    server_start(&s, NULL, NULL);
+    ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
+    free(wait_connected(&alice, "websocket"));
+    server_kill(&s);
+    free(tmux_wait_for("alice", "reconnecting", h_deadline(WAIT_MS)));
+    tmux_type("alice", "typed-while-away", 1);
+    free(tmux_wait_for("alice", "alice: typed-while-away (sending", h_deadline(WAIT_MS)));
+    server_start_same_port(&s);
+    free(tmux_wait_until("alice", sent_once, "alice: typed-while-away",
+                         "the line shown once, without the sending mark", h_deadline(WAIT_MS)));
+    ui_quit(&alice);
+    server_stop(&s);
+}
+
 /* ---- wrong input gets the right word ---- */
 
 static size_t chat_events_from(const struct h_server *s, const char *token, const char *from)
@@ -677,6 +708,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quit_while_logging_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offline_money_and_quit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_input_says_why, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_message_at_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
