@@ -248,6 +248,14 @@ static void on_error(void *arg, const char *text)
     quit_if_drained(a);     /* a refused message leaves the outbox too */
 }
 
+static void on_reject(void *arg, const char *client_msg_id, const char *why)
+{
+    struct app *a = arg;
+    (void)why;              /* on_error has shown it */
+    if (a->frontend_ops->show_rejected)
+        a->frontend_ops->show_rejected(a->frontend, client_msg_id);
+}
+
 static void on_notice(void *arg, const char *text, const json_t *data)
 {
     struct app *a = arg;
@@ -618,7 +626,7 @@ static int app_init(struct app *a)
         return -1;
     struct core_callbacks cb = {
         .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
-        .on_error = on_error, .on_notice = on_notice, .arg = a,
+        .on_error = on_error, .on_notice = on_notice, .on_reject = on_reject, .arg = a,
     };
     core_set_callbacks(a->core, &cb);
     if (signals_adopt(vh, a->frontend_ops->resize != NULL) < 0)

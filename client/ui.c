@@ -250,6 +250,14 @@ static void show_ack(void *fe, const char *client_msg_id, int64_t id)
     schedule_frame(u);
 }
 
+/* Refused for good: "(not sent)" instead of "(sending…)". */
+static void show_rejected(void *fe, const char *client_msg_id)
+{
+    struct ui *u = fe;
+    ui_model_refused(&u->model, client_msg_id);
+    schedule_frame(u);
+}
+
 /* Your line at once, marked "(sending…)" until the server has it. */
 static void show_sending(void *fe, const char *client_msg_id, const char *body)
 {
@@ -686,6 +694,7 @@ const struct frontend_ops frontend_ui = {
     .show_logged_in = show_logged_in,
     .show_ack = show_ack,
     .show_sending = show_sending,
+    .show_rejected = show_rejected,
     .show_error = show_error,
     .show_notice = show_notice,
     .show_transport = show_transport,

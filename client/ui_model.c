@@ -206,6 +206,31 @@ int ui_model_acked(struct ui_model *m, const char *client_msg_id, int64_t id)
     return 0;
 }
 
+int ui_model_refused(struct ui_model *m, const char *client_msg_id)
+{
+    static const wchar_t mark_w[] = L" (sending\u2026)";   /* UI_SENDING_MARK */
+    static const wchar_t refused_w[] = L"" UI_REFUSED_MARK;
+    struct ui_list *c = &m->chat;
+    size_t mark = wcslen(mark_w), add = wcslen(refused_w);
+    for (size_t i = c->len; i > 0; i--) {
+        struct ui_line *l = &c->v[i - 1];
+        if (!*l->sending || strcmp(l->sending, client_msg_id) != 0)
+            continue;
+        l->sending[0] = '\0';
+        if (l->text_len < mark || wcscmp(l->text + l->text_len - mark, mark_w) != 0)
+            return 1;
+        wchar_t *t = realloc(l->text, (l->text_len - mark + add + 1) * sizeof *t);
+        if (!t)
+            return 1;
+        l->text = t;
+        l->text_len -= mark;
+        wcscpy(l->text + l->text_len, refused_w);
+        l->text_len += add;
+        return 1;
+    }
+    return 0;
+}
+
 const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *ev,
                                          const char *self)
 {

@@ -83,6 +83,9 @@ const struct ui_line *ui_model_add_sending(struct ui_model *m, const char *clien
  * 1 if a line changed. A chat event from self whose id a typed line
  * already has is not added again (ui_model_add_event returns NULL). */
 int ui_model_acked(struct ui_model *m, const char *client_msg_id, int64_t id);
+/* The server refused it for good: the mark becomes UI_REFUSED_MARK. */
+#define UI_REFUSED_MARK " (not sent)"
+int ui_model_refused(struct ui_model *m, const char *client_msg_id);
 
 /* "pending", "completed", ... for an alert kind. */
 const char *ui_alert_label(enum ui_alert_kind k);

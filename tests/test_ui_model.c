@@ -99,6 +99,19 @@ static void test_own_line_at_once_then_once(void **state)
     ui_model_free(&m);
 }
 
+/* Refused for good: the line says it was not sent, and stays. */
+static void test_own_line_refused(void **state)
+{
+    struct ui_model m;
+    (void)state;
+    ui_model_init(&m);
+    assert_non_null(ui_model_add_sending(&m, "cc", "alice", "third", 1));
+    assert_int_equal(ui_model_refused(&m, "cc"), 1);
+    assert_int_equal(wcscmp(m.chat.v[0].text, L"third (not sent)"), 0);
+    assert_int_equal(ui_model_acked(&m, "cc", 9), 0);
+    ui_model_free(&m);
+}
+
 int main(void)
 {
     if (!setlocale(LC_ALL, "C.UTF-8"))      /* wcwidth() judges what is printable */
@@ -107,6 +120,7 @@ int main(void)
         cmocka_unit_test(test_one_row_per_transfer),
         cmocka_unit_test(test_failure_reason_in_words),
         cmocka_unit_test(test_own_line_at_once_then_once),
+        cmocka_unit_test(test_own_line_refused),
     };
     return cmocka_run_group_tests_name("ui_model", tests, NULL, NULL);
 }
