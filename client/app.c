@@ -11,13 +11,29 @@
  * state; the core's callbacks are the app's, passed on to it. Quitting is
  * decided here, once for both: the first request to quit (/quit, end of
  * input, Ctrl-C) waits for the login, then until every message is
- * acknowledged and every bank request answered, at most APP_QUIT_GRACE_MS,
- * and exits 0 (the front end is told how many were left). A second request,
- * one while offline, or the terminal closing leaves at once: 0, or the
- * core's exit code once offline. Going offline (the client gave up) ends a
- * run nobody watches at once with the core's exit code; an interactive
- * front end stays until asked to quit. SIGINT, SIGTERM and SIGHUP leave at
- * once with 128 + the signal.
+ * acknowledged and every bank request answered, at most APP_QUIT_GRACE_MS.
+ * Drained, it exits 0. When the grace runs out with messages or transfers
+ * undelivered, the front end is told how many (show_grace_over); a script's
+ * run (headless) then ends with APP_EXIT_UNDELIVERED (4), an interactive
+ * one stays on screen, still trying, until a second request to quit. A
+ * second request, one while offline, or the terminal closing leaves at
+ * once: the core's exit code once offline, else 4 if anything is
+ * undelivered (the front end told how many first), else 0. Going offline
+ * (the client gave up) ends a run nobody watches at once with the core's
+ * exit code; an interactive front end stays until asked to quit. SIGINT,
+ * SIGTERM and SIGHUP leave at once with 128 + the signal.
+ *
+ * Money: the bank exists from the start; a transfer or /balance asked for
+ * before the login is held by bank.c (its idempotency key drawn when it
+ * was asked for) and sent once logged in. After the login, a transfer asked
+ * for while the connection is lost (reconnecting or offline) is refused,
+ * never queued: paid minutes later it would surprise the user, and typed
+ * again because nothing seemed to happen it would be paid twice. A
+ * transfer already under way when the connection drops keeps its key
+ * through every retry (bank.c). A transfer completed or received during
+ * the run fetches the new balance (shown as a notice after the alert);
+ * bank.c refuses a transfer over a balance it knows. /transfers lists the
+ * transfers the feed has told of (transfer_log.c).
  *
  * Switching transports keeps the core, so its cursor and outbox: the new
  * transport resumes after the last event shown (the core drops anything at
@@ -44,6 +60,7 @@
 #include "http.h"
 #include "protocol.h"
 #include "servers.h"
+#include "transfer_log.h"
 #include "transport.h"
 #include "wsi_owner.h"
 
@@ -54,12 +71,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define APP_PROTOCOLS_MAX 10
 #define APP_RETIRE_POLL_MS 20
 #define APP_GOODBYE_MS    500     /* patience for an orderly close */
 #define APP_QUIT_GRACE_MS 5000    /* for the outbox and the bank after /quit */
+#define APP_EXIT_UNDELIVERED 4    /* left with messages or transfers undelivered */
+#define APP_ALERT_FRESH_MS 60000  /* an alert older than the login by more is history */
+#define APP_TRANSFERS_LISTED 10   /* rows /transfers shows */
 
 struct app {
     const struct app_config *cfg;
@@ -68,7 +89,8 @@ struct app {
     struct core *core;
     struct http *http;
     struct login *login;
-    struct bank *bank;           /* once logged in */
+    struct bank *bank;
+    struct transfer_log *tlog;   /* for /transfers, from the feed's alerts */
     const struct frontend_ops *frontend_ops;
     void *frontend;
     const struct transport_ops *transport_ops;     /* the current transport */
@@ -84,6 +106,7 @@ struct app {
     struct transport_env env;
     char token[257];
     int logged_in;
+    int64_t login_ms;            /* wall clock at the login */
     int offline;                 /* the core gave up (CORE_OFFLINE) */
     int quitting;                /* asked to quit: leaving once drained */
     lws_sorted_usec_list_t sul_quit_grace;
@@ -105,9 +128,26 @@ static void app_leave(struct app *a, int exit_code)
 
 /* ---- quitting: the one policy for every front end ---- */
 
+/* Messages not acknowledged and transfers not answered. */
+static size_t undelivered(const struct app *a)
+{
+    return core_outbox_len(a->core) + (size_t)bank_transfers_pending(a->bank);
+}
+
 static int exit_code_now(const struct app *a)
 {
-    return a->offline ? core_exit_code(a->core) : 0;
+    if (a->offline && core_exit_code(a->core))
+        return core_exit_code(a->core);
+    return undelivered(a) ? APP_EXIT_UNDELIVERED : 0;
+}
+
+/* Leaves at once, telling the front end first what is left behind. */
+static void leave_now(struct app *a)
+{
+    size_t n = undelivered(a);
+    if (n && !a->done)
+        a->frontend_ops->show_grace_over(a->frontend, n);
+    app_leave(a, exit_code_now(a));
 }
 
 /* Quitting, logged in and nothing left to send or hear back: go. */
@@ -121,8 +161,12 @@ static void quit_if_drained(struct app *a)
 static void quit_grace_over(lws_sorted_usec_list_t *sul)
 {
     struct app *a = lws_container_of(sul, struct app, sul_quit_grace);
-    a->frontend_ops->show_grace_over(a->frontend, core_outbox_len(a->core));
-    app_leave(a, exit_code_now(a));
+    size_t n = undelivered(a);
+    if (n && a->frontend_ops->interactive) {
+        a->frontend_ops->show_grace_over(a->frontend, n);   /* stays: a second /quit leaves */
+        return;
+    }
+    leave_now(a);
 }
 
 /* The grace starts once we are logged in; until then a failed login
@@ -140,7 +184,7 @@ static void quit_asked(void *arg)
     if (a->done)
         return;
     if (a->quitting || a->offline) {
-        app_leave(a, exit_code_now(a));
+        leave_now(a);
         return;
     }
     a->quitting = 1;
@@ -152,16 +196,31 @@ static void quit_asked(void *arg)
 
 static void input_gone(void *arg)
 {
-    struct app *a = arg;
-    app_leave(a, exit_code_now(a));
+    leave_now(arg);
 }
 
 /* ---- the core's callbacks: shown by the front end, watched for quitting ---- */
+
+/* A transfer completed or received moved the balance: fetch the new one,
+ * so it shows next to the alert (history older than the run is skipped). */
+static void balance_after_alert(struct app *a, const json_t *event)
+{
+    const char *type = json_string_value(json_object_get(event, "type"));
+    const char *kind = json_string_value(json_object_get(event, "kind"));
+    json_int_t ts = json_integer_value(json_object_get(event, "ts"));
+    if (!a->logged_in || !type || !kind || strcmp(type, "alert") ||
+        (strcmp(kind, "transfer.completed") && strcmp(kind, "transfer.received")) ||
+        ts < a->login_ms - APP_ALERT_FRESH_MS)
+        return;
+    bank_balance_refresh(a->bank);
+}
 
 static void on_event(void *arg, const json_t *event)
 {
     struct app *a = arg;
     a->frontend_ops->show_event(a->frontend, event);
+    transfer_log_add(a->tlog, event);
+    balance_after_alert(a, event);
 }
 
 static void on_state(void *arg, enum core_state s, unsigned retry_ms)
@@ -172,7 +231,7 @@ static void on_state(void *arg, enum core_state s, unsigned retry_ms)
         return;
     a->offline = 1;
     if (a->quitting || !a->frontend_ops->interactive)
-        app_leave(a, exit_code_now(a));
+        leave_now(a);
 }
 
 static void on_ack(void *arg, const char *client_msg_id, int64_t id)
@@ -187,6 +246,14 @@ static void on_error(void *arg, const char *text)
     struct app *a = arg;
     a->frontend_ops->show_error(a->frontend, text);
     quit_if_drained(a);     /* a refused message leaves the outbox too */
+}
+
+static void on_reject(void *arg, const char *client_msg_id, const char *why)
+{
+    struct app *a = arg;
+    (void)why;              /* on_error has shown it */
+    if (a->frontend_ops->show_rejected)
+        a->frontend_ops->show_rejected(a->frontend, client_msg_id);
 }
 
 static void on_notice(void *arg, const char *text, const json_t *data)
@@ -245,6 +312,13 @@ static int signals_adopt(struct lws_vhost *vh, int resize)
 
 /* ---- login, then the transport ---- */
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int app_ws_refused(void *arg, const char *why);
 
 static void outbox_changed(void *arg)
@@ -264,6 +338,7 @@ static void logged_in(void *arg, int exit_code, const char *token)
     }
     snprintf(a->token, sizeof a->token, "%s", token);
     a->logged_in = 1;
+    a->login_ms = wall_ms();
     if (a->frontend_ops->show_logged_in)
         a->frontend_ops->show_logged_in(a->frontend);
     a->env = (struct transport_env){
@@ -272,14 +347,9 @@ static void logged_in(void *arg, int exit_code, const char *token)
         .wait_s = a->cfg->wait_s, .timeout_s = a->cfg->timeout_s,
         .ws_refused = app_ws_refused, .hook_arg = a,
     };
-    struct bank_env be = {
-        .ctx = a->ctx, .http = a->http, .core = a->core,
-        .prefix = "", .token = a->token, .servers = a->cfg->servers,
-        .timeout_s = a->cfg->timeout_s,
-    };
-    a->bank = bank_new(&be);
+    bank_start(a->bank);
     a->transport = ops->create(&a->env);
-    if (!a->bank || !a->transport || ops->start(a->transport) < 0) {
+    if (!a->transport || ops->start(a->transport) < 0) {
         app_leave(a, 1);        /* first: a quit under way would take the error for drained */
         core_error(a->core, "cannot start the %s transport", ops->name);
         return;
@@ -432,21 +502,55 @@ static void server_changed(void *arg, const struct server_url *now,
 
 /* ---- what the front end asks for ---- */
 
+/* /transfers: a notice with them all as data, then one line each. */
+static void list_transfers(struct app *a)
+{
+    char line[160];
+    json_t *rows = transfer_log_recent(a->tlog, APP_TRANSFERS_LISTED);
+    json_t *data = json_pack("{s:O}", "transfers", rows);
+    size_t i, n = json_array_size(rows);
+    const json_t *row;
+    if (n == 0)
+        core_notice(a->core, data, "no transfers yet%s", a->logged_in ? "" : " (not logged in yet)");
+    else
+        core_notice(a->core, data, "your last %zu transfer(s), newest first:", n);
+    json_array_foreach(rows, i, row) {
+        transfer_log_row_text(row, line, sizeof line);
+        core_notice(a->core, NULL, "%s", line);
+    }
+    json_decref(data);
+    json_decref(rows);
+}
+
+/* Logged in, and the transport has lost the server (or given up). */
+static int connection_lost(const struct app *a)
+{
+    enum core_state s = core_state(a->core);
+    return a->logged_in && (s == CORE_RECONNECTING || s == CORE_OFFLINE);
+}
+
 static void app_command(void *arg, const struct cmd *c)
 {
     struct app *a = arg;
     switch (c->kind) {
-    case CMD_MESSAGE:
-        core_send(a->core, PROTO_DEFAULT_ROOM, c->text);
+    case CMD_MESSAGE: {
+        const char *id = core_send(a->core, PROTO_DEFAULT_ROOM, c->text);
+        if (id && a->frontend_ops->show_sending)
+            a->frontend_ops->show_sending(a->frontend, id, c->text);
         break;
+    }
     case CMD_TRANSFER:
-    case CMD_BALANCE:
-        if (!a->bank)
-            core_error(a->core, "not logged in yet; try again in a moment");
-        else if (c->kind == CMD_TRANSFER)
-            bank_transfer(a->bank, c->to, c->amount_cents);
+        if (connection_lost(a))
+            core_error(a->core, "transfer not sent: the server cannot be reached; nothing "
+                       "will be paid. Type it again once connected");
         else
-            bank_balance(a->bank);
+            bank_transfer(a->bank, c->to, c->amount_cents);
+        break;
+    case CMD_BALANCE:
+        bank_balance(a->bank);
+        break;
+    case CMD_TRANSFERS:
+        list_transfers(a);
         break;
     case CMD_TRANSPORT:
         choose_transport(a, c->transport);
@@ -512,11 +616,17 @@ static int app_init(struct app *a)
     a->http = http_new(a->ctx, first->host, first->port, a->core);
     if (a->http)
         http_set_tls(a->http, first->tls);
-    if (!a->http || frontend_create(a, vh) < 0)
+    struct bank_env be = {
+        .ctx = a->ctx, .http = a->http, .core = a->core,
+        .prefix = "", .token = a->token, .servers = a->cfg->servers,
+        .timeout_s = a->cfg->timeout_s,
+    };
+    if (!a->http || !(a->bank = bank_new(&be)) || !(a->tlog = transfer_log_new()) ||
+        frontend_create(a, vh) < 0)
         return -1;
     struct core_callbacks cb = {
         .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
-        .on_error = on_error, .on_notice = on_notice, .arg = a,
+        .on_error = on_error, .on_notice = on_notice, .on_reject = on_reject, .arg = a,
     };
     core_set_callbacks(a->core, &cb);
     if (signals_adopt(vh, a->frontend_ops->resize != NULL) < 0)
@@ -564,6 +674,7 @@ static void app_teardown(struct app *a)
         a->transport_ops->destroy(a->transport);
     login_free(a->login);
     bank_free(a->bank);
+    transfer_log_free(a->tlog);
     http_free(a->http);
     if (a->ctx)
         lws_context_destroy(a->ctx);

@@ -1,6 +1,8 @@
 /* bank.c — see bank.h. Each call is a small job: an HTTP request, and for a
  * transfer, retries with backoff and the same idempotency key while the
- * answer is lost (no response, 409 still running, 429, 5xx). */
+ * answer is lost (no response, 409 still running, 429, 5xx). The last
+ * balance answered is remembered until a transfer is sent, so a transfer
+ * larger than it is refused at once (the server decides otherwise). */
 #include "bank.h"
 #include "backoff.h"
 #include "core.h"
@@ -34,8 +36,11 @@ struct bank_job {
 
 struct bank {
     struct bank_env env;
-    struct bank_job *jobs;
+    struct bank_job *jobs;       /* newest first */
     int pending;
+    int started;                 /* logged in: calls are issued at once */
+    int balance_known;           /* from the last balance answer, until a transfer */
+    int64_t balance_cents;
 };
 
 static void bank_issue(struct bank_job *j);
@@ -74,6 +79,32 @@ void bank_free(struct bank *b)
 int bank_pending(const struct bank *b)
 {
     return b ? b->pending : 0;
+}
+
+int bank_transfers_pending(const struct bank *b)
+{
+    int n = 0;
+    for (const struct bank_job *j = b ? b->jobs : NULL; j; j = j->next)
+        n += j->kind == BANK_TRANSFER;
+    return n;
+}
+
+/* Held jobs sit newest first in the list: issue the oldest first. */
+static void bank_issue_held(struct bank *b, struct bank_job *j)
+{
+    if (!j)
+        return;
+    bank_issue_held(b, j->next);
+    if (!j->req && !j->tries)
+        bank_issue(j);
+}
+
+void bank_start(struct bank *b)
+{
+    if (!b || b->started)
+        return;
+    b->started = 1;
+    bank_issue_held(b, b->jobs);
 }
 
 static void bank_retry_tick(lws_sorted_usec_list_t *sul)
@@ -116,6 +147,8 @@ static void bank_balance_done(struct bank_job *j, const json_t *body)
 {
     char amount[32];
     json_int_t cents = json_integer_value(json_object_get(body, "balance_cents"));
+    j->bank->balance_known = 1;
+    j->bank->balance_cents = cents;
     json_t *d = json_pack("{s:I,s:O}", "balance_cents", cents, "user", json_object_get(body, "user"));
     core_notice(j->bank->env.core, d, "balance: %s", money_format(cents, amount, sizeof amount));
     json_decref(d);
@@ -158,6 +191,7 @@ static void bank_issue(struct bank_job *j)
     char *body = NULL;
     struct bank *b = j->bank;
     if (j->kind == BANK_TRANSFER) {
+        b->balance_known = 0;   /* the money may be gone at any moment now */
         json_t *o = json_pack("{s:s,s:I,s:s}", "to", j->to, "amount_cents",
                               (json_int_t)j->amount_cents, "idempotency_key", j->key);
         body = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -194,6 +228,13 @@ static struct bank_job *bank_job_new(struct bank *b, enum bank_kind kind)
 int bank_transfer(struct bank *b, const char *to, int64_t amount_cents)
 {
     unsigned char raw[16];
+    if (b->balance_known && amount_cents > b->balance_cents) {
+        char amount[32], balance[32];
+        core_error(b->env.core, "insufficient funds: %s is more than your balance of %s; not sent",
+                   money_format(amount_cents, amount, sizeof amount),
+                   money_format(b->balance_cents, balance, sizeof balance));
+        return -1;
+    }
     struct bank_job *j = bank_job_new(b, BANK_TRANSFER);
     if (!j)
         return -1;
@@ -201,7 +242,15 @@ int bank_transfer(struct bank *b, const char *to, int64_t amount_cents)
     j->amount_cents = amount_cents;
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(j->key, sizeof j->key, raw, sizeof raw);
-    bank_issue(j);
+    if (b->started) {
+        bank_issue(j);
+    } else {
+        char amount[32];
+        json_t *d = json_pack("{s:{s:s,s:I}}", "held", "to", to, "amount_cents", (json_int_t)amount_cents);
+        core_notice(b->env.core, d, "transfer of %s to %s will be sent once logged in",
+                    money_format(amount_cents, amount, sizeof amount), to);
+        json_decref(d);
+    }
     return 0;
 }
 
@@ -210,6 +259,15 @@ int bank_balance(struct bank *b)
     struct bank_job *j = bank_job_new(b, BANK_BALANCE);
     if (!j)
         return -1;
-    bank_issue(j);
+    if (b->started)
+        bank_issue(j);
     return 0;
+}
+
+void bank_balance_refresh(struct bank *b)
+{
+    for (const struct bank_job *j = b->jobs; j; j = j->next)
+        if (j->kind == BANK_BALANCE)
+            return;             /* one on its way answers this too */
+    bank_balance(b);
 }

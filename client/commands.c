@@ -2,18 +2,39 @@
 #include "commands.h"
 #include "money.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
+#define AMOUNT_HELP "amount must be like 25 or 25.00 (no commas), more than 0 and at most 1000000.00"
+
 const char *const cmd_help_lines[] = {
-    "text                 send text to the room",
-    "/transfer USER AMT   send money, e.g. /transfer bob 25.00",
+    "text                 send text to the room (a line of only blanks is not sent)",
+    "/transfer USER AMT   send money, e.g. /transfer bob 25 or 25.00 (no commas)",
     "/balance             show your balance",
+    "/transfers           your recent transfers and their states",
     "/transport NAME      switch to short-poll, long-poll, websocket or auto",
     "/help                this list",
-    "/quit                leave (queued messages are sent first)",
+    "/quit                leave (queued messages are sent first; /quit again: now)",
     NULL,
 };
+
+/* Names lowercased fit: say so with the command to type. */
+static int name_upper_case(const char *name, struct cmd *out, const char *amount)
+{
+    char lower[PROTO_USER_MAX + 1];
+    size_t i;
+    for (i = 0; name[i] && i < PROTO_USER_MAX; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    lower[i] = '\0';
+    if (strcmp(lower, name) == 0 || !proto_name_valid(lower))
+        return 0;
+    snprintf(out->errbuf, sizeof out->errbuf, "user names are lowercase: /transfer %s %s",
+             lower, amount);
+    out->kind = CMD_INVALID;
+    out->error = out->errbuf;
+    return 1;
+}
 
 /* Splits the next space-separated word of *p into buf; 0 or -1 if none/too long. */
 static int next_word(const char **p, char *buf, size_t len)
@@ -44,18 +65,18 @@ static void cmd_invalid(struct cmd *out, const char *why)
 static void cmd_parse_transfer(const char *p, struct cmd *out)
 {
     char amount[32];
-    if (next_word(&p, out->to, sizeof out->to) < 0 || !proto_name_valid(out->to))
+    if (next_word(&p, out->to, sizeof out->to) < 0 ||
+        next_word(&p, amount, sizeof amount) < 0 || !rest_is_empty(p))
     {
         cmd_invalid(out, "usage: /transfer USER AMOUNT (e.g. /transfer bob 25.00)");
         return;
     }
-    if (next_word(&p, amount, sizeof amount) < 0 || !rest_is_empty(p))
-    {
-        cmd_invalid(out, "usage: /transfer USER AMOUNT (e.g. /transfer bob 25.00)");
+    if (name_upper_case(out->to, out, amount))
         return;
-    }
-    if (money_parse(amount, &out->amount_cents) < 0)
-        { cmd_invalid(out, "amount must be like 25 or 25.00, more than 0 and at most 1,000,000.00"); return; }
+    if (!proto_name_valid(out->to))
+        { cmd_invalid(out, "user names are 1-32 characters of a-z 0-9 _ -"); return; }
+    if (strchr(amount, ',') || money_parse(amount, &out->amount_cents) < 0)
+        { cmd_invalid(out, AMOUNT_HELP); return; }
     out->kind = CMD_TRANSFER;
 }
 
@@ -68,30 +89,59 @@ static void cmd_parse_transport(const char *p, struct cmd *out)
     out->kind = CMD_TRANSPORT;
 }
 
+/* What a command word is; CMD_INVALID if none (the caller names it). */
+static enum cmd_kind command_of(const char *word)
+{
+    static const struct { const char *name; enum cmd_kind kind; } table[] = {
+        { "transfer", CMD_TRANSFER }, { "balance", CMD_BALANCE }, { "transfers", CMD_TRANSFERS },
+        { "transport", CMD_TRANSPORT },
+        { "help", CMD_HELP }, { "quit", CMD_QUIT },
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(word, table[i].name) == 0)
+            return table[i].kind;
+    return CMD_INVALID;
+}
+
+/* An irssi habit that means nothing here, or a word we do not know. */
+static void cmd_unknown(const char *line, struct cmd *out)
+{
+    size_t n = strcspn(line + 1, " \t");
+    int len = n > 40 ? 40 : (int)n;
+    if ((n == 2 && strncmp(line + 1, "me", 2) == 0))
+        cmd_invalid(out, "/me is not supported here: type the text as it is");
+    else if (n == 4 && strncmp(line + 1, "nick", 4) == 0)
+        cmd_invalid(out, "/nick is not supported: your name is the user you logged in as");
+    else {
+        snprintf(out->errbuf, sizeof out->errbuf, "unknown command /%.*s (try /help)", len, line + 1);
+        cmd_invalid(out, out->errbuf);
+    }
+}
+
 void cmd_parse(const char *line, struct cmd *out)
 {
     char word[16];
     const char *p = line + 1;
     memset(out, 0, sizeof *out);
+    if (line[strspn(line, " \t")] == '\0') {
+        out->kind = CMD_EMPTY;
+        return;
+    }
     if (line[0] != '/' || line[1] == '/') {
         out->kind = CMD_MESSAGE;
         out->text = line[0] == '/' ? line + 1 : line;
         return;
     }
-    if (next_word(&p, word, sizeof word) < 0)
-        { cmd_invalid(out, "unknown command; /help lists them"); return; }
-    if (strcmp(word, "transfer") == 0)
-        { cmd_parse_transfer(p, out); return; }
-    if (strcmp(word, "transport") == 0)
-        { cmd_parse_transport(p, out); return; }
-    if (!rest_is_empty(p))
-        { cmd_invalid(out, "this command takes no arguments"); return; }
-    if (strcmp(word, "balance") == 0)
-        out->kind = CMD_BALANCE;
-    else if (strcmp(word, "help") == 0)
-        out->kind = CMD_HELP;
-    else if (strcmp(word, "quit") == 0)
-        out->kind = CMD_QUIT;
-    else
-        cmd_invalid(out, "unknown command; /help lists them");
+    enum cmd_kind kind = next_word(&p, word, sizeof word) < 0 ? CMD_INVALID : command_of(word);
+    if (kind == CMD_INVALID)
+        cmd_unknown(line, out);
+    else if (kind == CMD_TRANSFER)
+        cmd_parse_transfer(p, out);
+    else if (kind == CMD_TRANSPORT)
+        cmd_parse_transport(p, out);
+    else if (!rest_is_empty(p)) {
+        snprintf(out->errbuf, sizeof out->errbuf, "/%s takes no arguments", word);
+        cmd_invalid(out, out->errbuf);
+    } else
+        out->kind = kind;
 }

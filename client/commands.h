@@ -12,10 +12,12 @@ enum cmd_kind {
     CMD_MESSAGE,      /* text: the line, to the current room */
     CMD_TRANSFER,     /* /transfer USER AMOUNT */
     CMD_BALANCE,      /* /balance */
+    CMD_TRANSFERS,    /* /transfers: your recent transfers and their states */
     CMD_TRANSPORT,    /* /transport short-poll|long-poll|websocket|auto */
     CMD_HELP,         /* /help */
     CMD_QUIT,         /* /quit */
     CMD_INVALID,      /* error: a human-readable reason */
+    CMD_EMPTY,        /* only blanks: ignored, never sent (as irssi does) */
 };
 
 struct cmd {
@@ -24,10 +26,15 @@ struct cmd {
     char to[PROTO_USER_MAX + 1];      /* CMD_TRANSFER */
     int64_t amount_cents;             /* CMD_TRANSFER */
     char transport[16];               /* CMD_TRANSPORT */
-    const char *error;                /* CMD_INVALID */
+    const char *error;                /* CMD_INVALID: static text or errbuf */
+    char errbuf[160];                 /* an error naming what was typed */
 };
 
-/* Parses one line (no newline). "//text" sends "/text" as a message. */
+/* Parses one line (no newline). "//text" sends "/text" as a message; a line
+ * of only blanks is CMD_EMPTY. An unknown command is named in the error,
+ * /me and /nick say they are not supported, an upper-case user name says
+ * names are lowercase, an amount takes no thousands commas (as /help says).
+ * out->error may point into *out: use it there, do not copy the struct. */
 void cmd_parse(const char *line, struct cmd *out);
 /* One line per command, for /help. */
 extern const char *const cmd_help_lines[];

@@ -289,6 +289,8 @@ int core_reject(struct core *c, const char *client_msg_id, const char *why)
     if (outbox_settle(c, client_msg_id, idcopy) < 0)
         return -1;
     core_error(c, "message %s was refused: %s", idcopy, why ? why : "no reason given");
+    if (c->cb.on_reject)
+        c->cb.on_reject(c->cb.arg, idcopy, why ? why : "no reason given");
     return 0;
 }
 

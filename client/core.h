@@ -29,6 +29,9 @@ struct core_callbacks {
     /* A result the user asked for (balance, transfer accepted): text for
      * people, data (may be NULL) for machines, e.g. {"balance_cents":N}. */
     void (*on_notice)(void *arg, const char *text, const json_t *data);
+    /* A message refused for good, after on_error has said why: its id, so
+     * a front end can mark the line it showed as sending. */
+    void (*on_reject)(void *arg, const char *client_msg_id, const char *why);
     void *arg;
 };
 

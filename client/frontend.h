@@ -58,6 +58,11 @@ struct frontend_ops {
     void (*show_event)(void *fe, const json_t *event);
     void (*show_state)(void *fe, enum core_state state, unsigned retry_ms);
     void (*show_ack)(void *fe, const char *client_msg_id, int64_t id);
+    /* Optional: a message typed is queued under this client_msg_id (shown
+     * at once, marked as sending, until show_ack with the same id). */
+    void (*show_sending)(void *fe, const char *client_msg_id, const char *body);
+    /* Optional: that message was refused for good (show_error said why). */
+    void (*show_rejected)(void *fe, const char *client_msg_id);
     void (*show_error)(void *fe, const char *text);
     void (*show_notice)(void *fe, const char *text, const json_t *data);
     /* The transport was switched; name is static storage. */

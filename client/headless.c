@@ -3,11 +3,16 @@
  * Input (stdin, read through the lws loop as a raw file): one line each, as
  * commands.h reads it: text is a message to room "general", "/transfer USER
  * AMOUNT", "/balance", "/transport NAME", "/help". A trailing CR is dropped,
- * empty lines are skipped, lines over 4096 bytes or with invalid UTF-8 or
- * NUL bytes are refused with an error line. "/quit" or end of input asks
- * the app to quit and nothing read after it counts; the app then waits until
+ * empty lines and lines of only blanks are skipped, lines over 4096 bytes
+ * or with invalid UTF-8 or NUL bytes are refused with an error line.
+ * "/quit" or end of input asks the app to quit and nothing read after it
+ * counts; the app then waits until
  * every message is acknowledged and every bank request answered (at most
- * 5 s from login, app.c), then exits 0. Offline (the client gave up) ends
+ * 5 s from login, app.c), then exits 0 — or, with some still undelivered,
+ * prints {"error":...,"undelivered":N} and exits 4. A /transfer or
+ * /balance read before the login is done is held and sent after it (its
+ * idempotency key drawn when read); a /transfer read while the connection
+ * is lost is refused with an error line. Offline (the client gave up) ends
  * the client at once with the core's exit code.
  *
  * STDOUT: exactly one line per delivered event, the event object as sent by
@@ -29,13 +34,21 @@
  *       The states before login are the login's own (connecting, then
  *       reconnecting between failed tries); after it, the transport's.
  *     {"notice":"logged in as alice","data":{"user":"alice"}}   once, at login
+ *     {"sending":"<client_msg_id>"}          a message read is queued (at once,
+ *                                             whether or not the server is there)
  *     {"ack":"<client_msg_id>","id":12}       the server stored a message
  *     {"error":"<human-readable text>"}
- *       including, when the grace for quitting ran out,
- *       {"error":"quitting with 2 unacknowledged message(s)"}
+ *       including, when the client leaves with messages or transfers
+ *       not delivered (exit status 4),
+ *       {"error":"quitting with 2 message(s) or transfer(s) not delivered","undelivered":2}
  *     {"notice":"<text>","data":{...}}       a result asked for, e.g.
  *       data {"balance_cents":100000,"user":"alice"} or
  *       {"transfer":{"transfer_id":3,"status":"pending","to":"bob","amount_cents":2500}}
+ *       or, for a transfer read before the login, {"held":{"to":"bob","amount_cents":2500}},
+ *       or, after /transfers, {"transfers":[{"transfer_id":3,"direction":"sent",
+ *       "counterparty":"bob","amount_cents":2500,"state":"completed"},...]}
+ *       (newest first; "reason" on a failed one; one notice without data per
+ *       row follows, in words)
  *       or, after /transport NAME or an automatic switch,
  *       {"transport":"long-poll","after":12,"auto":false} (the state lines
  *       that follow carry the new name; "data" is absent from notices that
@@ -128,6 +141,13 @@ static void show_ack(void *fe, const char *client_msg_id, int64_t id)
     print_json(stderr, json_pack("{s:s,s:I}", "ack", client_msg_id, "id", (json_int_t)id));
 }
 
+static void show_sending(void *fe, const char *client_msg_id, const char *body)
+{
+    (void)fe;
+    (void)body;
+    print_json(stderr, json_pack("{s:s}", "sending", client_msg_id));
+}
+
 static void show_error(void *fe, const char *text)
 {
     (void)fe;
@@ -168,8 +188,8 @@ static void show_grace_over(void *fe, size_t unacked)
 {
     char msg[96];
     (void)fe;
-    snprintf(msg, sizeof msg, "quitting with %zu unacknowledged message(s)", unacked);
-    print_error(msg);
+    snprintf(msg, sizeof msg, "quitting with %zu message(s) or transfer(s) not delivered", unacked);
+    print_json(stderr, json_pack("{s:s,s:I}", "error", msg, "undelivered", (json_int_t)unacked));
 }
 
 /* One {"stats":{...}} line: the cost counters at exit. */
@@ -202,6 +222,8 @@ static void take_command(struct headless *h, const char *line)
 {
     struct cmd c;
     cmd_parse(line, &c);
+    if (c.kind == CMD_EMPTY)
+        return;                 /* only blanks: nothing to send */
     if (c.kind == CMD_QUIT)
         ask_quit(h);
     else if (c.kind == CMD_INVALID)
@@ -366,6 +388,7 @@ const struct frontend_ops frontend_headless = {
     .show_event = show_event,
     .show_state = show_state,
     .show_ack = show_ack,
+    .show_sending = show_sending,
     .show_error = show_error,
     .show_notice = show_notice,
     .show_logged_in = show_logged_in,

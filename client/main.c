@@ -2,7 +2,8 @@
  * (from CHAT_PASSWORD or asked on /dev/tty, never a flag), lws logging, then
  * app_run with the terminal UI or, with --headless, the line front end.
  * Exit codes: 0 ok, 1 usage or other error, 2 authentication failed, 3
- * server unreachable at login. */
+ * server unreachable at login, 4 left with messages or transfers not
+ * delivered (app.c). */
 #include "app.h"
 #include "frontend.h"
 #include "protocol.h"
@@ -61,7 +62,8 @@ static void usage(FILE *f)
         "  --headless         no UI: lines on stdin are messages; events on stdout as JSON\n"
         "Without --headless a full-screen UI opens; /help lists its commands.\n"
         "The password comes from CHAT_PASSWORD or is asked on the terminal.\n"
-        "Exit codes: 0 ok, 1 usage/error, 2 authentication failed, 3 server unreachable.\n",
+        "Exit codes: 0 ok, 1 usage/error, 2 authentication failed, 3 server unreachable,\n"
+        "            4 left with messages or transfers not delivered.\n",
         SERVERS_MAX, WS_RETRY_MAX_S, WS_RETRY_S, REQUEST_TIMEOUT_S);
 }
 

@@ -187,8 +187,8 @@ static void send_done(void *arg, const struct http_result *r)
     json_t *root;
     int64_t id = 0;
     p->send_req = NULL;
-    if (r->error) {
-        snprintf(why, sizeof why, "sending failed: %s", r->error);
+    if (r->error) {     /* the message stays queued: say so, not "failed" */
+        snprintf(why, sizeof why, "message queued, not sent yet (%s); retrying", r->error);
         send_retry(p, why);
         return;
     }
@@ -207,7 +207,8 @@ static void send_done(void *arg, const struct http_result *r)
             core_set_state(p->env.core, CORE_CONNECTED, 0);
         core_ack(p->env.core, p->send_id, id);
     } else {
-        snprintf(why, sizeof why, "sending failed: %s", http_error_text(r, detail, sizeof detail));
+        snprintf(why, sizeof why, "message queued, not sent yet (%s); retrying",
+                 http_error_text(r, detail, sizeof detail));
         send_retry(p, why);
         return;
     }

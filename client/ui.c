@@ -8,6 +8,7 @@
  * model, pop-ups and the bell, timers, and the one command that is the
  * terminal's own (/stats, the cost line on or off). It renders and calls back into the
  * app for commands and to quit (/quit, Ctrl-C, Ctrl-D on an empty line);
+ * a /transfer is handed on only after "y" to "send 25.00 to bob? y/n";
  * when to leave is the app's (app.c), no protocol here. Drawing is
  * ui_render.c; layout, editor and text are pure modules. Every change
  * schedules one frame on the next loop pass, so a page of 100 events is
@@ -20,6 +21,7 @@
 #include "commands.h"
 #include "core.h"
 #include "frontend.h"
+#include "money.h"
 #include "protocol.h"
 #include "ui_complete.h"
 #include "ui_editor.h"
@@ -81,6 +83,9 @@ struct ui {
     int64_t retry_at;            /* monotonic ms of the next attempt */
     int started;                 /* logged in: the transport reports states */
     int quitting;                /* the app leaves once the outbox is empty */
+    int line_full_said;          /* "the line is full" shown for this line */
+    int confirming;              /* a transfer waits for y (anything else: no) */
+    struct cmd transfer;         /* that transfer */
 
     int scroll;                  /* chat rows scrolled back */
     int alerts_scroll;           /* alerts rows scrolled back */
@@ -277,8 +282,28 @@ static void show_logged_in(void *fe)
 static void show_ack(void *fe, const char *client_msg_id, int64_t id)
 {
     struct ui *u = fe;
-    (void)client_msg_id;
-    (void)id;
+    ui_model_acked(&u->model, client_msg_id, id);
+    schedule_frame(u);
+}
+
+/* Refused for good: "(not sent)" instead of "(sending…)". */
+static void show_rejected(void *fe, const char *client_msg_id)
+{
+    struct ui *u = fe;
+    ui_model_refused(&u->model, client_msg_id);
+    schedule_frame(u);
+}
+
+/* Your line at once, marked "(sending…)" until the server has it. */
+static void show_sending(void *fe, const char *client_msg_id, const char *body)
+{
+    struct ui *u = fe;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const struct ui_line *l = ui_model_add_sending(&u->model, client_msg_id, u->env.user, body,
+        (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    if (l && u->scroll > 0)
+        u->scroll += ui_render_line_rows(l, u->layout.chat.w);
     schedule_frame(u);
 }
 
@@ -318,15 +343,23 @@ static void show_quitting(void *fe)
 {
     struct ui *u = fe;
     u->quitting = 1;
-    add_line(u, UI_LINE_INFO, NULL, "leaving once queued messages are sent (Ctrl-C again: leave now)");
+    add_line(u, UI_LINE_INFO, NULL, "leaving once queued messages are sent "
+             "(/quit or Ctrl-C again: leave now)");
 }
 
+/* Not delivered after the grace: say so on screen and stay (the app waits
+ * for a second /quit); the note is for after the screen is gone. */
 static void show_grace_over(void *fe, size_t unacked)
 {
     struct ui *u = fe;
-    if (unacked)
-        snprintf(u->exit_note, sizeof u->exit_note,
-                 "left with %zu unacknowledged message(s)", unacked);
+    char line[160];
+    if (!unacked)
+        return;
+    snprintf(u->exit_note, sizeof u->exit_note,
+             "left with %zu message(s) or transfer(s) not delivered (exit status 4)", unacked);
+    snprintf(line, sizeof line, "%zu message(s) or transfer(s) not delivered yet; still trying. "
+             "/quit again to leave without them", unacked);
+    add_line(u, UI_LINE_ERROR, NULL, line);
 }
 
 static void print_error(const char *text)
@@ -361,6 +394,32 @@ static void to_bottom(struct ui *u)
     u->added_at_scroll = u->model.chat.added;
 }
 
+/* Money leaves only once confirmed: "send 25.00 to bob? y/n". While the
+ * connection is lost the app refuses it at once, so there is nothing to ask. */
+static void ask_transfer(struct ui *u, const struct cmd *c)
+{
+    char amount[32], line[160];
+    if (u->started && (u->state == CORE_RECONNECTING || u->state == CORE_OFFLINE)) {
+        u->env.command(u->env.arg, c);
+        return;
+    }
+    u->transfer = *c;
+    u->confirming = 1;
+    snprintf(line, sizeof line, "send %s to %s? y/n",
+             money_format(c->amount_cents, amount, sizeof amount), c->to);
+    add_line(u, UI_LINE_NOTICE, NULL, line);
+}
+
+/* The key after the question: y sends, any other key cancels. */
+static void confirm_key(struct ui *u, wint_t k)
+{
+    u->confirming = 0;
+    if (k == 'y' || k == 'Y')
+        u->env.command(u->env.arg, &u->transfer);
+    else
+        add_line(u, UI_LINE_INFO, NULL, "transfer cancelled; nothing sent");
+}
+
 static void take_line(struct ui *u)
 {
     char *line = ui_editor_take(&u->ed);
@@ -383,12 +442,18 @@ static void take_line(struct ui *u)
     case CMD_INVALID:
         add_line(u, UI_LINE_ERROR, NULL, c.error);
         break;
+    case CMD_EMPTY:             /* only blanks: nothing to send, as irssi */
+        break;
     case CMD_HELP:
         for (const char *const *l = cmd_help_lines; *l; l++)
             add_line(u, UI_LINE_NOTICE, NULL, *l);
         for (const char *const *l = ui_help_lines; *l; l++)
             add_line(u, UI_LINE_NOTICE, NULL, *l);
         add_line(u, UI_LINE_NOTICE, NULL, keys_help);
+        break;
+    case CMD_TRANSFER:
+        add_line(u, UI_LINE_INFO, NULL, line);
+        ask_transfer(u, &c);
         break;
     case CMD_MESSAGE:
         if (u->quitting)
@@ -534,6 +599,24 @@ static void alt_key(struct ui *u, int r, wint_t c)
     }
 }
 
+/* A printable key; a full line says its limit once (a paste is not cut
+ * without a word), then only beeps. */
+static void insert_char(struct ui *u, wint_t c)
+{
+    if (ui_editor_insert(&u->ed, (wchar_t)c) == 0) {
+        u->line_full_said = 0;
+        return;
+    }
+    if (c < 0x20)
+        return;
+    beep();
+    if (u->line_full_said)
+        return;
+    u->line_full_said = 1;
+    add_line(u, UI_LINE_ERROR, NULL, "the line is full: a message is at most 4,096 bytes; "
+             "the rest was not typed");
+}
+
 static void char_key(struct ui *u, wint_t c)
 {
     switch (c) {
@@ -561,8 +644,7 @@ static void char_key(struct ui *u, wint_t c)
     case 0x1b: close_popup(u); break;   /* Esc alone */
     case '\t': complete(u); break;
     default:
-        if (ui_editor_insert(&u->ed, (wchar_t)c) < 0 && c >= 0x20)
-            beep();             /* the line is full */
+        insert_char(u, c);
         break;
     }
 }
@@ -593,7 +675,10 @@ static int tty_readable(struct ui *u)
     int r, keys = 0;
     while (keys < KEYS_PER_WAKEUP && (r = get_wch(&ch)) != ERR) {
         keys++;
-        key(u, r, ch);
+        if (u->confirming && (r != KEY_CODE_YES || ch == KEY_ENTER))
+            confirm_key(u, ch);
+        else
+            key(u, r, ch);
     }
     if (keys)
         u->idle_wakeups = 0;
@@ -789,6 +874,8 @@ const struct frontend_ops frontend_ui = {
     .show_state = show_state,
     .show_logged_in = show_logged_in,
     .show_ack = show_ack,
+    .show_sending = show_sending,
+    .show_rejected = show_rejected,
     .show_error = show_error,
     .show_notice = show_notice,
     .show_transport = show_transport,

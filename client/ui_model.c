@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 void ui_model_init(struct ui_model *m)
 {
@@ -146,10 +147,105 @@ static void alert_text(const json_t *ev, enum ui_alert_kind k, char *buf, size_t
         snprintf(buf, size, "transfer #%lld of %s to %s: %s",
                  (long long)json_integer_value(json_object_get(ev, "transfer_id")),
                  amount, who, ui_alert_label(k));
-    if (k == UI_ALERT_FAILED && *reason && !strstr(buf, reason)) {
+    if (k == UI_ALERT_FAILED && *reason) {
+        char words[64];         /* insufficient_funds -> insufficient funds */
+        size_t i;
+        for (i = 0; reason[i] && i + 1 < sizeof words; i++)
+            words[i] = reason[i] == '_' ? ' ' : reason[i];
+        words[i] = '\0';
         size_t n = strlen(buf);
-        snprintf(buf + n, size - n, " (%s)", reason);
+        if (!strstr(buf, words))
+            snprintf(buf + n, size - n, " (%s)", words);
     }
+}
+
+/* Drops the earlier row of this transfer seen from the same side (a
+ * receiver's row is not the sender's). */
+static void alerts_drop_transfer(struct ui_list *l, int64_t tid, int received)
+{
+    for (size_t i = 0; tid && i < l->len; i++) {
+        struct ui_line *r = &l->v[i];
+        if (r->transfer_id != tid || (r->alert == UI_ALERT_RECEIVED) != received)
+            continue;
+        line_free(r);
+        memmove(r, r + 1, (l->len - i - 1) * sizeof *r);
+        l->len--;
+        return;
+    }
+}
+
+/* The chat line with this event id, or NULL. */
+static struct ui_line *chat_line_with_id(struct ui_list *l, int64_t id)
+{
+    for (size_t i = l->len; id > 0 && i > 0; i--)
+        if (l->v[i - 1].id == id)
+            return &l->v[i - 1];
+    return NULL;
+}
+
+const struct ui_line *ui_model_add_sending(struct ui_model *m, const char *client_msg_id,
+                                           const char *self, const char *body, int64_t ts)
+{
+    size_t n = strlen(body);
+    char *text = malloc(n + sizeof UI_SENDING_MARK);
+    if (!text)
+        return NULL;
+    memcpy(text, body, n);
+    memcpy(text + n, UI_SENDING_MARK, sizeof UI_SENDING_MARK);
+    struct ui_line *l = ui_list_add(&m->chat, UI_LINE_OWN, ts, self, text);
+    free(text);
+    if (l)
+        snprintf(l->sending, sizeof l->sending, "%s", client_msg_id);
+    return l;
+}
+
+int ui_model_acked(struct ui_model *m, const char *client_msg_id, int64_t id)
+{
+    struct ui_list *c = &m->chat;
+    static const wchar_t mark_w[] = L" (sending\u2026)";   /* UI_SENDING_MARK */
+    size_t mark = wcslen(mark_w);
+    for (size_t i = c->len; i > 0; i--) {
+        struct ui_line *l = &c->v[i - 1];
+        if (!*l->sending || strcmp(l->sending, client_msg_id) != 0)
+            continue;
+        if (chat_line_with_id(c, id)) {         /* the echo came first */
+            line_free(l);
+            memmove(l, l + 1, (c->len - i) * sizeof *l);
+            c->len--;
+            return 1;
+        }
+        l->sending[0] = '\0';
+        l->id = id;
+        if (l->text_len >= mark && wcscmp(l->text + l->text_len - mark, mark_w) == 0)
+            l->text[l->text_len -= mark] = L'\0';
+        return 1;
+    }
+    return 0;
+}
+
+int ui_model_refused(struct ui_model *m, const char *client_msg_id)
+{
+    static const wchar_t mark_w[] = L" (sending\u2026)";   /* UI_SENDING_MARK */
+    static const wchar_t refused_w[] = L"" UI_REFUSED_MARK;
+    struct ui_list *c = &m->chat;
+    size_t mark = wcslen(mark_w), add = wcslen(refused_w);
+    for (size_t i = c->len; i > 0; i--) {
+        struct ui_line *l = &c->v[i - 1];
+        if (!*l->sending || strcmp(l->sending, client_msg_id) != 0)
+            continue;
+        l->sending[0] = '\0';
+        if (l->text_len < mark || wcscmp(l->text + l->text_len - mark, mark_w) != 0)
+            return 1;
+        wchar_t *t = realloc(l->text, (l->text_len - mark + add + 1) * sizeof *t);
+        if (!t)
+            return 1;
+        l->text = t;
+        l->text_len -= mark;
+        wcscpy(l->text + l->text_len, refused_w);
+        l->text_len += add;
+        return 1;
+    }
+    return 0;
 }
 
 const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *ev,
@@ -162,15 +258,22 @@ const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *ev,
     if (strcmp(type, "chat") == 0) {
         const char *from = str(ev, "from");
         int own = self && strcmp(from, self) == 0;
+        if (own && chat_line_with_id(&m->chat, id))
+            return NULL;        /* shown already as typed, then acknowledged */
         l = ui_list_add(&m->chat, own ? UI_LINE_OWN : UI_LINE_CHAT, ts,
                                           from, str(ev, "body"));
     } else if (strcmp(type, "alert") == 0) {
         char text[1024];
         enum ui_alert_kind k = alert_kind(str(ev, "kind"));
+        int64_t tid = json_integer_value(json_object_get(ev, "transfer_id"));
         alert_text(ev, k, text, sizeof text);
+        if (k != UI_ALERT_OTHER)
+            alerts_drop_transfer(&m->alerts, tid, k == UI_ALERT_RECEIVED);
         l = ui_list_add(&m->alerts, UI_LINE_ALERT, ts, ui_alert_label(k), text);
-        if (l)
+        if (l) {
             l->alert = k;
+            l->transfer_id = k != UI_ALERT_OTHER ? tid : 0;
+        }
     } else {
         char text[160];
         snprintf(text, sizeof text, "event #%lld of type \"%.60s\"", (long long)id, type);

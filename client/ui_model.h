@@ -40,6 +40,9 @@ struct ui_line {
     enum ui_alert_kind alert;    /* UI_LINE_ALERT */
     int64_t ts;                  /* epoch ms */
     int64_t id;                  /* event id, 0 for local lines */
+    int64_t transfer_id;         /* UI_LINE_ALERT of a transfer, else 0 */
+    char sending[33];            /* UI_LINE_OWN typed, not yet stored: its
+                                    client_msg_id; "" once stored */
     wchar_t *who;                /* sender or alert label, safe text */
     size_t who_len;
     wchar_t *text;               /* safe text, may hold '\n' */
@@ -70,9 +73,26 @@ struct ui_line *ui_list_add(struct ui_list *l, enum ui_line_kind kind, int64_t t
 
 /* An event from the core: a chat event goes to the chat list (UI_LINE_OWN if
  * from self), an alert to the alerts list; other types become an info line.
+ * A transfer has one row in the alerts list, its latest state: a new alert
+ * of a transfer replaces its earlier row (the row moves to the end, where
+ * the newest alert is). A failure's reason is in words (insufficient funds).
  * Returns the line added (NULL if none). */
 const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *event,
                                          const char *self);
+
+/* Your own line, shown as typed before the server has it: body followed by
+ * UI_SENDING_MARK, until ui_model_acked. */
+#define UI_SENDING_MARK " (sending\u2026)"
+const struct ui_line *ui_model_add_sending(struct ui_model *m, const char *client_msg_id,
+                                           const char *self, const char *body, int64_t ts);
+/* The server stored it as event id: the mark goes. When that event was
+ * shown first, the typed line goes instead (one line per message). Returns
+ * 1 if a line changed. A chat event from self whose id a typed line
+ * already has is not added again (ui_model_add_event returns NULL). */
+int ui_model_acked(struct ui_model *m, const char *client_msg_id, int64_t id);
+/* The server refused it for good: the mark becomes UI_REFUSED_MARK. */
+#define UI_REFUSED_MARK " (not sent)"
+int ui_model_refused(struct ui_model *m, const char *client_msg_id);
 
 /* "pending", "completed", ... for an alert kind. */
 const char *ui_alert_label(enum ui_alert_kind k);

@@ -25,6 +25,7 @@ struct front_seen {
     int n_acks;
     char last_error[600];
     int n_errors;
+    char rejected[40];           /* the last client_msg_id refused */
     enum core_state states[MAX_SEEN];
     unsigned retry[MAX_SEEN];
     int n_states;
@@ -55,6 +56,13 @@ static void on_error(void *arg, const char *text)
     s->n_errors++;
 }
 
+static void on_reject(void *arg, const char *id, const char *why)
+{
+    struct front_seen *s = arg;
+    (void)why;
+    snprintf(s->rejected, sizeof s->rejected, "%s", id);
+}
+
 static void on_state(void *arg, enum core_state st, unsigned retry_ms)
 {
     struct front_seen *s = arg;
@@ -80,7 +88,7 @@ static int setup(void **state)
     memset(&f, 0, sizeof f);
     struct core_callbacks cb = {
         .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
-        .on_error = on_error, .arg = &f.seen,
+        .on_error = on_error, .on_reject = on_reject, .arg = &f.seen,
     };
     f.core = core_new(&cb);
     assert_non_null(f.core);
@@ -308,6 +316,7 @@ static void test_reject_drops_and_reports(void **state)
     assert_string_equal(core_outbox_head(f->core)->body, "two");
     assert_int_equal(f->seen.n_errors, 1);
     assert_non_null(strstr(f->seen.last_error, "too long"));
+    assert_string_equal(f->seen.rejected, a);      /* the front end can mark its line */
     assert_int_equal(core_reject(f->core, a, "again"), -1);
 }
 

@@ -309,7 +309,7 @@ static void test_model_events(void **state)
     assert_int_equal(l->kind, UI_LINE_ALERT);
     assert_int_equal(l->alert, UI_ALERT_FAILED);
     assert_int_equal(wcscmp(l->who, L"failed"), 0);
-    assert_int_equal(wcscmp(l->text, L"Your transfer of 25.00 to bob failed. (insufficient_funds)"), 0);
+    assert_int_equal(wcscmp(l->text, L"Your transfer of 25.00 to bob failed. (insufficient funds)"), 0);
     json_decref(ev);
     ev = json_pack("{s:I,s:s,s:I,s:s,s:I,s:I,s:s}", "id", (json_int_t)4, "type", "alert",
                    "ts", (json_int_t)1000, "kind", "transfer.received", "transfer_id", (json_int_t)8,

@@ -11,6 +11,9 @@
  *  - chatd killed (SIGKILL) while a transfer is under way finishes it after
  *    the restart exactly once;
  *  - the client refuses bad amounts itself and sends nothing;
+ *  - with the balance known, a transfer over it is refused at once in
+ *    words; a completed transfer brings both sides their new balance, and
+ *    /transfers lists it once, completed;
  * and, over plain HTTP, every kind of invalid transfer request and a kill
  * with transfers both pending and processing.
  *
@@ -525,7 +528,7 @@ static void run_insufficient(const char *t)
     struct h_proc *bob = client_up(&b, t, "bob", dl);
 
     /* One cent more than alice has. */
-    json_int_t tid = client_transfer(alice, "bob", "1,000.01", START_CENTS + 1, dl);
+    json_int_t tid = client_transfer(alice, "bob", "1000.01", START_CENTS + 1, dl);
     json_t *f = client_wait_alert(alice, "transfer.failed", tid, dl);
     char *d = h_json_str(f);
     int ok = strcmp(ev_str(f, "reason"), "insufficient_funds") == 0;
@@ -575,6 +578,77 @@ static void test_balance_to_zero(void **state)
     expect_balance(port, b.carol, "carol", START_CENTS, "after a failed transfer to her");
     free(b1);
     free(b2);
+    h_server_stop(&b.s);
+}
+
+/* ---- the client knows the balance ------------------------------------------ */
+
+/* Waits for a notice with data.balance_cents == want from *off on. */
+static void wait_balance_notice(struct h_proc *c, size_t *off, json_int_t want, int64_t dl)
+{
+    for (;;) {
+        json_t *n = client_wait_line(c, off, "notice", NULL, dl);
+        json_t *v = json_object_get(json_object_get(n, "data"), "balance_cents");
+        int done = json_is_integer(v) && json_integer_value(v) == want;
+        json_decref(n);
+        if (done)
+            return;
+    }
+}
+
+/* With the balance known (/balance), a transfer larger than it is refused
+ * at once, in words, and nothing reaches the bank; a completed transfer
+ * brings each side its new balance without asking. */
+static void test_client_knows_balance(void **state)
+{
+    int64_t dl = h_deadline(TEST_MS);
+    struct bank_fixture b;
+    struct h_http_resp r;
+    (void)state;
+    bank_start(&b, FAST);
+    struct h_proc *alice = client_up(&b, "websocket", "alice", dl);
+    struct h_proc *bob = client_up(&b, "websocket", "bob", dl);
+    expect_client_balance(alice, "alice", START_CENTS, dl);
+    size_t off = alice->err.len;
+    h_client_send_line(alice, "/transfer bob 1000.01");
+    json_t *e = client_wait_line(alice, &off, "error", NULL, dl);
+    char *es = h_json_str(e);
+    int said = strstr(ev_str(e, "error"), "insufficient funds") != NULL;
+    json_decref(e);
+    CHECK(said, "%s: a transfer over the known balance: expected \"insufficient funds\", got %s",
+          alice->name, es);
+    free(es);
+    get_transfer(b.s.port, b.alice, 1, &r);
+    int none = r.status == 404;
+    h_http_resp_free(&r);
+    CHECK(none, "a transfer over the known balance reached the bank");
+
+    off = alice->err.len;
+    size_t boff = bob->err.len;
+    json_int_t tid = client_transfer(alice, "bob", "25", 2500, dl);
+    client_wait_alert(alice, "transfer.completed", tid, dl);
+    wait_balance_notice(alice, &off, START_CENTS - 2500, dl);
+    wait_balance_notice(bob, &boff, START_CENTS + 2500, dl);
+    /* /transfers lists it, once, in its latest state */
+    off = alice->err.len;
+    h_client_send_line(alice, "/transfers");
+    json_t *n = client_wait_line(alice, &off, "notice", NULL, dl);
+    while (!json_is_array(json_object_get(json_object_get(n, "data"), "transfers"))) {
+        json_decref(n);
+        n = client_wait_line(alice, &off, "notice", NULL, dl);
+    }
+    json_t *rows = json_object_get(json_object_get(n, "data"), "transfers");
+    json_t *row = json_array_get(rows, 0);
+    char *ns = h_json_str(n);
+    int listed = json_array_size(rows) == 1 && ev_int(row, "transfer_id") == tid &&
+                 strcmp(ev_str(row, "state"), "completed") == 0 &&
+                 strcmp(ev_str(row, "counterparty"), "bob") == 0;
+    json_decref(n);
+    CHECK(listed, "%s: /transfers: expected one row, transfer %lld to bob completed: %s", alice->name,
+          (long long)tid, ns);
+    free(ns);
+    h_client_quit(alice, h_deadline(5000));
+    h_client_quit(bob, h_deadline(5000));
     h_server_stop(&b.s);
 }
 
@@ -875,6 +949,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_insufficient_long_poll, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_insufficient_websocket, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_balance_to_zero, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_client_knows_balance, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_kill_restart_short_poll, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_kill_restart_long_poll, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_kill_restart_websocket, h_setup, h_teardown),

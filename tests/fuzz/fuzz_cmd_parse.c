@@ -2,7 +2,8 @@
  * (or a script pipes into the headless client): no crash, and the result is
  * consistent: a message borrows the line (without the escaping '/' of
  * "//"), a transfer names a valid user and an amount money_parse accepts,
- * a transport is one of the three, an error comes with a reason. */
+ * a transport is one of the three or auto, an error comes with a reason, a line of
+ * only blanks is CMD_EMPTY and never a message. */
 #include "fuzz.h"
 #include "commands.h"
 #include "money.h"
@@ -15,7 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct cmd c;
     cmd_parse(line, &c);
     switch (c.kind) {
+    case CMD_EMPTY:
+        FUZZ_CHECK(line[strspn(line, " \t")] == '\0', "\"%s\" taken for a blank line", line);
+        break;
     case CMD_MESSAGE:
+        FUZZ_CHECK(line[strspn(line, " \t")] != '\0', "a blank line sent as a message");
         FUZZ_CHECK(c.text >= line && c.text <= line + len, "message text outside the line");
         if (line[0] == '/')
             FUZZ_CHECK(line[1] == '/' && c.text == line + 1, "\"/...\" parsed as a message");
@@ -44,13 +49,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case CMD_TRANSPORT:
         FUZZ_CHECK(!strcmp(c.transport, "short-poll") || !strcmp(c.transport, "long-poll") ||
-                   !strcmp(c.transport, "websocket"), "transport \"%s\"", c.transport);
+                   !strcmp(c.transport, "websocket") || !strcmp(c.transport, "auto"),
+                   "transport \"%s\"", c.transport);
         break;
     case CMD_BALANCE:
+    case CMD_TRANSFERS:
     case CMD_HELP:
     case CMD_QUIT: {
         static const char *const names[] = { [CMD_BALANCE] = "balance", [CMD_HELP] = "help",
-                                             [CMD_QUIT] = "quit" };
+                                             [CMD_TRANSFERS] = "transfers", [CMD_QUIT] = "quit" };
         /* "/" + spaces + the name + spaces, nothing else */
         const char *p = line + 1 + strspn(line + 1, " ");
         size_t wl = strlen(names[c.kind]);

@@ -2,9 +2,12 @@
  * --headless) in tmux, driven with send-keys and read with capture-pane.
  *
  * - two UI clients chat and each screen shows the other's message;
- * - a transfer pops up on both screens, shows in both alerts panes, rings
+ * - a transfer pops up on both screens, shows in both alerts panes (one
+ *   row per transfer, in its latest state), rings
  *   the bell for the receiver and not for the --quiet sender, and Esc
- *   closes the pop-up; /balance answers in words, never JSON;
+ *   closes the pop-up; a transfer is sent only after "y" to
+ *   "send 25.00 to bob? y/n", anything else cancels it; /balance answers in
+ *   words, never JSON;
  * - colour (captured with capture-pane -e): alerts by state, pending and
  *   processing yellow, completed green; the status badge green when
  *   connected, and "websocket · connected" with one space;
@@ -23,7 +26,15 @@
  *   as visible symbols: the screen is not cleared, the title not set, no bell;
  * - a message typed and /quit given while the login is still under way: the
  *   client waits for the login, sends the message, then exits 0 (the quit
- *   policy of app.c, the same as headless mode's).
+ *   policy of app.c, the same as headless mode's);
+ * - the server killed: a transfer typed twice is refused twice and never
+ *   paid, a message is reported queued, /quit says it was not delivered and
+ *   waits for a second /quit, which exits 4;
+ * - your own message typed with the server gone shows at once marked
+ *   "(sending…)", then once, unmarked, when the server has stored it;
+ * - wrong input gets the right word: an unknown command is named, /nick is
+ *   not supported, BOB is said to be bob, blanks are not sent, a line past
+ *   4,096 bytes says so.
  * Every client is then quit with /quit and must exit 0 with a clean stderr
  * (no sanitizer report) ending in its cost line. */
 #include "../e2e/harness.h"
@@ -135,22 +146,22 @@ static char *read_file(const char *path)
     return buf;
 }
 
-/* The exit status must be 0 and stderr clean, ending in the cost line. */
-static void ui_wait_exit(struct client *c)
+/* The exit status must be `want` and stderr clean, ending in the cost line. */
+static void ui_wait_exit_code(struct client *c, int want)
 {
     int64_t deadline = h_deadline(WAIT_MS);
     char *status = NULL;
     while (!(status = read_file(c->status)) && h_now_ms() < deadline)
         h_pump(40);
     char *err = read_file(c->err);
-    if (!status || atoi(status) != 0) {
+    if (!status || atoi(status) != want) {
         char *screen = tmux_capture(c->name);
         fprintf(stderr, "---- %s screen ----\n%s\n---- %s stderr ----\n%s\n", c->name,
                 screen ? screen : "(gone)", c->name, err ? err : "(none)");
         free(screen);
     }
     CHECK(status, "%s did not exit after /quit", c->name);
-    CHECK(atoi(status) == 0, "%s exited with status %d", c->name, atoi(status));
+    CHECK(atoi(status) == want, "%s exited with status %d, want %d", c->name, atoi(status), want);
     CHECK(err && !strstr(err, "Sanitizer") && !strstr(err, "runtime error"),
           "%s: sanitizer report on stderr:\n%s", c->name, err ? err : "");
     char cost[64];
@@ -159,6 +170,11 @@ static void ui_wait_exit(struct client *c)
           "%s: no cost line on stderr at exit:\n%s", c->name, err);
     free(status);
     free(err);
+}
+
+static void ui_wait_exit(struct client *c)
+{
+    ui_wait_exit_code(c, 0);
 }
 
 /* /quit, then ui_wait_exit. */
@@ -257,6 +273,9 @@ static void test_transfer_alerts(void **state)
     CHECK(!bell_rung("bob") && !bell_rung("alice"), "a bell before any alert");
 
     tmux_type("alice", "/transfer bob 25.00", 1);
+    /* money leaves only once confirmed */
+    free(tmux_wait_for("alice", "send 25.00 to bob? y/n", h_deadline(WAIT_MS)));
+    tmux_type("alice", "y", 0);
     /* the receiver: pop-up (shown for 6 s), alerts pane, bell */
     char *b = tmux_wait_for("bob", "alert: transfer received", h_deadline(WAIT_MS));
     CHECK(strstr(b, "alerts (1)") && strstr(b, " received "), "no alert line on bob's screen:\n%s", b);
@@ -266,7 +285,9 @@ static void test_transfer_alerts(void **state)
     /* the sender: pop-ups until completed, no bell with --quiet */
     char *a = tmux_wait_for("alice", " completed ", h_deadline(WAIT_MS));
     CHECK(strstr(a, "alert: transfer"), "no pop-up on alice's screen:\n%s", a);
-    CHECK(strstr(a, " pending ") || strstr(a, " processing "), "earlier states missing:\n%s", a);
+    /* one row per transfer, showing its latest state */
+    CHECK(strstr(a, "alerts (1)") && !strstr(a, " pending ") && !strstr(a, " processing "),
+          "not one row for the transfer in its latest state:\n%s", a);
     free(a);
     CHECK(!bell_rung("alice"), "--quiet rang the bell");
     /* Esc closes the pop-up, and what it covered shows again */
@@ -276,9 +297,14 @@ static void test_transfer_alerts(void **state)
     a = tmux_wait_until("alice", no_popup, NULL, "the pop-up gone after Esc", h_deadline(WAIT_MS));
     CHECK(strstr(a, "transfer #1 of 25.00 to bob accepted"), "no notice of the transfer:\n%s", a);
     free(a);
+    /* anything but y cancels, and nothing is paid */
+    tmux_type("bob", "/transfer alice 5", 1);
+    free(tmux_wait_for("bob", "send 5.00 to alice? y/n", h_deadline(WAIT_MS)));
+    tmux_type("bob", "n", 0);
+    free(tmux_wait_for("bob", "transfer cancelled", h_deadline(WAIT_MS)));
     /* a result asked for shows in words */
     tmux_type("bob", "/balance", 1);
-    b = tmux_wait_for("bob", "balance: ", h_deadline(WAIT_MS));
+    b = tmux_wait_for("bob", "balance: 1,025.00", h_deadline(WAIT_MS));
     CHECK(!strstr(b, "{\""), "raw JSON on the screen:\n%s", b);
     free(b);
     ui_quit(&alice);
@@ -314,12 +340,18 @@ static void test_colours(void **state)
     struct client alice;
     char token[80], *screen;
     (void)state;
-    h_server_start(&s, NULL, NULL);
+    static const char *const slow_bank[] = { "--transfer-delay-ms", "2500", NULL };
+    h_server_start(&s, NULL, slow_bank);
     h_http_user(&s, "bob", token);
     ui_start(&alice, &s, "alice", "websocket", 100, 30, "--quiet");
     free(wait_connected(&alice, "websocket"));
     check_colour("alice", "connected ", 0, 0, SGR_BG_GREEN);
     tmux_type("alice", "/transfer bob 25.00", 1);
+    free(tmux_wait_for("alice", "send 25.00 to bob? y/n", h_deadline(WAIT_MS)));
+    tmux_type("alice", "y", 0);
+    /* one row per transfer, in its state's colour as the state changes */
+    free(tmux_wait_for("alice", "pending We received", h_deadline(WAIT_MS)));
+    check_colour("alice", "pending We received", 0, SGR_YELLOW, 0);
     screen = tmux_wait_for("alice", "completed Your transfer", h_deadline(WAIT_MS));
     /* pending and processing popped up before: not "more" */
     CHECK(!strstr(screen, "(+2 more"), "alerts already shown counted as more:\n%s", screen);
@@ -327,8 +359,6 @@ static void test_colours(void **state)
     tmux_key("alice", "Escape");
     free(tmux_wait_until("alice", no_popup, NULL, "the pop-up gone after Esc", h_deadline(WAIT_MS)));
     check_colour("alice", "completed Your transfer", 0, SGR_GREEN, 0);
-    check_colour("alice", "pending We received", 0, SGR_YELLOW, 0);
-    check_colour("alice", "processing Your transfer", 0, SGR_YELLOW, 0);
     screen = tmux_capture("alice");
     CHECK(screen && strstr(screen, "alice · websocket · connected "), "the status bar:\n%s", screen);
     free(screen);
@@ -400,6 +430,8 @@ static void test_popup_narrow(void **state)
     post(&s, token, "filler-end");
     free(tmux_wait_for("ann", "filler-end", h_deadline(WAIT_MS)));
     tmux_type("ann", "/transfer bob 1", 1);
+    free(tmux_wait_for("ann", "y/n", h_deadline(WAIT_MS)));
+    tmux_type("ann", "y", 0);
     free(tmux_wait_until("ann", popup_clean, NULL, "a pop-up with nothing beside it",
                          h_deadline(WAIT_MS)));
     ui_quit(&ann);
@@ -499,7 +531,8 @@ static void test_scroll_and_stats(void **state)
     struct client alice;
     char token[80];
     (void)state;
-    h_server_start(&s, NULL, NULL);
+    static const char *const quick_bank[] = { "--transfer-delay-ms", "200", NULL };
+    h_server_start(&s, NULL, quick_bank);
     h_http_user(&s, "bob", token);
     ui_start(&alice, &s, "alice", "websocket", 60, 24, "--quiet");
     free(wait_connected(&alice, "websocket"));
@@ -518,16 +551,24 @@ static void test_scroll_and_stats(void **state)
         wait_gone("alice", "scrolled back");
         free(tmux_wait_for("alice", "line-30-scroll", h_deadline(WAIT_MS)));
     }
-    /* three alerts fill more than the alerts pane */
-    tmux_type("alice", "/transfer bob 1", 1);
-    free(tmux_wait_for("alice", "completed Your transfer", h_deadline(WAIT_MS)));
+    /* five transfers, a row each, fill more than the alerts pane */
+    static const char *const amounts[] = { "1.01", "1.02", "1.03", "1.04", "1.05" };
+    char line[64], done[64];
+    for (int i = 0; i < 5; i++) {
+        snprintf(line, sizeof line, "/transfer bob %s", amounts[i]);
+        tmux_type("alice", line, 1);
+        free(tmux_wait_for("alice", "y/n", h_deadline(WAIT_MS)));
+        tmux_type("alice", "y", 0);
+        snprintf(done, sizeof done, "transfer of %s to bob is complete", amounts[i]);
+        free(tmux_wait_for("alice", done, h_deadline(WAIT_MS)));
+    }
     tmux_key("alice", "Escape");
     free(tmux_wait_until("alice", no_popup, NULL, "the pop-up gone after Esc", h_deadline(WAIT_MS)));
     char *screen = tmux_capture("alice");
-    CHECK(screen && !strstr(screen, "pending We received"), "the oldest alert shows:\n%s", screen);
+    CHECK(screen && !strstr(screen, "transfer of 1.01"), "the oldest alert shows:\n%s", screen);
     free(screen);
     tmux_key("alice", "M-PageUp");
-    screen = tmux_wait_for("alice", "pending We received", h_deadline(WAIT_MS));
+    screen = tmux_wait_for("alice", "transfer of 1.01", h_deadline(WAIT_MS));
     CHECK(strstr(screen, "Alt-PgDn"), "no hint to scroll the alerts back:\n%s", screen);
     free(screen);
     tmux_key("alice", "M-PageDown");
@@ -806,6 +847,142 @@ static void test_quit_while_logging_in(void **state)
     h_server_stop(&s);
 }
 
+/* ---- the server gone: money and quitting ---- */
+
+static int two_refusals(const char *screen, void *arg)
+{
+    (void)arg;
+    return count_of(screen, "transfer not sent") == 2;
+}
+
+static json_int_t balance_of(const struct h_server *s, const char *token)
+{
+    struct h_http_resp r;
+    h_http_call(s->port, "GET", "/api/v1/account", token, NULL, 0, &r);
+    json_int_t cents = json_integer_value(json_object_get(r.json, "balance_cents"));
+    CHECK(r.status == 200, "GET /api/v1/account: %d", r.status);
+    h_http_resp_free(&r);
+    return cents;
+}
+
+/* The server is killed under a long-polling client. A transfer typed twice
+ * is refused twice and never paid; a message is queued, and says so (not
+ * "sending failed"); /quit says on screen that it was not delivered and
+ * waits; a second /quit leaves with exit status 4. */
+static void test_offline_money_and_quit(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char bob[80], alice_tok[80], pw[64];
+    (void)state;
+    h_server_start(&s, NULL, NULL);
+    h_http_user(&s, "bob", bob);
+    ui_start(&alice, &s, "alice", "long-poll", 80, 24, NULL);
+    free(wait_connected(&alice, "long-poll"));
+    h_server_kill(&s);
+    free(tmux_wait_for("alice", "reconnecting", h_deadline(WAIT_MS)));
+    tmux_type("alice", "/transfer bob 10", 1);
+    tmux_type("alice", "/transfer bob 10", 1);
+    free(tmux_wait_until("alice", two_refusals, NULL, "two \"transfer not sent\" lines",
+                         h_deadline(WAIT_MS)));
+    tmux_type("alice", "typed while the server is gone", 1);
+    char *a = tmux_wait_for("alice", "queued", h_deadline(WAIT_MS));
+    CHECK(!strstr(a, "sending failed"), "a queued message reported as failed:\n%s", a);
+    free(a);
+    tmux_type("alice", "/quit", 1);
+    a = tmux_wait_for("alice", "/quit again", h_deadline(WAIT_MS));
+    CHECK(strstr(a, "1 message"), "the count of undelivered messages is not shown:\n%s", a);
+    free(a);
+    CHECK(tmux_session_alive("alice"), "the client left without a second /quit");
+    tmux_type("alice", "/quit", 1);
+    ui_wait_exit_code(&alice, 4);
+    h_server_start_same_port(&s);
+    password_of("alice", pw, sizeof pw);
+    CHECK(h_http_login(s.port, "alice", pw, alice_tok) == 200, "login alice");
+    CHECK(balance_of(&s, alice_tok) == 100000 && balance_of(&s, bob) == 100000,
+          "a transfer typed offline was paid after the restart");
+    h_server_stop(&s);
+}
+
+/* ---- your own message at once ---- */
+
+static int sent_once(const char *screen, void *arg)
+{
+    return count_of(screen, (const char *)arg) == 1 && !strstr(screen, "(sending");
+}
+
+/* With the server gone, a message typed shows at once, marked as sending;
+ * once the server is back and has stored it, the mark goes and the line
+ * shows once (the echo does not add a second one). */
+static void test_own_message_at_once(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    (void)state;
+    h_server_start(&s, NULL, NULL);
+    ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
+    free(wait_connected(&alice, "websocket"));
+    h_server_kill(&s);
+    free(tmux_wait_for("alice", "reconnecting", h_deadline(WAIT_MS)));
+    tmux_type("alice", "typed-while-away", 1);
+    free(tmux_wait_for("alice", "alice: typed-while-away (sending", h_deadline(WAIT_MS)));
+    h_server_start_same_port(&s);
+    free(tmux_wait_until("alice", sent_once, "alice: typed-while-away",
+                         "the line shown once, without the sending mark", h_deadline(WAIT_MS)));
+    ui_quit(&alice);
+    h_server_stop(&s);
+}
+
+/* ---- wrong input gets the right word ---- */
+
+static size_t chat_events_from(const struct h_server *s, const char *token, const char *from)
+{
+    size_t i, n = 0;
+    const json_t *ev;
+    json_t *events = h_http_get_events(s->port, token, 0);
+    json_array_foreach(events, i, ev) {
+        const char *f = json_string_value(json_object_get(ev, "from"));
+        const char *t = json_string_value(json_object_get(ev, "type"));
+        n += f && t && strcmp(t, "chat") == 0 && strcmp(f, from) == 0;
+    }
+    json_decref(events);
+    return n;
+}
+
+/* An unknown command is named, an upper-case user name says names are
+ * lowercase, a line of only spaces is not sent, and a line past 4,096
+ * bytes says where the limit is instead of being cut silently. */
+static void test_wrong_input_says_why(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char bob[80];
+    (void)state;
+    h_server_start(&s, NULL, NULL);
+    h_http_user(&s, "bob", bob);
+    ui_start(&alice, &s, "alice", "websocket", 100, 30, NULL);
+    free(wait_connected(&alice, "websocket"));
+    tmux_type("alice", "/foo bar", 1);
+    free(tmux_wait_for("alice", "unknown command /foo (try /help)", h_deadline(WAIT_MS)));
+    tmux_type("alice", "/nick carol", 1);
+    free(tmux_wait_for("alice", "/nick is not supported", h_deadline(WAIT_MS)));
+    tmux_type("alice", "/transfer BOB 1", 1);
+    free(tmux_wait_for("alice", "user names are lowercase: /transfer bob 1", h_deadline(WAIT_MS)));
+    tmux_type("alice", "     ", 1);
+    tmux_type("alice", "after-the-blanks", 1);
+    free(tmux_wait_for("alice", "alice: after-the-blanks", h_deadline(WAIT_MS)));
+    CHECK(chat_events_from(&s, bob, "alice") == 1, "a line of only spaces was sent");
+    char *big = malloc(4200);
+    memset(big, 'x', 4199);
+    big[4199] = '\0';
+    tmux_type("alice", big, 0);
+    free(big);
+    free(tmux_wait_for("alice", "4,096 bytes", h_deadline(WAIT_MS)));
+    tmux_key("alice", "C-u");
+    ui_quit(&alice);
+    h_server_stop(&s);
+}
+
 int main(void)
 {
     if (!setlocale(LC_ALL, "C.UTF-8"))
@@ -824,6 +1001,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escapes_harmless, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quit_while_logging_in, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline_money_and_quit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_input_says_why, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_message_at_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
