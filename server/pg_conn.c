@@ -10,6 +10,7 @@
  * Not thread-safe: one struct pg is used from the server's event loop only. */
 #include "pg_conn.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -714,6 +715,16 @@ static void a_expire(struct pg *g, int64_t now)
     }
 }
 
+/* Connecting: whether the socket is ready for what PQconnectPoll waits for
+ * (a zero-timeout poll: service may come from the loop's tick, and
+ * PQconnectPoll must not be called before, e.g. while the TCP connect is
+ * still in progress). */
+static int a_ready(struct pg *g)
+{
+    struct pollfd p = { PQsocket(g->aconn), g->apoll == PGRES_POLLING_WRITING ? POLLOUT : POLLIN, 0 };
+    return p.fd < 0 || poll(&p, 1, 0) > 0;
+}
+
 void pg_async_service(struct pg *g)
 {
     if (g->aservice)
@@ -724,7 +735,7 @@ void pg_async_service(struct pg *g)
         int before = g->astate;
         if (g->astate == A_DOWN && now >= g->retry_ms)
             a_connect(g);
-        if (g->astate == A_CONNECTING) {
+        if (g->astate == A_CONNECTING && a_ready(g)) {
             g->apoll = PQconnectPoll(g->aconn);
             if (g->apoll == PGRES_POLLING_OK) {
                 g->astate = A_SETUP;
@@ -732,10 +743,10 @@ void pg_async_service(struct pg *g)
                 g->asent = 0;
             } else if (g->apoll == PGRES_POLLING_FAILED) {
                 a_lost(g, PQerrorMessage(g->aconn));
-            } else if (now - g->since_ms > A_CONNECT_TIMEOUT) {
-                a_lost(g, "connecting timed out");
             }
         }
+        if (g->astate == A_CONNECTING && now - g->since_ms > A_CONNECT_TIMEOUT)
+            a_lost(g, "connecting timed out");
         if (g->astate >= A_SETUP && g->aflush) {
             int f = PQflush(g->aconn);
             if (f < 0)
