@@ -109,9 +109,11 @@ check: test-unit test-e2e test-ui
 # The server's layering rule (scripts/check-layers.sh, its table at the top):
 # every include, and every call between the built objects, goes down the
 # layers; then its own test, which plants violations and expects failures;
-# then every function docs/ARCHITECTURE.md names must exist (check-docs.sh).
+# then every function docs/ARCHITECTURE.md names must exist (check-docs.sh),
+# and no header or global symbol name is used twice (check-names.sh).
 check-layers: all
 	@scripts/check-layers.sh --objs $(OUT)/obj
+	@scripts/check-names.sh --libs "$(LIB_SERVER) $(LIB_CLIENT) $(LIB_SHARED)"
 	@tests/layers/test_check_layers.sh
 	@scripts/check-docs.sh
 check: check-layers

@@ -2,7 +2,7 @@
  * protocols[0] is the wsi lifecycle protocol, then HTTP requests, the front
  * end's input (stdin or the terminal), signals and every transport's own
  * protocol (WebSocket), so the transport can be switched at run time.
- * Order of events: login (auth.c), then the transport starts; messages typed
+ * Order of events: login (login.c), then the transport starts; messages typed
  * meanwhile wait in the outbox. Nothing is freed from inside a callback:
  * leaving only sets a flag, and the loop in app_run tears everything down
  * afterwards; a transport switch is carried out on the next loop pass.
@@ -35,7 +35,7 @@
  * cfg->servers and a failed server moves the list on (http.c, the
  * WebSocket); the app only tells the front end which server is in use. */
 #include "app.h"
-#include "auth.h"
+#include "login.h"
 #include "backoff.h"
 #include "bank.h"
 #include "commands.h"
@@ -67,7 +67,7 @@ struct app {
     struct lws_context *ctx;
     struct core *core;
     struct http *http;
-    struct auth *auth;
+    struct login *login;
     struct bank *bank;           /* once logged in */
     const struct frontend_ops *frontend_ops;
     void *frontend;
@@ -258,7 +258,7 @@ static void logged_in(void *arg, int exit_code, const char *token)
 {
     struct app *a = arg;
     const struct transport_ops *ops = a->transport_ops;
-    if (exit_code != AUTH_EXIT_OK) {
+    if (exit_code != LOGIN_EXIT_OK) {
         app_leave(a, exit_code);
         return;
     }
@@ -290,13 +290,13 @@ static void logged_in(void *arg, int exit_code, const char *token)
 
 static int start_login(struct app *a)
 {
-    struct auth_request req = {
+    struct login_request req = {
         .ctx = a->ctx, .http = a->http, .core = a->core, .prefix = "",
         .servers = a->cfg->servers, .user = a->cfg->user, .password = a->cfg->password,
         .do_register = a->cfg->do_register, .timeout_s = a->cfg->timeout_s,
     };
-    a->auth = auth_start(&req, logged_in, a);
-    return a->auth ? 0 : -1;
+    a->login = login_start(&req, logged_in, a);
+    return a->login ? 0 : -1;
 }
 
 /* ---- switching transports ---- */
@@ -562,7 +562,7 @@ static void app_teardown(struct app *a)
     retire_finish(a);
     if (a->transport)
         a->transport_ops->destroy(a->transport);
-    auth_free(a->auth);
+    login_free(a->login);
     bank_free(a->bank);
     http_free(a->http);
     if (a->ctx)

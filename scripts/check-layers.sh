@@ -24,7 +24,8 @@ done
 
 # Layer of each file, lowest first. The bottom layer holds the mechanisms
 # that know no connection: the wire protocol, the wall clock, the stores,
-# the limiter, the password hashing, the audit log, the sweep (deadlines
+# the limiter, the password hashing, the audit log, the client address a
+# trusted proxy forwards, the sweep (deadlines
 # with a callback each) and WebSocket text framing. Headers of a module
 # share its layer;
 # server.h and session.h hold only types shared by every layer, so they sit
@@ -38,6 +39,7 @@ declare -A LAYER=(
     [server/limiter.h]=0 [server/limiter.c]=0
     [server/pwhash.h]=0 [server/pwhash.c]=0
     [server/audit.h]=0 [server/audit.c]=0
+    [server/forwarded.h]=0 [server/forwarded.c]=0
     [server/sweep.h]=0 [server/sweep.c]=0
     [server/ws_frame.h]=0 [server/ws_frame.c]=0
     [server/feed.h]=1 [server/feed.c]=1

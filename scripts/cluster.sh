@@ -57,11 +57,15 @@ alive() {
 # to 10 s for its "listening on" line; sets pid and port.
 start_instance() {
   local k=$1 want=$2 db=$3 log="$dir/chatd$1.log" url=""
-  # Behind the balancer every client comes from 127.0.0.1: chatd's
-  # per-address connection cap must allow all of them.
+  # HAProxy connects from 127.0.0.1 and names each client in
+  # X-Forwarded-For (option forwardfor): --trusted-proxy makes chatd key its
+  # login throttle, audit lines and per-address connection cap on that
+  # client, not on HAProxy. The cap is still raised: the demo's clients all
+  # run on this machine, so they all are 127.0.0.1 too.
   # shellcheck disable=SC2086
   setsid "$CHATD" --host 127.0.0.1 --port "$want" --db "$db" --instance "chatd$k" \
-    --max-connections-per-ip 20000 ${CLUSTER_CHATD_ARGS:-} >>"$log" 2>&1 </dev/null &
+    --trusted-proxy 127.0.0.1 --max-connections-per-ip 20000 ${CLUSTER_CHATD_ARGS:-} \
+    >>"$log" 2>&1 </dev/null &
   pid=$!
   disown "$pid"                    # no "Killed" job notice when someone kills it
   printf -v "CHATD${k}_PID" %s "$pid"

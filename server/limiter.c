@@ -102,24 +102,58 @@ unsigned limiter_conn_total(const struct limiter *l)
     return l->total;
 }
 
-void limiter_conn_open(struct limiter *l, struct lws *wsi)
+/* The entry of addr, made if missing; NULL without memory. */
+static struct addr_entry *addr_entry_get(struct limiter *l, const char *addr)
 {
-    char addr[KEY_MAX] = "?";
-    lws_get_peer_simple(wsi, addr, sizeof addr);
     unsigned s = slot_of(addr, 0);
     struct addr_entry *e = l->addrs[s];
     while (e && strcmp(e->addr, addr) != 0)
         e = e->next;
     if (!e) {
         if (!(e = calloc(1, sizeof *e)))
-            return;                 /* uncounted: never refused for it */
+            return NULL;
         snprintf(e->addr, sizeof e->addr, "%s", addr);
         e->next = l->addrs[s];
         l->addrs[s] = e;
     }
+    return e;
+}
+
+/* One connection fewer under e; the entry goes with its last one. */
+static void addr_entry_put(struct limiter *l, struct addr_entry *e)
+{
+    if (--e->conns > 0)
+        return;
+    struct addr_entry **p = &l->addrs[slot_of(e->addr, 0)];
+    while (*p != e)
+        p = &(*p)->next;
+    *p = e->next;
+    free(e);
+}
+
+void limiter_conn_open(struct limiter *l, struct lws *wsi)
+{
+    char addr[KEY_MAX] = "?";
+    lws_get_peer_simple(wsi, addr, sizeof addr);
+    struct addr_entry *e = addr_entry_get(l, addr);
+    if (!e)
+        return;                     /* uncounted: never refused for it */
     e->conns++;
     l->total++;
     lws_set_opaque_user_data(wsi, e);
+}
+
+void limiter_conn_rekey(struct limiter *l, struct lws *wsi, const char *addr)
+{
+    struct addr_entry *old = lws_get_opaque_user_data(wsi);
+    if (!old || strcmp(old->addr, addr) == 0)
+        return;
+    struct addr_entry *e = addr_entry_get(l, addr);
+    if (!e)
+        return;
+    e->conns++;
+    lws_set_opaque_user_data(wsi, e);
+    addr_entry_put(l, old);
 }
 
 void limiter_conn_close(struct limiter *l, struct lws *wsi)
@@ -129,13 +163,7 @@ void limiter_conn_close(struct limiter *l, struct lws *wsi)
         return;
     lws_set_opaque_user_data(wsi, NULL);
     l->total--;
-    if (--e->conns > 0)
-        return;
-    struct addr_entry **p = &l->addrs[slot_of(e->addr, 0)];
-    while (*p != e)
-        p = &(*p)->next;
-    *p = e->next;
-    free(e);
+    addr_entry_put(l, e);
 }
 
 int limiter_conn_over(const struct limiter *l, struct lws *wsi)

@@ -38,9 +38,15 @@ int limiter_conn_room(const struct limiter *l);
 /* Counts a new connection under its address (lws opaque user data). */
 void limiter_conn_open(struct limiter *l, struct lws *wsi);
 void limiter_conn_close(struct limiter *l, struct lws *wsi);
+/* Counts the connection under addr from now on instead of the address it
+ * had (its peer's, at accept): the client a trusted proxy names once the
+ * request's headers are in (forwarded.h). A no-op when addr is the same;
+ * if there is no memory for addr it stays where it was. */
+void limiter_conn_rekey(struct limiter *l, struct lws *wsi, const char *addr);
 /* 1 if the connection's address holds more connections than allowed. */
 int limiter_conn_over(const struct limiter *l, struct lws *wsi);
-/* The connection's numeric address, or "?" . */
+/* The connection's numeric address (its client's, after limiter_conn_rekey),
+ * or "?" . */
 const char *limiter_conn_addr(struct lws *wsi);
 unsigned limiter_conn_total(const struct limiter *l);
 

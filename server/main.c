@@ -95,7 +95,10 @@ static void usage(FILE *out)
                  "  --tls-cert FILE --tls-key FILE  serve https:// and wss:// (TLS 1.2+) with this PEM\n"
                  "                               certificate chain and key\n"
                  "  --allow-origin ORIGIN        a browser Origin allowed to open a WebSocket (repeatable;\n"
-                 "                               default none; clients that send no Origin are allowed)\n");
+                 "                               default none; clients that send no Origin are allowed)\n"
+                 "  --trusted-proxy ADDR         a balancer's numeric IPv4 or IPv6 address (repeatable, up\n"
+                 "                               to 8): a request from it is the client's named last in\n"
+                 "                               X-Forwarded-For (default none: the TCP peer, always)\n");
     for (size_t i = 0; i < N_INT_FLAGS; i++)
         fprintf(out, "  --%-26s %s, %d-%d\n", int_flags[i].name, int_flags[i].help,
                 int_flags[i].lo, int_flags[i].hi);
@@ -153,6 +156,16 @@ static int parse_flag(int idx, const char *arg, struct server_config *cfg)
             return -1;
         }
         cfg->allow_origins[cfg->n_allow_origins++] = arg;
+    } else if (idx == N_INT_FLAGS + 7) {
+        if (!host_family(arg)) {
+            fprintf(stderr, "chatd: --trusted-proxy must be a numeric IPv4 or IPv6 address, not %s\n", arg);
+            return -1;
+        }
+        if (cfg->n_trusted_proxies == (int)(sizeof cfg->trusted_proxies / sizeof cfg->trusted_proxies[0])) {
+            fprintf(stderr, "chatd: at most %d --trusted-proxy\n", (int)(sizeof cfg->trusted_proxies / sizeof cfg->trusted_proxies[0]));
+            return -1;
+        }
+        cfg->trusted_proxies[cfg->n_trusted_proxies++] = arg;
     } else {
         const struct int_flag *f = &int_flags[idx];
         if (parse_int(arg, f->lo, f->hi, (int *)((char *)cfg + f->offset)) < 0) {
@@ -165,7 +178,7 @@ static int parse_flag(int idx, const char *arg, struct server_config *cfg)
 
 static int parse_flags(int argc, char **argv, struct server_config *cfg)
 {
-    struct option opts[N_INT_FLAGS + 8];
+    struct option opts[N_INT_FLAGS + 9];
     for (size_t i = 0; i < N_INT_FLAGS; i++)
         opts[i] = (struct option){ int_flags[i].name, required_argument, 0, (int)i };
     opts[N_INT_FLAGS] = (struct option){ "host", required_argument, 0, N_INT_FLAGS };
@@ -175,7 +188,8 @@ static int parse_flags(int argc, char **argv, struct server_config *cfg)
     opts[N_INT_FLAGS + 4] = (struct option){ "tls-cert", required_argument, 0, N_INT_FLAGS + 4 };
     opts[N_INT_FLAGS + 5] = (struct option){ "tls-key", required_argument, 0, N_INT_FLAGS + 5 };
     opts[N_INT_FLAGS + 6] = (struct option){ "instance", required_argument, 0, N_INT_FLAGS + 6 };
-    opts[N_INT_FLAGS + 7] = (struct option){ 0, 0, 0, 0 };
+    opts[N_INT_FLAGS + 7] = (struct option){ "trusted-proxy", required_argument, 0, N_INT_FLAGS + 7 };
+    opts[N_INT_FLAGS + 8] = (struct option){ 0, 0, 0, 0 };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
         if (c == '?' || c == ':' || parse_flag(c, optarg, cfg) < 0) {

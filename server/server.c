@@ -2,11 +2,14 @@
  * connection to its session and dispatches HTTP reasons to http_api.c,
  * WebSocket reasons to ws_api.c (and what is heard on a WebSocket to its
  * heartbeat, ws_beat.c), the store's notifications to feed.c, connection
- * counts to limiter.c, and finished password hashes back to their
- * requests. The top layer (docs/ARCHITECTURE.md): nothing calls into it
+ * counts to limiter.c (each connection counted under its client: the peer
+ * at accept, the client a trusted proxy names once a request's headers are
+ * in, forwarded.h), and finished password hashes back to their requests. The top layer (docs/ARCHITECTURE.md): nothing calls into it
  * but lws. */
 #include "dispatch.h"
+#include "audit.h"
 #include "feed.h"
+#include "forwarded.h"
 #include "http_api.h"
 #include "limiter.h"
 #include "pwhash.h"
@@ -35,12 +38,33 @@ static void server_hash_done(struct pwhash_job *job, void *arg)
     http_on_hash_done(s, job);
 }
 
+/* A request's headers are in (HTTP, or a WebSocket handshake): from a
+ * trusted proxy, the connection is its client's from now on, for every
+ * limit and audit line that names an address (limiter_conn_addr). A proxy
+ * that names no valid client leaves it the proxy's, and is audited, except
+ * on GET /healthz: the balancer's own health check names no client (uri
+ * NULL: a handshake). */
+static void server_identify(struct lws *wsi, const char *uri)
+{
+    struct server *srv = server_from_wsi(wsi);
+    char addr[FWD_ADDR_MAX];
+    enum fwd_source from = fwd_client_addr(srv->cfg.trusted_proxies, srv->cfg.n_trusted_proxies,
+                                           wsi, addr, sizeof addr);
+    if (from == FWD_PEER)
+        return;
+    if (from != FWD_FORWARDED && !(uri && strcmp(uri, "/healthz") == 0))
+        audit("proxy.bad_forwarded_for", "why=%s proxy=%s",
+              from == FWD_MISSING ? "missing" : "invalid", addr);
+    limiter_conn_rekey(srv->limiter, wsi, addr);
+}
+
 static int server_http_reason(struct session *s, struct lws *wsi,
                               enum lws_callback_reasons reason, void *in, size_t len)
 {
     switch (reason) {
     case LWS_CALLBACK_HTTP:
         session_bind(s, wsi);
+        server_identify(wsi, in);
         return http_on_request(s, in);
     case LWS_CALLBACK_HTTP_BODY:
         return http_on_body(s, in, len);
@@ -91,6 +115,7 @@ int server_callback(struct lws *wsi, enum lws_callback_reasons reason,
         limiter_conn_close(server_from_wsi(wsi)->limiter, wsi);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        server_identify(wsi, NULL);
         return ws_on_confirm_upgrade(wsi, in);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return ws_on_filter(wsi);

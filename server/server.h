@@ -39,6 +39,9 @@ struct server_config {
     int         session_idle_s;     /* unused this long, a session ends */
     const char *allow_origins[8];   /* browser Origins allowed to open a WebSocket */
     int         n_allow_origins;
+    /* balancers whose X-Forwarded-For names the client (forwarded.h) */
+    const char *trusted_proxies[8];
+    int         n_trusted_proxies;
     int         transfer_delay_ms;
     int         max_connections;
     int         max_connections_per_ip;

@@ -24,7 +24,7 @@ struct lws;
 struct lws_context;
 struct transport_ops;
 struct http;
-struct auth;
+struct login;
 
 /* ---- time (CLOCK_MONOTONIC) ---- */
 int64_t mono_ns(void);
@@ -120,7 +120,7 @@ struct buser {
     char token[160];
     struct core *core;          /* login only */
     struct http *http;
-    struct auth *auth;
+    struct login *login;
     int started, done, code;
 };
 

@@ -6,7 +6,7 @@
  * checked against a per-client bitmap, so a duplicate or a loss is seen
  * whatever the core does. */
 #include "bench.h"
-#include "auth.h"
+#include "login.h"
 #include "http.h"
 #include "protocol.h"
 #include "transport.h"
@@ -315,7 +315,7 @@ static void login_done(void *arg, int exit_code, const char *token)
     struct buser *u = arg;
     u->done = 1;
     u->code = exit_code;
-    if (exit_code == AUTH_EXIT_OK && token)
+    if (exit_code == LOGIN_EXIT_OK && token)
         snprintf(u->token, sizeof u->token, "%s", token);
 }
 
@@ -333,13 +333,13 @@ static int logins_pump(struct bench *b)
         struct buser *u = &b->users[i];
         if (u->started)
             continue;
-        struct auth_request req = {
+        struct login_request req = {
             .ctx = b->ctx, .http = u->http, .core = u->core, .prefix = b->prefix,
             .user = u->name, .password = BENCH_PASSWORD, .do_register = login_register,
         };
         u->started = 1;
-        u->auth = auth_start(&req, login_done, u);
-        if (!u->auth) {
+        u->login = login_start(&req, login_done, u);
+        if (!u->login) {
             u->done = 1;
             u->code = 1;
             done++;
@@ -370,9 +370,9 @@ int bench_login(struct bench *b, int n, const char *tag, int register_first)
     bench_run_until(b, logins_pump, 60.0 + n * 0.5);
     int ok = 0;
     for (int i = 0; i < n; i++) {
-        ok += b->users[i].code == AUTH_EXIT_OK && b->users[i].done;
-        auth_free(b->users[i].auth);
-        b->users[i].auth = NULL;
+        ok += b->users[i].code == LOGIN_EXIT_OK && b->users[i].done;
+        login_free(b->users[i].login);
+        b->users[i].login = NULL;
     }
     if (ok != n) {
         fprintf(stderr, "chat-bench: only %d of %d users logged in\n", ok, n);
@@ -384,7 +384,7 @@ int bench_login(struct bench *b, int n, const char *tag, int register_first)
 void bench_users_free(struct bench *b)
 {
     for (int i = 0; i < b->n_users; i++) {
-        auth_free(b->users[i].auth);
+        login_free(b->users[i].login);
         http_free(b->users[i].http);
         core_free(b->users[i].core);
         memset(b->users[i].token, 0, sizeof b->users[i].token);

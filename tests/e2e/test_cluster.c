@@ -22,7 +22,12 @@
  *     balance is negative, every transfer is processed once (one pending,
  *     one processing, one completed-or-failed alert for the sender, one
  *     received alert for the recipient of a completed one), and a retried
- *     key always names the same transfer.
+ *     key always names the same transfer;
+ *   - the login throttle behind the balancer: a guesser (from 127.0.0.2,
+ *     which HAProxy names in X-Forwarded-For) is delayed on every
+ *     instance, and the owner's login through the same balancer (from
+ *     127.0.0.3) is not: chatd trusts HAProxy (--trusted-proxy 127.0.0.1)
+ *     and keys on the client it names, not on HAProxy's own address.
  *
  * Every wait is a deadline; every port is a free one; harness_cleanup kills
  * whatever is left. CLUSTER_DUMP=1 prints every process's stderr at the end
@@ -167,7 +172,7 @@ static void catch_up(struct sender *ss, int n, size_t want, int64_t dl, const ch
 static void failover(const char *transport)
 {
     need_pg();
-    static const char *const extra[] = { "--login-rate", "1000", NULL };
+    static const char *const extra[] = { "--login-rate", "1000", "--trusted-proxy", "127.0.0.1", NULL };
     struct h_cluster c;
     h_cluster_start(&c, 2, extra);
     char alice[65], bob[65];
@@ -262,7 +267,8 @@ static void test_no_gap_concurrent_writers(void **state)
     (void)state;
     need_pg();
     static const char *const extra[] = { "--msg-rate", "100000", "--login-rate", "1000",
-                                         "--max-connections-per-ip", "100000", NULL };
+                                         "--max-connections-per-ip", "100000",
+                                         "--trusted-proxy", "127.0.0.1", NULL };
     struct h_cluster c;
     h_cluster_start(&c, 2, extra);
     char reader[65], wtok[GAP_WRITERS][65];
@@ -416,7 +422,8 @@ static void test_transfer_storm_with_kill(void **state)
     (void)state;
     need_pg();
     static const char *const extra[] = { "--transfer-delay-ms", "300", "--login-rate", "1000",
-                                         "--max-connections-per-ip", "100000", NULL };
+                                         "--max-connections-per-ip", "100000",
+                                         "--trusted-proxy", "127.0.0.1", NULL };
     static const char *const users[NU] = { "u0", "u1", "u2", "u3", "u4", "u5" };
     struct h_cluster c;
     h_cluster_start(&c, 2, extra);
@@ -564,6 +571,41 @@ static void test_transfer_storm_with_kill(void **state)
     took("transfer storm with a kill");
 }
 
+/* Failures from one client through the balancer must not delay another
+ * client's right password through it. Each instance throttles on its own
+ * (in memory), so the guesser goes on until both delay it (round robin:
+ * two 429s in a row); then the owner logs in through each. */
+static void test_login_throttle_per_client(void **state)
+{
+    (void)state;
+    need_pg();
+    static const char *const extra[] = { "--login-rate", "2", "--trusted-proxy", "127.0.0.1", NULL };
+    struct h_cluster c;
+    h_cluster_start(&c, 2, extra);
+    char tok[65];
+    CHECK(h_http_register(c.front.port, "alice", PW) == 201, "register alice");
+    h_set_source_addr("127.0.0.2");
+    int in_a_row = 0, tries = 0;
+    while (in_a_row < 2) {
+        CHECK(++tries <= 20, "the guesser was never delayed on both instances (%d tries)", tries - 1);
+        int st = h_http_login(c.front.port, "alice", "wrong password", tok);
+        CHECK(st == 401 || st == 429, "a wrong guess got %d", st);
+        in_a_row = st == 429 ? in_a_row + 1 : 0;
+    }
+    h_set_source_addr("127.0.0.3");
+    for (int i = 0; i < 2; i++) {
+        int st = h_http_login(c.front.port, "alice", PW, tok);
+        CHECK(st == 200, "the owner's login %d through the balancer got %d: keyed on HAProxy", i, st);
+    }
+    h_set_source_addr(NULL);
+    int seen = 0;
+    for (int i = 0; i < 2; i++)
+        seen += h_client_wait_stderr_match(c.inst[i].proc, "login.failed user=alice addr=127.0.0.2",
+                                         h_deadline(5000));
+    CHECK(seen == 2, "the guesser's failures were audited under its own address on %d of 2 instances", seen);
+    h_cluster_stop(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +614,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failover_websocket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_gap_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_storm_with_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_login_throttle_per_client, setup, teardown),
     };
     if (getenv("CLUSTER_ONLY"))            /* e.g. CLUSTER_ONLY='test_failover*' */
         cmocka_set_test_filter(getenv("CLUSTER_ONLY"));

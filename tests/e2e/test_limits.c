@@ -258,6 +258,170 @@ static void test_login_rotating_names(void **state)
     h_server_stop(&s);
 }
 
+/* ---- behind a trusted proxy (--trusted-proxy) ----
+ * The test connects from 127.0.0.1 and plays the balancer: it names the
+ * client in X-Forwarded-For as HAProxy's `option forwardfor` does. */
+
+/* A login sent with the given extra header lines (each ending in \r\n, may
+ * be ""), from the current source address; the status, and Retry-After (0
+ * if none) in *retry. */
+static int login_fwd(int port, const char *user, const char *pw, const char *headers, int *retry)
+{
+    char body[160], req[1024];
+    struct h_http_resp r;
+    int blen = snprintf(body, sizeof body, "{\"user\":\"%s\",\"password\":\"%s\"}", user, pw);
+    int n = snprintf(req, sizeof req,
+                     "POST /api/v1/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s",
+                     blen, headers, body);
+    CHECK(n > 0 && (size_t)n < sizeof req, "login request too long");
+    CHECK(h_http_request(port, req, (size_t)n, &r, 10000) == 0, "no answer to a login");
+    int status = r.status;
+    if (status == 429)
+        h_assert_error("login over the limit", &r, 429, "rate_limited");
+    char *ra = h_http_header(&r, "Retry-After");
+    *retry = ra ? atoi(ra) : 0;
+    free(ra);
+    h_http_resp_free(&r);
+    return status;
+}
+
+/* Ten wrong guesses forwarded for one client delay that client, never the
+ * owner behind the same balancer: the proxy's own address is not the key. */
+static void test_proxy_forwarded_client(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char tok[65];
+    int retry;
+    const char *extra[] = { "--trusted-proxy", "127.0.0.1", NULL };
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
+    const char *guesser = "X-Forwarded-For: 198.51.100.7\r\n";
+    for (int i = 0; i < 10; i++)
+        CHECK(login_fwd(s.port, "alice", "wrong password", guesser, &retry) == 401,
+              "forwarded wrong guess %d not refused with 401", i);
+    CHECK(login_fwd(s.port, "alice", "wrong password", guesser, &retry) == 429 && retry >= 1,
+          "11th forwarded guess: expected 429 with Retry-After");
+    int st = login_fwd(s.port, "alice", PW, "X-Forwarded-For: 198.51.100.8\r\n", &retry);
+    CHECK(st == 200, "the owner behind the same proxy got %d (Retry-After %d): keyed on the proxy", st, retry);
+    CHECK(h_client_wait_stderr_match(s.proc, "audit login.failed user=alice addr=198.51.100.7", h_deadline(5000)),
+          "no audit line naming the forwarded address of the failures");
+    CHECK(h_client_wait_stderr_match(s.proc, "audit login user=alice addr=198.51.100.8", h_deadline(5000)),
+          "no audit line naming the forwarded address of the login");
+    h_server_stop(&s);
+}
+
+/* A client that is not a trusted proxy gets nothing from X-Forwarded-For:
+ * its failures are its own address's, whatever it claims. */
+static void test_proxy_forged_header(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char tok[65], hdr[64];
+    int retry;
+    const char *extra[] = { "--trusted-proxy", "127.0.0.1", NULL };
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
+    h_set_source_addr("127.0.0.2");
+    for (int i = 0; i < 10; i++) {
+        snprintf(hdr, sizeof hdr, "X-Forwarded-For: 198.51.100.%d\r\n", 100 + i);
+        CHECK(login_fwd(s.port, "alice", "wrong password", hdr, &retry) == 401,
+              "forged wrong guess %d not refused with 401", i);
+    }
+    CHECK(login_fwd(s.port, "alice", "wrong password", "X-Forwarded-For: 198.51.100.99\r\n", &retry) == 429,
+          "a direct client escaped its delay with a new X-Forwarded-For");
+    CHECK(login_fwd(s.port, "alice", PW, "X-Forwarded-For: 127.0.0.1, 198.51.100.98\r\n", &retry) == 429,
+          "a direct client's right password with a forged header escaped the delay");
+    h_set_source_addr("127.0.0.3");
+    CHECK(login_fwd(s.port, "alice", PW, "X-Forwarded-For: 127.0.0.2\r\n", &retry) == 200,
+          "another direct client was delayed");
+    h_set_source_addr(NULL);
+    CHECK(h_client_wait_stderr_match(s.proc, "audit login.failed user=alice addr=127.0.0.2", h_deadline(5000)),
+          "no audit line naming the direct client's own address");
+    CHECK(!strstr(s.proc->err.data, "addr=198.51.100."), "a forged address reached the audit log");
+    h_server_stop(&s);
+}
+
+/* The proxy's entry is the last one ("a, b": b, also over two header
+ * lines); an entry that is no address falls back to the proxy's own
+ * address, with an audit line, and a header never names a client twice. */
+static void test_proxy_last_entry(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char tok[65];
+    int retry;
+    const char *extra[] = { "--trusted-proxy", "127.0.0.1", "--login-rate", "3", NULL };
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
+    const char *two = "X-Forwarded-For: 198.51.100.20, 198.51.100.21\r\n";
+    for (int i = 0; i < 3; i++)
+        CHECK(login_fwd(s.port, "alice", "wrong password", two, &retry) == 401, "guess %d (a, b)", i);
+    CHECK(login_fwd(s.port, "alice", PW, "X-Forwarded-For: 198.51.100.21\r\n", &retry) == 429,
+          "\"a, b\" was not keyed on b");
+    CHECK(login_fwd(s.port, "alice", PW, "X-Forwarded-For: 198.51.100.20\r\n", &retry) == 200,
+          "\"a, b\" was keyed on a");
+    const char *lines = "X-Forwarded-For: 198.51.100.22\r\nX-Forwarded-For: 198.51.100.23\r\n";
+    for (int i = 0; i < 3; i++)
+        CHECK(login_fwd(s.port, "alice", "wrong password", lines, &retry) == 401, "guess %d (two lines)", i);
+    CHECK(login_fwd(s.port, "alice", PW, "X-Forwarded-For: 198.51.100.23\r\n", &retry) == 429,
+          "two header lines were not keyed on the last");
+    CHECK(login_fwd(s.port, "alice", PW, "X-Forwarded-For: 198.51.100.22\r\n", &retry) == 200,
+          "two header lines were keyed on the first");
+    /* garbage: the proxy's own address, never the garbage */
+    const char *bad[] = { "X-Forwarded-For: 198.51.100.24, not-an-address\r\n",
+                          "X-Forwarded-For: 198.51.100.300\r\n", "X-Forwarded-For: \r\n" };
+    for (int i = 0; i < 3; i++)
+        CHECK(login_fwd(s.port, "alice", "wrong password", bad[i], &retry) == 401, "garbage guess %d", i);
+    CHECK(login_fwd(s.port, "alice", PW, "", &retry) == 429, "garbage was not keyed on the proxy's address");
+    CHECK(login_fwd(s.port, "alice", PW, "X-Forwarded-For: 198.51.100.24\r\n", &retry) == 200,
+          "garbage was keyed on the entry before it");
+    CHECK(h_client_wait_stderr_match(s.proc, "audit proxy.bad_forwarded_for", h_deadline(5000)),
+          "no audit line for a bad X-Forwarded-For");
+    CHECK(h_client_wait_stderr_match(s.proc, "audit login.failed user=alice addr=127.0.0.1", h_deadline(5000)),
+          "a bad X-Forwarded-For was not keyed on the proxy");
+    CHECK(!strstr(s.proc->err.data, "not-an-address") && !strstr(s.proc->err.data, "198.51.100.300"),
+          "garbage reached the log");
+    h_server_stop(&s);
+}
+
+/* A WebSocket handshake through the proxy is its client's too: the refused
+ * Origin is audited under the client, and the per-address connection cap
+ * counts the client's WebSockets, not everyone's behind the proxy. */
+static void test_proxy_websocket(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char tok[65];
+    struct h_http_resp r;
+    const char *extra[] = { "--trusted-proxy", "127.0.0.1", "--max-connections-per-ip", "2", NULL };
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
+    const char *proto = "Sec-WebSocket-Protocol: chat.v1\r\n";
+    char hdr[256];
+    snprintf(hdr, sizeof hdr, "%sOrigin: http://evil.example\r\nX-Forwarded-For: 198.51.100.30\r\n", proto);
+    struct h_ws *w = h_ws_connect_raw(s.port, hdr, &r);
+    CHECK(!w && r.status == 403, "a refused Origin through the proxy: status %d", r.status);
+    h_http_resp_free(&r);
+    CHECK(h_client_wait_stderr_match(s.proc, "audit ws.origin_refused addr=198.51.100.30", h_deadline(5000)),
+          "the refused Origin was not audited under the forwarded address");
+    struct h_ws *ws[3];
+    snprintf(hdr, sizeof hdr, "%sX-Forwarded-For: 198.51.100.40\r\n", proto);
+    for (int i = 0; i < 2; i++) {
+        ws[i] = h_ws_connect_raw(s.port, hdr, &r);
+        CHECK(ws[i], "WebSocket %d of 198.51.100.40 refused (status %d)", i, r.status);
+        h_http_resp_free(&r);
+    }
+    ws[2] = h_ws_connect_raw(s.port, hdr, &r);
+    CHECK(!ws[2], "a third WebSocket of 198.51.100.40 past a cap of 2");
+    h_http_resp_free(&r);
+    snprintf(hdr, sizeof hdr, "%sX-Forwarded-For: 198.51.100.41\r\n", proto);
+    ws[2] = h_ws_connect_raw(s.port, hdr, &r);
+    CHECK(ws[2], "198.51.100.41 refused: the cap counted everyone behind the proxy (status %d)", r.status);
+    h_http_resp_free(&r);
+    json_decref(h_ws_hello(ws[2], tok, 0));
+    for (int i = 0; i < 3; i++)
+        h_ws_free(ws[i]);
+    h_server_stop(&s);
+}
+
 static void test_connections_per_address(void **state)
 {
     (void)state;
@@ -482,6 +646,8 @@ static void test_idle_websockets(void **state)
 
 int main(void)
 {
+    /* The harness holds 16 temporary folders at a time: the proxy tests
+     * give theirs back (h_teardown) so the suite stays under that. */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_flood_http),
@@ -489,6 +655,10 @@ int main(void)
         cmocka_unit_test(test_ws_rate_resume),
         cmocka_unit_test(test_login_bruteforce),
         cmocka_unit_test(test_login_rotating_names),
+        cmocka_unit_test_teardown(test_proxy_forwarded_client, h_teardown),
+        cmocka_unit_test_teardown(test_proxy_forged_header, h_teardown),
+        cmocka_unit_test_teardown(test_proxy_last_entry, h_teardown),
+        cmocka_unit_test_teardown(test_proxy_websocket, h_teardown),
         cmocka_unit_test(test_connections_per_address),
         cmocka_unit_test(test_long_poll_waiters),
         cmocka_unit_test(test_idle_websockets),

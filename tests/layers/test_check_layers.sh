@@ -59,5 +59,20 @@ cc -c -o "$tmp/c/obj/server/feed.o" "$tmp/c/server/feed.c"
 cc -c -o "$tmp/c/obj/server/http_api.o" "$tmp/c/server/http_api.c"
 expect "a downward call passes" 0 "" -- "$check" --root "$tmp/c" --objs "$tmp/c/obj"
 
+# Names: a header name in two folders, a global symbol in two libraries.
+names=$top/scripts/check-names.sh
+expect "the tree uses each header name once" 0 "" -- "$names" --root "$top"
+mkdir -p "$tmp/n/server" "$tmp/n/client"
+touch "$tmp/n/server/auth.h" "$tmp/n/client/auth.h"
+expect "a header name in two folders fails" 1 'header auth.h exists in more than one' \
+    -- "$names" --root "$tmp/n"
+printf 'int auth_start(void) { return 0; }\n' > "$tmp/n/a.c"
+cp "$tmp/n/a.c" "$tmp/n/b.c"
+rm "$tmp/n/client/auth.h"
+cc -c -o "$tmp/n/a.o" "$tmp/n/a.c" && ar rcs "$tmp/n/liba.a" "$tmp/n/a.o"
+cc -c -o "$tmp/n/b.o" "$tmp/n/b.c" && ar rcs "$tmp/n/libb.a" "$tmp/n/b.o"
+expect "a symbol in two libraries fails" 1 'symbol auth_start is defined in more than one library' \
+    -- "$names" --root "$tmp/n" --libs "$tmp/n/liba.a $tmp/n/libb.a"
+
 echo "check-layers: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,5 +1,5 @@
-/* auth.c — register and login. A step that gets no answer, a 429 or a 5xx
- * (each try has a deadline: AUTH_TIMEOUT_S or the caller's --timeout-s) is
+/* login.c — register and login. A step that gets no answer, a 429 or a 5xx
+ * (each try has a deadline: LOGIN_TIMEOUT_S or the caller's --timeout-s) is
  * retried with backoff, AUTH_TRIES times or twice per server if there are
  * more, before we call the server unreachable (exit 3); http.c moves the
  * server list on after a failed server, so each retry may go to the next
@@ -10,7 +10,7 @@
  * any other refusal is exit 1; 409 on register means the name is taken
  * (exit 1) unless an earlier try of ours may have taken it and lost the
  * answer. */
-#include "auth.h"
+#include "login.h"
 #include "backoff.h"
 #include "core.h"
 #include "http.h"
@@ -24,75 +24,75 @@
 
 #define AUTH_TRIES     5
 
-enum auth_step { STEP_REGISTER, STEP_LOGIN };
+enum login_step { STEP_REGISTER, STEP_LOGIN };
 
-struct auth {
-    struct auth_request req;
+struct login {
+    struct login_request req;
     char user[PROTO_USER_MAX + 1];
     char password[PROTO_PASSWORD_MAX + 1];
     char prefix[256];
-    enum auth_step step;
+    enum login_step step;
     int attempts;                /* of the current step */
     int lost_answer;             /* a register try got no answer */
     uint16_t tries;
     struct http_req *http_req;
     lws_sorted_usec_list_t sul;
-    auth_done_cb cb;
+    login_done_cb cb;
     void *arg;
 };
 
-static void auth_issue(struct auth *a);
+static void login_issue(struct login *a);
 
-static void auth_end(struct auth *a, int code, const char *token)
+static void login_end(struct login *a, int code, const char *token)
 {
     a->cb(a->arg, code, token);
 }
 
-static void auth_tick(lws_sorted_usec_list_t *sul)
+static void login_tick(lws_sorted_usec_list_t *sul)
 {
-    auth_issue(lws_container_of(sul, struct auth, sul));
+    login_issue(lws_container_of(sul, struct login, sul));
 }
 
-static int auth_max_attempts(const struct auth *a)
+static int login_max_attempts(const struct login *a)
 {
     int per_server = a->req.servers ? 2 * (int)servers_count(a->req.servers) : 0;
     return per_server > AUTH_TRIES ? per_server : AUTH_TRIES;
 }
 
 /* No usable answer: say so, show when the next try is, or give up. */
-static void auth_retry(struct auth *a, const char *why)
+static void login_retry(struct login *a, const char *why)
 {
-    if (++a->attempts >= auth_max_attempts(a)) {
+    if (++a->attempts >= login_max_attempts(a)) {
         core_error(a->req.core, "server unreachable: %s", why);
-        auth_end(a, AUTH_EXIT_UNREACHABLE, NULL);
+        login_end(a, LOGIN_EXIT_UNREACHABLE, NULL);
         return;
     }
     unsigned ms = backoff_next(a->req.ctx, &a->tries);
     core_error(a->req.core, "%s failed (try %d of %d): %s",
                a->step == STEP_REGISTER ? "registration" : "login",
-               a->attempts, auth_max_attempts(a), why);
+               a->attempts, login_max_attempts(a), why);
     core_set_state(a->req.core, CORE_RECONNECTING, ms);
-    lws_sul_schedule(a->req.ctx, 0, &a->sul, auth_tick, (lws_usec_t)ms * 1000);
+    lws_sul_schedule(a->req.ctx, 0, &a->sul, login_tick, (lws_usec_t)ms * 1000);
 }
 
-static void register_answer(struct auth *a, const struct http_result *r)
+static void register_answer(struct login *a, const struct http_result *r)
 {
     char msg[160];
     if (r->status == 201 || (r->status == 409 && a->lost_answer)) {
         a->step = STEP_LOGIN;
         a->attempts = 0;
         a->tries = 0;
-        auth_issue(a);
+        login_issue(a);
     } else if (r->status == 409) {
         core_error(a->req.core, "user exists");
-        auth_end(a, AUTH_EXIT_ERROR, NULL);
+        login_end(a, LOGIN_EXIT_ERROR, NULL);
     } else {
         core_error(a->req.core, "registration refused: %s", http_error_text(r, msg, sizeof msg));
-        auth_end(a, AUTH_EXIT_ERROR, NULL);
+        login_end(a, LOGIN_EXIT_ERROR, NULL);
     }
 }
 
-static void login_answer(struct auth *a, const struct http_result *r)
+static void login_answer(struct login *a, const struct http_result *r)
 {
     char msg[160];
     const char *token = NULL;
@@ -101,41 +101,41 @@ static void login_answer(struct auth *a, const struct http_result *r)
         core_error(a->req.core, "authentication failed: %s",
                    r->status == 401 ? "wrong user name or password"
                                     : http_error_text(r, msg, sizeof msg));
-        auth_end(a, AUTH_EXIT_DENIED, NULL);
+        login_end(a, LOGIN_EXIT_DENIED, NULL);
         return;
     }
     if (r->status != 200) {
         core_error(a->req.core, "login failed: %s", http_error_text(r, msg, sizeof msg));
-        auth_end(a, AUTH_EXIT_ERROR, NULL);
+        login_end(a, LOGIN_EXIT_ERROR, NULL);
         return;
     }
     root = json_loadb(r->body, r->len, 0, NULL);
     if (proto_get_string(root, "token", &token) < 0 || !token || !*token ||
         strlen(token) > 256 || strpbrk(token, " \r\n")) {
         core_error(a->req.core, "login answer has no usable token");
-        auth_end(a, AUTH_EXIT_ERROR, NULL);
+        login_end(a, LOGIN_EXIT_ERROR, NULL);
     } else {
-        auth_end(a, AUTH_EXIT_OK, token);
+        login_end(a, LOGIN_EXIT_OK, token);
     }
     json_decref(root);
 }
 
-static void auth_answer(void *arg, const struct http_result *r)
+static void login_step_answer(void *arg, const struct http_result *r)
 {
-    struct auth *a = arg;
+    struct login *a = arg;
     char why[200], msg[160];
     a->http_req = NULL;
     if (r->tls_failed && (!a->req.servers || servers_count(a->req.servers) < 2)) {
         core_error(a->req.core, "%s", r->error);
-        auth_end(a, AUTH_EXIT_ERROR, NULL);
+        login_end(a, LOGIN_EXIT_ERROR, NULL);
     } else if (r->tls_failed) {
         core_error(a->req.core, "%s", r->error);    /* and try the next server */
-        auth_retry(a, r->error);
+        login_retry(a, r->error);
     } else if (r->error || r->status == 429 || r->status >= 500) {
         snprintf(why, sizeof why, "%s", r->error ? r->error : http_error_text(r, msg, sizeof msg));
         if (a->step == STEP_REGISTER && r->error)
             a->lost_answer = 1;
-        auth_retry(a, why);
+        login_retry(a, why);
     } else if (a->step == STEP_REGISTER) {
         register_answer(a, r);
     } else {
@@ -143,7 +143,7 @@ static void auth_answer(void *arg, const struct http_result *r)
     }
 }
 
-static void auth_issue(struct auth *a)
+static void login_issue(struct login *a)
 {
     char path[300];
     json_t *o = json_pack("{s:s,s:s}", "user", a->user, "password", a->password);
@@ -153,21 +153,21 @@ static void auth_issue(struct auth *a)
              a->step == STEP_REGISTER ? "register" : "login");
     struct http_call call = {
         .method = "POST", .path = path, .body = body,
-        .timeout_s = a->req.timeout_s > 0 ? a->req.timeout_s : AUTH_TIMEOUT_S,
+        .timeout_s = a->req.timeout_s > 0 ? a->req.timeout_s : LOGIN_TIMEOUT_S,
         .servers = a->req.servers,
     };
-    a->http_req = body ? http_request(a->req.http, &call, auth_answer, a) : NULL;
+    a->http_req = body ? http_request(a->req.http, &call, login_step_answer, a) : NULL;
     if (body) {
         sodium_memzero(body, strlen(body));
         free(body);
     }
     if (!a->http_req)
-        auth_retry(a, "out of memory");
+        login_retry(a, "out of memory");
 }
 
-struct auth *auth_start(const struct auth_request *req, auth_done_cb cb, void *arg)
+struct login *login_start(const struct login_request *req, login_done_cb cb, void *arg)
 {
-    struct auth *a = calloc(1, sizeof *a);
+    struct login *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
     a->req = *req;
@@ -179,12 +179,12 @@ struct auth *auth_start(const struct auth_request *req, auth_done_cb cb, void *a
     a->req.password = NULL;
     a->step = req->do_register ? STEP_REGISTER : STEP_LOGIN;
     core_set_state(req->core, CORE_CONNECTING, 0);
-    /* start from the loop so the callback never runs inside auth_start */
-    lws_sul_schedule(req->ctx, 0, &a->sul, auth_tick, 1);
+    /* start from the loop so the callback never runs inside login_start */
+    lws_sul_schedule(req->ctx, 0, &a->sul, login_tick, 1);
     return a;
 }
 
-void auth_free(struct auth *a)
+void login_free(struct login *a)
 {
     if (!a)
         return;
