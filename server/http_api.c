@@ -475,10 +475,19 @@ static int route_logout(struct session *s)
     return http_json(s, 200, json_pack("{s:b}", "ok", 1));
 }
 
+/* From memory only (never a database round trip): the instance serves, so
+ * 200; "store" says "degraded", with a reason, while the database is out of
+ * reach or slow (store_io_health). */
+#define HEALTH_SLOW_MS 1000
 static int route_healthz(struct session *s)
 {
-    return http_json(s, 200, json_pack("{s:b,s:s,s:i}", "ok", 1, "instance", s->srv->instance,
-                                       "parked", s->srv->parked));
+    char reason[160];
+    int degraded = store_io_health(s->srv->store, HEALTH_SLOW_MS, reason, sizeof reason);
+    json_t *body = json_pack("{s:b,s:s,s:i,s:s}", "ok", 1, "instance", s->srv->instance,
+                             "parked", s->srv->parked, "store", degraded ? "degraded" : "ok");
+    if (body && degraded)
+        json_object_set_new(body, "reason", json_string(reason));
+    return http_json(s, 200, body);
 }
 
 static int route_ws_plain(struct session *s)

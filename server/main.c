@@ -48,6 +48,11 @@ struct loop {
     uv_signal_t sig[2];         /* SIGINT, SIGTERM */
     uv_check_t  turn_end;       /* runs turn_end() after each turn's I/O */
     int         turn_end_on;
+    /* the store's asynchronous connection (store.h), PostgreSQL only */
+    struct store *store;        /* NULL: not watched */
+    uv_timer_t  store_tick;     /* store_io_service every STORE_IO_TICK_MS */
+    uv_poll_t  *store_poll;     /* its socket, while it has one */
+    int         store_fd, store_want;
 };
 
 /* Integer flags: name, where it goes, allowed range, help. */
@@ -338,10 +343,103 @@ static void turn_end_stop(struct loop *lp)
     lp->turn_end_on = 0;
 }
 
+/* ---- the store's asynchronous connection, watched by this loop ---- */
+
+static void store_poll_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* The store is about to close the socket (store_io_on_close): stop
+ * watching it first, as its number may come back with the next one. */
+static void store_unwatch(void *arg)
+{
+    struct loop *lp = arg;
+    if (lp->store_poll)
+        uv_close((uv_handle_t *)lp->store_poll, store_poll_closed);
+    lp->store_poll = NULL;
+}
+
+static void store_service(struct loop *lp);
+
+static void on_store_poll(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    store_service(h->data);
+}
+
+static void on_store_tick(uv_timer_t *t)
+{
+    store_service(t->data);
+}
+
+/* Watches the descriptor for what the store wants now. */
+static void store_rewatch(struct loop *lp)
+{
+    int fd = store_io_fd(lp->store), want = store_io_want(lp->store);
+    if (lp->store_poll && (fd != lp->store_fd || want == 0))
+        store_unwatch(lp);
+    lp->store_fd = fd;
+    if (fd < 0 || want == 0)
+        return;
+    if (!lp->store_poll) {
+        lp->store_poll = calloc(1, sizeof *lp->store_poll);
+        if (!lp->store_poll || uv_poll_init(&lp->uv, lp->store_poll, fd) != 0) {
+            free(lp->store_poll);
+            lp->store_poll = NULL;
+            return;                     /* the tick services it */
+        }
+        lp->store_poll->data = lp;
+        lp->store_want = -1;
+    }
+    if (want != lp->store_want) {
+        int ev = ((want & STORE_IO_READ) ? UV_READABLE : 0) |
+                 ((want & STORE_IO_WRITE) ? UV_WRITABLE : 0);
+        if (uv_poll_start(lp->store_poll, ev, on_store_poll) == 0)
+            lp->store_want = want;
+    }
+}
+
+static void store_service(struct loop *lp)
+{
+    store_io_service(lp->store);
+    store_rewatch(lp);
+}
+
+/* A shared store (PostgreSQL) connects its asynchronous connection now, so
+ * /healthz can tell when the database is out of reach. */
+static void store_watch_start(struct loop *lp, struct store *st)
+{
+    lp->store = NULL;
+    lp->store_poll = NULL;
+    if (!store_is_shared(st) || uv_timer_init(&lp->uv, &lp->store_tick) != 0)
+        return;
+    lp->store = st;
+    lp->store_fd = -1;
+    lp->store_tick.data = lp;
+    store_io_on_close(st, store_unwatch, lp);
+    uv_timer_start(&lp->store_tick, on_store_tick, STORE_IO_TICK_MS, STORE_IO_TICK_MS);
+    store_service(lp);
+}
+
+static void store_watch_stop(struct loop *lp)
+{
+    if (!lp->store)
+        return;
+    store_io_on_close(lp->store, NULL, NULL);
+    store_unwatch(lp);
+    uv_timer_stop(&lp->store_tick);
+    uv_close((uv_handle_t *)&lp->store_tick, NULL);
+    lp->store = NULL;
+}
+
 static int loop_open(struct loop *lp)
 {
     static const int which[2] = { SIGINT, SIGTERM };
     lp->turn_end_on = 0;
+    lp->store = NULL;
+    lp->store_poll = NULL;
     if (uv_loop_init(&lp->uv) != 0)
         return -1;
     for (int i = 0; i < 2; i++)
@@ -405,6 +503,7 @@ static int server_run(struct server *srv, struct loop *lp)
      * the loop wakes: wake it now rather than at the first connection. */
     ws_out_start(srv);
     feed_start(srv, turn_end_start(lp, srv) == 0);
+    store_watch_start(lp, srv->store);
     lws_cancel_service(srv->ctx);
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "chatd");
     int port = vh ? lws_get_vhost_listen_port(vh) : srv->cfg.port;
@@ -421,6 +520,7 @@ static int server_run(struct server *srv, struct loop *lp)
     server_drain(srv, lp);
     turn_end_stop(lp);
     feed_stop(srv);
+    store_watch_stop(lp);
     ws_out_stop(srv);
     transfers_free(srv->transfers);    /* unfinished ones resume at the next start */
     pwhash_pool_stop(srv->pwhash);

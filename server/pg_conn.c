@@ -2,15 +2,19 @@
  * opening them, the per-session settings and prepared statements, running
  * a statement with one reconnect, mapping SQLSTATEs to store codes, the
  * nonblocking LISTEN connection that tells the event loop when any instance
- * has committed events, and applying the embedded schema (db/pg, via
- * pg_migrations.h). Every piece of connection state is in struct pg.
+ * has committed events, the asynchronous connection behind store.h's
+ * asynchronous calls (a FIFO of requests driven from the loop, never
+ * blocking), and applying the embedded schema (db/pg, via pg_migrations.h).
+ * Every piece of connection state is in struct pg.
  *
  * Not thread-safe: one struct pg is used from the server's event loop only. */
 #include "pg_conn.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pg_migrations.h"
 
@@ -444,12 +448,456 @@ int pg_conn_notify_drain(struct pg *g)
     return got;
 }
 
+/* ---- the asynchronous connection ----
+ * One request in flight at a time, the rest queued in order: a request's
+ * follow-up (PG_REQ_FRONT) then runs before anything queued after it, so
+ * completions stay in call order. Nothing here blocks: the socket is the
+ * loop's to watch, and every libpq call used is one that returns at once on a
+ * nonblocking connection. (PQfinish sends a Terminate message without
+ * waiting for an answer.) */
+
+enum { A_DOWN, A_CONNECTING, A_SETUP, A_READY };
+
+#define A_RETRY_MS        1000   /* after a failed connection attempt */
+#define A_CONNECT_TIMEOUT 10000  /* as the blocking connections' connect_timeout */
+
+struct pg_req {
+    struct pg_req *next;
+    int q, flags, map, n;
+    int64_t txn;                /* the caller's transaction it belongs to, or 0 */
+    const char *what;
+    char *v[MAX_PARAMS];
+    pg_done_fn done;
+    void *arg;
+    int64_t enq_ms;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void req_free(struct pg_req *r)
+{
+    for (int i = 0; i < r->n; i++)
+        free(r->v[i]);
+    free(r);
+}
+
+static struct pg_req *pop_head(struct pg *g)
+{
+    struct pg_req *r = g->head;
+    g->head = r->next;
+    if (!g->head)
+        g->tail = NULL;
+    g->nreq--;
+    g->asent = 0;
+    return r;
+}
+
+/* Calls r's continuation and frees it. A request of the caller's transaction
+ * that did not run dooms that transaction: the rest of it is refused up to
+ * its end (a ROLLBACK), so nothing runs outside it by mistake and its commit is
+ * never acknowledged. */
+static void finish(struct pg *g, struct pg_req *r, int rc, const PGresult *res)
+{
+    if (r->txn && !(r->flags & PG_REQ_END) &&
+        (rc == STORE_UNAVAILABLE || (rc != STORE_OK && (r->flags & PG_REQ_BEGIN))))
+        g->doomed = r->txn;
+    g->ctxn = r->txn;
+    r->done(g, r->arg, rc, rc == STORE_OK ? res : NULL);
+    req_free(r);
+}
+
+static void noop_done(struct pg *g, void *arg, int rc, const PGresult *r)
+{
+    (void)g, (void)arg, (void)rc, (void)r;
+}
+
+/* A commit or rollback answered without running (refused, expired, or its
+ * transaction broken) is answered STORE_UNAVAILABLE and becomes a ROLLBACK of
+ * our own in its place, so the server's transaction, if one is open when its
+ * turn comes, is not left open for the next BEGIN to join. */
+static void end_unrun(struct pg *g, struct pg_req *r)
+{
+    r->done(g, r->arg, STORE_UNAVAILABLE, NULL);
+    r->q = -1;
+    r->done = noop_done;
+    r->arg = NULL;
+    r->enq_ms = mono_ms();
+}
+
+/* Closes aconn, telling the loop first (store_io_on_close). */
+static void a_finish_conn(struct pg *g)
+{
+    if (g->aconn && g->aclose_cb)
+        g->aclose_cb(g->aclose_arg);
+    PQfinish(g->aconn);
+    g->aconn = NULL;
+}
+
+static void a_lost(struct pg *g, const char *why)
+{
+    if (why && !g->afailed) {     /* once per outage, not at every retry */
+        char where[160];
+        snprintf(where, sizeof where, "%s", why);
+        where[strcspn(where, "\n")] = '\0';
+        snprintf(g->areason, sizeof g->areason, "%s", where);
+        log_pg("async connection", where, NULL);
+    }
+    PQclear(g->ares);
+    g->ares = NULL;
+    a_finish_conn(g);
+    int was_ready = g->astate == A_READY;
+    g->astate = A_DOWN;
+    g->aflush = 0;
+    if (!was_ready)
+        g->afailed = 1;
+    g->retry_ms = mono_ms() + (was_ready ? 0 : A_RETRY_MS);
+    if (g->atxn)
+        g->doomed = g->rtxn;
+    g->atxn = 0;
+    if (g->asent && g->head && was_ready)      /* its outcome is unknown */
+        finish(g, pop_head(g), STORE_UNAVAILABLE, NULL);
+    g->asent = 0;
+}
+
+static void a_connect(struct pg *g)
+{
+    const char *const keys[] = {"application_name", "dbname", NULL};
+    const char *const vals[] = {"chatd-async", g->location, NULL};
+    g->aconn = PQconnectStartParams(keys, vals, 1);
+    g->since_ms = mono_ms();
+    if (!g->aconn || PQstatus(g->aconn) == CONNECTION_BAD || PQsetnonblocking(g->aconn, 1)) {
+        a_lost(g, g->aconn ? PQerrorMessage(g->aconn) : "out of memory");
+        return;
+    }
+    PQsetNoticeReceiver(g->aconn, on_notice, NULL);
+    g->astate = A_CONNECTING;
+    g->apoll = PGRES_POLLING_WRITING;
+}
+
+/* Sends the next setup step or the head request. */
+static void a_send(struct pg *g)
+{
+    if (g->asent || !g->aconn)
+        return;
+    int ok = 1;
+    if (g->astate == A_SETUP) {
+        if (g->astep == 0) {
+            ok = PQsendQuery(g->aconn, "SET lock_timeout = '5s';"
+                             " SET idle_in_transaction_session_timeout = '60s';"
+                             " SELECT set_config('synchronous_commit', 'on', false)"
+                             " WHERE current_setting('synchronous_commit') = 'off'");
+        } else {
+            char name[24];
+            stmt_name(g->astep - 1, name, sizeof name);
+            ok = PQsendPrepare(g->aconn, name, g->sql[g->astep - 1], 0, NULL);
+        }
+    } else if (g->astate == A_READY) {
+        while (g->head && !g->asent) {
+            struct pg_req *r = g->head;
+            if (r->q < 0 && !g->atxn) {         /* our ROLLBACK, with nothing to end */
+                finish(g, pop_head(g), STORE_OK, NULL);
+                continue;
+            }
+            if (r->q >= 0 && r->txn && r->txn == g->doomed) {
+                if (r->flags & PG_REQ_END)
+                    end_unrun(g, r);
+                else
+                    finish(g, pop_head(g), STORE_UNAVAILABLE, NULL);
+                continue;
+            }
+            if (r->q < 0) {
+                ok = PQsendQuery(g->aconn, "ROLLBACK");
+            } else {
+                char name[24];
+                stmt_name(r->q, name, sizeof name);
+                ok = PQsendQueryPrepared(g->aconn, name, r->n, (const char *const *)r->v, NULL, NULL, 0);
+            }
+            if (!ok)
+                break;
+            g->asent = 1;
+        }
+        if (ok && !g->asent)
+            return;
+    } else {
+        return;
+    }
+    if (!ok) {              /* the head stays queued for the next connection */
+        a_lost(g, PQerrorMessage(g->aconn));
+        return;
+    }
+    g->asent = 1;
+    int f = PQflush(g->aconn);
+    if (f < 0)
+        a_lost(g, PQerrorMessage(g->aconn));
+    else
+        g->aflush = f;
+}
+
+/* A command's results are all in: the next setup step, or the head done. */
+static void a_command_done(struct pg *g)
+{
+    PGresult *res = g->ares;
+    g->ares = NULL;
+    if (g->astate == A_SETUP) {
+        ExecStatusType s = PQresultStatus(res);
+        if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "setup: %s", result_msg(res, g->aconn));
+            PQclear(res);
+            a_lost(g, msg);
+            return;
+        }
+        PQclear(res);
+        g->asent = 0;
+        if (++g->astep > g->nsql) {
+            g->astate = A_READY;
+            g->afailed = 0;
+            g->areason[0] = '\0';
+        }
+        return;
+    }
+    struct pg_req *r = pop_head(g);
+    int rc = result_rc(g, res, r->map, r->what);
+    if (rc == STORE_OK && (r->flags & PG_REQ_BEGIN)) {
+        g->atxn = 1;
+        g->rtxn = r->txn;
+    }
+    if (r->flags & PG_REQ_END)
+        g->atxn = 0;
+    finish(g, r, rc, res);
+    PQclear(res);
+}
+
+static void a_read(struct pg *g)
+{
+    if (!PQconsumeInput(g->aconn) || PQstatus(g->aconn) == CONNECTION_BAD) {
+        a_lost(g, PQerrorMessage(g->aconn));
+        return;
+    }
+    while (g->aconn && g->asent && !PQisBusy(g->aconn)) {
+        PGresult *r = PQgetResult(g->aconn);
+        if (!r) {
+            a_command_done(g);
+            continue;
+        }
+        /* keep the first failure, else the last result */
+        ExecStatusType kept = g->ares ? PQresultStatus(g->ares) : PGRES_COMMAND_OK;
+        if (!g->ares || kept == PGRES_COMMAND_OK || kept == PGRES_TUPLES_OK) {
+            PQclear(g->ares);
+            g->ares = r;
+        } else {
+            PQclear(r);
+        }
+    }
+}
+
+/* Requests waiting longer than the bound are answered STORE_UNAVAILABLE, in
+ * order; one in flight that long means a stuck database: its connection is
+ * dropped (the server rolls its transaction back) and it is answered too. */
+static void a_expire(struct pg *g, int64_t now)
+{
+    while (g->head && now - g->head->enq_ms > g->max_age_ms) {
+        if (g->asent) {
+            char why[96];
+            snprintf(why, sizeof why, "no answer in %lld ms", (long long)g->max_age_ms);
+            a_lost(g, why);
+            continue;
+        }
+        if ((g->head->flags & PG_REQ_END) && g->head->q >= 0)
+            end_unrun(g, g->head);
+        else
+            finish(g, pop_head(g), STORE_UNAVAILABLE, NULL);
+    }
+}
+
+/* Connecting: whether the socket is ready for what PQconnectPoll waits for
+ * (a zero-timeout poll: service may come from the loop's tick, and
+ * PQconnectPoll must not be called before, e.g. while the TCP connect is
+ * still in progress). */
+static int a_ready(struct pg *g)
+{
+    struct pollfd p = { PQsocket(g->aconn), g->apoll == PGRES_POLLING_WRITING ? POLLOUT : POLLIN, 0 };
+    return p.fd < 0 || poll(&p, 1, 0) > 0;
+}
+
+void pg_async_service(struct pg *g)
+{
+    if (g->aservice)
+        return;
+    g->aservice = 1;
+    int64_t now = mono_ms();
+    for (int round = 0; round < 4; round++) {
+        int before = g->astate;
+        if (g->astate == A_DOWN && now >= g->retry_ms)
+            a_connect(g);
+        if (g->astate == A_CONNECTING && a_ready(g)) {
+            g->apoll = PQconnectPoll(g->aconn);
+            if (g->apoll == PGRES_POLLING_OK) {
+                g->astate = A_SETUP;
+                g->astep = 0;
+                g->asent = 0;
+            } else if (g->apoll == PGRES_POLLING_FAILED) {
+                a_lost(g, PQerrorMessage(g->aconn));
+            }
+        }
+        if (g->astate == A_CONNECTING && now - g->since_ms > A_CONNECT_TIMEOUT)
+            a_lost(g, "connecting timed out");
+        if (g->astate >= A_SETUP && g->aflush) {
+            int f = PQflush(g->aconn);
+            if (f < 0)
+                a_lost(g, PQerrorMessage(g->aconn));
+            else
+                g->aflush = f;
+        }
+        if (g->astate >= A_SETUP)
+            a_read(g);
+        if (g->astate >= A_SETUP)
+            a_send(g);
+        if (g->astate == before)
+            break;
+    }
+    a_expire(g, now);
+    if (g->astate == A_READY)
+        a_send(g);
+    g->aservice = 0;
+}
+
+void pg_async_send(struct pg *g, int q, const struct params *p, int flags, int map,
+                   const char *what, pg_done_fn done, void *arg)
+{
+    struct pg_req *r = calloc(1, sizeof *r);
+    int bad = !r || (p && p->bad);
+    for (int i = 0; r && p && !bad && i < p->n; i++) {
+        r->v[i] = p->v[i] ? strdup(p->v[i]) : NULL;
+        r->n = i + 1;
+        bad = p->v[i] && !r->v[i];
+    }
+    /* the caller's transaction this belongs to */
+    int64_t txn = (flags & PG_REQ_FRONT) ? g->ctxn : g->qtxn;
+    if (flags & PG_REQ_BEGIN)
+        txn = g->qtxn = ++g->ntxn;
+    if ((flags & PG_REQ_END) && !(flags & PG_REQ_FRONT))
+        g->qtxn = 0;
+    if (bad || g->nreq >= g->max_req) {
+        if (bad)
+            fprintf(stderr, "store: %s: cannot queue the statement\n", what);
+        if (r)
+            req_free(r);
+        if (txn)
+            g->doomed = txn;
+        done(g, arg, bad ? STORE_ERROR : STORE_UNAVAILABLE, NULL);
+        if (!(flags & PG_REQ_END) || !txn || !(r = calloc(1, sizeof *r)))
+            return;
+        /* the end of a transaction whose BEGIN may run: our ROLLBACK, past
+         * the bound (one per transaction) */
+        r->q = -1;
+        r->flags = PG_REQ_END;
+        r->txn = txn;
+        r->done = noop_done;
+        r->what = "rollback";
+        r->enq_ms = mono_ms();
+        if (g->tail)
+            g->tail->next = r;
+        else
+            g->head = r;
+        g->tail = r;
+        g->nreq++;
+        return;
+    }
+    r->q = q;
+    r->flags = flags;
+    r->map = map;
+    r->what = what;
+    r->done = done;
+    r->arg = arg;
+    r->txn = txn;
+    r->enq_ms = mono_ms();
+    if (flags & PG_REQ_FRONT) {
+        /* runs next: the completing request has just left the head */
+        r->next = g->head;
+        g->head = r;
+        if (!g->tail)
+            g->tail = r;
+    } else {
+        if (g->tail)
+            g->tail->next = r;
+        else
+            g->head = r;
+        g->tail = r;
+    }
+    g->nreq++;
+    if (!g->aservice)
+        pg_async_service(g);
+}
+
+void pg_async_bound(struct pg *g, int max_requests, int64_t max_age_ms)
+{
+    g->max_req = max_requests > 0 ? max_requests : STORE_ASYNC_MAX_REQUESTS;
+    g->max_age_ms = max_age_ms > 0 ? max_age_ms : STORE_ASYNC_MAX_AGE_MS;
+}
+
+int pg_async_fd(struct pg *g)
+{
+    return g->aconn ? PQsocket(g->aconn) : -1;
+}
+
+void pg_async_on_close(struct pg *g, void (*cb)(void *arg), void *arg)
+{
+    g->aclose_cb = cb;
+    g->aclose_arg = arg;
+}
+
+int pg_async_want(struct pg *g)
+{
+    if (!g->aconn)
+        return 0;
+    if (g->astate == A_CONNECTING)
+        return g->apoll == PGRES_POLLING_WRITING ? STORE_IO_WRITE : STORE_IO_READ;
+    return STORE_IO_READ | (g->aflush ? STORE_IO_WRITE : 0);
+}
+
+int pg_async_pending(struct pg *g)
+{
+    return g->nreq > 0 || g->astate != A_READY;
+}
+
+int pg_async_health(struct pg *g, int64_t slow_ms, char *reason, size_t len)
+{
+    int64_t age = g->head ? mono_ms() - g->head->enq_ms : 0;
+    if (g->astate != A_READY && (g->afailed || g->nreq)) {
+        snprintf(reason, len, "no database connection%s%s", g->areason[0] ? ": " : "", g->areason);
+        return 1;
+    }
+    if (g->head && age > slow_ms) {
+        snprintf(reason, len, "oldest database request waiting %lld ms", (long long)age);
+        return 1;
+    }
+    return 0;
+}
+
+static void a_close(struct pg *g)
+{
+    g->aservice = 1;            /* no sends from the continuations */
+    PQclear(g->ares);
+    g->ares = NULL;
+    a_finish_conn(g);
+    g->astate = A_DOWN;
+    while (g->head)
+        finish(g, pop_head(g), STORE_UNAVAILABLE, NULL);
+}
+
 /* ---- open and close ---- */
 
 void pg_conn_close(struct pg *g)
 {
     if (!g)
         return;
+    a_close(g);
     PQfinish(g->conn);
     listen_close(g);
     free(g->location);
@@ -466,6 +914,7 @@ struct pg *pg_conn_open(const char *location, const char *const *sql, int nsql, 
     }
     g->sql = sql;
     g->nsql = nsql;
+    pg_async_bound(g, 0, 0);
     err[0] = '\0';
     g->conn = pg_connect(location, "chatd", err, errlen);
     if (!g->conn || migrate(g->conn, err, errlen) || session_setup(g, err, errlen) ||

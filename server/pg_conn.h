@@ -1,8 +1,8 @@
 /* pg_conn.h — private to the PostgreSQL store: the connection state
  * (struct pg) and what store_pg.c's queries are built on — statement
  * parameters as text, result columns, running a prepared statement with
- * one reconnect, SQLSTATE mapping, the LISTEN connection, open (which
- * applies the schema migrations) and close. Implemented in pg_conn.c. */
+ * one reconnect, SQLSTATE mapping, the LISTEN connection, the asynchronous
+ * engine (pg_async_*), open (which applies the schema migrations) and close. Implemented in pg_conn.c. */
 #ifndef CHAT_PG_CONN_H
 #define CHAT_PG_CONN_H
 
@@ -16,6 +16,8 @@
  * connection listens on. */
 #define NOTIFY_CHANNEL "chatd_events"
 
+struct pg_req;
+
 struct pg {
     PGconn *conn;       /* main connection; statements prepared while ready */
     PGconn *listen;     /* LISTEN connection, nonblocking; NULL when lost */
@@ -25,6 +27,30 @@ struct pg {
     int ready;          /* conn is up with this session's settings and statements */
     int in_txn;         /* between store_begin and commit/rollback */
     int missed;         /* the listener was reconnected: notifications may be lost */
+    /* the asynchronous connection (pg_async_*), its own session */
+    PGconn *aconn;
+    int astate;                 /* A_DOWN, A_CONNECTING, A_SETUP, A_READY */
+    PostgresPollingStatusType apoll;   /* while connecting */
+    int astep;                  /* setup: 0 settings, 1..nsql prepares */
+    int asent;                  /* the head request (or setup step) is sent */
+    int aflush;                 /* output is waiting for the socket */
+    int atxn;                   /* a BEGIN ran on aconn, no commit/rollback yet */
+    int64_t qtxn;               /* the caller's open transaction (queued BEGIN
+                                 * without an end yet), or 0; numbered from 1 */
+    int64_t ntxn;               /* the last number given */
+    int64_t rtxn;               /* the transaction open on aconn (atxn) */
+    int64_t ctxn;               /* that of the request being completed */
+    int64_t doomed;             /* a transaction that lost a request: the rest
+                                 * of it is refused, its end is a ROLLBACK */
+    int afailed;                /* connecting failed since the last success */
+    int aservice;               /* inside pg_async_service */
+    PGresult *ares;             /* the result being collected */
+    struct pg_req *head, *tail; /* FIFO; head is the one in flight */
+    int nreq, max_req;
+    int64_t max_age_ms, retry_ms, since_ms;
+    char areason[160];
+    void (*aclose_cb)(void *arg);      /* before aconn's socket is closed */
+    void *aclose_arg;
 };
 
 /* Connects, brings the schema up to date, prepares sql[0..nsql) (kept, not
@@ -71,5 +97,29 @@ int pg_query(struct pg *g, int q, const struct params *p, int map, const char *w
 int pg_query_row(struct pg *g, int q, const struct params *p, int map, const char *what, PGresult **res);
 /* Runs q for its effect: STORE_NOT_FOUND if it changed no row. */
 int pg_command(struct pg *g, int q, const struct params *p, int map, const char *what);
+
+/* ---- the asynchronous engine (store.h's asynchronous calls) ----
+ * Requests run one at a time, in order, on a connection of their own that
+ * never blocks: connected with PQconnectStart/PQconnectPoll, statements sent
+ * with PQsendQueryPrepared and read with PQconsumeInput/PQisBusy/
+ * PQgetResult when the loop finds the socket ready (pg_async_fd/_want) and
+ * calls pg_async_service. done is called exactly once with the mapped rc
+ * and the result (NULL unless rc is STORE_OK; valid only during done) —
+ * possibly before pg_async_send returns (a refusal). */
+typedef void (*pg_done_fn)(struct pg *g, void *arg, int rc, const PGresult *r);
+enum {
+    PG_REQ_BEGIN = 1,   /* opens the caller's transaction */
+    PG_REQ_END = 2,     /* commits or rolls it back */
+    PG_REQ_FRONT = 4,   /* a follow-up of the completing request: runs next */
+};
+void pg_async_send(struct pg *g, int q, const struct params *p, int flags, int map,
+                   const char *what, pg_done_fn done, void *arg);
+void pg_async_bound(struct pg *g, int max_requests, int64_t max_age_ms);
+int pg_async_fd(struct pg *g);
+void pg_async_on_close(struct pg *g, void (*cb)(void *arg), void *arg);
+int pg_async_want(struct pg *g);
+int pg_async_pending(struct pg *g);
+void pg_async_service(struct pg *g);
+int pg_async_health(struct pg *g, int64_t slow_ms, char *reason, size_t len);
 
 #endif

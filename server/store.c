@@ -254,3 +254,93 @@ int store_transfers_stale(struct store *st, int64_t before_ms,
 {
     return st->ops->transfers_stale(st->impl, before_ms, cb, arg);
 }
+
+/* ---- asynchronous calls (store.h) ---- */
+
+/* A backend without them (SQLite) runs the synchronous call and answers at
+ * once, before the call returns. */
+static void async_call(struct store *st, int kind, const struct store_new_event *ev,
+                       store_done_fn done, void *arg)
+{
+    if (st->ops->async_call) {
+        st->ops->async_call(st->impl, kind, ev, done, arg);
+        return;
+    }
+    struct store_reply r = { STORE_OK, 0, 0, 0 };
+    switch (kind) {
+    case STORE_ASYNC_BEGIN:
+        r.rc = st->ops->begin(st->impl);
+        break;
+    case STORE_ASYNC_APPEND:
+        r.rc = st->ops->event_append(st->impl, ev, &r.id, &r.ts_ms, &r.created);
+        break;
+    case STORE_ASYNC_COMMIT:
+        r.rc = st->ops->commit(st->impl);
+        break;
+    default:
+        st->ops->rollback(st->impl);
+        break;
+    }
+    done(arg, &r);
+}
+
+void store_begin_async(struct store *st, store_done_fn done, void *arg)
+{
+    async_call(st, STORE_ASYNC_BEGIN, NULL, done, arg);
+}
+
+void store_event_append_async(struct store *st, const struct store_new_event *ev,
+                              store_done_fn done, void *arg)
+{
+    async_call(st, STORE_ASYNC_APPEND, ev, done, arg);
+}
+
+void store_commit_async(struct store *st, store_done_fn done, void *arg)
+{
+    async_call(st, STORE_ASYNC_COMMIT, NULL, done, arg);
+}
+
+void store_rollback_async(struct store *st, store_done_fn done, void *arg)
+{
+    async_call(st, STORE_ASYNC_ROLLBACK, NULL, done, arg);
+}
+
+void store_async_bound(struct store *st, int max_requests, int64_t max_age_ms)
+{
+    if (st->ops->async_bound)
+        st->ops->async_bound(st->impl, max_requests, max_age_ms);
+}
+
+int store_io_fd(struct store *st)
+{
+    return st->ops->io_fd ? st->ops->io_fd(st->impl) : -1;
+}
+
+void store_io_on_close(struct store *st, void (*cb)(void *arg), void *arg)
+{
+    if (st->ops->io_on_close)
+        st->ops->io_on_close(st->impl, cb, arg);
+}
+
+int store_io_want(struct store *st)
+{
+    return st->ops->io_want ? st->ops->io_want(st->impl) : 0;
+}
+
+int store_io_pending(struct store *st)
+{
+    return st->ops->io_pending ? st->ops->io_pending(st->impl) : 0;
+}
+
+void store_io_service(struct store *st)
+{
+    if (st->ops->io_service)
+        st->ops->io_service(st->impl);
+}
+
+int store_io_health(struct store *st, int64_t slow_ms, char *reason, size_t len)
+{
+    if (len)
+        reason[0] = '\0';
+    return st->ops->io_health ? st->ops->io_health(st->impl, slow_ms, reason, len) : 0;
+}

@@ -16,6 +16,9 @@ enum store_rc {
     STORE_NOT_FOUND,
     STORE_ERROR,       /* backend failure; details logged by the backend */
     STORE_CONSTRAINT,  /* the change would break a rule, e.g. a negative balance */
+    STORE_UNAVAILABLE, /* the database is gone or too slow: the request was not
+                        * run within the store's bound (or, sent when the
+                        * connection broke, its outcome is unknown); retryable */
 };
 
 #define STORE_OPENING_BALANCE_CENTS 100000   /* 1,000.00 for every new user */
@@ -165,6 +168,93 @@ int store_transfer_lock(struct store *st, int64_t id);
 int store_transfers_stale(struct store *st, int64_t before_ms,
                           void (*cb)(void *arg, int64_t id), void *arg);
 
+/* ---- asynchronous calls (issue 15; one contract, which a SQLite writer
+ * thread can fill later too) ----
+ * An asynchronous call takes a completion, done(arg, reply), and returns
+ * nothing: done is called EXACTLY ONCE, either before the call returns
+ * (SQLite, which stays synchronous; or a refusal, below) or later, from
+ * store_io_service on the event loop (PostgreSQL). The caller must cope with
+ * both: set up its state before the call, not after it. Completions come in
+ * call order (one FIFO per store), except that a refused call completes at
+ * once. reply is valid only during done; done may make further calls.
+ *
+ * Errors reach the caller only through reply->rc: the codes above, and
+ * STORE_UNAVAILABLE (retryable) when
+ *  - more than the bound's count of requests are waiting: refused at once;
+ *  - the request waited longer than the bound's age (no connection, or the
+ *    database too slow; one in flight that long has its connection dropped,
+ *    which makes the server roll its transaction back);
+ *  - the connection broke while the request was in flight: its outcome is
+ *    unknown, so a retry must be idempotent (an append with a
+ *    client_msg_id is).
+ * A transaction that lost a request that way is doomed: the rest of it
+ * answers STORE_UNAVAILABLE without running, its commit included, and it
+ * is rolled back. Nothing is acknowledged that was not committed; a commit
+ * whose transaction had failed is STORE_ERROR.
+ *
+ * The asynchronous transaction is independent of the synchronous calls and
+ * of the group-commit batch above (on PostgreSQL it has a connection of its
+ * own, opened on first use): do not call store_begin_async while a
+ * synchronous transaction or batch is open on SQLite, which has a single
+ * writer. Closing the store (store_free) answers what is still queued
+ * STORE_UNAVAILABLE.
+ *
+ * What is asynchronous: begin, event append, commit and rollback below.
+ * Every other call in this header still blocks until the database answers
+ * (on PostgreSQL, a round trip on the main connection, up to its 5 s lock
+ * timeout, or its 10 s connect timeout when it reconnects). */
+struct store_reply {
+    int rc;                 /* STORE_OK or an error code */
+    int64_t id, ts_ms;      /* event append: as store_event_append's */
+    int created;
+};
+typedef void (*store_done_fn)(void *arg, const struct store_reply *reply);
+
+void store_begin_async(struct store *st, store_done_fn done, void *arg);
+/* ev and its strings are copied before the call returns. */
+void store_event_append_async(struct store *st, const struct store_new_event *ev,
+                              store_done_fn done, void *arg);
+void store_commit_async(struct store *st, store_done_fn done, void *arg);
+void store_rollback_async(struct store *st, store_done_fn done, void *arg);
+
+/* The bound on waiting requests: at most max_requests queued or in flight
+ * (beyond that a new request is refused at once) and none older than
+ * max_age_ms (answered STORE_UNAVAILABLE then). 0 for either: its default,
+ * STORE_ASYNC_MAX_REQUESTS or STORE_ASYNC_MAX_AGE_MS. A queued request
+ * holds a copy of its parameters: the memory bound is max_requests times
+ * the largest event (a chat body, PROTOCOL.md's limit). */
+#define STORE_ASYNC_MAX_REQUESTS 8192
+#define STORE_ASYNC_MAX_AGE_MS   5000
+void store_async_bound(struct store *st, int max_requests, int64_t max_age_ms);
+
+/* The event loop drives the asynchronous calls: it watches store_io_fd for
+ * what store_io_want asks (STORE_IO_READ, STORE_IO_WRITE) and calls
+ * store_io_service when the descriptor is ready, and at least every
+ * STORE_IO_TICK_MS while store_io_pending (for the age bound, connecting
+ * and reconnecting). The descriptor may change after any call here or above
+ * (a reconnect): compare it after each and watch the new one. -1: nothing
+ * to watch now (SQLite always; PostgreSQL while not connected). Connecting
+ * and reconnecting never block (PQconnectStart/PQconnectPoll): the first
+ * asynchronous call starts them; after a failed attempt the next is a
+ * second later. */
+enum { STORE_IO_READ = 1, STORE_IO_WRITE = 2 };
+#define STORE_IO_TICK_MS 100
+int store_io_fd(struct store *st);
+/* cb(arg) is called right before the store closes the descriptor it gave
+ * (a lost connection, store_free): the loop must stop watching it then, as
+ * the number may be reused at once by the next connection. */
+void store_io_on_close(struct store *st, void (*cb)(void *arg), void *arg);
+int store_io_want(struct store *st);
+int store_io_pending(struct store *st);     /* requests queued or in flight */
+void store_io_service(struct store *st);
+/* From memory, never a round trip: 0 healthy, or 1 degraded with a short
+ * reason in reason ("no database connection: ...", "oldest database
+ * request waiting 1234 ms") when connecting to the database has failed
+ * since the last success or requests wait without a connection, or when
+ * the oldest request is older than slow_ms. */
+int store_io_health(struct store *st, int64_t slow_ms,
+                    char *reason, size_t len);
+
 /* What a backend provides; store.c dispatches on the location's form. */
 struct store_ops {
     const char *name;
@@ -198,7 +288,19 @@ struct store_ops {
     int (*transfers_unfinished)(void *impl, void (*cb)(void *arg, int64_t id), void *arg);
     int (*transfer_lock)(void *impl, int64_t id);   /* NULL: nothing to lock */
     int (*transfers_stale)(void *impl, int64_t before_ms, void (*cb)(void *arg, int64_t id), void *arg);
+    /* Asynchronous calls (NULL: store.c runs the synchronous ones and calls
+     * done at once). kind is one of the STORE_ASYNC_* below. */
+    void (*async_call)(void *impl, int kind, const struct store_new_event *ev,
+                       store_done_fn done, void *arg);
+    void (*async_bound)(void *impl, int max_requests, int64_t max_age_ms);
+    int (*io_fd)(void *impl);
+    void (*io_on_close)(void *impl, void (*cb)(void *arg), void *arg);
+    int (*io_want)(void *impl);
+    int (*io_pending)(void *impl);
+    void (*io_service)(void *impl);
+    int (*io_health)(void *impl, int64_t slow_ms, char *reason, size_t len);
 };
+enum { STORE_ASYNC_BEGIN, STORE_ASYNC_APPEND, STORE_ASYNC_COMMIT, STORE_ASYNC_ROLLBACK };
 
 /* For a backend's transfer_get: *state from the text of the row's status
  * column; anything but a state's name is logged and STORE_ERROR, as the

@@ -86,7 +86,7 @@ static inline struct seen all_after(struct store *st, int64_t after, int limit)
 
 /* ---- PostgreSQL databases ---- */
 
-/* CREATE or DROP DATABASE (which cannot be prepared) on the cluster. */
+/* CREATE, DROP or ALTER DATABASE (which cannot be prepared) on the cluster. */
 static inline int pg_test_admin(const char *verb, const char *db, const char *suffix)
 {
     PGconn *c = PQconnectdb(getenv("CHAT_TEST_PG"));

@@ -489,7 +489,54 @@ static void test_ops_tables(void **state)
         assert_int_equal(o->notify_fd != NULL, i);
         assert_int_equal(o->notify_drain != NULL, i);
         assert_int_equal(o->transfer_lock != NULL, i);
+        /* asynchronous calls: SQLite falls back to the synchronous ones */
+        assert_int_equal(o->async_call != NULL, i);
+        assert_int_equal(o->io_fd != NULL && o->io_want && o->io_pending && o->io_service &&
+                         o->io_health && o->async_bound, i);
     }
+}
+
+struct sync_replies {
+    int n;
+    struct store_reply r[4];
+};
+
+static void on_sync_reply(void *arg, const struct store_reply *rep)
+{
+    struct sync_replies *rs = arg;
+    if (rs->n < 4)
+        rs->r[rs->n] = *rep;
+    rs->n++;
+}
+
+/* SQLite fills store.h's asynchronous contract synchronously: every
+ * completion before its call returns, nothing for the loop to watch. */
+static void test_async_is_sync_on_sqlite(void **state)
+{
+    struct store *st = *state;
+    int64_t a = mkuser(st, "alice");
+    struct store_new_event ev = {
+        .type = "chat", .sender_id = a, .client_msg_id = "c1", .payload = "{}", .ts_ms = NOW,
+    };
+    struct sync_replies rs = {0};
+    store_begin_async(st, on_sync_reply, &rs);
+    assert_int_equal(rs.n, 1);
+    store_event_append_async(st, &ev, on_sync_reply, &rs);
+    assert_int_equal(rs.n, 2);
+    store_event_append_async(st, &ev, on_sync_reply, &rs);    /* the same client_msg_id */
+    store_commit_async(st, on_sync_reply, &rs);
+    assert_int_equal(rs.n, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rs.r[i].rc, STORE_OK);
+    assert_int_equal(rs.r[1].created, 1);
+    assert_int_equal(rs.r[2].created, 0);
+    assert_int_equal(rs.r[2].id, rs.r[1].id);
+    assert_int_equal(all_after(st, 0, SEEN_MAX).n, 1);
+    assert_int_equal(store_io_fd(st), -1);
+    assert_int_equal(store_io_want(st), 0);
+    assert_int_equal(store_io_pending(st), 0);
+    char reason[64];
+    assert_int_equal(store_io_health(st, 100, reason, sizeof reason), 0);
 }
 
 /* --- on-disk database --- */
@@ -650,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_transfer_state_names),
         cmocka_unit_test(test_unknown_state_read),
         cmocka_unit_test(test_ops_tables),
+        cmocka_unit_test_setup_teardown(test_async_is_sync_on_sqlite, setup, teardown),
     };
     const struct CMUnitTest pg_tests[] = {
         STORE_TESTS(setup_pg, teardown_pg),

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "store.h"
 #include "store_test.h"
@@ -504,6 +505,296 @@ static void test_main_reconnect(void **state)
     assert_int_equal(s.n, 1);
 }
 
+
+/* ---- asynchronous calls, driven by a libuv loop (as chatd's) ---- */
+
+/* The loop's side of store.h's contract: the store's socket watched for
+ * what store_io_want asks, a tick every STORE_IO_TICK_MS, the watch moved
+ * when the descriptor changes. */
+struct driver {
+    uv_loop_t loop;
+    uv_timer_t tick;
+    uv_poll_t *poll;
+    int fd, want;
+    struct store *st;
+    int *finished;              /* stop when *finished */
+};
+
+static void drive_rearm(struct driver *d);
+
+static void poll_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void drive_service(struct driver *d)
+{
+    store_io_service(d->st);
+    if (*d->finished)
+        uv_stop(&d->loop);
+    else
+        drive_rearm(d);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    drive_service(h->data);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    drive_service(t->data);
+}
+
+static void drive_unwatch(void *arg)
+{
+    struct driver *d = arg;
+    if (d->poll)
+        uv_close((uv_handle_t *)d->poll, poll_closed);
+    d->poll = NULL;
+}
+
+static void drive_rearm(struct driver *d)
+{
+    int fd = store_io_fd(d->st), want = store_io_want(d->st);
+    if (d->poll && (fd != d->fd || want == 0))
+        drive_unwatch(d);
+    d->fd = fd;
+    if (fd < 0 || want == 0)
+        return;
+    if (!d->poll) {
+        d->poll = calloc(1, sizeof *d->poll);
+        assert_non_null(d->poll);
+        assert_int_equal(uv_poll_init(&d->loop, d->poll, fd), 0);
+        d->poll->data = d;
+        d->want = -1;
+    }
+    if (want != d->want) {
+        int ev = ((want & STORE_IO_READ) ? UV_READABLE : 0) | ((want & STORE_IO_WRITE) ? UV_WRITABLE : 0);
+        assert_int_equal(uv_poll_start(d->poll, ev, on_poll), 0);
+        d->want = want;
+    }
+}
+
+/* Runs the loop until *finished or 15 s have passed; 0 if finished. */
+static int drive(struct store *st, int *finished)
+{
+    struct driver d = { .st = st, .finished = finished, .fd = -1 };
+    assert_int_equal(uv_loop_init(&d.loop), 0);
+    uv_timer_init(&d.loop, &d.tick);
+    d.tick.data = &d;
+    store_io_on_close(st, drive_unwatch, &d);
+    uv_timer_start(&d.tick, on_tick, STORE_IO_TICK_MS, STORE_IO_TICK_MS);
+    drive_rearm(&d);
+    int64_t start = (int64_t)uv_now(&d.loop);
+    while (!*finished && (int64_t)uv_now(&d.loop) - start < 15000)
+        uv_run(&d.loop, UV_RUN_ONCE);
+    store_io_on_close(st, NULL, NULL);
+    drive_unwatch(&d);
+    uv_close((uv_handle_t *)&d.tick, NULL);
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&d.loop), 0);
+    return *finished ? 0 : -1;
+}
+
+#define REPLIES_MAX 16
+struct replies {
+    int n, expect, finished;
+    int tag[REPLIES_MAX];
+    struct store_reply r[REPLIES_MAX];
+};
+struct tagged {
+    struct replies *rs;
+    int tag;
+};
+
+static void on_reply(void *arg, const struct store_reply *rep)
+{
+    struct tagged *t = arg;
+    struct replies *rs = t->rs;
+    if (rs->n < REPLIES_MAX) {
+        rs->tag[rs->n] = t->tag;
+        rs->r[rs->n] = *rep;
+    }
+    rs->finished = ++rs->n >= rs->expect;
+}
+
+static struct store_new_event chat_event(int64_t sender, const char *cmid, const char *payload)
+{
+    struct store_new_event ev = {
+        .type = "chat", .sender_id = sender, .client_msg_id = cmid,
+        .payload = payload, .ts_ms = NOW,
+    };
+    return ev;
+}
+
+/* begin, appends, commit: nothing completes before the loop runs; then
+ * every completion in call order, the ids increasing, the commit last, and
+ * the events readable (a duplicate client_msg_id gives the first id). */
+static void test_async_append_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = f->st;
+    int64_t a = mkuser(st, "alice");
+    struct replies rs = { .expect = 6 };
+    struct tagged t[6];
+    for (int i = 0; i < 6; i++)
+        t[i] = (struct tagged){ &rs, i };
+    char payload[32];
+    store_begin_async(st, on_reply, &t[0]);
+    for (int i = 1; i <= 3; i++) {
+        snprintf(payload, sizeof payload, "{\"text\":\"m%d\"}", i);
+        struct store_new_event ev = chat_event(a, i == 2 ? "c2" : NULL, payload);
+        store_event_append_async(st, &ev, on_reply, &t[i]);   /* ev copied */
+    }
+    struct store_new_event dup = chat_event(a, "c2", "{\"text\":\"again\"}");
+    store_event_append_async(st, &dup, on_reply, &t[4]);
+    store_commit_async(st, on_reply, &t[5]);
+    assert_int_equal(rs.n, 0);                    /* PostgreSQL: later, from the loop */
+    assert_true(store_io_pending(st));
+    assert_int_equal(drive(st, &rs.finished), 0);
+    assert_int_equal(rs.n, 6);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(rs.tag[i], i);
+        assert_int_equal(rs.r[i].rc, STORE_OK);
+    }
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(rs.r[i].created, 1);
+    assert_true(rs.r[1].id < rs.r[2].id && rs.r[2].id < rs.r[3].id);
+    assert_int_equal(rs.r[4].created, 0);
+    assert_int_equal(rs.r[4].id, rs.r[2].id);
+    assert_int_equal(rs.r[1].ts_ms, NOW);
+    struct seen s = all_after(st, 0, SEEN_MAX);   /* committed: visible to the main connection */
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.ids[2], rs.r[3].id);
+    char reason[128];
+    assert_int_equal(store_io_health(st, 1000, reason, sizeof reason), 0);
+    assert_false(store_io_pending(st));
+}
+
+/* The bound on queued requests: beyond it a request is refused at once
+ * (STORE_UNAVAILABLE), and a transaction one of whose requests was refused
+ * is never acknowledged: its commit is STORE_UNAVAILABLE and nothing of it
+ * is stored. The next transaction works. */
+static void test_async_bound_breaks_transaction(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = f->st;
+    int64_t a = mkuser(st, "alice");
+    store_async_bound(st, 3, 0);
+    struct replies rs = { .expect = 5 };
+    struct tagged t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = (struct tagged){ &rs, i };
+    struct store_new_event ev = chat_event(a, NULL, "{}");
+    store_begin_async(st, on_reply, &t[0]);
+    store_event_append_async(st, &ev, on_reply, &t[1]);
+    store_event_append_async(st, &ev, on_reply, &t[2]);
+    store_event_append_async(st, &ev, on_reply, &t[3]);        /* the fourth: refused */
+    assert_int_equal(rs.n, 1);
+    assert_int_equal(rs.tag[0], 3);
+    assert_int_equal(rs.r[0].rc, STORE_UNAVAILABLE);
+    store_commit_async(st, on_reply, &t[4]);                   /* refused too */
+    assert_int_equal(drive(st, &rs.finished), 0);
+    int commit_rc = -1;
+    for (int i = 0; i < rs.n; i++)
+        if (rs.tag[i] == 4)
+            commit_rc = rs.r[i].rc;
+    assert_int_equal(commit_rc, STORE_UNAVAILABLE);
+    /* let the engine finish what it sent, then look */
+    struct replies rs2 = { .expect = 3 };
+    struct tagged u[3] = { { &rs2, 0 }, { &rs2, 1 }, { &rs2, 2 } };
+    store_async_bound(st, 0, 0);
+    store_begin_async(st, on_reply, &u[0]);
+    store_event_append_async(st, &ev, on_reply, &u[1]);
+    store_commit_async(st, on_reply, &u[2]);
+    assert_int_equal(drive(st, &rs2.finished), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rs2.r[i].rc, STORE_OK);
+    struct seen s = all_after(st, 0, SEEN_MAX);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.ids[0], rs2.r[1].id);
+}
+
+/* The asynchronous connection lost between two transactions: the next one
+ * reconnects without blocking and commits. Lost inside a transaction (its
+ * BEGIN ran): the rest of it is STORE_UNAVAILABLE, commit included. */
+static void test_async_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = f->st;
+    int64_t a = mkuser(st, "alice");
+    struct store_new_event ev = chat_event(a, NULL, "{}");
+    struct replies rs = { .expect = 1 };
+    struct tagged t0 = { &rs, 0 };
+    store_begin_async(st, on_reply, &t0);
+    assert_int_equal(drive(st, &rs.finished), 0);
+    assert_int_equal(rs.r[0].rc, STORE_OK);
+    kill_sessions(f, "chatd-async");
+    rs = (struct replies){ .expect = 2 };
+    struct tagged t[2] = { { &rs, 1 }, { &rs, 2 } };
+    store_event_append_async(st, &ev, on_reply, &t[0]);
+    store_commit_async(st, on_reply, &t[1]);
+    assert_int_equal(drive(st, &rs.finished), 0);
+    assert_int_equal(rs.r[0].rc, STORE_UNAVAILABLE);
+    assert_int_equal(rs.r[1].rc, STORE_UNAVAILABLE);
+
+    rs = (struct replies){ .expect = 3 };
+    struct tagged u[3] = { { &rs, 0 }, { &rs, 1 }, { &rs, 2 } };
+    store_begin_async(st, on_reply, &u[0]);
+    store_event_append_async(st, &ev, on_reply, &u[1]);
+    store_commit_async(st, on_reply, &u[2]);
+    assert_int_equal(drive(st, &rs.finished), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rs.r[i].rc, STORE_OK);
+    struct seen s = all_after(st, 0, SEEN_MAX);
+    assert_int_equal(s.n, 1);
+}
+
+/* The database refusing connections: requests wait up to the age bound,
+ * then answer STORE_UNAVAILABLE, and the health (from memory) says degraded
+ * with a reason; once it accepts them again, the next requests commit. */
+static void test_async_database_gone(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = f->st;
+    int64_t a = mkuser(st, "alice");
+    struct store_new_event ev = chat_event(a, NULL, "{}");
+    char reason[160];
+    struct replies up = { .expect = 1 };
+    struct tagged t0 = { &up, 0 };
+    store_rollback_async(st, on_reply, &t0);      /* connected (outside a transaction: a no-op) */
+    assert_int_equal(drive(st, &up.finished), 0);
+    assert_int_equal(store_io_health(st, 1000, reason, sizeof reason), 0);
+    assert_int_equal(pg_test_admin("ALTER", f->db, " ALLOW_CONNECTIONS false"), 0);
+    store_async_bound(st, 0, 300);
+    kill_sessions(f, "chatd-async");
+    struct replies rs = { .expect = 3 };
+    struct tagged t[3] = { { &rs, 0 }, { &rs, 1 }, { &rs, 2 } };
+    store_begin_async(st, on_reply, &t[0]);
+    store_event_append_async(st, &ev, on_reply, &t[1]);
+    store_commit_async(st, on_reply, &t[2]);
+    assert_int_equal(drive(st, &rs.finished), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rs.r[i].rc, STORE_UNAVAILABLE);
+    assert_int_equal(store_io_health(st, 1000, reason, sizeof reason), 1);
+    assert_non_null(strstr(reason, "no database connection"));
+
+    assert_int_equal(pg_test_admin("ALTER", f->db, " ALLOW_CONNECTIONS true"), 0);
+    store_async_bound(st, 0, 5000);
+    rs = (struct replies){ .expect = 3 };
+    store_begin_async(st, on_reply, &t[0]);
+    store_event_append_async(st, &ev, on_reply, &t[1]);
+    store_commit_async(st, on_reply, &t[2]);
+    assert_int_equal(drive(st, &rs.finished), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rs.r[i].rc, STORE_OK);
+    assert_int_equal(store_io_health(st, 1000, reason, sizeof reason), 0);
+    assert_int_equal(all_after(st, 0, SEEN_MAX).n, 1);
+}
+
 struct opener {
     const char *url;
     struct store *st;
@@ -610,6 +901,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_main_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_append_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_bound_breaks_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_database_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_schemes, setup, teardown),
