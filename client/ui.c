@@ -1,6 +1,6 @@
 /* ui.c — the full-screen ncurses front end (bin/chat without --headless,
  * frontend_ui in frontend.h): chat pane, alerts pane, pop-up alerts, input
- * line with history, status bar with the connection state and the
+ * line with history (kept between runs by ui_history.c), status bar with the connection state and the
  * transport's live cost. This file owns the lifecycle: taking and giving
  * back the terminal, keys from the lws loop (Esc then a key is that key
  * with Alt; xterm's modified keys are defined so they never reach the
@@ -26,6 +26,7 @@
 #include "ui_complete.h"
 #include "ui_editor.h"
 #include "ui_format.h"
+#include "ui_history.h"
 #include "ui_layout.h"
 #include "ui_model.h"
 #include "ui_popup.h"
@@ -74,6 +75,7 @@ struct ui {
     SCREEN *screen;
     struct ui_model model;
     struct ui_editor ed;
+    struct ui_history *history;  /* kept between runs; NULL: not kept */
     struct ui_layout layout;
     int colors;
     char transport[32];          /* as shown: "long-poll", "auto: long-poll" */
@@ -420,12 +422,47 @@ static void confirm_key(struct ui *u, wint_t k)
         add_line(u, UI_LINE_INFO, NULL, "transfer cancelled; nothing sent");
 }
 
+/* The input history of earlier runs, read into the editor. Without a
+ * place for it the client runs as before, and says so once: a user who
+ * finds Up empty after a restart should know why. */
+static void history_start(struct ui *u)
+{
+    char err[600];
+    char *path = ui_history_path(u->env.user, err, sizeof err);
+    u->history = path ? ui_history_open(path, UI_HISTORY_MAX, err, sizeof err) : NULL;
+    free(path);
+    if (!u->history) {
+        char line[700];
+        snprintf(line, sizeof line, "input history not kept: %s", err);
+        add_line(u, UI_LINE_INFO, NULL, line);
+        return;
+    }
+    for (size_t i = 0; i < ui_history_len(u->history); i++)
+        ui_editor_history_push(&u->ed, ui_history_line(u->history, i));
+}
+
+/* Each line sent is written at once (a crash loses none); a failed write
+ * is said once and the history is no longer kept. */
+static void history_add(struct ui *u, const char *line)
+{
+    char err[600], msg[700];
+    if (!u->history || ui_history_add(u->history, line, err, sizeof err) >= 0)
+        return;
+    ui_history_free(u->history);
+    u->history = NULL;
+    snprintf(msg, sizeof msg, "input history no longer kept: %s", err);
+    add_line(u, UI_LINE_ERROR, NULL, msg);
+}
+
 static void take_line(struct ui *u)
 {
     char *line = ui_editor_take(&u->ed);
     struct cmd c;
     if (!line)
         return;
+    cmd_parse(line, &c);
+    if (c.kind != CMD_QUIT)     /* Up and Enter in the next run must not leave */
+        history_add(u, line);
     if (u->scroll)              /* back to the newest lines */
         to_bottom(u);
     if (strcmp(line, "/stats") == 0) {
@@ -434,7 +471,6 @@ static void take_line(struct ui *u)
         free(line);
         return;
     }
-    cmd_parse(line, &c);
     switch (c.kind) {
     case CMD_QUIT:
         u->env.quit_asked(u->env.arg);
@@ -804,6 +840,7 @@ static void *ui_create(const struct frontend_env *env)
     if (locale_note)
         add_line(u, UI_LINE_ERROR, NULL, locale_note);
     add_line(u, UI_LINE_INFO, NULL, "type a message and Enter to send it; /help lists the commands");
+    history_start(u);
     lws_sul_schedule(env->ctx, 0, &u->sul_tick, tick_cb, (lws_usec_t)TICK_MS * 1000);
     render_now(u);
     return u;
@@ -854,6 +891,7 @@ static void ui_free(struct ui *u, int exit_code)
         print_safe(u->last_error);
     ui_model_free(&u->model);
     ui_editor_free(&u->ed);
+    ui_history_free(u->history);
     ui_complete_reset(&u->comp);
     free(u);
 }

@@ -180,11 +180,11 @@ void ui_editor_history_next(struct ui_editor *e)
     }
 }
 
-static void history_add(struct ui_editor *e)
+static void history_add(struct ui_editor *e, const wchar_t *line, size_t len)
 {
-    if (e->hist_len && wcscmp(e->hist[e->hist_len - 1], e->buf) == 0)
+    if (e->hist_len && wcscmp(e->hist[e->hist_len - 1], line) == 0)
         return;
-    wchar_t *copy = wdup(e->buf, e->len);
+    wchar_t *copy = wdup(line, len);
     if (!copy)
         return;
     if (e->hist_len == UI_HISTORY_MAX) {
@@ -195,12 +195,25 @@ static void history_add(struct ui_editor *e)
     e->hist[e->hist_len++] = copy;
 }
 
+void ui_editor_history_push(struct ui_editor *e, const char *line)
+{
+    size_t n;
+    wchar_t *w = ui_text_from_utf8(line, strlen(line), 0, &n);
+    if (w && n > 0 && n <= UI_EDITOR_MAX_CHARS) {
+        int browsing = e->hist_pos < e->hist_len;
+        history_add(e, w, n);
+        if (!browsing)
+            e->hist_pos = e->hist_len;
+    }
+    free(w);
+}
+
 char *ui_editor_take(struct ui_editor *e)
 {
     if (e->len == 0)
         return NULL;
     char *line = ui_text_to_utf8(e->buf, e->len);
-    history_add(e);
+    history_add(e, e->buf, e->len);
     e->hist_pos = e->hist_len;
     free(e->draft);
     e->draft = NULL;

@@ -9,7 +9,7 @@
 #include <wchar.h>
 
 #define UI_EDITOR_MAX_CHARS 4096
-#define UI_HISTORY_MAX      200
+#define UI_HISTORY_MAX      500
 
 struct ui_editor {
     wchar_t buf[UI_EDITOR_MAX_CHARS + 1];
@@ -42,6 +42,10 @@ void ui_editor_word_left(struct ui_editor *e);         /* Alt-b */
 void ui_editor_word_right(struct ui_editor *e);        /* Alt-f */
 void ui_editor_history_prev(struct ui_editor *e);      /* Up */
 void ui_editor_history_next(struct ui_editor *e);      /* Down */
+
+/* Adds a line of UTF-8 as the newest history entry (the history kept
+ * between runs, read at start), unless it repeats the newest. */
+void ui_editor_history_push(struct ui_editor *e, const char *line);
 
 /* The line as UTF-8 (malloc'd) and a fresh empty line; the line joins the
  * history unless it repeats the newest entry. NULL if the line is empty (or

@@ -242,6 +242,27 @@ static void test_view_wide(void **state)
     ui_editor_free(&e);
 }
 
+/* The history of earlier runs comes first: Up finds the newest of it. */
+static void test_history_push(void **state)
+{
+    struct ui_editor e;
+    (void)state;
+    ui_editor_init(&e, 4096);
+    ui_editor_history_push(&e, "older");
+    ui_editor_history_push(&e, "older");        /* a repeat: once */
+    ui_editor_history_push(&e, "caf\xc3\xa9");
+    assert_int_equal(e.hist_len, 2);
+    type(&e, L"now");
+    free(take(&e));
+    ui_editor_history_prev(&e);
+    assert_line(&e, L"now", 3);
+    ui_editor_history_prev(&e);
+    assert_line(&e, L"caf\u00e9", 4);
+    ui_editor_history_prev(&e);
+    assert_line(&e, L"older", 5);
+    ui_editor_free(&e);
+}
+
 int main(void)
 {
     if (!setlocale(LC_ALL, "C.UTF-8"))
@@ -253,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_kill),
         cmocka_unit_test(test_byte_limit),
         cmocka_unit_test(test_take_utf8_and_history),
+        cmocka_unit_test(test_history_push),
         cmocka_unit_test(test_history_bounded),
         cmocka_unit_test(test_view_scrolls),
         cmocka_unit_test(test_view_wide),

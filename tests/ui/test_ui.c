@@ -34,7 +34,10 @@
  *   "(sending…)", then once, unmarked, when the server has stored it;
  * - wrong input gets the right word: an unknown command is named, /nick is
  *   not supported, BOB is said to be bob, blanks are not sent, a line past
- *   4,096 bytes says so.
+ *   4,096 bytes says so;
+ * - the input history is kept between runs: lines sent come back with Up
+ *   after a restart (not the y/n of a transfer, not /quit), in a 0600 file
+ *   under $XDG_STATE_HOME (a temp dir: tests never touch the user's home).
  * Every client is then quit with /quit and must exit 0 with a clean stderr
  * (no sanitizer report) ending in its cost line. */
 #include "../e2e/harness.h"
@@ -48,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <wchar.h>
 
@@ -83,10 +87,10 @@ static void password_of(const char *user, char *buf, size_t size)
     snprintf(buf, size, "%s-ui-test-password", user);
 }
 
-/* bin/chat for user in a cols x rows tmux session; stderr and the exit
- * status go to files in a temp dir. */
-static void ui_start(struct client *c, const struct h_server *s, const char *user,
-                         const char *transport, int cols, int rows, const char *extra)
+/* bin/chat for user in a cols x rows tmux session, with flags (e.g.
+ * "--register"); stderr and the exit status go to files in a temp dir. */
+static void ui_spawn(struct client *c, const struct h_server *s, const char *user,
+                     const char *transport, int cols, int rows, const char *flags)
 {
     char cmd[8192], pw[64];
     const char *dir = h_tmpdir();
@@ -96,11 +100,20 @@ static void ui_start(struct client *c, const struct h_server *s, const char *use
     password_of(user, pw, sizeof pw);
     snprintf(cmd, sizeof cmd,
              "LANG=C.UTF-8 CHAT_PASSWORD='%s' timeout --foreground 300 '%s' --server %s "
-             "--user %s --register --transport %s --interval-ms 100 %s 2>'%s'; "
+             "--user %s --transport %s --interval-ms 100 %s 2>'%s'; "
              "echo $? >'%s.tmp' && mv '%s.tmp' '%s'",
-             pw, chat_bin, s->url, user, transport, extra ? extra : "", c->err,
+             pw, chat_bin, s->url, user, transport, flags, c->err,
              c->status, c->status, c->status);
     tmux_new_session(c->name, cols, rows, cmd);
+}
+
+/* A new user: ui_spawn with --register and any extra flags. */
+static void ui_start(struct client *c, const struct h_server *s, const char *user,
+                         const char *transport, int cols, int rows, const char *extra)
+{
+    char flags[512];
+    snprintf(flags, sizeof flags, "--register %s", extra ? extra : "");
+    ui_spawn(c, s, user, transport, cols, rows, flags);
 }
 
 /* The status bar says the transport runs. A long poll on an empty feed
@@ -983,6 +996,60 @@ static void test_wrong_input_says_why(void **state)
     h_server_stop(&s);
 }
 
+/* ---- input history kept between runs ---- */
+
+/* Lines sent in one run come back with Up in the next, newest first: the
+ * chat line and the /transfer command, not the "n" answering its
+ * question nor /quit (Up and Enter must not leave); the file in
+ * $XDG_STATE_HOME/chat/ is the user's only (0600 in a 0700 directory). */
+static void test_history_between_runs(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80], path[700];
+    struct stat st;
+    (void)state;
+    h_server_start(&s, NULL, NULL);
+    h_http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
+    free(wait_connected(&alice, "websocket"));
+    tmux_type("alice", "first line", 1);
+    tmux_type("alice", "/transfer bob 1", 1);
+    free(tmux_wait_for("alice", "send 1.00 to bob? y/n", h_deadline(WAIT_MS)));
+    tmux_type("alice", "n", 0);
+    free(tmux_wait_for("alice", "transfer cancelled", h_deadline(WAIT_MS)));
+    tmux_type("alice", "second line", 1);
+    free(tmux_wait_for("alice", "alice: second line", h_deadline(WAIT_MS)));
+    ui_quit(&alice);
+    int64_t deadline = h_deadline(WAIT_MS);
+    while (tmux_session_alive("alice") && h_now_ms() < deadline)
+        h_pump(40);
+    CHECK(!tmux_session_alive("alice"), "alice's tmux session did not end");
+
+    snprintf(path, sizeof path, "%s/chat/history-alice", getenv("XDG_STATE_HOME"));
+    char *text = read_file(path);
+    CHECK(text && strcmp(text, "first line\n/transfer bob 1\nsecond line\n") == 0,
+          "the history file holds:\n%s", text ? text : "(no file)");
+    free(text);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "history file mode %o",
+          (unsigned)(st.st_mode & 0777));
+    *strrchr(path, '/') = '\0';
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0700, "history dir mode %o",
+          (unsigned)(st.st_mode & 0777));
+
+    ui_spawn(&alice, &s, "alice", "websocket", 80, 24, "");
+    free(wait_connected(&alice, "websocket"));
+    tmux_key("alice", "Up");
+    wait_input("alice", "> second line");
+    tmux_key("alice", "Up");
+    wait_input("alice", "> /transfer bob 1");
+    tmux_key("alice", "Up");
+    wait_input("alice", "> first line");
+    tmux_key("alice", "C-u");
+    ui_quit(&alice);
+    h_server_stop(&s);
+}
+
 int main(void)
 {
     if (!setlocale(LC_ALL, "C.UTF-8"))
@@ -1004,6 +1071,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_offline_money_and_quit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_input_says_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_message_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_between_runs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

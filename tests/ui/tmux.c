@@ -39,8 +39,14 @@ void tmux_init(void)
         setenv("LANG", "C.UTF-8", 1);
     }
     snprintf(sock, sizeof sock, "chat-ui-test-%d-%d", (int)getpid(), ++serial);
-    /* the socket goes in a temp dir that harness_cleanup removes */
-    setenv("TMUX_TMPDIR", h_tmpdir(), 1);
+    /* the socket goes in a temp dir that harness_cleanup removes, and so
+     * does what the programs keep (the client's input history): a test
+     * never writes to the user's home */
+    const char *dir = h_tmpdir();
+    char state[600];
+    setenv("TMUX_TMPDIR", dir, 1);
+    snprintf(state, sizeof state, "%s/state", dir);
+    setenv("XDG_STATE_HOME", state, 1);
     server_started = 0;
 }
 

@@ -13,7 +13,8 @@
 #include <stdint.h>
 
 /* Starts using a fresh tmux server name in a fresh temp dir (the server
- * starts with the first session). */
+ * starts with the first session); its programs get XDG_STATE_HOME in that
+ * dir (getenv("XDG_STATE_HOME") says where), never the user's own. */
 void tmux_init(void);
 /* Kills the server and everything in it; idempotent. */
 void tmux_cleanup(void);
