@@ -1050,6 +1050,41 @@ static void test_history_between_runs(void **state)
     h_server_stop(&s);
 }
 
+/* Banking habits in the UI: /balance, then a transfer over the balance is
+ * refused by the client at once (nothing reaches the server); one within
+ * it is paid, the new balance follows, and /transfers lists it in its
+ * latest state. */
+static void test_balance_and_transfers_list(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char token[80];
+    (void)state;
+    static const char *const quick_bank[] = { "--transfer-delay-ms", "200", NULL };
+    h_server_start(&s, NULL, quick_bank);
+    h_http_user(&s, "bob", token);
+    ui_start(&alice, &s, "alice", "websocket", 100, 30, "--quiet");
+    free(wait_connected(&alice, "websocket"));
+    tmux_type("alice", "/balance", 1);
+    free(tmux_wait_for("alice", "1,000.00", h_deadline(WAIT_MS)));
+    tmux_type("alice", "/transfer bob 2000", 1);
+    free(tmux_wait_for("alice", "send 2,000.00 to bob? y/n", h_deadline(WAIT_MS)));
+    tmux_type("alice", "y", 0);
+    free(tmux_wait_for("alice", "insufficient funds: 2,000.00 is more than your balance",
+                       h_deadline(WAIT_MS)));
+    tmux_type("alice", "/transfer bob 5", 1);
+    free(tmux_wait_for("alice", "send 5.00 to bob? y/n", h_deadline(WAIT_MS)));
+    tmux_type("alice", "y", 0);
+    free(tmux_wait_for("alice", "transfer of 5.00 to bob is complete", h_deadline(WAIT_MS)));
+    free(tmux_wait_for("alice", "balance: 995.00", h_deadline(WAIT_MS)));
+    tmux_type("alice", "/transfers", 1);
+    char *screen = tmux_wait_for("alice", "#1 sent 5.00 to bob: completed", h_deadline(WAIT_MS));
+    CHECK(!strstr(screen, "#2 "), "a second transfer reached the server:\n%s", screen);
+    free(screen);
+    ui_quit(&alice);
+    h_server_stop(&s);
+}
+
 int main(void)
 {
     if (!setlocale(LC_ALL, "C.UTF-8"))
@@ -1072,6 +1107,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_input_says_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_message_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_between_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_balance_and_transfers_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
