@@ -438,6 +438,23 @@ void h_assert_error(const char *what, const struct h_http_resp *r, int status, c
 
 /* ---- requests in parallel, and one request in two halves ---- */
 
+/* Reads an answer on each open fds[i] into r[i] until dl, closing each;
+ * how many got one (a status). fds[i] < 0: no connection, skipped. */
+static int read_responses(const int *fds, int n, struct h_http_resp *r, int64_t dl)
+{
+    int got = 0;
+    for (int i = 0; i < n; i++) {
+        if (fds[i] < 0)
+            continue;
+        struct h_buf in = { 0 };
+        if (h_read_response(fds[i], &in, &r[i], dl) == 0 && r[i].status)
+            got++;
+        h_buf_free(&in);
+        close(fds[i]);
+    }
+    return got;
+}
+
 int h_http_call_parallel(int port, const char *method, const char *path, const char *token,
                          const char *body, int n, struct h_http_resp *r, int timeout_ms)
 {
@@ -455,17 +472,7 @@ int h_http_call_parallel(int port, const char *method, const char *path, const c
         if (fds[i] >= 0)
             h_send_all(fds[i], req, len, dl);   /* errors tolerated */
     free(req);
-    int got = 0;
-    for (int i = 0; i < n; i++) {
-        if (fds[i] < 0)
-            continue;
-        struct h_buf in = { 0 };
-        if (h_read_response(fds[i], &in, &r[i], dl) == 0 && r[i].status)
-            got++;
-        h_buf_free(&in);
-        close(fds[i]);
-    }
-    return got;
+    return read_responses(fds, n, r, dl);
 }
 
 int h_http_send_request(int port, const void *raw, size_t len)
@@ -509,16 +516,7 @@ int h_http_call_many(const struct h_req *reqs, int n, struct h_http_resp *r, int
         h_send_all(fds[i], req, len, dl);   /* errors tolerated */
         free(req);
     }
-    int got = 0;
-    for (int i = 0; i < n; i++) {
-        if (fds[i] < 0)
-            continue;
-        struct h_buf in = { 0 };
-        if (h_read_response(fds[i], &in, &r[i], dl) == 0 && r[i].status)
-            got++;
-        h_buf_free(&in);
-        close(fds[i]);
-    }
+    int got = read_responses(fds, n, r, dl);
     free(fds);
     return got;
 }
