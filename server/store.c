@@ -49,12 +49,14 @@ struct store {
     int batch;                      /* a group-commit batch is open */
     void (*flush)(void *arg);       /* commits it (the feed's) */
     void *flush_arg;
+    int64_t async_txn;              /* SQLite: the open asynchronous transaction */
+    int64_t last_txn;               /* the last handle given */
 };
 
 /* Before a write or an event read: the open batch is committed first. */
 static void settle(struct store *st)
 {
-    if (st->batch && st->flush)
+    if ((st->batch || st->async_txn) && st->flush)
         st->flush(st->flush_arg);
 }
 
@@ -255,54 +257,210 @@ int store_transfers_stale(struct store *st, int64_t before_ms,
     return st->ops->transfers_stale(st->impl, before_ms, cb, arg);
 }
 
-/* ---- asynchronous calls (store.h) ---- */
+/* ---- asynchronous calls (store.h) ----
+ * A backend without them (SQLite) runs the synchronous call and answers at
+ * once, before the call returns. Its one writer means one transaction at a
+ * time: a call from outside the open asynchronous transaction first asks
+ * the feed to commit its batch (settle), and is refused if a transaction
+ * is still open after that (a caller that left its transaction idle). */
 
-/* A backend without them (SQLite) runs the synchronous call and answers at
- * once, before the call returns. */
-static void async_call(struct store *st, int kind, const struct store_new_event *ev,
-                       store_done_fn done, void *arg)
+/* Collects what a read's callback sees, for the reply. */
+struct rows {
+    struct store_event *ev;
+    int64_t *ids;
+    int n, cap, failed;
+};
+
+static int rows_grow(struct rows *r)
 {
-    if (st->ops->async_call) {
-        st->ops->async_call(st->impl, kind, ev, done, arg);
-        return;
+    if (r->n < r->cap)
+        return 0;
+    int cap = r->cap ? r->cap * 2 : 16;
+    struct store_event *ev = realloc(r->ev, (size_t)cap * sizeof *ev);
+    if (ev)
+        r->ev = ev;
+    int64_t *ids = realloc(r->ids, (size_t)cap * sizeof *ids);
+    if (ids)
+        r->ids = ids;
+    if (!ev || !ids) {
+        r->failed = 1;
+        return -1;
     }
-    struct store_reply r = { STORE_OK, 0, 0, 0 };
+    r->cap = cap;
+    return 0;
+}
+
+static int rows_add_event(void *arg, const struct store_event *ev)
+{
+    struct rows *r = arg;
+    if (rows_grow(r) < 0)
+        return 1;
+    struct store_event *e = &r->ev[r->n];
+    *e = *ev;
+    e->type = strdup(ev->type);
+    e->payload = strdup(ev->payload);
+    r->ids[r->n++] = ev->id;
+    if (!e->type || !e->payload)
+        r->failed = 1;
+    return r->failed;
+}
+
+static void rows_add_id(void *arg, int64_t id)
+{
+    struct rows *r = arg;
+    if (rows_grow(r) == 0) {
+        r->ev[r->n] = (struct store_event){ .id = id };
+        r->ids[r->n++] = id;
+    }
+}
+
+static void rows_free(struct rows *r)
+{
+    for (int i = 0; r->ev && i < r->n; i++) {
+        free((char *)r->ev[i].type);
+        free((char *)r->ev[i].payload);
+    }
+    free(r->ev);
+    free(r->ids);
+}
+
+static int sync_reads(struct store *st, enum store_call_kind kind,
+                      const struct store_args *a, struct store_reply *rep, struct rows *rows)
+{
+    int rc;
     switch (kind) {
-    case STORE_ASYNC_BEGIN:
-        r.rc = st->ops->begin(st->impl);
+    case STORE_CALL_EVENTS_AFTER:
+        rc = st->ops->events_after(st->impl, a->user_id, a->after, a->limit, rows_add_event, rows);
         break;
-    case STORE_ASYNC_APPEND:
-        r.rc = st->ops->event_append(st->impl, ev, &r.id, &r.ts_ms, &r.created);
+    case STORE_CALL_EVENTS_ALL_AFTER:
+        rc = st->ops->events_all_after(st->impl, a->after, a->limit, rows_add_event, rows);
         break;
-    case STORE_ASYNC_COMMIT:
-        r.rc = st->ops->commit(st->impl);
+    case STORE_CALL_TRANSFERS_UNFINISHED:
+        rc = st->ops->transfers_unfinished(st->impl, rows_add_id, rows);
         break;
     default:
-        st->ops->rollback(st->impl);
+        rc = st->ops->transfers_stale(st->impl, a->before_ms, rows_add_id, rows);
         break;
     }
-    done(arg, &r);
+    if (rc == STORE_OK && rows->failed)
+        rc = STORE_ERROR;
+    rep->n = rows->n;
+    rep->events = rows->ev;
+    rep->ids = rows->ids;
+    return rc;
 }
 
-void store_begin_async(struct store *st, store_done_fn done, void *arg)
+static int sync_call(struct store *st, enum store_call_kind kind, const struct store_args *a,
+                     struct store_reply *rep, struct rows *rows)
 {
-    async_call(st, STORE_ASYNC_BEGIN, NULL, done, arg);
+    const struct store_ops *o = st->ops;
+    void *im = st->impl;
+    switch (kind) {
+    case STORE_CALL_USER_CREATE:
+        return o->user_create(im, a->name, a->pwhash, a->now_ms, &rep->id);
+    case STORE_CALL_USER_GET:
+        return o->user_get(im, a->name, &rep->id, rep->pwhash, sizeof rep->pwhash);
+    case STORE_CALL_SESSION_CREATE:
+        return o->session_create(im, a->token_hash, a->user_id, a->now_ms, a->expires_ms);
+    case STORE_CALL_SESSION_LOOKUP:
+        return o->session_lookup(im, a->token_hash, a->now_ms, &rep->session);
+    case STORE_CALL_SESSION_TOUCH:
+        return o->session_touch(im, a->token_hash, a->now_ms);
+    case STORE_CALL_SESSION_DELETE:
+        return o->session_delete(im, a->token_hash);
+    case STORE_CALL_EVENT_APPEND:
+        return a->ev ? o->event_append(im, a->ev, &rep->id, &rep->ts_ms, &rep->created) : STORE_ERROR;
+    case STORE_CALL_LAST_EVENT_ID:
+        return o->last_event_id(im, &rep->id);
+    case STORE_CALL_ACCOUNT_BALANCE:
+        return o->account_balance(im, a->user_id, &rep->cents);
+    case STORE_CALL_ACCOUNT_MOVE:
+        return o->account_move(im, a->user_id, a->delta_cents, a->id, a->now_ms, a->memo);
+    case STORE_CALL_TRANSFER_INSERT:
+        return o->transfer_insert(im, a->from_id, a->to_id, a->amount_cents, a->key, a->now_ms,
+                                  &rep->id, &rep->created);
+    case STORE_CALL_TRANSFER_GET:
+        return o->transfer_get(im, a->id, &rep->transfer);
+    case STORE_CALL_TRANSFER_SET_STATE:
+        return o->transfer_set_state(im, a->id, a->state, a->reason, a->now_ms);
+    case STORE_CALL_TRANSFER_LOCK:
+        return o->transfer_lock ? o->transfer_lock(im, a->id) : STORE_OK;
+    case STORE_CALL_EVENTS_AFTER:
+    case STORE_CALL_EVENTS_ALL_AFTER:
+    case STORE_CALL_TRANSFERS_UNFINISHED:
+    case STORE_CALL_TRANSFERS_STALE:
+        return sync_reads(st, kind, a, rep, rows);
+    default:
+        return STORE_ERROR;
+    }
 }
 
-void store_event_append_async(struct store *st, const struct store_new_event *ev,
-                              store_done_fn done, void *arg)
+/* A call from outside the open transaction: the batch is committed first;
+ * 0 if the way is then clear. */
+static int sync_outside(struct store *st, int64_t txn)
 {
-    async_call(st, STORE_ASYNC_APPEND, ev, done, arg);
+    if (st->async_txn && txn == st->async_txn)
+        return 0;
+    if (txn) {
+        fprintf(stderr, "store: a call names transaction %lld, which is not open\n", (long long)txn);
+        return -1;
+    }
+    settle(st);
+    if (st->async_txn) {
+        fprintf(stderr, "store: a call while transaction %lld is open\n", (long long)st->async_txn);
+        return -1;
+    }
+    return 0;
 }
 
-void store_commit_async(struct store *st, store_done_fn done, void *arg)
+void store_call_async(struct store *st, int64_t txn, enum store_call_kind kind,
+                      const struct store_args *args, store_done_fn done, void *arg)
 {
-    async_call(st, STORE_ASYNC_COMMIT, NULL, done, arg);
+    if (st->ops->async_call) {
+        st->ops->async_call(st->impl, txn, kind, args, done, arg);
+        return;
+    }
+    struct store_reply rep;
+    struct rows rows = {0};
+    memset(&rep, 0, sizeof rep);
+    rep.rc = sync_outside(st, txn) < 0 ? STORE_ERROR : sync_call(st, kind, args, &rep, &rows);
+    done(arg, &rep);
+    rows_free(&rows);
 }
 
-void store_rollback_async(struct store *st, store_done_fn done, void *arg)
+int64_t store_txn_begin_async(struct store *st, store_done_fn done, void *arg)
 {
-    async_call(st, STORE_ASYNC_ROLLBACK, NULL, done, arg);
+    if (st->ops->async_txn_begin)
+        return st->ops->async_txn_begin(st->impl, done, arg);
+    struct store_reply rep;
+    memset(&rep, 0, sizeof rep);
+    int64_t txn = ++st->last_txn;
+    rep.rc = sync_outside(st, 0) < 0 ? STORE_ERROR : st->ops->begin(st->impl);
+    if (rep.rc == STORE_OK)
+        st->async_txn = txn;
+    done(arg, &rep);
+    return txn;
+}
+
+void store_txn_end_async(struct store *st, int64_t txn, int commit,
+                         store_done_fn done, void *arg)
+{
+    if (st->ops->async_txn_end) {
+        st->ops->async_txn_end(st->impl, txn, commit, done, arg);
+        return;
+    }
+    struct store_reply rep;
+    memset(&rep, 0, sizeof rep);
+    if (!txn || txn != st->async_txn) {
+        rep.rc = commit ? STORE_ERROR : STORE_OK;  /* its BEGIN failed: nothing to end */
+    } else {
+        st->async_txn = 0;
+        if (commit)
+            rep.rc = st->ops->commit(st->impl);
+        else
+            st->ops->rollback(st->impl);
+    }
+    done(arg, &rep);
 }
 
 void store_async_bound(struct store *st, int max_requests, int64_t max_age_ms)

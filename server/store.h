@@ -168,54 +168,108 @@ int store_transfer_lock(struct store *st, int64_t id);
 int store_transfers_stale(struct store *st, int64_t before_ms,
                           void (*cb)(void *arg, int64_t id), void *arg);
 
-/* ---- asynchronous calls (issue 15; one contract, which a SQLite writer
- * thread can fill later too) ----
- * An asynchronous call takes a completion, done(arg, reply), and returns
- * nothing: done is called EXACTLY ONCE, either before the call returns
+/* ---- asynchronous calls: what the server's event loop uses ----
+ * Every synchronous call above has an asynchronous form, named by a
+ * STORE_CALL_* kind with its inputs in struct store_args, run by
+ * store_call_async. The server uses only these once it serves (the
+ * synchronous ones are for startup, tools and tests): on PostgreSQL they
+ * never block the loop.
+ *
+ * done(arg, reply) is called EXACTLY ONCE, either before the call returns
  * (SQLite, which stays synchronous; or a refusal, below) or later, from
- * store_io_service on the event loop (PostgreSQL). The caller must cope with
- * both: set up its state before the call, not after it. Completions come in
- * call order (one FIFO per store), except that a refused call completes at
- * once. reply is valid only during done; done may make further calls.
+ * store_io_service on the event loop (PostgreSQL). The caller must cope
+ * with both: set up its state before the call, not after it; and if what
+ * arg points to can go away first (a connection that closes), arg must be
+ * a ticket the caller can disown (so done sees the owner is gone), never
+ * the connection itself. Completions come in call order (one FIFO per
+ * store), except that a refused call completes at once, and that the
+ * requests of an open transaction run before anything queued after its
+ * BEGIN that is not part of it. reply, and everything it points to, is
+ * valid only during done; done may make further calls.
+ *
+ * Transactions: store_txn_begin_async returns the transaction's handle
+ * (never 0) and queues its BEGIN; calls with that handle run inside it;
+ * store_txn_end_async commits (commit 1) or rolls it back. txn 0: the call
+ * stands alone (a write is committed before done). While a transaction is
+ * open, the database runs nothing else from this store: keep it short, and
+ * from each of its completions send its next call (or its end) before
+ * returning, as a transaction left idle holds up every other request until
+ * the age bound answers them STORE_UNAVAILABLE. On SQLite (one writer), a
+ * call outside the open transaction first commits the feed's group-commit
+ * batch (store_set_batch_flush), as the synchronous calls do.
  *
  * Errors reach the caller only through reply->rc: the codes above, and
  * STORE_UNAVAILABLE (retryable) when
  *  - more than the bound's count of requests are waiting: refused at once;
  *  - the request waited longer than the bound's age (no connection, or the
  *    database too slow; one in flight that long has its connection dropped,
- *    which makes the server roll its transaction back);
+ *    which makes the database roll its transaction back);
  *  - the connection broke while the request was in flight: its outcome is
  *    unknown, so a retry must be idempotent (an append with a
- *    client_msg_id is).
+ *    client_msg_id, a transfer with its key, are).
  * A transaction that lost a request that way is doomed: the rest of it
  * answers STORE_UNAVAILABLE without running, its commit included, and it
  * is rolled back. Nothing is acknowledged that was not committed; a commit
- * whose transaction had failed is STORE_ERROR.
+ * whose transaction had failed is STORE_ERROR. Closing the store
+ * (store_free) answers what is still queued STORE_UNAVAILABLE.
  *
- * The asynchronous transaction is independent of the synchronous calls and
- * of the group-commit batch above (on PostgreSQL it has a connection of its
- * own, opened on first use): do not call store_begin_async while a
- * synchronous transaction or batch is open on SQLite, which has a single
- * writer. Closing the store (store_free) answers what is still queued
- * STORE_UNAVAILABLE.
- *
- * What is asynchronous: begin, event append, commit and rollback below.
- * Every other call in this header still blocks until the database answers
- * (on PostgreSQL, a round trip on the main connection, up to its 5 s lock
- * timeout, or its 10 s connect timeout when it reconnects). */
+ * PostgreSQL runs these on a connection of its own ("chatd-async"), opened
+ * on first use, never blocking (PQconnectStart/PQconnectPoll,
+ * PQsendQueryPrepared, PQconsumeInput). */
+enum store_call_kind {
+    STORE_CALL_USER_CREATE,     /* name, pwhash, now_ms -> id (the user's) */
+    STORE_CALL_USER_GET,        /* name -> id, pwhash */
+    STORE_CALL_SESSION_CREATE,  /* token_hash, user_id, now_ms, expires_ms */
+    STORE_CALL_SESSION_LOOKUP,  /* token_hash, now_ms -> session */
+    STORE_CALL_SESSION_TOUCH,   /* token_hash, now_ms */
+    STORE_CALL_SESSION_DELETE,  /* token_hash */
+    STORE_CALL_EVENT_APPEND,    /* ev -> id, ts_ms, created */
+    STORE_CALL_EVENTS_AFTER,    /* user_id, after, limit -> events, n */
+    STORE_CALL_EVENTS_ALL_AFTER,/* after, limit -> events, n */
+    STORE_CALL_LAST_EVENT_ID,   /* -> id */
+    STORE_CALL_ACCOUNT_BALANCE, /* user_id -> cents */
+    STORE_CALL_ACCOUNT_MOVE,    /* user_id, delta_cents, id (transfer), now_ms, memo */
+    STORE_CALL_TRANSFER_INSERT, /* from_id, to_id, amount_cents, key, now_ms -> id, created */
+    STORE_CALL_TRANSFER_GET,    /* id -> transfer */
+    STORE_CALL_TRANSFER_SET_STATE, /* id, state, reason, now_ms */
+    STORE_CALL_TRANSFER_LOCK,   /* id (inside a transaction) */
+    STORE_CALL_TRANSFERS_UNFINISHED, /* -> ids, n */
+    STORE_CALL_TRANSFERS_STALE, /* before_ms -> ids, n */
+    STORE_CALL_COUNT
+};
+
+/* The inputs of a call: only those its kind names are read; strings and ev
+ * are copied before store_call_async returns. */
+struct store_args {
+    const char *name, *pwhash, *token_hash, *key, *reason, *memo;
+    int64_t user_id, id, now_ms, expires_ms, after, before_ms;
+    int64_t from_id, to_id, amount_cents, delta_cents;
+    int limit;
+    enum transfer_state state;
+    const struct store_new_event *ev;
+};
+
+#define STORE_PWHASH_MAX 128    /* crypto_pwhash_STRBYTES */
+
 struct store_reply {
     int rc;                 /* STORE_OK or an error code */
-    int64_t id, ts_ms;      /* event append: as store_event_append's */
+    int64_t id, ts_ms;      /* what the kind's comment names */
     int created;
+    int64_t cents;
+    struct store_session session;
+    struct store_transfer transfer;
+    char pwhash[STORE_PWHASH_MAX];
+    int n;                              /* rows in events or ids */
+    const struct store_event *events;   /* oldest first */
+    const int64_t *ids;
 };
 typedef void (*store_done_fn)(void *arg, const struct store_reply *reply);
 
-void store_begin_async(struct store *st, store_done_fn done, void *arg);
-/* ev and its strings are copied before the call returns. */
-void store_event_append_async(struct store *st, const struct store_new_event *ev,
-                              store_done_fn done, void *arg);
-void store_commit_async(struct store *st, store_done_fn done, void *arg);
-void store_rollback_async(struct store *st, store_done_fn done, void *arg);
+void store_call_async(struct store *st, int64_t txn, enum store_call_kind kind,
+                      const struct store_args *args, store_done_fn done, void *arg);
+int64_t store_txn_begin_async(struct store *st, store_done_fn done, void *arg);
+void store_txn_end_async(struct store *st, int64_t txn, int commit,
+                         store_done_fn done, void *arg);
 
 /* The bound on waiting requests: at most max_requests queued or in flight
  * (beyond that a new request is refused at once) and none older than
@@ -289,9 +343,11 @@ struct store_ops {
     int (*transfer_lock)(void *impl, int64_t id);   /* NULL: nothing to lock */
     int (*transfers_stale)(void *impl, int64_t before_ms, void (*cb)(void *arg, int64_t id), void *arg);
     /* Asynchronous calls (NULL: store.c runs the synchronous ones and calls
-     * done at once). kind is one of the STORE_ASYNC_* below. */
-    void (*async_call)(void *impl, int kind, const struct store_new_event *ev,
-                       store_done_fn done, void *arg);
+     * done at once). txn_begin returns the new transaction's handle. */
+    void (*async_call)(void *impl, int64_t txn, enum store_call_kind kind,
+                       const struct store_args *args, store_done_fn done, void *arg);
+    int64_t (*async_txn_begin)(void *impl, store_done_fn done, void *arg);
+    void (*async_txn_end)(void *impl, int64_t txn, int commit, store_done_fn done, void *arg);
     void (*async_bound)(void *impl, int max_requests, int64_t max_age_ms);
     int (*io_fd)(void *impl);
     void (*io_on_close)(void *impl, void (*cb)(void *arg), void *arg);
@@ -300,7 +356,6 @@ struct store_ops {
     void (*io_service)(void *impl);
     int (*io_health)(void *impl, int64_t slow_ms, char *reason, size_t len);
 };
-enum { STORE_ASYNC_BEGIN, STORE_ASYNC_APPEND, STORE_ASYNC_COMMIT, STORE_ASYNC_ROLLBACK };
 
 /* For a backend's transfer_get: *state from the text of the row's status
  * column; anything but a state's name is logged and STORE_ERROR, as the

@@ -560,98 +560,8 @@ static int pg_transfer_lock(void *impl, int64_t id)
 
 /* ---- asynchronous calls (store.h; the engine is pg_conn.c's) ---- */
 
-struct async_ctx {
-    store_done_fn done;
-    void *arg;
-    int kind;
-    int64_t sender_id;
-    char *cmid;                 /* for the lookup of a deduplicated append */
-};
-
-static void async_reply(struct async_ctx *c, const struct store_reply *rep)
-{
-    store_done_fn done = c->done;
-    void *arg = c->arg;
-    free(c->cmid);
-    free(c);
-    done(arg, rep);
-}
-
-static void async_existing_done(struct pg *g, void *arg, int rc, const PGresult *r)
-{
-    (void)g;
-    struct store_reply rep = { rc, 0, 0, 0 };
-    if (rc == STORE_OK && PQntuples(r) > 0) {
-        rep.id = col_i64(r, 0, 0);
-        rep.ts_ms = col_i64(r, 0, 1);
-    } else if (rc == STORE_OK) {
-        fprintf(stderr, "store: event_append: conflict but no existing row\n");
-        rep.rc = STORE_ERROR;
-    }
-    async_reply(arg, &rep);
-}
-
-static void async_done(struct pg *g, void *arg, int rc, const PGresult *r)
-{
-    struct async_ctx *c = arg;
-    struct store_reply rep = { rc, 0, 0, 0 };
-    if (rc == STORE_OK && c->kind == STORE_ASYNC_APPEND) {
-        if (PQntuples(r) == 0) {    /* DO NOTHING fired: look the first one up, next */
-            struct params p = {0};
-            p_id(&p, c->sender_id);
-            p_str(&p, c->cmid);
-            pg_async_send(g, Q_EVENT_EXISTING, &p, PG_REQ_FRONT, 0, "event_append lookup",
-                          async_existing_done, c);
-            return;
-        }
-        rep.id = col_i64(r, 0, 0);
-        rep.ts_ms = col_i64(r, 0, 1);
-        rep.created = 1;
-    }
-    if (rc == STORE_OK && c->kind == STORE_ASYNC_COMMIT && strcmp(PQcmdStatus((PGresult *)r), "COMMIT") != 0) {
-        fprintf(stderr, "store: commit: the transaction had failed and was rolled back\n");
-        rep.rc = STORE_ERROR;
-    }
-    async_reply(c, &rep);
-}
-
-static void pg_async_call(void *impl, int kind, const struct store_new_event *ev,
-                          store_done_fn done, void *arg)
-{
-    struct pg *g = impl;
-    struct async_ctx *c = calloc(1, sizeof *c);
-    if (!c || (kind == STORE_ASYNC_APPEND && ev->client_msg_id && !(c->cmid = strdup(ev->client_msg_id)))) {
-        free(c);
-        struct store_reply rep = { STORE_ERROR, 0, 0, 0 };
-        done(arg, &rep);
-        return;
-    }
-    c->done = done;
-    c->arg = arg;
-    c->kind = kind;
-    struct params p = {0};
-    switch (kind) {
-    case STORE_ASYNC_BEGIN:
-        pg_async_send(g, Q_BEGIN, NULL, PG_REQ_BEGIN, 0, "begin", async_done, c);
-        break;
-    case STORE_ASYNC_APPEND:
-        c->sender_id = ev->sender_id;
-        p_i64(&p, ev->ts_ms);
-        p_str(&p, ev->type);
-        p_id(&p, ev->recipient_id);
-        p_id(&p, ev->sender_id);
-        p_str(&p, ev->client_msg_id);
-        p_str(&p, ev->payload);
-        pg_async_send(g, Q_EVENT_APPEND, &p, 0, 0, "event_append", async_done, c);
-        break;
-    case STORE_ASYNC_COMMIT:
-        pg_async_send(g, Q_COMMIT, NULL, PG_REQ_END, 0, "commit", async_done, c);
-        break;
-    default:
-        pg_async_send(g, Q_ROLLBACK, NULL, PG_REQ_END, 0, "rollback", async_done, c);
-        break;
-    }
-}
+/* (the asynchronous calls are being rewritten: until then store.c runs the
+ * synchronous ones) */
 
 static void pg_async_bound_op(void *impl, int max_requests, int64_t max_age_ms)
 {
@@ -716,7 +626,6 @@ const struct store_ops store_pg_ops = {
     .transfers_unfinished = pg_transfers_unfinished,
     .transfer_lock = pg_transfer_lock,
     .transfers_stale = pg_transfers_stale,
-    .async_call = pg_async_call,
     .async_bound = pg_async_bound_op,
     .io_fd = pg_io_fd,
     .io_on_close = pg_io_on_close,

@@ -519,12 +519,14 @@ static void test_async_is_sync_on_sqlite(void **state)
         .type = "chat", .sender_id = a, .client_msg_id = "c1", .payload = "{}", .ts_ms = NOW,
     };
     struct sync_replies rs = {0};
-    store_begin_async(st, on_sync_reply, &rs);
+    struct store_args args = { .ev = &ev };
+    int64_t txn = store_txn_begin_async(st, on_sync_reply, &rs);
+    assert_true(txn != 0);
     assert_int_equal(rs.n, 1);
-    store_event_append_async(st, &ev, on_sync_reply, &rs);
+    store_call_async(st, txn, STORE_CALL_EVENT_APPEND, &args, on_sync_reply, &rs);
     assert_int_equal(rs.n, 2);
-    store_event_append_async(st, &ev, on_sync_reply, &rs);    /* the same client_msg_id */
-    store_commit_async(st, on_sync_reply, &rs);
+    store_call_async(st, txn, STORE_CALL_EVENT_APPEND, &args, on_sync_reply, &rs); /* same client_msg_id */
+    store_txn_end_async(st, txn, 1, on_sync_reply, &rs);
     assert_int_equal(rs.n, 4);
     for (int i = 0; i < 4; i++)
         assert_int_equal(rs.r[i].rc, STORE_OK);
