@@ -245,6 +245,13 @@ int store_notify_drain(struct store *st)
     return st->ops->notify_drain ? st->ops->notify_drain(st->impl) : 0;
 }
 
+void store_set_session_end_cb(struct store *st, void (*cb)(void *arg, const char *token_hash),
+                              void *arg)
+{
+    if (st->ops->session_end_cb)
+        st->ops->session_end_cb(st->impl, cb, arg);
+}
+
 int store_transfer_lock(struct store *st, int64_t id)
 {
     settle(st);

@@ -121,6 +121,15 @@ int store_notify_fd(struct store *st);
  * the last call, 0 if nothing, -1 if the notification connection was lost. */
 int store_notify_drain(struct store *st);
 
+/* cb(arg, token_hash) for every session that any instance has deleted
+ * (logout, idle expiry), called from store_notify_drain: how a logout on
+ * one instance reaches the connections another holds, at once. A shared
+ * store announces each store_session_delete (and STORE_CALL_SESSION_DELETE)
+ * that removed a row, on commit; the instance that deleted it hears of it
+ * too. A store of one instance (SQLite) never calls cb. */
+void store_set_session_end_cb(struct store *st, void (*cb)(void *arg, const char *token_hash),
+                              void *arg);
+
 /* ---- transactions (through feed_begin/feed_commit): a transfer step and
  * its alerts, the sweep's session touches ---- */
 /* Starts a write transaction (taking the write lock at once). */
@@ -328,6 +337,7 @@ struct store_ops {
     int shared;                 /* several instances may write */
     int (*notify_fd)(void *impl);       /* NULL: no notifications */
     int (*notify_drain)(void *impl);
+    void (*session_end_cb)(void *impl, void (*cb)(void *arg, const char *token_hash), void *arg);
     int (*begin)(void *impl);
     int (*commit)(void *impl);
     void (*rollback)(void *impl);
