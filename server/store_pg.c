@@ -1,12 +1,13 @@
 /* store_pg.c — the PostgreSQL backend of store.h (libpq), for one or several
- * chatd instances sharing a database: the statements and the functions of
- * store_ops that run them. The connections (the main one, which runs every
- * statement, blocking, each prepared once per connection, and the LISTEN
- * one), reconnects, SQLSTATE mapping and the schema migrations are
- * pg_conn.c's (pg_conn.h).
+ * chatd instances sharing a database: the statements, the functions of
+ * store_ops that run them synchronously on the main connection (startup,
+ * tools), and their asynchronous forms, which the server uses, on the
+ * nonblocking connection of pg_conn.c's engine. The connections,
+ * reconnects, SQLSTATE mapping and the schema migrations are pg_conn.c's
+ * (pg_conn.h).
  *
- * A write outside store_begin/commit is a single statement in autocommit, so
- * it is committed before the function returns. An error aborts a whole
+ * A write outside a transaction is a single statement in autocommit, so
+ * it is committed before it completes. An error aborts a whole
  * PostgreSQL transaction, and the bank goes on after an overdraft or a
  * duplicate key inside one; so those outcomes are found without raising an
  * error (a conditional UPDATE, ON CONFLICT DO NOTHING) and then looked up.
