@@ -1,15 +1,51 @@
-#!/bin/sh
-# Runs each test binary given, prints its output and how long it took (to
-# keep the suite's time in view), and ends with one summary line
+#!/bin/bash
+# Runs each test binary given, TEST_JOBS at a time (default 2: most e2e
+# tests spend their time waiting on holds, heartbeats and deadlines, not on
+# the CPU), prints each one's output in one piece when it ends, with how long
+# it took (to keep the suite's time in view), and ends with one summary line
 # "N passed, N failed" counting binaries. Exits non-zero if any failed.
 set -u
+jobs=${TEST_JOBS:-2}
 pass=0; fail=0; failed=""
-for t in "$@"; do
+outdir=$(mktemp -d)
+trap 'rm -rf "$outdir"' EXIT
+declare -A name_of=() start_of=()
+running=0
+
+report() {              # pid status
+  local t=${name_of[$1]} i=$1
   echo "== $t"
-  start=$(date +%s)
-  if "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $t"; fi
-  echo "== $t took $(( $(date +%s) - start )) s"
+  cat "$outdir/$i"
+  echo "== $t took $(( $(date +%s) - ${start_of[$i]} )) s"
+  if [ "$2" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $t"; fi
+  unset "name_of[$i]"
+  running=$((running - 1))
+}
+
+reap_one() {
+  local pid st
+  while :; do
+    for pid in "${!name_of[@]}"; do
+      if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid"; st=$?
+        report "$pid" "$st"
+        return
+      fi
+    done
+    wait -n 2>/dev/null || true
+  done
+}
+
+for t in "$@"; do
+  while [ "$running" -ge "$jobs" ]; do reap_one; done
+  "$t" > "$outdir/tmp" 2>&1 &
+  pid=$!
+  mv "$outdir/tmp" "$outdir/$pid"
+  name_of[$pid]=$t
+  start_of[$pid]=$(date +%s)
+  running=$((running + 1))
 done
+while [ "$running" -gt 0 ]; do reap_one; done
 [ -n "$failed" ] && echo "failed:$failed"
 echo "binaries: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+[ "$fail" -eq 0 ] && [ "$pass" -eq "$#" ]
