@@ -4,12 +4,15 @@
 # the CPU), prints each one's output in one piece when it ends, with how long
 # it took (to keep the suite's time in view), and ends with one summary line
 # "N passed, N failed" counting binaries. Exits non-zero if any failed.
+# Each runs with TEST_SLOT (0 .. TEST_JOBS-1) unique among those running at
+# once: the e2e harness takes chatd's ports from the slot's own range.
 set -u
 jobs=${TEST_JOBS:-2}
 pass=0; fail=0; failed=""
 outdir=$(mktemp -d)
 trap 'rm -rf "$outdir"' EXIT
-declare -A name_of=() start_of=()
+declare -A name_of=() start_of=() slot_of=()
+declare -a slot_busy=()
 running=0
 
 report() {              # pid status
@@ -18,6 +21,7 @@ report() {              # pid status
   cat "$outdir/$i"
   echo "== $t took $(( $(date +%s) - ${start_of[$i]} )) s"
   if [ "$2" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $t"; fi
+  slot_busy[${slot_of[$i]}]=0
   unset "name_of[$i]"
   running=$((running - 1))
 }
@@ -38,10 +42,14 @@ reap_one() {
 
 for t in "$@"; do
   while [ "$running" -ge "$jobs" ]; do reap_one; done
-  "$t" > "$outdir/tmp" 2>&1 &
+  slot=0
+  while [ "${slot_busy[$slot]:-0}" -eq 1 ]; do slot=$((slot + 1)); done
+  slot_busy[$slot]=1
+  TEST_SLOT=$slot "$t" > "$outdir/tmp" 2>&1 &
   pid=$!
   mv "$outdir/tmp" "$outdir/$pid"
   name_of[$pid]=$t
+  slot_of[$pid]=$slot
   start_of[$pid]=$(date +%s)
   running=$((running + 1))
 done
