@@ -4,6 +4,8 @@
 # the CPU), prints each one's output in one piece when it ends, with how long
 # it took (to keep the suite's time in view), and ends with one summary line
 # "N passed, N failed" counting binaries. Exits non-zero if any failed.
+# A binary whose name is in TEST_ALONE (space-separated base names: those
+# that measure rates or times against the clock) runs with no neighbour.
 # Each runs with TEST_SLOT (0 .. TEST_JOBS-1) unique among those running at
 # once: the e2e harness takes chatd's ports from the slot's own range.
 set -u
@@ -40,8 +42,11 @@ reap_one() {
   done
 }
 
+alone=" ${TEST_ALONE:-} "
 for t in "$@"; do
-  while [ "$running" -ge "$jobs" ]; do reap_one; done
+  limit=$jobs
+  case "$alone" in *" $(basename "$t") "*) limit=1 ;; esac
+  while [ "$running" -ge "$limit" ]; do reap_one; done
   slot=0
   while [ "${slot_busy[$slot]:-0}" -eq 1 ]; do slot=$((slot + 1)); done
   slot_busy[$slot]=1
@@ -52,6 +57,7 @@ for t in "$@"; do
   slot_of[$pid]=$slot
   start_of[$pid]=$(date +%s)
   running=$((running + 1))
+  [ "$limit" -eq 1 ] && while [ "$running" -gt 0 ]; do reap_one; done
 done
 while [ "$running" -gt 0 ]; do reap_one; done
 [ -n "$failed" ] && echo "failed:$failed"
