@@ -11,7 +11,7 @@
  *     store_unavailable with Retry-After: 1, and the same request succeeds
  *     once the database is back;
  *   - a WebSocket hello whose token must be looked up goes on when the
- *     lookup comes back (ready), the hello deadline still running. */
+ *     lookup comes back within the hello deadline (ready). */
 #include "harness.h"
 #include "relay.h"
 
@@ -55,7 +55,7 @@ static int start_via_relay(struct h_server *s, char *via, size_t len)
     with_port(db, 1, via, len, &pg_port);
     g_relay = relay_start(pg_port);
     with_port(db, relay_port(g_relay), via, len, &pg_port);
-    const char *extra[] = { "--db", via, "--hello-timeout-s", "20", NULL };
+    const char *extra[] = { "--db", via, NULL };
     h_server_start(s, NULL, extra);
     return 1;
 }
