@@ -45,6 +45,11 @@ static void http_unpark(struct session *s);
 static void http_body_wait(struct session *s);
 static void http_body_done(struct session *s);
 
+/* A submit on its way: the connection may close first (http_reset). */
+struct http_transfer {
+    struct session *s;
+};
+
 static void http_reset(struct session *s)
 {
     struct http_state *h = &s->u.http;
@@ -55,6 +60,8 @@ static void http_reset(struct session *s)
         h->job->owner = NULL;      /* the pool frees it when it finishes */
     if (h->call)
         h->call->owner = NULL;     /* its completion frees it */
+    if (h->transfer)
+        h->transfer->s = NULL;     /* its completion frees it */
     if (h->resp && s->srv)
         s->srv->responding--;
     free(h->body);
@@ -200,21 +207,37 @@ static void http_unpark(struct session *s)
     h->poll_parked = 0;
 }
 
-static int http_answer_poll(struct session *s)
+static int http_park(struct session *s, int wait_s);
+
+/* The poll's answer: rc and events are feed_fetch's. */
+static int http_answer_events(struct session *s, int rc, json_t *events)
 {
     struct http_state *h = &s->u.http;
-    /* ended meanwhile (on another instance, say): answered by http_on_ended */
-    if (h->poll_parked && auth_still_on(s) < 0)
-        return h->resp ? 0 : http_error(s, 401, "unauthorized", "the session has ended");
     http_unpark(s);
-    json_t *events = feed_fetch(s->srv, s->user_id, h->poll.after, h->poll.limit);
-    if (!events)
+    if (rc == STORE_UNAVAILABLE) {
+        h->retry_after_s = 1;
+        return http_error(s, 503, "store_unavailable", "the database is unavailable; retry shortly");
+    }
+    if (rc != STORE_OK)
         return http_error(s, 500, "internal", "could not read events");
     int64_t next = h->poll.after;
     size_t n = json_array_size(events);
     if (n)
         next = json_integer_value(json_object_get(json_array_get(events, n - 1), "id"));
     return http_json(s, 200, json_pack("{s:o,s:I}", "events", events, "next", (json_int_t)next));
+}
+
+static int http_answer_poll(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    /* ended meanwhile (on another instance, say): answered by http_on_ended */
+    if (h->poll_parked && auth_still_on(s) < 0)
+        return h->resp ? 0 : http_error(s, 401, "unauthorized", "the session has ended");
+    json_t *events;
+    int rc = feed_fetch(s, h->poll.after, h->poll.limit, &events);
+    if (rc == FEED_PENDING)       /* from the store: woken once its rows are in */
+        return http_park(s, 0);
+    return http_answer_events(s, rc, events);
 }
 
 static void http_wake(struct session *s)
@@ -255,17 +278,25 @@ static int route_events(struct session *s)
     int wait = h->poll.wait_s;
     if (wait > s->srv->cfg.long_poll_max_s)
         wait = s->srv->cfg.long_poll_max_s;
-    if (wait == 0 || s->srv->stopping)
-        return http_answer_poll(s);
-    json_t *now = feed_fetch(s->srv, s->user_id, h->poll.after, 1);
-    int have = now && json_array_size(now) > 0;
-    json_decref(now);
-    if (have)
-        return http_answer_poll(s);
+    if (s->srv->stopping)
+        wait = 0;
+    json_t *events;
+    int rc = feed_fetch(s, h->poll.after, h->poll.limit, &events);
+    if (rc != FEED_PENDING && (wait == 0 || rc != STORE_OK || json_array_size(events) > 0))
+        return http_answer_events(s, rc, events);
+    json_decref(events);
     if (s->srv->parked >= s->srv->cfg.max_long_polls)
         return http_limited(s, 503, "overloaded", "too many long polls are waiting; retry shortly", 1);
-    /* Nothing yet: park until the feed wakes us, the deadline passes or
-     * the session ends (auth_hold: http_on_ended). */
+    return http_park(s, wait);
+}
+
+/* Nothing yet (or its rows come from the store): park until the feed wakes
+ * us, the deadline passes or the session ends (auth_hold: http_on_ended). */
+static int http_park(struct session *s, int wait)
+{
+    struct http_state *h = &s->u.http;
+    if (h->poll_parked)
+        return 0;
     if (auth_hold(s, 0) < 0)
         return http_error(s, 500, "internal", "out of memory");
     s->srv->parked++;
@@ -520,8 +551,12 @@ static int route_messages(struct session *s)
 static void http_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts)
 {
     (void)client_msg_id;          /* the request knows it */
+    if (rc == STORE_UNAVAILABLE)
+        s->u.http.retry_after_s = 1;
     int r = rc == STORE_OK
         ? http_json(s, 201, json_pack("{s:I,s:I}", "id", (json_int_t)id, "ts", (json_int_t)ts))
+        : rc == STORE_UNAVAILABLE
+        ? http_error(s, 503, "store_unavailable", "the database is unavailable; retry shortly")
         : http_error(s, 500, "internal", "could not store the message");
     if (r < 0)
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
@@ -576,22 +611,45 @@ static int transfer_answer(struct session *s, enum transfers_rc rc, const struct
         return http_error(s, 404, "not_found", "no such recipient");
     case TRANSFERS_TO_SELF:
         return http_error(s, 400, "invalid", "you cannot send money to yourself");
+    case TRANSFERS_UNAVAILABLE:
+        s->u.http.retry_after_s = 1;
+        return http_error(s, 503, "store_unavailable", "the database is unavailable; retry shortly");
     default:
         return http_error(s, 500, "internal", "could not record the transfer");
     }
+}
+
+static void http_transfer_done(void *arg, enum transfers_rc rc, const struct store_transfer *t)
+{
+    struct http_transfer *tk = arg;
+    struct session *s = tk->s;
+    free(tk);
+    if (!s)
+        return;
+    s->u.http.transfer = NULL;
+    if (transfer_answer(s, rc, t) < 0)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
 static int route_transfers(struct session *s)
 {
     const char *err, *to = NULL, *key = NULL;
     int64_t amount = 0;
-    struct store_transfer t;
     json_t *root = proto_parse_object(s->u.http.body, s->u.http.body_len, &err);
     if (!root)
         return http_error(s, 400, "invalid", err);
     const char *why = transfer_fields(root, &to, &amount, &key);
-    int rc = why ? http_error(s, 400, "invalid", why)
-                 : transfer_answer(s, transfers_submit(s->srv->transfers, s->user_id, to, amount, key, &t), &t);
+    struct http_transfer *tk = why ? NULL : calloc(1, sizeof *tk);
+    int rc = 0;                   /* answered by http_transfer_done */
+    if (why)
+        rc = http_error(s, 400, "invalid", why);
+    else if (!tk)
+        rc = http_error(s, 500, "internal", "out of memory");
+    if (tk) {
+        tk->s = s;
+        s->u.http.transfer = tk;
+        transfers_submit(s->srv->transfers, s->user_id, to, amount, key, http_transfer_done, tk);
+    }
     json_decref(root);
     return rc;
 }

@@ -17,9 +17,11 @@
 struct store;
 struct pwhash_pool;
 struct pwhash_job;
+struct http_transfer;
 struct transfers;
 struct limiter;
 struct feed;
+struct feed_read;
 struct sweep;
 struct auth;
 struct session;
@@ -97,6 +99,7 @@ struct http_state {
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
     struct http_call *call;   /* the store call it waits for (http_api.c) */
     int    (*route)(struct session *s);  /* to run once authenticated */
+    struct http_transfer *transfer; /* a transfer submit on its way (http_api.c) */
 };
 
 struct ws_state {
@@ -153,6 +156,7 @@ struct session {
     struct sweep_link touch;  /* next session touch, WebSockets (auth.c) */
     lws_dll2_t sub_node;      /* in srv->subscribers while listening for events */
     lws_dll2_owner_t acks;    /* chat sends waiting for their group commit (feed.c) */
+    struct feed_read *read;   /* its read of events from the store (feed.c) */
     union {
         struct http_state http;
         struct ws_state ws;

@@ -350,6 +350,8 @@ static void ws_on_posted(struct session *s, const char *client_msg_id, int rc, i
     int r = rc == STORE_OK
         ? ws_queue(s, json_pack("{s:s,s:s?,s:I,s:I}", "op", "ack", "client_msg_id", client_msg_id,
                                 "id", (json_int_t)id, "ts", (json_int_t)ts))
+        : rc == STORE_UNAVAILABLE   /* retryable: the client sends it again */
+        ? ws_send_error(s, client_msg_id, "store_unavailable", "the database is unavailable; retry shortly")
         : ws_send_error(s, client_msg_id, "internal", "could not store the message");
     if (r < 0)
         ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
