@@ -84,6 +84,7 @@ struct feed_txn {
     struct feed_pending pend;
     store_done_fn done;           /* feed_txn_end's */
     void *arg;
+    lws_dll2_t unseen_node;       /* committed, its events not in the ring yet */
 };
 
 /* A chat send waiting for the commit of its batch. */
@@ -130,6 +131,8 @@ struct feed {
     int live;                     /* transactions and catch-up reads out */
     int freed;                    /* feed_free came: completions only free */
     int catching, catch_again;
+    lws_dll2_owner_t unseen;      /* shared store: committed transactions
+                                   * answered once the ring has their events */
     lws_sorted_usec_list_t flush_sul;
     int turn_end;                 /* the loop's turn end ends the batch (feed_start) */
     struct lws *listen_wsi;       /* the store's notification socket */
@@ -378,15 +381,19 @@ static int feed_take(struct feed *f, const struct store_reply *reply)
     return ok;
 }
 
+static void feed_answer_seen(struct feed *f, int force);
+
 static void feed_caught(void *arg, const struct store_reply *reply)
 {
     struct feed *f = arg;
     f->catching = 0;
     if (f->freed) {
+        feed_answer_seen(f, 1);
         feed_unref(f);
         return;
     }
     int ok = reply->rc == STORE_OK && feed_take(f, reply);
+    feed_answer_seen(f, 0);
     int again = f->catch_again || (ok && reply->n == FEED_PAGE);
     feed_unref(f);
     if (!ok) {
@@ -474,21 +481,51 @@ static void feed_answer(struct feed_txn *t, int rc)
     }
 }
 
-static void feed_txn_ended(void *arg, const struct store_reply *reply)
+/* Answers the senders and the caller of feed_txn_end, and frees t. */
+static void feed_txn_finish(struct feed_txn *t, int rc)
 {
-    struct feed_txn *t = arg;
     struct feed *f = t->f;
-    struct store_reply r = *reply;
-    if (t->commit && t->rc != STORE_OK)
-        r.rc = t->rc;
-    if (!f->freed && t->commit && r.rc == STORE_OK)
-        feed_publish(f, &t->pend);
+    struct store_reply r = { .rc = rc };
     feed_pending_drop(&t->pend);
-    feed_answer(t, r.rc != STORE_OK ? r.rc : t->commit ? STORE_OK : STORE_UNAVAILABLE);
+    feed_answer(t, rc != STORE_OK ? rc : t->commit ? STORE_OK : STORE_UNAVAILABLE);
     if (t->done)
         t->done(t->arg, &r);
     free(t);
     feed_unref(f);
+}
+
+/* Shared store: the committed transactions whose events the ring now has
+ * (all of them if force: the feed stops) are answered, in commit order. */
+static void feed_answer_seen(struct feed *f, int force)
+{
+    while (f->unseen.head) {
+        struct feed_txn *t = lws_container_of(f->unseen.head, struct feed_txn, unseen_node);
+        if (!force && t->pend.max_id > feed_hi(f))
+            return;
+        lws_dll2_remove(&t->unseen_node);
+        feed_txn_finish(t, STORE_OK);
+    }
+}
+
+/* On a shared store a commit's events reach the ring by the catch-up read
+ * (with those of other instances committed before them, which it may not
+ * have yet): its senders are answered once they are there, so whoever was
+ * acknowledged finds the message in the very next read of the feed. */
+static void feed_txn_ended(void *arg, const struct store_reply *reply)
+{
+    struct feed_txn *t = arg;
+    struct feed *f = t->f;
+    int rc = reply->rc;
+    if (t->commit && t->rc != STORE_OK)
+        rc = t->rc;
+    if (!f->freed && t->commit && rc == STORE_OK && f->shared && t->pend.max_id > feed_hi(f)) {
+        lws_dll2_add_tail(&t->unseen_node, &f->unseen);
+        feed_catch_up(f);
+        return;
+    }
+    if (!f->freed && t->commit && rc == STORE_OK)
+        feed_publish(f, &t->pend);
+    feed_txn_finish(t, rc);
 }
 
 void feed_txn_end(struct feed_txn *t, int commit, store_done_fn done, void *arg)
@@ -735,6 +772,7 @@ void feed_stop(struct server *srv)
     f->turn_end = 0;
     lws_sul_cancel(&f->listen_sul);
     lws_sul_cancel(&f->catch_sul);
+    feed_answer_seen(f, 1);       /* committed: true acks, even unseen */
     store_set_batch_flush(srv->store, NULL, NULL);
 }
 

@@ -132,12 +132,22 @@ static struct http_call *http_call_new(void)
     return calloc(1, sizeof(struct http_call));
 }
 
+/* While a request waits for the store, lws' own timeout for a request left
+ * unanswered (5 s) is off: the store's bound (store.h: 5 s, then
+ * STORE_UNAVAILABLE) answers it, with a 503 the client can act on, where
+ * lws would only close the connection. */
+static void http_store_wait(struct session *s)
+{
+    lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
+}
+
 /* Sends the call; c->then answers the request (perhaps before this returns). */
 static int http_store_call(struct session *s, struct http_call *c, enum store_call_kind kind,
                            const struct store_args *args)
 {
     c->owner = s;
     s->u.http.call = c;
+    http_store_wait(s);
     store_call_async(s->srv->store, 0, kind, args, http_call_done, c);
     return 0;
 }
@@ -191,6 +201,8 @@ static int http_authenticate(struct session *s, int (*route)(struct session *s))
     int rc = n <= 7 || strncmp(hdr, "Bearer ", 7) != 0
            ? AUTH_REFUSED : auth_check_token(s->srv, s, hdr + 7, http_on_authed);
     sodium_memzero(hdr, sizeof hdr);
+    if (rc == AUTH_PENDING)
+        http_store_wait(s);
     return rc == AUTH_PENDING ? 0 : http_authed(s, rc);
 }
 
@@ -533,6 +545,7 @@ static int route_messages(struct session *s)
     if (!root)
         return http_error(s, 400, "invalid", err);
     int rc;
+    http_store_wait(s);           /* the answer comes after the commit */
     if (proto_get_string(root, "room", &room) < 0 || !proto_name_valid(room))
         rc = http_error(s, 400, "invalid", "room must be 1-32 of a-z 0-9 _ -");
     else if (proto_get_string(root, "body", &body) < 0 || !proto_body_valid(body))
@@ -648,6 +661,7 @@ static int route_transfers(struct session *s)
     if (tk) {
         tk->s = s;
         s->u.http.transfer = tk;
+        http_store_wait(s);
         transfers_submit(s->srv->transfers, s->user_id, to, amount, key, http_transfer_done, tk);
     }
     json_decref(root);

@@ -259,6 +259,9 @@ const char *h_pg_url(void);
 /* Creates a fresh, uniquely named database on CHAT_TEST_PG's server and
  * writes its URL into url (asserts CHAT_TEST_PG is set and it worked). */
 void h_pg_createdb(char *url, size_t len);
+/* url with its port replaced by port (e.g. a relay's in front of the
+ * database), into out; the port it had in *old_port. */
+void h_pg_url_with_port(const char *url, int port, char *out, size_t len, int *old_port);
 
 /* ---- clusters behind HAProxy (harness_cluster.c) ------------------------- */
 #define H_CLUSTER_MAX 8

@@ -199,3 +199,15 @@ void h_pg_drop_all(void)
             break;
         }
 }
+
+void h_pg_url_with_port(const char *url, int port, char *out, size_t len, int *old_port)
+{
+    const char *at = strrchr(url, '@');
+    const char *host = at ? at + 1 : strstr(url, "://") + 3;
+    const char *colon = strchr(host, ':');
+    if (!colon)
+        fail_msg("no port in the database URL %s", url);
+    *old_port = atoi(colon + 1);
+    const char *rest = colon + 1 + strspn(colon + 1, "0123456789");
+    snprintf(out, len, "%.*s:%d%s", (int)(colon - url), url, port, rest);
+}

@@ -32,18 +32,6 @@ static int teardown(void **state)
     return h_teardown(state);
 }
 
-/* url with its port replaced by port. */
-static void with_port(const char *url, int port, char *out, size_t len, int *old_port)
-{
-    const char *at = strrchr(url, '@');
-    const char *host = at ? at + 1 : strstr(url, "://") + 3;
-    const char *colon = strchr(host, ':');
-    assert_non_null(colon);
-    *old_port = atoi(colon + 1);
-    const char *rest = colon + 1 + strspn(colon + 1, "0123456789");
-    snprintf(out, len, "%.*s:%d%s", (int)(colon - url), url, port, rest);
-}
-
 /* chatd on a fresh database reached through g_relay; 0 if no PostgreSQL. */
 static int start_via_relay(struct h_server *s, char *via, size_t len)
 {
@@ -52,9 +40,9 @@ static int start_via_relay(struct h_server *s, char *via, size_t len)
     char db[512];
     int pg_port;
     h_pg_createdb(db, sizeof db);
-    with_port(db, 1, via, len, &pg_port);
+    h_pg_url_with_port(db, 1, via, len, &pg_port);
     g_relay = relay_start(pg_port);
-    with_port(db, relay_port(g_relay), via, len, &pg_port);
+    h_pg_url_with_port(db, relay_port(g_relay), via, len, &pg_port);
     const char *extra[] = { "--db", via, NULL };
     h_server_start(s, NULL, extra);
     return 1;

@@ -35,18 +35,6 @@ static int teardown(void **state)
     return h_teardown(state);
 }
 
-/* url with its port replaced by port (a relay in front of the database). */
-static void with_port(const char *url, int port, char *out, size_t len, int *old_port)
-{
-    const char *at = strrchr(url, '@');
-    const char *host = at ? at + 1 : strstr(url, "://") + 3;
-    const char *colon = strchr(host, ':');
-    assert_non_null(colon);
-    *old_port = atoi(colon + 1);
-    const char *rest = colon + 1 + strspn(colon + 1, "0123456789");
-    snprintf(out, len, "%.*s:%d%s", (int)(colon - url), url, port, rest);
-}
-
 /* GET /healthz, asserting it took under QUICK_MS; the "store" field. */
 static char *healthz_store(int port, char **reason)
 {
@@ -118,9 +106,9 @@ static void test_database_gone_and_back(void **state)
     char db[512], via[600];
     h_pg_createdb(db, sizeof db);
     int pg_port;
-    with_port(db, 1, via, sizeof via, &pg_port);      /* learn the port */
+    h_pg_url_with_port(db, 1, via, sizeof via, &pg_port);      /* learn the port */
     g_relay = relay_start(pg_port);
-    with_port(db, relay_port(g_relay), via, sizeof via, &pg_port);
+    h_pg_url_with_port(db, relay_port(g_relay), via, sizeof via, &pg_port);
     const char *extra[] = { "--db", via, NULL };
     struct h_server s;
     h_server_start(&s, NULL, extra);
