@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 BENCH=${BENCH:-bin/chat-bench}
 OUT=${BENCH_OUT:-build/bench}
 NS=${BENCH_CLUSTER_NS:-1 2 3}
-SUBS=${BENCH_FANOUT_SUBS:-1000}
+SUBS=${BENCH_FANOUT_SUBS:-2000}
 RATE=${BENCH_FANOUT_RATE:-100}
 USERS=${BENCH_SENDS_USERS:-8}
 WINDOW=${BENCH_SENDS_WINDOW:-16}
@@ -29,6 +29,7 @@ export CLUSTER_CHATD_ARGS="--msg-rate 100000 --login-rate 10000 --max-connection
 --max-connections-per-ip 20000 --max-long-polls 20000"
 mkdir -p "$OUT"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-cluster.XXXXXX") || exit 1
+chmod 755 "$tmp"                 # the postgres user must reach its pg/ dir
 dir=""
 cleanup() {
   [ -n "$dir" ] && scripts/cluster.sh stop "$dir" >/dev/null 2>&1
@@ -37,11 +38,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Column $2 of the data row of CSV file $1 whose "run" column is 1
-# (the header names the columns).
+# Column $2 of CSV file $1's last row (the header names the columns;
+# quoted fields, which may hold commas, are blanked first).
 csv_field() {
-  awk -F, -v want="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == want) c = i; next }
-                        c && $0 !~ /median/ { v = $c } END { print (v == "" ? "-" : v) }' "$1"
+  sed -E 's/"[^"]*"/q/g' "$1" |
+    awk -F, -v want="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == want) c = i; next }
+                          c { v = $c } END { print (v == "" ? "-" : v) }'
 }
 
 fmt() { awk -v v="$1" -v d="$2" 'BEGIN { if (v == "-" || v == "") print "-"; else printf "%.*f\n", d, v }'; }
