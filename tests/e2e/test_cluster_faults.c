@@ -171,13 +171,13 @@ static int teardown(void **state)
 {
     (void)state;
     pg_thaw();
+    if (pg_is_down && pg_dir())
+        pg_up();                  /* before cleanup, which drops the databases */
     relay_stop(g_relay);
     g_relay = NULL;
     if (getenv("CLUSTER_DUMP"))
         h_dump_logs();
     harness_cleanup();
-    if (pg_is_down && pg_dir())
-        pg_up();
     return 0;
 }
 
