@@ -101,8 +101,9 @@ export TEST_ALONE := test_limits
 
 test-unit: $(UNIT_BINS)
 	@scripts/run-tests.sh $(UNIT_BINS)
-# test_cluster needs PostgreSQL and HAProxy: it runs in test-cluster only.
-CLUSTER_BIN := $(OUT)/tests/e2e/test_cluster
+# test_cluster and test_cluster_faults need PostgreSQL and HAProxy: they run
+# in test-cluster only.
+CLUSTER_BIN := $(OUT)/tests/e2e/test_cluster $(OUT)/tests/e2e/test_cluster_faults
 E2E_SOLO    := $(filter-out $(CLUSTER_BIN),$(E2E_BINS))
 test-e2e: all $(E2E_SOLO)
 	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat scripts/run-tests.sh $(E2E_SOLO)
@@ -200,6 +201,12 @@ bench: all $(BINDIR)/chat-bench
 	$(BINDIR)/chat-bench --transport all --duration 5 --idle 5 --cpus split --out $(BENCH_OUT) $(BENCH_FLAGS)
 bench-full: all $(BINDIR)/chat-bench
 	BENCH=$(BINDIR)/chat-bench BENCH_OUT=$(BENCH_OUT) tests/bench/full.sh $(BENCH_FLAGS)
+# bench-cluster: chat-bench against 1, 2 and 3 chatd behind HAProxy on one
+# PostgreSQL (tests/bench/cluster.sh): fan-out deliveries/s, persisted
+# sends/s, latency. Not in make test.
+.PHONY: bench-cluster
+bench-cluster: all $(BINDIR)/chat-bench
+	BENCH=$(BINDIR)/chat-bench BENCH_OUT=$(BENCH_OUT) tests/bench/cluster.sh $(BENCH_FLAGS)
 check-bench: all $(BINDIR)/chat-bench
 	@$(BINDIR)/chat-bench --smoke --out $(OUT)/bench-smoke
 check: check-bench

@@ -6,6 +6,9 @@
 #                                connections, prints its URL on stdout
 #   pg-temp.sh stop DIR          stops it and removes DIR
 #   pg-temp.sh createdb URL NAME creates database NAME on the cluster at URL
+#   pg-temp.sh down DIR          stops its server (pg_ctl -m fast), keeps DIR
+#   pg-temp.sh up DIR            starts it again on the same port, waits
+#                                until it accepts connections (fault tests)
 # Trust authentication, reachable only from 127.0.0.1 and DIR's socket; never
 # use it for data you want to keep. PostgreSQL refuses to run as root, so
 # when run as root the server runs as the `postgres` user.
@@ -109,6 +112,18 @@ stop() {
   rm -rf "$dir"
 }
 
+down() {
+  dir=$1
+  [ -f "$dir/pg-temp.marker" ] || die "$dir was not made by pg-temp.sh"
+  as_owner "$(bindir)/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+}
+
+up() {
+  dir=$1
+  [ -f "$dir/pg-temp.marker" ] || die "$dir was not made by pg-temp.sh"
+  try_start "$(cat "$dir/port")" "$dir" "$(bindir)" || { cat "$dir/server.log" >&2; die "could not start it again"; }
+}
+
 createdb() {
   url=$1 name=$2
   case $name in ''|*[!A-Za-z0-9_]*) die "database name must be [A-Za-z0-9_]+";; esac
@@ -118,6 +133,8 @@ createdb() {
 case "${1:-}" in
   start)    [ $# -eq 2 ] || die "usage: pg-temp.sh start DIR"; start "$2";;
   stop)     [ $# -eq 2 ] || die "usage: pg-temp.sh stop DIR"; stop "$2";;
+  down)     [ $# -eq 2 ] || die "usage: pg-temp.sh down DIR"; down "$2";;
+  up)       [ $# -eq 2 ] || die "usage: pg-temp.sh up DIR"; up "$2";;
   createdb) [ $# -eq 3 ] || die "usage: pg-temp.sh createdb URL NAME"; createdb "$2" "$3";;
-  *)        die "usage: pg-temp.sh start DIR | stop DIR | createdb URL NAME";;
+  *)        die "usage: pg-temp.sh start DIR | stop DIR | down DIR | up DIR | createdb URL NAME";;
 esac

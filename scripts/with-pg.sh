@@ -1,6 +1,8 @@
 #!/bin/sh
 # with-pg.sh CMD [ARG...] — runs CMD with a throwaway PostgreSQL cluster:
-# starts one (scripts/pg-temp.sh), exports CHAT_TEST_PG=<its URL>, runs CMD,
+# starts one (scripts/pg-temp.sh), exports CHAT_TEST_PG=<its URL> and
+# CHAT_TEST_PG_DIR=<its directory> (for fault tests: pg-temp.sh down/up,
+# the postmaster's pid in DIR/data/postmaster.pid), runs CMD,
 # stops and removes the cluster whatever happens, and exits with CMD's status.
 set -u
 [ $# -ge 1 ] || { echo "usage: with-pg.sh CMD [ARG...]" >&2; exit 2; }
@@ -28,7 +30,8 @@ trap 'on_signal HUP 129' HUP
 
 url=$("$here/pg-temp.sh" start "$dir") || { echo "with-pg.sh: no cluster" >&2; exit 1; }
 CHAT_TEST_PG=$url
-export CHAT_TEST_PG
+CHAT_TEST_PG_DIR=$dir
+export CHAT_TEST_PG CHAT_TEST_PG_DIR
 echo "with-pg.sh: PostgreSQL at $url" >&2
 exec 3<&0                       # an async command's stdin would be /dev/null
 "$@" 0<&3 3<&- &

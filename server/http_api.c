@@ -725,17 +725,21 @@ static int route_logout(struct session *s)
 
 /* From memory only (never a database round trip): the instance serves, so
  * 200; "store" says "degraded", with a reason, while the database is out of
- * reach or slow (store_io_health). */
+ * reach or slow (store_io_health). The balancer's store check asks
+ * ?store=required: then a degraded store is 404, which HAProxy's
+ * disable-on-404 turns into a soft stop (no new requests, no connection
+ * cut; deploy/haproxy.cfg.in has the policy). */
 #define HEALTH_SLOW_MS 1000
 static int route_healthz(struct session *s)
 {
     char reason[160];
     int degraded = store_io_health(s->srv->store, HEALTH_SLOW_MS, reason, sizeof reason);
-    json_t *body = json_pack("{s:b,s:s,s:i,s:s}", "ok", 1, "instance", s->srv->instance,
+    int required = strcmp(s->u.http.query, "store=required") == 0;
+    json_t *body = json_pack("{s:b,s:s,s:i,s:s}", "ok", !(required && degraded), "instance", s->srv->instance,
                              "parked", s->srv->parked, "store", degraded ? "degraded" : "ok");
     if (body && degraded)
         json_object_set_new(body, "reason", json_string(reason));
-    return http_json(s, 200, body);
+    return http_json(s, required && degraded ? 404 : 200, body);
 }
 
 static int route_ws_plain(struct session *s)

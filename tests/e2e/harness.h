@@ -70,6 +70,12 @@ void h_pump(int timeout_ms);
 int  h_proc_wait_exit(struct h_proc *p, int64_t deadline, int *status);
 /* SIGKILL + reap (no-op if it already exited). */
 void h_proc_kill(struct h_proc *p);
+/* A tool (psql, scripts/pg-temp.sh), never under $E2E_WRAP, tracked like
+ * every child; env: "K=V" strings to add, NULL-terminated (may be NULL). */
+struct h_proc *h_spawn_tool(const char *name, char *const argv[], const char *const *env);
+/* Runs a tool to its end within timeout_ms: its exit code, or -1 (killed,
+ * time-out). *out and *err (each may be NULL) get what it printed (free()). */
+int  h_tool_run(char *const argv[], char **out, char **err, int timeout_ms);
 
 /* ---- server (harness_server.c) ------------------------------------------- */
 struct h_server {
@@ -308,6 +314,11 @@ struct h_cluster {
     struct h_server front;
 };
 void h_cluster_start(struct h_cluster *c, int n, const char *const *extra);
+/* The same, with instance i on the database location dbpath[i] when dbpath
+ * and dbpath[i] are not NULL: dbpath[0] one made with h_pg_createdb, and
+ * another instance on the same database reached another way (through a
+ * relay the test can cut, for one instance only). */
+void h_cluster_start_dbs(struct h_cluster *c, int n, const char *const *extra, const char *const *dbpath);
 /* SIGKILL instance i (no wait for the balancer to notice: that is what a
  * test measures). */
 void h_cluster_kill(struct h_cluster *c, int i);

@@ -17,7 +17,10 @@
 
 /* ---- instances on one database ---- */
 
-void h_servers_start_shared(struct h_server *s, int n, const char *const *extra)
+/* Instance i on dbpath[i] when given (a database made with h_pg_createdb,
+ * or the same one through a relay), else instance 0 on a new database and
+ * the others on instance 0's. */
+static void servers_start(struct h_server *s, int n, const char *const *extra, const char *const *dbpath)
 {
     if (n < 1 || n > H_CLUSTER_MAX)
         fail_msg("h_servers_start_shared: n must be 1-%d, got %d", H_CLUSTER_MAX, n);
@@ -33,16 +36,31 @@ void h_servers_start_shared(struct h_server *s, int n, const char *const *extra)
     ex[ne++] = "--instance";
     ex[ne++] = "chatd1";
     ex[ne] = NULL;
-    h_server_start(&s[0], NULL, ex);
+    if (dbpath && dbpath[0]) {             /* h_server_start on a given database */
+        harness_init();
+        memset(&s[0], 0, sizeof s[0]);
+        snprintf(s[0].dbdir, sizeof s[0].dbdir, "%s", h_tmpdir());
+        snprintf(s[0].dbpath, sizeof s[0].dbpath, "%s", dbpath[0]);
+        for (int i = 0; i < ne; i++)
+            snprintf(s[0].extra[s[0].nextra++], sizeof s[0].extra[0], "%s", ex[i]);
+        h_server_spawn(&s[0]);
+    } else {
+        h_server_start(&s[0], NULL, ex);
+    }
     for (int i = 1; i < n; i++) {
         memset(&s[i], 0, sizeof s[i]);
         snprintf(s[i].dbdir, sizeof s[i].dbdir, "%s", s[0].dbdir);
-        snprintf(s[i].dbpath, sizeof s[i].dbpath, "%s", s[0].dbpath);
+        snprintf(s[i].dbpath, sizeof s[i].dbpath, "%s", dbpath && dbpath[i] ? dbpath[i] : s[0].dbpath);
         memcpy(s[i].extra, s[0].extra, sizeof s[i].extra);
         s[i].nextra = s[0].nextra;
         snprintf(s[i].extra[s[i].nextra - 1], sizeof s[i].extra[0], "chatd%d", i + 1);
         h_server_spawn(&s[i]);
     }
+}
+
+void h_servers_start_shared(struct h_server *s, int n, const char *const *extra)
+{
+    servers_start(s, n, extra, NULL);
 }
 
 /* ---- HAProxy ---- */
@@ -328,15 +346,20 @@ void h_haproxy_stop(struct h_haproxy *h)
 
 /* ---- clusters ---- */
 
-void h_cluster_start(struct h_cluster *c, int n, const char *const *extra)
+void h_cluster_start_dbs(struct h_cluster *c, int n, const char *const *extra, const char *const *dbpath)
 {
     memset(c, 0, sizeof *c);
     c->n = n;
-    h_servers_start_shared(c->inst, n, extra);
+    servers_start(c->inst, n, extra, dbpath);
     h_haproxy_start(&c->lb, c->inst, n);
     c->front.port = c->lb.port;
     snprintf(c->front.url, sizeof c->front.url, "%s", c->lb.url);
     snprintf(c->front.dbpath, sizeof c->front.dbpath, "%s", c->inst[0].dbpath);
+}
+
+void h_cluster_start(struct h_cluster *c, int n, const char *const *extra)
+{
+    h_cluster_start_dbs(c, n, extra, NULL);
 }
 
 void h_cluster_kill(struct h_cluster *c, int i)

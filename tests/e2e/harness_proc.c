@@ -353,7 +353,7 @@ static void exec_wrapped(char *const argv[])
 {
     const char *wrap = getenv("E2E_WRAP");
     if (!wrap || !*wrap || h_spawn_nowrap) {
-        execv(argv[0], argv);
+        execvp(argv[0], argv);     /* a tool (psql) is looked up on PATH */
         return;
     }
     char *words = strdup(wrap), *save = NULL, *w;
@@ -453,4 +453,26 @@ int h_teardown(void **state)
     (void)state;
     harness_cleanup();
     return 0;
+}
+
+struct h_proc *h_spawn_tool(const char *name, char *const argv[], const char *const *env)
+{
+    h_spawn_nowrap = 1;
+    struct h_proc *p = h_spawn(name, argv, env, 0);
+    h_spawn_nowrap = 0;
+    return p;
+}
+
+int h_tool_run(char *const argv[], char **out, char **err, int timeout_ms)
+{
+    struct h_proc *p = h_spawn_tool(argv[0], argv, NULL);
+    int st = 0, done = h_proc_wait_exit(p, h_deadline(timeout_ms), &st);
+    if (!done)
+        h_proc_kill(p);
+    if (out)
+        *out = strdup(p->out.data ? p->out.data : "");
+    if (err)
+        *err = strdup(p->err.data ? p->err.data : "");
+    h_proc_forget(p);
+    return done && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -1,0 +1,79 @@
+#!/bin/bash
+# make bench-cluster: what scale-out buys (issue 15). For each N of
+# BENCH_CLUSTER_NS (default "1 2 3"): a throwaway PostgreSQL, N chatd on its
+# one database and HAProxy in front (scripts/cluster.sh start), then
+# chat-bench against the balancer:
+#   fan-out  --fanout SUBS WebSocket subscribers (spread round robin over the
+#            instances), one sender at RATE messages/s: deliveries/s achieved
+#            (offered SUBS x RATE), send->delivery latency p50/p99;
+#   sends    --sends: USERS WebSocket senders keeping WINDOW messages
+#            unacknowledged: persisted (acknowledged = committed) sends/s,
+#            ack latency p50/p99, send->delivery latency p50/p99.
+# Prints one Markdown table; each run's JSON/CSV goes to BENCH_OUT/cluster-*.
+# Everything (PostgreSQL, chatd x N, HAProxy, the generator) shares this
+# machine's CPUs: the table says how many there are. Extra arguments go to
+# every chat-bench run. Not part of make test.
+set -u
+cd "$(dirname "$0")/../.."
+BENCH=${BENCH:-bin/chat-bench}
+OUT=${BENCH_OUT:-build/bench}
+NS=${BENCH_CLUSTER_NS:-1 2 3}
+SUBS=${BENCH_FANOUT_SUBS:-2000}
+RATE=${BENCH_FANOUT_RATE:-100}
+USERS=${BENCH_SENDS_USERS:-8}
+WINDOW=${BENCH_SENDS_WINDOW:-16}
+DURATION=${BENCH_DURATION:-10}
+# chat-bench's limits out of the way (it passes them itself only to a
+# chatd it starts); the balancer is every client's address.
+export CLUSTER_CHATD_ARGS="--msg-rate 100000 --login-rate 10000 --max-connections 20000 \
+--max-connections-per-ip 20000 --max-long-polls 20000"
+mkdir -p "$OUT"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-cluster.XXXXXX") || exit 1
+chmod 755 "$tmp"                 # the postgres user must reach its pg/ dir
+dir=""
+cleanup() {
+  [ -n "$dir" ] && scripts/cluster.sh stop "$dir" >/dev/null 2>&1
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Column $2 of CSV file $1's last row (the header names the columns;
+# quoted fields, which may hold commas, are blanked first).
+csv_field() {
+  sed -E 's/"[^"]*"/q/g' "$1" |
+    awk -F, -v want="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == want) c = i; next }
+                          c { v = $c } END { print (v == "" ? "-" : v) }'
+}
+
+fmt() { awk -v v="$1" -v d="$2" 'BEGIN { if (v == "-" || v == "") print "-"; else printf "%.*f\n", d, v }'; }
+
+rows=()
+status=0
+for n in $NS; do
+  dir="$tmp/c$n"
+  url=$(scripts/cluster.sh start "$dir" "$n") || { echo "bench-cluster: no cluster of $n" >&2; exit 1; }
+  echo "bench-cluster: $n instance(s) behind $url" >&2
+  "$BENCH" --server "$url" --out "$OUT" --name "cluster-fanout-$n" --no-plot --transport websocket \
+    --fanout "$SUBS" --rate "$RATE" --duration "$DURATION" --logins 8 "$@" >&2 || status=1
+  "$BENCH" --server "$url" --out "$OUT" --name "cluster-sends-$n" --no-plot --transport websocket \
+    --sends --users "$USERS" --window "$WINDOW" --duration "$DURATION" "$@" >&2 || status=1
+  scripts/cluster.sh stop "$dir" >/dev/null 2>&1
+  dir=""
+  f="$OUT/cluster-fanout-$n.csv" s="$OUT/cluster-sends-$n.csv"
+  rows+=("| $n | $(fmt "$(csv_field "$f" deliveries_per_s)" 0) | $(fmt "$(csv_field "$f" offered_per_s)" 0) \
+| $(fmt "$(csv_field "$f" p50)" 2) | $(fmt "$(csv_field "$f" p99)" 2) \
+| $(fmt "$(csv_field "$s" acks_per_s)" 0) | $(fmt "$(csv_field "$s" ack_p50)" 2) | $(fmt "$(csv_field "$s" ack_p99)" 2) \
+| $(fmt "$(csv_field "$s" p50)" 2) | $(fmt "$(csv_field "$s" p99)" 2) |")
+done
+
+echo
+echo "chat-bench against N chatd behind HAProxy on one PostgreSQL, all on $(nproc) CPUs;"
+echo "fan-out: $SUBS WebSocket subscribers, 1 sender at $RATE msgs/s; sends: $USERS WebSocket senders,"
+echo "window $WINDOW; $DURATION s each"
+echo
+echo "| instances | fan-out deliveries/s | offered/s | fan-out p50 ms | fan-out p99 ms | persisted sends/s \
+| ack p50 ms | ack p99 ms | send→delivery p50 ms | send→delivery p99 ms |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
+exit $status
