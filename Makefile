@@ -95,6 +95,10 @@ $(OUT)/tests/ui/%: $(call obj,tests/ui/%.c) $(call obj,$(UI_TEST_LIB)) $(call ob
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# scripts/run-tests.sh runs two test binaries at once (TEST_JOBS), except
+# those named here, which measure rates against the clock and run alone.
+export TEST_ALONE := test_limits
+
 test-unit: $(UNIT_BINS)
 	@scripts/run-tests.sh $(UNIT_BINS)
 # test_cluster needs PostgreSQL and HAProxy: it runs in test-cluster only.
@@ -142,7 +146,7 @@ test-e2e-pg: all $(E2E_SOLO)
 	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat CHAT_TEST_PG_REQUIRED=1 \
 	  scripts/with-pg.sh scripts/run-tests.sh $(E2E_SOLO)
 test-cluster: all $(CLUSTER_BIN)
-	@CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat CHAT_TEST_PG_REQUIRED=1 \
+	@TEST_JOBS=1 CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat CHAT_TEST_PG_REQUIRED=1 \
 	  scripts/with-pg.sh scripts/run-tests.sh $(CLUSTER_BIN)
 ifneq ($(SAN),1)
 check: test-unit-pg test-e2e-pg test-cluster

@@ -43,6 +43,8 @@ struct ws {
     int handshake_sent;          /* the upgrade request went out */
     int refused;                 /* the attempt ended as an upgrade refusal */
     lws_sorted_usec_list_t sul;  /* next attempt, or the ready deadline */
+    lws_sorted_usec_list_t resend_sul;  /* after a transient refusal */
+    uint16_t resend_tries;
     uint16_t tries;
     unsigned conn;               /* serial of the current connection */
     int hello_pending, ready;
@@ -219,18 +221,36 @@ static int ws_writeable(struct ws *t)
 
 /* ---- reading ---- */
 
+/* After a transient refusal: everything unacknowledged goes out again on
+ * this connection (as on a new one: the server deduplicates by
+ * client_msg_id). */
+static void ws_resend(lws_sorted_usec_list_t *sul)
+{
+    struct ws *t = lws_container_of(sul, struct ws, resend_sul);
+    if (!t->wsi || !t->ready)
+        return;                 /* a new connection sends them anyway */
+    t->conn = core_connection_serial(t->env.core);
+    lws_callback_on_writable(t->wsi);
+}
+
 /* An error frame naming one of our messages refuses it for good, unless the
- * server only failed to store it (then it is sent again on the next
- * connection). Others are just reported. */
+ * server only failed to store it (internal, busy, or the database out of
+ * reach: store_unavailable); then it is sent again after a backoff. Others
+ * are just reported. */
 static void ws_on_error_frame(struct ws *t, json_t *root)
 {
     const char *msg = NULL, *code = NULL, *cmid = NULL;
     proto_get_string(root, "message", &msg);
     proto_get_string(root, "code", &code);
     proto_get_string(root, "client_msg_id", &cmid);
-    int transient = code && (strcmp(code, "internal") == 0 || strcmp(code, "busy") == 0);
+    int transient = code && (strcmp(code, "internal") == 0 || strcmp(code, "busy") == 0 ||
+                             strcmp(code, "store_unavailable") == 0);
     if (cmid && !transient && core_reject(t->env.core, cmid, msg ? msg : code) == 0)
         return;
+    if (cmid && transient && lws_dll2_is_detached(&t->resend_sul.list)) {   /* not yet planned */
+        unsigned ms = backoff_next(t->env.ctx, &t->resend_tries);
+        lws_sul_schedule(t->env.ctx, 0, &t->resend_sul, ws_resend, (lws_usec_t)ms * 1000);
+    }
     core_error(t->env.core, "server: %s", msg ? msg : code ? code : "unspecified error");
 }
 
@@ -256,6 +276,7 @@ static void ws_on_message(struct ws *t, const char *buf, size_t len)
     } else if (strcmp(op, "ack") == 0) {
         proto_get_string(root, "client_msg_id", &cmid);
         proto_get_int(root, "id", &id, NULL);
+        t->resend_tries = 0;
         core_ack(t->env.core, cmid, id);
     } else if (strcmp(op, "error") == 0) {
         ws_on_error_frame(t, root);
@@ -399,6 +420,7 @@ static void ws_destroy(void *v)
     if (!t)
         return;
     lws_sul_cancel(&t->sul);
+    lws_sul_cancel(&t->resend_sul);
     if (t->wsi)
         wsi_owner_detach(t->wsi);
     ws_reasm_free(t->rx);
@@ -425,6 +447,7 @@ static int ws_stop(void *v)
 {
     struct ws *t = v;
     lws_sul_cancel(&t->sul);
+    lws_sul_cancel(&t->resend_sul);
     if (!t->wsi)
         return 0;
     if (!t->stopping) {

@@ -4,25 +4,43 @@
  * after a cursor, and waking the connections that wait for them (through
  * their session's ops: the feed names no transport).
  *
+ * Every store call here is asynchronous (store.h): a completion may run
+ * inside the call (SQLite) or in a later loop turn (PostgreSQL), so state
+ * is set up before each call and nothing the call may have freed is
+ * touched after it.
+ *
  * Group commit: chat sends of one loop turn share one store transaction (a
- * "batch"), committed at the end of the turn (main.c's turn end calls
+ * "batch", struct feed_txn with its senders' acks), begun at the turn's
+ * first send and ended at the end of the turn (main.c's turn end calls
  * feed_flush right after the turn's I/O callbacks), or earlier: at
  * FEED_BATCH_MAX sends, or when the store needs it (store.h). Without that
- * turn end (tests), a timer does it.
- * Each sender is answered only after that commit: an acknowledged message
- * is durable, and one fsync serves the whole turn.
+ * turn end (tests), a timer does it. Each sender is answered only in the
+ * commit's completion: an acknowledged message is durable, and one fsync
+ * serves the whole turn. A send arriving while a batch's commit is still
+ * on its way goes into the next batch, queued behind it; completions come
+ * in call order, so acks and publication stay in id order. A failed batch
+ * answers every sender: the one whose append failed with its error, the
+ * others STORE_UNAVAILABLE (nothing wrong with theirs: retry). At most
+ * FEED_WAITING_MAX sends wait for a commit; beyond that a send is answered
+ * STORE_UNAVAILABLE at once.
  *
  * The feed keeps the most recent events in memory: all events with
  * lo < id <= hi are in the ring, and a reader whose cursor is >= lo is served
  * from memory instead of the store (what makes fan-out to many subscribers
  * cheap). Events enter the ring only after their transaction committed, and
- * in id order, so every transport delivers the same stored sequence.
+ * in id order, so every transport delivers the same stored sequence. A
+ * reader further behind gets its rows from a store read kept for it (a
+ * struct feed_read ticket, which a closing connection disowns).
  *
  * On a shared store (PostgreSQL, several instances) other instances commit
- * events too: the ring is then filled from the store (store_events_all_after
- * from hi), after our own commits and whenever the store notifies that any
- * instance committed. The store makes ids visible in id order, so reading
- * "after hi" never skips an event that commits later. */
+ * events too: the ring is then filled from the store (events_all_after
+ * from hi, one read at a time), after our own commits and whenever the
+ * store notifies that any instance committed. The store makes ids visible
+ * in id order, so reading "after hi" never skips an event that commits
+ * later.
+ *
+ * Shutdown: feed_free while store calls are still out leaves the struct
+ * (marked freed) for their completions, which only free what they hold. */
 #include "feed.h"
 #include "clock.h"
 #include "server.h"
@@ -36,8 +54,10 @@
 
 #define FEED_RING        4096     /* recent events kept in memory */
 #define FEED_BATCH_MAX   512      /* sends in one group commit */
+#define FEED_WAITING_MAX STORE_ASYNC_MAX_REQUESTS  /* sends waiting for commits */
 #define FEED_PAGE        512      /* events read per catch-up query */
 #define FEED_RELISTEN_US (1 * LWS_USEC_PER_SEC)
+#define FEED_RETRY_US    (1 * LWS_USEC_PER_SEC)
 
 struct feed_entry {
     int64_t id, recipient_id;
@@ -46,30 +66,75 @@ struct feed_entry {
     size_t ws_len;
 };
 
+/* What a transaction appended, ready for the ring once it commits. */
+struct feed_pending {
+    struct feed_entry *e;
+    size_t n, cap;
+    int lost;                     /* an appended event could not be kept */
+    int64_t max_id;               /* highest id appended */
+};
+
+struct feed_txn {
+    struct feed *f;
+    int64_t txn;                  /* the store's handle */
+    int rc;                       /* first failure inside it */
+    int ended, commit;
+    int batch;                    /* the group commit of chat sends */
+    lws_dll2_owner_t acks;        /* a batch's senders, in call order */
+    struct feed_pending pend;
+    store_done_fn done;           /* feed_txn_end's */
+    void *arg;
+};
+
 /* A chat send waiting for the commit of its batch. */
 struct feed_ack {
-    lws_dll2_t batch_node;        /* in feed->acks */
+    lws_dll2_t txn_node;          /* in its batch's acks */
     lws_dll2_t session_node;      /* in session->acks */
     struct session *s;            /* NULL once the session is gone */
+    struct feed_txn *t;
+    char *payload;                /* until its append completes */
     int64_t id, ts;
+    int rc;                       /* its append's */
     int has_cmid;
     char cmid[PROTO_CLIENT_MSG_ID_MAX + 1];
 };
 
+/* An append of feed_txn_append on its way. */
+struct feed_call {
+    struct feed_txn *t;
+    int64_t recipient_id;
+    store_done_fn done;
+    void *arg;
+    char *type, *payload;
+};
+
+/* A session's read of events from the store: its ticket. */
+struct feed_read {
+    struct session *s;            /* NULL once the session is gone */
+    int64_t after;
+    int busy;                     /* the read is on its way */
+    int in_call;                  /* inside store_call_async: no wake */
+    int rc;
+    json_t *rows;
+};
+
 struct feed {
     struct server *srv;
+    struct store *st;
+    int shared;                   /* store_is_shared */
     struct feed_entry ring[FEED_RING];
     size_t head, count;           /* oldest at head */
     int64_t lo;                   /* every event id > lo is in the ring */
-    struct feed_entry *pending;   /* appended, not yet committed */
-    size_t npending, cap;
-    int in_txn;
-    int lost;                     /* an appended event could not be cached */
-    lws_dll2_owner_t acks;        /* sends in the open batch */
+    struct feed_txn *open;        /* the batch taking sends now */
+    int waiting;                  /* sends not answered yet */
+    int live;                     /* transactions and catch-up reads out */
+    int freed;                    /* feed_free came: completions only free */
+    int catching, catch_again;
     lws_sorted_usec_list_t flush_sul;
-    int turn_end;                 /* the loop's turn end commits the batch (feed_start) */
+    int turn_end;                 /* the loop's turn end ends the batch (feed_start) */
     struct lws *listen_wsi;       /* the store's notification socket */
     lws_sorted_usec_list_t listen_sul;
+    lws_sorted_usec_list_t catch_sul;
 };
 
 struct feed *feed_new(struct store *st)
@@ -78,6 +143,10 @@ struct feed *feed_new(struct store *st)
     if (f && store_last_event_id(st, &f->lo) != STORE_OK) {
         free(f);
         return NULL;
+    }
+    if (f) {
+        f->st = st;
+        f->shared = store_is_shared(st);
     }
     return f;
 }
@@ -108,12 +177,12 @@ static void feed_entry_free(struct feed_entry *e)
     free(e->ws_frame);
 }
 
-static void feed_drop_pending(struct feed *f)
+static void feed_pending_drop(struct feed_pending *p)
 {
-    for (size_t i = 0; i < f->npending; i++)
-        feed_entry_free(&f->pending[i]);
-    f->npending = 0;
-    f->lost = 0;
+    for (size_t i = 0; i < p->n; i++)
+        feed_entry_free(&p->e[i]);
+    free(p->e);
+    memset(p, 0, sizeof *p);
 }
 
 static void feed_ring_clear(struct feed *f)
@@ -123,14 +192,21 @@ static void feed_ring_clear(struct feed *f)
     f->head = f->count = 0;
 }
 
+/* One store call (or transaction) of the feed's came back. */
+static void feed_unref(struct feed *f)
+{
+    if (--f->live == 0 && f->freed)
+        free(f);
+}
+
 void feed_free(struct feed *f)
 {
     if (!f)
         return;
-    feed_drop_pending(f);
-    free(f->pending);
     feed_ring_clear(f);
-    free(f);
+    f->freed = 1;
+    f->live++;
+    feed_unref(f);
 }
 
 /* ---- who listens ---- */
@@ -168,17 +244,22 @@ void feed_wake_all(struct server *srv)
 
 /* Wakes the listeners of the newest n ring entries: everyone once if one
  * of them is for everyone, else each recipient. */
-static void feed_wake_newest(struct server *srv, size_t n)
+static void feed_wake_newest(struct feed *f, size_t n)
 {
-    struct feed *f = srv->feed;
+    if (!f->srv)
+        return;
+    if (n > f->count) {           /* more than the ring holds */
+        feed_wake_all(f->srv);
+        return;
+    }
     size_t first = f->count - n;
     for (size_t i = first; i < f->count; i++)
         if (f->ring[(f->head + i) % FEED_RING].recipient_id == 0) {
-            feed_wake_all(srv);
+            feed_wake_all(f->srv);
             return;
         }
     for (size_t i = first; i < f->count; i++)
-        feed_wake(srv, f->ring[(f->head + i) % FEED_RING].recipient_id);
+        feed_wake(f->srv, f->ring[(f->head + i) % FEED_RING].recipient_id);
 }
 
 /* ---- the ring ---- */
@@ -201,203 +282,281 @@ static void feed_ring_push(struct feed *f, struct feed_entry e)
     f->count++;
 }
 
-/* Something could not be cached: forget the ring; readers use the store. */
-static void feed_ring_reset(struct server *srv)
+/* Something could not be cached, or came out of order: forget the ring up
+ * to the highest id known committed; readers behind it use the store. */
+static void feed_ring_reset(struct feed *f, int64_t committed)
 {
-    struct feed *f = srv->feed;
+    int64_t hi = feed_hi(f);
     feed_ring_clear(f);
-    if (store_last_event_id(srv->store, &f->lo) != STORE_OK)
-        fprintf(stderr, "chatd: feed: cannot read the last event id\n");
+    f->lo = committed > hi ? committed : hi;
+    if (f->srv)
+        feed_wake_all(f->srv);
 }
 
-struct feed_take {
-    struct feed *f;
-    int n;                        /* rows read in this page */
-    size_t added;                 /* entered the ring */
-    int failed;
-};
-
-static int feed_take_one(void *arg, const struct store_event *ev)
-{
-    struct feed_take *t = arg;
-    t->n++;
-    if (ev->id <= feed_hi(t->f))     /* already in the ring: keep the order strict */
-        return 0;
-    json_t *e = proto_event_new(ev->id, ev->type, ev->ts_ms, ev->payload);
-    struct feed_entry fe = e ? feed_entry_new(ev->id, ev->recipient_id, e) : (struct feed_entry){ 0 };
-    if (!fe.event) {
-        t->failed = 1;
-        return 1;
-    }
-    feed_ring_push(t->f, fe);
-    t->added++;
-    return 0;
-}
-
-/* Shared store: reads into the ring every event committed after hi, by any
- * instance, and wakes their listeners. */
-static void feed_catch_up(struct server *srv)
-{
-    struct feed *f = srv->feed;
-    if (store_batch_open(srv->store)) {
-        /* Reading would commit the open batch first, and that commit catches
-         * up itself: let it, rather than read from a position it moves. */
-        feed_flush(srv);
-        return;
-    }
-    struct feed_take t = { f, FEED_PAGE, 0, 0 };
-    while (t.n == FEED_PAGE && !t.failed) {
-        t.n = 0;
-        if (store_events_all_after(srv->store, feed_hi(f), FEED_PAGE, feed_take_one, &t) != STORE_OK)
-            t.failed = 1;
-    }
-    size_t added = t.added;
-    if (added > f->count) {       /* more than the ring holds: wake everyone */
-        feed_wake_all(srv);
-        return;
-    }
-    if (added)
-        feed_wake_newest(srv, added);
-    if (t.failed)
-        fprintf(stderr, "chatd: feed: catching up from the store failed; retrying at the next event\n");
-}
+static void feed_catch_up(struct feed *f);
 
 /* The committed events enter the ring, then their listeners are woken. */
-static void feed_publish(struct server *srv)
+static void feed_publish(struct feed *f, struct feed_pending *p)
 {
-    struct feed *f = srv->feed;
-    if (store_is_shared(srv->store)) {
-        feed_drop_pending(f);
-        feed_catch_up(srv);
+    if (f->shared) {
+        feed_catch_up(f);
         return;
     }
-    if (f->lost) {
-        feed_drop_pending(f);
-        feed_ring_reset(srv);
-        feed_wake_all(srv);
-        return;
+    size_t n = 0;
+    for (size_t i = 0; i < p->n && !p->lost; i++) {
+        if (p->e[i].id <= feed_hi(f)) {
+            p->lost = 1;
+            break;
+        }
+        feed_ring_push(f, p->e[i]);
+        p->e[i].event = NULL;
+        p->e[i].ws_frame = NULL;
+        n++;
     }
-    size_t n = f->npending;
-    for (size_t i = 0; i < n; i++)
-        feed_ring_push(f, f->pending[i]);
-    f->npending = 0;
-    feed_wake_newest(srv, n < f->count ? n : f->count);
+    if (p->lost)
+        feed_ring_reset(f, p->max_id);
+    else if (n)
+        feed_wake_newest(f, n);
 }
 
 /* Keeps an appended event, ready for the ring, until its transaction
- * commits (feed_publish) or not (feed_drop_pending). */
-static void feed_keep_pending(struct feed *f, const struct store_new_event *ev, int64_t id, int64_t ts)
+ * commits (feed_publish) or not (feed_pending_drop). A shared store's
+ * events come from the store after the commit: only the id is kept. */
+static void feed_keep(struct feed_txn *t, const char *type, int64_t recipient_id,
+                      const char *payload, int64_t id, int64_t ts)
 {
-    if (f->npending == f->cap) {
-        size_t cap = f->cap ? 2 * f->cap : 16;
-        struct feed_entry *p = realloc(f->pending, cap * sizeof *p);
-        if (!p) {
-            f->lost = 1;
+    struct feed_pending *p = &t->pend;
+    if (id > p->max_id)
+        p->max_id = id;
+    if (t->f->shared || p->lost)
+        return;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 16;
+        struct feed_entry *e = realloc(p->e, cap * sizeof *e);
+        if (!e) {
+            p->lost = 1;
             return;
         }
-        f->pending = p;
-        f->cap = cap;
+        p->e = e;
+        p->cap = cap;
     }
-    json_t *e = proto_event_new(id, ev->type, ts, ev->payload);
-    struct feed_entry fe = e ? feed_entry_new(id, ev->recipient_id, e) : (struct feed_entry){ 0 };
+    json_t *ev = proto_event_new(id, type, ts, payload);
+    struct feed_entry fe = ev ? feed_entry_new(id, recipient_id, ev) : (struct feed_entry){ 0 };
     if (!fe.event)
-        f->lost = 1;
+        p->lost = 1;
     else
-        f->pending[f->npending++] = fe;
+        p->e[p->n++] = fe;
+}
+
+/* ---- catching up from a shared store ---- */
+
+static void feed_catch_timer(lws_sorted_usec_list_t *sul)
+{
+    feed_catch_up(lws_container_of(sul, struct feed, catch_sul));
+}
+
+/* The rows of one page enter the ring; 1 if they all did. */
+static int feed_take(struct feed *f, const struct store_reply *reply)
+{
+    size_t added = 0;
+    int ok = 1;
+    for (int i = 0; i < reply->n; i++) {
+        const struct store_event *ev = &reply->events[i];
+        if (ev->id <= feed_hi(f))    /* already in the ring: keep the order strict */
+            continue;
+        json_t *e = proto_event_new(ev->id, ev->type, ev->ts_ms, ev->payload);
+        struct feed_entry fe = e ? feed_entry_new(ev->id, ev->recipient_id, e) : (struct feed_entry){ 0 };
+        if (!fe.event) {
+            ok = 0;
+            break;
+        }
+        feed_ring_push(f, fe);
+        added++;
+    }
+    if (added)
+        feed_wake_newest(f, added);
+    return ok;
+}
+
+static void feed_caught(void *arg, const struct store_reply *reply)
+{
+    struct feed *f = arg;
+    f->catching = 0;
+    if (f->freed) {
+        feed_unref(f);
+        return;
+    }
+    int ok = reply->rc == STORE_OK && feed_take(f, reply);
+    int again = f->catch_again || (ok && reply->n == FEED_PAGE);
+    feed_unref(f);
+    if (!ok) {
+        fprintf(stderr, "chatd: feed: catching up from the store failed; retrying in 1 s\n");
+        if (f->srv && !f->srv->stopping)
+            lws_sul_schedule(f->srv->ctx, 0, &f->catch_sul, feed_catch_timer, FEED_RETRY_US);
+    } else if (again) {
+        feed_catch_up(f);
+    }
+}
+
+/* Shared store: reads into the ring every event committed after hi, by any
+ * instance, and wakes their listeners; one read at a time, another after
+ * it if asked meanwhile. */
+static void feed_catch_up(struct feed *f)
+{
+    if (f->catching) {
+        f->catch_again = 1;
+        return;
+    }
+    f->catching = 1;
+    f->catch_again = 0;
+    f->live++;
+    struct store_args a = { .after = feed_hi(f), .limit = FEED_PAGE };
+    store_call_async(f->st, 0, STORE_CALL_EVENTS_ALL_AFTER, &a, feed_caught, f);
 }
 
 /* ---- transactions ---- */
 
-int feed_append(struct server *srv, const struct store_new_event *ev,
-                int64_t *id, int64_t *ts, int *created)
+static void feed_txn_begun(void *arg, const struct store_reply *reply)
 {
-    struct feed *f = srv->feed;
-    if (!f->in_txn && store_batch_open(srv->store))
-        feed_flush(srv);
-    int rc = store_event_append(srv->store, ev, id, ts, created);
-    if (rc != STORE_OK || !*created)
-        return rc;
-    feed_keep_pending(f, ev, *id, *ts);
-    if (!f->in_txn)
-        feed_publish(srv);
-    return rc;
+    struct feed_txn *t = arg;
+    if (reply->rc != STORE_OK && t->rc == STORE_OK)
+        t->rc = reply->rc;
 }
 
-int feed_begin(struct server *srv)
+static struct feed_txn *feed_txn_new(struct feed *f, int batch)
 {
-    int rc = store_begin(srv->store);   /* commits an open batch first */
-    if (rc == STORE_OK)
-        srv->feed->in_txn = 1;
-    return rc;
+    struct feed_txn *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->f = f;
+    t->batch = batch;
+    f->live++;
+    t->txn = store_txn_begin_async(f->st, feed_txn_begun, t);
+    return t;
 }
 
-int feed_commit(struct server *srv)
+struct feed_txn *feed_txn_begin(struct server *srv)
 {
-    srv->feed->in_txn = 0;
-    int rc = store_commit(srv->store);
-    if (rc == STORE_OK)
-        feed_publish(srv);
-    else
-        feed_drop_pending(srv->feed);
-    return rc;
+    srv->feed->srv = srv;
+    return feed_txn_new(srv->feed, 0);
 }
 
-void feed_rollback(struct server *srv)
+int64_t feed_txn_handle(const struct feed_txn *t)
 {
-    srv->feed->in_txn = 0;
-    store_rollback(srv->store);
-    feed_drop_pending(srv->feed);
+    return t->txn;
 }
-
-/* ---- group commit of chat sends ---- */
 
 static void feed_ack_free(struct feed_ack *a)
 {
-    lws_dll2_remove(&a->batch_node);
+    lws_dll2_remove(&a->txn_node);
     if (a->s)
         lws_dll2_remove(&a->session_node);
+    free(a->payload);
     free(a);
 }
 
-/* Tells every sender of the batch how it ended. */
-static void feed_answer(struct server *srv, int rc)
+/* Tells every sender of the batch how it ended (rc: the transaction's). */
+static void feed_answer(struct feed_txn *t, int rc)
 {
-    struct feed *f = srv->feed;
-    while (f->acks.head) {
-        struct feed_ack *a = lws_container_of(f->acks.head, struct feed_ack, batch_node);
-        struct session *s = a->s;
+    struct feed *f = t->f;
+    while (t->acks.head) {
+        struct feed_ack *a = lws_container_of(t->acks.head, struct feed_ack, txn_node);
+        struct session *s = f->freed ? NULL : a->s;
+        int mine = a->rc != STORE_OK ? a->rc : t->rc != STORE_OK ? STORE_UNAVAILABLE : rc;
         int64_t id = a->id, ts = a->ts;
         char cmid[sizeof a->cmid];
         memcpy(cmid, a->cmid, sizeof cmid);
         int has_cmid = a->has_cmid;
         feed_ack_free(a);
+        f->waiting--;
         if (s)
-            s->ops->posted(s, has_cmid ? cmid : NULL, rc, id, ts);
+            s->ops->posted(s, has_cmid ? cmid : NULL, mine, id, ts);
     }
 }
 
-static void feed_batch_end(struct server *srv, int rc)
+static void feed_txn_ended(void *arg, const struct store_reply *reply)
 {
-    struct feed *f = srv->feed;
-    lws_sul_cancel(&f->flush_sul);
-    if (rc == STORE_OK) {
-        rc = store_batch_commit(srv->store);
-        if (rc != STORE_OK)
-            store_rollback(srv->store);
-    } else {
-        store_batch_rollback(srv->store);
-    }
-    if (rc == STORE_OK)
-        feed_publish(srv);
-    else
-        feed_drop_pending(f);
-    feed_answer(srv, rc);
+    struct feed_txn *t = arg;
+    struct feed *f = t->f;
+    struct store_reply r = *reply;
+    if (t->commit && t->rc != STORE_OK)
+        r.rc = t->rc;
+    if (!f->freed && t->commit && r.rc == STORE_OK)
+        feed_publish(f, &t->pend);
+    feed_pending_drop(&t->pend);
+    feed_answer(t, r.rc != STORE_OK ? r.rc : t->commit ? STORE_OK : STORE_UNAVAILABLE);
+    if (t->done)
+        t->done(t->arg, &r);
+    free(t);
+    feed_unref(f);
 }
+
+void feed_txn_end(struct feed_txn *t, int commit, store_done_fn done, void *arg)
+{
+    struct feed *f = t->f;
+    if (f->open == t) {
+        f->open = NULL;
+        lws_sul_cancel(&f->flush_sul);
+    }
+    t->ended = 1;
+    t->commit = commit;
+    t->done = done;
+    t->arg = arg;
+    store_txn_end_async(f->st, t->txn, commit && t->rc == STORE_OK, feed_txn_ended, t);
+}
+
+static void feed_appended(void *arg, const struct store_reply *reply)
+{
+    struct feed_call *c = arg;
+    struct feed_txn *t = c->t;
+    if (reply->rc == STORE_OK && reply->created)
+        feed_keep(t, c->type, c->recipient_id, c->payload, reply->id, reply->ts_ms);
+    else if (reply->rc != STORE_OK && t->rc == STORE_OK)
+        t->rc = reply->rc;
+    store_done_fn done = c->done;
+    void *done_arg = c->arg;
+    free(c->type);
+    free(c->payload);
+    free(c);
+    if (done)
+        done(done_arg, reply);
+}
+
+void feed_txn_append(struct feed_txn *t, const struct store_new_event *ev,
+                     store_done_fn done, void *arg)
+{
+    struct feed_call *c = calloc(1, sizeof *c);
+    if (c) {
+        c->type = strdup(ev->type);
+        c->payload = strdup(ev->payload);
+    }
+    if (!c || !c->type || !c->payload) {
+        struct store_reply r = { .rc = STORE_ERROR };
+        if (c) {
+            free(c->type);
+            free(c->payload);
+        }
+        free(c);
+        if (t->rc == STORE_OK)
+            t->rc = STORE_ERROR;
+        done(arg, &r);
+        return;
+    }
+    c->t = t;
+    c->recipient_id = ev->recipient_id;
+    c->done = done;
+    c->arg = arg;
+    struct store_args a = { .ev = ev };
+    store_call_async(t->f->st, t->txn, STORE_CALL_EVENT_APPEND, &a, feed_appended, c);
+}
+
+/* ---- group commit of chat sends ---- */
 
 void feed_flush(struct server *srv)
 {
-    if (store_batch_open(srv->store))
-        feed_batch_end(srv, STORE_OK);
+    struct feed *f = srv->feed;
+    if (f->open)
+        feed_txn_end(f->open, 1, NULL, NULL);
 }
 
 static void feed_flush_store(void *arg)
@@ -411,14 +570,34 @@ static void feed_flush_timer(lws_sorted_usec_list_t *sul)
     feed_flush(f->srv);
 }
 
-static int feed_batch_join(struct server *srv)
+/* The batch taking this turn's sends, begun at its first. */
+static struct feed_txn *feed_batch(struct server *srv)
 {
-    if (store_batch_open(srv->store))
-        return STORE_OK;
-    int rc = store_batch_begin(srv->store);
-    if (rc == STORE_OK && !srv->feed->turn_end)   /* the next loop turn */
-        lws_sul_schedule(srv->ctx, 0, &srv->feed->flush_sul, feed_flush_timer, 1);
-    return rc;
+    struct feed *f = srv->feed;
+    if (f->open)
+        return f->open;
+    f->open = feed_txn_new(f, 1);
+    if (f->open && !f->turn_end)   /* the next loop turn */
+        lws_sul_schedule(srv->ctx, 0, &f->flush_sul, feed_flush_timer, 1);
+    return f->open;
+}
+
+static void feed_chat_appended(void *arg, const struct store_reply *reply)
+{
+    struct feed_ack *a = arg;
+    struct feed_txn *t = a->t;
+    a->rc = reply->rc;
+    a->id = reply->id;
+    a->ts = reply->ts_ms;
+    if (reply->rc == STORE_OK && reply->created)
+        feed_keep(t, "chat", 0, a->payload, reply->id, reply->ts_ms);
+    free(a->payload);
+    a->payload = NULL;
+    /* the transaction is broken: end it now (its senders retry) */
+    if (reply->rc != STORE_OK && t->rc == STORE_OK)
+        t->rc = reply->rc;
+    if (reply->rc != STORE_OK && !t->ended)
+        feed_txn_end(t, 0, NULL, NULL);
 }
 
 static struct feed_ack *feed_ack_new(struct session *s, const char *cmid)
@@ -437,9 +616,16 @@ static struct feed_ack *feed_ack_new(struct session *s, const char *cmid)
 int feed_post_chat(struct server *srv, struct session *s, const char *room,
                    const char *body, const char *client_msg_id)
 {
-    char *payload = proto_chat_payload(room, s->user, body);
+    struct feed *f = srv->feed;
+    f->srv = srv;
+    if (f->waiting >= FEED_WAITING_MAX) {
+        s->ops->posted(s, client_msg_id, STORE_UNAVAILABLE, 0, 0);
+        return 0;
+    }
     struct feed_ack *a = feed_ack_new(s, client_msg_id);
-    if (!payload || !a || feed_batch_join(srv) != STORE_OK) {
+    char *payload = a ? proto_chat_payload(room, s->user, body) : NULL;
+    struct feed_txn *t = payload ? feed_batch(srv) : NULL;
+    if (!t) {
         free(payload);
         free(a);
         return -1;
@@ -448,18 +634,30 @@ int feed_post_chat(struct server *srv, struct session *s, const char *room,
         .type = "chat", .recipient_id = 0, .sender_id = s->user_id,
         .client_msg_id = client_msg_id, .payload = payload, .ts_ms = now_ms(),
     };
-    int created = 0;
-    lws_dll2_add_tail(&a->batch_node, &srv->feed->acks);
+    a->t = t;
+    a->payload = payload;
+    lws_dll2_add_tail(&a->txn_node, &t->acks);
     lws_dll2_add_tail(&a->session_node, &s->acks);
-    int rc = store_event_append(srv->store, &ev, &a->id, &a->ts, &created);
-    if (rc == STORE_OK && created)
-        feed_keep_pending(srv->feed, &ev, a->id, a->ts);
-    free(payload);
-    if (rc != STORE_OK)           /* the batch may be broken: its senders retry */
-        feed_batch_end(srv, rc);
-    else if (srv->feed->acks.count >= FEED_BATCH_MAX)
+    f->waiting++;
+    struct store_args args = { .ev = &ev };
+    /* the completion may end (and free) the batch: neither a nor t after this */
+    store_call_async(f->st, t->txn, STORE_CALL_EVENT_APPEND, &args, feed_chat_appended, a);
+    if (f->open && f->open->acks.count >= FEED_BATCH_MAX)
         feed_flush(srv);
     return 0;
+}
+
+/* The session's store read: disowned if on its way, else freed. */
+static void feed_read_drop(struct session *s)
+{
+    struct feed_read *r = s->read;
+    s->read = NULL;
+    if (r && r->busy) {
+        r->s = NULL;              /* its completion frees it */
+    } else if (r) {
+        json_decref(r->rows);
+        free(r);
+    }
 }
 
 void feed_forget_session(struct session *s)
@@ -469,6 +667,7 @@ void feed_forget_session(struct session *s)
         lws_dll2_remove(&a->session_node);
         a->s = NULL;
     }
+    feed_read_drop(s);
 }
 
 /* ---- notifications from other instances ---- */
@@ -493,7 +692,7 @@ static void feed_listen(struct server *srv)
         lws_sul_schedule(srv->ctx, 0, &f->listen_sul, feed_listen_timer, FEED_RELISTEN_US);
         return;
     }
-    feed_catch_up(srv);           /* what was committed while we were not listening */
+    feed_catch_up(f);             /* what was committed while we were not listening */
 }
 
 static void feed_listen_timer(lws_sorted_usec_list_t *sul)
@@ -508,7 +707,7 @@ int feed_on_notify(struct server *srv, struct lws *wsi, enum lws_callback_reason
     if (reason == LWS_CALLBACK_RAW_RX_FILE) {
         int n = store_notify_drain(srv->store);
         if (n > 0)
-            feed_catch_up(srv);
+            feed_catch_up(f);
         return n < 0 ? -1 : 0;    /* lost: close it; CLOSE_FILE listens again */
     }
     if (reason == LWS_CALLBACK_RAW_CLOSE_FILE && wsi == f->listen_wsi) {
@@ -525,7 +724,7 @@ void feed_start(struct server *srv, int turn_end)
     f->srv = srv;
     f->turn_end = turn_end;
     store_set_batch_flush(srv->store, feed_flush_store, srv);
-    if (store_is_shared(srv->store))
+    if (f->shared)
         feed_listen(srv);
 }
 
@@ -535,20 +734,11 @@ void feed_stop(struct server *srv)
     feed_flush(srv);
     f->turn_end = 0;
     lws_sul_cancel(&f->listen_sul);
+    lws_sul_cancel(&f->catch_sul);
     store_set_batch_flush(srv->store, NULL, NULL);
 }
 
 /* ---- reading ---- */
-
-static int feed_collect(void *arg, const struct store_event *ev)
-{
-    json_t *arr = arg;
-    json_t *obj = proto_event_new(ev->id, ev->type, ev->ts_ms, ev->payload);
-    if (!obj)
-        return 1;
-    json_array_append_new(arr, obj);
-    return 0;
-}
 
 /* Index in the ring of the first entry with id > after (binary search). */
 static size_t feed_ring_find(const struct feed *f, int64_t after)
@@ -593,18 +783,69 @@ int feed_next_frame(struct server *srv, int64_t user_id, int64_t after,
     return 0;
 }
 
-json_t *feed_fetch(struct server *srv, int64_t user_id, int64_t after, int limit)
+/* The rows of a session's store read, kept for it until it asks again. */
+static void feed_read_done(void *arg, const struct store_reply *reply)
 {
-    json_t *arr = json_array();
-    if (!arr)
-        return NULL;
-    if (after >= srv->feed->lo) {
-        feed_fetch_ring(srv->feed, user_id, after, limit, arr);
-        return arr;
+    struct feed_read *r = arg;
+    r->busy = 0;
+    if (!r->s) {                  /* the session went away meanwhile */
+        free(r);
+        return;
     }
-    if (store_events_after(srv->store, user_id, after, limit, feed_collect, arr) != STORE_OK) {
-        json_decref(arr);
-        return NULL;
+    r->rc = reply->rc;
+    r->rows = reply->rc == STORE_OK ? json_array() : NULL;
+    for (int i = 0; r->rows && i < reply->n; i++) {
+        const struct store_event *ev = &reply->events[i];
+        if (json_array_append_new(r->rows, proto_event_new(ev->id, ev->type, ev->ts_ms, ev->payload)) < 0)
+            break;
     }
-    return arr;
+    if (reply->rc == STORE_OK && (!r->rows || json_array_size(r->rows) < (size_t)reply->n)) {
+        json_decref(r->rows);
+        r->rows = NULL;
+        r->rc = STORE_ERROR;
+    }
+    if (!r->in_call)
+        r->s->ops->wake(r->s);
+}
+
+/* A finished read for `after`: its rows handed over. */
+static int feed_read_take(struct session *s, json_t **events)
+{
+    struct feed_read *r = s->read;
+    int rc = r->rc;
+    *events = r->rows;
+    s->read = NULL;
+    free(r);
+    return rc;
+}
+
+int feed_fetch(struct session *s, int64_t after, int limit, json_t **events)
+{
+    struct feed *f = s->srv->feed;
+    *events = NULL;
+    if (after >= f->lo) {
+        json_t *arr = json_array();
+        if (!arr)
+            return STORE_ERROR;
+        feed_fetch_ring(f, s->user_id, after, limit, arr);
+        *events = arr;
+        return STORE_OK;
+    }
+    struct feed_read *r = s->read;
+    if (r && r->busy)             /* asked again before it is in: wait */
+        return FEED_PENDING;
+    if (r && r->after == after)
+        return feed_read_take(s, events);
+    feed_read_drop(s);            /* a stale read's rows, if any */
+    r = calloc(1, sizeof *r);
+    if (!r)
+        return STORE_ERROR;
+    r->s = s;
+    r->after = after;
+    r->busy = r->in_call = 1;
+    s->read = r;
+    struct store_args a = { .user_id = s->user_id, .after = after, .limit = limit };
+    store_call_async(f->st, 0, STORE_CALL_EVENTS_AFTER, &a, feed_read_done, r);
+    r->in_call = 0;
+    return r->busy ? FEED_PENDING : feed_read_take(s, events);
 }

@@ -3,7 +3,13 @@
  * (answered when woken, when its hold passes, or 401 at once when its
  * session ends: its session_ops), the request-body deadline and the
  * response writer. One request at a time per connection; everything a
- * request owns lives in session.u.http and is freed by http_reset. */
+ * request owns lives in session.u.http and is freed by http_reset.
+ *
+ * The handlers make only asynchronous store calls (store_call_async), and
+ * answer in the completion: a request waiting for the store holds a ticket
+ * (struct http_call) that http_reset disowns if the connection goes first,
+ * as a password hash job is. A store that did not answer in time
+ * (STORE_UNAVAILABLE) is 503 store_unavailable with Retry-After: 1. */
 #include "http_api.h"
 #include "audit.h"
 #include "auth.h"
@@ -25,9 +31,25 @@ enum http_method { M_OTHER = 0, M_GET, M_POST };
 
 #define HTTP_CHUNK 16384
 
+/* A request's store call: what its completion needs. The owner is NULL
+ * once the request's connection went away (http_reset). */
+struct http_call {
+    struct session *owner;
+    int (*then)(struct session *s, struct http_call *c, const struct store_reply *rep);
+    char    user[PROTO_USER_MAX + 1];
+    char    password[PROTO_PASSWORD_MAX + 1];   /* login, register: wiped with the ticket */
+    char    token[PROTO_TOKEN_HEX_LEN + 1], token_hash[65];
+    int64_t id, expires_ms;
+};
+
 static void http_unpark(struct session *s);
 static void http_body_wait(struct session *s);
 static void http_body_done(struct session *s);
+
+/* A submit on its way: the connection may close first (http_reset). */
+struct http_transfer {
+    struct session *s;
+};
 
 static void http_reset(struct session *s)
 {
@@ -37,6 +59,10 @@ static void http_reset(struct session *s)
     feed_forget_session(s);
     if (h->job)
         h->job->owner = NULL;      /* the pool frees it when it finishes */
+    if (h->call)
+        h->call->owner = NULL;     /* its completion frees it */
+    if (h->transfer)
+        h->transfer->s = NULL;     /* its completion frees it */
     if (h->resp && s->srv)
         s->srv->responding--;
     free(h->body);
@@ -77,6 +103,46 @@ static int http_limited(struct session *s, unsigned status, const char *code, co
     return http_error(s, status, code, msg);
 }
 
+/* A store call failed: 503 store_unavailable (retryable, with
+ * Retry-After) or 500. */
+static int http_store_failed(struct session *s, int rc, const char *what)
+{
+    if (rc != STORE_UNAVAILABLE)
+        return http_error(s, 500, "internal", what);
+    s->u.http.retry_after_s = 1;
+    return http_error(s, 503, "store_unavailable", "the database did not answer in time; retry shortly");
+}
+
+/* ---- requests waiting for the store ---- */
+
+static void http_call_done(void *arg, const struct store_reply *rep)
+{
+    struct http_call *c = arg;
+    struct session *s = c->owner;
+    if (s) {
+        s->u.http.call = NULL;
+        if (c->then(s, c, rep) < 0)
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+    }
+    sodium_memzero(c, sizeof *c);
+    free(c);
+}
+
+static struct http_call *http_call_new(void)
+{
+    return calloc(1, sizeof(struct http_call));
+}
+
+/* Sends the call; c->then answers the request (perhaps before this returns). */
+static int http_store_call(struct session *s, struct http_call *c, enum store_call_kind kind,
+                           const struct store_args *args)
+{
+    c->owner = s;
+    s->u.http.call = c;
+    store_call_async(s->srv->store, 0, kind, args, http_call_done, c);
+    return 0;
+}
+
 /* Steals the reference to o. */
 static int http_json(struct session *s, unsigned status, json_t *o)
 {
@@ -94,14 +160,39 @@ static int http_method_of(struct lws *wsi)
     return M_OTHER;
 }
 
-/* Reads "Authorization: Bearer TOKEN" and authenticates the session. */
-static int http_authenticate(struct session *s)
+/* The token's check came to rc: the route runs, or the request is refused. */
+static int http_authed(struct session *s, int rc)
+{
+    switch (rc) {
+    case AUTH_OK:
+        return s->u.http.route(s);
+    case AUTH_UNAVAILABLE:
+        return http_store_failed(s, STORE_UNAVAILABLE, "");
+    case AUTH_FAILED:
+        return http_store_failed(s, STORE_ERROR, "could not check the token");
+    default:
+        audit("auth.refused", "path=%s addr=%s", s->u.http.path, limiter_conn_addr(s->wsi));
+        return http_error(s, 401, "unauthorized", "missing, invalid or expired token");
+    }
+}
+
+static void http_on_authed(struct session *s, int rc)
+{
+    if (http_authed(s, rc) < 0)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+/* Reads "Authorization: Bearer TOKEN" and authenticates the session, then
+ * runs route: now, or from the completion of the token's lookup. */
+static int http_authenticate(struct session *s, int (*route)(struct session *s))
 {
     char hdr[128];
     int n = lws_hdr_copy(s->wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (n <= 7 || strncmp(hdr, "Bearer ", 7) != 0)
-        return -1;
-    return auth_check_token(s->srv, s, hdr + 7);
+    s->u.http.route = route;
+    int rc = n <= 7 || strncmp(hdr, "Bearer ", 7) != 0
+           ? AUTH_REFUSED : auth_check_token(s->srv, s, hdr + 7, http_on_authed);
+    sodium_memzero(hdr, sizeof hdr);
+    return rc == AUTH_PENDING ? 0 : http_authed(s, rc);
 }
 
 /* ---- long poll ---- */
@@ -117,21 +208,37 @@ static void http_unpark(struct session *s)
     h->poll_parked = 0;
 }
 
-static int http_answer_poll(struct session *s)
+static int http_park(struct session *s, int wait_s);
+
+/* The poll's answer: rc and events are feed_fetch's. */
+static int http_answer_events(struct session *s, int rc, json_t *events)
 {
     struct http_state *h = &s->u.http;
-    /* ended meanwhile (on another instance, say): answered by http_on_ended */
-    if (h->poll_parked && auth_still_on(s) < 0)
-        return h->resp ? 0 : http_error(s, 401, "unauthorized", "the session has ended");
     http_unpark(s);
-    json_t *events = feed_fetch(s->srv, s->user_id, h->poll.after, h->poll.limit);
-    if (!events)
+    if (rc == STORE_UNAVAILABLE) {
+        h->retry_after_s = 1;
+        return http_error(s, 503, "store_unavailable", "the database is unavailable; retry shortly");
+    }
+    if (rc != STORE_OK)
         return http_error(s, 500, "internal", "could not read events");
     int64_t next = h->poll.after;
     size_t n = json_array_size(events);
     if (n)
         next = json_integer_value(json_object_get(json_array_get(events, n - 1), "id"));
     return http_json(s, 200, json_pack("{s:o,s:I}", "events", events, "next", (json_int_t)next));
+}
+
+static int http_answer_poll(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    /* ended meanwhile (on another instance, say): answered by http_on_ended */
+    if (h->poll_parked && auth_still_on(s) < 0)
+        return h->resp ? 0 : http_error(s, 401, "unauthorized", "the session has ended");
+    json_t *events;
+    int rc = feed_fetch(s, h->poll.after, h->poll.limit, &events);
+    if (rc == FEED_PENDING)       /* from the store: woken once its rows are in */
+        return http_park(s, 0);
+    return http_answer_events(s, rc, events);
 }
 
 static void http_wake(struct session *s)
@@ -172,17 +279,25 @@ static int route_events(struct session *s)
     int wait = h->poll.wait_s;
     if (wait > s->srv->cfg.long_poll_max_s)
         wait = s->srv->cfg.long_poll_max_s;
-    if (wait == 0 || s->srv->stopping)
-        return http_answer_poll(s);
-    json_t *now = feed_fetch(s->srv, s->user_id, h->poll.after, 1);
-    int have = now && json_array_size(now) > 0;
-    json_decref(now);
-    if (have)
-        return http_answer_poll(s);
+    if (s->srv->stopping)
+        wait = 0;
+    json_t *events;
+    int rc = feed_fetch(s, h->poll.after, h->poll.limit, &events);
+    if (rc != FEED_PENDING && (wait == 0 || rc != STORE_OK || json_array_size(events) > 0))
+        return http_answer_events(s, rc, events);
+    json_decref(events);
     if (s->srv->parked >= s->srv->cfg.max_long_polls)
         return http_limited(s, 503, "overloaded", "too many long polls are waiting; retry shortly", 1);
-    /* Nothing yet: park until the feed wakes us, the deadline passes or
-     * the session ends (auth_hold: http_on_ended). */
+    return http_park(s, wait);
+}
+
+/* Nothing yet (or its rows come from the store): park until the feed wakes
+ * us, the deadline passes or the session ends (auth_hold: http_on_ended). */
+static int http_park(struct session *s, int wait)
+{
+    struct http_state *h = &s->u.http;
+    if (h->poll_parked)
+        return 0;
     if (auth_hold(s, 0) < 0)
         return http_error(s, 500, "internal", "out of memory");
     s->srv->parked++;
@@ -262,86 +377,139 @@ static int http_auth_limited(struct session *s, const char *user)
     return 1;
 }
 
+/* Is the name taken? Only a free one is worth a hash. */
+static int register_checked(struct session *s, struct http_call *c, const struct store_reply *rep)
+{
+    if (rep->rc == STORE_OK)
+        return http_error(s, 409, "taken", "that user name is taken");
+    if (rep->rc != STORE_NOT_FOUND)
+        return http_store_failed(s, rep->rc, "could not read the user");
+    return http_submit_hash(s, PWHASH_HASH, c->user, c->password, NULL, 0);
+}
+
 static int route_register(struct session *s)
 {
     json_t *root;
     const char *user, *pw;
-    char hash[crypto_pwhash_STRBYTES];
-    int64_t uid;
     if (http_auth_limited(s, NULL))
         return 0;
     if (http_credentials(s, &root, &user, &pw) < 0)
         return 0;
     int rc;
-    if (!proto_name_valid(user) || !proto_password_valid(pw))
+    struct http_call *c = NULL;
+    if (!proto_name_valid(user) || !proto_password_valid(pw)) {
         rc = http_error(s, 400, "invalid",
                         "user must be 1-32 of a-z 0-9 _ - and password 8-128 bytes");
-    else if (store_user_get(s->srv->store, user, &uid, hash, sizeof hash) == STORE_OK)
-        rc = http_error(s, 409, "taken", "that user name is taken");
-    else
-        rc = http_submit_hash(s, PWHASH_HASH, user, pw, NULL, 0);
+    } else if (!(c = http_call_new())) {
+        rc = http_error(s, 500, "internal", "out of memory");
+    } else {
+        snprintf(c->user, sizeof c->user, "%s", user);
+        snprintf(c->password, sizeof c->password, "%s", pw);
+        c->then = register_checked;
+        struct store_args args = { .name = c->user };
+        rc = http_store_call(s, c, STORE_CALL_USER_GET, &args);
+    }
     json_decref(root);
     return rc;
+}
+
+/* The user's stored hash, or for an unknown user a dummy one: same work,
+ * same time. */
+static int login_verify(struct session *s, struct http_call *c, const struct store_reply *rep)
+{
+    if (rep->rc == STORE_OK)
+        return http_submit_hash(s, PWHASH_VERIFY, c->user, c->password, rep->pwhash, rep->id);
+    if (rep->rc != STORE_NOT_FOUND)
+        return http_store_failed(s, rep->rc, "could not read the user");
+    return http_submit_hash(s, PWHASH_VERIFY, c->user, c->password,
+                            pwhash_pool_dummy_hash(s->srv->pwhash), 0);
 }
 
 static int route_login(struct session *s)
 {
     json_t *root;
     const char *user, *pw;
-    char hash[crypto_pwhash_STRBYTES];
-    int64_t uid = 0;
     if (http_credentials(s, &root, &user, &pw) < 0)
         return 0;
     if (http_auth_limited(s, user)) {
         json_decref(root);
         return 0;
     }
-    /* Unknown users are verified against a dummy hash: same work, same time. */
-    if (!proto_name_valid(user) || !proto_password_valid(pw) ||
-        store_user_get(s->srv->store, user, &uid, hash, sizeof hash) != STORE_OK) {
-        uid = 0;
-        snprintf(hash, sizeof hash, "%s", pwhash_pool_dummy_hash(s->srv->pwhash));
+    int rc;
+    struct http_call *c = NULL;
+    if (!proto_name_valid(user) || !proto_password_valid(pw)) {
+        rc = http_submit_hash(s, PWHASH_VERIFY, proto_name_valid(user) ? user : "",
+                              proto_password_valid(pw) ? pw : "",
+                              pwhash_pool_dummy_hash(s->srv->pwhash), 0);
+    } else if (!(c = http_call_new())) {
+        rc = http_error(s, 500, "internal", "out of memory");
+    } else {
+        snprintf(c->user, sizeof c->user, "%s", user);
+        snprintf(c->password, sizeof c->password, "%s", pw);
+        c->then = login_verify;
+        struct store_args args = { .name = c->user };
+        rc = http_store_call(s, c, STORE_CALL_USER_GET, &args);
     }
-    int rc = http_submit_hash(s, PWHASH_VERIFY, proto_name_valid(user) ? user : "",
-                              proto_password_valid(pw) ? pw : "", hash, uid);
     json_decref(root);
     return rc;
 }
 
+static int register_stored(struct session *s, struct http_call *c, const struct store_reply *rep)
+{
+    if (rep->rc == STORE_EXISTS)
+        return http_error(s, 409, "taken", "that user name is taken");
+    if (rep->rc != STORE_OK)
+        return http_store_failed(s, rep->rc, "could not store the user");
+    audit("register", "user=%s addr=%s", c->user, limiter_conn_addr(s->wsi));
+    return http_json(s, 201, json_pack("{s:s}", "user", c->user));
+}
+
 static int http_finish_register(struct session *s, struct pwhash_job *job)
 {
-    int64_t uid;
     if (!job->ok)
         return http_error(s, 500, "internal", "could not hash the password");
-    int rc = store_user_create(s->srv->store, job->user, job->hash, now_ms(), &uid);
-    if (rc == STORE_EXISTS)
-        return http_error(s, 409, "taken", "that user name is taken");
-    if (rc != STORE_OK)
-        return http_error(s, 500, "internal", "could not store the user");
-    audit("register", "user=%s addr=%s", job->user, limiter_conn_addr(s->wsi));
-    return http_json(s, 201, json_pack("{s:s}", "user", job->user));
+    struct http_call *c = http_call_new();
+    if (!c)
+        return http_error(s, 500, "internal", "out of memory");
+    snprintf(c->user, sizeof c->user, "%s", job->user);
+    c->then = register_stored;
+    struct store_args args = { .name = c->user, .pwhash = job->hash, .now_ms = now_ms() };
+    return http_store_call(s, c, STORE_CALL_USER_CREATE, &args);
+}
+
+/* The session is stored: the token is good here at once (auth_remember). */
+static int login_session_made(struct session *s, struct http_call *c, const struct store_reply *rep)
+{
+    if (rep->rc != STORE_OK)
+        return http_store_failed(s, rep->rc, "could not create a session");
+    auth_remember(s->srv, c->token_hash, c->id, c->user, c->expires_ms);
+    limiter_login_succeeded(s->srv->limiter, c->user, limiter_conn_addr(s->wsi));
+    audit("login", "user=%s addr=%s", c->user, limiter_conn_addr(s->wsi));
+    return http_json(s, 200, json_pack("{s:s,s:s,s:I}", "token", c->token, "user", c->user,
+                                       "expires_at", (json_int_t)c->expires_ms));
 }
 
 static int http_finish_login(struct session *s, struct pwhash_job *job)
 {
-    char token[PROTO_TOKEN_HEX_LEN + 1], token_hash[65];
     if (!job->ok || job->user_id == 0) {
         if (job->user[0])
             limiter_login_failed(s->srv->limiter, job->user, limiter_conn_addr(s->wsi), now_ms());
         audit("login.failed", "user=%s addr=%s", job->user[0] ? job->user : "-", limiter_conn_addr(s->wsi));
         return http_error(s, 401, "unauthorized", "wrong user or password");
     }
-    int64_t now = now_ms(), expires = now + s->srv->cfg.token_ttl_s * 1000;
-    auth_token_new(token);
-    auth_token_hash(token, token_hash);
-    if (store_session_create(s->srv->store, token_hash, job->user_id, now, expires) != STORE_OK)
-        return http_error(s, 500, "internal", "could not create a session");
-    limiter_login_succeeded(s->srv->limiter, job->user, limiter_conn_addr(s->wsi));
-    audit("login", "user=%s addr=%s", job->user, limiter_conn_addr(s->wsi));
-    int rc = http_json(s, 200, json_pack("{s:s,s:s,s:I}", "token", token, "user", job->user,
-                                         "expires_at", (json_int_t)expires));
-    sodium_memzero(token, sizeof token);
-    return rc;
+    struct http_call *c = http_call_new();
+    if (!c)
+        return http_error(s, 500, "internal", "out of memory");
+    int64_t now = now_ms();
+    c->expires_ms = now + s->srv->cfg.token_ttl_s * 1000LL;
+    c->id = job->user_id;
+    snprintf(c->user, sizeof c->user, "%s", job->user);
+    auth_token_new(c->token);
+    auth_token_hash(c->token, c->token_hash);
+    c->then = login_session_made;
+    struct store_args args = { .token_hash = c->token_hash, .user_id = c->id, .now_ms = now,
+                               .expires_ms = c->expires_ms };
+    return http_store_call(s, c, STORE_CALL_SESSION_CREATE, &args);
 }
 
 void http_on_hash_done(struct session *s, struct pwhash_job *job)
@@ -384,8 +552,12 @@ static int route_messages(struct session *s)
 static void http_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts)
 {
     (void)client_msg_id;          /* the request knows it */
+    if (rc == STORE_UNAVAILABLE)
+        s->u.http.retry_after_s = 1;
     int r = rc == STORE_OK
         ? http_json(s, 201, json_pack("{s:I,s:I}", "id", (json_int_t)id, "ts", (json_int_t)ts))
+        : rc == STORE_UNAVAILABLE
+        ? http_error(s, 503, "store_unavailable", "the database is unavailable; retry shortly")
         : http_error(s, 500, "internal", "could not store the message");
     if (r < 0)
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
@@ -393,12 +565,23 @@ static void http_on_posted(struct session *s, const char *client_msg_id, int rc,
 
 /* ---- the bank ---- */
 
+static int account_read(struct session *s, struct http_call *c, const struct store_reply *rep)
+{
+    (void)c;
+    if (rep->rc != STORE_OK)
+        return http_store_failed(s, rep->rc, "could not read the account");
+    return http_json(s, 200, json_pack("{s:s,s:I}", "user", s->user, "balance_cents",
+                                       (json_int_t)rep->cents));
+}
+
 static int route_account(struct session *s)
 {
-    int64_t cents;
-    if (store_account_balance(s->srv->store, s->user_id, &cents) != STORE_OK)
-        return http_error(s, 500, "internal", "could not read the account");
-    return http_json(s, 200, json_pack("{s:s,s:I}", "user", s->user, "balance_cents", (json_int_t)cents));
+    struct http_call *c = http_call_new();
+    if (!c)
+        return http_error(s, 500, "internal", "out of memory");
+    c->then = account_read;
+    struct store_args args = { .user_id = s->user_id };
+    return http_store_call(s, c, STORE_CALL_ACCOUNT_BALANCE, &args);
 }
 
 /* Checks the transfer request's fields; NULL if fine, else the reason. */
@@ -429,51 +612,102 @@ static int transfer_answer(struct session *s, enum transfers_rc rc, const struct
         return http_error(s, 404, "not_found", "no such recipient");
     case TRANSFERS_TO_SELF:
         return http_error(s, 400, "invalid", "you cannot send money to yourself");
+    case TRANSFERS_UNAVAILABLE:
+        s->u.http.retry_after_s = 1;
+        return http_error(s, 503, "store_unavailable", "the database is unavailable; retry shortly");
     default:
         return http_error(s, 500, "internal", "could not record the transfer");
     }
+}
+
+static void http_transfer_done(void *arg, enum transfers_rc rc, const struct store_transfer *t)
+{
+    struct http_transfer *tk = arg;
+    struct session *s = tk->s;
+    free(tk);
+    if (!s)
+        return;
+    s->u.http.transfer = NULL;
+    if (transfer_answer(s, rc, t) < 0)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
 static int route_transfers(struct session *s)
 {
     const char *err, *to = NULL, *key = NULL;
     int64_t amount = 0;
-    struct store_transfer t;
     json_t *root = proto_parse_object(s->u.http.body, s->u.http.body_len, &err);
     if (!root)
         return http_error(s, 400, "invalid", err);
     const char *why = transfer_fields(root, &to, &amount, &key);
-    int rc = why ? http_error(s, 400, "invalid", why)
-                 : transfer_answer(s, transfers_submit(s->srv->transfers, s->user_id, to, amount, key, &t), &t);
+    struct http_transfer *tk = why ? NULL : calloc(1, sizeof *tk);
+    int rc = 0;                   /* answered by http_transfer_done */
+    if (why)
+        rc = http_error(s, 400, "invalid", why);
+    else if (!tk)
+        rc = http_error(s, 500, "internal", "out of memory");
+    if (tk) {
+        tk->s = s;
+        s->u.http.transfer = tk;
+        transfers_submit(s->srv->transfers, s->user_id, to, amount, key, http_transfer_done, tk);
+    }
     json_decref(root);
     return rc;
+}
+
+/* Strangers get the same 404 as a missing transfer: nothing leaks. */
+static int transfer_read(struct session *s, struct http_call *c, const struct store_reply *rep)
+{
+    (void)c;
+    const struct store_transfer *t = &rep->transfer;
+    if (rep->rc != STORE_OK && rep->rc != STORE_NOT_FOUND)
+        return http_store_failed(s, rep->rc, "could not read the transfer");
+    if (rep->rc == STORE_NOT_FOUND || (t->from_id != s->user_id && t->to_id != s->user_id))
+        return http_error(s, 404, "not_found", "no such transfer");
+    json_t *o = json_pack("{s:I,s:s,s:s,s:I,s:s,s:I,s:I}", "transfer_id", (json_int_t)t->id,
+                          "from", t->from, "to", t->to, "amount_cents", (json_int_t)t->amount_cents,
+                          "status", transfer_state_name(t->state), "created_at", (json_int_t)t->created_ms,
+                          "updated_at", (json_int_t)t->updated_ms);
+    if (o && t->reason[0])
+        json_object_set_new(o, "reason", json_string(t->reason));
+    return http_json(s, 200, o);
 }
 
 static int route_transfer_get(struct session *s)
 {
     const char *digits = s->u.http.path + strlen("/api/v1/transfers/");
-    struct store_transfer t;
     char *end;
     long long id = strtoll(digits, &end, 10);
-    /* Strangers get the same 404 as a missing transfer: nothing leaks. */
-    if (!*digits || *end || digits[0] < '1' || digits[0] > '9' || strlen(digits) > 18 ||
-        store_transfer_get(s->srv->store, id, &t) != STORE_OK ||
-        (t.from_id != s->user_id && t.to_id != s->user_id))
+    if (!*digits || *end || digits[0] < '1' || digits[0] > '9' || strlen(digits) > 18)
         return http_error(s, 404, "not_found", "no such transfer");
-    json_t *o = json_pack("{s:I,s:s,s:s,s:I,s:s,s:I,s:I}", "transfer_id", (json_int_t)t.id,
-                          "from", t.from, "to", t.to, "amount_cents", (json_int_t)t.amount_cents,
-                          "status", transfer_state_name(t.state), "created_at", (json_int_t)t.created_ms,
-                          "updated_at", (json_int_t)t.updated_ms);
-    if (o && t.reason[0])
-        json_object_set_new(o, "reason", json_string(t.reason));
-    return http_json(s, 200, o);
+    struct http_call *c = http_call_new();
+    if (!c)
+        return http_error(s, 500, "internal", "out of memory");
+    c->then = transfer_read;
+    struct store_args args = { .id = id };
+    return http_store_call(s, c, STORE_CALL_TRANSFER_GET, &args);
+}
+
+static void http_logged_out(struct session *s, int rc)
+{
+    int r;
+    if (rc == AUTH_OK)
+        r = http_json(s, 200, json_pack("{s:b}", "ok", 1));
+    else if (rc == AUTH_REFUSED)
+        r = http_error(s, 401, "unauthorized", "this session has already ended");
+    else
+        r = http_store_failed(s, rc == AUTH_UNAVAILABLE ? STORE_UNAVAILABLE : STORE_ERROR,
+                              "could not end the session");
+    if (r < 0)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
 static int route_logout(struct session *s)
 {
-    if (auth_logout(s->srv, s) < 0)
-        return http_error(s, 401, "unauthorized", "this session has already ended");
-    return http_json(s, 200, json_pack("{s:b}", "ok", 1));
+    int rc = auth_logout(s->srv, s, http_logged_out);
+    if (rc != AUTH_PENDING)
+        http_logged_out(s, rc);
+    return 0;
 }
 
 /* From memory only (never a database round trip): the instance serves, so
@@ -545,12 +779,7 @@ static int http_route(struct session *s)
             continue;
         if (r->method != h->method)
             return http_error(s, 405, "method_not_allowed", "method not allowed on this path");
-        if (r->needs_auth && http_authenticate(s) < 0)
-            {
-            audit("auth.refused", "path=%s addr=%s", h->path, limiter_conn_addr(s->wsi));
-            return http_error(s, 401, "unauthorized", "missing, invalid or expired token");
-        }
-        return r->fn(s);
+        return r->needs_auth ? http_authenticate(s, r->fn) : r->fn(s);
     }
     return http_error(s, 404, "not_found", "no such path");
 }

@@ -20,6 +20,9 @@
 
 /* pg_advisory_lock key serializing schema migrations ("chatd" + 1). */
 #define MIGRATION_LOCK "6514018165604353"
+#define A_CONNECT_TIMEOUT_MS 10000  /* as the blocking connections' connect_timeout */
+enum { L_DOWN, L_CONNECTING, L_LISTENING, L_READY };   /* the listener's states */
+#define LISTEN_SQL "LISTEN " NOTIFY_CHANNEL "; LISTEN " SESSIONS_CHANNEL
 
 /* ---- statement parameters, as text ---- */
 
@@ -401,48 +404,136 @@ static int listen_open(struct pg *g, char *err, size_t errlen)
     PGconn *c = pg_connect(g->location, "chatd-listen", err, errlen);
     if (!c)
         return -1;
-    if (exec_fixed(c, "LISTEN " NOTIFY_CHANNEL, err, errlen) || PQsetnonblocking(c, 1)) {
+    if (exec_fixed(c, LISTEN_SQL, err, errlen) || PQsetnonblocking(c, 1)) {
         if (!err[0])
             snprintf(err, errlen, "LISTEN connection: cannot make it nonblocking");
         PQfinish(c);
         return -1;
     }
     g->listen = c;
+    g->lstate = L_READY;
     return 0;
 }
 
-/* The LISTEN connection's socket, reconnected first if it was lost (the
- * descriptor may then differ). Notifications sent while it was down are
- * lost: the next notify_drain returns 1 so the caller reads the log again. */
+/* ---- the LISTEN connection after a loss: reconnected without blocking,
+ * driven by pg_conn_notify_fd's calls and by pg_async_service's ticks ---- */
+
+#define L_RETRY_MS 1000
+
+static int64_t mono_ms(void);
+
+static void listen_lost(struct pg *g, const char *why)
+{
+    if (why && g->lstate != L_DOWN)
+        log_pg("notifications", why, NULL);
+    listen_close(g);
+    g->lstate = L_DOWN;
+    g->lretry_ms = mono_ms() + L_RETRY_MS;
+}
+
+static int listen_sock_ready(struct pg *g)
+{
+    struct pollfd p = { PQsocket(g->listen), g->lpoll == PGRES_POLLING_WRITING ? POLLOUT : POLLIN, 0 };
+    return p.fd < 0 || poll(&p, 1, 0) > 0;
+}
+
+static void listen_step_connect(struct pg *g)
+{
+    if (!listen_sock_ready(g))
+        return;
+    g->lpoll = PQconnectPoll(g->listen);
+    if (g->lpoll == PGRES_POLLING_FAILED) {
+        listen_lost(g, PQerrorMessage(g->listen));
+    } else if (g->lpoll == PGRES_POLLING_OK) {
+        if (!PQsendQuery(g->listen, LISTEN_SQL) || PQflush(g->listen) < 0)
+            listen_lost(g, PQerrorMessage(g->listen));
+        else
+            g->lstate = L_LISTENING;
+    }
+}
+
+static void listen_step_listening(struct pg *g)
+{
+    if (!PQconsumeInput(g->listen)) {
+        listen_lost(g, PQerrorMessage(g->listen));
+        return;
+    }
+    while (!PQisBusy(g->listen)) {
+        PGresult *r = PQgetResult(g->listen);
+        if (!r) {
+            g->lstate = L_READY;
+            g->missed = 1;      /* what was sent while it was down is lost */
+            return;
+        }
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok) {
+            listen_lost(g, PQerrorMessage(g->listen));
+            return;
+        }
+    }
+}
+
+/* One step of reconnecting, never waiting. */
+void pg_conn_listen_service(struct pg *g)
+{
+    if (g->lstate == L_READY && g->listen && PQstatus(g->listen) == CONNECTION_BAD)
+        listen_lost(g, PQerrorMessage(g->listen));
+    if (g->lstate == L_DOWN && mono_ms() >= g->lretry_ms) {
+        const char *const keys[] = {"application_name", "dbname", NULL};
+        const char *const vals[] = {"chatd-listen", g->location, NULL};
+        g->listen = PQconnectStartParams(keys, vals, 1);
+        g->lsince_ms = mono_ms();
+        if (!g->listen || PQstatus(g->listen) == CONNECTION_BAD || PQsetnonblocking(g->listen, 1)) {
+            g->lstate = L_CONNECTING;   /* so that the loss is logged */
+            listen_lost(g, g->listen ? PQerrorMessage(g->listen) : "out of memory");
+            return;
+        }
+        g->lstate = L_CONNECTING;
+        g->lpoll = PGRES_POLLING_WRITING;
+    }
+    if (g->lstate == L_CONNECTING)
+        listen_step_connect(g);
+    if (g->lstate == L_LISTENING)
+        listen_step_listening(g);
+    if ((g->lstate == L_CONNECTING || g->lstate == L_LISTENING) &&
+        mono_ms() - g->lsince_ms > A_CONNECT_TIMEOUT_MS)
+        listen_lost(g, "connecting timed out");
+}
+
+/* The LISTEN connection's socket, or -1 while it is being reconnected
+ * (then call again later; the descriptor may differ). Notifications sent
+ * while it was down are lost: the next notify_drain returns 1 so the
+ * caller reads the log again. */
 int pg_conn_notify_fd(struct pg *g)
 {
-    if (g->listen && PQstatus(g->listen) == CONNECTION_BAD)
-        listen_close(g);
-    if (!g->listen) {
-        char err[512] = "";
-        if (listen_open(g, err, sizeof err)) {
-            fprintf(stderr, "store: notifications: %s\n", err);
-            return -1;
-        }
-        g->missed = 1;
-    }
-    return PQsocket(g->listen);
+    pg_conn_listen_service(g);
+    return g->lstate == L_READY ? PQsocket(g->listen) : -1;
+}
+
+/* A notification: an event committed, or a session ended (its token hash). */
+static int listen_notified(struct pg *g, const PGnotify *n)
+{
+    if (strcmp(n->relname, SESSIONS_CHANNEL) != 0)
+        return 1;
+    if (g->session_end_cb && n->extra && strlen(n->extra) == 64)
+        g->session_end_cb(g->session_end_arg, n->extra);
+    return 0;
 }
 
 int pg_conn_notify_drain(struct pg *g)
 {
-    if (!g->listen)
+    if (g->lstate != L_READY)
         return -1;
     if (!PQconsumeInput(g->listen) || PQstatus(g->listen) == CONNECTION_BAD) {
-        log_pg("notifications", PQerrorMessage(g->listen), NULL);
-        listen_close(g);
+        listen_lost(g, PQerrorMessage(g->listen));
         return -1;
     }
     int got = g->missed;
     g->missed = 0;
     PGnotify *n;
     while ((n = PQnotifies(g->listen)) != NULL) {
-        got = 1;
+        got |= listen_notified(g, n);
         PQfreemem(n);
     }
     return got;
@@ -459,7 +550,6 @@ int pg_conn_notify_drain(struct pg *g)
 enum { A_DOWN, A_CONNECTING, A_SETUP, A_READY };
 
 #define A_RETRY_MS        1000   /* after a failed connection attempt */
-#define A_CONNECT_TIMEOUT 10000  /* as the blocking connections' connect_timeout */
 
 struct pg_req {
     struct pg_req *next;
@@ -579,6 +669,28 @@ static void a_connect(struct pg *g)
     g->apoll = PGRES_POLLING_WRITING;
 }
 
+/* While the caller's transaction is open on the connection, its own next
+ * request (wherever it is queued) moves to the head; the others wait. 1 if
+ * the head may be sent. */
+static int head_sendable(struct pg *g)
+{
+    if (!g->head)
+        return 0;
+    if (!g->atxn || g->head->txn == g->rtxn)
+        return 1;
+    for (struct pg_req *prev = g->head, *r = prev->next; r; prev = r, r = r->next) {
+        if (r->txn != g->rtxn)
+            continue;
+        prev->next = r->next;
+        if (g->tail == r)
+            g->tail = prev;
+        r->next = g->head;
+        g->head = r;
+        return 1;
+    }
+    return 0;
+}
+
 /* Sends the next setup step or the head request. */
 static void a_send(struct pg *g)
 {
@@ -597,7 +709,7 @@ static void a_send(struct pg *g)
             ok = PQsendPrepare(g->aconn, name, g->sql[g->astep - 1], 0, NULL);
         }
     } else if (g->astate == A_READY) {
-        while (g->head && !g->asent) {
+        while (head_sendable(g) && !g->asent) {
             struct pg_req *r = g->head;
             if (r->q < 0 && !g->atxn) {         /* our ROLLBACK, with nothing to end */
                 finish(g, pop_head(g), STORE_OK, NULL);
@@ -745,7 +857,7 @@ void pg_async_service(struct pg *g)
                 a_lost(g, PQerrorMessage(g->aconn));
             }
         }
-        if (g->astate == A_CONNECTING && now - g->since_ms > A_CONNECT_TIMEOUT)
+        if (g->astate == A_CONNECTING && now - g->since_ms > A_CONNECT_TIMEOUT_MS)
             a_lost(g, "connecting timed out");
         if (g->astate >= A_SETUP && g->aflush) {
             int f = PQflush(g->aconn);
@@ -764,10 +876,17 @@ void pg_async_service(struct pg *g)
     a_expire(g, now);
     if (g->astate == A_READY)
         a_send(g);
+    if (g->lstate != L_READY)
+        pg_conn_listen_service(g);
     g->aservice = 0;
 }
 
-void pg_async_send(struct pg *g, int q, const struct params *p, int flags, int map,
+int64_t pg_async_txn_new(struct pg *g)
+{
+    return ++g->ntxn;
+}
+
+void pg_async_send(struct pg *g, int64_t txn, int q, const struct params *p, int flags, int map,
                    const char *what, pg_done_fn done, void *arg)
 {
     struct pg_req *r = calloc(1, sizeof *r);
@@ -777,12 +896,8 @@ void pg_async_send(struct pg *g, int q, const struct params *p, int flags, int m
         r->n = i + 1;
         bad = p->v[i] && !r->v[i];
     }
-    /* the caller's transaction this belongs to */
-    int64_t txn = (flags & PG_REQ_FRONT) ? g->ctxn : g->qtxn;
-    if (flags & PG_REQ_BEGIN)
-        txn = g->qtxn = ++g->ntxn;
-    if ((flags & PG_REQ_END) && !(flags & PG_REQ_FRONT))
-        g->qtxn = 0;
+    if (flags & PG_REQ_FRONT)
+        txn = g->ctxn;
     if (bad || g->nreq >= g->max_req) {
         if (bad)
             fprintf(stderr, "store: %s: cannot queue the statement\n", what);
@@ -863,7 +978,7 @@ int pg_async_want(struct pg *g)
 
 int pg_async_pending(struct pg *g)
 {
-    return g->nreq > 0 || g->astate != A_READY;
+    return g->nreq > 0 || g->astate != A_READY || g->lstate != L_READY;
 }
 
 int pg_async_health(struct pg *g, int64_t slow_ms, char *reason, size_t len)

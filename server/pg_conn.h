@@ -15,6 +15,8 @@
 /* The channel every event append notifies (Q_EVENT_APPEND) and the LISTEN
  * connection listens on. */
 #define NOTIFY_CHANNEL "chatd_events"
+/* The channel a session delete notifies with the token hash (Q_SESSION_DELETE). */
+#define SESSIONS_CHANNEL "chatd_sessions"
 
 struct pg_req;
 
@@ -27,6 +29,11 @@ struct pg {
     int ready;          /* conn is up with this session's settings and statements */
     int in_txn;         /* between store_begin and commit/rollback */
     int missed;         /* the listener was reconnected: notifications may be lost */
+    int lstate;         /* the listener: L_DOWN, L_CONNECTING, L_LISTENING, L_READY */
+    PostgresPollingStatusType lpoll;
+    int64_t lretry_ms, lsince_ms;
+    void (*session_end_cb)(void *arg, const char *token_hash);
+    void *session_end_arg;
     /* the asynchronous connection (pg_async_*), its own session */
     PGconn *aconn;
     int astate;                 /* A_DOWN, A_CONNECTING, A_SETUP, A_READY */
@@ -35,9 +42,7 @@ struct pg {
     int asent;                  /* the head request (or setup step) is sent */
     int aflush;                 /* output is waiting for the socket */
     int atxn;                   /* a BEGIN ran on aconn, no commit/rollback yet */
-    int64_t qtxn;               /* the caller's open transaction (queued BEGIN
-                                 * without an end yet), or 0; numbered from 1 */
-    int64_t ntxn;               /* the last number given */
+    int64_t ntxn;               /* the last transaction handle given (from 1) */
     int64_t rtxn;               /* the transaction open on aconn (atxn) */
     int64_t ctxn;               /* that of the request being completed */
     int64_t doomed;             /* a transaction that lost a request: the rest
@@ -57,8 +62,11 @@ struct pg {
  * copied) and opens the LISTEN connection; NULL with err set on failure. */
 struct pg *pg_conn_open(const char *location, const char *const *sql, int nsql, char *err, size_t errlen);
 void pg_conn_close(struct pg *g);
-/* store.h's notify_fd and notify_drain. */
+/* store.h's notify_fd and notify_drain. The LISTEN connection, once lost,
+ * is reconnected without blocking: notify_fd is -1 meanwhile, and
+ * pg_conn_listen_service (also run by pg_async_service) moves it on. */
 int pg_conn_notify_fd(struct pg *g);
+void pg_conn_listen_service(struct pg *g);
 int pg_conn_notify_drain(struct pg *g);
 
 /* ---- statement parameters, as text ---- */
@@ -112,8 +120,14 @@ enum {
     PG_REQ_END = 2,     /* commits or rolls it back */
     PG_REQ_FRONT = 4,   /* a follow-up of the completing request: runs next */
 };
-void pg_async_send(struct pg *g, int q, const struct params *p, int flags, int map,
+/* txn: the caller's transaction the request belongs to (0: none; a
+ * PG_REQ_FRONT follow-up takes its completing request's). While a
+ * transaction is open on the connection only its own requests are sent;
+ * the others wait behind it, in order. */
+void pg_async_send(struct pg *g, int64_t txn, int q, const struct params *p, int flags, int map,
                    const char *what, pg_done_fn done, void *arg);
+/* A new transaction handle, for the BEGIN that opens it. */
+int64_t pg_async_txn_new(struct pg *g);
 void pg_async_bound(struct pg *g, int max_requests, int64_t max_age_ms);
 int pg_async_fd(struct pg *g);
 void pg_async_on_close(struct pg *g, void (*cb)(void *arg), void *arg);

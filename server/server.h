@@ -17,12 +17,16 @@
 struct store;
 struct pwhash_pool;
 struct pwhash_job;
+struct http_transfer;
 struct transfers;
 struct limiter;
 struct feed;
+struct feed_read;
 struct sweep;
 struct auth;
 struct session;
+struct auth_wait;         /* auth.c */
+struct http_call;         /* http_api.c */
 struct ws_frame;          /* ws_frame.h */
 
 struct server_config {
@@ -93,10 +97,14 @@ struct http_state {
     struct sweep_link hold;   /* long-poll deadline (sweep.c) */
     int      poll_parked;
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
+    struct http_call *call;   /* the store call it waits for (http_api.c) */
+    int    (*route)(struct session *s);  /* to run once authenticated */
+    struct http_transfer *transfer; /* a transfer submit on its way (http_api.c) */
 };
 
 struct ws_state {
     int      authed;
+    int      hello_wait;      /* its hello's token is being looked up: reading paused */
     int64_t  cursor;          /* highest event id sent */
     int      more;            /* the store may have events after cursor */
     json_t  *batch;           /* fetched events not yet sent */
@@ -154,10 +162,12 @@ struct session {
     int64_t  token_touched_ms;
     int      ended;           /* its session ended: nothing more is delivered */
     lws_dll2_t held_node;     /* in auth's list while it holds the session open */
+    struct auth_wait *auth_wait;  /* a token check or logout waiting for the store (auth.c) */
     struct sweep_timer end_at;   /* the session's expiry, absolute or idle (auth.c) */
     struct sweep_link touch;  /* next session touch, WebSockets (auth.c) */
     lws_dll2_t sub_node;      /* in srv->subscribers while listening for events */
     lws_dll2_owner_t acks;    /* chat sends waiting for their group commit (feed.c) */
+    struct feed_read *read;   /* its read of events from the store (feed.c) */
     union {
         struct http_state http;
         struct ws_state ws;

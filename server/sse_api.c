@@ -197,10 +197,18 @@ static int sse_put_event(struct sse_pack *out, json_t *ev, int64_t *id)
 }
 
 /* The user's events after the cursor: the one place the stream asks the
- * feed (NULL: could not be read). */
-static json_t *sse_fetch(struct session *s)
+ * feed. NULL with *pending set: they come from the store, and the feed
+ * wakes the stream when they are in; NULL alone: they could not be read
+ * (the stream closes, and its client resumes from its Last-Event-ID). */
+static json_t *sse_fetch(struct session *s, int *pending)
 {
-    return feed_fetch(s->srv, s->user_id, s->u.sse.cursor, SSE_BATCH);
+    json_t *events = NULL;
+    int rc = feed_fetch(s, s->u.sse.cursor, SSE_BATCH, &events);
+    *pending = rc == FEED_PENDING;
+    if (rc == STORE_OK)
+        return events;
+    json_decref(events);
+    return NULL;
 }
 
 /* Packs events after the cursor while they fit; more stays set while the
@@ -208,7 +216,12 @@ static json_t *sse_fetch(struct session *s)
 static int sse_pack_events(struct session *s, struct sse_pack *out)
 {
     struct sse_state *e = &s->u.sse;
-    json_t *batch = sse_fetch(s);
+    int pending;
+    json_t *batch = sse_fetch(s, &pending);
+    if (!batch && pending) {
+        e->more = 0;                    /* woken when the rows are in */
+        return 0;
+    }
     if (!batch)
         return -1;
     size_t n = json_array_size(batch), i;

@@ -1,9 +1,12 @@
 /* store.h — chatd's storage interface. Callers see an opaque struct store and
  * these functions; each backend (store_sqlite.c, store_pg.c) fills a
- * struct store_ops. A write outside a transaction is committed before the
- * function returns. Inside one (store_begin, or the feed's group-commit
- * batch below) it is durable only at store_commit / store_batch_commit, so
- * an id handed back may be announced to clients only after that commit. */
+ * struct store_ops. Every call comes in two forms: the synchronous one
+ * (below, for startup, tools and tests: on PostgreSQL it blocks until the
+ * database answers) and the asynchronous one (store_call_async, at the end:
+ * what the server uses while it serves; never blocking). A write outside a
+ * transaction is committed before it completes. Inside one it is durable
+ * only at its commit, so an id handed back may be announced to clients
+ * only after that commit. */
 #ifndef CHAT_STORE_H
 #define CHAT_STORE_H
 

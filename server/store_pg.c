@@ -1,12 +1,13 @@
 /* store_pg.c — the PostgreSQL backend of store.h (libpq), for one or several
- * chatd instances sharing a database: the statements and the functions of
- * store_ops that run them. The connections (the main one, which runs every
- * statement, blocking, each prepared once per connection, and the LISTEN
- * one), reconnects, SQLSTATE mapping and the schema migrations are
- * pg_conn.c's (pg_conn.h).
+ * chatd instances sharing a database: the statements, the functions of
+ * store_ops that run them synchronously on the main connection (startup,
+ * tools), and their asynchronous forms, which the server uses, on the
+ * nonblocking connection of pg_conn.c's engine. The connections,
+ * reconnects, SQLSTATE mapping and the schema migrations are pg_conn.c's
+ * (pg_conn.h).
  *
- * A write outside store_begin/commit is a single statement in autocommit, so
- * it is committed before the function returns. An error aborts a whole
+ * A write outside a transaction is a single statement in autocommit, so
+ * it is committed before it completes. An error aborts a whole
  * PostgreSQL transaction, and the bank goes on after an overdraft or a
  * duplicate key inside one; so those outcomes are found without raising an
  * error (a conditional UPDATE, ON CONFLICT DO NOTHING) and then looked up.
@@ -81,8 +82,10 @@ static const char *const SQL[Q_COUNT] = {
         " WHERE s.token_hash = $1 AND s.expires_ms > $2",
     [Q_SESSION_TOUCH] =
         "UPDATE sessions SET last_used_ms = $2 WHERE token_hash = $1",
+    /* Every instance hears of it on commit (store_set_session_end_cb). */
     [Q_SESSION_DELETE] =
-        "DELETE FROM sessions WHERE token_hash = $1",
+        "WITH d AS (DELETE FROM sessions WHERE token_hash = $1 RETURNING token_hash)"
+        " SELECT pg_notify('" SESSIONS_CHANNEL "', token_hash) FROM d",
     /* The next id from event_counter (its row lock held to the end of the
      * transaction: see the top of this file), the row, and the notification,
      * which PostgreSQL delivers when the transaction commits. A retried
@@ -168,6 +171,13 @@ static int pg_notify_drain(void *impl)
     return pg_conn_notify_drain(impl);
 }
 
+static void pg_session_end_cb(void *impl, void (*cb)(void *arg, const char *token_hash), void *arg)
+{
+    struct pg *g = impl;
+    g->session_end_cb = cb;
+    g->session_end_arg = arg;
+}
+
 static int pg_begin(void *impl)
 {
     struct pg *g = impl;
@@ -242,6 +252,14 @@ static int pg_user_create(void *impl, const char *name, const char *pwhash,
     return rc;
 }
 
+/* A Q_USER_GET row. */
+static int read_user(const PGresult *r, int64_t *user_id, char *pwhash, size_t pwhash_len)
+{
+    if (user_id)
+        *user_id = col_i64(r, 0, 0);
+    return pwhash ? copy_col(r, 0, 1, pwhash, pwhash_len, "user_get") : STORE_OK;
+}
+
 static int pg_user_get(void *impl, const char *name, int64_t *user_id,
                        char *pwhash, size_t pwhash_len)
 {
@@ -249,10 +267,8 @@ static int pg_user_get(void *impl, const char *name, int64_t *user_id,
     p_str(&p, name);
     PGresult *r;
     int rc = pg_query_row(impl, Q_USER_GET, &p, 0, "user_get", &r);
-    if (rc == STORE_OK && user_id)
-        *user_id = col_i64(r, 0, 0);
-    if (rc == STORE_OK && pwhash)
-        rc = copy_col(r, 0, 1, pwhash, pwhash_len, "user_get");
+    if (rc == STORE_OK)
+        rc = read_user(r, user_id, pwhash, pwhash_len);
     PQclear(r);
     return rc;
 }
@@ -268,6 +284,15 @@ static int pg_session_create(void *impl, const char *token_hash, int64_t user_id
     return pg_command(impl, Q_SESSION_CREATE, &p, MAP_UNIQUE | MAP_FK, "session_create");
 }
 
+/* A Q_SESSION_LOOKUP row. */
+static int read_session(const PGresult *r, struct store_session *out)
+{
+    out->user_id = col_i64(r, 0, 0);
+    out->last_used_ms = col_i64(r, 0, 2);
+    out->expires_ms = col_i64(r, 0, 3);
+    return copy_col(r, 0, 1, out->user, sizeof out->user, "session_lookup");
+}
+
 static int pg_session_lookup(void *impl, const char *token_hash, int64_t now_ms,
                              struct store_session *out)
 {
@@ -276,12 +301,8 @@ static int pg_session_lookup(void *impl, const char *token_hash, int64_t now_ms,
     p_i64(&p, now_ms);
     PGresult *r;
     int rc = pg_query_row(impl, Q_SESSION_LOOKUP, &p, 0, "session_lookup", &r);
-    if (rc == STORE_OK) {
-        out->user_id = col_i64(r, 0, 0);
-        out->last_used_ms = col_i64(r, 0, 2);
-        out->expires_ms = col_i64(r, 0, 3);
-        rc = copy_col(r, 0, 1, out->user, sizeof out->user, "session_lookup");
-    }
+    if (rc == STORE_OK)
+        rc = read_session(r, out);
     PQclear(r);
     return rc;
 }
@@ -323,17 +344,22 @@ static int existing_event(struct pg *g, const struct store_new_event *ev,
     return rc;
 }
 
+static void append_params(struct params *p, const struct store_new_event *ev)
+{
+    p_i64(p, ev->ts_ms);
+    p_str(p, ev->type);
+    p_id(p, ev->recipient_id);
+    p_id(p, ev->sender_id);
+    p_str(p, ev->client_msg_id);
+    p_str(p, ev->payload);
+}
+
 static int pg_event_append(void *impl, const struct store_new_event *ev,
                            int64_t *id, int64_t *ts_ms, int *created)
 {
     struct pg *g = impl;
     struct params p = {0};
-    p_i64(&p, ev->ts_ms);
-    p_str(&p, ev->type);
-    p_id(&p, ev->recipient_id);
-    p_id(&p, ev->sender_id);
-    p_str(&p, ev->client_msg_id);
-    p_str(&p, ev->payload);
+    append_params(&p, ev);
     PGresult *r;
     int rc = pg_query(g, Q_EVENT_APPEND, &p, 0, "event_append", &r);
     if (rc != STORE_OK)
@@ -351,18 +377,25 @@ static int pg_event_append(void *impl, const struct store_new_event *ev,
     return rc;
 }
 
+/* Row i (id, ts_ms, recipient_id, type, payload); the strings are r's. */
+static struct store_event event_row(const PGresult *r, int i)
+{
+    struct store_event e = {
+        .id = col_i64(r, i, 0),
+        .ts_ms = col_i64(r, i, 1),
+        .recipient_id = col_i64(r, i, 2),
+        .type = PQgetvalue(r, i, 3),
+        .payload = PQgetvalue(r, i, 4),
+    };
+    return e;
+}
+
 /* Calls cb for each row (id, ts_ms, recipient_id, type, payload) until it
  * asks to stop. */
 static void emit_events(const PGresult *r, store_event_cb cb, void *arg)
 {
     for (int i = 0; i < PQntuples(r); i++) {
-        struct store_event e = {
-            .id = col_i64(r, i, 0),
-            .ts_ms = col_i64(r, i, 1),
-            .recipient_id = col_i64(r, i, 2),
-            .type = PQgetvalue(r, i, 3),
-            .payload = PQgetvalue(r, i, 4),
-        };
+        struct store_event e = event_row(r, i);
         if (cb(arg, &e))
             break;
     }
@@ -421,16 +454,22 @@ static int pg_account_balance(void *impl, int64_t user_id, int64_t *cents)
     return rc;
 }
 
+static void move_params(struct params *p, int64_t user_id, int64_t delta_cents,
+                        int64_t transfer_id, int64_t now_ms, const char *memo)
+{
+    p_i64(p, user_id);
+    p_i64(p, delta_cents);
+    p_id(p, transfer_id);
+    p_i64(p, now_ms);
+    p_str(p, memo);
+}
+
 /* No row changed: the account is missing, or it would be overdrawn. */
 static int pg_account_move(void *impl, int64_t user_id, int64_t delta_cents,
                            int64_t transfer_id, int64_t now_ms, const char *memo)
 {
     struct params p = {0};
-    p_i64(&p, user_id);
-    p_i64(&p, delta_cents);
-    p_id(&p, transfer_id);
-    p_i64(&p, now_ms);
-    p_str(&p, memo);
+    move_params(&p, user_id, delta_cents, transfer_id, now_ms, memo);
     PGresult *r;
     int rc = pg_query(impl, Q_ACCOUNT_MOVE, &p, MAP_FK, "account_move", &r);
     int moved = rc == STORE_OK && PQntuples(r) > 0;
@@ -475,39 +514,51 @@ static int pg_transfer_insert(void *impl, int64_t from_id, int64_t to_id, int64_
     return rc;
 }
 
-static int pg_transfer_get(void *impl, int64_t id, struct store_transfer *t)
+/* A Q_TRANSFER_GET row. */
+static int read_transfer(const PGresult *r, struct store_transfer *t)
 {
-    struct params p = {0};
-    p_i64(&p, id);
-    PGresult *r;
-    int rc = pg_query_row(impl, Q_TRANSFER_GET, &p, 0, "transfer_get", &r);
-    if (rc == STORE_OK) {
-        t->id = col_i64(r, 0, 0);
-        t->from_id = col_i64(r, 0, 1);
-        t->to_id = col_i64(r, 0, 2);
-        t->amount_cents = col_i64(r, 0, 3);
-        t->created_ms = col_i64(r, 0, 8);
-        t->updated_ms = col_i64(r, 0, 9);
-        rc = copy_col(r, 0, 4, t->from, sizeof t->from, "transfer_get");
-    }
+    t->id = col_i64(r, 0, 0);
+    t->from_id = col_i64(r, 0, 1);
+    t->to_id = col_i64(r, 0, 2);
+    t->amount_cents = col_i64(r, 0, 3);
+    t->created_ms = col_i64(r, 0, 8);
+    t->updated_ms = col_i64(r, 0, 9);
+    int rc = copy_col(r, 0, 4, t->from, sizeof t->from, "transfer_get");
     if (rc == STORE_OK)
         rc = copy_col(r, 0, 5, t->to, sizeof t->to, "transfer_get");
     if (rc == STORE_OK)
         rc = store_transfer_state_read(PQgetvalue(r, 0, 6), &t->state);
     if (rc == STORE_OK)
         rc = copy_col(r, 0, 7, t->reason, sizeof t->reason, "transfer_get");
+    return rc;
+}
+
+static int pg_transfer_get(void *impl, int64_t id, struct store_transfer *t)
+{
+    struct params p = {0};
+    p_i64(&p, id);
+    PGresult *r;
+    int rc = pg_query_row(impl, Q_TRANSFER_GET, &p, 0, "transfer_get", &r);
+    if (rc == STORE_OK)
+        rc = read_transfer(r, t);
     PQclear(r);
     return rc;
+}
+
+static void state_params(struct params *p, int64_t id, enum transfer_state state,
+                         const char *reason, int64_t now_ms)
+{
+    p_i64(p, id);
+    p_str(p, transfer_state_name(state));
+    p_str(p, reason && *reason ? reason : NULL);
+    p_i64(p, now_ms);
 }
 
 static int pg_transfer_set_state(void *impl, int64_t id, enum transfer_state state,
                                  const char *reason, int64_t now_ms)
 {
     struct params p = {0};
-    p_i64(&p, id);
-    p_str(&p, transfer_state_name(state));
-    p_str(&p, reason && *reason ? reason : NULL);
-    p_i64(&p, now_ms);
+    state_params(&p, id, state, reason, now_ms);
     return pg_command(impl, Q_TRANSFER_SET_STATUS, &p, 0, "transfer_set_state");
 }
 
@@ -560,8 +611,332 @@ static int pg_transfer_lock(void *impl, int64_t id)
 
 /* ---- asynchronous calls (store.h; the engine is pg_conn.c's) ---- */
 
-/* (the asynchronous calls are being rewritten: until then store.c runs the
- * synchronous ones) */
+/* ---- asynchronous calls (store.h; the engine is pg_conn.c's) ----
+ * Each kind is one prepared statement, read into the reply by the same
+ * readers as the synchronous calls; a few need a second statement (a
+ * deduplicated append or transfer: the first row; an empty move or lock:
+ * why), sent as a follow-up that runs next (PG_REQ_FRONT). */
+
+struct async_ctx {
+    store_done_fn done;
+    void *arg;
+    enum store_call_kind kind;
+    int followed;               /* the follow-up was sent */
+    int commit;                 /* an end: COMMIT (else ROLLBACK or BEGIN) */
+    int64_t a, b;               /* what the follow-up needs: ids */
+    char *key;                  /* and a client_msg_id or idempotency key */
+};
+
+static void async_reply(struct async_ctx *c, const struct store_reply *rep)
+{
+    store_done_fn done = c->done;
+    void *arg = c->arg;
+    free(c->key);
+    free(c);
+    done(arg, rep);
+}
+
+static void async_done(struct pg *g, void *arg, int rc, const PGresult *r);
+
+/* For the log: what each kind is. */
+static const char *const CALL_NAMES[STORE_CALL_COUNT] = {
+    [STORE_CALL_USER_CREATE] = "user_create", [STORE_CALL_USER_GET] = "user_get",
+    [STORE_CALL_SESSION_CREATE] = "session_create", [STORE_CALL_SESSION_LOOKUP] = "session_lookup",
+    [STORE_CALL_SESSION_TOUCH] = "session_touch", [STORE_CALL_SESSION_DELETE] = "session_delete",
+    [STORE_CALL_EVENT_APPEND] = "event_append", [STORE_CALL_EVENTS_AFTER] = "events_after",
+    [STORE_CALL_EVENTS_ALL_AFTER] = "events_all_after", [STORE_CALL_LAST_EVENT_ID] = "last_event_id",
+    [STORE_CALL_ACCOUNT_BALANCE] = "account_balance", [STORE_CALL_ACCOUNT_MOVE] = "account_move",
+    [STORE_CALL_TRANSFER_INSERT] = "transfer_insert", [STORE_CALL_TRANSFER_GET] = "transfer_get",
+    [STORE_CALL_TRANSFER_SET_STATE] = "transfer_set_state", [STORE_CALL_TRANSFER_LOCK] = "transfer_lock",
+    [STORE_CALL_TRANSFERS_UNFINISHED] = "transfers_unfinished",
+    [STORE_CALL_TRANSFERS_STALE] = "transfers_stale",
+};
+
+/* Parameters of kind's statement; its index in *q. -1 for a kind this
+ * backend does not know. */
+static int async_params(enum store_call_kind kind, const struct store_args *a,
+                        struct params *p, int *q)
+{
+    switch (kind) {
+    case STORE_CALL_USER_CREATE:
+        *q = Q_USER_CREATE; p_str(p, a->name); p_str(p, a->pwhash); p_i64(p, a->now_ms);
+        p_i64(p, STORE_OPENING_BALANCE_CENTS); return 0;
+    case STORE_CALL_USER_GET:
+        *q = Q_USER_GET; p_str(p, a->name); return 0;
+    case STORE_CALL_SESSION_CREATE:
+        *q = Q_SESSION_CREATE; p_str(p, a->token_hash); p_i64(p, a->user_id);
+        p_i64(p, a->now_ms); p_i64(p, a->expires_ms); return 0;
+    case STORE_CALL_SESSION_LOOKUP:
+        *q = Q_SESSION_LOOKUP; p_str(p, a->token_hash); p_i64(p, a->now_ms); return 0;
+    case STORE_CALL_SESSION_TOUCH:
+        *q = Q_SESSION_TOUCH; p_str(p, a->token_hash); p_i64(p, a->now_ms); return 0;
+    case STORE_CALL_SESSION_DELETE:
+        *q = Q_SESSION_DELETE; p_str(p, a->token_hash); return 0;
+    case STORE_CALL_EVENT_APPEND:
+        if (!a->ev)
+            return -1;
+        *q = Q_EVENT_APPEND; append_params(p, a->ev); return 0;
+    case STORE_CALL_EVENTS_AFTER:
+        *q = Q_EVENTS_AFTER; p_i64(p, a->after); p_i64(p, a->user_id);
+        p_i64(p, a->limit < 1 ? 1 : a->limit); return 0;
+    case STORE_CALL_EVENTS_ALL_AFTER:
+        *q = Q_EVENTS_ALL_AFTER; p_i64(p, a->after); p_i64(p, a->limit < 1 ? 1 : a->limit);
+        return 0;
+    case STORE_CALL_LAST_EVENT_ID:
+        *q = Q_LAST_EVENT_ID; return 0;
+    case STORE_CALL_ACCOUNT_BALANCE:
+        *q = Q_ACCOUNT_BALANCE; p_i64(p, a->user_id); return 0;
+    case STORE_CALL_ACCOUNT_MOVE:
+        *q = Q_ACCOUNT_MOVE; move_params(p, a->user_id, a->delta_cents, a->id, a->now_ms, a->memo);
+        return 0;
+    case STORE_CALL_TRANSFER_INSERT:
+        *q = Q_TRANSFER_INSERT; p_i64(p, a->from_id); p_i64(p, a->to_id);
+        p_i64(p, a->amount_cents); p_str(p, a->key); p_i64(p, a->now_ms); return 0;
+    case STORE_CALL_TRANSFER_GET:
+    case STORE_CALL_TRANSFER_LOCK:
+        *q = kind == STORE_CALL_TRANSFER_GET ? Q_TRANSFER_GET : Q_TRANSFER_LOCK;
+        p_i64(p, a->id); return 0;
+    case STORE_CALL_TRANSFER_SET_STATE:
+        *q = Q_TRANSFER_SET_STATUS; state_params(p, a->id, a->state, a->reason, a->now_ms);
+        return 0;
+    case STORE_CALL_TRANSFERS_UNFINISHED:
+        *q = Q_TRANSFERS_UNFINISHED; return 0;
+    case STORE_CALL_TRANSFERS_STALE:
+        *q = Q_TRANSFERS_STALE; p_i64(p, a->before_ms); return 0;
+    default:
+        return -1;
+    }
+}
+
+/* The rows of an event read or an id list, for the reply. */
+static int async_rows(const PGresult *r, enum store_call_kind kind, struct store_reply *rep)
+{
+    int n = PQntuples(r);
+    struct store_event *ev = NULL;
+    int64_t *ids = calloc((size_t)n + 1, sizeof *ids);
+    int events = kind == STORE_CALL_EVENTS_AFTER || kind == STORE_CALL_EVENTS_ALL_AFTER;
+    if (events)
+        ev = calloc((size_t)n + 1, sizeof *ev);
+    if (!ids || (events && !ev)) {
+        free(ids);
+        free(ev);
+        return STORE_ERROR;
+    }
+    for (int i = 0; i < n; i++) {
+        ids[i] = col_i64(r, i, 0);
+        if (events)
+            ev[i] = event_row(r, i);
+    }
+    rep->n = n;
+    rep->ids = ids;
+    rep->events = ev;
+    return STORE_OK;
+}
+
+/* The follow-up a kind needs when its statement returned no row; 1 if sent. */
+static int async_follow(struct pg *g, struct async_ctx *c)
+{
+    struct params p = {0};
+    int q;
+    switch (c->kind) {
+    case STORE_CALL_EVENT_APPEND:       /* DO NOTHING fired: the first one */
+        q = Q_EVENT_EXISTING; p_id(&p, c->a); p_str(&p, c->key); break;
+    case STORE_CALL_TRANSFER_INSERT:    /* the key was used: the first transfer */
+        q = Q_TRANSFER_BY_KEY; p_i64(&p, c->a); p_str(&p, c->key); break;
+    case STORE_CALL_ACCOUNT_MOVE:       /* overdrawn, or no such account */
+        q = Q_ACCOUNT_BALANCE; p_i64(&p, c->a); break;
+    case STORE_CALL_TRANSFER_LOCK:      /* held elsewhere, or no such transfer */
+        q = Q_TRANSFER_EXISTS; p_i64(&p, c->a); break;
+    default:
+        return 0;
+    }
+    c->followed = 1;
+    pg_async_send(g, 0, q, &p, PG_REQ_FRONT, 0, "follow-up", async_done, c);
+    return 1;
+}
+
+/* What the follow-up's answer means. */
+static int async_followed(struct async_ctx *c, int rc, const PGresult *r, struct store_reply *rep)
+{
+    int found = rc == STORE_OK && PQntuples(r) > 0;
+    if (rc != STORE_OK)
+        return rc;
+    switch (c->kind) {
+    case STORE_CALL_EVENT_APPEND:
+    case STORE_CALL_TRANSFER_INSERT:
+        if (!found) {
+            fprintf(stderr, "store: a conflict but no existing row\n");
+            return STORE_ERROR;
+        }
+        rep->id = col_i64(r, 0, 0);
+        rep->ts_ms = c->kind == STORE_CALL_EVENT_APPEND ? col_i64(r, 0, 1) : 0;
+        return STORE_OK;
+    case STORE_CALL_ACCOUNT_MOVE:
+        return found ? STORE_CONSTRAINT : STORE_NOT_FOUND;
+    default:                            /* STORE_CALL_TRANSFER_LOCK */
+        return found ? STORE_EXISTS : STORE_NOT_FOUND;
+    }
+}
+
+/* The first statement's answer, read as the synchronous call reads it. */
+static int async_read(struct pg *g, struct async_ctx *c, const PGresult *r, struct store_reply *rep)
+{
+    int one = PQntuples(r) > 0;
+    switch (c->kind) {
+    case STORE_CALL_USER_CREATE:
+        if (one)
+            rep->id = col_i64(r, 0, 0);
+        return one ? STORE_OK : STORE_EXISTS;
+    case STORE_CALL_USER_GET:
+        return one ? read_user(r, &rep->id, rep->pwhash, sizeof rep->pwhash) : STORE_NOT_FOUND;
+    case STORE_CALL_SESSION_LOOKUP:
+        return one ? read_session(r, &rep->session) : STORE_NOT_FOUND;
+    case STORE_CALL_SESSION_CREATE:
+    case STORE_CALL_SESSION_TOUCH:
+    case STORE_CALL_SESSION_DELETE:
+    case STORE_CALL_TRANSFER_SET_STATE:
+        return strcmp(PQcmdTuples((PGresult *)r), "0") ? STORE_OK : STORE_NOT_FOUND;
+    case STORE_CALL_EVENT_APPEND:
+        if (!one)
+            return async_follow(g, c) ? -1 : STORE_ERROR;
+        rep->id = col_i64(r, 0, 0);
+        rep->ts_ms = col_i64(r, 0, 1);
+        rep->created = 1;
+        return STORE_OK;
+    case STORE_CALL_TRANSFER_INSERT:
+        if (!one)
+            return async_follow(g, c) ? -1 : STORE_ERROR;
+        rep->id = col_i64(r, 0, 0);
+        rep->created = 1;
+        return STORE_OK;
+    case STORE_CALL_ACCOUNT_MOVE:
+    case STORE_CALL_TRANSFER_LOCK:
+        return one ? STORE_OK : (async_follow(g, c) ? -1 : STORE_ERROR);
+    case STORE_CALL_LAST_EVENT_ID:
+    case STORE_CALL_ACCOUNT_BALANCE:
+        if (one)
+            rep->id = rep->cents = col_i64(r, 0, 0);
+        return one ? STORE_OK : STORE_NOT_FOUND;
+    case STORE_CALL_TRANSFER_GET:
+        return one ? read_transfer(r, &rep->transfer) : STORE_NOT_FOUND;
+    default:
+        return async_rows(r, c->kind, rep);
+    }
+}
+
+static void async_done(struct pg *g, void *arg, int rc, const PGresult *r)
+{
+    struct async_ctx *c = arg;
+    struct store_reply rep;
+    memset(&rep, 0, sizeof rep);
+    if (c->followed)
+        rep.rc = async_followed(c, rc, r, &rep);
+    else if (rc == STORE_OK && (rep.rc = async_read(g, c, r, &rep)) < 0)
+        return;                         /* the follow-up answers */
+    else if (rc != STORE_OK)
+        rep.rc = rc;
+    const int64_t *ids = rep.ids;
+    const struct store_event *ev = rep.events;
+    async_reply(c, &rep);
+    free((void *)ids);
+    free((void *)ev);
+}
+
+/* What a follow-up needs from the call's arguments. */
+static int async_keep(struct async_ctx *c, const struct store_args *a)
+{
+    const char *key = NULL;
+    if (c->kind == STORE_CALL_EVENT_APPEND && a->ev) {
+        c->a = a->ev->sender_id;
+        key = a->ev->client_msg_id;
+    } else if (c->kind == STORE_CALL_TRANSFER_INSERT) {
+        c->a = a->from_id;
+        key = a->key;
+    } else if (c->kind == STORE_CALL_ACCOUNT_MOVE) {
+        c->a = a->user_id;
+    } else if (c->kind == STORE_CALL_TRANSFER_LOCK) {
+        c->a = a->id;
+    }
+    return key && !(c->key = strdup(key)) ? -1 : 0;
+}
+
+static void pg_async_call(void *impl, int64_t txn, enum store_call_kind kind,
+                          const struct store_args *args, store_done_fn done, void *arg)
+{
+    struct pg *g = impl;
+    struct params p = {0};
+    int q = -1;
+    struct async_ctx *c = calloc(1, sizeof *c);
+    if (c) {
+        c->kind = kind;
+        c->done = done;
+        c->arg = arg;
+    }
+    if (!c || async_params(kind, args, &p, &q) < 0 || async_keep(c, args) < 0) {
+        struct store_reply rep = { .rc = STORE_ERROR };
+        fprintf(stderr, "store: asynchronous call %d: cannot queue it\n", (int)kind);
+        if (c)
+            free(c->key);
+        free(c);
+        done(arg, &rep);
+        return;
+    }
+    int map = kind == STORE_CALL_SESSION_CREATE ? MAP_UNIQUE | MAP_FK
+            : kind == STORE_CALL_ACCOUNT_MOVE || kind == STORE_CALL_TRANSFER_INSERT ? MAP_FK : 0;
+    pg_async_send(g, txn, q, &p, 0, map, CALL_NAMES[kind], async_done, c);
+}
+
+/* BEGIN, COMMIT, ROLLBACK: a COMMIT whose transaction had failed answers
+ * "ROLLBACK", which is a failed commit. */
+static void async_end_done(struct pg *g, void *arg, int rc, const PGresult *r)
+{
+    (void)g;
+    struct async_ctx *c = arg;
+    struct store_reply rep = { .rc = rc };
+    if (rc == STORE_OK && c->commit && strcmp(PQcmdStatus((PGresult *)r), "COMMIT") != 0) {
+        fprintf(stderr, "store: commit: the transaction had failed and was rolled back\n");
+        rep.rc = STORE_ERROR;
+    }
+    async_reply(c, &rep);
+}
+
+static struct async_ctx *txn_ctx(int commit, store_done_fn done, void *arg)
+{
+    struct async_ctx *c = calloc(1, sizeof *c);
+    if (c) {
+        c->done = done;
+        c->arg = arg;
+        c->commit = commit;
+    }
+    return c;
+}
+
+static int64_t pg_async_txn_begin(void *impl, store_done_fn done, void *arg)
+{
+    struct pg *g = impl;
+    int64_t txn = pg_async_txn_new(g);
+    struct async_ctx *c = txn_ctx(0, done, arg);
+    if (!c) {
+        struct store_reply rep = { .rc = STORE_ERROR };
+        done(arg, &rep);
+        return txn;
+    }
+    pg_async_send(g, txn, Q_BEGIN, NULL, PG_REQ_BEGIN, 0, "begin", async_end_done, c);
+    return txn;
+}
+
+static void pg_async_txn_end(void *impl, int64_t txn, int commit, store_done_fn done, void *arg)
+{
+    struct pg *g = impl;
+    struct async_ctx *c = txn_ctx(commit ? 1 : 0, done, arg);
+    if (!c) {
+        struct store_reply rep = { .rc = STORE_ERROR };
+        done(arg, &rep);
+        return;
+    }
+    pg_async_send(g, txn, commit ? Q_COMMIT : Q_ROLLBACK, NULL, PG_REQ_END, 0,
+                  commit ? "commit" : "rollback", async_end_done, c);
+}
 
 static void pg_async_bound_op(void *impl, int max_requests, int64_t max_age_ms)
 {
@@ -615,6 +990,7 @@ const struct store_ops store_pg_ops = {
     .shared = 1,
     .notify_fd = pg_notify_fd,
     .notify_drain = pg_notify_drain,
+    .session_end_cb = pg_session_end_cb,
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,
@@ -626,6 +1002,9 @@ const struct store_ops store_pg_ops = {
     .transfers_unfinished = pg_transfers_unfinished,
     .transfer_lock = pg_transfer_lock,
     .transfers_stale = pg_transfers_stale,
+    .async_call = pg_async_call,
+    .async_txn_begin = pg_async_txn_begin,
+    .async_txn_end = pg_async_txn_end,
     .async_bound = pg_async_bound_op,
     .io_fd = pg_io_fd,
     .io_on_close = pg_io_on_close,

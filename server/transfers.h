@@ -2,7 +2,8 @@
  * idempotent per sender and key), then moved pending -> processing ->
  * completed | failed on timers, each step one store transaction together
  * with the alert events it emits. Unfinished transfers are picked up again
- * when the server starts, so none is lost or done twice. */
+ * when the server starts, so none is lost or done twice. Every store call
+ * is asynchronous (store.h): outcomes come through completions. */
 #ifndef CHAT_TRANSFERS_H
 #define CHAT_TRANSFERS_H
 
@@ -20,15 +21,26 @@ enum transfers_rc {
     TRANSFERS_NO_RECIPIENT,
     TRANSFERS_TO_SELF,
     TRANSFERS_ERROR,
+    TRANSFERS_UNAVAILABLE,     /* the database is gone or too slow: retry (same key) */
 };
 
 struct transfers *transfers_new(struct server *srv, int delay_ms);
-/* Schedules every pending or processing transfer found in the store. */
+/* Schedules every pending or processing transfer found in the store (the
+ * read completes later on PostgreSQL; retried every second until it
+ * succeeds) and, on a shared store, the sweep for orphaned ones. 0. */
 int transfers_resume(struct transfers *tr);
+/* Steps on their way are disowned: their transactions roll back, and a
+ * submit on its way is answered TRANSFERS_UNAVAILABLE. */
 void transfers_free(struct transfers *tr);
 
-/* Accepts a transfer from user from_id; *t is filled for CREATED/REPEATED. */
-enum transfers_rc transfers_submit(struct transfers *tr, int64_t from_id, const char *to,
-                                   int64_t amount_cents, const char *key, struct store_transfer *t);
+/* How a submit ended: t (valid during the call) is the transfer for
+ * CREATED and REPEATED (the first one's), else NULL. */
+typedef void (*transfers_done_fn)(void *arg, enum transfers_rc rc, const struct store_transfer *t);
+/* Accepts a transfer of amount_cents from user from_id to the user named
+ * to. done(arg, ...) is called exactly once, before this returns or later:
+ * if arg can go away first, make it a ticket its owner can disown. to and
+ * key are copied. */
+void transfers_submit(struct transfers *tr, int64_t from_id, const char *to, int64_t amount_cents,
+                      const char *key, transfers_done_fn done, void *arg);
 
 #endif

@@ -254,10 +254,21 @@ static int ws_send_error(struct session *s, const char *cmid, const char *code, 
                                  "message", message, "client_msg_id", cmid));
 }
 
-static int ws_hello(struct session *s, const struct proto_ws_frame *f)
+/* The hello's token came to rc: ready (and the heartbeat from now), or
+ * closed: 4401 for a token that is no good, 1011 when the store did not
+ * answer (the client reconnects and says hello again). */
+static int ws_hello_done(struct session *s, int rc)
 {
     struct ws_state *w = &s->u.ws;
-    if (auth_check_token(s->srv, s, f->token) < 0) {
+    if (w->close_code)          /* the hello deadline passed meanwhile */
+        return 0;
+    if (rc == AUTH_UNAVAILABLE || rc == AUTH_FAILED) {
+        ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                       rc == AUTH_UNAVAILABLE ? "store_unavailable: retry shortly"
+                                              : "could not check the token");
+        return 0;
+    }
+    if (rc != AUTH_OK) {
         audit("auth.refused", "path=%s addr=%s", PROTO_WS_PATH, limiter_conn_addr(s->wsi));
         ws_begin_close(s, 4401, "invalid or expired token");
         return 0;
@@ -268,12 +279,36 @@ static int ws_hello(struct session *s, const struct proto_ws_frame *f)
     }
     w->authed = 1;
     ws_beat_authed(s);          /* heartbeat from now */
-    w->cursor = f->after;
     w->more = 1;
     /* ready goes first: control frames are written before events. */
     return ws_queue(s, json_pack("{s:s,s:s,s:i,s:i}", "op", "ready", "user", s->user,
                                  "heartbeat_s", s->srv->cfg.heartbeat_s,
                                  "long_poll_max_s", s->srv->cfg.long_poll_max_s));
+}
+
+/* The token's lookup came back: reading, paused meanwhile, goes on. */
+static void ws_on_authed(struct session *s, int rc)
+{
+    struct ws_state *w = &s->u.ws;
+    w->hello_wait = 0;
+    if (!w->held && !w->backlogged)
+        lws_rx_flow_control(s->wsi, 1);
+    if (ws_hello_done(s, rc) < 0)
+        ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+}
+
+/* The hello deadline keeps running while the token is looked up; nothing
+ * more is read until it is (what follows the hello needs its answer). */
+static int ws_hello(struct session *s, const struct proto_ws_frame *f)
+{
+    struct ws_state *w = &s->u.ws;
+    w->cursor = f->after;
+    int rc = auth_check_token(s->srv, s, f->token, ws_on_authed);
+    if (rc != AUTH_PENDING)
+        return ws_hello_done(s, rc);
+    w->hello_wait = 1;
+    lws_rx_flow_control(s->wsi, 0);
+    return 0;
 }
 
 static void ws_hold_over(lws_sorted_usec_list_t *sul);
@@ -315,6 +350,8 @@ static void ws_on_posted(struct session *s, const char *client_msg_id, int rc, i
     int r = rc == STORE_OK
         ? ws_queue(s, json_pack("{s:s,s:s?,s:I,s:I}", "op", "ack", "client_msg_id", client_msg_id,
                                 "id", (json_int_t)id, "ts", (json_int_t)ts))
+        : rc == STORE_UNAVAILABLE   /* retryable: the client sends it again */
+        ? ws_send_error(s, client_msg_id, "store_unavailable", "the database is unavailable; retry shortly")
         : ws_send_error(s, client_msg_id, "internal", "could not store the message");
     if (r < 0)
         ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");

@@ -141,8 +141,10 @@ static int pack_stored_event(struct session *s, struct ws_out *p)
 }
 
 /* The next event the client has not had: the feed's ready frame when it is
- * in memory, else from a batch read from the store. 1 packed, 0 nothing to
- * send now or no room (w->more or the batch says which), -1 error. */
+ * in memory, else from a batch read from the store (feed_fetch; while it is
+ * on its way, nothing: the feed wakes s when its rows are in). 1 packed, 0
+ * nothing to send now or no room (w->more or the batch says which), -1
+ * error. */
 static int pack_next_event(struct session *s, struct ws_out *p)
 {
     struct ws_state *w = &s->u.ws;
@@ -166,9 +168,12 @@ static int pack_next_event(struct session *s, struct ws_out *p)
         w->more = 0;
         return 0;
     }
-    w->batch = feed_fetch(s->srv, s->user_id, w->cursor, WS_BATCH);
+    /* Behind memory: a store read, which may come back later; then the
+     * feed wakes s (ws_wake sets more again) and this asks again. A failed
+     * read waits for the next event (a wake) to be tried again. */
     w->batch_idx = 0;
-    if (!w->batch || json_array_size(w->batch) == 0) {
+    if (feed_fetch(s, w->cursor, WS_BATCH, &w->batch) != STORE_OK ||
+        json_array_size(w->batch) == 0) {
         w->more = 0;
         return 0;
     }

@@ -458,6 +458,20 @@ static void test_notify(void **state)
     store_free(b);
 }
 
+/* store_notify_fd until it has a descriptor (it reconnects step by step,
+ * -1 meanwhile), for at most 10 s. */
+static int notify_fd_wait(struct store *st)
+{
+    for (int i = 0; i < 1000; i++) {
+        int fd = store_notify_fd(st);
+        if (fd >= 0)
+            return fd;
+        struct pollfd none = { .fd = -1 };
+        poll(&none, 1, 10);
+    }
+    return -1;
+}
+
 /* A lost LISTEN connection: drain says so, notify_fd reconnects, and the
  * next drain reports possible missed events. */
 static void test_notify_reconnect(void **state)
@@ -472,7 +486,7 @@ static void test_notify_reconnect(void **state)
     assert_int_equal(store_notify_drain(b), -1);    /* stays lost until notify_fd */
 
     append(a, 0, 0, NULL, "{}");                    /* while nobody listens */
-    fd = store_notify_fd(b);
+    fd = notify_fd_wait(b);                         /* reconnected without blocking */
     assert_true(fd >= 0);
     assert_int_equal(store_notify_drain(b), 1);     /* may have missed some */
     assert_int_equal(store_notify_drain(b), 0);
@@ -604,6 +618,7 @@ struct replies {
     int n, expect, finished;
     int tag[REPLIES_MAX];
     struct store_reply r[REPLIES_MAX];
+    int64_t ids[REPLIES_MAX][8];        /* r[i].ids' first ones, copied */
 };
 struct tagged {
     struct replies *rs;
@@ -617,6 +632,10 @@ static void on_reply(void *arg, const struct store_reply *rep)
     if (rs->n < REPLIES_MAX) {
         rs->tag[rs->n] = t->tag;
         rs->r[rs->n] = *rep;
+        for (int i = 0; i < rep->n && i < 8 && rep->ids; i++)
+            rs->ids[rs->n][i] = rep->ids[i];
+        rs->r[rs->n].ids = rs->ids[rs->n];
+        rs->r[rs->n].events = NULL;
     }
     rs->finished = ++rs->n >= rs->expect;
 }
@@ -630,11 +649,18 @@ static struct store_new_event chat_event(int64_t sender, const char *cmid, const
     return ev;
 }
 
+static void a_append(struct store *st, int64_t txn, const struct store_new_event *ev, void *t)
+{
+    struct store_args args = { .ev = ev };
+    store_call_async(st, txn, STORE_CALL_EVENT_APPEND, &args, on_reply, t);
+}
+
 /* begin, appends, commit: nothing completes before the loop runs; then
  * every completion in call order, the ids increasing, the commit last, and
  * the events readable (a duplicate client_msg_id gives the first id). */
 static void test_async_append_commit(void **state)
 {
+    int64_t txn = 0;
     struct fixture *f = *state;
     struct store *st = f->st;
     int64_t a = mkuser(st, "alice");
@@ -643,15 +669,15 @@ static void test_async_append_commit(void **state)
     for (int i = 0; i < 6; i++)
         t[i] = (struct tagged){ &rs, i };
     char payload[32];
-    store_begin_async(st, on_reply, &t[0]);
+    txn = store_txn_begin_async(st, on_reply, &t[0]);
     for (int i = 1; i <= 3; i++) {
         snprintf(payload, sizeof payload, "{\"text\":\"m%d\"}", i);
         struct store_new_event ev = chat_event(a, i == 2 ? "c2" : NULL, payload);
-        store_event_append_async(st, &ev, on_reply, &t[i]);   /* ev copied */
+        a_append(st, txn, &ev, &t[i]);   /* ev copied */
     }
     struct store_new_event dup = chat_event(a, "c2", "{\"text\":\"again\"}");
-    store_event_append_async(st, &dup, on_reply, &t[4]);
-    store_commit_async(st, on_reply, &t[5]);
+    a_append(st, txn, &dup, &t[4]);
+    store_txn_end_async(st, txn, 1, on_reply, &t[5]);
     assert_int_equal(rs.n, 0);                    /* PostgreSQL: later, from the loop */
     assert_true(store_io_pending(st));
     assert_int_equal(drive(st, &rs.finished), 0);
@@ -680,6 +706,7 @@ static void test_async_append_commit(void **state)
  * is stored. The next transaction works. */
 static void test_async_bound_breaks_transaction(void **state)
 {
+    int64_t txn = 0;
     struct fixture *f = *state;
     struct store *st = f->st;
     int64_t a = mkuser(st, "alice");
@@ -689,14 +716,14 @@ static void test_async_bound_breaks_transaction(void **state)
     for (int i = 0; i < 5; i++)
         t[i] = (struct tagged){ &rs, i };
     struct store_new_event ev = chat_event(a, NULL, "{}");
-    store_begin_async(st, on_reply, &t[0]);
-    store_event_append_async(st, &ev, on_reply, &t[1]);
-    store_event_append_async(st, &ev, on_reply, &t[2]);
-    store_event_append_async(st, &ev, on_reply, &t[3]);        /* the fourth: refused */
+    txn = store_txn_begin_async(st, on_reply, &t[0]);
+    a_append(st, txn, &ev, &t[1]);
+    a_append(st, txn, &ev, &t[2]);
+    a_append(st, txn, &ev, &t[3]);        /* the fourth: refused */
     assert_int_equal(rs.n, 1);
     assert_int_equal(rs.tag[0], 3);
     assert_int_equal(rs.r[0].rc, STORE_UNAVAILABLE);
-    store_commit_async(st, on_reply, &t[4]);                   /* refused too */
+    store_txn_end_async(st, txn, 1, on_reply, &t[4]);                   /* refused too */
     assert_int_equal(drive(st, &rs.finished), 0);
     int commit_rc = -1;
     for (int i = 0; i < rs.n; i++)
@@ -707,9 +734,9 @@ static void test_async_bound_breaks_transaction(void **state)
     struct replies rs2 = { .expect = 3 };
     struct tagged u[3] = { { &rs2, 0 }, { &rs2, 1 }, { &rs2, 2 } };
     store_async_bound(st, 0, 0);
-    store_begin_async(st, on_reply, &u[0]);
-    store_event_append_async(st, &ev, on_reply, &u[1]);
-    store_commit_async(st, on_reply, &u[2]);
+    txn = store_txn_begin_async(st, on_reply, &u[0]);
+    a_append(st, txn, &ev, &u[1]);
+    store_txn_end_async(st, txn, 1, on_reply, &u[2]);
     assert_int_equal(drive(st, &rs2.finished), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(rs2.r[i].rc, STORE_OK);
@@ -723,29 +750,30 @@ static void test_async_bound_breaks_transaction(void **state)
  * BEGIN ran): the rest of it is STORE_UNAVAILABLE, commit included. */
 static void test_async_reconnect(void **state)
 {
+    int64_t txn = 0;
     struct fixture *f = *state;
     struct store *st = f->st;
     int64_t a = mkuser(st, "alice");
     struct store_new_event ev = chat_event(a, NULL, "{}");
     struct replies rs = { .expect = 1 };
     struct tagged t0 = { &rs, 0 };
-    store_begin_async(st, on_reply, &t0);
+    txn = store_txn_begin_async(st, on_reply, &t0);
     assert_int_equal(drive(st, &rs.finished), 0);
     assert_int_equal(rs.r[0].rc, STORE_OK);
     kill_sessions(f, "chatd-async");
     rs = (struct replies){ .expect = 2 };
     struct tagged t[2] = { { &rs, 1 }, { &rs, 2 } };
-    store_event_append_async(st, &ev, on_reply, &t[0]);
-    store_commit_async(st, on_reply, &t[1]);
+    a_append(st, txn, &ev, &t[0]);
+    store_txn_end_async(st, txn, 1, on_reply, &t[1]);
     assert_int_equal(drive(st, &rs.finished), 0);
     assert_int_equal(rs.r[0].rc, STORE_UNAVAILABLE);
     assert_int_equal(rs.r[1].rc, STORE_UNAVAILABLE);
 
     rs = (struct replies){ .expect = 3 };
     struct tagged u[3] = { { &rs, 0 }, { &rs, 1 }, { &rs, 2 } };
-    store_begin_async(st, on_reply, &u[0]);
-    store_event_append_async(st, &ev, on_reply, &u[1]);
-    store_commit_async(st, on_reply, &u[2]);
+    txn = store_txn_begin_async(st, on_reply, &u[0]);
+    a_append(st, txn, &ev, &u[1]);
+    store_txn_end_async(st, txn, 1, on_reply, &u[2]);
     assert_int_equal(drive(st, &rs.finished), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(rs.r[i].rc, STORE_OK);
@@ -758,6 +786,7 @@ static void test_async_reconnect(void **state)
  * with a reason; once it accepts them again, the next requests commit. */
 static void test_async_database_gone(void **state)
 {
+    int64_t txn = 0;
     struct fixture *f = *state;
     struct store *st = f->st;
     int64_t a = mkuser(st, "alice");
@@ -765,7 +794,7 @@ static void test_async_database_gone(void **state)
     char reason[160];
     struct replies up = { .expect = 1 };
     struct tagged t0 = { &up, 0 };
-    store_rollback_async(st, on_reply, &t0);      /* connected (outside a transaction: a no-op) */
+    store_call_async(st, 0, STORE_CALL_LAST_EVENT_ID, &(struct store_args){0}, on_reply, &t0); /* connected */
     assert_int_equal(drive(st, &up.finished), 0);
     assert_int_equal(store_io_health(st, 1000, reason, sizeof reason), 0);
     assert_int_equal(pg_test_admin("ALTER", f->db, " ALLOW_CONNECTIONS false"), 0);
@@ -773,9 +802,9 @@ static void test_async_database_gone(void **state)
     kill_sessions(f, "chatd-async");
     struct replies rs = { .expect = 3 };
     struct tagged t[3] = { { &rs, 0 }, { &rs, 1 }, { &rs, 2 } };
-    store_begin_async(st, on_reply, &t[0]);
-    store_event_append_async(st, &ev, on_reply, &t[1]);
-    store_commit_async(st, on_reply, &t[2]);
+    txn = store_txn_begin_async(st, on_reply, &t[0]);
+    a_append(st, txn, &ev, &t[1]);
+    store_txn_end_async(st, txn, 1, on_reply, &t[2]);
     assert_int_equal(drive(st, &rs.finished), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(rs.r[i].rc, STORE_UNAVAILABLE);
@@ -785,14 +814,186 @@ static void test_async_database_gone(void **state)
     assert_int_equal(pg_test_admin("ALTER", f->db, " ALLOW_CONNECTIONS true"), 0);
     store_async_bound(st, 0, 5000);
     rs = (struct replies){ .expect = 3 };
-    store_begin_async(st, on_reply, &t[0]);
-    store_event_append_async(st, &ev, on_reply, &t[1]);
-    store_commit_async(st, on_reply, &t[2]);
+    txn = store_txn_begin_async(st, on_reply, &t[0]);
+    a_append(st, txn, &ev, &t[1]);
+    store_txn_end_async(st, txn, 1, on_reply, &t[2]);
     assert_int_equal(drive(st, &rs.finished), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(rs.r[i].rc, STORE_OK);
     assert_int_equal(store_io_health(st, 1000, reason, sizeof reason), 0);
     assert_int_equal(all_after(st, 0, SEEN_MAX).n, 1);
+}
+
+/* One call, driven to its completion; the reply kept (its first ids
+ * copied). */
+static int64_t kept_ids[8];
+static struct store_reply call1(struct store *st, int64_t txn, enum store_call_kind kind,
+                                const struct store_args *args)
+{
+    struct replies rs = { .expect = 1 };
+    struct tagged t = { &rs, 0 };
+    store_call_async(st, txn, kind, args, on_reply, &t);
+    if (!rs.finished)
+        assert_int_equal(drive(st, &rs.finished), 0);
+    struct store_reply r = rs.r[0];
+    for (int i = 0; i < r.n && i < 8; i++)
+        kept_ids[i] = r.ids[i];
+    r.ids = kept_ids;
+    return r;
+}
+
+static int txn_end1(struct store *st, int64_t txn, int commit)
+{
+    struct replies rs = { .expect = 1 };
+    struct tagged t = { &rs, 0 };
+    store_txn_end_async(st, txn, commit, on_reply, &t);
+    if (!rs.finished)
+        assert_int_equal(drive(st, &rs.finished), 0);
+    return rs.r[0].rc;
+}
+
+static int64_t txn_begin1(struct store *st)
+{
+    struct replies rs = { .expect = 1 };
+    struct tagged t = { &rs, 0 };
+    int64_t txn = store_txn_begin_async(st, on_reply, &t);
+    if (!rs.finished)
+        assert_int_equal(drive(st, &rs.finished), 0);
+    assert_int_equal(rs.r[0].rc, STORE_OK);
+    assert_true(txn != 0);
+    return txn;
+}
+
+/* Users, sessions and the bank through the asynchronous calls: each answers
+ * as its synchronous form does, outcomes found by a follow-up included (a
+ * taken name, a reused idempotency key, an overdraft, a held row). */
+static void test_async_every_call(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = f->st;
+    struct store_args a = { .name = "carol", .pwhash = "h1", .now_ms = NOW };
+    struct store_reply r = call1(st, 0, STORE_CALL_USER_CREATE, &a);
+    assert_int_equal(r.rc, STORE_OK);
+    int64_t carol = r.id;
+    assert_int_equal(call1(st, 0, STORE_CALL_USER_CREATE, &a).rc, STORE_EXISTS);
+    r = call1(st, 0, STORE_CALL_USER_GET, &a);
+    assert_int_equal(r.rc, STORE_OK);
+    assert_int_equal(r.id, carol);
+    assert_string_equal(r.pwhash, "h1");
+    int64_t dave = mkuser(st, "dave");
+
+    struct store_args s = { .token_hash = "t1", .user_id = carol, .now_ms = NOW, .expires_ms = NOW + 1000 };
+    assert_int_equal(call1(st, 0, STORE_CALL_SESSION_CREATE, &s).rc, STORE_OK);
+    assert_int_equal(call1(st, 0, STORE_CALL_SESSION_CREATE, &s).rc, STORE_EXISTS);
+    s.now_ms = NOW + 5;
+    assert_int_equal(call1(st, 0, STORE_CALL_SESSION_TOUCH, &s).rc, STORE_OK);
+    r = call1(st, 0, STORE_CALL_SESSION_LOOKUP, &s);
+    assert_int_equal(r.rc, STORE_OK);
+    assert_string_equal(r.session.user, "carol");
+    assert_int_equal(r.session.last_used_ms, NOW + 5);
+    assert_int_equal(call1(st, 0, STORE_CALL_SESSION_DELETE, &s).rc, STORE_OK);
+    assert_int_equal(call1(st, 0, STORE_CALL_SESSION_DELETE, &s).rc, STORE_NOT_FOUND);
+    assert_int_equal(call1(st, 0, STORE_CALL_SESSION_LOOKUP, &s).rc, STORE_NOT_FOUND);
+
+    struct store_args t = { .from_id = carol, .to_id = dave, .amount_cents = 100, .key = "k1", .now_ms = NOW };
+    r = call1(st, 0, STORE_CALL_TRANSFER_INSERT, &t);
+    assert_int_equal(r.rc, STORE_OK);
+    assert_int_equal(r.created, 1);
+    int64_t tid = r.id;
+    r = call1(st, 0, STORE_CALL_TRANSFER_INSERT, &t);         /* the key again */
+    assert_int_equal(r.rc, STORE_OK);
+    assert_int_equal(r.created, 0);
+    assert_int_equal(r.id, tid);
+
+    int64_t txn = txn_begin1(st);
+    struct store_args l = { .id = tid };
+    assert_int_equal(call1(st, txn, STORE_CALL_TRANSFER_LOCK, &l).rc, STORE_OK);
+    struct store_args m = { .user_id = carol, .delta_cents = -STORE_OPENING_BALANCE_CENTS - 1,
+                            .id = tid, .now_ms = NOW, .memo = "debit" };
+    assert_int_equal(call1(st, txn, STORE_CALL_ACCOUNT_MOVE, &m).rc, STORE_CONSTRAINT);
+    m.delta_cents = -100;
+    assert_int_equal(call1(st, txn, STORE_CALL_ACCOUNT_MOVE, &m).rc, STORE_OK);
+    struct store_args st8 = { .id = tid, .state = TRANSFER_COMPLETED, .now_ms = NOW + 1 };
+    assert_int_equal(call1(st, txn, STORE_CALL_TRANSFER_SET_STATE, &st8).rc, STORE_OK);
+    l.id = tid + 1000;
+    assert_int_equal(call1(st, txn, STORE_CALL_TRANSFER_LOCK, &l).rc, STORE_NOT_FOUND);
+    assert_int_equal(txn_end1(st, txn, 1), STORE_OK);
+
+    struct store_args b = { .user_id = carol };
+    r = call1(st, 0, STORE_CALL_ACCOUNT_BALANCE, &b);
+    assert_int_equal(r.rc, STORE_OK);
+    assert_int_equal(r.cents, STORE_OPENING_BALANCE_CENTS - 100);
+    struct store_args g = { .id = tid };
+    r = call1(st, 0, STORE_CALL_TRANSFER_GET, &g);
+    assert_int_equal(r.rc, STORE_OK);
+    assert_int_equal(r.transfer.state, TRANSFER_COMPLETED);
+    assert_string_equal(r.transfer.to, "dave");
+    assert_int_equal(call1(st, 0, STORE_CALL_TRANSFERS_UNFINISHED, &g).n, 0);
+}
+
+/* Reads answer rows; a request from outside an open transaction waits
+ * until it ends, even when it was queued before the transaction's next
+ * request (so it can never see, or be rolled back with, a neighbour's
+ * uncommitted work). */
+static void test_async_reads_and_isolation(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = f->st;
+    int64_t a = mkuser(st, "alice");
+    struct replies rs = { .expect = 4 };
+    struct tagged t[4] = { { &rs, 0 }, { &rs, 1 }, { &rs, 2 }, { &rs, 3 } };
+    struct store_args all = { .after = 0, .limit = 10 };
+    int64_t txn = store_txn_begin_async(st, on_reply, &t[0]);
+    store_call_async(st, 0, STORE_CALL_EVENTS_ALL_AFTER, &all, on_reply, &t[3]);
+    struct store_new_event ev = chat_event(a, "c1", "{\"text\":\"x\"}");
+    a_append(st, txn, &ev, &t[1]);
+    store_txn_end_async(st, txn, 1, on_reply, &t[2]);
+    assert_int_equal(drive(st, &rs.finished), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(rs.tag[i], i);
+        assert_int_equal(rs.r[i].rc, STORE_OK);
+    }
+    assert_int_equal(rs.r[3].n, 1);          /* the read ran after the commit */
+    struct store_args mine = { .user_id = a, .after = 0, .limit = 10 };
+    struct store_reply r = call1(st, 0, STORE_CALL_EVENTS_AFTER, &mine);
+    assert_int_equal(r.rc, STORE_OK);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.ids[0], rs.r[1].id);
+    r = call1(st, 0, STORE_CALL_LAST_EVENT_ID, &mine);
+    assert_int_equal(r.id, rs.r[1].id);
+}
+
+static int ended_count;
+static char ended_hash[65];
+static void on_session_end(void *arg, const char *token_hash)
+{
+    (void)arg;
+    ended_count++;
+    snprintf(ended_hash, sizeof ended_hash, "%s", token_hash);
+}
+
+/* A session deleted by one instance is announced to every instance. */
+static void test_session_end_announced(void **state)
+{
+    struct fixture *f = *state;
+    struct store *a = f->st, *b = open_store(f->url);
+    assert_non_null(b);
+    int64_t u = mkuser(a, "alice");
+    const char *hash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    assert_int_equal(store_session_create(a, hash, u, NOW, NOW + 1000), STORE_OK);
+    ended_count = 0;
+    store_set_session_end_cb(b, on_session_end, NULL);
+    int fd = store_notify_fd(b);
+    assert_true(fd >= 0);
+    assert_int_equal(store_session_delete(a, hash), STORE_OK);
+    assert_true(readable(fd, 10000));
+    for (int i = 0; i < 100 && !ended_count && readable(fd, 100); i++)
+        store_notify_drain(b);
+    assert_int_equal(ended_count, 1);
+    assert_string_equal(ended_hash, hash);
+    assert_int_equal(store_session_delete(a, hash), STORE_NOT_FOUND);   /* no row: no news */
+    assert_false(readable(fd, 200));
+    store_free(b);
 }
 
 struct opener {
@@ -905,6 +1106,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_bound_breaks_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_database_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_every_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_reads_and_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_end_announced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_schemes, setup, teardown),

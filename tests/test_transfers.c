@@ -104,6 +104,35 @@ static void settle_all(struct fixture *f)
     assert_int_equal(unfinished(f), 0);
 }
 
+/* transfers_submit's answer, once its completion came (on SQLite, before
+ * the call returns). */
+struct outcome {
+    int called;
+    enum transfers_rc rc;
+    struct store_transfer t;
+};
+
+static void submitted(void *arg, enum transfers_rc rc, const struct store_transfer *t)
+{
+    struct outcome *o = arg;
+    o->called++;
+    o->rc = rc;
+    if (t)
+        o->t = *t;
+}
+
+static enum transfers_rc submit(struct fixture *f, int64_t from, const char *to, int64_t amount,
+                                const char *key, struct store_transfer *t)
+{
+    struct outcome o = { 0 };
+    transfers_submit(f->srv.transfers, from, to, amount, key, submitted, &o);
+    for (int i = 0; i < 1000 && !o.called; i++)
+        service(f);
+    assert_int_equal(o.called, 1);
+    *t = o.t;
+    return o.rc;
+}
+
 static int64_t sql_int(struct fixture *f, const char *sql)
 {
     sqlite3 *db;
@@ -129,7 +158,7 @@ static void test_one_transfer(void **state)
 {
     struct fixture *f = *state;
     struct store_transfer t;
-    assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user1", 2500, "k1", &t), TRANSFERS_CREATED);
+    assert_int_equal(submit(f, f->uid[0], "user1", 2500, "k1", &t), TRANSFERS_CREATED);
     assert_int_equal(t.state, TRANSFER_PENDING);
     assert_int_equal(balance(f, 0), 100000);      /* nothing moves before processing */
     settle_all(f);
@@ -148,15 +177,15 @@ static void test_idempotency(void **state)
 {
     struct fixture *f = *state;
     struct store_transfer a, b;
-    assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user1", 100, "same", &a), TRANSFERS_CREATED);
-    assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user1", 100, "same", &b), TRANSFERS_REPEATED);
+    assert_int_equal(submit(f, f->uid[0], "user1", 100, "same", &a), TRANSFERS_CREATED);
+    assert_int_equal(submit(f, f->uid[0], "user1", 100, "same", &b), TRANSFERS_REPEATED);
     assert_int_equal(a.id, b.id);
-    assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user1", 101, "same", &b), TRANSFERS_KEY_MISMATCH);
-    assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user2", 100, "same", &b), TRANSFERS_KEY_MISMATCH);
+    assert_int_equal(submit(f, f->uid[0], "user1", 101, "same", &b), TRANSFERS_KEY_MISMATCH);
+    assert_int_equal(submit(f, f->uid[0], "user2", 100, "same", &b), TRANSFERS_KEY_MISMATCH);
     /* the key is per sender: another sender may use it */
-    assert_int_equal(transfers_submit(f->srv.transfers, f->uid[1], "user2", 100, "same", &b), TRANSFERS_CREATED);
-    assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "nobody", 100, "k", &b), TRANSFERS_NO_RECIPIENT);
-    assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user0", 100, "k", &b), TRANSFERS_TO_SELF);
+    assert_int_equal(submit(f, f->uid[1], "user2", 100, "same", &b), TRANSFERS_CREATED);
+    assert_int_equal(submit(f, f->uid[0], "nobody", 100, "k", &b), TRANSFERS_NO_RECIPIENT);
+    assert_int_equal(submit(f, f->uid[0], "user0", 100, "k", &b), TRANSFERS_TO_SELF);
     settle_all(f);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM transfers"), 2);
     assert_int_equal(balance(f, 0), 100000 - 100);
@@ -166,7 +195,7 @@ static void test_insufficient_funds(void **state)
 {
     struct fixture *f = *state;
     struct store_transfer t;
-    assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user1", 100001, "big", &t), TRANSFERS_CREATED);
+    assert_int_equal(submit(f, f->uid[0], "user1", 100001, "big", &t), TRANSFERS_CREATED);
     settle_all(f);
     assert_int_equal(store_transfer_get(f->srv.store, t.id, &t), STORE_OK);
     assert_int_equal(t.state, TRANSFER_FAILED);
@@ -183,8 +212,8 @@ static void test_funds_checked_at_processing(void **state)
 {
     struct fixture *f = *state;
     struct store_transfer a, b;
-    assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user1", 60000, "a", &a), TRANSFERS_CREATED);
-    assert_int_equal(transfers_submit(f->srv.transfers, f->uid[0], "user2", 60000, "b", &b), TRANSFERS_CREATED);
+    assert_int_equal(submit(f, f->uid[0], "user1", 60000, "a", &a), TRANSFERS_CREATED);
+    assert_int_equal(submit(f, f->uid[0], "user2", 60000, "b", &b), TRANSFERS_CREATED);
     settle_all(f);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM transfers WHERE status='completed'"), 1);
     assert_int_equal(sql_int(f, "SELECT COUNT(*) FROM transfers WHERE status='failed'"), 1);
@@ -228,7 +257,7 @@ static void test_randomized_ledger(void **state)
         snprintf(key, sizeof key, "key-%d", k);
         snprintf(to, sizeof to, "user%d", dest);
         struct store_transfer t;
-        enum transfers_rc rc = transfers_submit(f->srv.transfers, f->uid[from], to, amount, key, &t);
+        enum transfers_rc rc = submit(f, f->uid[from], to, amount, key, &t);
         assert_true(rc != TRANSFERS_ERROR && rc != TRANSFERS_NO_RECIPIENT);
         assert_true(rc != TRANSFERS_TO_SELF || from == dest);
         created += rc == TRANSFERS_CREATED;

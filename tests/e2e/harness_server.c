@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* The address chatd is asked to listen on: 127.0.0.1 unless the extra
  * arguments say --host (the last one wins, as in chatd). */
@@ -84,9 +85,31 @@ static int server_spawn_port(struct h_server *s, int want, int soft)
     return 0;
 }
 
+/* Test binaries run side by side (scripts/run-tests.sh, TEST_JOBS), each
+ * with its slot number in TEST_SLOT. A port the kernel picks (port 0) may
+ * be handed to a neighbour as soon as a test stops its chatd, and a test
+ * that restarts chatd, or checks that nothing listens there, would then
+ * meet the neighbour's. So with a slot, chatd's port comes from the slot's
+ * own range, below the kernel's ephemeral ports: 10000 + 5000 x slot. */
+#define SLOT_PORT_BASE 10000
+#define SLOT_PORT_SPAN 5000
+
 void h_server_spawn(struct h_server *s)
 {
-    server_spawn_port(s, 0, 0);
+    const char *slot = getenv("TEST_SLOT");
+    int n = slot && *slot ? atoi(slot) : -1;
+    if (n < 0 || n > 3) {
+        server_spawn_port(s, 0, 0);
+        return;
+    }
+    uint32_t seed = (uint32_t)getpid() ^ (uint32_t)h_now_ms();
+    for (int tries = 0; tries < 50; tries++) {
+        seed = seed * 1103515245u + 12345u;
+        int port = SLOT_PORT_BASE + SLOT_PORT_SPAN * n + (int)((seed >> 8) % SLOT_PORT_SPAN);
+        if (server_spawn_port(s, port, 1) == 0)
+            return;
+    }
+    fail_msg("chatd found no free port in slot %d's range", n);
 }
 
 void h_server_start(struct h_server *s, const char *dbdir, const char *const *extra)

@@ -11,6 +11,9 @@
  *     using the session, is answered 401 when the session idles out;
  *   - a logout ends the session's WebSocket (4401) and its parked poll
  *     together;
+ *   - an open WebSocket keeps its session in use past --session-idle-s: its
+ *     touches reach the store (a restarted chatd, which knows the token
+ *     only from the store, still takes it);
  *   - PostgreSQL, two instances (needs CHAT_TEST_PG, else skipped): a logout
  *     on one instance, then a chat message: the poll parked on the other
  *     instance gets 401, not the message.
@@ -159,6 +162,26 @@ static void test_idle_ends_parked_poll(void **state)
     h_server_stop(&s);
 }
 
+static void test_ws_keeps_session_in_use(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char alice[65], bob[65];
+    const char *extra[] = { "--session-idle-s", "6", NULL };
+    start_alice_bob(&s, extra, alice, bob);
+    struct h_ws *w = h_ws_connect(s.port);
+    json_decref(h_ws_hello(w, alice, newest(s.port, alice)));
+    int code = h_ws_wait_close(w, h_deadline(8000));    /* longer than the idle limit */
+    CHECK(code == -2, "the WebSocket in use was closed (%d)", code);
+    h_ws_free(w);
+    h_server_restart(&s);
+    struct h_http_resp r;
+    h_http_call(s.port, "GET", "/api/v1/account", alice, NULL, 0, &r);
+    CHECK(r.status == 200, "alice's session after 8 s of an open WebSocket: %d %s", r.status, r.body);
+    h_http_resp_free(&r);
+    h_server_stop(&s);
+}
+
 static void test_logout_on_other_instance(void **state)
 {
     (void)state;
@@ -190,6 +213,7 @@ int main(void)
         cmocka_unit_test(test_logout_ends_ws_and_poll),
         cmocka_unit_test(test_expiry_ends_parked_poll),
         cmocka_unit_test(test_idle_ends_parked_poll),
+        cmocka_unit_test(test_ws_keeps_session_in_use),
         cmocka_unit_test(test_logout_on_other_instance),
     };
     int rc = cmocka_run_group_tests_name("session_end", tests, h_setup, h_teardown);

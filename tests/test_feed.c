@@ -1,0 +1,315 @@
+/* Unit tests for server/feed.c's group commit against a store whose
+ * asynchronous calls complete later, as PostgreSQL's do: a SQLite store
+ * whose async hooks queue each request, run only when the test says so.
+ * What they show: a sender is acknowledged only once its batch's commit
+ * has completed, in id order, and the events enter the feed's memory only
+ * then; sends arriving while a commit is on its way go into the next
+ * batch; a failed commit answers every sender of its batch with the error
+ * and publishes nothing; the feed's bound answers a send at once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "feed.h"
+#include "server.h"
+#include "store.h"
+
+/* ---- a store whose completions wait ---- */
+
+/* store.c's struct store begins with these two (the test swaps the ops). */
+struct store_head {
+    const struct store_ops *ops;
+    void *impl;
+};
+
+enum req_what { REQ_BEGIN, REQ_APPEND, REQ_END };
+
+struct req {
+    enum req_what what;
+    int commit;
+    struct store_new_event ev;
+    char type[16], payload[512], cmid[80];
+    store_done_fn done;
+    void *arg;
+};
+
+#define QMAX 64
+static struct req queue[QMAX];
+static int qhead, qtail;
+static int64_t next_txn;
+static int fail_next_commit;     /* the next COMMIT answers STORE_UNAVAILABLE */
+
+static struct req *enqueue(enum req_what what, store_done_fn done, void *arg)
+{
+    assert_true(qtail < QMAX);
+    struct req *r = &queue[qtail++];
+    memset(r, 0, sizeof *r);
+    r->what = what;
+    r->done = done;
+    r->arg = arg;
+    return r;
+}
+
+static void fake_call(void *impl, int64_t txn, enum store_call_kind kind,
+                      const struct store_args *a, store_done_fn done, void *arg)
+{
+    (void)impl;
+    (void)txn;
+    assert_int_equal(kind, STORE_CALL_EVENT_APPEND);
+    struct req *r = enqueue(REQ_APPEND, done, arg);
+    snprintf(r->type, sizeof r->type, "%s", a->ev->type);
+    snprintf(r->payload, sizeof r->payload, "%s", a->ev->payload);
+    snprintf(r->cmid, sizeof r->cmid, "%s", a->ev->client_msg_id ? a->ev->client_msg_id : "");
+    r->ev = *a->ev;
+    r->ev.type = r->type;
+    r->ev.payload = r->payload;
+    r->ev.client_msg_id = a->ev->client_msg_id ? r->cmid : NULL;
+}
+
+static int64_t fake_begin(void *impl, store_done_fn done, void *arg)
+{
+    (void)impl;
+    enqueue(REQ_BEGIN, done, arg);
+    return ++next_txn;
+}
+
+static void fake_end(void *impl, int64_t txn, int commit, store_done_fn done, void *arg)
+{
+    (void)impl;
+    (void)txn;
+    enqueue(REQ_END, done, arg)->commit = commit;
+}
+
+/* Runs the oldest queued request on SQLite and calls its completion. */
+static void run_one(struct store_head *st)
+{
+    assert_true(qhead < qtail);
+    struct req r = queue[qhead++];
+    struct store_reply rep;
+    memset(&rep, 0, sizeof rep);
+    if (r.what == REQ_BEGIN) {
+        rep.rc = store_sqlite_ops.begin(st->impl);
+    } else if (r.what == REQ_APPEND) {
+        rep.rc = store_sqlite_ops.event_append(st->impl, &r.ev, &rep.id, &rep.ts_ms, &rep.created);
+    } else if (r.commit && fail_next_commit) {
+        fail_next_commit = 0;
+        store_sqlite_ops.rollback(st->impl);
+        rep.rc = STORE_UNAVAILABLE;
+    } else if (r.commit) {
+        rep.rc = store_sqlite_ops.commit(st->impl);
+    } else {
+        store_sqlite_ops.rollback(st->impl);
+    }
+    r.done(r.arg, &rep);
+}
+
+/* Runs requests up to and including the next END. */
+static void run_to_end(struct store_head *st)
+{
+    while (qhead < qtail) {
+        int end = queue[qhead].what == REQ_END;
+        run_one(st);
+        if (end)
+            return;
+    }
+}
+
+static struct store_ops fake_ops;
+
+/* ---- sessions that record their answers ---- */
+
+#define ANSWERS 64
+static struct answer {
+    char cmid[80];
+    int rc;
+    int64_t id;
+} answers[ANSWERS];
+static int nanswers, nwakes;
+
+static void on_wake(struct session *s)
+{
+    (void)s;
+    nwakes++;
+}
+
+static void on_posted(struct session *s, const char *cmid, int rc, int64_t id, int64_t ts)
+{
+    (void)s;
+    (void)ts;
+    assert_true(nanswers < ANSWERS);
+    struct answer *a = &answers[nanswers++];
+    snprintf(a->cmid, sizeof a->cmid, "%s", cmid ? cmid : "");
+    a->rc = rc;
+    a->id = id;
+}
+
+static void on_ended(struct session *s, const char *why)
+{
+    (void)s;
+    (void)why;
+}
+
+static const struct session_ops recording_ops = { on_wake, on_posted, on_ended };
+
+struct fixture {
+    char dir[64], path[96];
+    struct server srv;
+    struct session s[2];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    char err[128];
+    snprintf(f->dir, sizeof f->dir, "/tmp/chat-feed-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
+    f->srv.store = store_open(f->path, err, sizeof err);
+    assert_non_null(f->srv.store);
+    for (int i = 0; i < 2; i++) {
+        struct session *s = &f->s[i];
+        s->srv = &f->srv;
+        s->ops = &recording_ops;
+        snprintf(s->user, sizeof s->user, "user%d", i);
+        assert_int_equal(store_user_create(f->srv.store, s->user, "$argon2id$x", 1, &s->user_id), STORE_OK);
+        feed_subscribe(s);
+    }
+    f->srv.feed = feed_new(f->srv.store);
+    assert_non_null(f->srv.feed);
+    feed_start(&f->srv, 1);       /* the test ends each batch (feed_flush) */
+    fake_ops = store_sqlite_ops;
+    fake_ops.async_call = fake_call;
+    fake_ops.async_txn_begin = fake_begin;
+    fake_ops.async_txn_end = fake_end;
+    ((struct store_head *)f->srv.store)->ops = &fake_ops;
+    qhead = qtail = 0;
+    nanswers = nwakes = 0;
+    fail_next_commit = 0;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char wal[128], shm[128];
+    ((struct store_head *)f->srv.store)->ops = &store_sqlite_ops;
+    feed_stop(&f->srv);
+    for (int i = 0; i < 2; i++) {
+        feed_unsubscribe(&f->s[i]);
+        feed_forget_session(&f->s[i]);
+    }
+    feed_free(f->srv.feed);
+    store_free(f->srv.store);
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    snprintf(shm, sizeof shm, "%s-shm", f->path);
+    unlink(f->path);
+    unlink(wal);
+    unlink(shm);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void post(struct fixture *f, int who, const char *cmid)
+{
+    assert_int_equal(feed_post_chat(&f->srv, &f->s[who], "general", "hello", cmid), 0);
+}
+
+/* Event ids in the feed's memory after `after`, for user 0 (all chat). */
+static int in_memory(struct fixture *f, int64_t after)
+{
+    int n = 0;
+    int64_t id;
+    const unsigned char *frame;
+    size_t len;
+    while (feed_next_frame(&f->srv, f->s[0].user_id, after, &id, &frame, &len) == 1) {
+        after = id;
+        n++;
+    }
+    return n;
+}
+
+static void test_acks_after_commit_in_order(void **state)
+{
+    struct fixture *f = *state;
+    post(f, 0, "a1");
+    post(f, 1, "b1");
+    post(f, 0, "a2");
+    feed_flush(&f->srv);          /* the turn's end: COMMIT sent, not done */
+    post(f, 1, "b2");             /* the next batch, behind it */
+    post(f, 0, "a3");
+    feed_flush(&f->srv);
+    assert_int_equal(nanswers, 0);
+    assert_int_equal(in_memory(f, 0), 0);
+    /* BEGIN, the appends: appended but not committed, nobody answered */
+    for (int i = 0; i < 4; i++)
+        run_one((struct store_head *)f->srv.store);
+    assert_int_equal(nanswers, 0);
+    assert_int_equal(nwakes, 0);
+    assert_int_equal(in_memory(f, 0), 0);
+    run_one((struct store_head *)f->srv.store);   /* the first COMMIT */
+    assert_int_equal(nanswers, 3);
+    assert_int_equal(in_memory(f, 0), 3);
+    assert_true(nwakes > 0);
+    run_to_end((struct store_head *)f->srv.store);
+    assert_int_equal(nanswers, 5);
+    assert_int_equal(in_memory(f, 0), 5);
+    const char *order[] = { "a1", "b1", "a2", "b2", "a3" };
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(answers[i].cmid, order[i]);
+        assert_int_equal(answers[i].rc, STORE_OK);
+        if (i)
+            assert_true(answers[i].id > answers[i - 1].id);
+    }
+}
+
+static void test_failed_commit_answers_every_sender(void **state)
+{
+    struct fixture *f = *state;
+    post(f, 0, "a1");
+    post(f, 1, "b1");
+    feed_flush(&f->srv);
+    post(f, 1, "b2");
+    feed_flush(&f->srv);
+    fail_next_commit = 1;
+    run_to_end((struct store_head *)f->srv.store);
+    assert_int_equal(nanswers, 2);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(answers[i].rc, STORE_UNAVAILABLE);
+    assert_int_equal(in_memory(f, 0), 0);      /* nothing rolled back is published */
+    run_to_end((struct store_head *)f->srv.store);
+    assert_int_equal(nanswers, 3);
+    assert_string_equal(answers[2].cmid, "b2");
+    assert_int_equal(answers[2].rc, STORE_OK);
+    assert_int_equal(in_memory(f, 0), 1);
+}
+
+/* A session that goes away before its commit is not answered. */
+static void test_forgotten_sender(void **state)
+{
+    struct fixture *f = *state;
+    post(f, 0, "a1");
+    post(f, 1, "b1");
+    feed_flush(&f->srv);
+    feed_forget_session(&f->s[0]);
+    run_to_end((struct store_head *)f->srv.store);
+    assert_int_equal(nanswers, 1);
+    assert_string_equal(answers[0].cmid, "b1");
+    assert_int_equal(in_memory(f, 0), 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_acks_after_commit_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit_answers_every_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forgotten_sender, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
