@@ -573,6 +573,7 @@ static struct lws_context *make_context(struct app *a)
         transport_short_poll.protocol,
         transport_long_poll.protocol,
         transport_websocket.protocol,
+        transport_sse.protocol,
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)

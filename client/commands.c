@@ -13,7 +13,7 @@ const char *const cmd_help_lines[] = {
     "/transfer USER AMT   send money, e.g. /transfer bob 25 or 25.00 (no commas)",
     "/balance             show your balance",
     "/transfers           your recent transfers and their states",
-    "/transport NAME      switch to short-poll, long-poll, websocket or auto",
+    "/transport NAME      switch to short-poll, long-poll, websocket, sse or auto",
     "/help                this list",
     "/quit                leave (queued messages are sent first; /quit again: now)",
     NULL,
@@ -84,8 +84,9 @@ static void cmd_parse_transport(const char *p, struct cmd *out)
 {
     if (next_word(&p, out->transport, sizeof out->transport) < 0 || !rest_is_empty(p) ||
         (strcmp(out->transport, "short-poll") && strcmp(out->transport, "long-poll") &&
-         strcmp(out->transport, "websocket") && strcmp(out->transport, "auto")))
-        { cmd_invalid(out, "usage: /transport short-poll|long-poll|websocket|auto"); return; }
+         strcmp(out->transport, "websocket") && strcmp(out->transport, "sse") &&
+         strcmp(out->transport, "auto")))
+        { cmd_invalid(out, "usage: /transport short-poll|long-poll|websocket|sse|auto"); return; }
     out->kind = CMD_TRANSPORT;
 }
 

@@ -39,7 +39,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: chat --user NAME [--server URL[,URL...]] [--register]\n"
-        "            [--transport short-poll|long-poll|websocket|auto] [--interval-ms N]\n"
+        "            [--transport short-poll|long-poll|websocket|sse|auto] [--interval-ms N]\n"
         "            [--ws-retry-s N] [--timeout-s N] [--quiet | --headless] [--ca FILE]\n"
         "  --server URLS      server address (default " DEFAULT_SERVER "); https:// is\n"
         "                     verified against the system CA store or --ca. Several\n"
@@ -49,7 +49,8 @@ static void usage(FILE *f)
         "  --ca FILE          trust this CA certificate (PEM), e.g. certs/ca.pem from make certs\n"
         "  --user NAME        1-32 characters of a-z 0-9 _ -\n"
         "  --register         create the account first, then log in\n"
-        "  --transport T      short-poll, long-poll, websocket or auto (default websocket);\n"
+        "  --transport T      short-poll, long-poll, websocket, sse (Server-Sent Events)\n"
+        "                     or auto (default websocket);\n"
         "                     auto uses websocket, falls back to long-poll when the\n"
         "                     upgrade is refused (e.g. by a proxy) and tries websocket\n"
         "                     again every --ws-retry-s seconds\n"
@@ -205,7 +206,7 @@ static int check_options(struct options *o, int argc, char **argv, struct app_co
     if (!proto_name_valid(o->user))
         return fail(o, 1, "user names are 1-32 characters of a-z 0-9 _ -");
     if (parse_transport(o, cfg) < 0)
-        return fail(o, 1, "--transport must be short-poll, long-poll, websocket or auto");
+        return fail(o, 1, "--transport must be short-poll, long-poll, websocket, sse or auto");
     if (o->interval_ms < 50 || o->interval_ms > 60000)
         return fail(o, 1, "--interval-ms must be between 50 and 60000");
     if (o->ws_retry_s < 1 || o->ws_retry_s > WS_RETRY_MAX_S)

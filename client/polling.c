@@ -27,6 +27,7 @@ struct poller {
     int wait_s, interval_ms;
     int64_t next;                /* "next" of the last answer */
     int live;                    /* the last poll was answered */
+    int sends_only;              /* no polls; the state is someone else's */
 
     struct http_req *poll_req;
     lws_sorted_usec_list_t poll_sul;
@@ -57,7 +58,7 @@ static unsigned failed(struct poller *p, uint16_t *tries, const char *why)
     if (*tries == 0 && why)
         core_error(p->env.core, "%s", why);
     unsigned ms = backoff_next(p->env.ctx, tries);
-    if (tries == &p->poll_tries || p->poll_tries == 0)
+    if (!p->sends_only && (tries == &p->poll_tries || p->poll_tries == 0))
         core_set_state(p->env.core, CORE_RECONNECTING, ms);
     return ms;
 }
@@ -203,7 +204,7 @@ static void send_done(void *arg, const struct http_result *r)
         root = json_loadb(r->body, r->len, 0, NULL);
         proto_get_int(root, "id", &id, NULL);
         json_decref(root);
-        if (p->poll_tries == 0)     /* the poll loop owns the state */
+        if (p->poll_tries == 0 && !p->sends_only)   /* the poll loop owns the state */
             core_set_state(p->env.core, CORE_CONNECTED, 0);
         core_ack(p->env.core, p->send_id, id);
     } else {
@@ -261,6 +262,14 @@ struct poller *poller_new(const struct transport_env *env, int wait_s, int inter
     return p;
 }
 
+struct poller *poller_new_sender(const struct transport_env *env)
+{
+    struct poller *p = poller_new(env, 0, 0);
+    if (p)
+        p->sends_only = 1;
+    return p;
+}
+
 void poller_free(struct poller *p)
 {
     if (!p)
@@ -274,8 +283,10 @@ void poller_free(struct poller *p)
 
 int poller_start(struct poller *p)
 {
-    core_set_state(p->env.core, CORE_CONNECTING, 0);
-    poll_issue(p);
+    if (!p->sends_only) {
+        core_set_state(p->env.core, CORE_CONNECTING, 0);
+        poll_issue(p);
+    }
     send_kick(p);
     return 0;
 }

@@ -8,6 +8,7 @@ static const struct transport_ops *const transports[] = {
     &transport_short_poll,
     &transport_long_poll,
     &transport_websocket,
+    &transport_sse,
 };
 
 const struct transport_ops *transport_find(const char *name)

@@ -58,8 +58,9 @@ struct transport_ops {
 extern const struct transport_ops transport_short_poll;
 extern const struct transport_ops transport_long_poll;
 extern const struct transport_ops transport_websocket;
+extern const struct transport_ops transport_sse;
 
-/* By name ("short-poll", "long-poll", "websocket"), or NULL. */
+/* By name ("short-poll", "long-poll", "websocket", "sse"), or NULL. */
 const struct transport_ops *transport_find(const char *name);
 
 /* Does this end of a WebSocket handshake mean that something between us

@@ -49,6 +49,7 @@ declare -A LAYER=(
     [server/http_api.h]=3 [server/http_api.c]=3
     [server/http_reject.h]=3 [server/http_reject.c]=3
     [server/ws_api.h]=3 [server/ws_api.c]=3
+    [server/sse_api.h]=3 [server/sse_api.c]=3
     [server/transfers.h]=3 [server/transfers.c]=3
     [server/server.c]=4 [server/dispatch.h]=4 [server/main.c]=4
 )
@@ -72,11 +73,13 @@ declare -A MODULE=(
 #   sweep>clock      absolute deadlines are wall-clock times (now_ms)
 #   http_api>transfers  POST /api/v1/transfers submits to the bank, which
 #                    itself uses no transport
+#   http_api>sse_api  GET /api/v1/stream, once authenticated, is handed
+#                    to the SSE transport, which keeps the connection
 #   main>server      main.c names the protocol callback (dispatch.h) in
 #                    the lws protocol table
 ALLOWED=" store>protocol pwhash>protocol limiter>protocol audit>protocol
           types>protocol protocol>money types>sweep sweep>clock
-          http_api>transfers main>server "
+          http_api>transfers http_api>sse_api main>server "
 ALLOWED=" $(echo $ALLOWED) "     # one space between pairs, whatever the lines
 # Generated headers (embedded SQL) belong to the file that includes them.
 GENERATED=" migrations.h pg_migrations.h "

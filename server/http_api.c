@@ -19,6 +19,7 @@
 #include "money.h"
 #include "pwhash.h"
 #include "server.h"
+#include "sse_api.h"
 #include "store.h"
 #include "sweep.h"
 #include "transfers.h"
@@ -747,6 +748,15 @@ static int route_ws_plain(struct session *s)
     return http_error(s, 400, "upgrade_required", "this path needs a WebSocket upgrade");
 }
 
+/* GET /api/v1/stream: the request becomes a Server-Sent Events stream
+ * (sse_api.c), or is answered here if it cannot. */
+static int route_stream(struct session *s)
+{
+    const char *code, *msg;
+    unsigned status = sse_start(s, s->u.http.query, &code, &msg);
+    return status ? http_error(s, status, code, msg) : 0;
+}
+
 /* ---- routing ---- */
 
 struct route {
@@ -768,6 +778,7 @@ static const struct route routes[] = {
     { "/api/v1/transfers", M_POST, 1, route_transfers, 0 },
     { "/api/v1/transfers/", M_GET, 1, route_transfer_get, 1 },
     { PROTO_WS_PATH,       M_GET,  0, route_ws_plain, 0 },
+    { SSE_PATH,            M_GET,  1, route_stream, 0 },
 };
 
 static int http_route(struct session *s)

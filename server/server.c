@@ -1,6 +1,6 @@
 /* server.c — the one lws protocol callback (dispatch.h): it binds each
  * connection to its session and dispatches HTTP reasons to http_api.c,
- * WebSocket reasons to ws_api.c (and what is heard on a WebSocket to its
+ * an event stream's to sse_api.c, WebSocket reasons to ws_api.c (and what is heard on a WebSocket to its
  * heartbeat, ws_beat.c), the store's notifications to feed.c, connection
  * counts to limiter.c (each connection counted under its client: the peer
  * at accept, the client a trusted proxy names once a request's headers are
@@ -14,6 +14,7 @@
 #include "limiter.h"
 #include "pwhash.h"
 #include "server.h"
+#include "sse_api.h"
 #include "ws_api.h"
 #include "ws_beat.h"
 
@@ -61,6 +62,8 @@ static void server_identify(struct lws *wsi, const char *uri)
 static int server_http_reason(struct session *s, struct lws *wsi,
                               enum lws_callback_reasons reason, void *in, size_t len)
 {
+    if (reason != LWS_CALLBACK_HTTP && sse_is_stream(s))   /* an open event stream */
+        return sse_on_reason(s, reason);
     switch (reason) {
     case LWS_CALLBACK_HTTP:
         session_bind(s, wsi);

@@ -126,8 +126,19 @@ struct ws_state {
     lws_dll2_t ready_node;    /* in the writer's list for this turn's end (ws_out.c) */
 };
 
+/* An open Server-Sent Events stream (sse_api.c). */
+struct sse_state {
+    int64_t  cursor;          /* highest event id sent */
+    int      more;            /* the feed may have events after cursor */
+    int      head_sent;       /* the response head and the ready event are out */
+    int      beat_due;        /* the heartbeat comment is due */
+    const char *end_reason;   /* the session ended (or the server stops): say so, close */
+    int      closing;         /* the end was written: close at the next WRITEABLE */
+    struct sweep_link beat;   /* heartbeat deadline (--heartbeat-s of silence) */
+};
+
 /* How the feed and auth reach a connection, whatever its transport: each
- * transport (http_api.c, ws_api.c) fills one in, and nothing below it names
+ * transport (http_api.c, ws_api.c, sse_api.c) fills one in, and nothing below it names
  * a transport. */
 struct session_ops {
     /* events for this connection's user may have been committed */
@@ -160,6 +171,7 @@ struct session {
     union {
         struct http_state http;
         struct ws_state ws;
+        struct sse_state sse;
     } u;
 };
 

@@ -147,6 +147,8 @@ struct bclient {
 };
 
 #define MAX_PHASES 16
+/* websocket, long-poll, short-poll, sse (run.c's all_transports) */
+#define BENCH_NTRANSPORTS 4
 
 struct bench {
     const struct bench_opts *o;
@@ -285,7 +287,7 @@ struct report {
     struct result *r;
     size_t n, cap;
     /* per transport, pooled latency samples for the plot (standard mode) */
-    struct samples lat[3];
+    struct samples lat[BENCH_NTRANSPORTS];
     char chatd_flags[1024];
     char netns[160];
     char db_fs[32];
@@ -309,7 +311,7 @@ struct bench_opts {
     const char *chatd;
     char **chatd_args;
     int n_chatd_args;
-    const char *transports[3];
+    const char *transports[BENCH_NTRANSPORTS];
     int n_transports;
     int mode;
     int users;

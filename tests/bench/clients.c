@@ -33,7 +33,7 @@
 
 /* ---- the protocol table, wrapped for socket-level accounting ---- */
 
-static lws_callback_function *orig_owner, *orig_http, *orig_ws;
+static lws_callback_function *orig_owner, *orig_http, *orig_ws, *orig_sse;
 
 static int wrap_owner(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                       void *in, size_t len)
@@ -57,7 +57,14 @@ static int wrap_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user
     return orig_ws(wsi, reason, user, in, len);
 }
 
-static struct lws_protocols protocols[5];
+static int wrap_sse(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                    void *in, size_t len)
+{
+    wire_observe(wsi, (int)reason);
+    return orig_sse(wsi, reason, user, in, len);
+}
+
+static struct lws_protocols protocols[6];
 static const struct lws_protocols timer_protocol;
 static int rate_timer_adopt(struct lws_context *ctx);
 static void rate_timer_closed(void);
@@ -113,8 +120,11 @@ int bench_ctx_create(struct bench *b, long max_conns)
     protocols[2] = *transport_websocket.protocol;
     orig_ws = protocols[2].callback;
     protocols[2].callback = wrap_ws;
-    protocols[3] = timer_protocol;
-    memset(&protocols[4], 0, sizeof protocols[4]);
+    protocols[3] = *transport_sse.protocol;
+    orig_sse = protocols[3].callback;
+    protocols[3].callback = wrap_sse;
+    protocols[4] = timer_protocol;
+    memset(&protocols[5], 0, sizeof protocols[5]);
 
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;

@@ -42,7 +42,7 @@ static void usage(FILE *out)
     fprintf(out,
 "usage: chat-bench [flags] [-- chatd flags]\n"
 "scenario (default: standard)\n"
-"  --transport T         websocket, long-poll, short-poll or all (default all)\n"
+"  --transport T         websocket, long-poll, short-poll, sse or all (default all)\n"
 "  --users N             simulated users, each sends and receives (default 10)\n"
 "  --rate R              messages per second, all senders together (default 1000)\n"
 "  --duration S          measured sending time (default 10)\n"
@@ -195,8 +195,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
         break;
     }
     if (strcmp(transport, "all") == 0) {
-        o->n_transports = 3;
-        for (int i = 0; i < 3; i++)
+        o->n_transports = BENCH_NTRANSPORTS;
+        for (int i = 0; i < BENCH_NTRANSPORTS; i++)
             o->transports[i] = all_transports[i];
     } else if (transport_find(transport)) {
         o->n_transports = 1;
@@ -206,7 +206,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
         return -1;
     }
     if (o->mode == MODE_IDLE || o->mode == MODE_FANOUT) {
-        if (o->n_transports == 3) {
+        if (o->n_transports == BENCH_NTRANSPORTS) {
             o->n_transports = 1;
             o->transports[0] = "websocket";
         }

@@ -88,7 +88,7 @@ int run_standard(struct env *e, const char *tname, int run_no)
     fill_window(res, &w, res->delivered, e->netns);
     res->core_dropped = w.core.dropped;
     fill_latency(res, &b->lat);
-    if (strcmp(tname, "websocket") != 0) {
+    if (strcmp(tname, "websocket") != 0 && strcmp(tname, "sse") != 0) {   /* polls */
         uint64_t polls = w.core.requests > res->sent ? w.core.requests - res->sent : 0;
         if (polls)
             res->events_per_poll = (double)w.core.events / (double)polls;

@@ -109,7 +109,7 @@ struct result *report_add(struct report *rep)
 void report_free(struct report *rep)
 {
     free(rep->r);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < BENCH_NTRANSPORTS; i++)
         samples_free(&rep->lat[i]);
     memset(rep, 0, sizeof *rep);
 }
@@ -454,17 +454,20 @@ static int write_csv(const struct report *rep, const char *path)
 
 static int write_plot(const struct report *rep, const char *dir, const char *name)
 {
-    static const char *names[3] = { "websocket", "long-poll", "short-poll" };
+    static const char *names[BENCH_NTRANSPORTS] = { "websocket", "long-poll", "short-poll", "sse" };
     char dat[1024], png[1024];
-    if (!rep->lat[0].n && !rep->lat[1].n && !rep->lat[2].n)
+    int any = 0;
+    for (int t = 0; t < BENCH_NTRANSPORTS; t++)
+        any |= rep->lat[t].n > 0;
+    if (!any)
         return 0;
     snprintf(dat, sizeof dat, "%s/%s-latency.dat", dir, name);
     snprintf(png, sizeof png, "%s/%s-latency.png", dir, name);
     FILE *f = fopen(dat, "w");
     if (!f)
         return -1;
-    int idx[3], blocks = 0;
-    for (int t = 0; t < 3; t++) {
+    int idx[BENCH_NTRANSPORTS], blocks = 0;
+    for (int t = 0; t < BENCH_NTRANSPORTS; t++) {
         idx[t] = -1;
         struct samples s = rep->lat[t];     /* sorted copy */
         if (!s.n)
@@ -505,7 +508,7 @@ static int write_plot(const struct report *rep, const char *dir, const char *nam
                "plot ", png, r0 ? r0->users : 0, r0 ? r0->rate : 0,
             r0 ? r0->server_cpus : "?", r0 ? r0->generator_cpus : "?");
     int first = 1;
-    for (int t = 0; t < 3; t++)
+    for (int t = 0; t < BENCH_NTRANSPORTS; t++)
         if (idx[t] >= 0) {
             fprintf(g, "%s'%s' index %d using 1:2 with lines lw 2 title '%s (%zu)'",
                     first ? "" : ", ", dat, idx[t], names[t], rep->lat[t].n);

@@ -24,11 +24,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *const all_transports[3] = { "websocket", "long-poll", "short-poll" };
+const char *const all_transports[BENCH_NTRANSPORTS] = { "websocket", "long-poll", "short-poll", "sse" };
 
 int transport_index(const char *name)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < BENCH_NTRANSPORTS; i++)
         if (strcmp(name, all_transports[i]) == 0)
             return i;
     return -1;

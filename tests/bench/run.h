@@ -12,7 +12,7 @@
 #define PH_WARMUP 1
 #define PH_MEASURE 2
 
-extern const char *const all_transports[3];
+extern const char *const all_transports[BENCH_NTRANSPORTS];
 int transport_index(const char *name);
 /* http://host:port[/prefix] into b->host, b->port, b->prefix; -1 if malformed. */
 int parse_server_url(struct bench *b, const char *url);

@@ -1,7 +1,7 @@
 /* test_chat.c — end-to-end chat over each transport with real bin/chatd and
  * bin/chat --headless processes: two users exchange messages both ways, in
  * order, without loss or duplicates; a second instance of one user gets
- * everything too; events survive a server restart; the three transports
+ * everything too; events survive a server restart; the four transports
  * deliver the same event sequence; the server shuts down cleanly with
  * clients attached. */
 #include "scenario.h"
@@ -177,8 +177,9 @@ static void run_transport(const char *t)
 static void test_short_poll(void **state) { (void)state; run_transport("short-poll"); }
 static void test_long_poll(void **state) { (void)state; run_transport("long-poll"); }
 static void test_websocket(void **state) { (void)state; run_transport("websocket"); }
+static void test_sse(void **state) { (void)state; run_transport("sse"); }
 
-/* The three transports, run side by side for one user, print the same events
+/* The four transports, run side by side for one user, print the same events
  * (history replayed at start, then live ones). */
 static void test_transports_agree(void **state)
 {
@@ -196,32 +197,33 @@ static void test_transports_agree(void **state)
     for (int i = 0; i < 3; i++)
         CHECK(h_http_post_message(s.port, tok, NULL, bodies[i], NULL, NULL) == 201, "post %s: expected 201", bodies[i]);
 
-    const char *ts[] = { "short-poll", "long-poll", "websocket" };
-    struct h_proc *c[3];
-    for (int i = 0; i < 3; i++)
+    const char *ts[] = { "short-poll", "long-poll", "websocket", "sse" };
+    enum { NT = sizeof ts / sizeof ts[0] };
+    struct h_proc *c[NT];
+    for (int i = 0; i < NT; i++)
         c[i] = h_client_spawn(&s, ts[i], "alice", PW, NULL);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < NT; i++)
         wait_n(c[i], 3, dl);
     CHECK(h_http_post_message(s.port, tok, "general", bodies[3], "live-1", NULL) == 201, "post live 1");
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < NT; i++)
         wait_n(c[i], 4, dl);
     h_client_send_line(c[1], bodies[4]);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < NT; i++)
         wait_n(c[i], 5, dl);
     CHECK(h_http_post_message(s.port, tok, NULL, bodies[5], NULL, NULL) == 201, "post live 2");
     CHECK(h_http_post_message(s.port, tok, NULL, bodies[6], NULL, NULL) == 201, "post the end");
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < NT; i++)
         wait_n(c[i], 7, dl);
 
     const char *bob_b[] = { bodies[0], bodies[1], bodies[2], bodies[3], bodies[5], bodies[6] };
     const char *alice_b[] = { bodies[4] };
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < NT; i++)
         check_feed(c[i], 7, "alice", alice_b, 1, "bob", bob_b, 6);
     json_t *truth = h_http_get_events(s.port, tok, 0);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < NT; i++)
         check_same("GET /api/v1/events", truth, c[i]->name, c[i]->events);
     json_decref(truth);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < NT; i++)
         h_client_quit(c[i], h_deadline(5000));
     h_server_stop(&s);
 }
@@ -269,6 +271,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_short_poll, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_long_poll, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_websocket, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_sse, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_transports_agree, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_with_clients, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_password, h_setup, h_teardown),
