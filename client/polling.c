@@ -181,6 +181,18 @@ static void send_retry(struct poller *p, const char *why)
     arm(p, &p->send_sul, send_tick, failed(p, &p->send_tries, why));
 }
 
+/* The server answered but could not take the message now (a 5xx such as
+ * 503 store_unavailable, or 429): it is reachable, so the connection state
+ * stays as it is (transfers typed meanwhile are not refused as if it were
+ * lost); the message stays queued and goes again after a backoff. */
+static void send_retry_later(struct poller *p, const char *why)
+{
+    if (p->send_tries == 0)
+        core_error(p->env.core, "%s", why);
+    p->send_waiting = 1;
+    arm(p, &p->send_sul, send_tick, backoff_next(p->env.ctx, &p->send_tries));
+}
+
 static void send_done(void *arg, const struct http_result *r)
 {
     struct poller *p = arg;
@@ -210,7 +222,7 @@ static void send_done(void *arg, const struct http_result *r)
     } else {
         snprintf(why, sizeof why, "message queued, not sent yet (%s); retrying",
                  http_error_text(r, detail, sizeof detail));
-        send_retry(p, why);
+        send_retry_later(p, why);
         return;
     }
     send_kick(p);

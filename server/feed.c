@@ -393,7 +393,10 @@ static void feed_caught(void *arg, const struct store_reply *reply)
         return;
     }
     int ok = reply->rc == STORE_OK && feed_take(f, reply);
-    feed_answer_seen(f, 0);
+    /* Committed transactions wait for their events in the ring, but not for
+     * a database that stopped answering: their acks are true, and the
+     * events follow once the catch-up gets through. */
+    feed_answer_seen(f, !ok);
     int again = f->catch_again || (ok && reply->n == FEED_PAGE);
     feed_unref(f);
     if (!ok) {

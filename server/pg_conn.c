@@ -628,6 +628,17 @@ static void a_finish_conn(struct pg *g)
     g->aconn = NULL;
 }
 
+/* Requests failed for want of the database (lost, expired, a lock
+ * timeout): /healthz says degraded for A_TROUBLE_MS after the last one, so
+ * it does not flap between two failures. */
+#define A_TROUBLE_MS 5000
+static void a_trouble(struct pg *g, const char *why)
+{
+    g->trouble_ms = mono_ms();
+    snprintf(g->trouble, sizeof g->trouble, "%s", why);
+    g->trouble[strcspn(g->trouble, "\n")] = '\0';
+}
+
 static void a_lost(struct pg *g, const char *why)
 {
     if (why && !g->afailed) {     /* once per outage, not at every retry */
@@ -637,6 +648,8 @@ static void a_lost(struct pg *g, const char *why)
         snprintf(g->areason, sizeof g->areason, "%s", where);
         log_pg("async connection", where, NULL);
     }
+    if (why)
+        a_trouble(g, why);
     PQclear(g->ares);
     g->ares = NULL;
     a_finish_conn(g);
@@ -750,6 +763,22 @@ static void a_send(struct pg *g)
         g->aflush = f;
 }
 
+/* SQLSTATEs that mean "not now" rather than "never": a lock or statement
+ * timeout, a deadlock or serialization failure (the transaction is rolled
+ * back and may be retried), the server short of resources or shutting down. */
+static int transient_state(const char *state)
+{
+    static const char *const transient[] = { "55P03", "57014", "40001", "40P01", "57P01", "57P02", "57P03" };
+    if (!state)
+        return 0;
+    if (!strncmp(state, "53", 2))
+        return 1;
+    for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++)
+        if (!strcmp(state, transient[i]))
+            return 1;
+    return 0;
+}
+
 /* A command's results are all in: the next setup step, or the head done. */
 static void a_command_done(struct pg *g)
 {
@@ -775,6 +804,10 @@ static void a_command_done(struct pg *g)
     }
     struct pg_req *r = pop_head(g);
     int rc = result_rc(g, res, r->map, r->what);
+    if (rc == STORE_ERROR && transient_state(PQresultErrorField(res, PG_DIAG_SQLSTATE))) {
+        rc = STORE_UNAVAILABLE;         /* too slow now, not wrong: retryable */
+        a_trouble(g, "a database request timed out waiting for a lock");
+    }
     if (rc == STORE_OK && (r->flags & PG_REQ_BEGIN)) {
         g->atxn = 1;
         g->rtxn = r->txn;
@@ -820,6 +853,9 @@ static void a_expire(struct pg *g, int64_t now)
             a_lost(g, why);
             continue;
         }
+        snprintf(g->trouble_tmp, sizeof g->trouble_tmp, "a database request waited over %lld ms",
+                 (long long)g->max_age_ms);
+        a_trouble(g, g->trouble_tmp);
         if ((g->head->flags & PG_REQ_END) && g->head->q >= 0)
             end_unrun(g, g->head);
         else
@@ -990,6 +1026,10 @@ int pg_async_health(struct pg *g, int64_t slow_ms, char *reason, size_t len)
     }
     if (g->head && age > slow_ms) {
         snprintf(reason, len, "oldest database request waiting %lld ms", (long long)age);
+        return 1;
+    }
+    if (g->trouble_ms && mono_ms() - g->trouble_ms < A_TROUBLE_MS) {
+        snprintf(reason, len, "%s (%lld ms ago)", g->trouble, (long long)(mono_ms() - g->trouble_ms));
         return 1;
     }
     return 0;

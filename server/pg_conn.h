@@ -54,6 +54,8 @@ struct pg {
     int nreq, max_req;
     int64_t max_age_ms, retry_ms, since_ms;
     char areason[160];
+    int64_t trouble_ms;         /* the last request failed for want of the database */
+    char trouble[160], trouble_tmp[96];
     void (*aclose_cb)(void *arg);      /* before aconn's socket is closed */
     void *aclose_arg;
 };

@@ -205,7 +205,8 @@ void h_dump_logs(void)
         struct h_proc *p = procs[i];
         if (!p)
             continue;
-        size_t n = p->err.len, off = n > 6000 ? n - 6000 : 0;
+        size_t keep = getenv("E2E_LOG_BYTES") ? strtoul(getenv("E2E_LOG_BYTES"), NULL, 10) : 6000;
+        size_t n = p->err.len, off = n > keep ? n - keep : 0;
         fprintf(stderr, "---- %s (pid %d%s) stderr, last %zu bytes ----\n%s\n",
                 p->name, (int)p->pid, p->exited ? ", exited" : "", n - off,
                 p->err.data ? p->err.data + off : "");
