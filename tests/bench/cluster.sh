@@ -48,20 +48,40 @@ csv_field() {
 
 fmt() { awk -v v="$1" -v d="$2" 'BEGIN { if (v == "-" || v == "") print "-"; else printf "%.*f\n", d, v }'; }
 
+# CPU seconds (user + system) the chatd instances of cluster $1 have used.
+chatd_cpu_s() {
+  local pids tick total=0 p
+  pids=$(sed -n 's/^CHATD[0-9]*_PID=//p' "$1/cluster.env")
+  tick=$(getconf CLK_TCK)
+  for p in $pids; do
+    [ -r "/proc/$p/stat" ] || continue
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+  done
+  awk -v t="$total" -v k="$tick" 'BEGIN { printf "%.3f\n", t / k }'
+}
+
 rows=()
 status=0
 for n in $NS; do
   dir="$tmp/c$n"
   url=$(scripts/cluster.sh start "$dir" "$n") || { echo "bench-cluster: no cluster of $n" >&2; exit 1; }
   echo "bench-cluster: $n instance(s) behind $url" >&2
+  cpu0=$(chatd_cpu_s "$dir")
   "$BENCH" --server "$url" --out "$OUT" --name "cluster-fanout-$n" --no-plot --transport websocket \
     --fanout "$SUBS" --rate "$RATE" --duration "$DURATION" --logins 8 "$@" >&2 || status=1
+  cpu1=$(chatd_cpu_s "$dir")
   "$BENCH" --server "$url" --out "$OUT" --name "cluster-sends-$n" --no-plot --transport websocket \
     --sends --users "$USERS" --window "$WINDOW" --duration "$DURATION" "$@" >&2 || status=1
   scripts/cluster.sh stop "$dir" >/dev/null 2>&1
   dir=""
   f="$OUT/cluster-fanout-$n.csv" s="$OUT/cluster-sends-$n.csv"
-  rows+=("| $n | $(fmt "$(csv_field "$f" deliveries_per_s)" 0) | $(fmt "$(csv_field "$f" offered_per_s)" 0) \
+  # deliveries per CPU-second of chatd: what one instance delivers on an
+  # equal share of the machine (the run's deliveries over the CPU time the
+  # instances used during it, setup and logins included)
+  dps=$(csv_field "$f" deliveries_per_s)
+  per_cpu=$(awk -v d="$dps" -v a="$cpu0" -v b="$cpu1" -v t="$DURATION" \
+    'BEGIN { if (d == "-" || b <= a) print "-"; else printf "%.0f\n", d * t / (b - a) }')
+  rows+=("| $n | $(fmt "$dps" 0) | $(fmt "$(csv_field "$f" offered_per_s)" 0) | $per_cpu \
 | $(fmt "$(csv_field "$f" p50)" 2) | $(fmt "$(csv_field "$f" p99)" 2) \
 | $(fmt "$(csv_field "$s" acks_per_s)" 0) | $(fmt "$(csv_field "$s" ack_p50)" 2) | $(fmt "$(csv_field "$s" ack_p99)" 2) \
 | $(fmt "$(csv_field "$s" p50)" 2) | $(fmt "$(csv_field "$s" p99)" 2) |")
@@ -72,8 +92,8 @@ echo "chat-bench against N chatd behind HAProxy on one PostgreSQL, all on $(npro
 echo "fan-out: $SUBS WebSocket subscribers, 1 sender at $RATE msgs/s; sends: $USERS WebSocket senders,"
 echo "window $WINDOW; $DURATION s each"
 echo
-echo "| instances | fan-out deliveries/s | offered/s | fan-out p50 ms | fan-out p99 ms | persisted sends/s \
-| ack p50 ms | ack p99 ms | send→delivery p50 ms | send→delivery p99 ms |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| instances | fan-out deliveries/s | offered/s | deliveries per chatd CPU-s | fan-out p50 ms | fan-out p99 ms \
+| persisted sends/s | ack p50 ms | ack p99 ms | send→delivery p50 ms | send→delivery p99 ms |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 exit $status
