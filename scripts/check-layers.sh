@@ -169,7 +169,35 @@ check_calls() {
     done
 }
 
+# The loop never waits on the database (issue 15): while it serves, the
+# server uses only the store's asynchronous calls (store.h). The blocking
+# ones are for startup (main.c opens the store; feed_new reads the newest
+# id before the first connection), tools and tests: named here, the
+# objects that may call them, "file:symbol" or "file:*".
+BLOCKING="store_user_create store_user_get store_session_create store_session_lookup
+          store_session_touch store_session_delete store_event_append store_events_after
+          store_last_event_id store_events_all_after store_begin store_commit store_rollback
+          store_batch_begin store_batch_commit store_batch_rollback store_account_balance
+          store_account_move store_transfer_insert store_transfer_get store_transfer_set_state
+          store_transfers_unfinished store_transfer_lock store_transfers_stale"
+BLOCKING_OK=" server/main.c:* server/store.c:* server/feed.c:store_last_event_id "
+check_blocking() {
+    local o f sym
+    for o in "$objs"/server/*.o; do
+        [ -e "$o" ] || continue
+        f=${o#"$objs"/}; f=${f%.o}.c
+        [ -e "$root/$f" ] || continue
+        while read -r sym; do
+            [[ " $(echo $BLOCKING) " == *" $sym "* ]] || continue
+            [[ "$BLOCKING_OK" == *" $f:* "* || "$BLOCKING_OK" == *" $f:$sym "* ]] && continue
+            echo "$f calls $sym, which blocks on the database: use store_call_async"
+            bad=1
+        done < <(nm -u "$o" | awk '{print $NF}')
+    done
+}
+
 check_includes
 [ -n "$objs" ] && check_calls
+[ -n "$objs" ] && check_blocking
 [ "$bad" -eq 0 ] && echo "check-layers: every include and call goes down the layers"
 exit "$bad"

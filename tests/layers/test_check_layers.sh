@@ -1,8 +1,9 @@
 #!/bin/bash
 # test_check_layers.sh — scripts/check-layers.sh must pass on the tree and
 # fail on a planted upward include, a planted sibling include, a planted
-# upward call (compiled objects), the sweep including the types header, and
-# a file it cannot place in a layer.
+# upward call (compiled objects), a blocking store call from a module that
+# serves, the sweep including the types header, and a file it cannot place
+# in a layer.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 check=$top/scripts/check-layers.sh
@@ -53,6 +54,14 @@ cc -c -o "$tmp/c/obj/server/feed.o" "$tmp/c/server/feed.c"
 cc -c -o "$tmp/c/obj/server/http_api.o" "$tmp/c/server/http_api.c"
 expect "an upward call fails" 1 'server/feed.c (layer 1) calls http_wake of server/http_api.c (layer 3)' \
     -- "$check" --root "$tmp/c" --objs "$tmp/c/obj"
+# A blocking store call from a module that serves.
+printf 'int store_user_get(void);\nint transfers_f(void) { return store_user_get(); }\n' > "$tmp/c/server/transfers.c"
+printf 'int store_user_get(void) { return 0; }\n' > "$tmp/c/server/store.c"
+cc -c -o "$tmp/c/obj/server/transfers.o" "$tmp/c/server/transfers.c"
+cc -c -o "$tmp/c/obj/server/store.o" "$tmp/c/server/store.c"
+expect "a blocking store call while serving fails" 1 'server/transfers.c calls store_user_get, which blocks' \
+    -- "$check" --root "$tmp/c" --objs "$tmp/c/obj"
+rm -f "$tmp/c/server/transfers.c" "$tmp/c/server/store.c" "$tmp/c/obj/server/transfers.o" "$tmp/c/obj/server/store.o"
 printf 'void feed_f(void) {}\n' > "$tmp/c/server/feed.c"
 printf 'void feed_f(void);\nvoid http_wake(void) { feed_f(); }\n' > "$tmp/c/server/http_api.c"
 cc -c -o "$tmp/c/obj/server/feed.o" "$tmp/c/server/feed.c"
