@@ -276,6 +276,8 @@ struct rows {
     struct store_event *ev;
     int64_t *ids;
     int n, cap, failed;
+    int64_t *ts;                /* EVENTS_APPEND_MANY */
+    int *created;
 };
 
 static int rows_grow(struct rows *r)
@@ -323,6 +325,8 @@ static void rows_add_id(void *arg, int64_t id)
 
 static void rows_free(struct rows *r)
 {
+    free(r->ts);
+    free(r->created);
     for (int i = 0; r->ev && i < r->n; i++) {
         free((char *)r->ev[i].type);
         free((char *)r->ev[i].payload);
@@ -402,6 +406,31 @@ static int sync_call(struct store *st, enum store_call_kind kind, const struct s
     }
 }
 
+/* EVENTS_APPEND_MANY: each append in turn, inside the caller's transaction
+ * or one of its own (own). */
+static int sync_append_many(struct store *st, const struct store_args *a, int own,
+                            struct store_reply *rep, struct rows *rows)
+{
+    int n = a->nev > 0 ? a->nev : 0;
+    rows->ids = calloc((size_t)n + 1, sizeof *rows->ids);
+    rows->ts = calloc((size_t)n + 1, sizeof *rows->ts);
+    rows->created = calloc((size_t)n + 1, sizeof *rows->created);
+    if (!rows->ids || !rows->ts || !rows->created || !a->evs)
+        return STORE_ERROR;
+    int rc = own ? st->ops->begin(st->impl) : STORE_OK;
+    for (int i = 0; rc == STORE_OK && i < n; i++)
+        rc = st->ops->event_append(st->impl, &a->evs[i], &rows->ids[i], &rows->ts[i], &rows->created[i]);
+    if (own && rc == STORE_OK)
+        rc = st->ops->commit(st->impl);
+    else if (own)
+        st->ops->rollback(st->impl);
+    rep->n = n;
+    rep->ids = rows->ids;
+    rep->ts_each = rows->ts;
+    rep->created_each = rows->created;
+    return rc;
+}
+
 /* A call from outside the open transaction: the batch is committed first;
  * 0 if the way is then clear. */
 static int sync_outside(struct store *st, int64_t txn)
@@ -430,7 +459,12 @@ void store_call_async(struct store *st, int64_t txn, enum store_call_kind kind,
     struct store_reply rep;
     struct rows rows = {0};
     memset(&rep, 0, sizeof rep);
-    rep.rc = sync_outside(st, txn) < 0 ? STORE_ERROR : sync_call(st, kind, args, &rep, &rows);
+    if (sync_outside(st, txn) < 0)
+        rep.rc = STORE_ERROR;
+    else if (kind == STORE_CALL_EVENTS_APPEND_MANY)
+        rep.rc = sync_append_many(st, args, txn == 0, &rep, &rows);
+    else
+        rep.rc = sync_call(st, kind, args, &rep, &rows);
     done(arg, &rep);
     rows_free(&rows);
 }

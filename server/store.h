@@ -247,6 +247,11 @@ enum store_call_kind {
     STORE_CALL_TRANSFER_LOCK,   /* id (inside a transaction) */
     STORE_CALL_TRANSFERS_UNFINISHED, /* -> ids, n */
     STORE_CALL_TRANSFERS_STALE, /* before_ms -> ids, n */
+    /* evs[0..nev) as EVENT_APPEND each, in order, in one transaction (txn 0:
+     * a transaction of its own; PostgreSQL: one statement, which holds the
+     * event counter's lock for no round trip) -> n = nev, and per event
+     * ids, ts_each, created_each. All or none are stored. */
+    STORE_CALL_EVENTS_APPEND_MANY,
     STORE_CALL_COUNT
 };
 
@@ -259,6 +264,8 @@ struct store_args {
     int limit;
     enum transfer_state state;
     const struct store_new_event *ev;
+    const struct store_new_event *evs;  /* EVENTS_APPEND_MANY */
+    int nev;
 };
 
 #define STORE_PWHASH_MAX 128    /* crypto_pwhash_STRBYTES */
@@ -274,6 +281,8 @@ struct store_reply {
     int n;                              /* rows in events or ids */
     const struct store_event *events;   /* oldest first */
     const int64_t *ids;
+    const int64_t *ts_each;             /* EVENTS_APPEND_MANY */
+    const int *created_each;
 };
 typedef void (*store_done_fn)(void *arg, const struct store_reply *reply);
 

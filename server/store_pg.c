@@ -24,6 +24,7 @@
  * Callbacks given to events_after must not call back into the store. */
 #include "pg_conn.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ enum q_id {
     Q_TRANSFER_LOCK,
     Q_TRANSFER_EXISTS,
     Q_TRANSFERS_STALE,
+    Q_EVENTS_APPEND_MANY,
     Q_COUNT
 };
 
@@ -147,6 +149,30 @@ static const char *const SQL[Q_COUNT] = {
     [Q_TRANSFERS_STALE] =
         "SELECT id FROM transfers WHERE status IN ('pending', 'processing')"
         " AND updated_ms < $1 ORDER BY id",
+    /* A batch of appends in one statement: the counter moves by the batch's
+     * size at once, so its lock is held for no round trip. $1 is a JSON
+     * array of {ts, type, rcpt, sender, cmid, payload}. For each input, in
+     * order: the inserted id and ts, or (a retried client_msg_id, stored by
+     * an earlier statement) the existing row's; neither for a duplicate
+     * within the batch (the caller takes its first copy's). */
+    [Q_EVENTS_APPEND_MANY] =
+        "WITH x AS (SELECT e.ord, (e.j->>'ts')::bigint AS ts_ms, e.j->>'type' AS type,"
+        "                  NULLIF((e.j->>'rcpt')::bigint, 0) AS recipient_id,"
+        "                  NULLIF((e.j->>'sender')::bigint, 0) AS sender_id,"
+        "                  e.j->>'cmid' AS client_msg_id, e.j->>'payload' AS payload"
+        "           FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(j, ord)),"
+        " c AS (UPDATE event_counter SET last_id = last_id + (SELECT count(*) FROM x)"
+        "       RETURNING last_id - (SELECT count(*) FROM x) AS base),"
+        " ins AS (INSERT INTO events(id, ts_ms, type, recipient_id, sender_id, client_msg_id, payload)"
+        "         SELECT (SELECT base FROM c) + x.ord, x.ts_ms, x.type, x.recipient_id, x.sender_id,"
+        "                x.client_msg_id, x.payload FROM x ORDER BY x.ord"
+        "         ON CONFLICT (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING"
+        "         RETURNING id, ts_ms)"
+        " SELECT x.ord, ins.id, ins.ts_ms, old.id, old.ts_ms, pg_notify('" NOTIFY_CHANNEL "', '')"
+        " FROM x LEFT JOIN ins ON ins.id = (SELECT base FROM c) + x.ord"
+        "        LEFT JOIN events old ON ins.id IS NULL AND old.sender_id = x.sender_id"
+        "                            AND old.client_msg_id = x.client_msg_id"
+        " ORDER BY x.ord",
 };
 
 /* ---- open, close, transactions ---- */
@@ -625,6 +651,7 @@ struct async_ctx {
     int commit;                 /* an end: COMMIT (else ROLLBACK or BEGIN) */
     int64_t a, b;               /* what the follow-up needs: ids */
     char *key;                  /* and a client_msg_id or idempotency key */
+    json_t *batch;              /* EVENTS_APPEND_MANY: the events sent */
 };
 
 static void async_reply(struct async_ctx *c, const struct store_reply *rep)
@@ -632,6 +659,7 @@ static void async_reply(struct async_ctx *c, const struct store_reply *rep)
     store_done_fn done = c->done;
     void *arg = c->arg;
     free(c->key);
+    json_decref(c->batch);
     free(c);
     done(arg, rep);
 }
@@ -650,6 +678,7 @@ static const char *const CALL_NAMES[STORE_CALL_COUNT] = {
     [STORE_CALL_TRANSFER_SET_STATE] = "transfer_set_state", [STORE_CALL_TRANSFER_LOCK] = "transfer_lock",
     [STORE_CALL_TRANSFERS_UNFINISHED] = "transfers_unfinished",
     [STORE_CALL_TRANSFERS_STALE] = "transfers_stale",
+    [STORE_CALL_EVENTS_APPEND_MANY] = "events_append_many",
 };
 
 /* Parameters of kind's statement; its index in *q. -1 for a kind this
@@ -703,6 +732,8 @@ static int async_params(enum store_call_kind kind, const struct store_args *a,
         *q = Q_TRANSFERS_UNFINISHED; return 0;
     case STORE_CALL_TRANSFERS_STALE:
         *q = Q_TRANSFERS_STALE; p_i64(p, a->before_ms); return 0;
+    case STORE_CALL_EVENTS_APPEND_MANY:
+        return a->evs && a->nev > 0 ? 0 : -1;      /* its parameter: many_json */
     default:
         return -1;
     }
@@ -730,6 +761,83 @@ static int async_rows(const PGresult *r, enum store_call_kind kind, struct store
     rep->n = n;
     rep->ids = ids;
     rep->events = ev;
+    return STORE_OK;
+}
+
+/* The batch as Q_EVENTS_APPEND_MANY's JSON parameter; NULL if out of memory. */
+static json_t *many_json(const struct store_args *a)
+{
+    json_t *arr = json_array();
+    for (int i = 0; arr && a->evs && i < a->nev; i++) {
+        const struct store_new_event *e = &a->evs[i];
+        json_t *o = json_pack("{s:I,s:s,s:I,s:I,s:s?,s:s}", "ts", (json_int_t)e->ts_ms, "type", e->type,
+                              "rcpt", (json_int_t)e->recipient_id, "sender", (json_int_t)e->sender_id,
+                              "cmid", e->client_msg_id, "payload", e->payload);
+        if (!o || json_array_append_new(arr, o) < 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/* Event i of the batch repeats an earlier one's (sender, client_msg_id):
+ * that one's id and ts. */
+static int many_first_copy(json_t *batch, int i, int64_t *ids, int64_t *ts)
+{
+    json_t *e = json_array_get(batch, (size_t)i);
+    const char *cmid = json_string_value(json_object_get(e, "cmid"));
+    json_int_t sender = json_integer_value(json_object_get(e, "sender"));
+    for (int j = 0; cmid && j < i; j++) {
+        json_t *f = json_array_get(batch, (size_t)j);
+        const char *fc = json_string_value(json_object_get(f, "cmid"));
+        if (fc && !strcmp(fc, cmid) && json_integer_value(json_object_get(f, "sender")) == sender) {
+            ids[i] = ids[j];
+            ts[i] = ts[j];
+            return STORE_OK;
+        }
+    }
+    fprintf(stderr, "store: events_append_many: event %d neither stored nor a duplicate\n", i);
+    return STORE_ERROR;
+}
+
+/* Q_EVENTS_APPEND_MANY's rows, one per event in order: inserted, stored
+ * before (a retry), or a duplicate of an earlier event of the batch. */
+static int async_many(struct async_ctx *c, const PGresult *r, struct store_reply *rep)
+{
+    int n = (int)json_array_size(c->batch);
+    if (PQntuples(r) != n) {
+        fprintf(stderr, "store: events_append_many: %d rows for %d events\n", PQntuples(r), n);
+        return STORE_ERROR;
+    }
+    int64_t *ids = calloc((size_t)n + 1, sizeof *ids), *ts = calloc((size_t)n + 1, sizeof *ts);
+    int *created = calloc((size_t)n + 1, sizeof *created);
+    int rc = ids && ts && created ? STORE_OK : STORE_ERROR;
+    for (int i = 0; rc == STORE_OK && i < n; i++) {
+        if (!PQgetisnull(r, i, 1)) {
+            ids[i] = col_i64(r, i, 1);
+            ts[i] = col_i64(r, i, 2);
+            created[i] = 1;
+        } else if (!PQgetisnull(r, i, 3)) {
+            ids[i] = col_i64(r, i, 3);
+            ts[i] = col_i64(r, i, 4);
+        } else {
+            rc = many_first_copy(c->batch, i, ids, ts);
+        }
+    }
+    rep->n = n;
+    rep->ids = ids;
+    rep->ts_each = ts;
+    rep->created_each = created;
+    if (rc != STORE_OK || !ids || !ts || !created) {
+        free(ids);
+        free(ts);
+        free(created);
+        rep->ids = rep->ts_each = NULL;
+        rep->created_each = NULL;
+        rep->n = 0;
+        return STORE_ERROR;
+    }
     return STORE_OK;
 }
 
@@ -819,6 +927,8 @@ static int async_read(struct pg *g, struct async_ctx *c, const PGresult *r, stru
         return one ? STORE_OK : STORE_NOT_FOUND;
     case STORE_CALL_TRANSFER_GET:
         return one ? read_transfer(r, &rep->transfer) : STORE_NOT_FOUND;
+    case STORE_CALL_EVENTS_APPEND_MANY:
+        return async_many(c, r, rep);
     default:
         return async_rows(r, c->kind, rep);
     }
@@ -835,11 +945,14 @@ static void async_done(struct pg *g, void *arg, int rc, const PGresult *r)
         return;                         /* the follow-up answers */
     else if (rc != STORE_OK)
         rep.rc = rc;
-    const int64_t *ids = rep.ids;
+    const int64_t *ids = rep.ids, *ts = rep.ts_each;
     const struct store_event *ev = rep.events;
+    const int *created = rep.created_each;
     async_reply(c, &rep);
     free((void *)ids);
     free((void *)ev);
+    free((void *)ts);
+    free((void *)created);
 }
 
 /* What a follow-up needs from the call's arguments. */
@@ -881,9 +994,22 @@ static void pg_async_call(void *impl, int64_t txn, enum store_call_kind kind,
         done(arg, &rep);
         return;
     }
+    char *text = NULL;
+    if (kind == STORE_CALL_EVENTS_APPEND_MANY) {
+        c->batch = many_json(args);
+        text = c->batch ? json_dumps(c->batch, JSON_COMPACT) : NULL;
+        if (!text) {
+            struct store_reply rep = { .rc = STORE_ERROR };
+            async_reply(c, &rep);
+            return;
+        }
+        q = Q_EVENTS_APPEND_MANY;
+        p_str(&p, text);
+    }
     int map = kind == STORE_CALL_SESSION_CREATE ? MAP_UNIQUE | MAP_FK
             : kind == STORE_CALL_ACCOUNT_MOVE || kind == STORE_CALL_TRANSFER_INSERT ? MAP_FK : 0;
     pg_async_send(g, txn, q, &p, 0, map, CALL_NAMES[kind], async_done, c);
+    free(text);
 }
 
 /* BEGIN, COMMIT, ROLLBACK: a COMMIT whose transaction had failed answers

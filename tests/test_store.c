@@ -541,6 +541,43 @@ static void test_async_is_sync_on_sqlite(void **state)
     assert_int_equal(store_io_health(st, 100, reason, sizeof reason), 0);
 }
 
+static int64_t many_ids[4];
+static int many_created[4], many_n, many_rc;
+static void on_many(void *arg, const struct store_reply *rep)
+{
+    (void)arg;
+    many_rc = rep->rc;
+    many_n = rep->n;
+    for (int i = 0; i < rep->n && i < 4; i++) {
+        many_ids[i] = rep->ids[i];
+        many_created[i] = rep->created_each[i];
+    }
+}
+
+/* A batch of appends on SQLite: one transaction, done before the call
+ * returns, a repeated client_msg_id answered with its first id. */
+static void test_append_many_on_sqlite(void **state)
+{
+    struct store *st = *state;
+    int64_t a = mkuser(st, "alice");
+    struct store_new_event evs[3] = {
+        { .type = "chat", .sender_id = a, .client_msg_id = "c1", .payload = "{}", .ts_ms = NOW },
+        { .type = "chat", .sender_id = a, .client_msg_id = NULL, .payload = "{}", .ts_ms = NOW },
+        { .type = "chat", .sender_id = a, .client_msg_id = "c1", .payload = "{}", .ts_ms = NOW },
+    };
+    struct store_args args = { .evs = evs, .nev = 3 };
+    many_n = -1;
+    store_call_async(st, 0, STORE_CALL_EVENTS_APPEND_MANY, &args, on_many, NULL);
+    assert_int_equal(many_rc, STORE_OK);
+    assert_int_equal(many_n, 3);
+    assert_int_equal(many_created[0], 1);
+    assert_int_equal(many_created[1], 1);
+    assert_int_equal(many_created[2], 0);
+    assert_true(many_ids[1] > many_ids[0]);
+    assert_int_equal(many_ids[2], many_ids[0]);
+    assert_int_equal(all_after(st, 0, SEEN_MAX).n, 2);
+}
+
 /* --- on-disk database --- */
 
 static int64_t query_int(sqlite3 *db, const char *sql)
@@ -700,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_unknown_state_read),
         cmocka_unit_test(test_ops_tables),
         cmocka_unit_test_setup_teardown(test_async_is_sync_on_sqlite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_many_on_sqlite, setup, teardown),
     };
     const struct CMUnitTest pg_tests[] = {
         STORE_TESTS(setup_pg, teardown_pg),

@@ -614,11 +614,16 @@ static int drive(struct store *st, int *finished)
 }
 
 #define REPLIES_MAX 16
+struct many_copy {
+    int64_t *ids, *ts;
+    int *created;
+};
 struct replies {
     int n, expect, finished;
     int tag[REPLIES_MAX];
     struct store_reply r[REPLIES_MAX];
     int64_t ids[REPLIES_MAX][8];        /* r[i].ids' first ones, copied */
+    struct many_copy *copy;             /* the first reply's per-event arrays */
 };
 struct tagged {
     struct replies *rs;
@@ -636,6 +641,11 @@ static void on_reply(void *arg, const struct store_reply *rep)
             rs->ids[rs->n][i] = rep->ids[i];
         rs->r[rs->n].ids = rs->ids[rs->n];
         rs->r[rs->n].events = NULL;
+        for (int i = 0; rs->copy && rs->n == 0 && rep->ts_each && i < rep->n; i++) {
+            rs->copy->ids[i] = rep->ids[i];
+            rs->copy->ts[i] = rep->ts_each[i];
+            rs->copy->created[i] = rep->created_each[i];
+        }
     }
     rs->finished = ++rs->n >= rs->expect;
 }
@@ -966,6 +976,46 @@ static void test_async_reads_and_isolation(void **state)
     assert_int_equal(r.id, rs.r[1].id);
 }
 
+/* A batch of appends in one call: ids in order, a retried client_msg_id
+ * (stored before, or earlier in the same batch) gets its first id and is
+ * not created again, and the events are readable. */
+static void test_async_append_many(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = f->st;
+    int64_t a = mkuser(st, "alice");
+    int64_t first = append(st, a, 0, "c0", "{\"text\":\"before\"}");
+    struct store_new_event evs[4] = {
+        chat_event(a, "c1", "{\"text\":\"one\"}"),
+        chat_event(a, "c0", "{\"text\":\"retry of before\"}"),
+        chat_event(a, NULL, "{\"text\":\"no id\"}"),
+        chat_event(a, "c1", "{\"text\":\"retry of one\"}"),
+    };
+    struct replies rs = { .expect = 1 };
+    struct tagged t = { &rs, 0 };
+    struct store_args args = { .evs = evs, .nev = 4 };
+    int64_t ids[4] = {0}, ts[4] = {0};
+    int created[4] = {0};
+    struct many_copy copy = { ids, ts, created };
+    rs.copy = &copy;
+    store_call_async(st, 0, STORE_CALL_EVENTS_APPEND_MANY, &args, on_reply, &t);
+    assert_int_equal(drive(st, &rs.finished), 0);
+    assert_int_equal(rs.r[0].rc, STORE_OK);
+    assert_int_equal(rs.r[0].n, 4);
+    assert_int_equal(created[0], 1);
+    assert_int_equal(created[1], 0);
+    assert_int_equal(ids[1], first);
+    assert_int_equal(created[2], 1);
+    assert_true(ids[0] > first && ids[2] > ids[0]);
+    assert_int_equal(created[3], 0);
+    assert_int_equal(ids[3], ids[0]);
+    assert_int_equal(ts[0], NOW);
+    struct seen s = all_after(st, 0, SEEN_MAX);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.ids[1], ids[0]);
+    assert_int_equal(s.ids[2], ids[2]);
+}
+
 static int ended_count;
 static char ended_hash[65];
 static void on_session_end(void *arg, const char *token_hash)
@@ -1111,6 +1161,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_database_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_every_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_reads_and_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_append_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_end_announced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
