@@ -9,19 +9,20 @@
  * is set up before each call and nothing the call may have freed is
  * touched after it.
  *
- * Group commit: chat sends of one loop turn share one store transaction (a
- * "batch", struct feed_txn with its senders' acks), begun at the turn's
- * first send and ended at the end of the turn (main.c's turn end calls
- * feed_flush right after the turn's I/O callbacks), or earlier: at
- * FEED_BATCH_MAX sends, or when the store needs it (store.h). Without that
- * turn end (tests), a timer does it. Each sender is answered only in the
- * commit's completion: an acknowledged message is durable, and one fsync
- * serves the whole turn. A send arriving while a batch's commit is still
- * on its way goes into the next batch, queued behind it; completions come
- * in call order, so acks and publication stay in id order. A failed batch
- * answers every sender: the one whose append failed with its error, the
- * others STORE_UNAVAILABLE (nothing wrong with theirs: retry). At most
- * FEED_WAITING_MAX sends wait for a commit; beyond that a send is answered
+ * Group commit: chat sends of one loop turn are kept in memory (a
+ * "batch", struct feed_txn with its senders' acks) and stored at the end
+ * of the turn (main.c's turn end calls feed_flush right after the turn's
+ * I/O callbacks), or earlier at FEED_BATCH_MAX sends, in ONE store call
+ * (STORE_CALL_EVENTS_APPEND_MANY: one transaction; on PostgreSQL one
+ * statement, so the event counter's lock, which orders every instance's
+ * appends, is held for no round trip). Without that turn end (tests), a
+ * timer does it. Each sender is answered only in that call's completion:
+ * an acknowledged message is durable, and one fsync serves the whole turn.
+ * A send arriving while a batch is being stored goes into the next batch,
+ * queued behind it; completions come in call order, so acks and
+ * publication stay in id order. A failed batch answers every sender with
+ * its error (STORE_UNAVAILABLE: retry; nothing of it is stored). At most
+ * FEED_WAITING_MAX sends wait; beyond that a send is answered
  * STORE_UNAVAILABLE at once.
  *
  * The feed keeps the most recent events in memory: all events with
@@ -93,7 +94,8 @@ struct feed_ack {
     lws_dll2_t session_node;      /* in session->acks */
     struct session *s;            /* NULL once the session is gone */
     struct feed_txn *t;
-    char *payload;                /* until its append completes */
+    char *payload;                /* until its batch is stored */
+    int64_t sender_id, sent_ms;   /* the event, for the batch's one call */
     int64_t id, ts;
     int rc;                       /* its append's */
     int has_cmid;
@@ -441,7 +443,8 @@ static struct feed_txn *feed_txn_new(struct feed *f, int batch)
     t->f = f;
     t->batch = batch;
     f->live++;
-    t->txn = store_txn_begin_async(f->st, feed_txn_begun, t);
+    if (!batch)                   /* a batch is one call at its end */
+        t->txn = store_txn_begin_async(f->st, feed_txn_begun, t);
     return t;
 }
 
@@ -531,6 +534,50 @@ static void feed_txn_ended(void *arg, const struct store_reply *reply)
     feed_txn_finish(t, rc);
 }
 
+/* The batch's one call came back: each sender's id, the created events
+ * kept for the ring; then as any transaction's end. */
+static void feed_batch_stored(void *arg, const struct store_reply *reply)
+{
+    struct feed_txn *t = arg;
+    int i = 0;
+    for (lws_dll2_t *d = t->acks.head; d; d = d->next, i++) {
+        struct feed_ack *a = lws_container_of(d, struct feed_ack, txn_node);
+        a->rc = reply->rc;
+        if (reply->rc == STORE_OK && i < reply->n) {
+            a->id = reply->ids[i];
+            a->ts = reply->ts_each[i];
+            if (reply->created_each[i])
+                feed_keep(t, "chat", 0, a->payload, a->id, a->ts);
+        }
+        free(a->payload);
+        a->payload = NULL;
+    }
+    feed_txn_ended(t, reply);
+}
+
+/* Stores a batch's chat events in one call, committed on its own. */
+static void feed_batch_store(struct feed_txn *t)
+{
+    size_t n = t->acks.count, i = 0;
+    struct store_new_event *evs = calloc(n ? n : 1, sizeof *evs);
+    if (!evs || !t->commit || n == 0) {
+        struct store_reply r = { .rc = !t->commit ? STORE_OK : evs ? STORE_OK : STORE_ERROR };
+        free(evs);
+        feed_batch_stored(t, &r);
+        return;
+    }
+    for (lws_dll2_t *d = t->acks.head; d; d = d->next, i++) {
+        struct feed_ack *a = lws_container_of(d, struct feed_ack, txn_node);
+        evs[i] = (struct store_new_event){
+            .type = "chat", .recipient_id = 0, .sender_id = a->sender_id,
+            .client_msg_id = a->has_cmid ? a->cmid : NULL, .payload = a->payload, .ts_ms = a->sent_ms,
+        };
+    }
+    struct store_args args = { .evs = evs, .nev = (int)n };
+    store_call_async(t->f->st, 0, STORE_CALL_EVENTS_APPEND_MANY, &args, feed_batch_stored, t);
+    free(evs);
+}
+
 void feed_txn_end(struct feed_txn *t, int commit, store_done_fn done, void *arg)
 {
     struct feed *f = t->f;
@@ -542,7 +589,10 @@ void feed_txn_end(struct feed_txn *t, int commit, store_done_fn done, void *arg)
     t->commit = commit;
     t->done = done;
     t->arg = arg;
-    store_txn_end_async(f->st, t->txn, commit && t->rc == STORE_OK, feed_txn_ended, t);
+    if (t->batch)
+        feed_batch_store(t);
+    else
+        store_txn_end_async(f->st, t->txn, commit && t->rc == STORE_OK, feed_txn_ended, t);
 }
 
 static void feed_appended(void *arg, const struct store_reply *reply)
@@ -599,11 +649,6 @@ void feed_flush(struct server *srv)
         feed_txn_end(f->open, 1, NULL, NULL);
 }
 
-static void feed_flush_store(void *arg)
-{
-    feed_flush(arg);
-}
-
 static void feed_flush_timer(lws_sorted_usec_list_t *sul)
 {
     struct feed *f = lws_container_of(sul, struct feed, flush_sul);
@@ -620,24 +665,6 @@ static struct feed_txn *feed_batch(struct server *srv)
     if (f->open && !f->turn_end)   /* the next loop turn */
         lws_sul_schedule(srv->ctx, 0, &f->flush_sul, feed_flush_timer, 1);
     return f->open;
-}
-
-static void feed_chat_appended(void *arg, const struct store_reply *reply)
-{
-    struct feed_ack *a = arg;
-    struct feed_txn *t = a->t;
-    a->rc = reply->rc;
-    a->id = reply->id;
-    a->ts = reply->ts_ms;
-    if (reply->rc == STORE_OK && reply->created)
-        feed_keep(t, "chat", 0, a->payload, reply->id, reply->ts_ms);
-    free(a->payload);
-    a->payload = NULL;
-    /* the transaction is broken: end it now (its senders retry) */
-    if (reply->rc != STORE_OK && t->rc == STORE_OK)
-        t->rc = reply->rc;
-    if (reply->rc != STORE_OK && !t->ended)
-        feed_txn_end(t, 0, NULL, NULL);
 }
 
 static struct feed_ack *feed_ack_new(struct session *s, const char *cmid)
@@ -670,19 +697,14 @@ int feed_post_chat(struct server *srv, struct session *s, const char *room,
         free(a);
         return -1;
     }
-    struct store_new_event ev = {
-        .type = "chat", .recipient_id = 0, .sender_id = s->user_id,
-        .client_msg_id = client_msg_id, .payload = payload, .ts_ms = now_ms(),
-    };
     a->t = t;
     a->payload = payload;
+    a->sender_id = s->user_id;
+    a->sent_ms = now_ms();
     lws_dll2_add_tail(&a->txn_node, &t->acks);
     lws_dll2_add_tail(&a->session_node, &s->acks);
     f->waiting++;
-    struct store_args args = { .ev = &ev };
-    /* the completion may end (and free) the batch: neither a nor t after this */
-    store_call_async(f->st, t->txn, STORE_CALL_EVENT_APPEND, &args, feed_chat_appended, a);
-    if (f->open && f->open->acks.count >= FEED_BATCH_MAX)
+    if (t->acks.count >= FEED_BATCH_MAX)
         feed_flush(srv);
     return 0;
 }
@@ -763,7 +785,6 @@ void feed_start(struct server *srv, int turn_end)
     struct feed *f = srv->feed;
     f->srv = srv;
     f->turn_end = turn_end;
-    store_set_batch_flush(srv->store, feed_flush_store, srv);
     if (f->shared)
         feed_listen(srv);
 }
@@ -776,7 +797,6 @@ void feed_stop(struct server *srv)
     lws_sul_cancel(&f->listen_sul);
     lws_sul_cancel(&f->catch_sul);
     feed_answer_seen(f, 1);       /* committed: true acks, even unseen */
-    store_set_batch_flush(srv->store, NULL, NULL);
 }
 
 /* ---- reading ---- */
