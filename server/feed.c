@@ -129,6 +129,9 @@ struct feed {
     size_t head, count;           /* oldest at head */
     int64_t lo;                   /* every event id > lo is in the ring */
     struct feed_txn *open;        /* the batch taking sends now */
+    struct feed_txn *storing;     /* the batch on its way to the store: one at
+                                   * a time, so a failed one can fail the next
+                                   * before it is sent (order kept per sender) */
     int waiting;                  /* sends not answered yet */
     int live;                     /* transactions and catch-up reads out */
     int freed;                    /* feed_free came: completions only free */
@@ -482,6 +485,10 @@ static void feed_answer(struct feed_txn *t, int rc)
         int has_cmid = a->has_cmid;
         feed_ack_free(a);
         f->waiting--;
+        if (s && mine != STORE_OK && !s->send_blocked) {
+            s->send_blocked = 1;
+            snprintf(s->send_blocked_cmid, sizeof s->send_blocked_cmid, "%s", has_cmid ? cmid : "");
+        }
         if (s)
             s->ops->posted(s, has_cmid ? cmid : NULL, mine, id, ts);
     }
@@ -534,12 +541,32 @@ static void feed_txn_ended(void *arg, const struct store_reply *reply)
     feed_txn_finish(t, rc);
 }
 
+/* The batch gathered while the previous one was being stored goes now,
+ * or fails with it (its senders retry, in their order). */
+static void feed_batch_next(struct feed *f, int failed)
+{
+    if (f->freed || !f->open || f->storing)
+        return;
+    if (failed) {
+        struct feed_txn *t = f->open;
+        f->open = NULL;
+        lws_sul_cancel(&f->flush_sul);
+        feed_txn_end(t, 0, NULL, NULL);
+        return;
+    }
+    if (f->srv)
+        feed_flush(f->srv);
+}
+
 /* The batch's one call came back: each sender's id, the created events
  * kept for the ring; then as any transaction's end. */
 static void feed_batch_stored(void *arg, const struct store_reply *reply)
 {
     struct feed_txn *t = arg;
+    struct feed *f = t->f;
     int i = 0;
+    if (f->storing == t)
+        f->storing = NULL;
     for (lws_dll2_t *d = t->acks.head; d; d = d->next, i++) {
         struct feed_ack *a = lws_container_of(d, struct feed_ack, txn_node);
         a->rc = reply->rc;
@@ -552,7 +579,9 @@ static void feed_batch_stored(void *arg, const struct store_reply *reply)
         free(a->payload);
         a->payload = NULL;
     }
+    int failed = reply->rc != STORE_OK && t->commit;
     feed_txn_ended(t, reply);
+    feed_batch_next(f, failed);
 }
 
 /* Stores a batch's chat events in one call, committed on its own. */
@@ -645,8 +674,10 @@ void feed_txn_append(struct feed_txn *t, const struct store_new_event *ev,
 void feed_flush(struct server *srv)
 {
     struct feed *f = srv->feed;
-    if (f->open)
-        feed_txn_end(f->open, 1, NULL, NULL);
+    if (!f->open || f->storing)   /* it goes when the one on its way is in */
+        return;
+    f->storing = f->open;
+    feed_txn_end(f->open, 1, NULL, NULL);
 }
 
 static void feed_flush_timer(lws_sorted_usec_list_t *sul)
@@ -685,7 +716,16 @@ int feed_post_chat(struct server *srv, struct session *s, const char *room,
 {
     struct feed *f = srv->feed;
     f->srv = srv;
+    if (s->send_blocked) {        /* after a refused send: that one first */
+        if (client_msg_id && s->send_blocked_cmid[0] && strcmp(client_msg_id, s->send_blocked_cmid)) {
+            s->ops->posted(s, client_msg_id, STORE_UNAVAILABLE, 0, 0);
+            return 0;
+        }
+        s->send_blocked = 0;
+    }
     if (f->waiting >= FEED_WAITING_MAX) {
+        s->send_blocked = 1;
+        snprintf(s->send_blocked_cmid, sizeof s->send_blocked_cmid, "%s", client_msg_id ? client_msg_id : "");
         s->ops->posted(s, client_msg_id, STORE_UNAVAILABLE, 0, 0);
         return 0;
     }

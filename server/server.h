@@ -167,6 +167,11 @@ struct session {
     struct sweep_link touch;  /* next session touch, WebSockets (auth.c) */
     lws_dll2_t sub_node;      /* in srv->subscribers while listening for events */
     lws_dll2_owner_t acks;    /* chat sends waiting for their group commit (feed.c) */
+    /* A send of this connection was refused (e.g. store_unavailable): its
+     * later sends are refused too until that one comes again, so one
+     * sender's messages are never stored out of order (feed.c). */
+    int      send_blocked;
+    char     send_blocked_cmid[PROTO_CLIENT_MSG_ID_MAX + 1];
     struct feed_read *read;   /* its read of events from the store (feed.c) */
     union {
         struct http_state http;

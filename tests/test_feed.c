@@ -273,10 +273,10 @@ static void test_acks_after_commit_in_order(void **state)
     assert_int_equal(qtail, 0);   /* kept for the turn's end */
     feed_flush(&f->srv);          /* the turn's end: the batch sent, not done */
     assert_int_equal(qtail, 1);
-    post(f, 1, "b2");             /* the next batch, behind it */
+    post(f, 1, "b2");             /* the next batch: held until that one is in */
     post(f, 0, "a3");
     feed_flush(&f->srv);
-    assert_int_equal(qtail, 2);
+    assert_int_equal(qtail, 1);
     assert_int_equal(nanswers, 0);
     assert_int_equal(nwakes, 0);
     assert_int_equal(in_memory(f, 0), 0);
@@ -284,6 +284,7 @@ static void test_acks_after_commit_in_order(void **state)
     assert_int_equal(nanswers, 3);
     assert_int_equal(in_memory(f, 0), 3);
     assert_true(nwakes > 0);
+    assert_int_equal(qtail, 2);                   /* the second goes now */
     run_to_end((struct store_head *)f->srv.store);
     assert_int_equal(nanswers, 5);
     assert_int_equal(in_memory(f, 0), 5);
@@ -296,6 +297,9 @@ static void test_acks_after_commit_in_order(void **state)
     }
 }
 
+/* A failed batch fails the one gathered behind it too (never sent), and
+ * each sender's later sends are refused until its first refused one comes
+ * again: one sender's messages are never stored out of order. */
 static void test_failed_commit_answers_every_sender(void **state)
 {
     struct fixture *f = *state;
@@ -306,15 +310,28 @@ static void test_failed_commit_answers_every_sender(void **state)
     feed_flush(&f->srv);
     fail_next_commit = 1;
     run_to_end((struct store_head *)f->srv.store);
-    assert_int_equal(nanswers, 2);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(answers[i].rc, STORE_UNAVAILABLE);
-    assert_int_equal(in_memory(f, 0), 0);      /* nothing rolled back is published */
-    run_to_end((struct store_head *)f->srv.store);
     assert_int_equal(nanswers, 3);
-    assert_string_equal(answers[2].cmid, "b2");
-    assert_int_equal(answers[2].rc, STORE_OK);
-    assert_int_equal(in_memory(f, 0), 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(answers[i].rc, STORE_UNAVAILABLE);
+    assert_int_equal(qtail, qhead);            /* b2's batch was never sent */
+    assert_int_equal(in_memory(f, 0), 0);      /* nothing rolled back is published */
+    post(f, 1, "b3");                          /* not b1 again: refused at once */
+    assert_int_equal(nanswers, 4);
+    assert_string_equal(answers[3].cmid, "b3");
+    assert_int_equal(answers[3].rc, STORE_UNAVAILABLE);
+    post(f, 1, "b1");                          /* the client sends them again, in order */
+    post(f, 1, "b2");
+    post(f, 1, "b3");
+    feed_flush(&f->srv);
+    run_to_end((struct store_head *)f->srv.store);
+    assert_int_equal(nanswers, 7);
+    const char *order[] = { "b1", "b2", "b3" };
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(answers[4 + i].cmid, order[i]);
+        assert_int_equal(answers[4 + i].rc, STORE_OK);
+    }
+    assert_true(answers[4].id < answers[5].id && answers[5].id < answers[6].id);
+    assert_int_equal(in_memory(f, 0), 3);
 }
 
 /* A session that goes away before its commit is not answered. */
