@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#define TEST_MS 20000
+#define TEST_MS 60000
 
 /* Waits until c has n events; fails with a listing if not by deadline. */
 static void wait_n(struct h_proc *c, size_t n, int64_t deadline)
