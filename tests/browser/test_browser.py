@@ -1,0 +1,304 @@
+#!/usr/bin/python3
+"""Browser tests of the web client (web/) in headless Chromium, driven by
+Selenium through chromium-driver. Starts its own chatd on a free port with a
+temporary SQLite database, and a tiny second HTTP server as a foreign
+origin; stops both at the end. Every wait is a WebDriverWait with a
+deadline, never a fixed sleep.
+
+  test_browser.py --chatd bin/chatd
+
+Checks: (a) two users chat, each sees every message once, in order;
+(b) each transport, and a switch across all four while the other user
+sends: nothing lost or shown twice; (c) a message holding HTML is shown
+as text, with no console errors and no CSP violations; (d) a page on a
+foreign origin cannot post a message, open the stream or the WebSocket
+with the user's cookie."""
+import argparse
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+DEADLINE_S = 20
+TRANSPORTS = ["short", "long", "ws", "sse"]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(method, url, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+class Chatd:
+    def __init__(self, binary):
+        self.dir = tempfile.mkdtemp(prefix="chat-browser-")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = open(os.path.join(self.dir, "chatd.log"), "w")
+        self.proc = subprocess.Popen([binary, "--port", str(self.port),
+                                      "--db", os.path.join(self.dir, "chat.db"),
+                                      "--transfer-delay-ms", "50"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        end = time.monotonic() + DEADLINE_S
+        while time.monotonic() < end:
+            try:
+                if http_json("GET", self.base + "/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)    # polling the health check, under the deadline above
+        self.stop()
+        raise RuntimeError("chatd did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+FOREIGN_PAGE = """<!doctype html><title>foreign</title><script>
+const target = %s;
+const results = {};
+fetch(target + '/api/v1/messages', { method: 'POST', credentials: 'include', mode: 'no-cors',
+  headers: { 'Content-Type': 'text/plain' },
+  body: JSON.stringify({ body: 'posted by a foreign page', client_msg_id: 'foreign-1' }) })
+  .then(() => { results.post = 'sent'; }, () => { results.post = 'failed'; })
+  .then(() => new Promise((done) => {
+    const ws = new WebSocket(target.replace('http', 'ws') + '/api/v1/ws', 'chat.v1');
+    ws.onopen = () => { ws.send(JSON.stringify({ op: 'hello', token: '', after: 0 })); };
+    ws.onmessage = (m) => { results.ws = 'message ' + m.data; ws.close(); };
+    ws.onclose = () => { results.ws = results.ws || 'closed'; done(); };
+  }))
+  .then(() => new Promise((done) => {
+    const es = new EventSource(target + '/api/v1/stream', { withCredentials: true });
+    es.addEventListener('ready', () => { results.sse = 'ready'; es.close(); done(); });
+    es.onerror = () => { results.sse = results.sse || 'error'; es.close(); done(); };
+  }))
+  .then(() => { window.results = results; document.title = 'done'; });
+</script>"""
+
+
+class Foreign:
+    """A second origin: 127.0.0.1 on another port, serving one page."""
+    def __init__(self, target):
+        page = (FOREIGN_PAGE % json.dumps(target)).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *a):
+                pass
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def browser():
+    o = webdriver.ChromeOptions()
+    o.binary_location = "/usr/bin/chromium"
+    for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=1200,800"]:
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+
+
+def wait(d, cond, what, timeout=DEADLINE_S):
+    try:
+        return WebDriverWait(d, timeout, poll_frequency=0.05).until(lambda _: cond())
+    except Exception:
+        check(False, "timed out: " + what)
+        raise
+
+
+def login(d, base, user, pw):
+    d.get(base + "/")
+    wait(d, lambda: d.find_element(By.ID, "user").is_displayed(), "login form")
+    d.find_element(By.ID, "user").send_keys(user)
+    d.find_element(By.ID, "password").send_keys(pw)
+    d.find_element(By.ID, "login").click()
+    wait(d, lambda: d.find_element(By.ID, "state").text == "connected", user + " connected")
+
+
+def shown(d):
+    """The chat lines shown: (id, from, body), in page order."""
+    return d.execute_script("""return [...document.querySelectorAll('#messages li.chat[data-id]')]
+        .map(li => [Number(li.dataset.id), li.querySelector('.from').textContent,
+                    li.querySelector('.body').textContent]);""")
+
+
+def send(d, body):
+    d.execute_script("""const b = document.getElementById('body'); b.value = arguments[0];
+        document.getElementById('send-form').requestSubmit();""", body)
+
+
+def switch(d, kind):
+    d.execute_script("window.chatApp.useTransport(arguments[0])", kind)
+    wait(d, lambda: d.find_element(By.ID, "state").text == "connected", "connected on " + kind)
+
+
+def once_in_order(lines, bodies, who):
+    got = [b for (_, _, b) in lines if b in bodies]
+    ids = [i for (i, _, _) in lines]
+    check(ids == sorted(set(ids)), f"{who}: event ids strictly increasing, none twice ({len(ids)} lines)")
+    check(got == bodies, f"{who}: each of {len(bodies)} messages once, in send order")
+
+
+def test_chat(a, b):
+    bodies = []
+    for i in range(5):
+        for d, who in ((a, "alice"), (b, "bob")):
+            body = f"{who} says {i}"
+            bodies.append(body)
+            send(d, body)
+            # the sender sees its own message stored before it sends the next: the send order is the id order
+            wait(d, lambda: body in [x[2] for x in shown(d)], "own message stored")
+    for d, who in ((a, "alice"), (b, "bob")):
+        wait(d, lambda: sum(1 for x in shown(d) if x[2] in bodies) >= len(bodies), who + " sees all")
+        once_in_order(shown(d), bodies, "(a) " + who)
+
+
+def test_transports(a, b):
+    for kind in TRANSPORTS:                 # each transport alone
+        switch(a, kind)
+        body = "on " + kind
+        send(b, body)
+        wait(a, lambda: body in [x[2] for x in shown(a)], "alice receives on " + kind)
+        send(a, "from alice on " + kind)
+        wait(b, lambda: "from alice on " + kind in [x[2] for x in shown(b)], "alice sends on " + kind)
+    check(True, "(b) every transport receives and sends")
+    # bob keeps sending (one message every 60 ms, from his page) while
+    # alice switches across all four, twice
+    bodies = [f"stream {i}" for i in range(40)]
+    b.execute_script("""const bodies = arguments[0]; let i = 0;
+        const t = setInterval(() => {
+          if (i >= bodies.length) return clearInterval(t);
+          const b = document.getElementById('body'); b.value = bodies[i++];
+          document.getElementById('send-form').requestSubmit();
+        }, 60);""", bodies)
+    for kind in TRANSPORTS + TRANSPORTS:
+        before = sum(1 for x in shown(a) if x[2].startswith("stream "))
+        switch(a, kind)
+        if before < len(bodies):
+            wait(a, lambda: sum(1 for x in shown(a) if x[2].startswith("stream ")) > before,
+                 "alice receives after switching to " + kind)
+    wait(a, lambda: sum(1 for x in shown(a) if x[2].startswith("stream ")) >= len(bodies), "all 40 arrive")
+    once_in_order(shown(a), bodies, "(b) alice across 8 switches")
+    once_in_order(shown(b), bodies, "(b) bob, the sender")
+
+
+def test_xss(a, b):
+    body = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+    send(b, body)
+    wait(a, lambda: body in [x[2] for x in shown(a)], "the HTML message arrives")
+    check(a.execute_script("return document.querySelectorAll('#messages img, #messages script').length") == 0,
+          "(c) the HTML is shown as text: no element made of it")
+    check(a.execute_script("return window.pwned === undefined"), "(c) its handlers never ran")
+    for d, who in ((a, "alice"), (b, "bob")):
+        logs = [e for e in d.get_log("browser") if e["level"] in ("SEVERE", "ERROR")
+                or "Content Security Policy" in e["message"]]
+        check(not logs, f"(c) {who}: no console errors, no CSP violations" + (f": {logs}" if logs else ""))
+
+
+def test_foreign(a, chatd, foreign):
+    before = len(shown(a))
+    a.get(foreign.url)                      # alice, with her cookie, on a foreign page
+    wait(a, lambda: a.title == "done", "foreign page finished its attempts")
+    r = a.execute_script("return window.results")
+    check(not r["ws"].startswith("message"), f"(d) the foreign page's WebSocket got nothing: {r['ws']}")
+    check(r["sse"] != "ready", f"(d) the foreign page's stream was refused: {r['sse']}")
+    a.get(chatd.base + "/")                 # back home: the cookie still works here
+    wait(a, lambda: a.find_element(By.ID, "state").text == "connected", "alice back home")
+    send(a, "marker after the foreign page")
+    wait(a, lambda: "marker after the foreign page" in [x[2] for x in shown(a)], "marker arrives")
+    bodies = [x[2] for x in shown(a)]
+    check("posted by a foreign page" not in bodies, "(d) the foreign page's POST stored nothing")
+    with open(os.path.join(chatd.dir, "chatd.log")) as f:
+        log = f.read()
+    check("audit auth.origin_refused path=/api/v1/messages" in log, "(d) chatd refused the POST: 403")
+    check("audit auth.origin_refused path=/api/v1/stream" in log, "(d) chatd refused the stream: 403")
+    check("audit ws.origin_refused" in log, "(d) chatd refused the WebSocket handshake: 403")
+    check(len(bodies) >= before, "(d) the page resumed its history")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chatd", default="bin/chatd")
+    args = ap.parse_args()
+    started = time.monotonic()
+    chatd = Chatd(args.chatd)
+    foreign = Foreign(chatd.base)
+    drivers = []
+    try:
+        for u in ("alice", "bob"):
+            check(http_json("POST", chatd.base + "/api/v1/register",
+                            {"user": u, "password": "password-" + u})[0] == 201, "register " + u)
+        drivers = [browser(), browser()]
+        a, b = drivers
+        login(a, chatd.base, "alice", "password-alice")
+        login(b, chatd.base, "bob", "password-bob")
+        test_chat(a, b)
+        test_transports(a, b)
+        test_xss(a, b)
+        test_foreign(a, chatd, foreign)
+    except Exception as e:          # a timeout already said what it waited for
+        check(False, f"stopped by {type(e).__name__}: {e}".splitlines()[0])
+    finally:
+        for d in drivers:
+            d.quit()
+        foreign.stop()
+        chatd.stop()
+    took = time.monotonic() - started
+    check(took < 60, f"browser tests took {took:.1f} s (limit 60)")
+    print(f"browser: {len(failures)} failed", flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
