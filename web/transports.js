@@ -25,12 +25,14 @@ class Poll {
   }
   async start() {
     this.ctl = new AbortController();
-    let fails = 0;
-    while (!this.stopped) {
+    let fails = 0, quick = true;    // the first request after a start or a failure does not wait:
+    while (!this.stopped) {         // its answer tells that we are connected
       try {
-        const r = await api('GET', `/events?after=${this.sink.cursor()}&wait=${this.wait}`, undefined,
+        const wait = quick ? 0 : this.wait;
+        const r = await api('GET', `/events?after=${this.sink.cursor()}&wait=${wait}`, undefined,
                             this.ctl.signal);
         fails = 0;
+        quick = false;
         this.sink.state('connected');
         for (const ev of r.events) this.sink.deliver(ev);
         if (this.pause) await this.sleep(this.pause);
@@ -38,6 +40,7 @@ class Poll {
         if (this.stopped) return;
         if (e.status === 401) return this.sink.ended();
         this.sink.state('reconnecting');
+        quick = true;
         await this.sleep(backoff(fails++));
       }
     }
@@ -114,11 +117,16 @@ export class SseTransport {
     es.onerror = () => {
       if (this.stopped) return;
       this.sink.state('reconnecting');
-      if (es.readyState === EventSource.CLOSED)
-        this.timer = setTimeout(() => { if (!this.stopped) this.start(); }, backoff(this.fails++));
+      if (es.readyState === EventSource.CLOSED)     // refused: ended, or the server's trouble?
+        api('GET', '/account').then(() => this.retry(), (e) => (e.status === 401 ? this.sink.ended()
+                                                                                  : this.retry()));
       else
         stats.requests++;           // the browser reconnects by itself
     };
+  }
+  retry() {
+    if (!this.stopped)
+      this.timer = setTimeout(() => { if (!this.stopped) this.start(); }, backoff(this.fails++));
   }
   stop() { this.stopped = true; clearTimeout(this.timer); if (this.es) this.es.close(); }
   send(msg) { return postMessage(msg); }

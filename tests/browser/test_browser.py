@@ -64,10 +64,12 @@ class Chatd:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(os.path.join(self.dir, "chatd.log"), "w")
-        self.proc = subprocess.Popen([binary, "--port", str(self.port),
-                                      "--db", os.path.join(self.dir, "chat.db"),
-                                      "--transfer-delay-ms", "50"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.argv = [binary, "--port", str(self.port), "--db", os.path.join(self.dir, "chat.db"),
+                     "--transfer-delay-ms", "50"]
+        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_healthy()
+
+    def wait_healthy(self):
         end = time.monotonic() + DEADLINE_S
         while time.monotonic() < end:
             try:
@@ -80,6 +82,12 @@ class Chatd:
             time.sleep(0.05)    # polling the health check, under the deadline above
         self.stop()
         raise RuntimeError("chatd did not start")
+
+    def restart(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_healthy()
 
     def stop(self):
         if self.proc.poll() is None:
@@ -100,6 +108,10 @@ fetch(target + '/api/v1/messages', { method: 'POST', credentials: 'include', mod
   headers: { 'Content-Type': 'text/plain' },
   body: JSON.stringify({ body: 'posted by a foreign page', client_msg_id: 'foreign-1' }) })
   .then(() => { results.post = 'sent'; }, () => { results.post = 'failed'; })
+  .then(() => fetch(target + '/api/v1/transfers', { method: 'POST', credentials: 'include',
+    mode: 'no-cors', headers: { 'Content-Type': 'text/plain' },
+    body: JSON.stringify({ to: 'bob', amount_cents: 777, idempotency_key: 'foreign-1' }) }))
+  .catch(() => {})
   .then(() => new Promise((done) => {
     const ws = new WebSocket(target.replace('http', 'ws') + '/api/v1/ws', 'chat.v1');
     ws.onopen = () => { ws.send(JSON.stringify({ op: 'hello', token: '', after: 0 })); };
@@ -246,6 +258,35 @@ def test_xss(a, b):
         check(not logs, f"(c) {who}: no console errors, no CSP violations" + (f": {logs}" if logs else ""))
 
 
+def balance(d):
+    t = d.find_element(By.ID, "balance").text
+    return round(float(t) * 100) if t[:1].isdigit() else None
+
+
+def test_transfer(a, b):
+    a0, b0 = balance(a), balance(b)
+    a.find_element(By.ID, "to").send_keys("bob")
+    a.find_element(By.ID, "amount").send_keys("12.34")
+    a.find_element(By.CSS_SELECTOR, "#transfer-form button").click()
+    toast = "return [...document.querySelectorAll('.toast')].map(t => t.textContent).join('|')"
+    wait(a, lambda: "complete" in a.execute_script(toast), "alice's notification: completed")
+    wait(b, lambda: "from alice" in b.execute_script(toast),
+         "bob's notification: received")
+    wait(a, lambda: balance(a) == a0 - 1234, f"alice's balance {a0} - 1234")
+    wait(b, lambda: balance(b) == b0 + 1234, f"bob's balance {b0} + 1234")
+    check(True, f"(e) a transfer notifies both sides, balances {a0}->{balance(a)}, {b0}->{balance(b)}")
+
+
+def test_restart(a, b, chatd):
+    for kind in TRANSPORTS:
+        switch(a, kind)
+        chatd.restart()
+        body = "after a restart on " + kind
+        send(b, body)                     # bob's page reconnects and sends it again if it must
+        wait(a, lambda: body in [x[2] for x in shown(a)], "alice resumes on " + kind)
+    once_in_order(shown(a), ["after a restart on " + k for k in TRANSPORTS], "(f) chatd restarted 4 times")
+
+
 def test_foreign(a, chatd, foreign):
     before = len(shown(a))
     a.get(foreign.url)                      # alice, with her cookie, on a foreign page
@@ -263,6 +304,7 @@ def test_foreign(a, chatd, foreign):
         log = f.read()
     check("audit auth.origin_refused path=/api/v1/messages" in log, "(d) chatd refused the POST: 403")
     check("audit auth.origin_refused path=/api/v1/stream" in log, "(d) chatd refused the stream: 403")
+    check("audit auth.origin_refused path=/api/v1/transfers" in log, "(d) chatd refused the transfer: 403")
     check("audit ws.origin_refused" in log, "(d) chatd refused the WebSocket handshake: 403")
     check(len(bodies) >= before, "(d) the page resumed its history")
 
@@ -286,6 +328,8 @@ def main():
         test_chat(a, b)
         test_transports(a, b)
         test_xss(a, b)
+        test_transfer(a, b)
+        test_restart(a, b, chatd)
         test_foreign(a, chatd, foreign)
     except Exception as e:          # a timeout already said what it waited for
         check(False, f"stopped by {type(e).__name__}: {e}".splitlines()[0])
