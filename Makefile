@@ -171,6 +171,10 @@ test-browser: all
 ifneq ($(SAN),1)
 check: test-browser
 endif
+# The same run, writing screenshots of the pages for the README.
+.PHONY: screenshots
+screenshots: all
+	@/usr/bin/python3 tests/browser/test_browser.py --chatd $(BINDIR)/chatd --screenshots docs/screenshots
 
 # The chat end-to-end run with every chatd and chat process under valgrind,
 # on SQLite and then on PostgreSQL;

@@ -5,7 +5,7 @@ temporary SQLite database, and a tiny second HTTP server as a foreign
 origin; stops both at the end. Every wait is a WebDriverWait with a
 deadline, never a fixed sleep.
 
-  test_browser.py --chatd bin/chatd
+  test_browser.py --chatd bin/chatd [--screenshots DIR]
 
 Checks: (a) two users chat, each sees every message once, in order;
 (b) each transport, and a switch across all four while the other user
@@ -312,6 +312,7 @@ def test_foreign(a, chatd, foreign):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--chatd", default="bin/chatd")
+    ap.add_argument("--screenshots", metavar="DIR", help="write screenshots of the pages there")
     args = ap.parse_args()
     started = time.monotonic()
     chatd = Chatd(args.chatd)
@@ -329,6 +330,9 @@ def main():
         test_transports(a, b)
         test_xss(a, b)
         test_transfer(a, b)
+        if args.screenshots:
+            os.makedirs(args.screenshots, exist_ok=True)
+            a.save_screenshot(os.path.join(args.screenshots, "chat.png"))
         test_restart(a, b, chatd)
         test_foreign(a, chatd, foreign)
     except Exception as e:          # a timeout already said what it waited for
