@@ -1,6 +1,6 @@
 // api.js — the HTTP API from the page: JSON in and out, the session in an
 // HttpOnly cookie (the page never sees the token), and the byte and request
-// counts of the live panel. Errors are thrown as ApiError with the server's
+// counts of the live panel (one meter per transport on the lab page). Errors are thrown as ApiError with the server's
 // code, or "network" when no answer came.
 export const stats = { requests: 0, bytes: 0, events: 0 };
 
@@ -13,7 +13,7 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(method, path, body, signal) {
+export async function api(method, path, body, signal, meter = stats) {
   const init = { method, signal, credentials: 'same-origin', headers: {} };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -21,14 +21,14 @@ export async function api(method, path, body, signal) {
   }
   let res;
   try {
-    stats.requests++;
+    meter.requests++;
     res = await fetch('/api/v1' + path, init);
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'no answer from the server');
   }
   const text = await res.text();
-  stats.bytes += text.length;
+  meter.bytes += text.length;
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!res.ok) {

@@ -6,6 +6,10 @@
 // or a reconnect loses nothing and shows nothing twice.
 import { api, stats, ApiError } from './api.js';
 
+// What a transport's traffic is counted in: its sink's own meter (the lab
+// page runs four at once), else the page's.
+const meterOf = (sink) => sink.meter || stats;
+
 const BACKOFF_MS = [250, 500, 1000, 2000, 5000];
 function backoff(attempt) {
   const base = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
@@ -30,7 +34,7 @@ class Poll {
       try {
         const wait = quick ? 0 : this.wait;
         const r = await api('GET', `/events?after=${this.sink.cursor()}&wait=${wait}`, undefined,
-                            this.ctl.signal);
+                            this.ctl.signal, meterOf(this.sink));
         fails = 0;
         quick = false;
         this.sink.state('connected');
@@ -63,13 +67,13 @@ export class WebSocketTransport {
   start() {
     const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/ws';
     const ws = this.ws = new WebSocket(url, 'chat.v1');
-    stats.requests++;
+    meterOf(this.sink).requests++;
     ws.onopen = () => ws.send(JSON.stringify({ op: 'hello', token: '', after: this.sink.cursor() }));
     ws.onmessage = (m) => this.onFrame(m.data);
     ws.onclose = (c) => this.onClose(c);
   }
   onFrame(text) {
-    stats.bytes += text.length;
+    meterOf(this.sink).bytes += text.length;
     const f = JSON.parse(text);
     if (f.op === 'ready') { this.fails = 0; this.sink.state('connected'); }
     else if (f.op === 'event') this.sink.deliver(f.event);
@@ -108,9 +112,10 @@ export class SseTransport {
   constructor(sink) { this.sink = sink; this.stopped = false; this.fails = 0; }
   start() {
     const es = this.es = new EventSource(`/api/v1/stream?after=${this.sink.cursor()}`);
-    stats.requests++;
+    const meter = meterOf(this.sink);
+    meter.requests++;
     es.addEventListener('ready', () => { this.fails = 0; this.sink.state('connected'); });
-    const onEvent = (m) => { stats.bytes += m.data.length; this.sink.deliver(JSON.parse(m.data)); };
+    const onEvent = (m) => { meter.bytes += m.data.length; this.sink.deliver(JSON.parse(m.data)); };
     es.addEventListener('chat', onEvent);
     es.addEventListener('alert', onEvent);
     es.addEventListener('end', () => { this.stop(); this.sink.ended(); });
@@ -121,7 +126,7 @@ export class SseTransport {
         api('GET', '/account').then(() => this.retry(), (e) => (e.status === 401 ? this.sink.ended()
                                                                                   : this.retry()));
       else
-        stats.requests++;           // the browser reconnects by itself
+        meter.requests++;           // the browser reconnects by itself
     };
   }
   retry() {

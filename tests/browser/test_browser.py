@@ -287,6 +287,30 @@ def test_restart(a, b, chatd):
     once_in_order(shown(a), ["after a restart on " + k for k in TRANSPORTS], "(f) chatd restarted 4 times")
 
 
+def test_lab(a, b, shots):
+    a.get_log("browser")        # drop the restarts' expected "connection refused" lines
+    a.get(a.current_url.split("/", 3)[0] + "//" + a.current_url.split("/", 3)[2] + "/lab.html")
+    lanes = "return window.chatLab && Object.values(window.chatLab.lanes).map(l => [l.kind, l.state, l.meter.events, l.twice])"
+    wait(a, lambda: (a.execute_script(lanes) or [[0, ""]])[0][1] and
+         all(x[1] == "connected" for x in a.execute_script(lanes)), "the lab's four transports connected")
+    a.find_element(By.ID, "gen-count").clear()
+    a.find_element(By.ID, "gen-count").send_keys("30")
+    a.find_element(By.ID, "gen-rate").clear()
+    a.find_element(By.ID, "gen-rate").send_keys("20")
+    a.find_element(By.CSS_SELECTOR, "#gen-form button").click()
+    wait(a, lambda: all(x[2] >= 30 for x in a.execute_script(lanes)), "30 events on each of the four")
+    wait(a, lambda: "30 sent" in a.find_element(By.ID, "gen-state").text, "the generator finished")
+    got = a.execute_script(lanes)
+    check(all(x[2] == 30 and x[3] == 0 for x in got),
+          "(g) lab: the same 30 events on each transport, none twice: " +
+          ", ".join(f"{k} {n}" for k, _, n, _ in got))
+    if shots:
+        a.execute_script("return new Promise(r => setTimeout(r, 300))")   # one more chart redraw (250 ms)
+        a.save_screenshot(os.path.join(shots, "lab.png"))
+    logs = [e for e in a.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    check(not logs, "(g) lab: no console errors" + (f": {logs}" if logs else ""))
+
+
 def test_foreign(a, chatd, foreign):
     before = len(shown(a))
     a.get(foreign.url)                      # alice, with her cookie, on a foreign page
@@ -334,6 +358,7 @@ def main():
             os.makedirs(args.screenshots, exist_ok=True)
             a.save_screenshot(os.path.join(args.screenshots, "chat.png"))
         test_restart(a, b, chatd)
+        test_lab(a, b, args.screenshots)
         test_foreign(a, chatd, foreign)
     except Exception as e:          # a timeout already said what it waited for
         check(False, f"stopped by {type(e).__name__}: {e}".splitlines()[0])
