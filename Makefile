@@ -167,14 +167,14 @@ endif
 # sanitizers.
 .PHONY: test-browser
 test-browser: all
-	@/usr/bin/python3 tests/browser/test_browser.py --chatd $(BINDIR)/chatd
+	@/usr/bin/python3 tests/browser/test_browser.py --chatd $(BINDIR)/chatd --chat $(BINDIR)/chat
 ifneq ($(SAN),1)
 check: test-browser
 endif
 # The same run, writing screenshots of the pages for the README.
 .PHONY: screenshots
 screenshots: all
-	@/usr/bin/python3 tests/browser/test_browser.py --chatd $(BINDIR)/chatd --screenshots docs/screenshots
+	@/usr/bin/python3 tests/browser/test_browser.py --chatd $(BINDIR)/chatd --chat $(BINDIR)/chat --screenshots docs/screenshots
 
 # The chat end-to-end run with every chatd and chat process under valgrind,
 # on SQLite and then on PostgreSQL;

@@ -7,7 +7,8 @@ deadline, never a fixed sleep.
 
   test_browser.py --chatd bin/chatd [--screenshots DIR]
 
-Checks: (a) two users chat, each sees every message once, in order;
+Checks: (a) two browser users (WebSocket, SSE) and a terminal user
+(bin/chat --headless, long poll) chat, each sees every message once, in order;
 (b) each transport, and a switch across all four while the other user
 sends: nothing lost or shown twice; (c) a message holding HTML is shown
 as text, with no console errors and no CSP violations; (d) a page on a
@@ -151,6 +152,51 @@ class Foreign:
         self.httpd.server_close()
 
 
+class Terminal:
+    """bin/chat --headless: lines in on stdin, events out as JSON lines on
+    stdout, states and acks on stderr (client/headless.c)."""
+    def __init__(self, chat_bin, base, user, password, transport):
+        env = dict(os.environ, CHAT_PASSWORD=password)
+        self.proc = subprocess.Popen([chat_bin, "--server", base, "--user", user, "--register",
+                                      "--transport", transport, "--headless"], env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.cond = threading.Condition()
+        self.out, self.err = [], []
+        for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=self.read, args=(stream, lines), daemon=True).start()
+
+    def read(self, stream, lines):
+        for line in stream:
+            with self.cond:
+                lines.append(json.loads(line))
+                self.cond.notify_all()
+
+    def wait(self, pred, what):
+        with self.cond:
+            if not self.cond.wait_for(pred, DEADLINE_S):
+                check(False, "timed out: " + what)
+                raise TimeoutError(what)
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def bodies(self):
+        with self.cond:
+            return [(e["id"], e.get("from"), e.get("body")) for e in self.out if e.get("type") == "chat"]
+
+    def quit(self):
+        if self.proc.poll() is None:
+            try:
+                self.send("/quit")
+                self.proc.stdin.close()
+                return self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
 def browser():
     o = webdriver.ChromeOptions()
     o.binary_location = "/usr/bin/chromium"
@@ -169,8 +215,8 @@ def wait(d, cond, what, timeout=DEADLINE_S):
         raise
 
 
-def login(d, base, user, pw):
-    d.get(base + "/")
+def login(d, base, user, pw, transport="ws"):
+    d.get(base + "/?transport=" + transport)
     wait(d, lambda: d.find_element(By.ID, "user").is_displayed(), "login form")
     d.find_element(By.ID, "user").send_keys(user)
     d.find_element(By.ID, "password").send_keys(pw)
@@ -202,18 +248,25 @@ def once_in_order(lines, bodies, who):
     check(got == bodies, f"{who}: each of {len(bodies)} messages once, in send order")
 
 
-def test_chat(a, b):
+def test_chat(a, b, carol):
+    """alice (browser, WebSocket), bob (browser, SSE) and carol (bin/chat, long poll)"""
     bodies = []
     for i in range(5):
-        for d, who in ((a, "alice"), (b, "bob")):
+        for d, who in ((a, "alice"), (b, "bob"), (carol, "carol")):
             body = f"{who} says {i}"
             bodies.append(body)
-            send(d, body)
-            # the sender sees its own message stored before it sends the next: the send order is the id order
-            wait(d, lambda: body in [x[2] for x in shown(d)], "own message stored")
+            # each sender sees its own message stored before the next is sent:
+            # the send order is the id order
+            if d is carol:
+                carol.send(body)
+                carol.wait(lambda: body in [x[2] for x in carol.bodies()], "carol's message stored")
+            else:
+                send(d, body)
+                wait(d, lambda: body in [x[2] for x in shown(d)], "own message stored")
     for d, who in ((a, "alice"), (b, "bob")):
         wait(d, lambda: sum(1 for x in shown(d) if x[2] in bodies) >= len(bodies), who + " sees all")
-        once_in_order(shown(d), bodies, "(a) " + who)
+        once_in_order(shown(d), bodies, "(a) " + who + " (browser)")
+    once_in_order(carol.bodies(), bodies, "(a) carol (terminal, long poll)")
 
 
 def test_transports(a, b):
@@ -336,12 +389,14 @@ def test_foreign(a, chatd, foreign):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--chatd", default="bin/chatd")
+    ap.add_argument("--chat", help="bin/chat (default: beside --chatd)")
     ap.add_argument("--screenshots", metavar="DIR", help="write screenshots of the pages there")
     args = ap.parse_args()
     started = time.monotonic()
     chatd = Chatd(args.chatd)
     foreign = Foreign(chatd.base)
     drivers = []
+    carol = None
     try:
         for u in ("alice", "bob"):
             check(http_json("POST", chatd.base + "/api/v1/register",
@@ -349,8 +404,13 @@ def main():
         drivers = [browser(), browser()]
         a, b = drivers
         login(a, chatd.base, "alice", "password-alice")
-        login(b, chatd.base, "bob", "password-bob")
-        test_chat(a, b)
+        login(b, chatd.base, "bob", "password-bob", "sse")
+        carol = Terminal(args.chat or os.path.join(os.path.dirname(args.chatd), "chat"), chatd.base,
+                         "carol", "password-carol", "long-poll")
+        carol.wait(lambda: any(e.get("state") == "connected" for e in carol.err), "carol connected")
+        test_chat(a, b, carol)
+        check(carol.quit() == 0, "carol quits cleanly (exit 0)")
+        carol = None
         test_transports(a, b)
         test_xss(a, b)
         test_transfer(a, b)
@@ -365,6 +425,8 @@ def main():
     finally:
         for d in drivers:
             d.quit()
+        if carol:
+            carol.quit()
         foreign.stop()
         chatd.stop()
     took = time.monotonic() - started
