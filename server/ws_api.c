@@ -489,6 +489,7 @@ int ws_on_writeable(struct session *s)
 void ws_on_closed(struct session *s)
 {
     struct ws_state *w = &s->u.ws;
+    sodium_memzero(w->cookie_token, sizeof w->cookie_token);   /* closed before its hello */
     ws_beat_closed(s);
     auth_release(s);
     ws_out_unschedule(s);
