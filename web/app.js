@@ -89,7 +89,21 @@ function showAlert(ev) {
   li.dataset.id = ev.id;
   append(li);
   toast(ev.body);
+  notify(ev.body);
   refreshBalance();
+}
+
+// Alerts also as desktop notifications, once the user allowed them (the
+// permission is asked only from a click, as browsers require).
+function notify(text) {
+  if ('Notification' in window && Notification.permission === 'granted')
+    new Notification('chat', { body: text, tag: 'chat-alert-' + Date.now() });
+}
+
+function offerNotifications() {
+  const b = $('notify');
+  b.hidden = !('Notification' in window) || Notification.permission !== 'default';
+  b.onclick = () => Notification.requestPermission().then(offerNotifications);
 }
 
 function toast(text) {
@@ -234,6 +248,7 @@ function init() {
   });
   $('transfer-form').addEventListener('submit', transfer);
   setInterval(renderStats, 1000);
+  offerNotifications();
   // A session cookie from an earlier visit: straight into the chat. The
   // page cannot read its HttpOnly cookie, so it remembers that it logged
   // in (no needless 401 in the console on a first visit).

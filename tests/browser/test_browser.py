@@ -329,7 +329,19 @@ def balance(d):
     return round(float(t) * 100) if t[:1].isdigit() else None
 
 
-def test_transfer(a, b):
+def grant_notifications(d, base):
+    """Allow desktop notifications (as the user's click would), and record
+    those the page shows."""
+    d.execute_cdp_cmd("Browser.grantPermissions", {"origin": base, "permissions": ["notifications"]})
+    d.execute_script("""window.shownNotes = [];
+        const N = window.Notification;
+        window.Notification = class extends N {
+          constructor(title, opts) { super(title, opts); window.shownNotes.push(opts.body); } };""")
+
+
+def test_transfer(a, b, base):
+    for d in (a, b):
+        grant_notifications(d, base)
     a0, b0 = balance(a), balance(b)
     a.find_element(By.ID, "to").send_keys("bob")
     a.find_element(By.ID, "amount").send_keys("12.34")
@@ -340,7 +352,11 @@ def test_transfer(a, b):
          "bob's notification: received")
     wait(a, lambda: balance(a) == a0 - 1234, f"alice's balance {a0} - 1234")
     wait(b, lambda: balance(b) == b0 + 1234, f"bob's balance {b0} + 1234")
-    check(True, f"(e) a transfer notifies both sides, balances {a0}->{balance(a)}, {b0}->{balance(b)}")
+    notes = "return window.shownNotes.join('|')"
+    wait(a, lambda: "complete" in a.execute_script(notes), "alice's desktop notification")
+    wait(b, lambda: "from alice" in b.execute_script(notes), "bob's desktop notification")
+    check(True, f"(e) a transfer notifies both sides (in the page and on the desktop), "
+                f"balances {a0}->{balance(a)}, {b0}->{balance(b)}")
 
 
 def test_restart(a, b, chatd):
@@ -457,7 +473,7 @@ def main():
         carol = None
         test_transports(a, b)
         test_xss(a, b)
-        test_transfer(a, b)
+        test_transfer(a, b, chatd.base)
         if args.screenshots:
             os.makedirs(args.screenshots, exist_ok=True)
             a.save_screenshot(os.path.join(args.screenshots, "chat.png"))
