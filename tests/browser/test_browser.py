@@ -97,9 +97,18 @@ class Chatd:
         self.stop()
         raise RuntimeError("chatd did not start")
 
+    def ended_cleanly(self, rc, what):
+        """chatd's exit status after SIGTERM: 0, else (a crash, a sanitizer's
+        report) its log's end is shown."""
+        if rc != 0:
+            self.log.flush()
+            with open(os.path.join(self.dir, "chatd.log")) as f:
+                print(f.read()[-3000:])
+        check(rc == 0, f"chatd exited with 0 after SIGTERM ({what}): {rc}")
+
     def restart(self):
         self.proc.terminate()
-        self.proc.wait(10)
+        self.ended_cleanly(self.proc.wait(10), "restart")
         self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_healthy()
 
@@ -107,10 +116,11 @@ class Chatd:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.ended_cleanly(self.proc.wait(10), "end")
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                check(False, "chatd did not stop within 10 s of SIGTERM")
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
