@@ -68,6 +68,13 @@ $(OUT)/gen/pg_migrations.h: $(PG_MIGRATIONS) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-sql.sh -n PG_MIGRATIONS $(PG_MIGRATIONS) > $@.tmp && mv $@.tmp $@
 $(OUT)/obj/server/pg_conn.o: $(OUT)/gen/pg_migrations.h
+# The web client (web/: the page, its style and its JavaScript modules),
+# likewise compiled in, so bin/chatd alone serves it (server/web_files.c).
+WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
+$(OUT)/gen/web_assets.h: $(WEB_FILES) scripts/embed-web.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-web.sh web $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+$(OUT)/obj/server/web_files.o: $(OUT)/gen/web_assets.h
 
 $(LIB_SHARED): $(call obj,$(SHARED_SRC))
 $(LIB_SERVER): $(call obj,$(SERVER_SRC))
@@ -152,6 +159,22 @@ test-cluster: all $(CLUSTER_BIN)
 ifneq ($(SAN),1)
 check: test-unit-pg test-e2e-pg test-cluster
 endif
+
+# The web client in a real browser (tests/browser/test_browser.py): headless
+# Chromium driven by Selenium (chromium-driver, python3-selenium: Debian's
+# python, not a pyenv one), against a chatd of its own. Normal pass only:
+# the browser runs the same server code the e2e suite runs under the
+# sanitizers.
+.PHONY: test-browser
+test-browser: all
+	@/usr/bin/python3 tests/browser/test_browser.py --chatd $(BINDIR)/chatd --chat $(BINDIR)/chat
+ifneq ($(SAN),1)
+check: test-browser
+endif
+# The same run, writing screenshots of the pages for the README.
+.PHONY: screenshots
+screenshots: all
+	@/usr/bin/python3 tests/browser/test_browser.py --chatd $(BINDIR)/chatd --chat $(BINDIR)/chat --screenshots docs/screenshots
 
 # The chat end-to-end run with every chatd and chat process under valgrind,
 # on SQLite and then on PostgreSQL;

@@ -26,7 +26,9 @@ done
 # that know no connection: the wire protocol, the wall clock, the stores,
 # the limiter, the password hashing, the audit log, the client address a
 # trusted proxy forwards, the sweep (deadlines
-# with a callback each) and WebSocket text framing. Headers of a module
+# with a callback each), WebSocket text framing, the web client's embedded
+# files (web_files) and the browser rules (browser: session cookie, same
+# origin). Headers of a module
 # share its layer;
 # server.h and session.h hold only types shared by every layer, so they sit
 # at the bottom while server.c (the dispatcher) sits at the top.
@@ -42,6 +44,8 @@ declare -A LAYER=(
     [server/forwarded.h]=0 [server/forwarded.c]=0
     [server/sweep.h]=0 [server/sweep.c]=0
     [server/ws_frame.h]=0 [server/ws_frame.c]=0
+    [server/web_files.h]=0 [server/web_files.c]=0
+    [server/browser.h]=0 [server/browser.c]=0
     [server/feed.h]=1 [server/feed.c]=1
     [server/auth.h]=1 [server/auth.c]=1
     [server/ws_beat.h]=2 [server/ws_beat.c]=2
@@ -77,12 +81,12 @@ declare -A MODULE=(
 #                    to the SSE transport, which keeps the connection
 #   main>server      main.c names the protocol callback (dispatch.h) in
 #                    the lws protocol table
-ALLOWED=" store>protocol pwhash>protocol limiter>protocol audit>protocol
+ALLOWED=" store>protocol pwhash>protocol browser>protocol limiter>protocol audit>protocol
           types>protocol protocol>money types>sweep sweep>clock
           http_api>transfers http_api>sse_api main>server "
 ALLOWED=" $(echo $ALLOWED) "     # one space between pairs, whatever the lines
 # Generated headers (embedded SQL) belong to the file that includes them.
-GENERATED=" migrations.h pg_migrations.h "
+GENERATED=" migrations.h pg_migrations.h web_assets.h "
 
 bad=0
 module_of() {

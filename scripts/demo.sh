@@ -112,6 +112,7 @@ if [ ! -t 0 ] || [ ! -t 1 ] || ! command -v tmux >/dev/null; then
   echo "then in two others, alice and bob:"
   echo "    $(client alice)"
   echo "    $(client bob)"
+  echo "and the web client in a browser: $url/"
   [ -n "${DEMO_URL:-}" ] || echo "and when done: rm -r $dir"
   exit 1
 fi
@@ -152,13 +153,14 @@ fi
   if [ -n "$hints" ]; then
     printf '%q\n' "$hints"
   else
-    printf 'db=%q cmd=%q\n' "$dir/chat.db" "$(server_cmd)"
+    printf 'db=%q cmd=%q web=%q\n' "$dir/chat.db" "$(server_cmd)" "$url/"
     cat <<'EOF'
 pid=$(pgrep -f -- "^[^ ]*chatd .*--db ${db//./\\.}( |\$)" | tr '\n' ' ')
 pid=${pid% }
 if [ -n "$pid" ]; then echo "chatd: pid $pid (kill $pid stops it); to start it again, run:"
 else echo "chatd: not running; to start it again, run:"; fi
 echo "  $cmd"
+echo "web client: $web (open it in a browser; /lab.html compares the transports)"
 EOF
   fi
   printf 'echo %q\n' "$leave"

@@ -13,6 +13,7 @@
 #include "http_api.h"
 #include "audit.h"
 #include "auth.h"
+#include "browser.h"
 #include "clock.h"
 #include "feed.h"
 #include "limiter.h"
@@ -23,6 +24,7 @@
 #include "store.h"
 #include "sweep.h"
 #include "transfers.h"
+#include "web_files.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,7 @@
 enum http_method { M_OTHER = 0, M_GET, M_POST };
 
 #define HTTP_CHUNK 16384
+#define HTTP_HEAD_MAX 1024      /* a response head: a page answer's headers fit */
 
 /* A request's store call: what its completion needs. The owner is NULL
  * once the request's connection went away (http_reset). */
@@ -192,15 +195,37 @@ static void http_on_authed(struct session *s, int rc)
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
-/* Reads "Authorization: Bearer TOKEN" and authenticates the session, then
- * runs route: now, or from the completion of the token's lookup. */
+/* A browser's session cookie counts only from the page's own origin: a
+ * request that names another Origin, or a POST that names none, could
+ * come from any page the user has open (shared/PROTOCOL.md, "Browsers"). */
+static int http_cookie_refused(struct session *s)
+{
+    enum browser_origin o = browser_origin_of(s->wsi);
+    return o == BROWSER_OTHER_ORIGIN || (o == BROWSER_NO_ORIGIN && s->u.http.method != M_GET);
+}
+
+/* Reads "Authorization: Bearer TOKEN", else the browser's session cookie,
+ * and authenticates the session, then runs route: now, or from the
+ * completion of the token's lookup. */
 static int http_authenticate(struct session *s, int (*route)(struct session *s))
 {
     char hdr[128];
+    const char *token = NULL;
     int n = lws_hdr_copy(s->wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION);
     s->u.http.route = route;
-    int rc = n <= 7 || strncmp(hdr, "Bearer ", 7) != 0
-           ? AUTH_REFUSED : auth_check_token(s->srv, s, hdr + 7, http_on_authed);
+    if (n > 7 && strncmp(hdr, "Bearer ", 7) == 0)
+        token = hdr + 7;
+    else if (n <= 0 && browser_cookie_token(s->wsi, hdr) == 0) {
+        if (http_cookie_refused(s)) {
+            sodium_memzero(hdr, sizeof hdr);
+            audit("auth.origin_refused", "path=%s addr=%s", s->u.http.path, limiter_conn_addr(s->wsi));
+            return http_error(s, 403, "forbidden_origin",
+                              "the session cookie is accepted only from this server's own pages");
+        }
+        token = hdr;
+        s->u.http.by_cookie = 1;
+    }
+    int rc = token ? auth_check_token(s->srv, s, token, http_on_authed) : AUTH_REFUSED;
     sodium_memzero(hdr, sizeof hdr);
     if (rc == AUTH_PENDING)
         http_store_wait(s);
@@ -443,6 +468,16 @@ static int route_login(struct session *s)
     const char *user, *pw;
     if (http_credentials(s, &root, &user, &pw) < 0)
         return 0;
+    json_t *cookie = json_object_get(root, "cookie");
+    s->u.http.want_cookie = json_is_true(cookie);
+    if (cookie && !json_is_boolean(cookie)) {
+        json_decref(root);
+        return http_error(s, 400, "invalid", "\"cookie\" must be true or false");
+    }
+    if (s->u.http.want_cookie && browser_origin_of(s->wsi) == BROWSER_OTHER_ORIGIN) {
+        json_decref(root);      /* a foreign page logging the user in as someone else */
+        return http_error(s, 403, "forbidden_origin", "a cookie login only from this server's own pages");
+    }
     if (http_auth_limited(s, user)) {
         json_decref(root);
         return 0;
@@ -497,6 +532,14 @@ static int login_session_made(struct session *s, struct http_call *c, const stru
     auth_remember(s->srv, c->token_hash, c->id, c->user, c->expires_ms);
     limiter_login_succeeded(s->srv->limiter, c->user, limiter_conn_addr(s->wsi));
     audit("login", "user=%s addr=%s", c->user, limiter_conn_addr(s->wsi));
+    /* A browser login: the token goes only into the HttpOnly cookie, out
+     * of the page's scripts' reach. */
+    if (s->u.http.want_cookie)
+        return browser_cookie_value(s->wsi, c->token, s->srv->cfg.token_ttl_s, s->u.http.set_cookie,
+                                    sizeof s->u.http.set_cookie) < 0
+             ? http_error(s, 500, "internal", "cookie too long")
+             : http_json(s, 200, json_pack("{s:s,s:I,s:b}", "user", c->user, "expires_at",
+                                           (json_int_t)c->expires_ms, "cookie", 1));
     return http_json(s, 200, json_pack("{s:s,s:s,s:I}", "token", c->token, "user", c->user,
                                        "expires_at", (json_int_t)c->expires_ms));
 }
@@ -705,6 +748,8 @@ static int route_transfer_get(struct session *s)
 static void http_logged_out(struct session *s, int rc)
 {
     int r;
+    if ((rc == AUTH_OK || rc == AUTH_REFUSED) && s->u.http.by_cookie)   /* forget it */
+        browser_cookie_value(s->wsi, NULL, 0, s->u.http.set_cookie, sizeof s->u.http.set_cookie);
     if (rc == AUTH_OK)
         r = http_json(s, 200, json_pack("{s:b}", "ok", 1));
     else if (rc == AUTH_REFUSED)
@@ -757,6 +802,21 @@ static int route_stream(struct session *s)
     return status ? http_error(s, status, code, msg) : 0;
 }
 
+/* GET /, /app.js...: one of the web client's files (web_files.c), or 304
+ * when the browser's copy is current. */
+static int http_answer_file(struct session *s, const struct web_file *f)
+{
+    int fresh = web_file_not_modified(s->wsi, f);
+    char *body = malloc(fresh ? 1 : f->len + 1);
+    if (!body)
+        return http_error(s, 500, "internal", "out of memory");
+    if (!fresh)
+        memcpy(body, f->data, f->len);
+    body[fresh ? 0 : f->len] = '\0';
+    s->u.http.file = f;
+    return http_respond(s, fresh ? 304 : 200, body);
+}
+
 /* ---- routing ---- */
 
 struct route {
@@ -799,6 +859,10 @@ static int http_route(struct session *s)
             return http_error(s, 405, "method_not_allowed", "method not allowed on this path");
         return r->needs_auth ? http_authenticate(s, r->fn) : r->fn(s);
     }
+    const struct web_file *f = web_file_find(h->path);
+    if (f)
+        return h->method == M_GET ? http_answer_file(s, f)
+                                  : http_error(s, 405, "method_not_allowed", "method not allowed on this path");
     return http_error(s, 404, "not_found", "no such path");
 }
 
@@ -965,7 +1029,14 @@ int http_on_body_done(struct session *s)
 static int http_head(struct session *s, unsigned char **p, unsigned char *end)
 {
     struct http_state *h = &s->u.http;
-    if (lws_add_http_common_headers(s->wsi, h->status, "application/json", h->resp_len, p, end))
+    if (lws_add_http_common_headers(s->wsi, h->status, h->file ? h->file->type : "application/json",
+                                    h->resp_len, p, end))
+        return -1;
+    if (h->file && web_file_headers(s->wsi, h->file, p, end))
+        return -1;
+    if (h->set_cookie[0] &&
+        lws_add_http_header_by_name(s->wsi, (const unsigned char *)"set-cookie:",
+                                    (const unsigned char *)h->set_cookie, (int)strlen(h->set_cookie), p, end))
         return -1;
     if (h->close_after &&
         lws_add_http_header_by_name(s->wsi, (const unsigned char *)"connection:",
@@ -983,7 +1054,7 @@ static int http_head(struct session *s, unsigned char **p, unsigned char *end)
 
 static int http_write_headers(struct session *s)
 {
-    unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start;
+    unsigned char buf[LWS_PRE + HTTP_HEAD_MAX], *start = buf + LWS_PRE, *p = start;
     if (http_head(s, &p, buf + sizeof buf - 1) < 0 ||
         lws_write(s->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
         return -1;
@@ -999,8 +1070,8 @@ static int http_write_headers(struct session *s)
 static int http_write_whole(struct session *s)
 {
     struct http_state *h = &s->u.http;
-    unsigned char buf[LWS_PRE + 512 + HTTP_CHUNK], *start = buf + LWS_PRE, *p = start;
-    unsigned char *end = buf + LWS_PRE + 512;
+    unsigned char buf[LWS_PRE + HTTP_HEAD_MAX + HTTP_CHUNK], *start = buf + LWS_PRE, *p = start;
+    unsigned char *end = buf + LWS_PRE + HTTP_HEAD_MAX;
     if (lws_is_ssl(s->wsi) || h->resp_len > HTTP_CHUNK)
         return 0;
     if (http_head(s, &p, end - 1) < 0)

@@ -257,6 +257,10 @@ static struct lws_context *server_context(struct server *srv, uv_loop_t *loop)
         info.ssl_private_key_filepath = srv->cfg.tls_key;
         /* TLS 1.2 and 1.3 only */
         info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+        /* HTTP/1.1 only: over HTTP/2, browsers open wss:// as an RFC 8441
+         * extended CONNECT, which lws 4.1 fails (ERR_HTTP2_PROTOCOL_ERROR,
+         * then Chromium's fallback to HTTP/1.1 only after ~5 s) */
+        info.alpn = "http/1.1";
     }
     info.retry_and_idle_policy = &no_lws_heartbeat;
     /* cut clients that trickle their headers (slowloris) */

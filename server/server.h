@@ -28,6 +28,7 @@ struct session;
 struct auth_wait;         /* auth.c */
 struct http_call;         /* http_api.c */
 struct ws_frame;          /* ws_frame.h */
+struct web_file;          /* web_files.h */
 
 struct server_config {
     const char *host;
@@ -100,11 +101,16 @@ struct http_state {
     struct http_call *call;   /* the store call it waits for (http_api.c) */
     int    (*route)(struct session *s);  /* to run once authenticated */
     struct http_transfer *transfer; /* a transfer submit on its way (http_api.c) */
+    const struct web_file *file;  /* the answer is this web client file (web_files.h) */
+    int      want_cookie;     /* a browser login: answer with the session cookie */
+    int      by_cookie;       /* authenticated by the session cookie (browser.h) */
+    char     set_cookie[160]; /* a Set-Cookie value to send, or "" */
 };
 
 struct ws_state {
     int      authed;
     int      hello_wait;      /* its hello's token is being looked up: reading paused */
+    char     cookie_token[PROTO_TOKEN_HEX_LEN + 1]; /* the handshake's session cookie, until the hello */
     int64_t  cursor;          /* highest event id sent */
     int      more;            /* the store may have events after cursor */
     json_t  *batch;           /* fetched events not yet sent */

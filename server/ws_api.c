@@ -12,6 +12,7 @@
 #include "ws_api.h"
 #include "audit.h"
 #include "auth.h"
+#include "browser.h"
 #include "clock.h"
 #include "feed.h"
 #include "limiter.h"
@@ -22,6 +23,7 @@
 #include "ws_frame.h"
 #include "ws_out.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +36,13 @@
 #define WS_WRITE_CLOSE    ((enum lws_write_protocol)4)
 
 /* A browser page may only open a WebSocket from an allowed Origin (else any
- * site the user visits could ride on their session); terminal clients send
- * no Origin and are allowed. */
+ * site the user visits could ride on their session): the server's own
+ * pages', or one --allow-origin names; terminal clients send no Origin and
+ * are allowed. */
 static int ws_origin_allowed(const struct server *srv, struct lws *wsi)
 {
     char origin[256];
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+    if (browser_origin_of(wsi) != BROWSER_OTHER_ORIGIN)
         return 1;
     if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)
         return 0;
@@ -189,6 +192,11 @@ int ws_on_established(struct session *s)
     s->is_ws = 1;
     s->user_id = 0;
     s->user[0] = '\0';
+    /* A page of ours sends its hello with an empty token: its HttpOnly
+     * session cookie, kept until the hello, stands for it. Only from our
+     * own origin (an --allow-origin page must say hello with a token). */
+    if (browser_origin_of(s->wsi) == BROWSER_SAME_ORIGIN)
+        browser_cookie_token(s->wsi, s->u.ws.cookie_token);
     /* Subscribed from the start so a shutdown reaches unauthenticated sockets too. */
     feed_subscribe(s);
     sweep_join(sweep_queue(s->srv->sweep, &ws_hello_kind, (int64_t)s->srv->cfg.hello_timeout_s * 1000),
@@ -303,7 +311,8 @@ static int ws_hello(struct session *s, const struct proto_ws_frame *f)
 {
     struct ws_state *w = &s->u.ws;
     w->cursor = f->after;
-    int rc = auth_check_token(s->srv, s, f->token, ws_on_authed);
+    int rc = auth_check_token(s->srv, s, f->token[0] ? f->token : w->cookie_token, ws_on_authed);
+    sodium_memzero(w->cookie_token, sizeof w->cookie_token);
     if (rc != AUTH_PENDING)
         return ws_hello_done(s, rc);
     w->hello_wait = 1;
@@ -480,6 +489,7 @@ int ws_on_writeable(struct session *s)
 void ws_on_closed(struct session *s)
 {
     struct ws_state *w = &s->u.ws;
+    sodium_memzero(w->cookie_token, sizeof w->cookie_token);   /* closed before its hello */
     ws_beat_closed(s);
     auth_release(s);
     ws_out_unschedule(s);

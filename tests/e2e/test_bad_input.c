@@ -267,7 +267,7 @@ static void test_idempotent_send(void **state)
 static void test_unknown_paths(void **state)
 {
     (void)state;
-    const char *paths[] = { "/", "/nope", "/api", "/api/v1", "/api/v1/nope", "/api/v2/events",
+    const char *paths[] = { "/nope", "/app.jsx", "/api", "/api/v1", "/api/v1/nope", "/api/v2/events",
                             "/api/v1/events/1", "/healthz/x", "/api/v1/../../etc/passwd" };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         expect("unknown path", "GET", paths[i], tok, NULL, 0, 404, "not_found");
