@@ -2,6 +2,10 @@
  * transports share that is pure logic. */
 #include "transport.h"
 
+#include "backoff.h"
+#include "core.h"
+#include "servers.h"
+
 #include <string.h>
 
 static const struct transport_ops *const transports[] = {
@@ -28,4 +32,17 @@ int transport_upgrade_refused(int status, int sent)
     if (status >= 500)
         return status == 501 || status == 505;
     return 1;
+}
+
+void transport_retry_later(const struct transport_env *env, const struct server_url *srv,
+                           uint16_t *tries, lws_sorted_usec_list_t *sul, sul_cb_t cb,
+                           const char *name, const char *why)
+{
+    if (env->servers)
+        servers_failed(env->servers, srv);
+    if (*tries == 0)
+        core_error(env->core, "%s: %s", name, why);
+    unsigned ms = backoff_next(env->ctx, tries);
+    core_set_state(env->core, CORE_RECONNECTING, ms);
+    lws_sul_schedule(env->ctx, 0, sul, cb, (lws_usec_t)ms * 1000);
 }

@@ -72,4 +72,13 @@ const struct transport_ops *transport_find(const char *name);
  * connection closed after the request without an answer. */
 int transport_upgrade_refused(int status, int sent);
 
+struct server_url;
+/* A connection that holds the feed (WebSocket, SSE) was lost: the server in
+ * use is marked failed (the list moves on), the first failure of a streak
+ * is reported as "NAME: why", and the next attempt, cb, is scheduled on sul
+ * after the backoff (state reconnecting). */
+void transport_retry_later(const struct transport_env *env, const struct server_url *srv,
+                           uint16_t *tries, lws_sorted_usec_list_t *sul, sul_cb_t cb,
+                           const char *name, const char *why);
+
 #endif

@@ -75,13 +75,7 @@ static void sse_lost(struct sse *t, const char *why, int closing)
         core_fatal(t->env.core, 2, "the server no longer accepts this session (401); log in again");
         return;
     }
-    if (t->env.servers)
-        servers_failed(t->env.servers, t->srv);
-    if (t->tries == 0)
-        core_error(t->env.core, "sse: %s", why);
-    unsigned ms = backoff_next(t->env.ctx, &t->tries);
-    core_set_state(t->env.core, CORE_RECONNECTING, ms);
-    lws_sul_schedule(t->env.ctx, 0, &t->sul, sse_connect, (lws_usec_t)ms * 1000);
+    transport_retry_later(&t->env, t->srv, &t->tries, &t->sul, sse_connect, "sse", why);
 }
 
 static void sse_gone(struct wsi_owner *o, struct lws *wsi)

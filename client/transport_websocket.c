@@ -97,13 +97,7 @@ static void ws_lost(struct ws *t, const char *why, int closing)
         lws_sul_cancel(&t->sul);
         return;                 /* the app replaces us */
     }
-    if (t->env.servers)
-        servers_failed(t->env.servers, t->srv);
-    if (t->tries == 0)
-        core_error(t->env.core, "websocket: %s", why);
-    unsigned ms = backoff_next(t->env.ctx, &t->tries);
-    core_set_state(t->env.core, CORE_RECONNECTING, ms);
-    lws_sul_schedule(t->env.ctx, 0, &t->sul, ws_connect, (lws_usec_t)ms * 1000);
+    transport_retry_later(&t->env, t->srv, &t->tries, &t->sul, ws_connect, "websocket", why);
 }
 
 static void ws_gone(struct wsi_owner *o, struct lws *wsi)

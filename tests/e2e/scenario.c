@@ -267,3 +267,19 @@ void start_with_bob(struct h_server *s, char bob[65])
     register_users(s, users);
     CHECK(h_http_login(s->port, "bob", PW, bob) == 200, "login bob");
 }
+
+json_t *feed_all(int port, const char *token)
+{
+    json_t *all = json_array();
+    int64_t after = 0;
+    for (;;) {
+        json_t *page = h_http_get_events(port, token, after);
+        size_t n = json_array_size(page);
+        if (n)
+            after = ev_int(json_array_get(page, n - 1), "id");
+        json_array_extend(all, page);
+        json_decref(page);
+        if (n < 1000)
+            return all;
+    }
+}

@@ -98,5 +98,7 @@ void check_sent_once(const json_t *feed, const char *user, const char *tag, int 
 /* c printed exactly the events of feed, in order (whole objects equal),
  * and nothing on stdout that is not JSON. */
 void check_same_as_feed(struct h_proc *c, const json_t *feed, int64_t dl);
+/* The whole feed of the token's user over HTTP, page by page (new reference). */
+json_t *feed_all(int port, const char *token);
 
 #endif

@@ -73,22 +73,6 @@ static int teardown(void **state)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* The whole feed of the token's user, page by page. */
-static json_t *feed_all(int port, const char *token)
-{
-    json_t *all = json_array();
-    int64_t after = 0;
-    for (;;) {
-        json_t *page = h_http_get_events(port, token, after);
-        size_t n = json_array_size(page);
-        if (n)
-            after = ev_int(json_array_get(page, n - 1), "id");
-        json_array_extend(all, page);
-        json_decref(page);
-        if (n < 1000)
-            return all;
-    }
-}
 
 static void register_login(int port, const char *user, char *token)
 {

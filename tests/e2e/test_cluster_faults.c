@@ -489,21 +489,6 @@ static int add_xfer(json_t *j, void *arg)
     return 0;
 }
 
-static json_t *feed_all(int port, const char *token)
-{
-    json_t *all = json_array();
-    int64_t after = 0;
-    for (;;) {
-        json_t *page = h_http_get_events(port, token, after);
-        size_t n = json_array_size(page);
-        if (n)
-            after = ev_int(json_array_get(page, n - 1), "id");
-        json_array_extend(all, page);
-        json_decref(page);
-        if (n < 1000)
-            return all;
-    }
-}
 
 /* Every acknowledgement of c names the stored event of its cmid, and
  * user's stored messages with a cmid are as many as the lines typed. */
