@@ -239,6 +239,15 @@ static void test_failover_websocket(void **state)
     took("failover, websocket");
 }
 
+/* The event stream through HAProxy: an HTTP answer that never ends, kept
+ * by the heartbeat comments within the balancer's 60 s timeouts. */
+static void test_failover_sse(void **state)
+{
+    (void)state;
+    failover("sse");
+    took("failover, sse");
+}
+
 /* ---- concurrent writers on both instances: no gap -------------------------------- */
 
 #define GAP_WRITERS 4
@@ -596,6 +605,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failover_short_poll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_long_poll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_websocket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failover_sse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_gap_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_storm_with_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_throttle_per_client, setup, teardown),
