@@ -1020,7 +1020,8 @@ int pg_async_pending(struct pg *g)
 int pg_async_health(struct pg *g, int64_t slow_ms, char *reason, size_t len)
 {
     int64_t age = g->head ? mono_ms() - g->head->enq_ms : 0;
-    if (g->astate != A_READY && (g->afailed || g->nreq)) {
+    int recent = g->trouble_ms && mono_ms() - g->trouble_ms < A_TROUBLE_MS;
+    if (g->astate != A_READY && (g->afailed || g->nreq || recent)) {
         snprintf(reason, len, "no database connection%s%s", g->areason[0] ? ": " : "", g->areason);
         return 1;
     }
@@ -1028,7 +1029,7 @@ int pg_async_health(struct pg *g, int64_t slow_ms, char *reason, size_t len)
         snprintf(reason, len, "oldest database request waiting %lld ms", (long long)age);
         return 1;
     }
-    if (g->trouble_ms && mono_ms() - g->trouble_ms < A_TROUBLE_MS) {
+    if (recent) {
         snprintf(reason, len, "%s (%lld ms ago)", g->trouble, (long long)(mono_ms() - g->trouble_ms));
         return 1;
     }
