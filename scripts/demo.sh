@@ -29,8 +29,8 @@
 #                              of the restart command (run every second)
 set -eu
 TRANSPORT=${1:-websocket}
-case "$TRANSPORT" in short-poll|long-poll|websocket) ;; *)
-  echo "TRANSPORT must be short-poll, long-poll or websocket" >&2; exit 2;;
+case "$TRANSPORT" in short-poll|long-poll|websocket|sse) ;; *)
+  echo "TRANSPORT must be short-poll, long-poll, websocket or sse" >&2; exit 2;;
 esac
 cd "$(dirname "$0")/.."
 top=$(pwd)
