@@ -42,8 +42,17 @@ reap_one() {
   done
 }
 
-alone=" ${TEST_ALONE:-} "
+# The binaries named in TEST_FIRST (base names, slowest first) start
+# first, so that two at a time end together instead of one long tail.
+ordered=()
+for f in ${TEST_FIRST:-}; do
+  for t in "$@"; do [ "$(basename "$t")" = "$f" ] && ordered+=("$t"); done
+done
 for t in "$@"; do
+  case " ${TEST_FIRST:-} " in *" $(basename "$t") "*) ;; *) ordered+=("$t") ;; esac
+done
+alone=" ${TEST_ALONE:-} "
+for t in "${ordered[@]}"; do
   limit=$jobs
   case "$alone" in *" $(basename "$t") "*) limit=1 ;; esac
   while [ "$running" -ge "$limit" ]; do reap_one; done
@@ -62,4 +71,4 @@ done
 while [ "$running" -gt 0 ]; do reap_one; done
 [ -n "$failed" ] && echo "failed:$failed"
 echo "binaries: $pass passed, $fail failed"
-[ "$fail" -eq 0 ] && [ "$pass" -eq "$#" ]
+[ "$fail" -eq 0 ] && [ "$pass" -eq "${#ordered[@]}" ] && [ "$pass" -eq "$#" ]
