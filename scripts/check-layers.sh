@@ -181,7 +181,7 @@ check_calls() {
 BLOCKING="store_user_create store_user_get store_session_create store_session_lookup
           store_session_touch store_session_delete store_event_append store_events_after
           store_last_event_id store_events_all_after store_begin store_commit store_rollback
-          store_batch_begin store_batch_commit store_batch_rollback store_account_balance
+          store_account_balance
           store_account_move store_transfer_insert store_transfer_get store_transfer_set_state
           store_transfers_unfinished store_transfer_lock store_transfers_stale"
 BLOCKING_OK=" server/main.c:* server/store.c:* server/feed.c:store_last_event_id "

@@ -1,7 +1,7 @@
 /* store.c — picks the storage backend for a location (a postgresql:// URL or
- * a SQLite file path) and forwards calls to it; keeps the group-commit
- * batch's state (store.h), committing an open batch before the calls that
- * must not join it; and owns the table of transfer state names. */
+ * a SQLite file path) and forwards calls to it; runs the asynchronous calls
+ * synchronously for a backend without them (SQLite); and owns the table of
+ * transfer state names. */
 #include "store.h"
 
 #include <stdio.h>
@@ -46,50 +46,9 @@ int store_transfer_state_read(const char *text, enum transfer_state *state)
 struct store {
     const struct store_ops *ops;
     void *impl;
-    int batch;                      /* a group-commit batch is open */
-    void (*flush)(void *arg);       /* commits it (the feed's) */
-    void *flush_arg;
     int64_t async_txn;              /* SQLite: the open asynchronous transaction */
     int64_t last_txn;               /* the last handle given */
 };
-
-/* Before a write or an event read: the open batch is committed first. */
-static void settle(struct store *st)
-{
-    if ((st->batch || st->async_txn) && st->flush)
-        st->flush(st->flush_arg);
-}
-
-void store_set_batch_flush(struct store *st, void (*flush)(void *arg), void *arg)
-{
-    st->flush = flush;
-    st->flush_arg = arg;
-}
-
-int store_batch_begin(struct store *st)
-{
-    settle(st);
-    int rc = st->ops->begin(st->impl);
-    st->batch = rc == STORE_OK;
-    return rc;
-}
-
-int store_batch_commit(struct store *st)
-{
-    st->batch = 0;
-    return st->ops->commit(st->impl);
-}
-
-void store_batch_rollback(struct store *st)
-{
-    st->batch = 0;
-    st->ops->rollback(st->impl);
-}
-
-int store_batch_open(const struct store *st)
-{
-    return st->batch;
-}
 
 struct store *store_open(const char *location, char *err, size_t errlen)
 {
@@ -117,7 +76,6 @@ void store_free(struct store *st)
 int store_user_create(struct store *st, const char *name, const char *pwhash,
                       int64_t now_ms, int64_t *user_id)
 {
-    settle(st);
     return st->ops->user_create(st->impl, name, pwhash, now_ms, user_id);
 }
 
@@ -130,7 +88,6 @@ int store_user_get(struct store *st, const char *name, int64_t *user_id,
 int store_session_create(struct store *st, const char *token_hash, int64_t user_id,
                          int64_t now_ms, int64_t expires_ms)
 {
-    settle(st);
     return st->ops->session_create(st->impl, token_hash, user_id, now_ms, expires_ms);
 }
 
@@ -142,13 +99,11 @@ int store_session_lookup(struct store *st, const char *token_hash, int64_t now_m
 
 int store_session_touch(struct store *st, const char *token_hash, int64_t now_ms)
 {
-    settle(st);
     return st->ops->session_touch(st->impl, token_hash, now_ms);
 }
 
 int store_session_delete(struct store *st, const char *token_hash)
 {
-    settle(st);
     return st->ops->session_delete(st->impl, token_hash);
 }
 
@@ -161,19 +116,16 @@ int store_event_append(struct store *st, const struct store_new_event *ev,
 int store_events_after(struct store *st, int64_t user_id, int64_t after, int limit,
                        store_event_cb cb, void *arg)
 {
-    settle(st);
     return st->ops->events_after(st->impl, user_id, after, limit, cb, arg);
 }
 
 int store_last_event_id(struct store *st, int64_t *id)
 {
-    settle(st);
     return st->ops->last_event_id(st->impl, id);
 }
 
 int store_begin(struct store *st)
 {
-    settle(st);
     return st->ops->begin(st->impl);
 }
 
@@ -195,14 +147,12 @@ int store_account_balance(struct store *st, int64_t user_id, int64_t *cents)
 int store_account_move(struct store *st, int64_t user_id, int64_t delta_cents,
                        int64_t transfer_id, int64_t now_ms, const char *memo)
 {
-    settle(st);
     return st->ops->account_move(st->impl, user_id, delta_cents, transfer_id, now_ms, memo);
 }
 
 int store_transfer_insert(struct store *st, int64_t from_id, int64_t to_id, int64_t amount_cents,
                           const char *key, int64_t now_ms, int64_t *id, int *created)
 {
-    settle(st);
     return st->ops->transfer_insert(st->impl, from_id, to_id, amount_cents, key, now_ms, id, created);
 }
 
@@ -214,7 +164,6 @@ int store_transfer_get(struct store *st, int64_t id, struct store_transfer *t)
 int store_transfer_set_state(struct store *st, int64_t id, enum transfer_state state,
                              const char *reason, int64_t now_ms)
 {
-    settle(st);
     return st->ops->transfer_set_state(st->impl, id, state, reason, now_ms);
 }
 
@@ -226,7 +175,6 @@ int store_transfers_unfinished(struct store *st, void (*cb)(void *arg, int64_t i
 int store_events_all_after(struct store *st, int64_t after, int limit,
                            store_event_cb cb, void *arg)
 {
-    settle(st);
     return st->ops->events_all_after(st->impl, after, limit, cb, arg);
 }
 
@@ -254,7 +202,6 @@ void store_set_session_end_cb(struct store *st, void (*cb)(void *arg, const char
 
 int store_transfer_lock(struct store *st, int64_t id)
 {
-    settle(st);
     return st->ops->transfer_lock ? st->ops->transfer_lock(st->impl, id) : STORE_OK;
 }
 
@@ -267,9 +214,8 @@ int store_transfers_stale(struct store *st, int64_t before_ms,
 /* ---- asynchronous calls (store.h) ----
  * A backend without them (SQLite) runs the synchronous call and answers at
  * once, before the call returns. Its one writer means one transaction at a
- * time: a call from outside the open asynchronous transaction first asks
- * the feed to commit its batch (settle), and is refused if a transaction
- * is still open after that (a caller that left its transaction idle). */
+ * time: a call from outside the open asynchronous transaction is refused
+ * (a caller that left its transaction idle). */
 
 /* Collects what a read's callback sees, for the reply. */
 struct rows {
@@ -431,8 +377,8 @@ static int sync_append_many(struct store *st, const struct store_args *a, int ow
     return rc;
 }
 
-/* A call from outside the open transaction: the batch is committed first;
- * 0 if the way is then clear. */
+/* 0 if a call of txn may run now: it belongs to the open transaction, or
+ * none is open. */
 static int sync_outside(struct store *st, int64_t txn)
 {
     if (st->async_txn && txn == st->async_txn)
@@ -441,7 +387,6 @@ static int sync_outside(struct store *st, int64_t txn)
         fprintf(stderr, "store: a call names transaction %lld, which is not open\n", (long long)txn);
         return -1;
     }
-    settle(st);
     if (st->async_txn) {
         fprintf(stderr, "store: a call while transaction %lld is open\n", (long long)st->async_txn);
         return -1;

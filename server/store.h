@@ -140,20 +140,6 @@ int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
 
-/* ---- group commit ----
- * The feed appends chat messages inside one "batch" transaction per
- * event-loop turn and commits it at the end of the turn (or sooner: a full
- * batch, or a flush the store asks for). While a batch is
- * open, every other write and every read of events first calls the flush
- * function the feed registered (which commits the batch), so nothing is
- * answered before its own write is durable and nobody reads an uncommitted
- * event. Appends join the open batch. */
-void store_set_batch_flush(struct store *st, void (*flush)(void *arg), void *arg);
-int store_batch_begin(struct store *st);
-int store_batch_commit(struct store *st);
-void store_batch_rollback(struct store *st);
-int store_batch_open(const struct store *st);
-
 /* ---- the bank: balances, the ledger, transfers ----
  * transfers.c makes the writes inside store_begin/store_commit, each step
  * one transaction with the alerts it announces; the reads may stand alone. */
@@ -207,8 +193,7 @@ int store_transfers_stale(struct store *st, int64_t before_ms,
  * from each of its completions send its next call (or its end) before
  * returning, as a transaction left idle holds up every other request until
  * the age bound answers them STORE_UNAVAILABLE. On SQLite (one writer), a
- * call outside the open transaction first commits the feed's group-commit
- * batch (store_set_batch_flush), as the synchronous calls do.
+ * call outside the open transaction is refused (STORE_ERROR).
  *
  * Errors reach the caller only through reply->rc: the codes above, and
  * STORE_UNAVAILABLE (retryable) when
