@@ -53,6 +53,7 @@ struct loop {
     uv_timer_t  store_tick;     /* store_io_service every STORE_IO_TICK_MS */
     uv_poll_t  *store_poll;     /* its socket, while it has one */
     int         store_fd, store_want;
+    struct lws_context *ctx;    /* told after the store's completions */
 };
 
 /* Integer flags: name, where it goes, allowed range, help. */
@@ -405,10 +406,18 @@ static void store_rewatch(struct loop *lp)
     }
 }
 
+/* The store's completions run here, outside any lws callback, and may
+ * schedule lws timers (a transfer's next step, a retry): lws 4.1 on libuv
+ * arms its timer for the earliest one only when it services, so it is
+ * woken to look (without this, a step scheduled from a completion could
+ * wait for unrelated traffic: test_bank's WebSocket kill-and-restart case
+ * stalled on PostgreSQL). */
 static void store_service(struct loop *lp)
 {
     store_io_service(lp->store);
     store_rewatch(lp);
+    if (lp->ctx)
+        lws_cancel_service(lp->ctx);
 }
 
 /* A shared store (PostgreSQL) connects its asynchronous connection now, so
@@ -436,6 +445,7 @@ static void store_watch_stop(struct loop *lp)
     uv_timer_stop(&lp->store_tick);
     uv_close((uv_handle_t *)&lp->store_tick, NULL);
     lp->store = NULL;
+    lp->ctx = NULL;
 }
 
 static int loop_open(struct loop *lp)
@@ -507,6 +517,7 @@ static int server_run(struct server *srv, struct loop *lp)
      * the loop wakes: wake it now rather than at the first connection. */
     ws_out_start(srv);
     feed_start(srv, turn_end_start(lp, srv) == 0);
+    lp->ctx = srv->ctx;
     store_watch_start(lp, srv->store);
     lws_cancel_service(srv->ctx);
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "chatd");
