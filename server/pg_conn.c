@@ -917,6 +917,17 @@ void pg_async_service(struct pg *g)
     g->aservice = 0;
 }
 
+/* Appends r to the queue. */
+static void queue_tail(struct pg *g, struct pg_req *r)
+{
+    if (g->tail)
+        g->tail->next = r;
+    else
+        g->head = r;
+    g->tail = r;
+    g->nreq++;
+}
+
 int64_t pg_async_txn_new(struct pg *g)
 {
     return ++g->ntxn;
@@ -952,12 +963,7 @@ void pg_async_send(struct pg *g, int64_t txn, int q, const struct params *p, int
         r->done = noop_done;
         r->what = "rollback";
         r->enq_ms = mono_ms();
-        if (g->tail)
-            g->tail->next = r;
-        else
-            g->head = r;
-        g->tail = r;
-        g->nreq++;
+        queue_tail(g, r);
         return;
     }
     r->q = q;
@@ -974,14 +980,10 @@ void pg_async_send(struct pg *g, int64_t txn, int q, const struct params *p, int
         g->head = r;
         if (!g->tail)
             g->tail = r;
+        g->nreq++;
     } else {
-        if (g->tail)
-            g->tail->next = r;
-        else
-            g->head = r;
-        g->tail = r;
+        queue_tail(g, r);
     }
-    g->nreq++;
     if (!g->aservice)
         pg_async_service(g);
 }
