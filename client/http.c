@@ -129,10 +129,7 @@ static void req_finish(struct http_req *r, const char *error, int closing)
     if (error)
         snprintf(r->error, sizeof r->error, "%s", error);
     if (r->wsi) {
-        if (closing)
-            wsi_owner_release(r->wsi);
-        else
-            wsi_owner_detach(r->wsi);
+        wsi_owner_let_go(r->wsi, closing);
         r->wsi = NULL;
     }
     lws_sul_cancel(&r->sul_deadline);

@@ -63,10 +63,7 @@ static void sse_lost(struct sse *t, const char *why, int closing)
         return;
     t->attempt_live = 0;
     if (t->wsi) {
-        if (closing)
-            wsi_owner_release(t->wsi);
-        else
-            wsi_owner_detach(t->wsi);
+        wsi_owner_let_go(t->wsi, closing);
         t->wsi = NULL;
     }
     t->ready = 0;

@@ -78,10 +78,7 @@ static void ws_lost(struct ws *t, const char *why, int closing)
         return;
     t->attempt_live = 0;
     if (t->wsi) {
-        if (closing)
-            wsi_owner_release(t->wsi);
-        else
-            wsi_owner_detach(t->wsi);
+        wsi_owner_let_go(t->wsi, closing);
         t->wsi = NULL;
     }
     t->ready = t->hello_pending = t->too_big = 0;

@@ -45,3 +45,11 @@ const struct lws_protocols *wsi_owner_protocol(void)
 {
     return &protocol;
 }
+
+void wsi_owner_let_go(struct lws *wsi, int closing)
+{
+    if (closing)
+        wsi_owner_release(wsi);
+    else
+        wsi_owner_detach(wsi);
+}

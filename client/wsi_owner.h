@@ -20,6 +20,8 @@ struct wsi_owner *wsi_owner_of(struct lws *wsi);
 void wsi_owner_release(struct lws *wsi);
 /* Forget wsi and have lws close it soon (safe from any context). */
 void wsi_owner_detach(struct lws *wsi);
+/* release if closing (inside a callback that ends it), else detach. */
+void wsi_owner_let_go(struct lws *wsi, int closing);
 
 /* Must be protocols[0] of the vhost. */
 const struct lws_protocols *wsi_owner_protocol(void);
