@@ -22,6 +22,7 @@
 #include "store.h"
 #include "store_test.h"
 #include "migrations.h"
+#include "pg_migrations.h"
 
 static int open_at(void **state, const char *location)
 {
@@ -1020,6 +1021,51 @@ static void test_migrate_v1(void **state)
     unlink(path);
 }
 
+/* The same on PostgreSQL: a database at schema 2 (v1) migrated by opening
+ * it. */
+static void test_migrate_v1_pg(void **state)
+{
+    (void)state;
+    char db[64], url[512];
+    snprintf(db, sizeof db, "chat_test_v1_%d", (int)getpid());
+    pg_test_url(db, url, sizeof url);
+    assert_int_equal(pg_test_admin("CREATE", db, ""), 0);
+    PGconn *c = PQconnectdb(url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    const char *steps[] = {
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+        PG_MIGRATIONS[0], PG_MIGRATIONS[1],
+        "INSERT INTO schema_version VALUES (1, 0), (2, 0)",
+        "INSERT INTO users(name, pwhash, created_ms) VALUES ('alice', 'h', 1), ('bob', 'h', 1)",
+        "INSERT INTO events(id, ts_ms, type, recipient_id, sender_id, payload) VALUES"
+        " (1, 1, 'chat', NULL, 1, '{\"room\":\"general\",\"from\":\"alice\",\"body\":\"a\"}'),"
+        " (2, 1, 'chat', NULL, 2, '{\"room\":\"rust\",\"from\":\"bob\",\"body\":\"b\"}'),"
+        " (3, 1, 'alert', 2, NULL, '{\"kind\":\"transfer.received\"}')",
+        "UPDATE event_counter SET last_id = 3",
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        PGresult *r = PQexec(c, steps[i]);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            fail_msg("step %zu: %s", i, PQerrorMessage(c));
+        PQclear(r);
+    }
+    PQfinish(c);
+    void *opened = NULL;
+    assert_int_equal(open_at(&opened, url), 0);
+    struct store *st = opened;
+    assert_int_equal(feed(st, 1, 0, 10).n, 2);
+    assert_int_equal(feed(st, 2, 0, 10).n, 3);
+    struct room_out l = room_op(st, STORE_CALL_ROOMS_LIST, 1, NULL);
+    assert_int_equal(l.n_rooms, 2);
+    assert_int_equal(listed(&l, "rust")->members, 2);
+    assert_int_equal(listed(&l, "rust")->last_id, 2);
+    int64_t carol = mkuser(st, "carol");
+    assert_int_equal(feed(st, carol, 0, 10).n, 1);
+    assert_int_equal(room_op(st, STORE_CALL_ROOM_CREATE, carol, "newroom").rc, STORE_OK);
+    store_free(st);
+    pg_test_admin("DROP", db, " WITH (FORCE)");
+}
+
 #define STORE_TESTS(SETUP, TEARDOWN) \
     cmocka_unit_test_setup_teardown(test_user_create_get, SETUP, TEARDOWN), \
     cmocka_unit_test_setup_teardown(test_user_duplicate_and_unknown, SETUP, TEARDOWN), \
@@ -1061,6 +1107,7 @@ int main(void)
     };
     const struct CMUnitTest pg_tests[] = {
         STORE_TESTS(setup_pg, teardown_pg),
+        cmocka_unit_test(test_migrate_v1_pg),
     };
     const struct CMUnitTest pg_missing[] = {cmocka_unit_test(test_cluster_given)};
     const char *url = getenv("CHAT_TEST_PG"), *req = getenv("CHAT_TEST_PG_REQUIRED");
