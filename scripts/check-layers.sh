@@ -48,6 +48,7 @@ declare -A LAYER=(
     [server/browser.h]=0 [server/browser.c]=0
     [server/feed.h]=1 [server/feed.c]=1
     [server/auth.h]=1 [server/auth.c]=1
+    [server/presence.h]=1 [server/presence.c]=1
     [server/ws_beat.h]=2 [server/ws_beat.c]=2
     [server/ws_out.h]=2 [server/ws_out.c]=2
     [server/http_api.h]=3 [server/http_api.c]=3

@@ -16,6 +16,7 @@
 #include "browser.h"
 #include "clock.h"
 #include "feed.h"
+#include "presence.h"
 #include "limiter.h"
 #include "money.h"
 #include "pwhash.h"
@@ -29,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum http_method { M_OTHER = 0, M_GET, M_POST };
+enum http_method { M_OTHER = 0, M_GET, M_POST, M_ANY /* routes only: the route checks */ };
 
 #define HTTP_CHUNK 16384
 #define HTTP_HEAD_MAX 1024      /* a response head: a page answer's headers fit */
@@ -238,6 +239,7 @@ static void http_unpark(struct session *s)
 {
     struct http_state *h = &s->u.http;
     sweep_leave(&h->hold);
+    presence_release(s);
     auth_release(s);
     feed_unsubscribe(s);
     if (h->poll_parked)
@@ -262,7 +264,10 @@ static int http_answer_events(struct session *s, int rc, json_t *events)
     size_t n = json_array_size(events);
     if (n)
         next = json_integer_value(json_object_get(json_array_get(events, n - 1), "id"));
-    return http_json(s, 200, json_pack("{s:o,s:I}", "events", events, "next", (json_int_t)next));
+    presence_polled(s);             /* its poll window, and its items, from now */
+    json_t *eph = presence_take(s);
+    return http_json(s, 200, json_pack("{s:o,s:I,s:o*}", "events", events, "next", (json_int_t)next,
+                                       "ephemeral", eph));
 }
 
 static int http_answer_poll(struct session *s)
@@ -282,6 +287,14 @@ static void http_wake(struct session *s)
 {
     if (s->u.http.poll_parked && !s->u.http.resp)
         lws_callback_on_writable(s->wsi);
+}
+
+/* presence.c has queued the item for the poll's token: a parked poll is
+ * answered now. */
+static void http_ephemeral(struct session *s, const struct ephemeral *e)
+{
+    (void)e;
+    http_wake(s);
 }
 
 /* Logout or expiry: a parked poll is answered 401 now, with no events. */
@@ -318,9 +331,12 @@ static int route_events(struct session *s)
         wait = s->srv->cfg.long_poll_max_s;
     if (s->srv->stopping)
         wait = 0;
+    if (presence_polled(s) < 0)
+        return http_error(s, 500, "internal", "out of memory");
     json_t *events;
     int rc = feed_fetch(s, h->poll.after, h->poll.limit, &events);
-    if (rc != FEED_PENDING && (wait == 0 || rc != STORE_OK || json_array_size(events) > 0))
+    if (rc != FEED_PENDING && (wait == 0 || rc != STORE_OK || json_array_size(events) > 0 ||
+                               presence_has_items(s)))
         return http_answer_events(s, rc, events);
     json_decref(events);
     if (s->srv->parked >= s->srv->cfg.max_long_polls)
@@ -335,7 +351,7 @@ static int http_park(struct session *s, int wait)
     struct http_state *h = &s->u.http;
     if (h->poll_parked)
         return 0;
-    if (auth_hold(s, 0) < 0)
+    if (auth_hold(s, 0) < 0 || presence_hold(s) < 0)
         return http_error(s, 500, "internal", "out of memory");
     s->srv->parked++;
     h->poll_parked = 1;
@@ -817,6 +833,52 @@ static int http_answer_file(struct session *s, const struct web_file *f)
     return http_respond(s, fresh ? 304 : 200, body);
 }
 
+/* ---- rooms: typing and presence ---- */
+
+/* POST /api/v1/rooms/NAME/typing: relayed at most once per 3 s per user
+ * and room (presence.c), extras dropped: 200 either way. */
+static int route_room_typing(struct session *s, const char *room)
+{
+    if (strcmp(room, PROTO_DEFAULT_ROOM) != 0)
+        return http_error(s, 404, "not_found", "no such room");
+    if (presence_typing(s, room) < 0)
+        return http_error(s, 500, "internal", "out of memory");
+    return http_json(s, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* GET /api/v1/rooms/NAME/presence: its members online now, sorted. */
+static int route_room_presence(struct session *s, const char *room)
+{
+    if (strcmp(room, PROTO_DEFAULT_ROOM) != 0)
+        return http_error(s, 404, "not_found", "no such room");
+    json_t *names = presence_online_names(s->srv->presence);
+    if (!names)
+        return http_error(s, 500, "internal", "out of memory");
+    return http_json(s, 200, json_pack("{s:o}", "online", names));
+}
+
+/* /api/v1/rooms/NAME/WHAT */
+static int route_room(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    const char *name = h->path + strlen("/api/v1/rooms/");
+    const char *slash = strchr(name, '/');
+    char room[PROTO_ROOM_MAX + 1];
+    if (!slash || (size_t)(slash - name) > PROTO_ROOM_MAX)
+        return http_error(s, 404, "not_found", "no such room");
+    memcpy(room, name, (size_t)(slash - name));
+    room[slash - name] = '\0';
+    if (!proto_name_valid(room))
+        return http_error(s, 404, "not_found", "no such room");
+    if (!strcmp(slash, "/typing"))
+        return h->method == M_POST ? route_room_typing(s, room)
+                                   : http_error(s, 405, "method_not_allowed", "method not allowed on this path");
+    if (!strcmp(slash, "/presence"))
+        return h->method == M_GET ? route_room_presence(s, room)
+                                  : http_error(s, 405, "method_not_allowed", "method not allowed on this path");
+    return http_error(s, 404, "not_found", "no such path");
+}
+
 /* ---- routing ---- */
 
 struct route {
@@ -839,6 +901,7 @@ static const struct route routes[] = {
     { "/api/v1/transfers/", M_GET, 1, route_transfer_get, 1 },
     { PROTO_WS_PATH,       M_GET,  0, route_ws_plain, 0 },
     { SSE_PATH,            M_GET,  1, route_stream, 0 },
+    { "/api/v1/rooms/",    M_ANY,  1, route_room, 1 },
 };
 
 static int http_route(struct session *s)
@@ -855,7 +918,7 @@ static int http_route(struct session *s)
         if (r->prefix ? strncmp(r->path, h->path, strlen(r->path)) != 0
                       : strcmp(r->path, h->path) != 0)
             continue;
-        if (r->method != h->method)
+        if (r->method != h->method && r->method != M_ANY)
             return http_error(s, 405, "method_not_allowed", "method not allowed on this path");
         return r->needs_auth ? http_authenticate(s, r->fn) : r->fn(s);
     }
@@ -937,7 +1000,7 @@ static int http_copy_query(struct session *s)
     return 0;
 }
 
-static const struct session_ops http_ops = { http_wake, http_on_posted, http_on_ended };
+static const struct session_ops http_ops = { http_wake, http_on_posted, http_on_ended, http_ephemeral };
 
 int http_on_request(struct session *s, const char *uri)
 {

@@ -200,6 +200,12 @@ void store_set_session_end_cb(struct store *st, void (*cb)(void *arg, const char
         st->ops->session_end_cb(st->impl, cb, arg);
 }
 
+void store_set_presence_cb(struct store *st, void (*cb)(void *arg, const char *owner), void *arg)
+{
+    if (st->ops->presence_cb)
+        st->ops->presence_cb(st->impl, cb, arg);
+}
+
 int store_transfer_lock(struct store *st, int64_t id)
 {
     return st->ops->transfer_lock ? st->ops->transfer_lock(st->impl, id) : STORE_OK;
@@ -347,6 +353,8 @@ static int sync_call(struct store *st, enum store_call_kind kind, const struct s
     case STORE_CALL_TRANSFERS_UNFINISHED:
     case STORE_CALL_TRANSFERS_STALE:
         return sync_reads(st, kind, a, rep, rows);
+    case STORE_CALL_PRESENCE_RENEW:     /* one instance: nobody else holds leases */
+        return STORE_OK;
     default:
         return STORE_ERROR;
     }

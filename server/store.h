@@ -133,6 +133,11 @@ int store_notify_drain(struct store *st);
 void store_set_session_end_cb(struct store *st, void (*cb)(void *arg, const char *token_hash),
                               void *arg);
 
+/* cb(arg, owner) when another instance's online users changed (a
+ * PRESENCE_RENEW with notify, committed), from store_notify_drain; owner
+ * is the renewer's key. A store of one instance never calls cb. */
+void store_set_presence_cb(struct store *st, void (*cb)(void *arg, const char *owner), void *arg);
+
 /* ---- transactions (through feed_begin/feed_commit): a transfer step and
  * its alerts, the sweep's session touches ---- */
 /* Starts a write transaction (taking the write lock at once). */
@@ -237,6 +242,14 @@ enum store_call_kind {
      * event counter's lock for no round trip) -> n = nev, and per event
      * ids, ts_each, created_each. All or none are stored. */
     STORE_CALL_EVENTS_APPEND_MANY,
+    /* Presence leases (a shared store; one instance: n = 0 at once). key
+     * (the lease owner: this instance's run), ids_in[0..nids_in) (its
+     * users online), expires_ms (the lease's length), notify: renews the
+     * owner's leases on those users, drops its others and every lease
+     * past its time, and -> ids, names, n: the users under another owner's
+     * live lease. notify: the other instances hear of it
+     * (store_set_presence_cb) once it is committed. */
+    STORE_CALL_PRESENCE_RENEW,
     STORE_CALL_COUNT
 };
 
@@ -251,6 +264,8 @@ struct store_args {
     const struct store_new_event *ev;
     const struct store_new_event *evs;  /* EVENTS_APPEND_MANY */
     int nev;
+    const int64_t *ids_in;              /* PRESENCE_RENEW */
+    int nids_in, notify;
 };
 
 #define STORE_PWHASH_MAX 128    /* crypto_pwhash_STRBYTES */
@@ -268,6 +283,7 @@ struct store_reply {
     const int64_t *ids;
     const int64_t *ts_each;             /* EVENTS_APPEND_MANY */
     const int *created_each;
+    const char (*names)[33];            /* PRESENCE_RENEW: the user of each id */
 };
 typedef void (*store_done_fn)(void *arg, const struct store_reply *reply);
 
@@ -335,6 +351,7 @@ struct store_ops {
     int (*notify_fd)(void *impl);       /* NULL: no notifications */
     int (*notify_drain)(void *impl);
     void (*session_end_cb)(void *impl, void (*cb)(void *arg, const char *token_hash), void *arg);
+    void (*presence_cb)(void *impl, void (*cb)(void *arg, const char *owner), void *arg);
     int (*begin)(void *impl);
     int (*commit)(void *impl);
     void (*rollback)(void *impl);

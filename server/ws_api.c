@@ -15,6 +15,7 @@
 #include "browser.h"
 #include "clock.h"
 #include "feed.h"
+#include "presence.h"
 #include "limiter.h"
 #include "server.h"
 #include "store.h"
@@ -170,7 +171,9 @@ static void ws_on_ended(struct session *s, const char *why)
     ws_begin_close(s, 4401, why);
 }
 
-static const struct session_ops ws_ops = { ws_wake, ws_on_posted, ws_on_ended };
+static void ws_ephemeral(struct session *s, const struct ephemeral *e);
+
+static const struct session_ops ws_ops = { ws_wake, ws_on_posted, ws_on_ended, ws_ephemeral };
 
 /* No hello in time (hello_timeout_s): 4401. The deadline is on the sweep
  * with the link the heartbeat (ws_beat.c) takes over after the hello. */
@@ -216,23 +219,16 @@ static void ws_wake(struct session *s)
     ws_out_schedule(s);
 }
 
-/* Queues a control frame; steals o. */
-static int ws_queue(struct session *s, json_t *o)
+/* Queues a control frame of text. */
+static int ws_queue_text(struct session *s, const char *text)
 {
     struct ws_state *w = &s->u.ws;
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!text)
-        return -1;
     size_t len = strlen(text);
     struct ws_frame *f = malloc(sizeof *f + WS_HEADER_MAX + len);
-    if (!f) {
-        free(text);
+    if (!f)
         return -1;
-    }
     f->next = NULL;
     f->len = ws_text_frame(f->buf, text, len);
-    free(text);
     if (w->out_tail)
         w->out_tail->next = f;
     else
@@ -248,6 +244,30 @@ static int ws_queue(struct session *s, json_t *o)
         ws_begin_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "reader too slow");
     ws_out_schedule(s);
     return 0;
+}
+
+/* Queues a control frame; steals o. */
+static int ws_queue(struct session *s, json_t *o)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return -1;
+    int rc = ws_queue_text(s, text);
+    free(text);
+    return rc;
+}
+
+/* A presence or typing frame: with the control frames, so it is written
+ * this turn, before events still to send (it has no place in their
+ * order). Ephemeral: dropped for a client that is behind on its control
+ * frames, rather than pausing its reading or closing it. */
+static void ws_ephemeral(struct session *s, const struct ephemeral *e)
+{
+    struct ws_state *w = &s->u.ws;
+    if (!w->authed || w->close_code || w->peer_closed || w->out_count >= WS_MAX_QUEUED / 2)
+        return;
+    ws_queue_text(s, e->frame);
 }
 
 static int ws_error(struct session *s, const char *code, const char *message)
@@ -289,9 +309,11 @@ static int ws_hello_done(struct session *s, int rc)
     ws_beat_authed(s);          /* heartbeat from now */
     w->more = 1;
     /* ready goes first: control frames are written before events. */
-    return ws_queue(s, json_pack("{s:s,s:s,s:i,s:i}", "op", "ready", "user", s->user,
-                                 "heartbeat_s", s->srv->cfg.heartbeat_s,
-                                 "long_poll_max_s", s->srv->cfg.long_poll_max_s));
+    if (ws_queue(s, json_pack("{s:s,s:s,s:i,s:i}", "op", "ready", "user", s->user,
+                              "heartbeat_s", s->srv->cfg.heartbeat_s,
+                              "long_poll_max_s", s->srv->cfg.long_poll_max_s)) < 0)
+        return -1;
+    return presence_hold(s);    /* online while open (its own change comes after ready) */
 }
 
 /* The token's lookup came back: reading, paused meanwhile, goes on. */
@@ -354,6 +376,15 @@ static int ws_send(struct session *s, const struct proto_ws_frame *f)
     return 0;
 }
 
+/* {"op":"typing"}: relayed to the room's members (presence.c), at most
+ * once per 3 s; extras dropped without a word. */
+static int ws_typing(struct session *s, const struct proto_ws_frame *f)
+{
+    if (!f->room || strcmp(f->room, PROTO_DEFAULT_ROOM) != 0)
+        return ws_error(s, "not_found", "no such room");
+    return presence_typing(s, f->room) < 0 ? -1 : 0;
+}
+
 static void ws_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts)
 {
     int r = rc == STORE_OK
@@ -386,6 +417,8 @@ static int ws_handle_message(struct session *s, const char *buf, size_t len, int
         ws_begin_close(s, 4401, "expected a hello with a valid token");
     else if (f.op == PROTO_OP_HELLO)
         rc = w->authed ? ws_error(s, "bad_request", "already authenticated") : ws_hello(s, &f);
+    else if (f.op == PROTO_OP_TYPING)
+        rc = ws_typing(s, &f);
     else
         rc = ws_send(s, &f);
     json_decref(root);
@@ -491,6 +524,7 @@ void ws_on_closed(struct session *s)
     struct ws_state *w = &s->u.ws;
     sodium_memzero(w->cookie_token, sizeof w->cookie_token);   /* closed before its hello */
     ws_beat_closed(s);
+    presence_release(s);
     auth_release(s);
     ws_out_unschedule(s);
     lws_sul_cancel(&w->hold_sul);

@@ -69,12 +69,13 @@ char *proto_ws_event_text(json_t *event);
 char *proto_chat_payload(const char *room, const char *from, const char *body);
 
 /* WS client frames. */
-enum proto_op { PROTO_OP_UNKNOWN = 0, PROTO_OP_HELLO, PROTO_OP_SEND };
+enum proto_op { PROTO_OP_UNKNOWN = 0, PROTO_OP_HELLO, PROTO_OP_SEND, PROTO_OP_TYPING };
 struct proto_ws_frame {
     enum proto_op op;
     const char *token;          /* hello */
     int64_t     after;          /* hello */
-    const char *room;           /* send (defaults to general) */
+    const char *room;           /* send (defaults to general), typing */
+    const char *to;             /* typing: a user (a direct conversation) instead of room */
     const char *body;           /* send */
     const char *client_msg_id;  /* send, optional */
 };

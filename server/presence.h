@@ -1,0 +1,70 @@
+/* presence.h — who is online, and the ephemeral items (presence changes,
+ * typing) that reach connections without being stored (presence.c).
+ *
+ * A user is online on this instance while any of their sessions holds a
+ * WebSocket, an SSE stream or a parked long poll (presence_hold), or made
+ * an events request within the poll window (presence_polled); offline a
+ * grace after the last of these ends. With a shared store each instance
+ * keeps a lease per user it holds online, so every instance also knows who
+ * is online elsewhere; a user shown online is online here or elsewhere.
+ * Every change of what is shown is announced to every online user (all
+ * share `general`) through their session's ops->ephemeral, and queued for
+ * pollers by session token (a short poller holds no connection). */
+#ifndef CHAT_PRESENCE_H
+#define CHAT_PRESENCE_H
+
+#include "server.h"
+
+#define PRESENCE_QUEUE_MAX   64      /* items kept per polling session */
+#define PRESENCE_ITEM_TTL_MS 10000   /* an item not fetched within this is dropped */
+#define PRESENCE_GRACE_MS    10000   /* default --presence-grace-ms */
+#define PRESENCE_POLL_MS     10000   /* a poll keeps its user online this long */
+#define PRESENCE_LEASE_MS    30000   /* default --presence-lease-ms */
+#define PRESENCE_TYPING_MS   3000    /* one typing item per user and room at most this often */
+
+/* grace_ms, poll_ms, lease_ms: 0 for the defaults above. */
+struct presence *presence_new(struct server *srv, int64_t grace_ms, int64_t poll_ms,
+                              int64_t lease_ms);
+void presence_free(struct presence *p);
+/* After the context exists: the timer, and leases on a shared store. */
+void presence_start(struct server *srv);
+void presence_stop(struct server *srv);
+
+/* Tests: the monotonic clock presence reads (default sweep_mono_ms), and a
+ * callback for every change of what is shown. presence_tick runs what the
+ * timer runs. */
+void presence_set_clock(struct presence *p, int64_t (*clock)(void));
+void presence_set_observer(struct presence *p, void (*cb)(void *arg, const char *user, int online),
+                           void *arg);
+void presence_tick(struct presence *p);
+
+/* s (authenticated) holds its user online until presence_release. -1: out
+ * of memory. Holding twice is holding once. */
+int  presence_hold(struct session *s);
+void presence_release(struct session *s);
+/* s made an events request: its user is online for the poll window, and
+ * ephemeral items are kept for its token from now on. */
+int  presence_polled(struct session *s);
+/* The items kept for s's token, oldest first, as a new JSON array (taken:
+ * they are not kept any more), or NULL if there are none. */
+json_t *presence_take(struct session *s);
+int  presence_has_items(const struct session *s);
+
+/* Typing by s in room (a name the caller has checked): relayed to the
+ * room's other members at most once per PRESENCE_TYPING_MS (1), or
+ * dropped (0); -1 out of memory. Only `general` is known here: the caller
+ * checks membership. */
+int  presence_typing(struct session *s, const char *room);
+
+/* Whether user is shown online; the names shown online, sorted, as a new
+ * JSON array. */
+int  presence_online(struct presence *p, const char *user);
+json_t *presence_online_names(struct presence *p);
+
+/* ---- a small queue of ephemeral text (SSE streams, pollers) ---- */
+void eph_queue_push(struct eph_queue *q, const char *text, int64_t now);
+/* Drops items older than PRESENCE_ITEM_TTL_MS. */
+void eph_queue_expire(struct eph_queue *q, int64_t now);
+void eph_queue_clear(struct eph_queue *q);
+
+#endif
