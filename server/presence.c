@@ -15,13 +15,19 @@
 #include "store.h"
 #include "sweep.h"
 
+#include <errno.h>
 #include <sodium.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PRESENCE_TICK_MS  250
+#define PRESENCE_PROBE_MS 1000       /* a held HTTP connection's socket is peeked at this often */
 #define TYPING_SLOTS      8          /* rooms a user's typing stamps are kept for */
+
+static void presence_probe_due(struct server *srv, struct sweep_link *l);
+static const struct sweep_kind probe_kind = { .due = presence_probe_due };
 
 struct typing_stamp {
     char room[PROTO_ROOM_MAX + 2];
@@ -327,6 +333,27 @@ void presence_tick(struct presence *p)
 
 /* ---- holding ---- */
 
+/* A held HTTP connection (a parked long poll, an SSE stream) is not read
+ * by lws while it is being answered, so a client that went away (a kill -9:
+ * its FIN) is otherwise only noticed at the next write: the hold's end or
+ * the heartbeat, tens of seconds. Every PRESENCE_PROBE_MS a peek at its
+ * socket finds the end of its stream, and the connection is closed (its
+ * transport's close releases it). Not over TLS (a close_notify is data)
+ * or HTTP/2 (lws reads that connection): those wait for the write. */
+static void presence_probe_due(struct server *srv, struct sweep_link *l)
+{
+    struct session *s = lws_container_of(l, struct session, presence_probe);
+    sweep_join(sweep_queue(srv->sweep, &probe_kind, PRESENCE_PROBE_MS), l, sweep_mono_ms());
+    if (!s->wsi || lws_get_network_wsi(s->wsi) != s->wsi || lws_is_ssl(s->wsi))
+        return;
+    char c;
+    ssize_t n = recv(lws_get_socket_fd(s->wsi), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        sweep_leave(l);
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+    }
+}
+
 int presence_hold(struct session *s)
 {
     struct presence *p = s->srv->presence;
@@ -337,6 +364,9 @@ int presence_hold(struct session *s)
         return -1;
     s->presence = u;
     u->holds++;
+    if (!s->is_ws)                   /* a client gone is noticed (presence_probe_due) */
+        sweep_join(sweep_queue(s->srv->sweep, &probe_kind, PRESENCE_PROBE_MS), &s->presence_probe,
+                   sweep_mono_ms());
     u->off_at = 0;
     user_update(p, u, 1);
     return 0;
@@ -349,6 +379,7 @@ void presence_release(struct session *s)
     if (!u || !p)
         return;
     s->presence = NULL;
+    sweep_leave(&s->presence_probe);
     if (--u->holds == 0) {
         u->off_at = p->clock() + p->grace_ms;
         user_wait(p, u);

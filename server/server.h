@@ -208,6 +208,7 @@ struct session {
     char     send_blocked_cmid[PROTO_CLIENT_MSG_ID_MAX + 1];
     struct feed_read *read;   /* its read of events from the store (feed.c) */
     struct presence_user *presence;  /* its user, while it holds them online (presence.c) */
+    struct sweep_link presence_probe; /* while it holds them over HTTP: is its client there? */
     union {
         struct http_state http;
         struct ws_state ws;
