@@ -227,7 +227,7 @@ static void user_wait(struct presence *p, struct presence_user *u)
 /* ---- delivery ---- */
 
 /* Every live connection's user and every poller gets e, except the user
- * `except` (0: nobody). */
+ * `except` (the one it is about). */
 static void deliver(struct presence *p, const struct ephemeral *e, int64_t except)
 {
     int64_t now = p->clock();
@@ -257,7 +257,7 @@ static void announce(struct presence *p, struct presence_user *u)
     char *fr = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
     if (it && fr) {
         struct ephemeral e = { "presence", it, fr };
-        deliver(p, &e, 0);
+        deliver(p, &e, u->user_id);  /* to the others: one knows whether one is here */
     }
     free(it);
     free(fr);
