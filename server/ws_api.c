@@ -258,6 +258,10 @@ static int ws_queue(struct session *s, json_t *o)
     return rc;
 }
 
+/* Control frames queued past which an ephemeral one is dropped: a mass
+ * connect (every user's presence to every user) must not fill memory. */
+#define WS_EPHEMERAL_QUEUED 32
+
 /* A presence or typing frame: with the control frames, so it is written
  * this turn, before events still to send (it has no place in their
  * order). Ephemeral: dropped for a client that is behind on its control
@@ -265,7 +269,7 @@ static int ws_queue(struct session *s, json_t *o)
 static void ws_ephemeral(struct session *s, const struct ephemeral *e)
 {
     struct ws_state *w = &s->u.ws;
-    if (!w->authed || w->close_code || w->peer_closed || w->out_count >= WS_MAX_QUEUED / 2)
+    if (!w->authed || w->close_code || w->peer_closed || w->out_count >= WS_EPHEMERAL_QUEUED)
         return;
     ws_queue_text(s, e->frame);
 }
