@@ -841,7 +841,7 @@ static int route_room_typing(struct session *s, const char *room)
 {
     if (strcmp(room, PROTO_DEFAULT_ROOM) != 0)
         return http_error(s, 404, "not_found", "no such room");
-    if (presence_typing(s, room) < 0)
+    if (presence_typing(s, room, NULL) < 0)
         return http_error(s, 500, "internal", "out of memory");
     return http_json(s, 200, json_pack("{s:b}", "ok", 1));
 }
@@ -851,7 +851,7 @@ static int route_room_presence(struct session *s, const char *room)
 {
     if (strcmp(room, PROTO_DEFAULT_ROOM) != 0)
         return http_error(s, 404, "not_found", "no such room");
-    json_t *names = presence_online_names(s->srv->presence);
+    json_t *names = presence_online_names(s->srv->presence, NULL);
     if (!names)
         return http_error(s, 500, "internal", "out of memory");
     return http_json(s, 200, json_pack("{s:o}", "online", names));

@@ -226,22 +226,41 @@ static void user_wait(struct presence *p, struct presence_user *u)
 
 /* ---- delivery ---- */
 
-/* Every live connection's user and every poller gets e, except the user
- * `except` (the one it is about). */
-static void deliver(struct presence *p, const struct ephemeral *e, int64_t except)
+struct delivery {
+    const struct ephemeral *e;
+    int64_t except;
+};
+
+static void deliver_to(void *arg, struct session *s)
+{
+    struct delivery *d = arg;
+    if (s->user_id && s->user_id != d->except && !s->ended && s->ops && s->ops->ephemeral)
+        s->ops->ephemeral(s, d->e);
+}
+
+/* Every live connection's user and every poller (of who's members; NULL:
+ * all) gets e, except the user `except` (the one it is about). */
+static void deliver(struct presence *p, const struct ephemeral *e, int64_t except,
+                    const struct presence_room *who)
 {
     int64_t now = p->clock();
     lws_start_foreach_dll(struct lws_dll2 *, d, p->polls.head) {
         struct presence_poll *pl = lws_container_of(d, struct presence_poll, all_node);
-        if (pl->u->user_id != except) {
+        int64_t uid = pl->u->user_id;
+        if (uid != except && (!who || !who->member || who->member(who->arg, uid))) {
             eph_queue_push(&pl->q, e->item, now);
             user_wait(p, pl->u);     /* its items expire */
         }
     } lws_end_foreach_dll(d);
+    struct delivery dv = { e, except };
+    if (who && who->each_session) {
+        who->each_session(who->arg, deliver_to, &dv);
+        return;
+    }
     lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, p->srv->subscribers.head) {
         struct session *s = lws_container_of(d, struct session, sub_node);
-        if (s->user_id && s->user_id != except && !s->ended && s->ops && s->ops->ephemeral)
-            s->ops->ephemeral(s, e);
+        if (!who || !who->member || (s->user_id && who->member(who->arg, s->user_id)))
+            deliver_to(&dv, s);
     } lws_end_foreach_dll_safe(d, d1);
 }
 
@@ -257,7 +276,7 @@ static void announce(struct presence *p, struct presence_user *u)
     char *fr = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
     if (it && fr) {
         struct ephemeral e = { "presence", it, fr };
-        deliver(p, &e, u->user_id);  /* to the others: one knows whether one is here */
+        deliver(p, &e, u->user_id, NULL);  /* all share general; one knows whether one is here */
     }
     free(it);
     free(fr);
@@ -478,7 +497,7 @@ static int typing_take(struct presence_user *u, const char *room, int64_t now)
     return 1;
 }
 
-int presence_typing(struct session *s, const char *room)
+int presence_typing(struct session *s, const char *room, const struct presence_room *who)
 {
     struct presence *p = s->srv->presence;
     if (!p || !s->user_id)
@@ -497,7 +516,7 @@ int presence_typing(struct session *s, const char *room)
     int rc = it && fr ? 1 : -1;
     if (rc > 0) {
         struct ephemeral e = { "typing", it, fr };
-        deliver(p, &e, u->user_id);
+        deliver(p, &e, u->user_id, who);
     }
     free(it);
     free(fr);
@@ -508,13 +527,10 @@ int presence_typing(struct session *s, const char *room)
 
 /* ---- what is shown ---- */
 
-int presence_online(struct presence *p, const char *user)
+int presence_online(const struct presence *p, int64_t user_id)
 {
-    for (size_t b = 0; b < p->nbuckets; b++)
-        for (struct presence_user *u = p->buckets[b]; u; u = u->next)
-            if (u->shown && !strcmp(u->name, user))
-                return 1;
-    return 0;
+    const struct presence_user *u = p ? user_find(p, user_id) : NULL;
+    return u && u->shown;
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -522,7 +538,7 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-json_t *presence_online_names(struct presence *p)
+json_t *presence_online_names(struct presence *p, const struct presence_room *who)
 {
     const char **names = malloc((p->nusers + 1) * sizeof *names);
     json_t *a = json_array();
@@ -534,7 +550,7 @@ json_t *presence_online_names(struct presence *p)
     }
     for (size_t b = 0; b < p->nbuckets; b++)
         for (struct presence_user *u = p->buckets[b]; u; u = u->next)
-            if (u->shown)
+            if (u->shown && (!who || !who->member || who->member(who->arg, u->user_id)))
                 names[n++] = u->name;
     qsort(names, n, sizeof *names, name_cmp);
     for (size_t i = 0; i < n; i++)

@@ -50,16 +50,27 @@ int  presence_polled(struct session *s);
 json_t *presence_take(struct session *s);
 int  presence_has_items(const struct session *s);
 
-/* Typing by s in room (a name the caller has checked): relayed to the
- * room's other members at most once per PRESENCE_TYPING_MS (1), or
- * dropped (0); -1 out of memory. Only `general` is known here: the caller
- * checks membership. */
-int  presence_typing(struct session *s, const char *room);
+/* Who a room's ephemeral items reach, as the caller knows the room
+ * (presence knows no rooms): NULL for `general` (every user). member:
+ * whether user_id may see it; each_session: calls cb for every listening
+ * session of the room's online members on this instance (NULL: every
+ * subscriber, filtered by member). */
+struct presence_room {
+    int  (*member)(void *arg, int64_t user_id);
+    void (*each_session)(void *arg, void (*cb)(void *cbarg, struct session *s), void *cbarg);
+    void *arg;
+};
 
-/* Whether user is shown online; the names shown online, sorted, as a new
+/* Typing by s in room (a name the caller has checked, s a member):
+ * relayed to the room's other members (who: NULL, everyone) at most once
+ * per PRESENCE_TYPING_MS (1), or dropped (0); -1 out of memory. */
+int  presence_typing(struct session *s, const char *room, const struct presence_room *who);
+
+/* Whether user_id is shown online (O(1): a rooms list's online counts);
+ * the names shown online (of who's members; NULL: all), sorted, as a new
  * JSON array. */
-int  presence_online(struct presence *p, const char *user);
-json_t *presence_online_names(struct presence *p);
+int  presence_online(const struct presence *p, int64_t user_id);
+json_t *presence_online_names(struct presence *p, const struct presence_room *who);
 
 /* ---- a small queue of ephemeral text (SSE streams, pollers) ---- */
 void eph_queue_push(struct eph_queue *q, const char *text, int64_t now);

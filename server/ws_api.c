@@ -386,7 +386,7 @@ static int ws_typing(struct session *s, const struct proto_ws_frame *f)
 {
     if (!f->room || strcmp(f->room, PROTO_DEFAULT_ROOM) != 0)
         return ws_error(s, "not_found", "no such room");
-    return presence_typing(s, f->room) < 0 ? -1 : 0;
+    return presence_typing(s, f->room, NULL) < 0 ? -1 : 0;
 }
 
 static void ws_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts)

@@ -111,16 +111,16 @@ static void test_grace(void **state)
     assert_int_equal(f->ch.n, 1);
     assert_string_equal(f->ch.user[0], "bob");
     assert_int_equal(f->ch.online[0], 1);
-    assert_true(presence_online(f->srv.presence, "bob"));
+    assert_true(presence_online(f->srv.presence, 1));
     at(f, 100);
     presence_release(ws);
     at(f, 100 + GRACE - 1);
     assert_int_equal(f->ch.n, 1);
-    assert_true(presence_online(f->srv.presence, "bob"));
+    assert_true(presence_online(f->srv.presence, 1));
     at(f, 100 + GRACE);
     assert_int_equal(f->ch.n, 2);
     assert_int_equal(f->ch.online[1], 0);
-    assert_false(presence_online(f->srv.presence, "bob"));
+    assert_false(presence_online(f->srv.presence, 1));
 }
 
 /* A WebSocket closes, an SSE stream opens within the grace, later a long
@@ -142,7 +142,7 @@ static void test_no_flap_on_switch(void **state)
     presence_release(sse);
     at(f, 10 * GRACE);
     assert_int_equal(f->ch.n, 1);
-    assert_true(presence_online(f->srv.presence, "bob"));
+    assert_true(presence_online(f->srv.presence, 1));
     presence_release(lp);
     at(f, 10 * GRACE + GRACE - 1);
     assert_int_equal(f->ch.n, 1);
@@ -200,26 +200,42 @@ static void test_poller_queue(void **state)
     json_decref(items);
 }
 
-/* Typing reaches the others' connections once per 3 s, not the typer's. */
+/* Typing reaches the others' connections once per 3 s, not the typer's,
+ * and a room's only its members'; its presence list is its members'. */
+static int rust_member(void *arg, int64_t user_id)
+{
+    (void)arg;
+    return user_id == 1 || user_id == 2;    /* alice and bob; not carol */
+}
+
 static void test_typing_rate(void **state)
 {
     struct fixture *f = *state;
+    const struct presence_room rust = { rust_member, NULL, NULL };
     struct session *alice = conn(f, 0, 1, "alice", "ta", 1);
     struct session *bob = conn(f, 1, 2, "bob", "tb", 1);
+    struct session *carol = conn(f, 2, 3, "carol", "tc", 1);
     presence_hold(alice);
     presence_hold(bob);
-    int alice_before = f->conn[0].n, bob_before = f->conn[1].n;
-    assert_int_equal(presence_typing(alice, "general"), 1);
-    assert_int_equal(presence_typing(alice, "general"), 0);
+    presence_hold(carol);
+    int alice_before = f->conn[0].n, bob_before = f->conn[1].n, carol_before = f->conn[2].n;
+    assert_int_equal(presence_typing(alice, "general", NULL), 1);
+    assert_int_equal(presence_typing(alice, "general", NULL), 0);
     at(f, PRESENCE_TYPING_MS - 1);
-    assert_int_equal(presence_typing(alice, "general"), 0);
+    assert_int_equal(presence_typing(alice, "general", NULL), 0);
     assert_int_equal(f->conn[1].n, bob_before + 1);
     assert_string_equal(f->conn[1].last, "{\"op\":\"typing\",\"room\":\"general\",\"user\":\"alice\"}");
     assert_int_equal(f->conn[0].n, alice_before);
     at(f, PRESENCE_TYPING_MS);
-    assert_int_equal(presence_typing(alice, "general"), 1);
-    assert_int_equal(presence_typing(alice, "rust"), 1);    /* per room */
+    assert_int_equal(presence_typing(alice, "general", NULL), 1);
+    assert_int_equal(presence_typing(alice, "rust", &rust), 1);    /* per room */
     assert_int_equal(f->conn[1].n, bob_before + 3);
+    assert_int_equal(f->conn[2].n, carol_before + 2);              /* not rust's */
+    json_t *names = presence_online_names(f->srv.presence, &rust);
+    char *text = json_dumps(names, JSON_COMPACT);
+    assert_string_equal(text, "[\"alice\",\"bob\"]");
+    free(text);
+    json_decref(names);
 }
 
 /* Live connections get the change as a WebSocket frame; the sorted list
@@ -234,7 +250,7 @@ static void test_live_delivery_and_list(void **state)
     struct session *bob = conn(f, 2, 2, "bob", "tb", 0);
     presence_hold(bob);
     assert_string_equal(f->conn[0].last, "{\"op\":\"presence\",\"user\":\"bob\",\"online\":true}");
-    json_t *names = presence_online_names(f->srv.presence);
+    json_t *names = presence_online_names(f->srv.presence, NULL);
     char *text = json_dumps(names, JSON_COMPACT);
     assert_string_equal(text, "[\"alice\",\"bob\",\"carol\"]");
     free(text);
