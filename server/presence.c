@@ -23,6 +23,7 @@
 #include <string.h>
 
 #define PRESENCE_TICK_MS  250
+#define PRESENCE_ANNOUNCE_MS 100    /* local changes reach the leases within this */
 #define PRESENCE_PROBE_MS 1000       /* a held HTTP connection's socket is peeked at this often */
 #define TYPING_SLOTS      8          /* rooms a user's typing stamps are kept for */
 
@@ -80,6 +81,7 @@ struct presence {
     char lease_owner[96];
     struct renew_ticket *renewing;   /* a renewal in flight */
     int renew_again, renew_notify;
+    int soon;                        /* a renewal with notify is scheduled (lease_soon) */
     int64_t gen;
 };
 
@@ -285,6 +287,7 @@ static void announce(struct presence *p, struct presence_user *u)
 }
 
 static void presence_renew(struct presence *p, int notify);
+static void lease_soon(struct presence *p);
 
 /* What is shown follows local || remote; a change is announced, and a
  * change of local renews the leases at once (other instances hear it). */
@@ -293,7 +296,7 @@ static void user_update(struct presence *p, struct presence_user *u, int local)
     if (local != u->local) {
         u->local = local;
         p->nlocal += local ? 1 : (size_t)-1;
-        presence_renew(p, 1);
+        lease_soon(p);
     }
     int shown = u->local || u->remote;
     if (shown != u->shown) {
@@ -574,6 +577,18 @@ static void lease_arm(struct presence *p)
                          (lws_usec_t)(p->lease_ms / 6) * LWS_US_PER_MS);
 }
 
+/* Users went online or offline here: renew (and tell the others) within
+ * PRESENCE_ANNOUNCE_MS, one statement for all the changes meanwhile (a
+ * burst of connections). */
+static void lease_soon(struct presence *p)
+{
+    if (!p->started || !store_is_shared(p->srv->store) || p->soon)
+        return;
+    p->soon = 1;
+    lws_sul_schedule(p->srv->ctx, 0, &p->lease_sul, lease_sul_fired,
+                     PRESENCE_ANNOUNCE_MS * LWS_US_PER_MS);
+}
+
 static void remote_seen(struct presence *p, const struct store_reply *rep)
 {
     p->gen++;
@@ -646,7 +661,9 @@ static void presence_renew(struct presence *p, int notify)
 static void lease_sul_fired(lws_sorted_usec_list_t *sul)
 {
     struct presence *p = lws_container_of(sul, struct presence, lease_sul);
-    presence_renew(p, 0);
+    int notify = p->soon;
+    p->soon = 0;
+    presence_renew(p, notify);
     lease_arm(p);
 }
 
@@ -718,6 +735,7 @@ void presence_stop(struct server *srv)
     lws_sul_cancel(&p->tick_sul);
     lws_sul_cancel(&p->lease_sul);
     p->tick_armed = 0;
+    p->soon = 0;
     if (store_is_shared(srv->store))
         store_set_presence_cb(srv->store, NULL, NULL);
 }
