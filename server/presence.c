@@ -12,6 +12,7 @@
  * online here (local) or under another instance's live lease (remote). */
 #include "presence.h"
 #include "clock.h"
+#include "rooms.h"
 #include "store.h"
 #include "sweep.h"
 
@@ -526,6 +527,41 @@ int presence_typing(struct session *s, const char *room, const struct presence_r
     json_decref(item);
     json_decref(frame);
     return rc;
+}
+
+/* ---- rooms (rooms.h knows their members) ---- */
+
+static int room_member(void *arg, int64_t user_id)
+{
+    const struct presence_room_ix *ix = arg;
+    return rooms_visible(ix->rooms, user_id, ix->room_id, INT64_MAX);
+}
+
+static void room_sessions(void *arg, void (*cb)(void *cbarg, struct session *s), void *cbarg)
+{
+    const struct presence_room_ix *ix = arg;
+    rooms_each_session(ix->rooms, ix->room_id, cb, cbarg);
+}
+
+const struct presence_room *presence_room_of(struct presence_room *who, struct presence_room_ix *ix,
+                                             struct rooms *r, int64_t room_id)
+{
+    if (!r || room_id == STORE_GENERAL_ROOM_ID)
+        return NULL;
+    ix->rooms = r;
+    ix->room_id = room_id;
+    who->member = room_member;
+    who->each_session = room_sessions;
+    who->arg = ix;
+    return who;
+}
+
+int64_t presence_room_find(const struct session *s, const char *name, int *status)
+{
+    int member = 0;
+    int64_t id = rooms_lookup(s->srv->rooms, name, s->user_id, &member);
+    *status = !id ? 404 : !member ? 403 : 200;
+    return *status == 200 ? id : 0;
 }
 
 /* ---- what is shown ---- */

@@ -61,6 +61,21 @@ struct presence_room {
     void *arg;
 };
 
+/* A room's audience from this instance's room index (rooms.h): fills who
+ * (with ix, which must live as long) and returns it, or NULL for general
+ * (everyone). */
+struct rooms;
+struct presence_room_ix {
+    struct rooms *rooms;
+    int64_t room_id;
+};
+const struct presence_room *presence_room_of(struct presence_room *who, struct presence_room_ix *ix,
+                                             struct rooms *r, int64_t room_id);
+/* The room named name (public, or a DM's "@a,b") as s may use it for
+ * typing and its presence list: its id, or 0 with *status 404 (no such
+ * room, or a DM s is no party to) or 403 (not a member). */
+int64_t presence_room_find(const struct session *s, const char *name, int *status);
+
 /* Typing by s in room (a name the caller has checked, s a member):
  * relayed to the room's other members (who: NULL, everyone) at most once
  * per PRESENCE_TYPING_MS (1), or dropped (0); -1 out of memory. */

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "feed.h"
 #include "presence.h"
+#include "rooms.h"
 #include "limiter.h"
 #include "server.h"
 #include "store.h"
@@ -312,10 +313,14 @@ static int ws_hello_done(struct session *s, int rc)
     w->authed = 1;
     ws_beat_authed(s);          /* heartbeat from now */
     w->more = 1;
+    if (w->cursor == PROTO_AFTER_LATEST)
+        w->cursor = feed_newest(s->srv);
+    feed_subscribe(s);          /* now by its user, in the room index */
     /* ready goes first: control frames are written before events. */
-    if (ws_queue(s, json_pack("{s:s,s:s,s:i,s:i}", "op", "ready", "user", s->user,
+    if (ws_queue(s, json_pack("{s:s,s:s,s:i,s:i,s:I}", "op", "ready", "user", s->user,
                               "heartbeat_s", s->srv->cfg.heartbeat_s,
-                              "long_poll_max_s", s->srv->cfg.long_poll_max_s)) < 0)
+                              "long_poll_max_s", s->srv->cfg.long_poll_max_s,
+                              "after", (json_int_t)w->cursor)) < 0)
         return -1;
     return presence_hold(s);    /* online while open (its own change comes after ready) */
 }
@@ -369,24 +374,111 @@ static int ws_hold(struct session *s, int64_t wait_ms)
     return WS_HELD;
 }
 
+/* A first direct message waits for its conversation to be made; reading
+ * is paused meanwhile (the sender's order is kept). The connection may
+ * close first: then s is NULL and the completion only frees. */
+struct ws_dm_open {
+    struct session *s;
+    int64_t room_id;
+    char room[PROTO_DM_NAME_MAX + 1];
+    char cmid[PROTO_CLIENT_MSG_ID_MAX + 1];
+    int has_cmid;
+    char body[];
+};
+
+static void ws_dm_opened(void *arg, const struct store_reply *rep)
+{
+    struct ws_dm_open *d = arg;
+    struct session *s = d->s;
+    const char *cmid = d->has_cmid ? d->cmid : NULL;
+    if (s) {
+        s->u.ws.dm_open = NULL;
+        int rc = rep->rc == STORE_OK
+            ? feed_post_chat(s->srv, s, rep->room_id, d->room, d->body, cmid)
+            : rep->rc == STORE_CONSTRAINT && rep->room_err == STORE_ROOM_NOT_FOUND
+            ? ws_send_error(s, cmid, "not_found", "no such user")
+            : rep->rc == STORE_CONSTRAINT && rep->room_err == STORE_ROOM_TOO_MANY
+            ? ws_send_error(s, cmid, "too_many_rooms", "a user may be in at most 100 rooms")
+            : rep->rc == STORE_UNAVAILABLE
+            ? ws_send_error(s, cmid, "store_unavailable", "the database is unavailable; retry shortly")
+            : ws_send_error(s, cmid, "internal", "could not open the conversation");
+        if (rc < 0)
+            ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        else if (!s->u.ws.held && !s->u.ws.backlogged)
+            lws_rx_flow_control(s->wsi, 1);
+    }
+    free(d);
+}
+
+static int ws_send_dm_open(struct session *s, const struct proto_ws_frame *f, const char *room)
+{
+    size_t blen = strlen(f->body);
+    struct ws_dm_open *d = calloc(1, sizeof *d + blen + 1);
+    char *pa = proto_member_payload(room, s->user, 1), *pb = proto_member_payload(room, f->to, 1);
+    if (!d || !pa || !pb) {
+        free(d);
+        free(pa);
+        free(pb);
+        return ws_send_error(s, f->client_msg_id, "internal", "out of memory");
+    }
+    d->s = s;
+    snprintf(d->room, sizeof d->room, "%s", room);
+    if (f->client_msg_id) {
+        d->has_cmid = 1;
+        snprintf(d->cmid, sizeof d->cmid, "%s", f->client_msg_id);
+    }
+    memcpy(d->body, f->body, blen + 1);
+    s->u.ws.dm_open = d;
+    lws_rx_flow_control(s->wsi, 0);
+    struct store_args args = { .user_id = s->user_id, .name = room, .to = f->to, .now_ms = now_ms(),
+                               .payload = pa, .payload2 = pb };
+    feed_room_call(s->srv, STORE_CALL_DM_OPEN, &args, ws_dm_opened, d);
+    free(pa);
+    free(pb);
+    return 0;
+}
+
 static int ws_send(struct session *s, const struct proto_ws_frame *f)
 {
     int64_t wait_ms = limiter_take_ms(s->srv->limiter, LIMIT_MESSAGES, s->user, now_ms());
     if (wait_ms > 0)
         return ws_hold(s, wait_ms);
+    char dm[PROTO_DM_NAME_MAX + 1];
+    const char *room = f->room;
+    if (f->to && proto_dm_name(s->user, f->to, dm, sizeof dm) < 0)
+        return ws_send_error(s, f->client_msg_id, "invalid", "to must be another user's name");
+    if (f->to)
+        room = dm;
+    int member = 0;
+    int64_t room_id = rooms_lookup(s->srv->rooms, room, s->user_id, &member);
+    if (!member && f->to)
+        return ws_send_dm_open(s, f, room);
+    if (!room_id)
+        return ws_send_error(s, f->client_msg_id, "not_found", "no such room");
+    if (!member)
+        return ws_send_error(s, f->client_msg_id, "not_member", "join the room first");
     /* acknowledged by ws_on_posted once the group commit is durable */
-    if (feed_post_chat(s->srv, s, f->room, f->body, f->client_msg_id) < 0)
+    if (feed_post_chat(s->srv, s, room_id, room, f->body, f->client_msg_id) < 0)
         return ws_send_error(s, f->client_msg_id, "internal", "could not store the message");
     return 0;
 }
 
 /* {"op":"typing"}: relayed to the room's members (presence.c), at most
- * once per 3 s; extras dropped without a word. */
+ * once per 3 s; extras dropped without a word. "to": the DM with that user. */
 static int ws_typing(struct session *s, const struct proto_ws_frame *f)
 {
-    if (!f->room || strcmp(f->room, PROTO_DEFAULT_ROOM) != 0)
+    char name[PROTO_DM_NAME_MAX + 1];
+    int status;
+    if (f->to ? proto_dm_name(s->user, f->to, name, sizeof name) < 0
+              : snprintf(name, sizeof name, "%s", f->room) >= (int)sizeof name)
         return ws_error(s, "not_found", "no such room");
-    return presence_typing(s, f->room, NULL) < 0 ? -1 : 0;
+    int64_t id = presence_room_find(s, name, &status);
+    if (!id)
+        return status == 403 ? ws_error(s, "not_member", "you are not a member of this room")
+                             : ws_error(s, "not_found", "no such room");
+    struct presence_room who;
+    struct presence_room_ix ix;
+    return presence_typing(s, name, presence_room_of(&who, &ix, s->srv->rooms, id)) < 0 ? -1 : 0;
 }
 
 static void ws_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts)
@@ -532,6 +624,8 @@ void ws_on_closed(struct session *s)
     auth_release(s);
     ws_out_unschedule(s);
     lws_sul_cancel(&w->hold_sul);
+    if (w->dm_open)
+        w->dm_open->s = NULL;     /* its completion frees it */
     feed_unsubscribe(s);
     feed_forget_session(s);
     while (w->out_head) {
