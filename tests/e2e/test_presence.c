@@ -15,6 +15,10 @@
  *     SSE event without id, the long poll's "ephemeral", answered early),
  *     at most once per 3 s per user and room, never to the typer; POST
  *     …/typing is 200 even when dropped; an unknown room is 404;
+ *   - rooms: typing in a room reaches its members only, a DM's (by "to")
+ *     only its other party; a non-member's typing or presence list is 403,
+ *     an unknown room's (or another pair's DM's) 404; a room's presence
+ *     list names its online members;
  *   - ephemeral items are never replayed: a WebSocket resumed from its
  *     cursor, an SSE stream resumed with Last-Event-ID and the next poll
  *     get none of those already delivered, and they move no cursor;
@@ -278,6 +282,88 @@ static void test_typing(void **state)
     took("typing");
 }
 
+/* ---- rooms: typing and presence reach members only ---- */
+
+static void post_expect(int port, const char *tok, const char *path, const char *body, int status,
+                        const char *code)
+{
+    struct h_http_resp r;
+    h_http_call(port, "POST", path, tok, body, -1, &r);
+    if (code)
+        h_assert_error(path, &r, status, code);
+    else
+        CHECK(r.status == status, "POST %s: %d, expected %d", path, r.status, status);
+    h_http_resp_free(&r);
+}
+
+static char *presence_list(int port, const char *tok, const char *room, int *status)
+{
+    char path[128];
+    struct h_http_resp r;
+    snprintf(path, sizeof path, "/api/v1/rooms/%s/presence", room);
+    h_http_call(port, "GET", path, tok, NULL, 0, &r);
+    *status = r.status;
+    char *text = r.status == 200 ? h_json_str(json_object_get(r.json, "online")) : NULL;
+    h_http_resp_free(&r);
+    return text;
+}
+
+static void test_rooms(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char alice_tok[65], bob_tok[65], carol_tok[65];
+    start_alice_bob(&s, extra_short, alice_tok, bob_tok);
+    static const char *const more[] = { "carol", NULL };
+    register_users(&s, more);
+    CHECK(h_http_login(s.port, "carol", PW, carol_tok) == 200, "login carol");
+    post_expect(s.port, alice_tok, "/api/v1/rooms", "{\"name\":\"rust\"}", 201, NULL);
+    post_expect(s.port, bob_tok, "/api/v1/rooms/rust/join", "", 200, NULL);
+    struct h_ws *alice = watcher(s.port, alice_tok);
+    struct h_ws *bob = watcher(s.port, bob_tok);
+    struct h_ws *carol = watcher(s.port, carol_tok);
+    typing_ws(alice, "rust");
+    json_t *j = h_ws_recv_op(bob, "typing", h_deadline(3000));
+    CHECK(j && !strcmp(ev_str(j, "room"), "rust") && !strcmp(ev_str(j, "user"), "alice"),
+          "bob, a member of rust, did not get alice's typing there");
+    json_decref(j);
+    CHECK(!(j = h_ws_recv_op(carol, "typing", h_deadline(1000))), "carol, no member of rust, got its typing");
+    /* a non-member may neither type nor look; an unknown room is 404 */
+    post_expect(s.port, carol_tok, "/api/v1/rooms/rust/typing", "", 403, "not_member");
+    post_expect(s.port, carol_tok, "/api/v1/rooms/nosuch/typing", "", 404, "not_found");
+    int st;
+    char *list = presence_list(s.port, carol_tok, "rust", &st);
+    CHECK(st == 403 && !list, "carol's GET rust/presence: %d, expected 403", st);
+    list = presence_list(s.port, bob_tok, "rust", &st);
+    CHECK(st == 200 && list && !strcmp(list, "[\"alice\",\"bob\"]"), "rust's presence: %d %s", st, list);
+    free(list);
+    list = presence_list(s.port, carol_tok, "general", &st);
+    CHECK(st == 200 && list && !strcmp(list, "[\"alice\",\"bob\",\"carol\"]"), "general's presence: %d %s",
+          st, list);
+    free(list);
+    /* a DM: typing by "to" once it exists; nobody else sees it or its list */
+    CHECK(h_ws_send_text(alice, "{\"op\":\"typing\",\"to\":\"bob\"}") == 0, "typing to bob");
+    j = h_ws_recv_op(alice, "error", h_deadline(3000));
+    CHECK(j && !strcmp(ev_str(j, "code"), "not_found"), "typing to a DM not yet opened: expected not_found");
+    json_decref(j);
+    post_expect(s.port, alice_tok, "/api/v1/messages", "{\"to\":\"bob\",\"body\":\"hi\"}", 201, NULL);
+    CHECK(h_ws_send_text(alice, "{\"op\":\"typing\",\"to\":\"bob\"}") == 0, "typing to bob");
+    j = h_ws_recv_op(bob, "typing", h_deadline(3000));
+    CHECK(j && !strcmp(ev_str(j, "room"), "@alice,bob"), "bob did not get alice's typing in their DM");
+    json_decref(j);
+    CHECK(!(j = h_ws_recv_op(carol, "typing", h_deadline(1000))), "carol got typing of a DM not hers");
+    list = presence_list(s.port, carol_tok, "@alice,bob", &st);
+    CHECK(st == 404 && !list, "carol's GET of the DM's presence: %d, expected 404", st);
+    list = presence_list(s.port, bob_tok, "@alice,bob", &st);
+    CHECK(st == 200 && list && !strcmp(list, "[\"alice\",\"bob\"]"), "the DM's presence: %d %s", st, list);
+    free(list);
+    h_ws_free(alice);
+    h_ws_free(bob);
+    h_ws_free(carol);
+    h_server_stop(&s);
+    took("rooms: typing and presence to members only");
+}
+
 /* ---- never replayed ---- */
 
 static void test_not_replayed(void **state)
@@ -379,6 +465,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_flap_on_switch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_typing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_replayed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rooms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instance_killed, setup, teardown),
     };
     int rc = cmocka_run_group_tests_name("presence", tests, NULL, NULL);
