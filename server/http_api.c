@@ -644,9 +644,10 @@ static int rooms_listed(struct session *s, struct http_call *c, const struct sto
     json_t *arr = json_array();
     for (int i = 0; arr && i < rep->n_rooms; i++) {
         const struct store_room *r = &rep->rooms[i];
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:i,s:I,s:I,s:b}", "name", r->name,
+        int64_t online = presence_room_online(s->srv->presence, s->srv->rooms, r->id);
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:b}", "name", r->name,
                                              "topic", r->topic, "members", (json_int_t)r->members,
-                                             "online", 0, "unread", (json_int_t)r->unread,
+                                             "online", (json_int_t)online, "unread", (json_int_t)r->unread,
                                              "last_id", (json_int_t)r->last_id, "joined", r->joined));
     }
     return http_json(s, 200, arr ? json_pack("{s:o}", "rooms", arr) : NULL);

@@ -73,7 +73,7 @@ struct presence {
     void *observe_arg;
     struct presence_user **buckets;
     size_t nbuckets, nusers;
-    size_t nlocal;
+    size_t nlocal, nshown;           /* users online here; shown online */
     lws_dll2_owner_t waiting;        /* users whose state the tick must look at */
     lws_dll2_owner_t polls;          /* every poller's queue */
     lws_sorted_usec_list_t tick_sul, lease_sul;
@@ -302,6 +302,7 @@ static void user_update(struct presence *p, struct presence_user *u, int local)
     int shown = u->local || u->remote;
     if (shown != u->shown) {
         u->shown = shown;
+        p->nshown += shown ? 1 : (size_t)-1;
         announce(p, u);
     }
     if (!u->holds || u->polls.count)
@@ -554,6 +555,29 @@ const struct presence_room *presence_room_of(struct presence_room *who, struct p
     who->each_session = room_sessions;
     who->arg = ix;
     return who;
+}
+
+struct online_count {
+    const struct presence *p;
+    int64_t n;
+};
+
+static void count_online(void *arg, int64_t user_id, int64_t room_id, const char *room)
+{
+    (void)room_id, (void)room;
+    struct online_count *c = arg;
+    c->n += presence_online(c->p, user_id);
+}
+
+int64_t presence_room_online(struct presence *p, struct rooms *r, int64_t room_id)
+{
+    if (!p)
+        return 0;
+    if (!r || room_id == STORE_GENERAL_ROOM_ID)
+        return (int64_t)p->nshown;
+    struct online_count c = { p, 0 };
+    rooms_each_member(r, room_id, count_online, &c);
+    return c.n;
 }
 
 int64_t presence_room_find(const struct session *s, const char *name, int *status)

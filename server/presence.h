@@ -76,6 +76,10 @@ const struct presence_room *presence_room_of(struct presence_room *who, struct p
  * room, or a DM s is no party to) or 403 (not a member). */
 int64_t presence_room_find(const struct session *s, const char *name, int *status);
 
+/* How many of room_id's members are shown online (general: everyone
+ * shown); O(the room's members), from the room index. */
+int64_t presence_room_online(struct presence *p, struct rooms *r, int64_t room_id);
+
 /* Typing by s in room (a name the caller has checked, s a member):
  * relayed to the room's other members (who: NULL, everyone) at most once
  * per PRESENCE_TYPING_MS (1), or dropped (0); -1 out of memory. */

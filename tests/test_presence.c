@@ -255,6 +255,7 @@ static void test_live_delivery_and_list(void **state)
     assert_string_equal(text, "[\"alice\",\"bob\",\"carol\"]");
     free(text);
     json_decref(names);
+    assert_int_equal(presence_room_online(f->srv.presence, NULL, 1), 3);   /* general */
     presence_release(bob);
     presence_release(alice);
 }

@@ -337,6 +337,22 @@ static void test_rooms(void **state)
     list = presence_list(s.port, bob_tok, "rust", &st);
     CHECK(st == 200 && list && !strcmp(list, "[\"alice\",\"bob\"]"), "rust's presence: %d %s", st, list);
     free(list);
+    struct h_http_resp r;                           /* the rooms list's online counts */
+    h_http_call(s.port, "GET", "/api/v1/rooms", bob_tok, NULL, 0, &r);
+    CHECK(r.status == 200, "rooms list: %d", r.status);
+    size_t i;
+    json_t *room;
+    int checked = 0;
+    json_array_foreach(json_object_get(r.json, "rooms"), i, room) {
+        json_int_t want = !strcmp(ev_str(room, "name"), "rust") ? 2 : !strcmp(ev_str(room, "name"), "general") ? 3 : -1;
+        if (want >= 0) {
+            CHECK(ev_int(room, "online") == want, "%s: online %" JSON_INTEGER_FORMAT ", expected %" JSON_INTEGER_FORMAT,
+                  ev_str(room, "name"), ev_int(room, "online"), want);
+            checked++;
+        }
+    }
+    CHECK(checked == 2, "the rooms list lacks rust or general");
+    h_http_resp_free(&r);
     list = presence_list(s.port, carol_tok, "general", &st);
     CHECK(st == 200 && list && !strcmp(list, "[\"alice\",\"bob\",\"carol\"]"), "general's presence: %d %s",
           st, list);
