@@ -281,6 +281,13 @@ int64_t rooms_page_due(struct rooms *r, const char *name)
     return rm->oldest;
 }
 
+void rooms_page_failed(struct rooms *r, const char *name)
+{
+    struct room *rm = find(r, name, NULL);
+    if (rm)
+        rm->page_asked = 0;
+}
+
 /* ---- presence and typing ---- */
 
 void rooms_set_online(struct rooms *r, const char *name, const json_t *names)

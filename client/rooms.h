@@ -82,6 +82,9 @@ void rooms_on_page(struct rooms *r, const char *name, const json_t *events, int 
  * or 0 if none is due (no more, already asked or loaded). */
 int64_t rooms_page_due(struct rooms *r, const char *name);
 
+/* The page asked could not be had: it may be asked again. */
+void rooms_page_failed(struct rooms *r, const char *name);
+
 /* Who is online: a room's presence list (names), a presence item. */
 void rooms_set_online(struct rooms *r, const char *name, const json_t *names);
 void rooms_on_presence(struct rooms *r, const char *user, int online);
