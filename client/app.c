@@ -719,7 +719,15 @@ static void app_command(void *arg, const struct cmd *c)
         }
         rooms_add(a->rooms, dm);
         sync_changed(a);
-        show_sending(a, core_send_to(a->core, c->to, c->text), c->text);
+        const struct room *cur = rooms_current(a->rooms);
+        const char *id = core_send_to(a->core, c->to, c->text);
+        if (cur && strcmp(cur->name, dm) == 0) {
+            show_sending(a, id, c->text);       /* shown where it goes */
+        } else if (id) {                        /* the DM is not shown: say where it went */
+            json_t *data = json_pack("{s:s,s:s}", "sending", id, "room", dm);
+            core_notice(a->core, data, "to %s: %s", c->to, c->text);
+            json_decref(data);
+        }
         break;
     }
     case CMD_ROOMS:

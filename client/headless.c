@@ -80,7 +80,9 @@
  *     notices: /rooms gives data {"rooms":[{"name","topic","members",
  *       "online","unread","last_id","joined"}]} then one notice per room;
  *       /who gives {"room":"rust","online":["alice","bob"]}; "joined rust",
- *       "left rust", "topic of rust: ..." are notices without data
+ *       "left rust", "topic of rust: ..." are notices without data; /msg to a
+ *       DM not current: {"notice":"to bob: TEXT","data":{"sending":"<id>",
+ *       "room":"@alice,bob"}} instead of {"sending":...} (the ack follows)
  *     {"stats":{"transport":"websocket","requests":1,"bytes_in":900,
  *       "bytes_out":700,"events":3,"dropped":0,"latency_ms":2,
  *       "latency_median_ms":2}}             once, at exit (after login)
