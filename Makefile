@@ -106,7 +106,7 @@ $(OUT)/tests/ui/%: $(call obj,tests/ui/%.c) $(call obj,$(UI_TEST_LIB)) $(call ob
 # those named here, which measure rates against the clock and run alone.
 export TEST_ALONE := test_limits
 # ... and these, the slowest, start first (see run-tests.sh).
-export TEST_FIRST := test_cluster_faults test_bank test_ui test_rooms_ui test_reliability test_sse test_delivery \
+export TEST_FIRST := test_cluster_faults test_bank test_ui test_rooms_ui test_client_rooms test_reliability test_sse test_delivery \
                      test_session_end test_failover test_chat
 
 test-unit: $(UNIT_BINS)
