@@ -795,6 +795,17 @@ static struct lws_context *make_context(struct app *a)
     return lws_create_context(&info);
 }
 
+/* The front end shows another room: who is online there, and its read
+ * marker once the view settles. */
+static void room_switched(void *arg)
+{
+    struct app *a = arg;
+    const struct room *rm = rooms_current(a->rooms);
+    if (a->sync && a->started && rm && !rm->peer[0])
+        sync_presence(a->sync, rm->name);
+    room_seen(a);
+}
+
 /* The user scrolled past the top of room's history. */
 static void page_wanted(void *arg, const char *room)
 {
@@ -819,7 +830,7 @@ static int frontend_create(struct app *a, struct lws_vhost *vh)
         .server_url = servers_current(a->cfg->servers)->url,
         .several_servers = servers_count(a->cfg->servers) > 1,
         .quiet = a->cfg->quiet, .command = app_command, .quit_asked = quit_asked,
-        .input_gone = input_gone, .rooms = a->rooms, .room_shown = room_seen,
+        .input_gone = input_gone, .rooms = a->rooms, .room_shown = room_switched,
         .page_wanted = page_wanted, .typing = typing_now, .arg = a,
     };
     a->frontend = a->frontend_ops->create(&env);

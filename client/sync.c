@@ -178,7 +178,7 @@ static void start_finish(struct sync *s)
     json_decref(merged);
     json_decref(s->start_events);
     s->start_events = NULL;
-    issue(s, CALL_PRESENCE_START, "GET", "rooms/general/presence", NULL, PROTO_DEFAULT_ROOM);
+    sync_presence(s, PROTO_DEFAULT_ROOM);
     s->env.started(s->env.arg, s->cursor);
 }
 
@@ -341,6 +341,11 @@ void sync_list(struct sync *s)
 void sync_who(struct sync *s, const char *name)
 {
     room_call(s, CALL_WHO, "GET", name, "/presence", NULL);
+}
+
+void sync_presence(struct sync *s, const char *name)
+{
+    room_call(s, CALL_PRESENCE_START, "GET", name, "/presence", NULL);
 }
 
 static void on_who(struct call *c, const struct http_result *r, int quiet)

@@ -54,6 +54,8 @@ void sync_join(struct sync *s, const char *name);
 void sync_part(struct sync *s, const char *name);
 void sync_list(struct sync *s);
 void sync_who(struct sync *s, const char *name);
+/* The same without a word to the user: the room's online list, kept. */
+void sync_presence(struct sync *s, const char *name);
 void sync_topic(struct sync *s, const char *name, const char *topic);
 /* The older page of room `name`, if one is due (rooms_page_due). */
 void sync_page(struct sync *s, const char *name);

@@ -150,6 +150,7 @@ static void render_now(struct ui *u)
         .user = u->env.user, .transport = u->transport, .server = u->server_url,
         .room = rm && rm->peer[0] ? rm->peer : u->shown, .direct = rm && rm->peer[0],
         .topic = rm ? rm->topic : "", .rooms_bar = bar, .typing = typing,
+        .online = rm && rm->online > 0 ? rm->online : -1,
         .logging_in = !u->started, .state = u->state, .retry_ms = left > 0 ? left : 0, .quitting = u->quitting,
         .outbox = core_outbox_len(u->env.core), .stats = &st,
         .scroll = u->scroll, .alerts_scroll = u->alerts_scroll, .new_below = u->scroll ? u->model.chat.added - u->added_at_scroll : 0,

@@ -379,7 +379,10 @@ void ui_render(struct ui_view *v)
         if (tn > 40)            /* cut at a character's start */
             for (tn = 40; tn > 0 && ((unsigned char)topic[tn] & 0xc0) == 0x80; tn--)
                 ;
-        snprintf(right, sizeof right, " %s%s%s%.*s%s ", v->direct ? "@" : "#", v->room,
+        char online[32] = "";
+        if (v->online >= 0 && !v->direct)
+            snprintf(online, sizeof online, " · %lld online", v->online);
+        snprintf(right, sizeof right, " %s%s%s%s%.*s%s ", v->direct ? "@" : "#", v->room, online,
                  *topic ? ": " : "", (int)tn, topic, tn < strlen(topic) ? "…" : "");
         if (v->scroll > 0 && v->new_below)
             snprintf(right, sizeof right, " scrolled back · %llu new below · Alt-End ",

@@ -2,7 +2,7 @@
  * terminal UI (protocol v1.1), real bin/chatd and bin/chat in tmux, read
  * with capture-pane:
  * - joining: "/join rust" shows the room bar with "[2:rust]", the title
- *   "#rust: <topic>" and a message posted there;
+ *   "#rust · N online: <topic>" and a message posted there;
  * - switching and unread counts: Alt-1 shows general; two messages to
  *   rust make the bar say "2:rust(2)"; Ctrl-N shows rust (messages there,
  *   the count gone) and its read marker reaches the server (the rooms list
@@ -164,7 +164,7 @@ static void test_join_switch_and_unread(void **state)
 
     tmux_type("alice", "/join rust", 1);
     free(wait_for(&alice, "[2:rust]"));
-    free(wait_for(&alice, "#rust: Ownership"));
+    free(wait_for(&alice, ": Ownership"));
     post_to(&s, bob, "rust", "borrow checker says hi");
     free(wait_for(&alice, "bob: borrow checker says hi"));
 
