@@ -524,7 +524,8 @@ static void switch_now(lws_sorted_usec_list_t *sul)
     a->transport_ops = ops;
     show_transport(a);
     if (!a->logged_in || !a->started) {     /* sync_started() starts the chosen one */
-        core_notice(a->core, NULL, "will use %s once logged in", ops->name);
+        core_notice(a->core, NULL, "will use %s once %s", ops->name,
+                    a->logged_in ? "the rooms and their history are loaded" : "logged in");
         return;
     }
     json_t *data = json_pack("{s:s,s:I,s:b}", "transport", ops->name,
