@@ -188,7 +188,7 @@ static void on_latest(struct sync *s, const struct http_result *r)
     int64_t next = 0;
     const char *err;
     if (!ok_status(r) || proto_parse_events_response(r->body, r->len, &events, &next, &err) < 0 ||
-        next <= 0) {
+        next < 0) {
         json_decref(events);
         s->env.started(s->env.arg, 0);      /* a v1 server: the feed from 0 */
         return;
