@@ -2,8 +2,10 @@
  * protocols[0] is the wsi lifecycle protocol, then HTTP requests, the front
  * end's input (stdin or the terminal), signals and every transport's own
  * protocol (WebSocket), so the transport can be switched at run time.
- * Order of events: login (login.c), then the transport starts; messages typed
- * meanwhile wait in the outbox. Nothing is freed from inside a callback:
+ * Order of events: login (login.c), then the v1.1 start (sync.c: the cursor
+ * from after=latest, the rooms, each room's newest history, delivered
+ * through the core), then the transport starts from that cursor; messages
+ * typed meanwhile wait in the outbox. Nothing is freed from inside a callback:
  * leaving only sets a flag, and the loop in app_run tears everything down
  * afterwards; a transport switch is carried out on the next loop pass.
  *
@@ -419,7 +421,6 @@ static void sync_started(void *arg, int64_t cursor)
 static void logged_in(void *arg, int exit_code, const char *token)
 {
     struct app *a = arg;
-    const struct transport_ops *ops = a->transport_ops;
     if (exit_code != LOGIN_EXIT_OK) {
         app_leave(a, exit_code);
         return;
@@ -448,7 +449,6 @@ static void logged_in(void *arg, int exit_code, const char *token)
         return;
     }
     sync_start(a->sync);        /* then sync_started starts the transport */
-    (void)ops;
 }
 
 static int start_login(struct app *a)
