@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define SYNC_TIMEOUT_S 15
+#define SYNC_START_PARALLEL 4   /* history requests at once at the start */
 
 enum call_kind {
     CALL_LATEST, CALL_LIST_START, CALL_HISTORY_START, CALL_PRESENCE_START,
@@ -32,6 +33,7 @@ struct sync {
     struct call *calls;
     int64_t cursor;             /* the start's cursor C */
     int start_waiting;          /* history answers still due at the start */
+    size_t start_next;          /* the next room whose history to ask */
     json_t *start_events;       /* every room's newest, merged at the end */
 };
 
@@ -80,6 +82,7 @@ static void call_done(struct call *c)
 }
 
 static void answer(void *arg, const struct http_result *r);
+static void start_more(struct sync *s);
 
 /* Issues method on /api/v1/<what> (what already encoded). */
 static struct call *issue(struct sync *s, enum call_kind kind, const char *method,
@@ -232,9 +235,19 @@ static void on_list(struct sync *s, const struct http_result *r, int start)
     if (!start)
         return;
     s->start_events = json_array();
-    for (size_t i = 0; i < rooms_count(s->env.rooms); i++)
-        if (history_call(s, CALL_HISTORY_START, rooms_at(s->env.rooms, i)->name, s->cursor + 1))
+    s->start_next = 0;
+    start_more(s);
+}
+
+/* The next rooms' newest history, SYNC_START_PARALLEL at a time (a user
+ * may be in 100 rooms); when none is left or under way, the start ends. */
+static void start_more(struct sync *s)
+{
+    while (s->start_waiting < SYNC_START_PARALLEL && s->start_next < rooms_count(s->env.rooms)) {
+        const struct room *rm = rooms_at(s->env.rooms, s->start_next++);
+        if (history_call(s, CALL_HISTORY_START, rm->name, s->cursor + 1))
             s->start_waiting++;
+    }
     if (s->start_waiting == 0)
         start_finish(s);
 }
@@ -263,8 +276,8 @@ static void on_history_start(struct call *c, const struct http_result *r)
     json_t *events = history_answer(c, r, &more);
     json_array_extend(s->start_events, events);
     json_decref(events);
-    if (--s->start_waiting == 0)
-        start_finish(s);
+    s->start_waiting--;
+    start_more(s);
 }
 
 /* ---- joining and leaving ---- */
