@@ -206,7 +206,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_RUNS    ?= 20000
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIBSRC  := $(SHARED_SRC) client/core.c client/commands.c client/body_buf.c client/ws_reasm.c \
-                client/rooms.c
+                client/roomlist.c
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Ishared -Iclient \
                 $(shell pkg-config --cflags jansson libsodium 2>/dev/null) -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all

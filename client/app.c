@@ -61,7 +61,7 @@
 #include "frontend.h"
 #include "http.h"
 #include "protocol.h"
-#include "rooms.h"
+#include "roomlist.h"
 #include "servers.h"
 #include "sync.h"
 #include "transfer_log.h"
@@ -96,7 +96,7 @@ struct app {
     struct login *login;
     struct bank *bank;
     struct transfer_log *tlog;   /* for /transfers, from the feed's alerts */
-    struct rooms *rooms;         /* joined rooms, unread, presence, typing */
+    struct roomlist *rooms;         /* joined rooms, unread, presence, typing */
     struct sync *sync;           /* the v1.1 calls: start, history, rooms */
     int in_history;              /* delivering the start's history */
     int started;                 /* the start is over: the transport may run */
@@ -243,9 +243,9 @@ static void room_seen(void *arg)
 static void on_event(void *arg, const json_t *event)
 {
     struct app *a = arg;
-    const struct room *rm = rooms_on_event(a->rooms, event, a->in_history);
+    const struct room *rm = roomlist_on_event(a->rooms, event, a->in_history);
     a->frontend_ops->show_event(a->frontend, event);
-    if (rm && rm == rooms_current(a->rooms))
+    if (rm && rm == roomlist_current(a->rooms))
         room_seen(a);
     transfer_log_add(a->tlog, event);
     balance_after_alert(a, event);
@@ -300,9 +300,9 @@ static void on_ephemeral(void *arg, const json_t *item)
     if (proto_parse_ephemeral(item, &e) < 0)
         return;
     if (e.kind == PROTO_EPH_PRESENCE)
-        rooms_on_presence(a->rooms, e.user, e.online);
+        roomlist_on_presence(a->rooms, e.user, e.online);
     else
-        rooms_on_typing(a->rooms, e.room, e.user, wall_ms());
+        roomlist_on_typing(a->rooms, e.room, e.user, wall_ms());
     if (a->frontend_ops->show_ephemeral)
         a->frontend_ops->show_ephemeral(a->frontend, item);
 }
@@ -632,11 +632,11 @@ static void show_sending(struct app *a, const char *id, const char *body)
 /* A room word typed: "@bob" is the DM with bob, "" the room shown. */
 static int room_named(struct app *a, const char *word, char *out)
 {
-    const struct room *cur = rooms_current(a->rooms);
+    const struct room *cur = roomlist_current(a->rooms);
     if (!word[0])
         snprintf(out, PROTO_ROOM_REF_MAX + 1, "%s", cur ? cur->name : PROTO_DEFAULT_ROOM);
     else if (word[0] == '@' && !strchr(word, ',')) {
-        if (proto_dm_name(rooms_self(a->rooms), word + 1, out) < 0) {
+        if (proto_dm_name(roomlist_self(a->rooms), word + 1, out) < 0) {
             core_error(a->core, "no direct conversation with yourself");
             return -1;
         }
@@ -651,7 +651,7 @@ static void room_command(struct app *a, const struct cmd *c)
     const struct room *rm;
     if (room_named(a, c->room, room) < 0)
         return;
-    rm = rooms_find(a->rooms, room);
+    rm = roomlist_find(a->rooms, room);
     if (!a->sync && c->kind != CMD_TOPIC) {
         core_error(a->core, "not logged in yet; try again in a moment");
         return;
@@ -659,8 +659,8 @@ static void room_command(struct app *a, const struct cmd *c)
     switch (c->kind) {
     case CMD_JOIN:
         if (proto_room_is_direct(room)) {       /* a DM is made by its first message */
-            if (rooms_add(a->rooms, room))
-                rooms_switch_name(a->rooms, room);
+            if (roomlist_add(a->rooms, room))
+                roomlist_switch_name(a->rooms, room);
             sync_changed(a);
             room_seen(a);
         } else {
@@ -673,7 +673,7 @@ static void room_command(struct app *a, const struct cmd *c)
         else if (!rm)
             core_error(a->core, "you are not in %s", room);
         else if (proto_room_is_direct(room)) {  /* a DM cannot be left: closed here */
-            rooms_remove(a->rooms, room);
+            roomlist_remove(a->rooms, room);
             sync_changed(a);
         } else
             sync_part(a->sync, room);
@@ -699,7 +699,7 @@ static void room_command(struct app *a, const struct cmd *c)
 /* A line typed: to the room shown (a DM: to its other user). */
 static void send_line(struct app *a, const char *text)
 {
-    const struct room *rm = rooms_current(a->rooms);
+    const struct room *rm = roomlist_current(a->rooms);
     const char *id = rm && rm->peer[0] ? core_send_to(a->core, rm->peer, text)
                                        : core_send(a->core, rm ? rm->name : PROTO_DEFAULT_ROOM, text);
     show_sending(a, id, text);
@@ -714,13 +714,13 @@ static void app_command(void *arg, const struct cmd *c)
         break;
     case CMD_MSG: {
         char dm[PROTO_ROOM_REF_MAX + 1];
-        if (proto_dm_name(rooms_self(a->rooms), c->to, dm) < 0) {
+        if (proto_dm_name(roomlist_self(a->rooms), c->to, dm) < 0) {
             core_error(a->core, "no direct messages to yourself");
             break;
         }
-        rooms_add(a->rooms, dm);
+        roomlist_add(a->rooms, dm);
         sync_changed(a);
-        const struct room *cur = rooms_current(a->rooms);
+        const struct room *cur = roomlist_current(a->rooms);
         const char *id = core_send_to(a->core, c->to, c->text);
         if (cur && strcmp(cur->name, dm) == 0) {
             show_sending(a, id, c->text);       /* shown where it goes */
@@ -801,7 +801,7 @@ static struct lws_context *make_context(struct app *a)
 static void room_switched(void *arg)
 {
     struct app *a = arg;
-    const struct room *rm = rooms_current(a->rooms);
+    const struct room *rm = roomlist_current(a->rooms);
     if (a->sync && a->started && rm && !rm->peer[0])
         sync_presence(a->sync, rm->name);
     room_seen(a);
@@ -843,7 +843,7 @@ static int app_init(struct app *a)
     struct lws_vhost *vh;
     const struct server_url *first = servers_get(a->cfg->servers, 0);
     a->core = core_new(NULL);
-    a->rooms = rooms_new(a->cfg->user);
+    a->rooms = roomlist_new(a->cfg->user);
     if (!a->core || !a->rooms || !(a->ctx = make_context(a)) ||
         !(vh = lws_get_vhost_by_name(a->ctx, "default")))
         return -1;
@@ -916,7 +916,7 @@ static void app_teardown(struct app *a)
     if (a->ctx)
         lws_context_destroy(a->ctx);
     core_free(a->core);
-    rooms_free(a->rooms);
+    roomlist_free(a->rooms);
     sodium_memzero(a->token, sizeof a->token);
     free(a);
 }

@@ -32,11 +32,11 @@ struct frontend_env {
     void (*quit_asked)(void *arg);
     /* The input is gone for good (the terminal closed): leave now. */
     void (*input_gone)(void *arg);
-    /* Protocol v1.1: the room model (rooms.h), the front end's to read
-     * and to switch (rooms_switch...); after a switch it calls room_shown.
+    /* Protocol v1.1: the room model (roomlist.h), the front end's to read
+     * and to switch (roomlist_switch...); after a switch it calls room_shown.
      * page_wanted: the user scrolled past the oldest line of room; typing:
      * the user is typing a message (the app sends at most one in 3 s). */
-    struct rooms *rooms;
+    struct roomlist *rooms;
     void (*room_shown)(void *arg);
     void (*page_wanted)(void *arg, const char *room);
     void (*typing)(void *arg);

@@ -91,7 +91,7 @@
 #include "core.h"
 #include "frontend.h"
 #include "protocol.h"
-#include "rooms.h"
+#include "roomlist.h"
 #include "wsi_owner.h"
 
 #include <errno.h>
@@ -245,9 +245,9 @@ static void show_history(void *fe, const char *room, const json_t *events, int m
 static void show_rooms(void *fe)
 {
     struct headless *h = fe;
-    const struct room *rm, *cur = rooms_current(h->env.rooms);
+    const struct room *rm, *cur = roomlist_current(h->env.rooms);
     json_t *rows = json_array();
-    for (size_t i = 0; (rm = rooms_at(h->env.rooms, i)); i++)
+    for (size_t i = 0; (rm = roomlist_at(h->env.rooms, i)); i++)
         json_array_append_new(rows, json_pack("{s:s,s:I,s:I,s:s}", "name", rm->name,
                               "unread", (json_int_t)rm->unread, "online", (json_int_t)rm->online,
                               "topic", rm->topic));

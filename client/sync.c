@@ -3,7 +3,7 @@
 #include "sync.h"
 #include "core.h"
 #include "http.h"
-#include "rooms.h"
+#include "roomlist.h"
 #include "servers.h"
 
 #include <stdio.h>
@@ -212,7 +212,7 @@ static void on_list(struct sync *s, const struct http_result *r, int start)
         else
             report(s, r, "rooms");
     } else {
-        rooms_load_list(s->env.rooms, v, n);
+        roomlist_load_list(s->env.rooms, v, n);
         if (!start) {
             json_t *rows = json_array();
             for (size_t i = 0; i < n; i++)
@@ -243,8 +243,8 @@ static void on_list(struct sync *s, const struct http_result *r, int start)
  * may be in 100 rooms); when none is left or under way, the start ends. */
 static void start_more(struct sync *s)
 {
-    while (s->start_waiting < SYNC_START_PARALLEL && s->start_next < rooms_count(s->env.rooms)) {
-        const struct room *rm = rooms_at(s->env.rooms, s->start_next++);
+    while (s->start_waiting < SYNC_START_PARALLEL && s->start_next < roomlist_count(s->env.rooms)) {
+        const struct room *rm = roomlist_at(s->env.rooms, s->start_next++);
         if (history_call(s, CALL_HISTORY_START, rm->name, s->cursor + 1))
             s->start_waiting++;
     }
@@ -265,7 +265,7 @@ static json_t *history_answer(struct call *c, const struct http_result *r, int *
         core_error(c->s->env.core, "history of %s: %s", c->room, err);
         return NULL;
     }
-    rooms_on_page(c->s->env.rooms, c->room, events, *more);
+    roomlist_on_page(c->s->env.rooms, c->room, events, *more);
     return events;
 }
 
@@ -284,8 +284,8 @@ static void on_history_start(struct call *c, const struct http_result *r)
 
 void sync_join(struct sync *s, const char *name)
 {
-    if (rooms_find(s->env.rooms, name)) {     /* already in: just shown */
-        rooms_switch_name(s->env.rooms, name);
+    if (roomlist_find(s->env.rooms, name)) {     /* already in: just shown */
+        roomlist_switch_name(s->env.rooms, name);
         changed(s);
         return;
     }
@@ -296,11 +296,11 @@ void sync_join(struct sync *s, const char *name)
  * (the live feed brings what follows). */
 static void joined(struct sync *s, const char *name)
 {
-    if (!rooms_add(s->env.rooms, name)) {
+    if (!roomlist_add(s->env.rooms, name)) {
         core_error(s->env.core, "cannot keep room %s (too many rooms)", name);
         return;
     }
-    rooms_switch_name(s->env.rooms, name);
+    roomlist_switch_name(s->env.rooms, name);
     core_notice(s->env.core, NULL, "joined %s", name);
     history_call(s, CALL_JOINED_HISTORY, name, core_cursor(s->env.core) + 1);
     changed(s);
@@ -339,7 +339,7 @@ static void on_part(struct call *c, const struct http_result *r)
         report(c->s, r, c->room);
         return;
     }
-    rooms_remove(c->s->env.rooms, c->room);
+    roomlist_remove(c->s->env.rooms, c->room);
     core_notice(c->s->env.core, NULL, "left %s", c->room);
     changed(c->s);
 }
@@ -371,7 +371,7 @@ static void on_who(struct call *c, const struct http_result *r, int quiet)
                          : report(c->s, r, c->room);
         return;
     }
-    rooms_set_online(c->s->env.rooms, c->room, names);
+    roomlist_set_online(c->s->env.rooms, c->room, names);
     if (!quiet) {
         char line[400] = "";
         size_t i, o = 0;
@@ -403,7 +403,7 @@ void sync_topic(struct sync *s, const char *name, const char *topic)
 
 void sync_page(struct sync *s, const char *name)
 {
-    int64_t before = rooms_page_due(s->env.rooms, name);
+    int64_t before = roomlist_page_due(s->env.rooms, name);
     if (before > 0)
         history_call(s, CALL_PAGE, name, before);
 }
@@ -413,7 +413,7 @@ static void on_page(struct call *c, const struct http_result *r, int start)
     int more = 0;
     json_t *events = history_answer(c, r, &more);
     if (!events) {
-        rooms_page_failed(c->s->env.rooms, c->room);
+        roomlist_page_failed(c->s->env.rooms, c->room);
         return;
     }
     if (c->s->env.history)
@@ -424,8 +424,8 @@ static void on_page(struct call *c, const struct http_result *r, int start)
 
 void sync_read(struct sync *s)
 {
-    const struct room *rm = rooms_current(s->env.rooms);
-    int64_t id = rm ? rooms_read_due(s->env.rooms) : 0;
+    const struct room *rm = roomlist_current(s->env.rooms);
+    int64_t id = rm ? roomlist_read_due(s->env.rooms) : 0;
     char body[48];
     if (id <= 0)
         return;
@@ -435,8 +435,8 @@ void sync_read(struct sync *s)
 
 void sync_typing(struct sync *s, int64_t now_ms)
 {
-    const struct room *rm = rooms_current(s->env.rooms);
-    if (rm && rooms_typing_due(s->env.rooms, now_ms))
+    const struct room *rm = roomlist_current(s->env.rooms);
+    if (rm && roomlist_typing_due(s->env.rooms, now_ms))
         room_call(s, CALL_TYPING, "POST", rm->name, "/typing", "{}");
 }
 

@@ -4,7 +4,7 @@
  * each joined room, then the live feed from the cursor), older history
  * pages on demand, joining, leaving, the rooms list, presence lists,
  * topics, read markers and typing notices. Answers are parsed with
- * shared/proto_rooms.h, kept in the room model (rooms.h), and passed to
+ * shared/proto_rooms.h, kept in the room model (roomlist.h), and passed to
  * the app through the callbacks; errors reach the user through the core
  * (core_error). */
 #ifndef CHAT_SYNC_H
@@ -17,7 +17,7 @@
 
 struct core;
 struct http;
-struct rooms;
+struct roomlist;
 struct servers;
 
 #define SYNC_HISTORY 100        /* messages per room at the start and per page */
@@ -25,7 +25,7 @@ struct servers;
 struct sync_env {
     struct http *http;
     struct core *core;
-    struct rooms *rooms;
+    struct roomlist *rooms;
     struct servers *servers;
     const char *token;          /* borrowed, outlives the sync */
     int timeout_s;
@@ -57,9 +57,9 @@ void sync_who(struct sync *s, const char *name);
 /* The same without a word to the user: the room's online list, kept. */
 void sync_presence(struct sync *s, const char *name);
 void sync_topic(struct sync *s, const char *name, const char *topic);
-/* The older page of room `name`, if one is due (rooms_page_due). */
+/* The older page of room `name`, if one is due (roomlist_page_due). */
 void sync_page(struct sync *s, const char *name);
-/* The read marker of the room shown, if owed (rooms_read_due). */
+/* The read marker of the room shown, if owed (roomlist_read_due). */
 void sync_read(struct sync *s);
 /* The user types in the room shown: tells the server, at most every 3 s. */
 void sync_typing(struct sync *s, int64_t now_ms);

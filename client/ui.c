@@ -23,7 +23,7 @@
 #include "frontend.h"
 #include "money.h"
 #include "protocol.h"
-#include "rooms.h"
+#include "roomlist.h"
 #include "ui_complete.h"
 #include "ui_editor.h"
 #include "ui_format.h"
@@ -100,7 +100,7 @@ struct ui {
     unsigned idle_wakeups;
 
     /* v1.1: the chat list of the room shown is model.chat; every other
-     * room's waits here until it is shown (rooms_current says which). */
+     * room's waits here until it is shown (roomlist_current says which). */
     char shown[PROTO_ROOM_REF_MAX + 1];
     struct parked { char name[PROTO_ROOM_REF_MAX + 1]; struct ui_list chat; } *parked;
     size_t n_parked;
@@ -139,17 +139,17 @@ static void render_now(struct ui *u)
     if (u->popup.on && back < al->len)
         popup = &al->v[al->len - 1 - back];
     int64_t left = u->retry_at - mono_ms();
-    const struct room *rm = rooms_current(u->env.rooms);
+    const struct room *rm = roomlist_current(u->env.rooms);
     char bar[512], typing[128];
-    rooms_bar_text(u->env.rooms, u->layout.chat_title.w > 4 ? (size_t)u->layout.chat_title.w - 4 : 0,
+    roomlist_bar_text(u->env.rooms, u->layout.chat_title.w > 4 ? (size_t)u->layout.chat_title.w - 4 : 0,
                    bar, sizeof bar);
-    rooms_typing_text(u->env.rooms, u->shown, wall_ms(), typing, sizeof typing);
+    roomlist_typing_text(u->env.rooms, u->shown, wall_ms(), typing, sizeof typing);
     int wanted = u->scroll;
     struct ui_view v = {
         .layout = &u->layout, .model = &u->model, .editor = &u->ed,
         .user = u->env.user, .transport = u->transport, .server = u->server_url,
         .room = rm && rm->peer[0] ? rm->peer : u->shown, .direct = rm && rm->peer[0],
-        .topic = rm ? rm->topic : "", .rooms_bar = bar, .typing = typing,
+        .topic = rm ? rm->topic : "", .roomlist_bar = bar, .typing = typing,
         .online = rm && rm->online > 0 ? rm->online : -1,
         .logging_in = !u->started, .state = u->state, .retry_ms = left > 0 ? left : 0, .quitting = u->quitting,
         .outbox = core_outbox_len(u->env.core), .stats = &st,
@@ -260,7 +260,7 @@ static struct ui_list *room_list(struct ui *u, const char *room)
  * read marker). */
 static void follow_room(struct ui *u)
 {
-    const struct room *rm = rooms_current(u->env.rooms);
+    const struct room *rm = roomlist_current(u->env.rooms);
     struct ui_list *park, *take;
     if (!rm || strcmp(rm->name, u->shown) == 0)
         return;
@@ -741,7 +741,7 @@ static void alt_key(struct ui *u, int r, wint_t c)
         return;
     }
     if (c >= '1' && c <= '9') {     /* Alt-1..9: room 1..9, as irssi and weechat */
-        rooms_switch(u->env.rooms, (size_t)(c - '1'));
+        roomlist_switch(u->env.rooms, (size_t)(c - '1'));
         follow_room(u);
         return;
     }
@@ -796,8 +796,8 @@ static void char_key(struct ui *u, wint_t c)
     case CTRL_KEY('k'): ui_editor_kill_to_end(&u->ed); break;
     case CTRL_KEY('u'): ui_editor_kill_to_start(&u->ed); break;
     case CTRL_KEY('w'): ui_editor_kill_word(&u->ed); break;
-    case CTRL_KEY('p'): rooms_switch_step(u->env.rooms, -1); follow_room(u); break;
-    case CTRL_KEY('n'): rooms_switch_step(u->env.rooms, 1); follow_room(u); break;
+    case CTRL_KEY('p'): roomlist_switch_step(u->env.rooms, -1); follow_room(u); break;
+    case CTRL_KEY('n'): roomlist_switch_step(u->env.rooms, 1); follow_room(u); break;
     case CTRL_KEY('l'): clearok(curscr, TRUE); break;
     case CTRL_KEY('c'): u->env.quit_asked(u->env.arg); break;
     case CTRL_KEY('d'):

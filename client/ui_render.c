@@ -373,7 +373,7 @@ void ui_render(struct ui_view *v)
     erase();
     if (L->chat_title.h) {
         /* the room bar, and the room shown with its topic when it fits */
-        snprintf(title, sizeof title, " %s ", v->rooms_bar ? v->rooms_bar : "");
+        snprintf(title, sizeof title, " %s ", v->roomlist_bar ? v->roomlist_bar : "");
         const char *topic = v->topic ? v->topic : "";
         size_t tn = strlen(topic);
         if (tn > 40)            /* cut at a character's start */

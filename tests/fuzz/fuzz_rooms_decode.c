@@ -1,12 +1,12 @@
 /* fuzz_rooms_decode.c — the client's reading of protocol v1.1 answers
- * (shared/proto_rooms.c) and the room model fed from them (client/rooms.c),
+ * (shared/proto_rooms.c) and the room model fed from them (client/roomlist.c),
  * as client/sync.c and client/app.c use them:
  *   mode 0: a GET /api/v1/rooms answer, loaded into the model;
  *   mode 1: a history page of room "rust" below id 1000, then its events
- *           through the model (rooms_on_page, rooms_on_event);
+ *           through the model (roomlist_on_page, roomlist_on_event);
  *   mode 2: a presence list of "general", then the model's online marks;
  *   mode 3: a sequence of ephemeral items or events (fields split at
- *           0xFF), each through proto_parse_ephemeral / rooms_on_event.
+ *           0xFF), each through proto_parse_ephemeral / roomlist_on_event.
  * Checks: what is accepted has the shape the parser promises (names valid,
  * counts >= 0, unread <= 1000, topics without control characters, history
  * ids increasing, below `before`, all of the room asked); the model never
@@ -14,29 +14,29 @@
  * stays valid UTF-8; no crash or leak anywhere. */
 #include "fuzz.h"
 #include "proto_rooms.h"
-#include "rooms.h"
+#include "roomlist.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 
-static void check_model(struct rooms *r)
+static void check_model(struct roomlist *r)
 {
     char bar[256];
     const struct room *rm;
-    for (size_t i = 0; (rm = rooms_at(r, i)); i++) {
+    for (size_t i = 0; (rm = roomlist_at(r, i)); i++) {
         FUZZ_CHECK(proto_room_ref_valid(rm->name), "model kept room %s", rm->name);
         FUZZ_CHECK(proto_topic_text_valid(rm->topic), "model kept a bad topic");
         FUZZ_CHECK(rm->unread >= 0 && rm->unread <= PROTO_UNREAD_CAP, "unread %lld", (long long)rm->unread);
     }
-    FUZZ_CHECK(rooms_current(r) != NULL, "no current room");
+    FUZZ_CHECK(roomlist_current(r) != NULL, "no current room");
     for (size_t w = 10; w <= 120; w += 55) {
-        rooms_bar_text(r, w, bar, sizeof bar);
+        roomlist_bar_text(r, w, bar, sizeof bar);
         FUZZ_CHECK(strlen(bar) <= w, "bar of %zu bytes at width %zu", strlen(bar), w);
         FUZZ_CHECK(proto_utf8_valid(bar, strlen(bar)), "bar not UTF-8");
     }
 }
 
-static void rooms_list(struct rooms *r, const char *s, size_t n)
+static void roomlist_list(struct roomlist *r, const char *s, size_t n)
 {
     struct proto_room_info *v = NULL;
     size_t count = 0;
@@ -51,18 +51,18 @@ static void rooms_list(struct rooms *r, const char *s, size_t n)
         FUZZ_CHECK(v[i].members >= 0 && v[i].online >= 0 && v[i].last_id >= 0 &&
                    v[i].unread >= 0 && v[i].unread <= PROTO_UNREAD_CAP, "bad counts accepted");
     }
-    rooms_load_list(r, v, count);
+    roomlist_load_list(r, v, count);
     free(v);
 }
 
-static void history(struct rooms *r, const char *s, size_t n)
+static void history(struct roomlist *r, const char *s, size_t n)
 {
     json_t *events = NULL, *ev;
     int more = -1;
     const char *err = NULL;
     size_t i;
     int64_t prev = 0;
-    rooms_add(r, "rust");
+    roomlist_add(r, "rust");
     if (proto_parse_history_page(s, n, "rust", 1000, &events, &more, &err) < 0) {
         FUZZ_CHECK(err && *err && !events, "refused without a reason");
         return;
@@ -75,16 +75,16 @@ static void history(struct rooms *r, const char *s, size_t n)
                    "another room's event accepted");
         prev = id;
     }
-    rooms_on_page(r, "rust", events, more);
+    roomlist_on_page(r, "rust", events, more);
     json_array_foreach(events, i, ev)
-        rooms_on_event(r, ev, 1);
-    int64_t due = rooms_page_due(r, "rust");
+        roomlist_on_event(r, ev, 1);
+    int64_t due = roomlist_page_due(r, "rust");
     FUZZ_CHECK(due == 0 || due < 1000, "page due before %lld", (long long)due);
-    FUZZ_CHECK(rooms_page_due(r, "rust") == 0, "a page asked twice");
+    FUZZ_CHECK(roomlist_page_due(r, "rust") == 0, "a page asked twice");
     json_decref(events);
 }
 
-static void presence(struct rooms *r, const char *s, size_t n)
+static void presence(struct roomlist *r, const char *s, size_t n)
 {
     json_t *names = NULL, *name;
     const char *err = NULL;
@@ -93,11 +93,11 @@ static void presence(struct rooms *r, const char *s, size_t n)
         return;
     json_array_foreach(names, i, name)
         FUZZ_CHECK(proto_name_valid(json_string_value(name)), "bad name accepted");
-    rooms_set_online(r, PROTO_DEFAULT_ROOM, names);
+    roomlist_set_online(r, PROTO_DEFAULT_ROOM, names);
     json_decref(names);
 }
 
-static void items(struct rooms *r, const uint8_t *d, size_t n)
+static void items(struct roomlist *r, const uint8_t *d, size_t n)
 {
     struct fuzz_fields ff;
     fuzz_split(d, n, &ff);
@@ -109,14 +109,14 @@ static void items(struct rooms *r, const uint8_t *d, size_t n)
         if (item && proto_parse_ephemeral(item, &e) == 0) {
             FUZZ_CHECK(proto_name_valid(e.user), "bad user accepted");
             if (e.kind == PROTO_EPH_PRESENCE)
-                rooms_on_presence(r, e.user, e.online);
+                roomlist_on_presence(r, e.user, e.online);
             else {
                 FUZZ_CHECK(proto_room_ref_valid(e.room), "bad room accepted");
-                rooms_on_typing(r, e.room, e.user, 1000 * i);
-                rooms_typing_text(r, e.room, 1000 * i, text, sizeof text);
+                roomlist_on_typing(r, e.room, e.user, 1000 * i);
+                roomlist_typing_text(r, e.room, 1000 * i, text, sizeof text);
             }
         } else if (item) {
-            rooms_on_event(r, item, i & 1);
+            roomlist_on_event(r, item, i & 1);
         }
         json_decref(item);
         free(s);
@@ -128,19 +128,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_input(data, size);
     if (size == 0)
         return 0;
-    struct rooms *r = rooms_new("alice");
-    FUZZ_CHECK(r, "rooms_new failed");
+    struct roomlist *r = roomlist_new("alice");
+    FUZZ_CHECK(r, "roomlist_new failed");
     const uint8_t *d = data + 1;
     size_t n = size - 1;
     char *s = fuzz_cstr(d, n);
     switch (data[0] & 3) {
-    case 0: rooms_list(r, s, n); break;
+    case 0: roomlist_list(r, s, n); break;
     case 1: history(r, s, n); break;
     case 2: presence(r, s, n); break;
     default: items(r, d, n); break;
     }
     free(s);
     check_model(r);
-    rooms_free(r);
+    roomlist_free(r);
     return 0;
 }

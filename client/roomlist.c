@@ -1,28 +1,28 @@
-/* rooms.c — see rooms.h. */
-#include "rooms.h"
+/* roomlist.c — see roomlist.h. */
+#include "roomlist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct rooms {
+struct roomlist {
     char self[PROTO_USER_MAX + 1];
-    struct room *v[ROOMS_MAX];
+    struct room *v[ROOMLIST_MAX];
     size_t n;
     size_t current;
     json_t *online;                 /* users known online: {name:true} */
 };
 
-struct rooms *rooms_new(const char *self)
+struct roomlist *roomlist_new(const char *self)
 {
-    struct rooms *r = calloc(1, sizeof *r);
+    struct roomlist *r = calloc(1, sizeof *r);
     if (!r || !(r->online = json_object())) {
         free(r);
         return NULL;
     }
     snprintf(r->self, sizeof r->self, "%s", self ? self : "");
-    if (!rooms_add(r, PROTO_DEFAULT_ROOM)) {
-        rooms_free(r);
+    if (!roomlist_add(r, PROTO_DEFAULT_ROOM)) {
+        roomlist_free(r);
         return NULL;
     }
     return r;
@@ -35,7 +35,7 @@ static void room_free(struct room *rm)
     free(rm);
 }
 
-void rooms_free(struct rooms *r)
+void roomlist_free(struct roomlist *r)
 {
     if (!r)
         return;
@@ -45,15 +45,15 @@ void rooms_free(struct rooms *r)
     free(r);
 }
 
-const char *rooms_self(const struct rooms *r) { return r->self; }
-size_t rooms_count(const struct rooms *r) { return r->n; }
+const char *roomlist_self(const struct roomlist *r) { return r->self; }
+size_t roomlist_count(const struct roomlist *r) { return r->n; }
 
-const struct room *rooms_at(const struct rooms *r, size_t i)
+const struct room *roomlist_at(const struct roomlist *r, size_t i)
 {
     return i < r->n ? r->v[i] : NULL;
 }
 
-static struct room *find(const struct rooms *r, const char *name, size_t *at)
+static struct room *find(const struct roomlist *r, const char *name, size_t *at)
 {
     for (size_t i = 0; name && i < r->n; i++)
         if (strcmp(r->v[i]->name, name) == 0) {
@@ -64,19 +64,19 @@ static struct room *find(const struct rooms *r, const char *name, size_t *at)
     return NULL;
 }
 
-const struct room *rooms_find(const struct rooms *r, const char *name)
+const struct room *roomlist_find(const struct roomlist *r, const char *name)
 {
     return find(r, name, NULL);
 }
 
-const struct room *rooms_current(const struct rooms *r)
+const struct room *roomlist_current(const struct roomlist *r)
 {
     return r->n ? r->v[r->current] : NULL;
 }
 
-size_t rooms_current_index(const struct rooms *r) { return r->current; }
+size_t roomlist_current_index(const struct roomlist *r) { return r->current; }
 
-int rooms_switch(struct rooms *r, size_t i)
+int roomlist_switch(struct roomlist *r, size_t i)
 {
     if (i >= r->n)
         return -1;
@@ -87,16 +87,16 @@ int rooms_switch(struct rooms *r, size_t i)
     return 0;
 }
 
-int rooms_switch_name(struct rooms *r, const char *name)
+int roomlist_switch_name(struct roomlist *r, const char *name)
 {
     size_t i;
-    return find(r, name, &i) ? rooms_switch(r, i) : -1;
+    return find(r, name, &i) ? roomlist_switch(r, i) : -1;
 }
 
-void rooms_switch_step(struct rooms *r, int step)
+void roomlist_switch_step(struct roomlist *r, int step)
 {
     if (r->n)
-        rooms_switch(r, (r->current + r->n + (size_t)(step % (int)r->n + (int)r->n)) % r->n);
+        roomlist_switch(r, (r->current + r->n + (size_t)(step % (int)r->n + (int)r->n)) % r->n);
 }
 
 /* general first, then public rooms by name, then DMs by name. */
@@ -111,14 +111,14 @@ static int order(const struct room *a, const struct room *b)
     return strcmp(a->name, b->name);
 }
 
-struct room *rooms_add(struct rooms *r, const char *name)
+struct room *roomlist_add(struct roomlist *r, const char *name)
 {
     struct room *rm = find(r, name, NULL);
-    const struct room *cur = rooms_current(r);
+    const struct room *cur = roomlist_current(r);
     size_t at;
     if (rm)
         return rm;
-    if (!proto_room_ref_valid(name) || r->n == ROOMS_MAX || !(rm = calloc(1, sizeof *rm)) ||
+    if (!proto_room_ref_valid(name) || r->n == ROOMLIST_MAX || !(rm = calloc(1, sizeof *rm)) ||
         !(rm->seen = json_object())) {
         free(rm);
         return NULL;
@@ -139,11 +139,11 @@ struct room *rooms_add(struct rooms *r, const char *name)
     return rm;
 }
 
-void rooms_remove(struct rooms *r, const char *name)
+void roomlist_remove(struct roomlist *r, const char *name)
 {
     size_t at;
     struct room *rm = find(r, name, &at);
-    const struct room *cur = rooms_current(r);
+    const struct room *cur = roomlist_current(r);
     if (!rm || strcmp(name, PROTO_DEFAULT_ROOM) == 0)
         return;
     int was_current = rm == cur;
@@ -156,20 +156,20 @@ void rooms_remove(struct rooms *r, const char *name)
         find(r, cur->name, &r->current);
 }
 
-void rooms_load_list(struct rooms *r, const struct proto_room_info *v, size_t n)
+void roomlist_load_list(struct roomlist *r, const struct proto_room_info *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct room *rm;
         if (!v[i].joined) {
-            rooms_remove(r, v[i].name);
+            roomlist_remove(r, v[i].name);
             continue;
         }
-        if (!(rm = rooms_add(r, v[i].name)))
+        if (!(rm = roomlist_add(r, v[i].name)))
             continue;
         memcpy(rm->topic, v[i].topic, sizeof rm->topic);
         rm->members = v[i].members;
         rm->online = v[i].online;
-        rm->unread = rm == rooms_current(r) ? 0 : v[i].unread;
+        rm->unread = rm == roomlist_current(r) ? 0 : v[i].unread;
         if (v[i].last_id > rm->last_id)
             rm->last_id = v[i].last_id;
     }
@@ -188,7 +188,7 @@ static void online_names_add(struct room *rm, const char *user)
     for (size_t i = 0; i < rm->n_online_names; i++)
         if (strcmp(rm->online_names[i], user) == 0)
             return;
-    if (rm->n_online_names < ROOMS_ONLINE_MAX)
+    if (rm->n_online_names < ROOMLIST_ONLINE_MAX)
         snprintf(rm->online_names[rm->n_online_names++], PROTO_USER_MAX + 1, "%s", user);
     rm->online++;
 }
@@ -207,16 +207,16 @@ static void online_names_del(struct room *rm, const char *user)
 }
 
 /* Our own member event: join adds the room, leave removes it. */
-static struct room *own_membership(struct rooms *r, const char *room, const char *action)
+static struct room *own_membership(struct roomlist *r, const char *room, const char *action)
 {
     if (action && strcmp(action, "leave") == 0) {
-        rooms_remove(r, room);
+        roomlist_remove(r, room);
         return NULL;
     }
-    return rooms_add(r, room);
+    return roomlist_add(r, room);
 }
 
-const struct room *rooms_on_event(struct rooms *r, const json_t *event, int history)
+const struct room *roomlist_on_event(struct roomlist *r, const json_t *event, int history)
 {
     const char *type = json_string_value(json_object_get(event, "type"));
     const char *room = json_string_value(json_object_get(event, "room"));
@@ -231,7 +231,7 @@ const struct room *rooms_on_event(struct rooms *r, const json_t *event, int hist
     else
         rm = find(r, room, NULL);
     if (!rm && strcmp(type, "chat") == 0 && proto_room_is_direct(room))
-        rm = rooms_add(r, room);        /* a DM begins with its first message */
+        rm = roomlist_add(r, room);        /* a DM begins with its first message */
     if (!rm)
         return NULL;
     if (id > rm->last_id)
@@ -244,14 +244,14 @@ const struct room *rooms_on_event(struct rooms *r, const json_t *event, int hist
         rm->members += action && strcmp(action, "leave") == 0 ? (rm->members > 0 ? -1 : 0) : 1;
     }
     if (strcmp(type, "chat") == 0 && !history && from && strcmp(from, r->self) != 0 &&
-        rm != rooms_current(r) && rm->unread < PROTO_UNREAD_CAP)
+        rm != roomlist_current(r) && rm->unread < PROTO_UNREAD_CAP)
         rm->unread++;
-    if (rm == rooms_current(r) && id > rm->newest_shown)
+    if (rm == roomlist_current(r) && id > rm->newest_shown)
         rm->newest_shown = id;
     return rm;
 }
 
-void rooms_on_page(struct rooms *r, const char *name, const json_t *events, int more)
+void roomlist_on_page(struct roomlist *r, const char *name, const json_t *events, int more)
 {
     struct room *rm = find(r, name, NULL);
     json_int_t first = json_integer_value(json_object_get(json_array_get(events, 0), "id"));
@@ -272,7 +272,7 @@ void rooms_on_page(struct rooms *r, const char *name, const json_t *events, int 
     rm->more = more && json_array_size(events) > 0;
 }
 
-int64_t rooms_page_due(struct rooms *r, const char *name)
+int64_t roomlist_page_due(struct roomlist *r, const char *name)
 {
     struct room *rm = find(r, name, NULL);
     if (!rm || !rm->more || rm->oldest <= 0 || rm->page_asked == rm->oldest)
@@ -281,7 +281,7 @@ int64_t rooms_page_due(struct rooms *r, const char *name)
     return rm->oldest;
 }
 
-void rooms_page_failed(struct rooms *r, const char *name)
+void roomlist_page_failed(struct roomlist *r, const char *name)
 {
     struct room *rm = find(r, name, NULL);
     if (rm)
@@ -290,7 +290,7 @@ void rooms_page_failed(struct rooms *r, const char *name)
 
 /* ---- presence and typing ---- */
 
-void rooms_set_online(struct rooms *r, const char *name, const json_t *names)
+void roomlist_set_online(struct roomlist *r, const char *name, const json_t *names)
 {
     struct room *rm = find(r, name, NULL);
     size_t i;
@@ -310,7 +310,7 @@ void rooms_set_online(struct rooms *r, const char *name, const json_t *names)
     }
 }
 
-void rooms_on_presence(struct rooms *r, const char *user, int online)
+void roomlist_on_presence(struct roomlist *r, const char *user, int online)
 {
     if (!user || !proto_name_valid(user))
         return;
@@ -329,18 +329,18 @@ void rooms_on_presence(struct rooms *r, const char *user, int online)
     }
 }
 
-int rooms_user_online(const struct rooms *r, const char *user)
+int roomlist_user_online(const struct roomlist *r, const char *user)
 {
     return user && json_object_get(r->online, user) != NULL;
 }
 
-void rooms_on_typing(struct rooms *r, const char *room, const char *user, int64_t now_ms)
+void roomlist_on_typing(struct roomlist *r, const char *room, const char *user, int64_t now_ms)
 {
     struct room *rm = find(r, room, NULL);
     size_t slot = 0;
     if (!rm || !user || !proto_name_valid(user) || strcmp(user, r->self) == 0)
         return;
-    for (size_t i = 0; i < ROOMS_TYPING_MAX; i++) {
+    for (size_t i = 0; i < ROOMLIST_TYPING_MAX; i++) {
         if (strcmp(rm->typing[i].user, user) == 0) {
             slot = i;
             break;
@@ -349,18 +349,18 @@ void rooms_on_typing(struct rooms *r, const char *room, const char *user, int64_
             slot = i;           /* else the oldest gives way */
     }
     snprintf(rm->typing[slot].user, sizeof rm->typing[slot].user, "%s", user);
-    rm->typing[slot].until_ms = now_ms + ROOMS_TYPING_MS;
-    rooms_on_presence(r, user, 1);
+    rm->typing[slot].until_ms = now_ms + ROOMLIST_TYPING_MS;
+    roomlist_on_presence(r, user, 1);
 }
 
-int rooms_typing_text(const struct rooms *r, const char *room, int64_t now_ms, char *buf,
+int roomlist_typing_text(const struct roomlist *r, const char *room, int64_t now_ms, char *buf,
                       size_t size)
 {
     const struct room *rm = find(r, room, NULL);
-    const char *names[ROOMS_TYPING_MAX];
+    const char *names[ROOMLIST_TYPING_MAX];
     size_t n = 0;
     buf[0] = '\0';
-    for (size_t i = 0; rm && i < ROOMS_TYPING_MAX; i++)
+    for (size_t i = 0; rm && i < ROOMLIST_TYPING_MAX; i++)
         if (rm->typing[i].user[0] && rm->typing[i].until_ms > now_ms)
             names[n++] = rm->typing[i].user;
     if (n == 1)
@@ -372,16 +372,16 @@ int rooms_typing_text(const struct rooms *r, const char *room, int64_t now_ms, c
     return n > 0;
 }
 
-int rooms_typing_due(struct rooms *r, int64_t now_ms)
+int roomlist_typing_due(struct roomlist *r, int64_t now_ms)
 {
     struct room *rm = r->n ? r->v[r->current] : NULL;
-    if (!rm || (rm->typing_sent_ms && now_ms - rm->typing_sent_ms < ROOMS_TYPING_SEND_MS))
+    if (!rm || (rm->typing_sent_ms && now_ms - rm->typing_sent_ms < ROOMLIST_TYPING_SEND_MS))
         return 0;
     rm->typing_sent_ms = now_ms;
     return 1;
 }
 
-int64_t rooms_read_due(struct rooms *r)
+int64_t roomlist_read_due(struct roomlist *r)
 {
     struct room *rm = r->n ? r->v[r->current] : NULL;
     if (!rm || rm->newest_shown <= rm->read_sent)
@@ -392,7 +392,7 @@ int64_t rooms_read_due(struct rooms *r)
 
 /* ---- the room bar ---- */
 
-static int room_label(const struct rooms *r, size_t i, size_t cut, char *buf, size_t size)
+static int room_label(const struct roomlist *r, size_t i, size_t cut, char *buf, size_t size)
 {
     const struct room *rm = r->v[i];
     const char *name = rm->peer[0] ? rm->peer : rm->name;
@@ -402,11 +402,11 @@ static int room_label(const struct rooms *r, size_t i, size_t cut, char *buf, si
                  rm->unread >= PROTO_UNREAD_CAP ? "+" : "");
     int cur = i == r->current;
     return snprintf(buf, size, "%s%zu:%s%.*s%s%s%s", cur ? "[" : "", i + 1, rm->peer[0] ? "@" : "",
-                    (int)cut, name, rm->peer[0] && rooms_user_online(r, rm->peer) ? "*" : "",
+                    (int)cut, name, rm->peer[0] && roomlist_user_online(r, rm->peer) ? "*" : "",
                     unread, cur ? "]" : "");
 }
 
-void rooms_bar_text(const struct rooms *r, size_t width, char *buf, size_t size)
+void roomlist_bar_text(const struct roomlist *r, size_t width, char *buf, size_t size)
 {
     char label[128];
     size_t used = 0;
