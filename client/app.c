@@ -636,7 +636,7 @@ static int room_named(struct app *a, const char *word, char *out)
     if (!word[0])
         snprintf(out, PROTO_ROOM_REF_MAX + 1, "%s", cur ? cur->name : PROTO_DEFAULT_ROOM);
     else if (word[0] == '@' && !strchr(word, ',')) {
-        if (proto_dm_name(roomlist_self(a->rooms), word + 1, out) < 0) {
+        if (proto_dm_name(roomlist_self(a->rooms), word + 1, out, PROTO_ROOM_REF_MAX + 1) < 0) {
             core_error(a->core, "no direct conversation with yourself");
             return -1;
         }
@@ -714,7 +714,7 @@ static void app_command(void *arg, const struct cmd *c)
         break;
     case CMD_MSG: {
         char dm[PROTO_ROOM_REF_MAX + 1];
-        if (proto_dm_name(roomlist_self(a->rooms), c->to, dm) < 0) {
+        if (proto_dm_name(roomlist_self(a->rooms), c->to, dm, sizeof dm) < 0) {
             core_error(a->core, "no direct messages to yourself");
             break;
         }

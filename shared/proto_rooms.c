@@ -33,7 +33,8 @@ int proto_room_ref_valid(const char *s)
     char a[PROTO_USER_MAX + 1], b[PROTO_USER_MAX + 1];
     if (!s)
         return 0;
-    return proto_room_is_direct(s) ? dm_split(s, a, b) == 0 : proto_name_valid(s);
+    return proto_room_is_direct(s) ? proto_dm_name_valid(s) && dm_split(s, a, b) == 0
+                                   : proto_name_valid(s);
 }
 
 int proto_dm_peer(const char *s, const char *self, char *out)
@@ -50,35 +51,14 @@ int proto_dm_peer(const char *s, const char *self, char *out)
     return 0;
 }
 
-int proto_dm_name(const char *a, const char *b, char *out)
-{
-    if (!proto_name_valid(a) || !proto_name_valid(b) || strcmp(a, b) == 0)
-        return -1;
-    if (strcmp(a, b) > 0) {
-        const char *t = a;
-        a = b;
-        b = t;
-    }
-    strcpy(out, "@");
-    strcat(out, a);
-    strcat(out, ",");
-    strcat(out, b);
-    return 0;
-}
-
 int proto_topic_text_valid(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    if (!s || n > PROTO_TOPIC_MAX || !proto_utf8_valid(s, n))
+    if (!proto_topic_valid(s))
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
+    for (size_t i = 0; i + 1 < n; i++)     /* C1: U+0080..U+009F, 0xC2 0x80..0x9F */
+        if ((unsigned char)s[i] == 0xc2 && (unsigned char)s[i + 1] <= 0x9f)
             return 0;
-        /* C1 controls U+0080..U+009F are 0xC2 0x80..0x9F in UTF-8 */
-        if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] <= 0x9f)
-            return 0;
-    }
     return 1;
 }
 

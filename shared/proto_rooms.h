@@ -12,10 +12,9 @@
 
 #include "protocol.h"
 
-#define PROTO_TOPIC_MAX        256
-/* "@" + two user names + "," */
-#define PROTO_ROOM_REF_MAX     (2 * PROTO_USER_MAX + 2)
-#define PROTO_HISTORY_MAX      200     /* a history page's limit */
+/* A room name, public or direct (PROTO_TOPIC_MAX, PROTO_HISTORY_MAX and
+ * proto_dm_name are in protocol.h). */
+#define PROTO_ROOM_REF_MAX     PROTO_DM_NAME_MAX
 #define PROTO_UNREAD_CAP       1000    /* "1000 or more" */
 #define PROTO_ROOMS_LIST_MAX   10000   /* rooms a client takes from one list */
 #define PROTO_ONLINE_LIST_MAX  100000  /* names in one presence answer */
@@ -28,10 +27,7 @@ int proto_room_is_direct(const char *s);
 /* The other party of direct room s for user self, copied into out
  * (PROTO_USER_MAX + 1 bytes); -1 if s is not a DM of self. */
 int proto_dm_peer(const char *s, const char *self, char *out);
-/* The DM room of users a and b into out (PROTO_ROOM_REF_MAX + 1 bytes);
- * -1 if a name is invalid or both are the same. */
-int proto_dm_name(const char *a, const char *b, char *out);
-/* 0..256 bytes of valid UTF-8 without control characters (C0, DEL, C1). */
+/* proto_topic_valid, and no C1 control either: a topic a client shows. */
 int proto_topic_text_valid(const char *s);
 
 struct proto_room_info {

@@ -150,9 +150,9 @@ static void test_room_names_and_topics(void **state)
     assert_false(proto_room_ref_valid("@bob"));
     assert_false(proto_room_ref_valid("@,bob"));
     assert_false(proto_room_ref_valid("@alice,bob,carol"));
-    assert_int_equal(proto_dm_name("bob", "alice", out), 0);
+    assert_int_equal(proto_dm_name("bob", "alice", out, sizeof out), 0);
     assert_string_equal(out, "@alice,bob");
-    assert_int_equal(proto_dm_name("bob", "bob", out), -1);
+    assert_int_equal(proto_dm_name("bob", "bob", out, sizeof out), -1);
     assert_int_equal(proto_dm_peer("@alice,bob", "alice", peer), 0);
     assert_string_equal(peer, "bob");
     assert_int_equal(proto_dm_peer("@alice,bob", "carol", peer), -1);
