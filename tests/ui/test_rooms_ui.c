@@ -229,8 +229,9 @@ static void test_history_paging(void **state)
     struct h_server s;
     struct client alice;
     char bob[80], alice_token[80], body[32];
+    static const char *const fast[] = { "--msg-rate", "1000", NULL };
     (void)state;
-    h_server_start(&s, NULL, NULL);
+    h_server_start(&s, NULL, fast);
     http_user(&s, "bob", bob, 1);
     http_user(&s, "alice", alice_token, 1);
     for (int i = 1; i <= 150; i++) {
