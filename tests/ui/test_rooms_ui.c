@@ -160,7 +160,7 @@ static void test_join_switch_and_unread(void **state)
     http_user(&s, "bob", bob, 1);
     call(&s, bob, "POST", "/api/v1/rooms", "{\"name\":\"rust\",\"topic\":\"Ownership\"}", 201);
     ui_start(&alice, &s, "alice", "websocket", 80, 24, 1);
-    free(wait_for(&alice, "[1:general]"));
+    free(wait_for(&alice, "websocket · connected"));
 
     tmux_type("alice", "/join rust", 1);
     free(wait_for(&alice, "[2:rust]"));
@@ -199,9 +199,9 @@ static void test_dm_typing_and_presence(void **state)
     (void)state;
     h_server_start(&s, NULL, NULL);
     ui_start(&bob, &s, "bob", "long-poll", 80, 24, 1);
-    free(wait_for(&bob, "[1:general]"));
+    free(wait_for(&bob, "long-poll · connected"));
     ui_start(&alice, &s, "alice", "sse", 60, 20, 1);
-    free(wait_for(&alice, "[1:general]"));
+    free(wait_for(&alice, "sse · connected"));
 
     tmux_type("alice", "/msg bob psst, bob", 1);
     free(wait_for(&alice, "2:@bob*"));
