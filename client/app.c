@@ -86,6 +86,7 @@
 #define APP_ALERT_FRESH_MS 60000  /* an alert older than the login by more is history */
 #define APP_TRANSFERS_LISTED 10   /* rows /transfers shows */
 #define APP_READ_DEBOUNCE_MS 1000 /* a read marker waits for the view to settle */
+#define APP_HELD_MAX 8            /* room commands held until the start is over */
 
 struct app {
     const struct app_config *cfg;
@@ -100,6 +101,9 @@ struct app {
     struct sync *sync;           /* the v1.1 calls: start, history, rooms */
     int in_history;              /* delivering the start's history */
     int started;                 /* the start is over: the transport may run */
+    /* Room commands typed before the start is over, done once it is. */
+    struct held_cmd { struct cmd c; char text[PROTO_TOPIC_MAX + 1]; } held[APP_HELD_MAX];
+    size_t n_held;
     lws_sorted_usec_list_t sul_read;
     const struct frontend_ops *frontend_ops;
     void *frontend;
@@ -399,6 +403,8 @@ static void sync_changed(void *arg)
         a->frontend_ops->show_rooms(a->frontend);
 }
 
+static void held_run(struct app *a);
+
 /* The start is over: the feed goes on after the cursor (0: from the
  * beginning, as v1 did, when the server has no v1.1 start). */
 static void sync_started(void *arg, int64_t cursor)
@@ -409,6 +415,7 @@ static void sync_started(void *arg, int64_t cursor)
     core_set_cursor(a->core, cursor);
     sync_changed(a);
     room_seen(a);
+    held_run(a);
     if (a->transport || a->done)
         return;                 /* switched meanwhile: switch_now started it */
     a->transport = ops->create(&a->env);
@@ -653,7 +660,7 @@ static void room_command(struct app *a, const struct cmd *c)
         return;
     rm = roomlist_find(a->rooms, room);
     if (!a->sync && c->kind != CMD_TOPIC) {
-        core_error(a->core, "not logged in yet; try again in a moment");
+        core_error(a->core, "the server has no rooms (v1) or cannot be reached");
         return;
     }
     switch (c->kind) {
@@ -687,13 +694,37 @@ static void room_command(struct app *a, const struct cmd *c)
         else if (!c->text)
             core_notice(a->core, NULL, "topic of %s: %s", rm->name, rm->topic[0] ? rm->topic : "(none)");
         else if (!a->sync)
-            core_error(a->core, "not logged in yet; try again in a moment");
+            core_error(a->core, "the server has no rooms (v1) or cannot be reached");
         else
             sync_topic(a->sync, rm->name, c->text);
         break;
     default:
         break;
     }
+}
+
+/* Typed before the rooms are loaded: done once they are (held_run). */
+static void hold_command(struct app *a, const struct cmd *c)
+{
+    struct held_cmd *h;
+    if (a->n_held == APP_HELD_MAX) {
+        core_error(a->core, "too many room commands before the rooms are loaded; try again in a moment");
+        return;
+    }
+    h = &a->held[a->n_held++];
+    h->c = *c;
+    snprintf(h->text, sizeof h->text, "%s", c->text ? c->text : "");
+    h->c.text = c->text ? h->text : NULL;
+    h->c.error = NULL;
+}
+
+static void app_command(void *arg, const struct cmd *c);
+
+static void held_run(struct app *a)
+{
+    for (size_t i = 0; i < a->n_held; i++)
+        app_command(a, &a->held[i].c);
+    a->n_held = 0;
 }
 
 /* A line typed: to the room shown (a DM: to its other user). */
@@ -732,16 +763,18 @@ static void app_command(void *arg, const struct cmd *c)
         break;
     }
     case CMD_ROOMS:
-        if (a->sync)
-            sync_list(a->sync);
-        else
-            core_error(a->core, "not logged in yet; try again in a moment");
-        break;
     case CMD_JOIN:
     case CMD_PART:
     case CMD_WHO:
     case CMD_TOPIC:
-        room_command(a, c);
+        if (!a->started)
+            hold_command(a, c);
+        else if (c->kind != CMD_ROOMS)
+            room_command(a, c);
+        else if (a->sync)
+            sync_list(a->sync);
+        else
+            core_error(a->core, "the server has no rooms (v1) or cannot be reached");
         break;
     case CMD_TRANSFER:
         if (connection_lost(a))

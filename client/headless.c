@@ -6,7 +6,10 @@
  * "/help", and the room commands (protocol v1.1): "/join NAME" (joins, or
  * makes, the room and makes it current; "/join @bob" makes the DM with bob
  * current), "/part [NAME]", "/rooms", "/msg USER TEXT" (a direct message;
- * the current room stays), "/who [NAME]", "/topic [TEXT]". A trailing CR is dropped,
+ * the current room stays), "/who [NAME]", "/topic [TEXT]". Room commands
+ * read before the rooms are loaded (the start) are held and done, in
+ * order, once they are; their answers come as the server gives them (a
+ * /topic read right after a /join may still see the room shown before). A trailing CR is dropped,
  * empty lines and lines of only blanks are skipped, lines over 4096 bytes
  * or with invalid UTF-8 or NUL bytes are refused with an error line.
  * "/quit" or end of input asks the app to quit and nothing read after it
