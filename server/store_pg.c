@@ -117,7 +117,7 @@ static const char *const SQL[Q_COUNT] = {
         "   (SELECT id, ts_ms, recipient_id, type, payload, room_id, sender_id FROM events e"
         "    WHERE e.room_id = m.room_id AND e.id > GREATEST($1, m.joined_id - 1)"
         "      AND (m.left_id IS NULL OR e.id <= m.left_id) ORDER BY e.id LIMIT $3) x"
-        "  WHERE m.user_id = $2)"
+        "  WHERE m.user_id = $2 AND (m.left_id IS NULL OR m.left_id > $1))"
         " ORDER BY id LIMIT $3",
     [Q_EVENTS_ALL_AFTER] =
         "SELECT id, ts_ms, recipient_id, type, payload, room_id, sender_id FROM events"

@@ -119,7 +119,8 @@ static const char *const SQL[Q_COUNT] = {
     /* A user's feed (sq_events_after): each membership's range of index
      * events_room and the private range of events_feed, merged in C. */
     [Q_MEMBERSHIPS] =
-        "SELECT room_id, joined_id, COALESCE(left_id, 0) FROM room_members WHERE user_id = ?1",
+        "SELECT room_id, joined_id, COALESCE(left_id, 0) FROM room_members WHERE user_id = ?1"
+        " AND (left_id IS NULL OR left_id > ?2) ORDER BY room_id LIMIT ?3",
     [Q_ROOM_RANGE] =
         "SELECT id, ts_ms, recipient_id, type, payload, room_id, sender_id FROM events"
         " WHERE room_id = ?1 AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4",
@@ -860,7 +861,8 @@ static int by_id(const void *a, const void *b)
  * there are that many (what later ranges need not go past), else max. */
 static int64_t rows_trim(struct sq_rows *r, int limit, int64_t max)
 {
-    qsort(r->ev, r->n, sizeof *r->ev, by_id);
+    if (r->n > 1)                 /* qsort wants an array, even of none */
+        qsort(r->ev, r->n, sizeof *r->ev, by_id);
     while (r->n > (size_t)limit) {
         r->n--;
         free((char *)r->ev[r->n].type);
@@ -882,10 +884,16 @@ static int range_read(struct sq *s, enum stmt_id q, int64_t key, int64_t after, 
 
 struct member_range { int64_t room_id, joined_id, left_id; };
 
-static int memberships(struct sq *s, int64_t user_id, struct member_range *m, int max, int *n)
+/* The memberships that may hold events after `after`: those not left
+ * before it (at most STORE_ROOMS_PER_USER current ones, and the recently
+ * left). */
+static int memberships(struct sq *s, int64_t user_id, int64_t after, struct member_range *m, int max,
+                       int *n)
 {
     sqlite3_stmt *st = s->q[Q_MEMBERSHIPS];
     sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int(st, 3, max);
     int rc;
     *n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
@@ -912,7 +920,7 @@ static int sq_events_after(void *impl, int64_t user_id, int64_t after, int limit
     limit = limit < 1 ? 1 : limit;
     int64_t upto = INT64_MAX;
     rows_clear(&s->rows);
-    int rc = memberships(s, user_id, m, MAX_MEMBERSHIPS, &n);
+    int rc = memberships(s, user_id, after, m, MAX_MEMBERSHIPS, &n);
     if (rc == STORE_OK)
         rc = range_read(s, Q_PRIVATE_RANGE, user_id, after, upto, limit);
     for (int i = 0; rc == STORE_OK && i < n; i++) {
@@ -1156,7 +1164,8 @@ static int room_messages(struct sq *s, const struct store_args *a, struct store_
         free((char *)s->rows.ev[s->rows.n].type);
         free((char *)s->rows.ev[s->rows.n].payload);
     }
-    qsort(s->rows.ev, s->rows.n, sizeof *s->rows.ev, by_id);
+    if (s->rows.n > 1)
+        qsort(s->rows.ev, s->rows.n, sizeof *s->rows.ev, by_id);
     return rc;
 }
 

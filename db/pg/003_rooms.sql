@@ -47,7 +47,7 @@ DECLARE v_id BIGINT;
 BEGIN
     UPDATE event_counter SET last_id = last_id + 1 RETURNING last_id INTO v_id;
     INSERT INTO events(id, ts_ms, type, recipient_id, sender_id, client_msg_id, payload, room_id)
-        VALUES (v_id, p_now, p_type, NULL, p_sender, NULL, p_payload, p_room);
+        VALUES (v_id, p_now, p_type, NULL, p_sender, NULL, COALESCE(p_payload, '{}'), p_room);
     PERFORM pg_notify('chatd_events', '');
     RETURN v_id;
 END $$;
