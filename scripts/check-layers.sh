@@ -50,6 +50,7 @@ declare -A LAYER=(
     [server/rooms.h]=1 [server/rooms.c]=1
     [server/feed.h]=1 [server/feed.c]=1
     [server/auth.h]=1 [server/auth.c]=1
+    [server/presence.h]=1 [server/presence.c]=1
     [server/ws_beat.h]=2 [server/ws_beat.c]=2
     [server/ws_out.h]=2 [server/ws_out.c]=2
     [server/http_api.h]=3 [server/http_api.c]=3
@@ -84,11 +85,13 @@ declare -A MODULE=(
 #   feed>rooms       the feed filters and wakes a room's events by its
 #                    members (rooms.c keeps who they are, from the
 #                    member events the feed hands it)
+#   presence>rooms   typing and a room's presence list reach the room's
+#                    members, whom the room index (rooms.c) knows
 #   main>server      main.c names the protocol callback (dispatch.h) in
 #                    the lws protocol table
 ALLOWED=" store>protocol pwhash>protocol browser>protocol limiter>protocol audit>protocol
           types>protocol protocol>money types>sweep sweep>clock
-          http_api>transfers http_api>sse_api feed>rooms main>server "
+          http_api>transfers http_api>sse_api feed>rooms presence>rooms main>server "
 ALLOWED=" $(echo $ALLOWED) "     # one space between pairs, whatever the lines
 # Generated headers (embedded SQL) belong to the file that includes them.
 GENERATED=" migrations.h pg_migrations.h web_assets.h "

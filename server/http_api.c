@@ -16,6 +16,7 @@
 #include "browser.h"
 #include "clock.h"
 #include "feed.h"
+#include "presence.h"
 #include "limiter.h"
 #include "money.h"
 #include "pwhash.h"
@@ -242,6 +243,7 @@ static void http_unpark(struct session *s)
 {
     struct http_state *h = &s->u.http;
     sweep_leave(&h->hold);
+    presence_release(s);
     auth_release(s);
     feed_unsubscribe(s);
     if (h->poll_parked)
@@ -266,7 +268,10 @@ static int http_answer_events(struct session *s, int rc, json_t *events)
     size_t n = json_array_size(events);
     if (n)
         next = json_integer_value(json_object_get(json_array_get(events, n - 1), "id"));
-    return http_json(s, 200, json_pack("{s:o,s:I}", "events", events, "next", (json_int_t)next));
+    presence_polled(s);             /* its poll window, and its items, from now */
+    json_t *eph = presence_take(s);
+    return http_json(s, 200, json_pack("{s:o,s:I,s:o*}", "events", events, "next", (json_int_t)next,
+                                       "ephemeral", eph));
 }
 
 static int http_answer_poll(struct session *s)
@@ -286,6 +291,14 @@ static void http_wake(struct session *s)
 {
     if (s->u.http.poll_parked && !s->u.http.resp)
         lws_callback_on_writable(s->wsi);
+}
+
+/* presence.c has queued the item for the poll's token: a parked poll is
+ * answered now. */
+static void http_ephemeral(struct session *s, const struct ephemeral *e)
+{
+    (void)e;
+    http_wake(s);
 }
 
 /* Logout or expiry: a parked poll is answered 401 now, with no events. */
@@ -324,9 +337,12 @@ static int route_events(struct session *s)
         wait = s->srv->cfg.long_poll_max_s;
     if (s->srv->stopping)
         wait = 0;
+    if (presence_polled(s) < 0)
+        return http_error(s, 500, "internal", "out of memory");
     json_t *events;
     int rc = feed_fetch(s, h->poll.after, h->poll.limit, &events);
-    if (rc != FEED_PENDING && (wait == 0 || rc != STORE_OK || json_array_size(events) > 0))
+    if (rc != FEED_PENDING && (wait == 0 || rc != STORE_OK || json_array_size(events) > 0 ||
+                               presence_has_items(s)))
         return http_answer_events(s, rc, events);
     json_decref(events);
     if (s->srv->parked >= s->srv->cfg.max_long_polls)
@@ -341,7 +357,7 @@ static int http_park(struct session *s, int wait)
     struct http_state *h = &s->u.http;
     if (h->poll_parked)
         return 0;
-    if (auth_hold(s, 0) < 0)
+    if (auth_hold(s, 0) < 0 || presence_hold(s) < 0)
         return http_error(s, 500, "internal", "out of memory");
     s->srv->parked++;
     h->poll_parked = 1;
@@ -744,12 +760,47 @@ static int room_body(struct session *s, enum store_call_kind kind, struct http_c
     return 0;
 }
 
+/* POST /api/v1/rooms/NAME/typing: relayed to the room's members at most
+ * once per 3 s per user and room (presence.c), extras dropped: 200 either
+ * way. */
+static int route_room_typing(struct session *s, const char *name)
+{
+    int status;
+    int64_t id = presence_room_find(s, name, &status);
+    if (!id)
+        return status == 403 ? http_error(s, 403, "not_member", "you are not a member of this room")
+                             : http_error(s, 404, "not_found", "no such room");
+    struct presence_room who;
+    struct presence_room_ix ix;
+    if (presence_typing(s, name, presence_room_of(&who, &ix, s->srv->rooms, id)) < 0)
+        return http_error(s, 500, "internal", "out of memory");
+    return http_json(s, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* GET /api/v1/rooms/NAME/presence: its members online now, sorted. */
+static int route_room_presence(struct session *s, const char *name)
+{
+    int status;
+    int64_t id = presence_room_find(s, name, &status);
+    if (!id)
+        return status == 403 ? http_error(s, 403, "not_member", "you are not a member of this room")
+                             : http_error(s, 404, "not_found", "no such room");
+    struct presence_room who;
+    struct presence_room_ix ix;
+    json_t *names = presence_online_names(s->srv->presence, presence_room_of(&who, &ix, s->srv->rooms, id));
+    if (!names)
+        return http_error(s, 500, "internal", "out of memory");
+    return http_json(s, 200, json_pack("{s:o}", "online", names));
+}
+
 static int route_room_post(struct session *s)
 {
     char name[PROTO_DM_NAME_MAX + 1];
     const char *action;
     if (room_path(s->u.http.path, name, sizeof name, &action) < 0)
         return http_error(s, 404, "not_found", "no such room");
+    if (!strcmp(action, "typing"))
+        return route_room_typing(s, name);
     enum store_call_kind kind = !strcmp(action, "join") ? STORE_CALL_ROOM_JOIN
                               : !strcmp(action, "leave") ? STORE_CALL_ROOM_LEAVE
                               : !strcmp(action, "topic") ? STORE_CALL_ROOM_TOPIC
@@ -832,6 +883,8 @@ static int route_room_get(struct session *s)
     const char *action, *err;
     if (room_path(s->u.http.path, name, sizeof name, &action) < 0)
         return http_error(s, 404, "not_found", "no such room");
+    if (!strcmp(action, "presence"))
+        return route_room_presence(s, name);
     if (strcmp(action, "messages"))
         return http_error(s, 404, "not_found", "no such path");
     int64_t before;
@@ -1279,7 +1332,7 @@ static int http_copy_query(struct session *s)
     return 0;
 }
 
-static const struct session_ops http_ops = { http_wake, http_on_posted, http_on_ended };
+static const struct session_ops http_ops = { http_wake, http_on_posted, http_on_ended, http_ephemeral };
 
 int http_on_request(struct session *s, const char *uri)
 {

@@ -12,6 +12,7 @@
 #include "dispatch.h"
 #include "auth.h"
 #include "feed.h"
+#include "presence.h"
 #include "http_reject.h"
 #include "limiter.h"
 #include "pwhash.h"
@@ -82,6 +83,9 @@ static const struct int_flag int_flags[] = {
     { "heartbeat-s", CFG(heartbeat_s), 2, 3600, "WS ping when quiet; hang up after twice (default 20)" },
     { "session-ttl-s", CFG(token_ttl_s), 1, 90 * 86400, "a login lasts at most this (default 86400)" },
     { "session-idle-s", CFG(session_idle_s), 1, 90 * 86400, "a login unused this long ends (default 3600)" },
+    { "presence-grace-ms", CFG(presence_grace_ms), 100, 600000, "a user goes offline this long after their last connection ends (default 10000)" },
+    { "presence-poll-ms", CFG(presence_poll_ms), 100, 600000, "a poll keeps its user online this long (default 10000)" },
+    { "presence-lease-ms", CFG(presence_lease_ms), 600, 600000, "PostgreSQL: an instance's presence lease, renewed every sixth of it; a dead instance's users go offline within it plus that sixth (default 30000)" },
 };
 #define N_INT_FLAGS (sizeof int_flags / sizeof int_flags[0])
 
@@ -527,6 +531,7 @@ static int server_run(struct server *srv, struct loop *lp)
     char where[80];                     /* HOST:PORT, an IPv6 host in brackets */
     snprintf(where, sizeof where, v6 ? "[%s]:%d" : "%s:%d", srv->cfg.host, port);
     snprintf(srv->instance, sizeof srv->instance, "%s", srv->cfg.instance ? srv->cfg.instance : where);
+    presence_start(srv);
     printf("listening on %s://%s\n", srv->cfg.tls_cert ? "https" : "http", where);
     fflush(stdout);
     while (!stop_signal)
@@ -534,6 +539,7 @@ static int server_run(struct server *srv, struct loop *lp)
     sweep_free(srv->sweep);            /* every deadline is off from here */
     srv->sweep = NULL;
     server_drain(srv, lp);
+    presence_stop(srv);
     turn_end_stop(lp);
     feed_stop(srv);
     store_watch_stop(lp);
@@ -589,10 +595,13 @@ int main(int argc, char **argv)
         srv.rooms = NULL;
     }
     srv.ws_out = ws_out_new();
-    int rc = srv.feed && srv.rooms && srv.ws_out ? server_run(&srv, &loop) : 1;
+    srv.presence = presence_new(&srv, srv.cfg.presence_grace_ms, srv.cfg.presence_poll_ms,
+                                srv.cfg.presence_lease_ms);
+    int rc = srv.feed && srv.rooms && srv.ws_out && srv.presence ? server_run(&srv, &loop) : 1;
     feed_free(srv.feed);
     rooms_free(srv.rooms);
     store_free(srv.store);
+    presence_free(srv.presence);
     loop_close(&loop);
     ws_out_free(srv.ws_out);
     return rc;

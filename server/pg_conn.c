@@ -22,7 +22,7 @@
 #define MIGRATION_LOCK "6514018165604353"
 #define A_CONNECT_TIMEOUT_MS 10000  /* as the blocking connections' connect_timeout */
 enum { L_DOWN, L_CONNECTING, L_LISTENING, L_READY };   /* the listener's states */
-#define LISTEN_SQL "LISTEN " NOTIFY_CHANNEL "; LISTEN " SESSIONS_CHANNEL
+#define LISTEN_SQL "LISTEN " NOTIFY_CHANNEL "; LISTEN " SESSIONS_CHANNEL "; LISTEN " PRESENCE_CHANNEL
 
 /* ---- statement parameters, as text ---- */
 
@@ -511,9 +511,15 @@ int pg_conn_notify_fd(struct pg *g)
     return g->lstate == L_READY ? PQsocket(g->listen) : -1;
 }
 
-/* A notification: an event committed, or a session ended (its token hash). */
+/* A notification: an event committed, a session ended (its token hash),
+ * or another instance's online users changed (the lease owner). */
 static int listen_notified(struct pg *g, const PGnotify *n)
 {
+    if (!strcmp(n->relname, PRESENCE_CHANNEL)) {
+        if (g->presence_cb && n->extra)
+            g->presence_cb(g->presence_arg, n->extra);
+        return 0;
+    }
     if (strcmp(n->relname, SESSIONS_CHANNEL) != 0)
         return 1;
     if (g->session_end_cb && n->extra && strlen(n->extra) == 64)

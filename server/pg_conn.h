@@ -17,6 +17,8 @@
 #define NOTIFY_CHANNEL "chatd_events"
 /* The channel a session delete notifies with the token hash (Q_SESSION_DELETE). */
 #define SESSIONS_CHANNEL "chatd_sessions"
+/* The channel a presence lease change notifies with its owner (Q_PRESENCE_RENEW). */
+#define PRESENCE_CHANNEL "chatd_presence"
 
 struct pg_req;
 
@@ -34,6 +36,8 @@ struct pg {
     int64_t lretry_ms, lsince_ms;
     void (*session_end_cb)(void *arg, const char *token_hash);
     void *session_end_arg;
+    void (*presence_cb)(void *arg, const char *owner);
+    void *presence_arg;
     /* the asynchronous connection (pg_async_*), its own session */
     PGconn *aconn;
     int astate;                 /* A_DOWN, A_CONNECTING, A_SETUP, A_READY */

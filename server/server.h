@@ -32,6 +32,25 @@ struct http_call;         /* http_api.c */
 struct ws_dm_open;        /* ws_api.c */
 struct ws_frame;          /* ws_frame.h */
 struct web_file;          /* web_files.h */
+struct presence;          /* presence.h */
+struct presence_user;     /* presence.c */
+
+/* An ephemeral item (presence.h): never stored, no id. item is its JSON
+ * for polls and SSE ({"type":...}), frame its WebSocket form ({"op":...}),
+ * type "presence" or "typing". */
+struct ephemeral {
+    const char *type, *item, *frame;
+};
+/* Ephemeral items waiting for a connection or a poller (presence.c). */
+struct eph_item {
+    struct eph_item *next;
+    int64_t at_ms;            /* monotonic: when it was queued */
+    char text[];
+};
+struct eph_queue {
+    struct eph_item *head, *tail;
+    unsigned n;
+};
 
 struct server_config {
     const char *host;
@@ -60,6 +79,9 @@ struct server_config {
     int         header_timeout_s;
     int         request_timeout_s;  /* a body must arrive within this of its headers */
     int         idle_timeout_s;
+    int         presence_grace_ms;  /* 0: PRESENCE_GRACE_MS */
+    int         presence_lease_ms;  /* 0: PRESENCE_LEASE_MS */
+    int         presence_poll_ms;   /* 0: PRESENCE_POLL_MS */
 };
 
 struct server {
@@ -76,6 +98,7 @@ struct server {
     int                  parked;       /* long polls held now */
     struct sweep        *sweep;        /* per-connection deadlines (sweep.c) */
     struct auth         *auth;         /* connections holding a session (auth.c) */
+    struct presence     *presence;     /* who is online, ephemeral items (presence.c) */
     lws_dll2_owner_t     subscribers;  /* parked long polls and live WebSockets */
     int                  responding;   /* HTTP answers being written */
     int                  stopping;
@@ -147,6 +170,7 @@ struct sse_state {
     const char *end_reason;   /* the session ended (or the server stops): say so, close */
     int      closing;         /* the end was written: close at the next WRITEABLE */
     struct sweep_link beat;   /* heartbeat deadline (--heartbeat-s of silence) */
+    struct eph_queue eph;     /* ephemeral items to write (no id: line) */
 };
 
 /* How the feed and auth reach a connection, whatever its transport: each
@@ -160,6 +184,10 @@ struct session_ops {
     /* its session ended (logout, expiry): end what it holds now, deliver
      * nothing more (a parked long poll: 401; a WebSocket: close 4401) */
     void (*ended)(struct session *s, const char *why);
+    /* an ephemeral item for this connection's user (presence.h): sent if
+     * it can be, never stored; a poll's items are kept by presence, which
+     * calls this only to wake a parked one */
+    void (*ephemeral)(struct session *s, const struct ephemeral *e);
 };
 
 struct session {
@@ -187,6 +215,8 @@ struct session {
     int      send_blocked;
     char     send_blocked_cmid[PROTO_CLIENT_MSG_ID_MAX + 1];
     struct feed_read *read;   /* its read of events from the store (feed.c) */
+    struct presence_user *presence;  /* its user, while it holds them online (presence.c) */
+    struct sweep_link presence_probe; /* while it holds them over HTTP: is its client there? */
     union {
         struct http_state http;
         struct ws_state ws;

@@ -12,6 +12,7 @@
 #include "sse_api.h"
 #include "auth.h"
 #include "feed.h"
+#include "presence.h"
 #include "server.h"
 #include "sweep.h"
 
@@ -35,8 +36,9 @@ struct sse_pack {
 static void sse_wake(struct session *s);
 static void sse_posted(struct session *s, const char *cmid, int rc, int64_t id, int64_t ts);
 static void sse_ended(struct session *s, const char *why);
+static void sse_ephemeral(struct session *s, const struct ephemeral *e);
 
-static const struct session_ops sse_ops = { sse_wake, sse_posted, sse_ended };
+static const struct session_ops sse_ops = { sse_wake, sse_posted, sse_ended, sse_ephemeral };
 
 int sse_is_stream(const struct session *s)
 {
@@ -125,6 +127,11 @@ unsigned sse_start(struct session *s, const char *query, const char **code, cons
     }
     s->ops = &sse_ops;
     feed_subscribe(s);
+    if (presence_hold(s) < 0) {     /* online while open */
+        *code = "internal";
+        *msg = "out of memory";
+        return 500;
+    }
     sse_beat_restart(s);
     /* No lws timeout on an open stream. Every header needed has been
      * read: give lws' header buffer back, as a parked long poll does.
@@ -160,6 +167,22 @@ static void sse_ended(struct session *s, const char *why)
 {
     s->u.sse.end_reason = why ? why : "session ended";
     s->u.sse.more = 0;
+    lws_callback_on_writable(s->wsi);
+}
+
+/* A presence or typing item: `event:` its type, `data:` the item, no
+ * `id:` (it has none, and Last-Event-ID must not move), written with the
+ * next write, before events. */
+static void sse_ephemeral(struct session *s, const struct ephemeral *e)
+{
+    struct sse_state *st = &s->u.sse;
+    char text[1024];
+    if (st->end_reason || st->closing)
+        return;
+    int n = snprintf(text, sizeof text, "event: %s\ndata: %s\n\n", e->type, e->item);
+    if (n <= 0 || (size_t)n >= sizeof text)
+        return;
+    eph_queue_push(&st->eph, text, sweep_mono_ms());
     lws_callback_on_writable(s->wsi);
 }
 
@@ -305,6 +328,15 @@ static int sse_pack_all(struct session *s, struct sse_pack *out)
     }
     if (e->end_reason)
         return sse_pack_end(s, out);
+    eph_queue_expire(&e->eph, sweep_mono_ms());
+    while (e->eph.head && sse_put(out, e->eph.head->text, strlen(e->eph.head->text))) {
+        struct eph_item *it = e->eph.head;
+        e->eph.head = it->next;
+        e->eph.n--;
+        free(it);
+    }
+    if (!e->eph.head)
+        e->eph.tail = NULL;
     if (e->more && sse_pack_events(s, out) < 0)
         return -1;
     if (!out->len && e->beat_due)
@@ -332,7 +364,7 @@ static int sse_on_writeable(struct session *s)
             return -1;
         sse_beat_restart(s);
     }
-    if (e->more || e->closing)      /* the rest, or the close once the end is out */
+    if (e->more || e->closing || e->eph.head)   /* the rest, or the close once the end is out */
         lws_callback_on_writable(s->wsi);
     return 0;
 }
@@ -340,6 +372,8 @@ static int sse_on_writeable(struct session *s)
 static void sse_on_closed(struct session *s)
 {
     sweep_leave(&s->u.sse.beat);
+    presence_release(s);
+    eph_queue_clear(&s->u.sse.eph);
     auth_release(s);
     feed_unsubscribe(s);
     feed_forget_session(s);

@@ -205,6 +205,12 @@ void store_set_session_end_cb(struct store *st, void (*cb)(void *arg, const char
         st->ops->session_end_cb(st->impl, cb, arg);
 }
 
+void store_set_presence_cb(struct store *st, void (*cb)(void *arg, const char *owner), void *arg)
+{
+    if (st->ops->presence_cb)
+        st->ops->presence_cb(st->impl, cb, arg);
+}
+
 int store_transfer_lock(struct store *st, int64_t id)
 {
     return st->ops->transfer_lock ? st->ops->transfer_lock(st->impl, id) : STORE_OK;
@@ -352,6 +358,8 @@ static int sync_call(struct store *st, enum store_call_kind kind, const struct s
     case STORE_CALL_TRANSFERS_UNFINISHED:
     case STORE_CALL_TRANSFERS_STALE:
         return sync_reads(st, kind, a, rep, rows);
+    case STORE_CALL_PRESENCE_RENEW:     /* one instance: nobody else holds leases */
+        return STORE_OK;
     default:
         if (kind >= STORE_CALL_ROOM_CREATE && kind < STORE_CALL_COUNT && o->room_call)
             return o->room_call(im, kind, a, rep);

@@ -137,6 +137,11 @@ int store_notify_drain(struct store *st);
 void store_set_session_end_cb(struct store *st, void (*cb)(void *arg, const char *token_hash),
                               void *arg);
 
+/* cb(arg, owner) when another instance's online users changed (a
+ * PRESENCE_RENEW with notify, committed), from store_notify_drain; owner
+ * is the renewer's key. A store of one instance never calls cb. */
+void store_set_presence_cb(struct store *st, void (*cb)(void *arg, const char *owner), void *arg);
+
 /* ---- transactions (through feed_begin/feed_commit): a transfer step and
  * its alerts, the sweep's session touches ---- */
 /* Starts a write transaction (taking the write lock at once). */
@@ -261,6 +266,14 @@ enum store_call_kind {
      * first), more */
     STORE_CALL_ROOM_MESSAGES,
     STORE_CALL_ROOMS_LIST,      /* user_id -> rooms, n_rooms (public rooms and user's DMs) */
+    /* Presence leases (a shared store; one instance: n = 0 at once). key
+     * (the lease owner: this instance's run), ids_in[0..nids_in) (its
+     * users online), expires_ms (the lease's length), notify: renews the
+     * owner's leases on those users, drops its others and every lease
+     * past its time, and -> ids, names, n: the users under another owner's
+     * live lease. notify: the other instances hear of it
+     * (store_set_presence_cb) once it is committed. */
+    STORE_CALL_PRESENCE_RENEW,
     STORE_CALL_COUNT
 };
 
@@ -277,6 +290,8 @@ struct store_args {
     int nev;
     const char *topic, *to, *payload, *payload2;  /* rooms */
     int64_t before;
+    const int64_t *ids_in;              /* PRESENCE_RENEW */
+    int nids_in, notify;
 };
 
 /* Why a room call was refused (rc STORE_CONSTRAINT). */
@@ -328,6 +343,7 @@ struct store_reply {
     int more;                           /* ROOM_MESSAGES */
     int n_rooms;
     const struct store_room *rooms;     /* ROOMS_LIST */
+    const char (*names)[33];            /* PRESENCE_RENEW: the user of each id */
 };
 typedef void (*store_done_fn)(void *arg, const struct store_reply *reply);
 
@@ -395,6 +411,7 @@ struct store_ops {
     int (*notify_fd)(void *impl);       /* NULL: no notifications */
     int (*notify_drain)(void *impl);
     void (*session_end_cb)(void *impl, void (*cb)(void *arg, const char *token_hash), void *arg);
+    void (*presence_cb)(void *impl, void (*cb)(void *arg, const char *owner), void *arg);
     int (*begin)(void *impl);
     int (*commit)(void *impl);
     void (*rollback)(void *impl);

@@ -59,6 +59,7 @@ enum q_id {
     Q_ROOM_MESSAGES,
     Q_ROOMS_LIST,
     Q_MEMBERS_ALL,
+    Q_PRESENCE_RENEW,
     Q_COUNT
 };
 
@@ -205,6 +206,24 @@ static const char *const SQL[Q_COUNT] = {
         "SELECT r.id, r.name, r.dm::int, COALESCE(m.user_id, 0), COALESCE(m.joined_id, 0),"
         " COALESCE(m.left_id, 0) FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id"
         " WHERE r.id <> 1",
+    /* An instance's presence leases (db/pg/004_presence.sql): $1 the owner,
+     * $2 its online users (a bigint[] literal), $3 the lease in ms, $4
+     * whether to notify the others. Renews its leases, drops its others
+     * and those past their time; answers the users under another owner's
+     * live lease (and, with $4, one row of user 0, the notification's). */
+    [Q_PRESENCE_RENEW] =
+        "WITH mine AS (SELECT DISTINCT unnest($2::bigint[]) AS user_id),"
+        " up AS (INSERT INTO presence_leases(owner, user_id, expires_at)"
+        "        SELECT $1, m.user_id, clock_timestamp() + $3::bigint * interval '1 millisecond'"
+        "        FROM mine m JOIN users u ON u.id = m.user_id"
+        "        ON CONFLICT (owner, user_id) DO UPDATE SET expires_at = EXCLUDED.expires_at),"
+        " gone AS (DELETE FROM presence_leases"
+        "          WHERE (owner = $1 AND user_id <> ALL($2::bigint[]))"
+        "             OR expires_at < clock_timestamp())"
+        " SELECT DISTINCT l.user_id, u.name FROM presence_leases l JOIN users u ON u.id = l.user_id"
+        "  WHERE l.owner <> $1 AND l.expires_at >= clock_timestamp()"
+        " UNION ALL"
+        " SELECT 0, NULL FROM (SELECT pg_notify('" PRESENCE_CHANNEL "', $1)) z WHERE $4::boolean",
 };
 
 /* ---- open, close, transactions ---- */
@@ -234,6 +253,13 @@ static void pg_session_end_cb(void *impl, void (*cb)(void *arg, const char *toke
     struct pg *g = impl;
     g->session_end_cb = cb;
     g->session_end_arg = arg;
+}
+
+static void pg_presence_cb(void *impl, void (*cb)(void *arg, const char *owner), void *arg)
+{
+    struct pg *g = impl;
+    g->presence_cb = cb;
+    g->presence_arg = arg;
 }
 
 static int pg_begin(void *impl)
@@ -735,6 +761,7 @@ static const char *const CALL_NAMES[STORE_CALL_COUNT] = {
     [STORE_CALL_ROOM_LEAVE] = "room_leave", [STORE_CALL_ROOM_TOPIC] = "room_topic",
     [STORE_CALL_ROOM_READ] = "room_read", [STORE_CALL_DM_OPEN] = "dm_open",
     [STORE_CALL_ROOM_MESSAGES] = "room_messages", [STORE_CALL_ROOMS_LIST] = "rooms_list",
+    [STORE_CALL_PRESENCE_RENEW] = "presence_renew",
 };
 
 /* chat_room_op's parameters for a room call. */
@@ -828,6 +855,8 @@ static int async_params(enum store_call_kind kind, const struct store_args *a,
         *q = Q_ROOMS_LIST; p_i64(p, a->user_id);
         p_i64(p, STORE_ROOMS_LIST_MAX + STORE_ROOMS_PER_USER); p_i64(p, STORE_UNREAD_MAX);
         return 0;
+    case STORE_CALL_PRESENCE_RENEW:     /* $2: presence_ids_text */
+        return a->key && a->nids_in >= 0 && (a->nids_in == 0 || a->ids_in) ? 0 : -1;
     default:
         return -1;
     }
@@ -856,6 +885,45 @@ static int async_rows(const PGresult *r, enum store_call_kind kind, struct store
     rep->ids = ids;
     rep->events = ev;
     return STORE_OK;
+}
+
+/* Q_PRESENCE_RENEW's rows: (user id, name), and user 0 (the notification's) skipped. */
+static int async_presence(const PGresult *r, struct store_reply *rep)
+{
+    int n = PQntuples(r), k = 0;
+    int64_t *ids = calloc((size_t)n + 1, sizeof *ids);
+    char (*names)[33] = calloc((size_t)n + 1, sizeof *names);
+    if (!ids || !names) {
+        free(ids);
+        free(names);
+        return STORE_ERROR;
+    }
+    for (int i = 0; i < n; i++) {
+        int64_t id = col_i64(r, i, 0);
+        if (id <= 0 || PQgetisnull(r, i, 1))
+            continue;
+        ids[k] = id;
+        snprintf(names[k], sizeof names[k], "%s", PQgetvalue(r, i, 1));
+        k++;
+    }
+    rep->n = k;
+    rep->ids = ids;
+    rep->names = (const char (*)[33])names;
+    return STORE_OK;
+}
+
+/* The user ids as a bigint[] literal, "{1,2,3}"; NULL if out of memory. */
+static char *presence_ids_text(const struct store_args *a)
+{
+    size_t cap = (size_t)a->nids_in * 21 + 3, len = 1;
+    char *t = malloc(cap);
+    if (!t)
+        return NULL;
+    t[0] = '{';
+    for (int i = 0; i < a->nids_in; i++)
+        len += (size_t)snprintf(t + len, cap - len, "%s%lld", i ? "," : "", (long long)a->ids_in[i]);
+    snprintf(t + len, cap - len, "}");
+    return t;
 }
 
 /* The batch as Q_EVENTS_APPEND_MANY's JSON parameter; NULL if out of memory. */
@@ -1085,6 +1153,8 @@ static int async_read(struct pg *g, struct async_ctx *c, const PGresult *r, stru
     case STORE_CALL_ROOM_TOPIC: case STORE_CALL_ROOM_READ: case STORE_CALL_DM_OPEN:
     case STORE_CALL_ROOM_MESSAGES:
         return room_rows(r, rep);
+    case STORE_CALL_PRESENCE_RENEW:
+        return async_presence(r, rep);
     default:
         return async_rows(r, c->kind, rep);
     }
@@ -1104,8 +1174,10 @@ static void async_done(struct pg *g, void *arg, int rc, const PGresult *r)
     const int64_t *ids = rep.ids, *ts = rep.ts_each;
     const struct store_event *ev = rep.events;
     const int *created = rep.created_each;
+    const char (*names)[33] = rep.names;
     const struct store_room *rooms = rep.rooms;
     async_reply(c, &rep);
+    free((void *)names);
     free((void *)rooms);
     free((void *)ids);
     free((void *)ev);
@@ -1163,6 +1235,18 @@ static void pg_async_call(void *impl, int64_t txn, enum store_call_kind kind,
         }
         q = Q_EVENTS_APPEND_MANY;
         p_str(&p, text);
+    } else if (kind == STORE_CALL_PRESENCE_RENEW) {
+        text = presence_ids_text(args);
+        if (!text) {
+            struct store_reply rep = { .rc = STORE_ERROR };
+            async_reply(c, &rep);
+            return;
+        }
+        q = Q_PRESENCE_RENEW;
+        p_str(&p, args->key);
+        p_str(&p, text);
+        p_i64(&p, args->expires_ms);
+        p_str(&p, args->notify ? "true" : "false");
     }
     int map = kind == STORE_CALL_SESSION_CREATE ? MAP_UNIQUE | MAP_FK
             : kind == STORE_CALL_ACCOUNT_MOVE || kind == STORE_CALL_TRANSFER_INSERT ? MAP_FK : 0;
@@ -1275,6 +1359,7 @@ const struct store_ops store_pg_ops = {
     .notify_fd = pg_notify_fd,
     .notify_drain = pg_notify_drain,
     .session_end_cb = pg_session_end_cb,
+    .presence_cb = pg_presence_cb,
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,

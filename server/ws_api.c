@@ -15,6 +15,7 @@
 #include "browser.h"
 #include "clock.h"
 #include "feed.h"
+#include "presence.h"
 #include "rooms.h"
 #include "limiter.h"
 #include "server.h"
@@ -171,7 +172,9 @@ static void ws_on_ended(struct session *s, const char *why)
     ws_begin_close(s, 4401, why);
 }
 
-static const struct session_ops ws_ops = { ws_wake, ws_on_posted, ws_on_ended };
+static void ws_ephemeral(struct session *s, const struct ephemeral *e);
+
+static const struct session_ops ws_ops = { ws_wake, ws_on_posted, ws_on_ended, ws_ephemeral };
 
 /* No hello in time (hello_timeout_s): 4401. The deadline is on the sweep
  * with the link the heartbeat (ws_beat.c) takes over after the hello. */
@@ -217,23 +220,16 @@ static void ws_wake(struct session *s)
     ws_out_schedule(s);
 }
 
-/* Queues a control frame; steals o. */
-static int ws_queue(struct session *s, json_t *o)
+/* Queues a control frame of text. */
+static int ws_queue_text(struct session *s, const char *text)
 {
     struct ws_state *w = &s->u.ws;
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!text)
-        return -1;
     size_t len = strlen(text);
     struct ws_frame *f = malloc(sizeof *f + WS_HEADER_MAX + len);
-    if (!f) {
-        free(text);
+    if (!f)
         return -1;
-    }
     f->next = NULL;
     f->len = ws_text_frame(f->buf, text, len);
-    free(text);
     if (w->out_tail)
         w->out_tail->next = f;
     else
@@ -249,6 +245,34 @@ static int ws_queue(struct session *s, json_t *o)
         ws_begin_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "reader too slow");
     ws_out_schedule(s);
     return 0;
+}
+
+/* Queues a control frame; steals o. */
+static int ws_queue(struct session *s, json_t *o)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return -1;
+    int rc = ws_queue_text(s, text);
+    free(text);
+    return rc;
+}
+
+/* Control frames queued past which an ephemeral one is dropped: a mass
+ * connect (every user's presence to every user) must not fill memory. */
+#define WS_EPHEMERAL_QUEUED 32
+
+/* A presence or typing frame: with the control frames, so it is written
+ * this turn, before events still to send (it has no place in their
+ * order). Ephemeral: dropped for a client that is behind on its control
+ * frames, rather than pausing its reading or closing it. */
+static void ws_ephemeral(struct session *s, const struct ephemeral *e)
+{
+    struct ws_state *w = &s->u.ws;
+    if (!w->authed || w->close_code || w->peer_closed || w->out_count >= WS_EPHEMERAL_QUEUED)
+        return;
+    ws_queue_text(s, e->frame);
 }
 
 static int ws_error(struct session *s, const char *code, const char *message)
@@ -293,10 +317,12 @@ static int ws_hello_done(struct session *s, int rc)
         w->cursor = feed_newest(s->srv);
     feed_subscribe(s);          /* now by its user, in the room index */
     /* ready goes first: control frames are written before events. */
-    return ws_queue(s, json_pack("{s:s,s:s,s:i,s:i,s:I}", "op", "ready", "user", s->user,
-                                 "heartbeat_s", s->srv->cfg.heartbeat_s,
-                                 "long_poll_max_s", s->srv->cfg.long_poll_max_s,
-                                 "after", (json_int_t)w->cursor));
+    if (ws_queue(s, json_pack("{s:s,s:s,s:i,s:i,s:I}", "op", "ready", "user", s->user,
+                              "heartbeat_s", s->srv->cfg.heartbeat_s,
+                              "long_poll_max_s", s->srv->cfg.long_poll_max_s,
+                              "after", (json_int_t)w->cursor)) < 0)
+        return -1;
+    return presence_hold(s);    /* online while open (its own change comes after ready) */
 }
 
 /* The token's lookup came back: reading, paused meanwhile, goes on. */
@@ -437,6 +463,24 @@ static int ws_send(struct session *s, const struct proto_ws_frame *f)
     return 0;
 }
 
+/* {"op":"typing"}: relayed to the room's members (presence.c), at most
+ * once per 3 s; extras dropped without a word. "to": the DM with that user. */
+static int ws_typing(struct session *s, const struct proto_ws_frame *f)
+{
+    char name[PROTO_DM_NAME_MAX + 1];
+    int status;
+    if (f->to ? proto_dm_name(s->user, f->to, name, sizeof name) < 0
+              : snprintf(name, sizeof name, "%s", f->room) >= (int)sizeof name)
+        return ws_error(s, "not_found", "no such room");
+    int64_t id = presence_room_find(s, name, &status);
+    if (!id)
+        return status == 403 ? ws_error(s, "not_member", "you are not a member of this room")
+                             : ws_error(s, "not_found", "no such room");
+    struct presence_room who;
+    struct presence_room_ix ix;
+    return presence_typing(s, name, presence_room_of(&who, &ix, s->srv->rooms, id)) < 0 ? -1 : 0;
+}
+
 static void ws_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts)
 {
     int r = rc == STORE_OK
@@ -469,6 +513,8 @@ static int ws_handle_message(struct session *s, const char *buf, size_t len, int
         ws_begin_close(s, 4401, "expected a hello with a valid token");
     else if (f.op == PROTO_OP_HELLO)
         rc = w->authed ? ws_error(s, "bad_request", "already authenticated") : ws_hello(s, &f);
+    else if (f.op == PROTO_OP_TYPING)
+        rc = ws_typing(s, &f);
     else
         rc = ws_send(s, &f);
     json_decref(root);
@@ -574,6 +620,7 @@ void ws_on_closed(struct session *s)
     struct ws_state *w = &s->u.ws;
     sodium_memzero(w->cookie_token, sizeof w->cookie_token);   /* closed before its hello */
     ws_beat_closed(s);
+    presence_release(s);
     auth_release(s);
     ws_out_unschedule(s);
     lws_sul_cancel(&w->hold_sul);

@@ -332,6 +332,16 @@ static int ws_frame_fields(json_t *root, struct proto_ws_frame *f, const char **
         }
         return 0;
     }
+    if (strcmp(op, "typing") == 0) {
+        f->op = PROTO_OP_TYPING;
+        if (proto_get_string(root, "room", &f->room) < 0 || proto_get_string(root, "to", &f->to) < 0 ||
+            !f->room == !f->to || (f->room && !proto_name_valid(f->room) && !proto_dm_name_valid(f->room)) ||
+            (f->to && !proto_name_valid(f->to))) {
+            *err = "typing needs either a room (a name, or a DM's \"@a,b\") or a user \"to\"";
+            return -1;
+        }
+        return 0;
+    }
     *code = "unknown_op";
     *err = "unknown op";
     return -1;

@@ -86,13 +86,13 @@ char *proto_topic_payload(const char *room, const char *from, const char *topic)
 char *proto_chat_payload(const char *room, const char *from, const char *body);
 
 /* WS client frames. */
-enum proto_op { PROTO_OP_UNKNOWN = 0, PROTO_OP_HELLO, PROTO_OP_SEND };
+enum proto_op { PROTO_OP_UNKNOWN = 0, PROTO_OP_HELLO, PROTO_OP_SEND, PROTO_OP_TYPING };
 struct proto_ws_frame {
     enum proto_op op;
     const char *token;          /* hello */
     int64_t     after;          /* hello */
-    const char *room;           /* send (defaults to general), or a DM's "@a,b" */
-    const char *to;             /* send: a direct message to this user */
+    const char *room;           /* send (defaults to general), or a DM's "@a,b"; typing */
+    const char *to;             /* send: a direct message to this user; typing in that DM */
     const char *body;           /* send */
     const char *client_msg_id;  /* send, optional */
 };

@@ -183,7 +183,7 @@ static void on_ended(struct session *s, const char *why)
     (void)why;
 }
 
-static const struct session_ops recording_ops = { on_wake, on_posted, on_ended };
+static const struct session_ops recording_ops = { on_wake, on_posted, on_ended, NULL };
 
 struct fixture {
     char dir[64], path[96];

@@ -536,6 +536,14 @@ static void test_async_is_sync_on_sqlite(void **state)
     assert_int_equal(rs.r[2].created, 0);
     assert_int_equal(rs.r[2].id, rs.r[1].id);
     assert_int_equal(all_after(st, 0, SEEN_MAX).n, 1);
+    /* one instance: no other instance holds presence leases */
+    int64_t ids[1] = { a };
+    struct store_args lease = { .key = "me", .ids_in = ids, .nids_in = 1, .expires_ms = 30000 };
+    rs.n = 0;
+    store_call_async(st, 0, STORE_CALL_PRESENCE_RENEW, &lease, on_sync_reply, &rs);
+    assert_int_equal(rs.n, 1);
+    assert_int_equal(rs.r[0].rc, STORE_OK);
+    assert_int_equal(rs.r[0].n, 0);
     assert_int_equal(store_io_fd(st), -1);
     assert_int_equal(store_io_want(st), 0);
     assert_int_equal(store_io_pending(st), 0);

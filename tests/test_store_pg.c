@@ -1049,6 +1049,90 @@ static void test_session_end_announced(void **state)
     store_free(b);
 }
 
+/* ---- presence leases ---- */
+
+struct renewal {
+    int finished, rc, n;
+    int64_t ids[4];
+    char names[4][33];
+};
+
+static void on_renewed(void *arg, const struct store_reply *rep)
+{
+    struct renewal *r = arg;
+    r->rc = rep->rc;
+    r->n = rep->n;
+    for (int i = 0; i < rep->n && i < 4; i++) {
+        r->ids[i] = rep->ids[i];
+        snprintf(r->names[i], sizeof r->names[i], "%s", rep->names[i]);
+    }
+    r->finished = 1;
+}
+
+/* owner renews its leases on ids[0..n) for lease_ms: the users under
+ * another owner's live lease. */
+static struct renewal renew(struct store *st, const char *owner, const int64_t *ids, int n,
+                            int64_t lease_ms, int notify)
+{
+    struct renewal r = {0};
+    struct store_args args = { .key = owner, .ids_in = ids, .nids_in = n, .expires_ms = lease_ms,
+                               .notify = notify };
+    store_call_async(st, 0, STORE_CALL_PRESENCE_RENEW, &args, on_renewed, &r);
+    assert_int_equal(drive(st, &r.finished), 0);
+    assert_int_equal(r.rc, STORE_OK);
+    return r;
+}
+
+static int presence_heard;
+static char presence_owner[96];
+static void on_presence(void *arg, const char *owner)
+{
+    (void)arg;
+    presence_heard++;
+    snprintf(presence_owner, sizeof presence_owner, "%s", owner);
+}
+
+/* Two instances' leases: each sees the other's users, not its own; a
+ * renewal without a user ends its lease there; a lease not renewed in
+ * time is over; a renewal with notify is announced with its owner. */
+static void test_presence_leases(void **state)
+{
+    struct fixture *f = *state;
+    struct store *a = f->st, *b = open_store(f->url);
+    assert_non_null(b);
+    int64_t alice = mkuser(a, "alice"), bob = mkuser(a, "bob");
+    presence_heard = 0;
+    store_set_presence_cb(b, on_presence, NULL);
+    int fd = store_notify_fd(b);
+    assert_true(fd >= 0);
+    struct renewal r = renew(a, "A", &alice, 1, 30000, 1);
+    assert_int_equal(r.n, 0);                       /* its own users are not listed */
+    assert_true(readable(fd, 10000));
+    for (int i = 0; i < 100 && !presence_heard && readable(fd, 100); i++)
+        store_notify_drain(b);
+    assert_int_equal(presence_heard, 1);
+    assert_string_equal(presence_owner, "A");
+    r = renew(b, "B", &bob, 1, 30000, 0);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.ids[0], alice);
+    assert_string_equal(r.names[0], "alice");
+    r = renew(a, "A", NULL, 0, 30000, 0);           /* alice offline on A */
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.names[0], "bob");
+    r = renew(b, "B", &bob, 1, 30000, 0);
+    assert_int_equal(r.n, 0);
+    int64_t both[2] = { alice, bob };
+    renew(a, "A", both, 2, 200, 0);                 /* A stops renewing: over after 200 ms */
+    r = renew(b, "B", NULL, 0, 30000, 0);
+    assert_int_equal(r.n, 2);
+    for (int i = 0; i < 100 && r.n; i++) {         /* at most 5 s: polled, not slept */
+        readable(fd, 50);
+        r = renew(b, "B", NULL, 0, 30000, 0);
+    }
+    assert_int_equal(r.n, 0);
+    store_free(b);
+}
+
 struct opener {
     const char *url;
     struct store *st;
@@ -1163,6 +1247,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_reads_and_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_append_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_end_announced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_schemes, setup, teardown),

@@ -23,6 +23,13 @@
  *     one processing, one completed-or-failed alert for the sender, one
  *     received alert for the recipient of a completed one), and a retried
  *     key always names the same transfer;
+ *   - presence across instances: bob's client (through the balancer) and
+ *     carol's WebSocket (to that instance only) are online to alice on the
+ *     other instance; their instance is SIGKILLed: the survivor shows
+ *     carol offline within the lease plus its renewal period
+ *     (--presence-lease-ms), while bob, whose client fails over through
+ *     the balancer within the grace, is never shown offline; carol is
+ *     online again once she reconnects through the balancer;
  *   - the login throttle behind the balancer: a guesser (from 127.0.0.2,
  *     which HAProxy names in X-Forwarded-For) is delayed on every
  *     instance, and the owner's login through the same balancer (from
@@ -567,6 +574,87 @@ static void test_transfer_storm_with_kill(void **state)
     took("transfer storm with a kill");
 }
 
+/* Waits for {"op":"presence","user":user,"online":online} on w: 1 if it
+ * came by deadline. */
+static int saw_presence(struct h_ws *w, const char *user, int online, int64_t deadline)
+{
+    json_t *j;
+    while ((j = h_ws_recv_op(w, "presence", deadline)) != NULL) {
+        int match = !strcmp(ev_str(j, "user"), user) && json_is_true(json_object_get(j, "online")) == online;
+        json_decref(j);
+        if (match)
+            return 1;
+    }
+    return 0;
+}
+
+#define P_GRACE 5000
+#define P_LEASE 3000
+
+static struct h_ws *presence_ws(int port, const char *tok)
+{
+    struct h_ws *w = h_ws_connect(port);
+    json_decref(h_ws_hello(w, tok, 0));
+    w->keep_ephemeral = 1;
+    return w;
+}
+
+static void test_presence_instance_killed(void **state)
+{
+    (void)state;
+    need_pg();
+    static const char *const extra[] = { "--presence-grace-ms", "5000", "--presence-lease-ms", "3000", NULL };
+    struct h_cluster c;
+    h_cluster_start(&c, 2, extra);
+    char alice[65], bob[65], carol[65];
+    register_login(c.front.port, "alice", alice);
+    register_login(c.front.port, "bob", bob);
+    register_login(c.front.port, "carol", carol);
+    /* bob's client first: the instance it lands on is the victim */
+    struct h_proc *b = h_client_spawn(&c.front, "websocket", "bob", PW, NULL);
+    wait_err_from(b, 0, "\"state\":\"connected\"", h_deadline(10000), "bob's client connects");
+    int victim = h_cluster_busiest(&c), other = 1 - victim;
+    struct h_ws *a = presence_ws(c.inst[other].port, alice);
+    struct h_ws *cw = presence_ws(c.inst[victim].port, carol);
+    CHECK(saw_presence(a, "carol", 1, h_deadline(5000)), "carol on one instance: not online to alice on the other");
+    struct h_http_resp r;
+    h_http_call(c.inst[other].port, "GET", "/api/v1/rooms/general/presence", alice, NULL, 0, &r);
+    char *online = h_json_str(r.json);
+    CHECK(r.status == 200 && strstr(online, "\"bob\"") && strstr(online, "\"carol\""),
+          "the survivor-to-be lists %s, expected bob and carol", online);
+    free(online);
+    h_http_resp_free(&r);
+    size_t err_off = b->err.len;
+    int64_t t0 = h_now_ms();
+    h_cluster_kill(&c, victim);
+    int bound = P_LEASE + P_LEASE / 6 + 1500;
+    json_t *j;
+    int carol_off = 0, bob_off = 0;
+    int64_t dl = h_deadline(bound + 5000);
+    while (!carol_off && (j = h_ws_recv_op(a, "presence", dl)) != NULL) {
+        int off = !json_is_true(json_object_get(j, "online"));
+        carol_off |= off && !strcmp(ev_str(j, "user"), "carol");
+        bob_off |= off && !strcmp(ev_str(j, "user"), "bob");
+        json_decref(j);
+    }
+    int64_t after = h_now_ms() - t0;
+    CHECK(carol_off, "carol's instance was killed: the survivor never showed her offline");
+    fprintf(stderr, "    carol offline on the survivor %lld ms after the kill (bound %d ms)\n",
+            (long long)after, bound);
+    CHECK(after <= bound, "carol offline %lld ms after the kill, over the bound %d ms", (long long)after, bound);
+    wait_err_from(b, err_off, "\"state\":\"connected\"", h_deadline(10000), "bob's client fails over");
+    CHECK(!bob_off && !saw_presence(a, "bob", 0, h_deadline(P_GRACE)),
+          "bob's client failed over within the grace, yet alice saw him offline");
+    h_ws_free(cw);
+    cw = presence_ws(c.front.port, carol);      /* through the balancer: the survivor */
+    CHECK(saw_presence(a, "carol", 1, h_deadline(5000)), "carol reconnected through the survivor: not online");
+    h_client_quit(b, h_deadline(5000));
+    h_ws_free(cw);
+    h_ws_free(a);
+    h_cluster_stop(&c);
+    took("presence with an instance killed");
+}
+
 /* Failures from one client through the balancer must not delay another
  * client's right password through it. Each instance throttles on its own
  * (in memory), so the guesser goes on until both delay it (round robin:
@@ -673,6 +761,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transfer_storm_with_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_throttle_per_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_event_across_instances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_instance_killed, setup, teardown),
     };
     if (getenv("CLUSTER_ONLY"))            /* e.g. CLUSTER_ONLY='test_failover*' */
         cmocka_set_test_filter(getenv("CLUSTER_ONLY"));
