@@ -29,17 +29,18 @@ struct sync_env {
     struct servers *servers;
     const char *token;          /* borrowed, outlives the sync */
     int timeout_s;
-    /* The start is over. cursor > 0: the history up to it was delivered
-     * (history()) and the live feed goes on after it; 0: the server has no
-     * v1.1 start (or it failed): the feed starts as v1 did. */
+    /* The start is over: the history up to cursor was delivered (history())
+     * and the live feed goes on after it. 0 when the feed is empty, or the
+     * server has no v1.1 start (a v1 server answers after=latest with 400)
+     * or could not be asked: the feed then starts from its beginning, as
+     * v1 did. */
     void (*started)(void *arg, int64_t cursor);
     /* Events older than the live feed, oldest first, one room's (or, at the
      * start, every room's, merged by id: room NULL). */
     void (*history)(void *arg, const char *room, const json_t *events, int more, int start);
-    /* The room model changed (list, presence, membership): redraw. */
+    /* The room model changed (list, presence, membership): redraw. The
+     * answers to /rooms and /who are core notices (text and data). */
     void (*changed)(void *arg);
-    /* An answer to show: /rooms, /who, /topic (text for people, data for
-     * scripts, as core_notice). */
     void *arg;
 };
 
