@@ -106,7 +106,7 @@ $(OUT)/tests/ui/%: $(call obj,tests/ui/%.c) $(call obj,$(UI_TEST_LIB)) $(call ob
 # those named here, which measure rates against the clock and run alone.
 export TEST_ALONE := test_limits
 # ... and these, the slowest, start first (see run-tests.sh).
-export TEST_FIRST := test_cluster_faults test_bank test_ui test_reliability test_sse test_delivery \
+export TEST_FIRST := test_cluster_faults test_bank test_ui test_rooms_ui test_client_rooms test_reliability test_sse test_delivery \
                      test_session_end test_failover test_chat
 
 test-unit: $(UNIT_BINS)
@@ -205,7 +205,8 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
 FUZZ_RUNS    ?= 20000
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_LIBSRC  := $(SHARED_SRC) client/core.c client/commands.c client/body_buf.c client/ws_reasm.c
+FUZZ_LIBSRC  := $(SHARED_SRC) client/core.c client/commands.c client/body_buf.c client/ws_reasm.c \
+                client/roomlist.c
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Ishared -Iclient \
                 $(shell pkg-config --cflags jansson libsodium 2>/dev/null) -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all

@@ -2,8 +2,10 @@
  * protocols[0] is the wsi lifecycle protocol, then HTTP requests, the front
  * end's input (stdin or the terminal), signals and every transport's own
  * protocol (WebSocket), so the transport can be switched at run time.
- * Order of events: login (login.c), then the transport starts; messages typed
- * meanwhile wait in the outbox. Nothing is freed from inside a callback:
+ * Order of events: login (login.c), then the v1.1 start (sync.c: the cursor
+ * from after=latest, the rooms, each room's newest history, delivered
+ * through the core), then the transport starts from that cursor; messages
+ * typed meanwhile wait in the outbox. Nothing is freed from inside a callback:
  * leaving only sets a flag, and the loop in app_run tears everything down
  * afterwards; a transport switch is carried out on the next loop pass.
  *
@@ -59,7 +61,9 @@
 #include "frontend.h"
 #include "http.h"
 #include "protocol.h"
+#include "roomlist.h"
 #include "servers.h"
+#include "sync.h"
 #include "transfer_log.h"
 #include "transport.h"
 #include "wsi_owner.h"
@@ -81,6 +85,8 @@
 #define APP_EXIT_UNDELIVERED 4    /* left with messages or transfers undelivered */
 #define APP_ALERT_FRESH_MS 60000  /* an alert older than the login by more is history */
 #define APP_TRANSFERS_LISTED 10   /* rows /transfers shows */
+#define APP_READ_DEBOUNCE_MS 1000 /* a read marker waits for the view to settle */
+#define APP_HELD_MAX 8            /* room commands held until the start is over */
 
 struct app {
     const struct app_config *cfg;
@@ -91,6 +97,14 @@ struct app {
     struct login *login;
     struct bank *bank;
     struct transfer_log *tlog;   /* for /transfers, from the feed's alerts */
+    struct roomlist *rooms;         /* joined rooms, unread, presence, typing */
+    struct sync *sync;           /* the v1.1 calls: start, history, rooms */
+    int in_history;              /* delivering the start's history */
+    int started;                 /* the start is over: the transport may run */
+    /* Room commands typed before the start is over, done once it is. */
+    struct held_cmd { struct cmd c; char text[PROTO_TOPIC_MAX + 1]; } held[APP_HELD_MAX];
+    size_t n_held;
+    lws_sorted_usec_list_t sul_read;
     const struct frontend_ops *frontend_ops;
     void *frontend;
     const struct transport_ops *transport_ops;     /* the current transport */
@@ -215,10 +229,28 @@ static void balance_after_alert(struct app *a, const json_t *event)
     bank_balance_refresh(a->bank);
 }
 
+static void read_due(lws_sorted_usec_list_t *sul)
+{
+    struct app *a = lws_container_of(sul, struct app, sul_read);
+    if (a->sync)
+        sync_read(a->sync);
+}
+
+/* The room shown got newer events, or another room is shown: its read
+ * marker goes to the server once the view settles. */
+static void room_seen(void *arg)
+{
+    struct app *a = arg;
+    lws_sul_schedule(a->ctx, 0, &a->sul_read, read_due, (lws_usec_t)APP_READ_DEBOUNCE_MS * 1000);
+}
+
 static void on_event(void *arg, const json_t *event)
 {
     struct app *a = arg;
+    const struct room *rm = roomlist_on_event(a->rooms, event, a->in_history);
     a->frontend_ops->show_event(a->frontend, event);
+    if (rm && rm == roomlist_current(a->rooms))
+        room_seen(a);
     transfer_log_add(a->tlog, event);
     balance_after_alert(a, event);
 }
@@ -261,6 +293,22 @@ static void on_notice(void *arg, const char *text, const json_t *data)
     struct app *a = arg;
     a->frontend_ops->show_notice(a->frontend, text, data);
     quit_if_drained(a);     /* a bank answer */
+}
+
+static int64_t wall_ms(void);
+
+static void on_ephemeral(void *arg, const json_t *item)
+{
+    struct app *a = arg;
+    struct proto_ephemeral e;
+    if (proto_parse_ephemeral(item, &e) < 0)
+        return;
+    if (e.kind == PROTO_EPH_PRESENCE)
+        roomlist_on_presence(a->rooms, e.user, e.online);
+    else
+        roomlist_on_typing(a->rooms, e.room, e.user, wall_ms());
+    if (a->frontend_ops->show_ephemeral)
+        a->frontend_ops->show_ephemeral(a->frontend, item);
 }
 
 /* ---- signals: a signalfd read through the loop ---- */
@@ -328,10 +376,58 @@ static void outbox_changed(void *arg)
         a->transport_ops->outbox_changed(a->transport);
 }
 
-static void logged_in(void *arg, int exit_code, const char *token)
+/* The start's history (every room's newest, merged by id) goes through
+ * the core like the feed, so it is shown once, in order; a page or a
+ * joined room's history is older than the cursor and goes to the front
+ * end as it is. */
+static void sync_history(void *arg, const char *room, const json_t *events, int more, int start)
+{
+    struct app *a = arg;
+    size_t i;
+    json_t *ev;
+    if (room) {
+        if (a->frontend_ops->show_history)
+            a->frontend_ops->show_history(a->frontend, room, events, more, start);
+        return;
+    }
+    a->in_history = 1;
+    json_array_foreach(events, i, ev)
+        core_deliver(a->core, ev);
+    a->in_history = 0;
+}
+
+static void sync_changed(void *arg)
+{
+    struct app *a = arg;
+    if (a->frontend_ops->show_rooms)
+        a->frontend_ops->show_rooms(a->frontend);
+}
+
+static void held_run(struct app *a);
+
+/* The start is over: the feed goes on after the cursor (0: from the
+ * beginning, as v1 did, when the server has no v1.1 start). */
+static void sync_started(void *arg, int64_t cursor)
 {
     struct app *a = arg;
     const struct transport_ops *ops = a->transport_ops;
+    a->started = 1;
+    core_set_cursor(a->core, cursor);
+    sync_changed(a);
+    room_seen(a);
+    held_run(a);
+    if (a->transport || a->done)
+        return;                 /* switched meanwhile: switch_now started it */
+    a->transport = ops->create(&a->env);
+    if (!a->transport || ops->start(a->transport) < 0) {
+        app_leave(a, 1);        /* first: a quit under way would take the error for drained */
+        core_error(a->core, "cannot start the %s transport", ops->name);
+    }
+}
+
+static void logged_in(void *arg, int exit_code, const char *token)
+{
+    struct app *a = arg;
     if (exit_code != LOGIN_EXIT_OK) {
         app_leave(a, exit_code);
         return;
@@ -348,14 +444,18 @@ static void logged_in(void *arg, int exit_code, const char *token)
         .ws_refused = app_ws_refused, .hook_arg = a,
     };
     bank_start(a->bank);
-    a->transport = ops->create(&a->env);
-    if (!a->transport || ops->start(a->transport) < 0) {
-        app_leave(a, 1);        /* first: a quit under way would take the error for drained */
-        core_error(a->core, "cannot start the %s transport", ops->name);
-        return;
-    }
     if (a->quitting)            /* asked before the login was done */
         quit_drain_begin(a);
+    struct sync_env se = {
+        .http = a->http, .core = a->core, .rooms = a->rooms, .servers = a->cfg->servers,
+        .token = a->token, .timeout_s = a->cfg->timeout_s, .started = sync_started,
+        .history = sync_history, .changed = sync_changed, .arg = a,
+    };
+    if (!(a->sync = sync_new(&se))) {
+        sync_started(a, 0);
+        return;
+    }
+    sync_start(a->sync);        /* then sync_started starts the transport */
 }
 
 static int start_login(struct app *a)
@@ -430,8 +530,9 @@ static void switch_now(lws_sorted_usec_list_t *sul)
     retire_current(a);          /* uses a->transport_ops: the old one */
     a->transport_ops = ops;
     show_transport(a);
-    if (!a->logged_in) {        /* logged_in() starts the chosen one */
-        core_notice(a->core, NULL, "will use %s once logged in", ops->name);
+    if (!a->logged_in || !a->started) {     /* sync_started() starts the chosen one */
+        core_notice(a->core, NULL, "will use %s once %s", ops->name,
+                    a->logged_in ? "the rooms and their history are loaded" : "logged in");
         return;
     }
     json_t *data = json_pack("{s:s,s:I,s:b}", "transport", ops->name,
@@ -529,16 +630,152 @@ static int connection_lost(const struct app *a)
     return a->logged_in && (s == CORE_RECONNECTING || s == CORE_OFFLINE);
 }
 
+static void show_sending(struct app *a, const char *id, const char *body)
+{
+    if (id && a->frontend_ops->show_sending)
+        a->frontend_ops->show_sending(a->frontend, id, body);
+}
+
+/* A room word typed: "@bob" is the DM with bob, "" the room shown. */
+static int room_named(struct app *a, const char *word, char *out)
+{
+    const struct room *cur = roomlist_current(a->rooms);
+    if (!word[0])
+        snprintf(out, PROTO_ROOM_REF_MAX + 1, "%s", cur ? cur->name : PROTO_DEFAULT_ROOM);
+    else if (word[0] == '@' && !strchr(word, ',')) {
+        if (proto_dm_name(roomlist_self(a->rooms), word + 1, out, PROTO_ROOM_REF_MAX + 1) < 0) {
+            core_error(a->core, "no direct conversation with yourself");
+            return -1;
+        }
+    } else
+        snprintf(out, PROTO_ROOM_REF_MAX + 1, "%s", word);
+    return 0;
+}
+
+static void room_command(struct app *a, const struct cmd *c)
+{
+    char room[PROTO_ROOM_REF_MAX + 1];
+    const struct room *rm;
+    if (room_named(a, c->room, room) < 0)
+        return;
+    rm = roomlist_find(a->rooms, room);
+    if (!a->sync && c->kind != CMD_TOPIC) {
+        core_error(a->core, "the server has no rooms (v1) or cannot be reached");
+        return;
+    }
+    switch (c->kind) {
+    case CMD_JOIN:
+        if (proto_room_is_direct(room)) {       /* a DM is made by its first message */
+            if (roomlist_add(a->rooms, room))
+                roomlist_switch_name(a->rooms, room);
+            sync_changed(a);
+            room_seen(a);
+        } else {
+            sync_join(a->sync, room);
+        }
+        break;
+    case CMD_PART:
+        if (strcmp(room, PROTO_DEFAULT_ROOM) == 0)
+            core_error(a->core, "general cannot be left");
+        else if (!rm)
+            core_error(a->core, "you are not in %s", room);
+        else if (proto_room_is_direct(room)) {  /* a DM cannot be left: closed here */
+            roomlist_remove(a->rooms, room);
+            sync_changed(a);
+        } else
+            sync_part(a->sync, room);
+        break;
+    case CMD_WHO:
+        sync_who(a->sync, room);
+        break;
+    case CMD_TOPIC:
+        if (!rm)
+            core_error(a->core, "you are not in %s", room);
+        else if (!c->text)
+            core_notice(a->core, NULL, "topic of %s: %s", rm->name, rm->topic[0] ? rm->topic : "(none)");
+        else if (!a->sync)
+            core_error(a->core, "the server has no rooms (v1) or cannot be reached");
+        else
+            sync_topic(a->sync, rm->name, c->text);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Typed before the rooms are loaded: done once they are (held_run). */
+static void hold_command(struct app *a, const struct cmd *c)
+{
+    struct held_cmd *h;
+    if (a->n_held == APP_HELD_MAX) {
+        core_error(a->core, "too many room commands before the rooms are loaded; try again in a moment");
+        return;
+    }
+    h = &a->held[a->n_held++];
+    h->c = *c;
+    snprintf(h->text, sizeof h->text, "%s", c->text ? c->text : "");
+    h->c.text = c->text ? h->text : NULL;
+    h->c.error = NULL;
+}
+
+static void app_command(void *arg, const struct cmd *c);
+
+static void held_run(struct app *a)
+{
+    for (size_t i = 0; i < a->n_held; i++)
+        app_command(a, &a->held[i].c);
+    a->n_held = 0;
+}
+
+/* A line typed: to the room shown (a DM: to its other user). */
+static void send_line(struct app *a, const char *text)
+{
+    const struct room *rm = roomlist_current(a->rooms);
+    const char *id = rm && rm->peer[0] ? core_send_to(a->core, rm->peer, text)
+                                       : core_send(a->core, rm ? rm->name : PROTO_DEFAULT_ROOM, text);
+    show_sending(a, id, text);
+}
+
 static void app_command(void *arg, const struct cmd *c)
 {
     struct app *a = arg;
     switch (c->kind) {
-    case CMD_MESSAGE: {
-        const char *id = core_send(a->core, PROTO_DEFAULT_ROOM, c->text);
-        if (id && a->frontend_ops->show_sending)
-            a->frontend_ops->show_sending(a->frontend, id, c->text);
+    case CMD_MESSAGE:
+        send_line(a, c->text);
+        break;
+    case CMD_MSG: {
+        char dm[PROTO_ROOM_REF_MAX + 1];
+        if (proto_dm_name(roomlist_self(a->rooms), c->to, dm, sizeof dm) < 0) {
+            core_error(a->core, "no direct messages to yourself");
+            break;
+        }
+        roomlist_add(a->rooms, dm);
+        sync_changed(a);
+        const struct room *cur = roomlist_current(a->rooms);
+        const char *id = core_send_to(a->core, c->to, c->text);
+        if (cur && strcmp(cur->name, dm) == 0) {
+            show_sending(a, id, c->text);       /* shown where it goes */
+        } else if (id) {                        /* the DM is not shown: say where it went */
+            json_t *data = json_pack("{s:s,s:s}", "sending", id, "room", dm);
+            core_notice(a->core, data, "to %s: %s", c->to, c->text);
+            json_decref(data);
+        }
         break;
     }
+    case CMD_ROOMS:
+    case CMD_JOIN:
+    case CMD_PART:
+    case CMD_WHO:
+    case CMD_TOPIC:
+        if (!a->started)
+            hold_command(a, c);
+        else if (c->kind != CMD_ROOMS)
+            room_command(a, c);
+        else if (a->sync)
+            sync_list(a->sync);
+        else
+            core_error(a->core, "the server has no rooms (v1) or cannot be reached");
+        break;
     case CMD_TRANSFER:
         if (connection_lost(a))
             core_error(a->core, "transfer not sent: the server cannot be reached; nothing "
@@ -592,6 +829,33 @@ static struct lws_context *make_context(struct app *a)
     return lws_create_context(&info);
 }
 
+/* The front end shows another room: who is online there, and its read
+ * marker once the view settles. */
+static void room_switched(void *arg)
+{
+    struct app *a = arg;
+    const struct room *rm = roomlist_current(a->rooms);
+    if (a->sync && a->started && rm && !rm->peer[0])
+        sync_presence(a->sync, rm->name);
+    room_seen(a);
+}
+
+/* The user scrolled past the top of room's history. */
+static void page_wanted(void *arg, const char *room)
+{
+    struct app *a = arg;
+    if (a->sync)
+        sync_page(a->sync, room);
+}
+
+/* The user types in the room shown. */
+static void typing_now(void *arg)
+{
+    struct app *a = arg;
+    if (a->sync && a->started)
+        sync_typing(a->sync, wall_ms());
+}
+
 static int frontend_create(struct app *a, struct lws_vhost *vh)
 {
     struct frontend_env env = {
@@ -600,7 +864,8 @@ static int frontend_create(struct app *a, struct lws_vhost *vh)
         .server_url = servers_current(a->cfg->servers)->url,
         .several_servers = servers_count(a->cfg->servers) > 1,
         .quiet = a->cfg->quiet, .command = app_command, .quit_asked = quit_asked,
-        .input_gone = input_gone, .arg = a,
+        .input_gone = input_gone, .rooms = a->rooms, .room_shown = room_switched,
+        .page_wanted = page_wanted, .typing = typing_now, .arg = a,
     };
     a->frontend = a->frontend_ops->create(&env);
     return a->frontend ? 0 : -1;
@@ -611,7 +876,8 @@ static int app_init(struct app *a)
     struct lws_vhost *vh;
     const struct server_url *first = servers_get(a->cfg->servers, 0);
     a->core = core_new(NULL);
-    if (!a->core || !(a->ctx = make_context(a)) ||
+    a->rooms = roomlist_new(a->cfg->user);
+    if (!a->core || !a->rooms || !(a->ctx = make_context(a)) ||
         !(vh = lws_get_vhost_by_name(a->ctx, "default")))
         return -1;
     a->http = http_new(a->ctx, first->host, first->port, a->core);
@@ -627,7 +893,8 @@ static int app_init(struct app *a)
         return -1;
     struct core_callbacks cb = {
         .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
-        .on_error = on_error, .on_notice = on_notice, .on_reject = on_reject, .arg = a,
+        .on_error = on_error, .on_notice = on_notice, .on_reject = on_reject,
+        .on_ephemeral = on_ephemeral, .arg = a,
     };
     core_set_callbacks(a->core, &cb);
     if (signals_adopt(vh, a->frontend_ops->resize != NULL) < 0)
@@ -663,6 +930,7 @@ static void app_teardown(struct app *a)
     lws_sul_cancel(&a->sul_switch);
     lws_sul_cancel(&a->sul_ws_retry);
     lws_sul_cancel(&a->sul_quit_grace);
+    lws_sul_cancel(&a->sul_read);
     servers_set_hook(a->cfg->servers, NULL, NULL);
     if (a->core)
         core_set_callbacks(a->core, NULL);
@@ -674,12 +942,14 @@ static void app_teardown(struct app *a)
     if (a->transport)
         a->transport_ops->destroy(a->transport);
     login_free(a->login);
+    sync_free(a->sync);
     bank_free(a->bank);
     transfer_log_free(a->tlog);
     http_free(a->http);
     if (a->ctx)
         lws_context_destroy(a->ctx);
     core_free(a->core);
+    roomlist_free(a->rooms);
     sodium_memzero(a->token, sizeof a->token);
     free(a);
 }

@@ -1,6 +1,7 @@
 /* commands.c — see commands.h. */
 #include "commands.h"
 #include "money.h"
+#include "proto_rooms.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -14,6 +15,13 @@ const char *const cmd_help_lines[] = {
     "/balance             show your balance",
     "/transfers           your recent transfers and their states",
     "/transport NAME      switch to short-poll, long-poll, websocket, sse or auto",
+    "/join NAME           join room NAME (made if new) and show it",
+    "/part [NAME]         leave room NAME (default: the one shown)",
+    "/rooms               every public room and your direct conversations",
+    "/msg USER TEXT       a direct message to USER (shown as @USER)",
+    "/who [NAME]          who is online in room NAME (default: the one shown)",
+    "/topic [TEXT]        show the room's topic, or set it to TEXT",
+    "Alt-1..9 Ctrl-N/P    switch rooms (UI); PgUp past the top loads older messages",
     "/help                this list",
     "/quit                leave (queued messages are sent first; /quit again: now)",
     NULL,
@@ -90,12 +98,74 @@ static void cmd_parse_transport(const char *p, struct cmd *out)
     out->kind = CMD_TRANSPORT;
 }
 
+/* A room word: "#rust" is "rust"; "@bob" stays for the front end to
+ * complete; else a public or DM name. -1 if none fits. */
+static int room_word(const char **p, struct cmd *out)
+{
+    char word[sizeof out->room + 1];
+    if (next_word(p, word, sizeof word) < 0)
+        return -1;
+    const char *w = word[0] == '#' ? word + 1 : word;
+    if (!(proto_room_ref_valid(w) || (w[0] == '@' && proto_name_valid(w + 1))) ||
+        strlen(w) >= sizeof out->room)
+        return -1;
+    memcpy(out->room, w, strlen(w) + 1);
+    return 0;
+}
+
+#define ROOM_RULE "room names are 1-32 characters of a-z 0-9 _ - (or @user for a DM)"
+
+static void cmd_parse_room(const char *p, struct cmd *out, enum cmd_kind kind, int optional)
+{
+    static const char *const usage[] = {
+        [CMD_JOIN] = "usage: /join NAME (" ROOM_RULE ")",
+        [CMD_PART] = "usage: /part [NAME] (" ROOM_RULE ")",
+        [CMD_WHO] = "usage: /who [NAME] (" ROOM_RULE ")",
+    };
+    if ((optional && rest_is_empty(p)) || (room_word(&p, out) == 0 && rest_is_empty(p)))
+        out->kind = kind;
+    else
+        cmd_invalid(out, usage[kind]);
+}
+
+static void cmd_parse_msg(const char *p, struct cmd *out)
+{
+    if (next_word(&p, out->to, sizeof out->to) < 0 || rest_is_empty(p)) {
+        cmd_invalid(out, "usage: /msg USER TEXT");
+        return;
+    }
+    if (!proto_name_valid(out->to)) {
+        cmd_invalid(out, "user names are 1-32 characters of a-z 0-9 _ - (lowercase)");
+        return;
+    }
+    out->text = p + 1;          /* after the one space that ends the name */
+    if (!proto_body_valid(out->text)) {
+        cmd_invalid(out, "a message is 1-4096 bytes of UTF-8");
+        return;
+    }
+    out->kind = CMD_MSG;
+}
+
+static void cmd_parse_topic(const char *p, struct cmd *out)
+{
+    p += strspn(p, " ");
+    if (*p && !proto_topic_text_valid(p)) {
+        cmd_invalid(out, "a topic is at most 256 bytes, without control characters");
+        return;
+    }
+    out->text = *p ? p : NULL;
+    out->kind = CMD_TOPIC;
+}
+
 /* What a command word is; CMD_INVALID if none (the caller names it). */
 static enum cmd_kind command_of(const char *word)
 {
     static const struct { const char *name; enum cmd_kind kind; } table[] = {
         { "transfer", CMD_TRANSFER }, { "balance", CMD_BALANCE }, { "transfers", CMD_TRANSFERS },
-        { "transport", CMD_TRANSPORT },
+        { "transport", CMD_TRANSPORT }, { "join", CMD_JOIN }, { "j", CMD_JOIN },
+        { "part", CMD_PART }, { "leave", CMD_PART }, { "rooms", CMD_ROOMS }, { "list", CMD_ROOMS },
+        { "msg", CMD_MSG }, { "query", CMD_MSG }, { "who", CMD_WHO }, { "names", CMD_WHO },
+        { "topic", CMD_TOPIC },
         { "help", CMD_HELP }, { "quit", CMD_QUIT },
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
@@ -140,6 +210,12 @@ void cmd_parse(const char *line, struct cmd *out)
         cmd_parse_transfer(p, out);
     else if (kind == CMD_TRANSPORT)
         cmd_parse_transport(p, out);
+    else if (kind == CMD_JOIN || kind == CMD_PART || kind == CMD_WHO)
+        cmd_parse_room(p, out, kind, kind != CMD_JOIN);
+    else if (kind == CMD_MSG)
+        cmd_parse_msg(p, out);
+    else if (kind == CMD_TOPIC)
+        cmd_parse_topic(p, out);
     else if (!rest_is_empty(p)) {
         snprintf(out->errbuf, sizeof out->errbuf, "/%s takes no arguments", word);
         cmd_invalid(out, out->errbuf);

@@ -2,6 +2,7 @@
  * and cost counters. No lws here: the core is driven by transports and
  * rendered by a front end, and unit-tested on its own (tests/test_core.c). */
 #include "core.h"
+#include "proto_rooms.h"
 #include "protocol.h"
 
 #include <sodium.h>
@@ -17,6 +18,7 @@ struct outbox_msg {
     struct core_msg pub;
     char id[MSG_ID_BYTES * 2 + 1];
     char room[PROTO_ROOM_MAX + 1];
+    char to[PROTO_USER_MAX + 1];
     char *body;
     unsigned sent_on;            /* connection serial it was last sent on */
 };
@@ -130,6 +132,22 @@ static void record_latency(struct core *c, const json_t *event)
         c->lat_count++;
 }
 
+void core_set_cursor(struct core *c, int64_t id)
+{
+    if (id > c->cursor)
+        c->cursor = id;
+}
+
+int core_ephemeral(struct core *c, const json_t *item)
+{
+    struct proto_ephemeral e;
+    if (proto_parse_ephemeral(item, &e) < 0)
+        return -1;
+    if (c->cb.on_ephemeral)
+        c->cb.on_ephemeral(c->cb.arg, item);
+    return 0;
+}
+
 int core_deliver(struct core *c, const json_t *event)
 {
     int64_t id;
@@ -181,6 +199,8 @@ static struct outbox_msg *outbox_push(struct core *c)
     return calloc(1, sizeof(struct outbox_msg));
 }
 
+static const char *outbox_add(struct core *c, const char *room, const char *to, const char *body);
+
 const char *core_send(struct core *c, const char *room, const char *body)
 {
     if (!room)
@@ -189,6 +209,20 @@ const char *core_send(struct core *c, const char *room, const char *body)
         core_error(c, "room names are 1-32 characters of a-z 0-9 _ -");
         return NULL;
     }
+    return outbox_add(c, room, NULL, body);
+}
+
+const char *core_send_to(struct core *c, const char *to, const char *body)
+{
+    if (!proto_name_valid(to)) {
+        core_error(c, "user names are 1-32 characters of a-z 0-9 _ -");
+        return NULL;
+    }
+    return outbox_add(c, "", to, body);
+}
+
+static const char *outbox_add(struct core *c, const char *room, const char *to, const char *body)
+{
     if (!proto_body_valid(body)) {
         core_error(c, "a message is 1-%d bytes of valid UTF-8", PROTO_BODY_MAX);
         return NULL;
@@ -206,6 +240,10 @@ const char *core_send(struct core *c, const char *room, const char *body)
     m->body = copy;
     m->pub.client_msg_id = m->id;
     m->pub.room = m->room;
+    if (to) {
+        snprintf(m->to, sizeof m->to, "%s", to);
+        m->pub.to = m->to;
+    }
     m->pub.body = m->body;
     c->outbox[c->out_len++] = m;
     if (c->outbox_hook)

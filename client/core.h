@@ -32,13 +32,17 @@ struct core_callbacks {
     /* A message refused for good, after on_error has said why: its id, so
      * a front end can mark the line it showed as sending. */
     void (*on_reject)(void *arg, const char *client_msg_id, const char *why);
+    /* An ephemeral item (protocol v1.1: presence, typing), validated by
+     * proto_parse_ephemeral; never stored, no id, no cursor move. */
+    void (*on_ephemeral)(void *arg, const json_t *item);
     void *arg;
 };
 
 /* A queued message, read-only for transports. */
 struct core_msg {
     const char *client_msg_id;   /* 32 hex chars, 128 random bits */
-    const char *room;
+    const char *room;            /* "" for a direct message */
+    const char *to;              /* a direct message's recipient, else NULL */
     const char *body;
     unsigned    sends;           /* how often a transport has sent it */
 };
@@ -74,6 +78,12 @@ void core_set_outbox_hook(struct core *c, void (*fn)(void *arg), void *arg);
 
 /* ---- events ---- */
 int64_t core_cursor(const struct core *c);
+/* Moves the cursor forward to id (the start's "after=latest" cursor, once
+ * the history up to it is shown); never back. */
+void core_set_cursor(struct core *c, int64_t id);
+/* Borrows item: an ephemeral item from any transport. Returns 0 if passed
+ * on, -1 if malformed or unknown (ignored). */
+int core_ephemeral(struct core *c, const json_t *item);
 /* Borrows event. Returns 1 if shown, 0 if dropped as duplicate/old, -1 if
  * the event is malformed (no positive integer id / string type). */
 int core_deliver(struct core *c, const json_t *event);
@@ -84,6 +94,8 @@ int core_deliver(struct core *c, const json_t *event);
  * reporting why through on_error. Pointers from the outbox functions below
  * stay valid until that message is acked or rejected. */
 const char *core_send(struct core *c, const char *room, const char *body);
+/* The same for a direct message to user `to` (POST messages {"to"}). */
+const char *core_send_to(struct core *c, const char *to, const char *body);
 size_t core_outbox_len(const struct core *c);
 /* Oldest unacknowledged message, or NULL. Bumps nothing. */
 const struct core_msg *core_outbox_head(const struct core *c);

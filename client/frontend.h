@@ -32,6 +32,14 @@ struct frontend_env {
     void (*quit_asked)(void *arg);
     /* The input is gone for good (the terminal closed): leave now. */
     void (*input_gone)(void *arg);
+    /* Protocol v1.1: the room model (roomlist.h), the front end's to read
+     * and to switch (roomlist_switch...); after a switch it calls room_shown.
+     * page_wanted: the user scrolled past the oldest line of room; typing:
+     * the user is typing a message (the app sends at most one in 3 s). */
+    struct roomlist *rooms;
+    void (*room_shown)(void *arg);
+    void (*page_wanted)(void *arg, const char *room);
+    void (*typing)(void *arg);
     void *arg;
 };
 
@@ -76,6 +84,12 @@ struct frontend_ops {
     /* The grace ran out with this many messages unacknowledged; the app
      * leaves next. */
     void (*show_grace_over)(void *fe, size_t unacked);
+    /* Optional (v1.1): an ephemeral item (presence, typing), already in
+     * the room model; a page of older events of room (start: the newest
+     * of a room just joined), oldest first; the room model changed. */
+    void (*show_ephemeral)(void *fe, const json_t *item);
+    void (*show_history)(void *fe, const char *room, const json_t *events, int more, int start);
+    void (*show_rooms)(void *fe);
     /* Optional: the terminal changed size (SIGWINCH). */
     void (*resize)(void *fe);
     /* An error without an instance (usage, setup) in this front end's format. */

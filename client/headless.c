@@ -1,8 +1,15 @@
 /* headless.c — front end without a UI, for tests and scripts.
  *
  * Input (stdin, read through the lws loop as a raw file): one line each, as
- * commands.h reads it: text is a message to room "general", "/transfer USER
- * AMOUNT", "/balance", "/transport NAME", "/help". A trailing CR is dropped,
+ * commands.h reads it: text is a message to the current room ("general"
+ * until a /join), "/transfer USER AMOUNT", "/balance", "/transport NAME",
+ * "/help", and the room commands (protocol v1.1): "/join NAME" (joins, or
+ * makes, the room and makes it current; "/join @bob" makes the DM with bob
+ * current), "/part [NAME]", "/rooms", "/msg USER TEXT" (a direct message;
+ * the current room stays), "/who [NAME]", "/topic [TEXT]". Room commands
+ * read before the rooms are loaded (the start) are held and done, in
+ * order, once they are; their answers come as the server gives them (a
+ * /topic read right after a /join may still see the room shown before). A trailing CR is dropped,
  * empty lines and lines of only blanks are skipped, lines over 4096 bytes
  * or with invalid UTF-8 or NUL bytes are refused with an error line.
  * "/quit" or end of input asks the app to quit and nothing read after it
@@ -17,8 +24,15 @@
  *
  * STDOUT: exactly one line per delivered event, the event object as sent by
  * the server, compact JSON, flushed — nothing else. Events arrive in id
- * order, each once, whatever the transport.
+ * order, each once, whatever the transport. Each names its room ("room":
+ * a public room or a DM "@alice,bob"; alerts have none). At the start
+ * (v1.1 server) the newest 100 events of each joined room come first,
+ * merged by id, then the live feed after them (no gap, no overlap); a v1
+ * server replays the feed from the beginning as before. Protocol v1.1
+ * adds the event types "member" and "topic":
  *     {"id":17,"type":"chat","ts":1764300000123,"room":"general","from":"alice","body":"hi"}
+ *     {"id":18,"type":"member","ts":...,"room":"rust","user":"bob","action":"join"}
+ *     {"id":19,"type":"topic","ts":...,"room":"rust","from":"bob","topic":"Ownership"}
  *
  * STDERR: one compact JSON object per line, one of:
  *     {"state":"connecting","transport":"websocket","server":"http://127.0.0.1:8080"}
@@ -56,6 +70,22 @@
  *       use failed and the next --server URL is tried,
  *       {"server":"http://127.0.0.1:8081","previous":"http://127.0.0.1:8080"}
  *     {"log":"<text>"}                        an lws error message
+ *   Protocol v1.1 additions:
+ *     {"presence":{"type":"presence","user":"bob","online":true}}
+ *     {"typing":{"type":"typing","room":"rust","user":"bob"}}
+ *       ephemeral items as the server sent them (no id; never replayed)
+ *     {"history":{"room":"rust","events":[...oldest first...],"more":true}}
+ *       a room's events older than the live feed: the newest 100 of a
+ *       room just joined ("start":true), or an older page
+ *     {"room":{"current":"rust","rooms":[{"name":"general","unread":0,
+ *       "online":3,"topic":""},...]}}        the current room or the list
+ *       of joined rooms changed (/join, /part, a first DM, the start)
+ *     notices: /rooms gives data {"rooms":[{"name","topic","members",
+ *       "online","unread","last_id","joined"}]} then one notice per room;
+ *       /who gives {"room":"rust","online":["alice","bob"]}; "joined rust",
+ *       "left rust", "topic of rust: ..." are notices without data; /msg to a
+ *       DM not current: {"notice":"to bob: TEXT","data":{"sending":"<id>",
+ *       "room":"@alice,bob"}} instead of {"sending":...} (the ack follows)
  *     {"stats":{"transport":"websocket","requests":1,"bytes_in":900,
  *       "bytes_out":700,"events":3,"dropped":0,"latency_ms":2,
  *       "latency_median_ms":2}}             once, at exit (after login)
@@ -64,6 +94,7 @@
 #include "core.h"
 #include "frontend.h"
 #include "protocol.h"
+#include "roomlist.h"
 #include "wsi_owner.h"
 
 #include <errno.h>
@@ -84,6 +115,7 @@ struct headless {
     size_t len;
     int overlong;
     int quit_asked;              /* /quit or end of input: read no more */
+    char last_rooms[4096];       /* the last {"room":...} line printed */
 };
 
 /* ---- output ---- */
@@ -190,6 +222,47 @@ static void show_grace_over(void *fe, size_t unacked)
     (void)fe;
     snprintf(msg, sizeof msg, "quitting with %zu message(s) or transfer(s) not delivered", unacked);
     print_json(stderr, json_pack("{s:s,s:I}", "error", msg, "undelivered", (json_int_t)unacked));
+}
+
+static void show_ephemeral(void *fe, const json_t *item)
+{
+    (void)fe;
+    const char *type = json_string_value(json_object_get(item, "type"));
+    if (!type)
+        type = json_string_value(json_object_get(item, "op"));
+    print_json(stderr, json_pack("{s:O}", type && strcmp(type, "typing") == 0 ? "typing" : "presence",
+                                 (json_t *)item));
+}
+
+static void show_history(void *fe, const char *room, const json_t *events, int more, int start)
+{
+    (void)fe;
+    json_t *o = json_pack("{s:{s:s,s:O,s:b}}", "history", "room", room, "events", (json_t *)events,
+                          "more", more);
+    if (o && start)
+        json_object_set_new(json_object_get(o, "history"), "start", json_true());
+    print_json(stderr, o);
+}
+
+/* The joined rooms and the current one, when they change. */
+static void show_rooms(void *fe)
+{
+    struct headless *h = fe;
+    const struct room *rm, *cur = roomlist_current(h->env.rooms);
+    json_t *rows = json_array();
+    for (size_t i = 0; (rm = roomlist_at(h->env.rooms, i)); i++)
+        json_array_append_new(rows, json_pack("{s:s,s:I,s:I,s:s}", "name", rm->name,
+                              "unread", (json_int_t)rm->unread, "online", (json_int_t)rm->online,
+                              "topic", rm->topic));
+    json_t *o = json_pack("{s:{s:s,s:o}}", "room", "current", cur ? cur->name : "", "rooms", rows);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    /* the same state again (a presence list, a read marker) says nothing */
+    if (text && strlen(text) < sizeof h->last_rooms && strcmp(text, h->last_rooms) != 0) {
+        snprintf(h->last_rooms, sizeof h->last_rooms, "%s", text);
+        print_json(stderr, json_incref(o));
+    }
+    free(text);
+    json_decref(o);
 }
 
 /* One {"stats":{...}} line: the cost counters at exit. */
@@ -394,6 +467,9 @@ const struct frontend_ops frontend_headless = {
     .show_logged_in = show_logged_in,
     .show_transport = show_transport,
     .show_server = show_server,
+    .show_ephemeral = show_ephemeral,
+    .show_history = show_history,
+    .show_rooms = show_rooms,
     .show_grace_over = show_grace_over,
     .print_error = print_error,
 };

@@ -84,6 +84,21 @@ static void poll_tick(lws_sorted_usec_list_t *sul)
     poll_issue(lws_container_of(sul, struct poller, poll_sul));
 }
 
+/* Protocol v1.1: the answer's "ephemeral":[items] (presence, typing), each
+ * checked by the core; a malformed list is ignored, never fatal. */
+static void poll_ephemeral(struct poller *p, const struct http_result *r)
+{
+    json_t *root, *item;
+    size_t i;
+    if (!memmem(r->body, r->len, "\"ephemeral\"", 11))
+        return;
+    root = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, NULL);
+    json_array_foreach(json_object_get(root, "ephemeral"), i, item)
+        if (i < 1000)
+            core_ephemeral(p->env.core, item);
+    json_decref(root);
+}
+
 /* Delivers one page; returns the number of events or -1 if malformed. */
 static int poll_page(struct poller *p, const struct http_result *r)
 {
@@ -95,6 +110,7 @@ static int poll_page(struct poller *p, const struct http_result *r)
         return -1;
     json_array_foreach(events, i, ev)
         core_deliver(p->env.core, ev);
+    poll_ephemeral(p, r);
     if (next > p->next)
         p->next = next;
     int n = (int)json_array_size(events);
@@ -230,8 +246,8 @@ static void send_done(void *arg, const struct http_result *r)
 
 static char *send_body(const struct core_msg *m)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s}", "room", m->room, "body", m->body,
-                          "client_msg_id", m->client_msg_id);
+    json_t *o = json_pack("{s:s,s:s,s:s}", m->to ? "to" : "room", m->to ? m->to : m->room,
+                          "body", m->body, "client_msg_id", m->client_msg_id);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;

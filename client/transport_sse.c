@@ -159,7 +159,14 @@ static void sse_on_msg(void *arg, const char *event, const char *id, const char 
         return;
     if (!strcmp(event, "ready")) {
         sse_on_ready(t, data, len);
-    } else if (!strcmp(event, "chat") || !strcmp(event, "alert")) {
+    } else if (!strcmp(event, "presence") || !strcmp(event, "typing")) {
+        const char *err;
+        json_t *item = t->ready ? proto_parse_object(data, len, &err) : NULL;
+        if (item)
+            core_ephemeral(t->env.core, item);  /* malformed: ignored */
+        json_decref(item);
+    } else if (!strcmp(event, "chat") || !strcmp(event, "alert") || !strcmp(event, "member") ||
+               !strcmp(event, "topic")) {
         const char *err;
         json_t *ev = t->ready ? proto_parse_object(data, len, &err) : NULL;
         if (!ev || core_deliver(t->env.core, ev) < 0)

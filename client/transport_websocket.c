@@ -200,7 +200,8 @@ static int ws_writeable(struct ws *t)
         const struct core_msg *m = core_outbox_take(t->env.core, t->conn);
         if (!m)
             return 0;
-        if (ws_write_json(t, json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "room", m->room,
+        if (ws_write_json(t, json_pack("{s:s,s:s,s:s,s:s}", "op", "send",
+                                       m->to ? "to" : "room", m->to ? m->to : m->room,
                                        "body", m->body, "client_msg_id", m->client_msg_id)) < 0)
             return -1;
         if (lws_partial_buffered(t->wsi))
@@ -271,6 +272,8 @@ static void ws_on_message(struct ws *t, const char *buf, size_t len)
         core_ack(t->env.core, cmid, id);
     } else if (strcmp(op, "error") == 0) {
         ws_on_error_frame(t, root);
+    } else if (strcmp(op, "presence") == 0 || strcmp(op, "typing") == 0) {
+        core_ephemeral(t->env.core, root);     /* malformed: ignored */
     }
     json_decref(root);
 }

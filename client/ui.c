@@ -23,6 +23,7 @@
 #include "frontend.h"
 #include "money.h"
 #include "protocol.h"
+#include "roomlist.h"
 #include "ui_complete.h"
 #include "ui_editor.h"
 #include "ui_format.h"
@@ -98,6 +99,12 @@ struct ui {
     int64_t last_bell;
     unsigned idle_wakeups;
 
+    /* v1.1: the chat list of the room shown is model.chat; every other
+     * room's waits here until it is shown (roomlist_current says which). */
+    char shown[PROTO_ROOM_REF_MAX + 1];
+    struct parked { char name[PROTO_ROOM_REF_MAX + 1]; struct ui_list chat; } *parked;
+    size_t n_parked;
+
     int frame_pending;
     lws_sorted_usec_list_t sul_frame, sul_tick, sul_popup;
     char last_error[512];
@@ -132,16 +139,26 @@ static void render_now(struct ui *u)
     if (u->popup.on && back < al->len)
         popup = &al->v[al->len - 1 - back];
     int64_t left = u->retry_at - mono_ms();
+    const struct room *rm = roomlist_current(u->env.rooms);
+    char bar[512], typing[128];
+    roomlist_bar_text(u->env.rooms, u->layout.chat_title.w > 4 ? (size_t)u->layout.chat_title.w - 4 : 0,
+                   bar, sizeof bar);
+    roomlist_typing_text(u->env.rooms, u->shown, wall_ms(), typing, sizeof typing);
+    int wanted = u->scroll;
     struct ui_view v = {
         .layout = &u->layout, .model = &u->model, .editor = &u->ed,
         .user = u->env.user, .transport = u->transport, .server = u->server_url,
-        .room = PROTO_DEFAULT_ROOM,
+        .room = rm && rm->peer[0] ? rm->peer : u->shown, .direct = rm && rm->peer[0],
+        .topic = rm ? rm->topic : "", .roomlist_bar = bar, .typing = typing,
+        .online = rm && rm->online > 0 ? rm->online : -1,
         .logging_in = !u->started, .state = u->state, .retry_ms = left > 0 ? left : 0, .quitting = u->quitting,
         .outbox = core_outbox_len(u->env.core), .stats = &st,
         .scroll = u->scroll, .alerts_scroll = u->alerts_scroll, .new_below = u->scroll ? u->model.chat.added - u->added_at_scroll : 0,
         .popup = popup, .popup_more = u->popup.unseen, .colors = u->colors,
     };
     ui_render(&v);
+    if (wanted > v.scroll)      /* PgUp past the oldest line: the page before */
+        u->env.page_wanted(u->env.arg, u->shown);
     if (popup)
         ui_popup_drawn(&u->popup);
     u->alerts_scroll = v.alerts_scroll;
@@ -215,6 +232,66 @@ static void add_line(struct ui *u, enum ui_line_kind kind, const char *who, cons
     schedule_frame(u);
 }
 
+/* ---- one chat list per room ---- */
+
+static struct ui_list *parked_list(struct ui *u, const char *room, int make)
+{
+    for (size_t i = 0; i < u->n_parked; i++)
+        if (strcmp(u->parked[i].name, room) == 0)
+            return &u->parked[i].chat;
+    struct parked *p = make ? realloc(u->parked, (u->n_parked + 1) * sizeof *p) : NULL;
+    if (!p)
+        return NULL;
+    u->parked = p;
+    p = &u->parked[u->n_parked++];
+    snprintf(p->name, sizeof p->name, "%s", room);
+    ui_list_init_chat(&p->chat);
+    return &p->chat;
+}
+
+/* The list of room (the shown one is the model's); NULL if out of memory. */
+static struct ui_list *room_list(struct ui *u, const char *room)
+{
+    return strcmp(room, u->shown) == 0 ? &u->model.chat : parked_list(u, room, 1);
+}
+
+/* The room model shows another room: its list comes out, the shown one
+ * waits, the view goes to the newest line, and the app hears of it (the
+ * read marker). */
+static void follow_room(struct ui *u)
+{
+    const struct room *rm = roomlist_current(u->env.rooms);
+    struct ui_list *park, *take;
+    if (!rm || strcmp(rm->name, u->shown) == 0)
+        return;
+    if (!(park = parked_list(u, u->shown, 1)))
+        return;
+    *park = u->model.chat;
+    take = parked_list(u, rm->name, 1);
+    if (!take) {
+        ui_list_init_chat(&u->model.chat);
+    } else {
+        u->model.chat = *take;
+        ui_list_init_chat(take);
+    }
+    snprintf(u->shown, sizeof u->shown, "%s", rm->name);
+    u->scroll = 0;
+    u->added_at_scroll = u->model.chat.added;
+    u->env.room_shown(u->env.arg);
+    schedule_frame(u);
+}
+
+/* Adds an event to a room not shown, through a model of that list. */
+static void add_to_parked(struct ui *u, const char *room, const json_t *event)
+{
+    struct ui_list *l = parked_list(u, room, 1);
+    if (!l)
+        return;
+    struct ui_model m = { .chat = *l, .alerts = u->model.alerts };
+    ui_model_add_event(&m, event, u->env.user);
+    *l = m.chat;
+}
+
 static void log_line(int level, const char *line)
 {
     char buf[400];
@@ -253,6 +330,14 @@ static void show_popup(struct ui *u, const struct ui_line *l)
 static void show_event(void *fe, const json_t *event)
 {
     struct ui *u = fe;
+    const char *room = json_string_value(json_object_get(event, "room"));
+    const char *type = json_string_value(json_object_get(event, "type"));
+    follow_room(u);             /* our own join may have made it current */
+    if (room && type && strcmp(type, "alert") != 0 && strcmp(room, u->shown) != 0) {
+        add_to_parked(u, room, event);
+        schedule_frame(u);      /* the bar's unread count */
+        return;
+    }
     uint64_t before = u->model.chat.added;
     const struct ui_line *l = ui_model_add_event(&u->model, event, u->env.user);
     if (!l)
@@ -281,10 +366,17 @@ static void show_logged_in(void *fe)
     schedule_frame(u);
 }
 
+/* The typed line may be in a room no longer shown. */
 static void show_ack(void *fe, const char *client_msg_id, int64_t id)
 {
     struct ui *u = fe;
-    ui_model_acked(&u->model, client_msg_id, id);
+    for (size_t i = 0; !ui_model_acked(&u->model, client_msg_id, id) && i < u->n_parked; i++) {
+        struct ui_model m = { .chat = u->parked[i].chat };
+        int done = ui_model_acked(&m, client_msg_id, id);
+        u->parked[i].chat = m.chat;
+        if (done)
+            break;
+    }
     schedule_frame(u);
 }
 
@@ -292,7 +384,37 @@ static void show_ack(void *fe, const char *client_msg_id, int64_t id)
 static void show_rejected(void *fe, const char *client_msg_id)
 {
     struct ui *u = fe;
-    ui_model_refused(&u->model, client_msg_id);
+    for (size_t i = 0; !ui_model_refused(&u->model, client_msg_id) && i < u->n_parked; i++) {
+        struct ui_model m = { .chat = u->parked[i].chat };
+        int done = ui_model_refused(&m, client_msg_id);
+        u->parked[i].chat = m.chat;
+        if (done)
+            break;
+    }
+    schedule_frame(u);
+}
+
+static void show_ephemeral(void *fe, const json_t *item)
+{
+    (void)item;
+    schedule_frame(fe);         /* the bar's marks, "bob is typing" */
+}
+
+/* Older lines go above; the view, counted from the bottom, stays. */
+static void show_history(void *fe, const char *room, const json_t *events, int more, int start)
+{
+    struct ui *u = fe;
+    struct ui_list *l = room_list(u, room);
+    size_t added = l ? ui_list_prepend_events(l, events, u->env.user) : 0;
+    if (!start && !more && added == 0 && strcmp(room, u->shown) == 0)
+        add_line(u, UI_LINE_INFO, NULL, "no older messages");
+    schedule_frame(u);
+}
+
+static void show_rooms(void *fe)
+{
+    struct ui *u = fe;
+    follow_room(u);
     schedule_frame(u);
 }
 
@@ -618,6 +740,11 @@ static void alt_key(struct ui *u, int r, wint_t c)
         }
         return;
     }
+    if (c >= '1' && c <= '9') {     /* Alt-1..9: room 1..9, as irssi and weechat */
+        roomlist_switch(u->env.rooms, (size_t)(c - '1'));
+        follow_room(u);
+        return;
+    }
     switch (c) {
     case 'b': ui_editor_word_left(&u->ed); break;
     case 'f': ui_editor_word_right(&u->ed); break;
@@ -641,6 +768,8 @@ static void insert_char(struct ui *u, wint_t c)
 {
     if (ui_editor_insert(&u->ed, (wchar_t)c) == 0) {
         u->line_full_said = 0;
+        if (u->ed.buf[0] != L'/')
+            u->env.typing(u->env.arg);  /* a message being typed (the app rate-limits) */
         return;
     }
     if (c < 0x20)
@@ -667,8 +796,8 @@ static void char_key(struct ui *u, wint_t c)
     case CTRL_KEY('k'): ui_editor_kill_to_end(&u->ed); break;
     case CTRL_KEY('u'): ui_editor_kill_to_start(&u->ed); break;
     case CTRL_KEY('w'): ui_editor_kill_word(&u->ed); break;
-    case CTRL_KEY('p'): ui_editor_history_prev(&u->ed); break;
-    case CTRL_KEY('n'): ui_editor_history_next(&u->ed); break;
+    case CTRL_KEY('p'): roomlist_switch_step(u->env.rooms, -1); follow_room(u); break;
+    case CTRL_KEY('n'): roomlist_switch_step(u->env.rooms, 1); follow_room(u); break;
     case CTRL_KEY('l'): clearok(curscr, TRUE); break;
     case CTRL_KEY('c'): u->env.quit_asked(u->env.arg); break;
     case CTRL_KEY('d'):
@@ -817,6 +946,7 @@ static void *ui_create(const struct frontend_env *env)
              env->auto_transport ? "auto: " : "", env->transport_name);
     u->server_url = env->several_servers ? env->server_url : NULL;
     ui_model_init(&u->model);
+    snprintf(u->shown, sizeof u->shown, "%s", PROTO_DEFAULT_ROOM);
     ui_editor_init(&u->ed, PROTO_BODY_MAX);
     const char *locale_note = setup_locale();
     if (start_curses(u) < 0) {
@@ -890,6 +1020,9 @@ static void ui_free(struct ui *u, int exit_code)
     if (exit_code && *u->last_error)
         print_safe(u->last_error);
     ui_model_free(&u->model);
+    for (size_t i = 0; i < u->n_parked; i++)
+        ui_list_free(&u->parked[i].chat);
+    free(u->parked);
     ui_editor_free(&u->ed);
     ui_history_free(u->history);
     ui_complete_reset(&u->comp);
@@ -913,6 +1046,9 @@ const struct frontend_ops frontend_ui = {
     .show_logged_in = show_logged_in,
     .show_ack = show_ack,
     .show_sending = show_sending,
+    .show_ephemeral = show_ephemeral,
+    .show_history = show_history,
+    .show_rooms = show_rooms,
     .show_rejected = show_rejected,
     .show_error = show_error,
     .show_notice = show_notice,

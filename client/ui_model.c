@@ -32,6 +32,18 @@ static void list_free(struct ui_list *l)
     l->len = l->cap = 0;
 }
 
+void ui_list_init_chat(struct ui_list *l)
+{
+    memset(l, 0, sizeof *l);
+    l->keep = UI_CHAT_KEEP;
+    l->day_lines = 1;
+}
+
+void ui_list_free(struct ui_list *l)
+{
+    list_free(l);
+}
+
 void ui_model_free(struct ui_model *m)
 {
     list_free(&m->chat);
@@ -274,6 +286,14 @@ const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *ev,
             l->alert = k;
             l->transfer_id = k != UI_ALERT_OTHER ? tid : 0;
         }
+    } else if (strcmp(type, "member") == 0 || strcmp(type, "topic") == 0) {
+        char text[400];
+        if (type[0] == 'm')
+            snprintf(text, sizeof text, "%s %s %s", str(ev, "user"),
+                     strcmp(str(ev, "action"), "leave") == 0 ? "left" : "joined", str(ev, "room"));
+        else
+            snprintf(text, sizeof text, "%s set the topic: %s", str(ev, "from"), str(ev, "topic"));
+        l = ui_list_add(&m->chat, UI_LINE_INFO, ts, "·", text);
     } else {
         char text[160];
         snprintf(text, sizeof text, "event #%lld of type \"%.60s\"", (long long)id, type);
@@ -282,4 +302,36 @@ const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *ev,
     if (l)
         l->id = id;
     return l;
+}
+
+size_t ui_list_prepend_events(struct ui_list *l, const json_t *events, const char *self)
+{
+    struct ui_model tmp;
+    size_t i, added;
+    json_t *ev;
+    ui_model_init(&tmp);
+    tmp.chat.keep = (size_t)-1;             /* a page is never cut */
+    json_array_foreach(events, i, ev) {
+        json_int_t id = json_integer_value(json_object_get(ev, "id"));
+        if (!chat_line_with_id(l, id))
+            ui_model_add_event(&tmp, ev, self);
+    }
+    added = tmp.chat.len;
+    struct ui_line *v = added ? realloc(tmp.chat.v, (added + l->len + 1) * sizeof *v) : NULL;
+    if (!v) {
+        ui_model_free(&tmp);
+        return 0;
+    }
+    tmp.chat.v = v;
+    if (l->len)
+        memcpy(tmp.chat.v + added, l->v, l->len * sizeof *l->v);
+    free(l->v);
+    l->v = tmp.chat.v;
+    l->len += added;
+    l->cap = l->len + 1;
+    l->added += added;
+    if (!l->last_ts)
+        l->last_ts = tmp.chat.last_ts;
+    ui_model_free(&(struct ui_model){ .alerts = tmp.alerts });
+    return added;
 }

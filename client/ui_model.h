@@ -76,6 +76,8 @@ struct ui_line *ui_list_add(struct ui_list *l, enum ui_line_kind kind, int64_t t
  * A transfer has one row in the alerts list, its latest state: a new alert
  * of a transfer replaces its earlier row (the row moves to the end, where
  * the newest alert is). A failure's reason is in words (insufficient funds).
+ * A member event is "bob joined" / "bob left", a topic event "bob set the
+ * topic: ..." (info lines).
  * Returns the line added (NULL if none). */
 const struct ui_line *ui_model_add_event(struct ui_model *m, const json_t *event,
                                          const char *self);
@@ -93,6 +95,15 @@ int ui_model_acked(struct ui_model *m, const char *client_msg_id, int64_t id);
 /* The server refused it for good: the mark becomes UI_REFUSED_MARK. */
 #define UI_REFUSED_MARK " (not sent)"
 int ui_model_refused(struct ui_model *m, const char *client_msg_id);
+
+/* Protocol v1.1: each room has its own chat list; the one shown is
+ * m->chat, the others wait in a struct ui_list each (ui.c swaps them). */
+void ui_list_init_chat(struct ui_list *l);
+void ui_list_free(struct ui_list *l);
+/* A page of older events (oldest first) goes above the list's lines:
+ * events whose id the list has already are skipped. Returns the lines
+ * added. */
+size_t ui_list_prepend_events(struct ui_list *l, const json_t *events, const char *self);
 
 /* "pending", "completed", ... for an alert kind. */
 const char *ui_alert_label(enum ui_alert_kind k);

@@ -276,7 +276,9 @@ static void draw_status(const struct ui_view *v, const struct ui_rect *r)
     x += put_s(r->y, x, end - x, padded, sa | A_BOLD);
     if (v->server)
         snprintf(where, sizeof where, "%.*s · ", SERVER_SHOWN_MAX, v->server);
-    if (v->quitting)
+    if (v->typing && *v->typing)
+        snprintf(right, sizeof right, "%s… ", v->typing);
+    else if (v->quitting)
         snprintf(right, sizeof right, "%sleaving: sending %zu queued… ", where, v->outbox);
     else if (v->outbox)
         snprintf(right, sizeof right, "%ssending %zu… ", where, v->outbox);
@@ -367,10 +369,21 @@ static void draw_popup(const struct ui_view *v)
 void ui_render(struct ui_view *v)
 {
     const struct ui_layout *L = v->layout;
-    char title[128], right[96] = "";
+    char title[600], right[160] = "";
     erase();
     if (L->chat_title.h) {
-        snprintf(title, sizeof title, " chat #%s ", v->room);
+        /* the room bar, and the room shown with its topic when it fits */
+        snprintf(title, sizeof title, " %s ", v->roomlist_bar ? v->roomlist_bar : "");
+        const char *topic = v->topic ? v->topic : "";
+        size_t tn = strlen(topic);
+        if (tn > 40)            /* cut at a character's start */
+            for (tn = 40; tn > 0 && ((unsigned char)topic[tn] & 0xc0) == 0x80; tn--)
+                ;
+        char online[32] = "";
+        if (v->online >= 0 && !v->direct)
+            snprintf(online, sizeof online, " · %lld online", v->online);
+        snprintf(right, sizeof right, " %s%s%s%s%.*s%s ", v->direct ? "@" : "#", v->room, online,
+                 *topic ? ": " : "", (int)tn, topic, tn < strlen(topic) ? "…" : "");
         if (v->scroll > 0 && v->new_below)
             snprintf(right, sizeof right, " scrolled back · %llu new below · Alt-End ",
                      (unsigned long long)v->new_below);

@@ -20,6 +20,11 @@ struct ui_view {
     struct ui_editor *editor;
     const char *user, *transport, *room;
     const char *server;          /* shown on the right if not NULL */
+    int direct;                  /* room is a DM: room is the other user */
+    const char *topic;           /* of the room shown, "" if none */
+    long long online;            /* of its members online (a public room), -1: not shown */
+    const char *roomlist_bar;       /* "[1:general] 2:rust(3) 3:@bob*" (roomlist.h) */
+    const char *typing;          /* "bob is typing", "" if nobody is */
     int logging_in;              /* no transport yet */
     enum core_state state;
     int64_t retry_ms;            /* CORE_RECONNECTING: time left */

@@ -35,6 +35,7 @@ done
 declare -A LAYER=(
     [shared/protocol.h]=0 [shared/protocol.c]=0 [shared/utf8.c]=0
     [shared/money.h]=0 [shared/money.c]=0
+    [shared/proto_rooms.h]=0 [shared/proto_rooms.c]=0
     [server/server.h]=0 [server/session.h]=0 [server/clock.h]=0 [server/clock.c]=0
     [server/store.h]=0 [server/store.c]=0 [server/store_sqlite.c]=0
     [server/store_pg.c]=0 [server/pg_conn.h]=0 [server/pg_conn.c]=0
@@ -63,7 +64,7 @@ declare -A LAYER=(
 # header, the types header (server.h is not server.c's) and server.c's own
 # header (dispatch.h: the protocol callback).
 declare -A MODULE=(
-    [shared/utf8.c]=protocol
+    [shared/utf8.c]=protocol [shared/proto_rooms.h]=protocol [shared/proto_rooms.c]=protocol
     [server/store_sqlite.c]=store [server/store_pg.c]=store
     [server/pg_conn.h]=store [server/pg_conn.c]=store
     [server/server.h]=types [server/session.h]=types

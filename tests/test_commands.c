@@ -80,6 +80,63 @@ static void test_blank_lines_are_not_messages(void **state)
     assert_string_equal(c.text, "  hi");
 }
 
+/* v1.1: /join #rust and /join rust are the same room; /part and /who
+ * default to the room shown; /msg keeps the text after the name as typed. */
+static void test_room_commands_as_irssi_users_type_them(void **state)
+{
+    struct cmd c;
+    (void)state;
+    parse("/join #rust", &c);
+    assert_int_equal(c.kind, CMD_JOIN);
+    assert_string_equal(c.room, "rust");
+    parse("/j rust", &c);
+    assert_int_equal(c.kind, CMD_JOIN);
+    assert_string_equal(c.room, "rust");
+    parse("/join @bob", &c);
+    assert_int_equal(c.kind, CMD_JOIN);
+    assert_string_equal(c.room, "@bob");
+    parse("/part", &c);
+    assert_int_equal(c.kind, CMD_PART);
+    assert_string_equal(c.room, "");
+    parse("/part rust", &c);
+    assert_string_equal(c.room, "rust");
+    parse("/who", &c);
+    assert_int_equal(c.kind, CMD_WHO);
+    assert_string_equal(c.room, "");
+    parse("/rooms", &c);
+    assert_int_equal(c.kind, CMD_ROOMS);
+    parse("/msg bob  hello  there ", &c);
+    assert_int_equal(c.kind, CMD_MSG);
+    assert_string_equal(c.to, "bob");
+    assert_string_equal(c.text, " hello  there ");
+    parse("/topic", &c);
+    assert_int_equal(c.kind, CMD_TOPIC);
+    assert_null(c.text);
+    parse("/topic Ownership, borrowing", &c);
+    assert_int_equal(c.kind, CMD_TOPIC);
+    assert_string_equal(c.text, "Ownership, borrowing");
+}
+
+static void test_room_commands_refuse_what_cannot_be_sent(void **state)
+{
+    char topic[300];
+    (void)state;
+    expect_error("/join", "usage: /join NAME");
+    expect_error("/join Rust", "usage: /join NAME");
+    expect_error("/join a b", "usage: /join NAME");
+    expect_error("/join @bob,alice", "usage: /join NAME");     /* DM names are sorted */
+    expect_error("/join 123456789012345678901234567890123", "usage: /join NAME");
+    expect_error("/msg bob", "usage: /msg USER TEXT");
+    expect_error("/msg Bob hi", "lowercase");
+    expect_error("/topic bad\x01", "");
+    memset(topic, 'x', sizeof topic - 1);
+    topic[sizeof topic - 1] = '\0';
+    memcpy(topic, "/topic ", 7);
+    expect_error(topic, "at most 256 bytes");
+    expect_error("/topic a\tb", "control characters");
+    expect_error("/who x y", "usage: /who");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -88,6 +145,8 @@ int main(void)
         cmocka_unit_test(test_upper_case_names_say_lowercase),
         cmocka_unit_test(test_amounts_as_help_says),
         cmocka_unit_test(test_blank_lines_are_not_messages),
+        cmocka_unit_test(test_room_commands_as_irssi_users_type_them),
+        cmocka_unit_test(test_room_commands_refuse_what_cannot_be_sent),
     };
     return cmocka_run_group_tests_name("commands", tests, NULL, NULL);
 }

@@ -72,6 +72,15 @@ static void on_state(void *arg, enum core_state st, unsigned retry_ms)
     s->retry[s->n_states++] = retry_ms;
 }
 
+static int ephemerals;
+
+static void on_ephemeral(void *arg, const json_t *item)
+{
+    (void)arg;
+    (void)item;
+    ephemerals++;
+}
+
 static int64_t fake_now(void *arg)
 {
     return ((struct front_seen *)arg)->now;
@@ -88,8 +97,10 @@ static int setup(void **state)
     memset(&f, 0, sizeof f);
     struct core_callbacks cb = {
         .on_event = on_event, .on_state = on_state, .on_ack = on_ack,
-        .on_error = on_error, .on_reject = on_reject, .arg = &f.seen,
+        .on_error = on_error, .on_reject = on_reject, .on_ephemeral = on_ephemeral,
+        .arg = &f.seen,
     };
+    ephemerals = 0;
     f.core = core_new(&cb);
     assert_non_null(f.core);
     core_set_clock(f.core, fake_now, &f.seen);
@@ -449,6 +460,50 @@ static void test_counters(void **state)
     assert_int_equal(st.bytes_out, 42);
 }
 
+/* ---- protocol v1.1 ---- */
+
+/* The start: history up to the cursor C is shown, then the cursor is C, so
+ * the live feed's events at or below C (an overlap) are dropped and the
+ * first above it shown; the cursor never goes back. */
+static void test_start_cursor_meets_the_feed(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(deliver(f->core, 10, 1), 1);       /* history */
+    assert_int_equal(deliver(f->core, 20, 1), 1);
+    core_set_cursor(f->core, 25);                       /* C */
+    assert_int_equal(deliver(f->core, 22, 1), 0);       /* an overlap: dropped */
+    assert_int_equal(deliver(f->core, 26, 1), 1);
+    core_set_cursor(f->core, 5);
+    assert_int_equal(core_cursor(f->core), 26);
+}
+
+/* Ephemeral items are passed on only when well formed, and move nothing. */
+static void test_ephemeral_items_are_checked(void **state)
+{
+    struct fixture *f = *state;
+    json_t *ok = json_pack("{s:s,s:s,s:b}", "type", "presence", "user", "bob", "online", 1);
+    json_t *bad = json_pack("{s:s,s:s,s:s}", "type", "typing", "room", "Bad Room", "user", "bob");
+    assert_int_equal(core_ephemeral(f->core, ok), 0);
+    assert_int_equal(core_ephemeral(f->core, bad), -1);
+    assert_int_equal(ephemerals, 1);
+    assert_int_equal(core_cursor(f->core), 0);
+    json_decref(ok);
+    json_decref(bad);
+}
+
+/* A direct message goes to a user, not a room. */
+static void test_direct_message_has_a_recipient(void **state)
+{
+    struct fixture *f = *state;
+    assert_non_null(core_send_to(f->core, "bob", "psst"));
+    const struct core_msg *m = core_outbox_head(f->core);
+    assert_string_equal(m->to, "bob");
+    assert_string_equal(m->room, "");
+    assert_null(core_send_to(f->core, "Bob", "psst"));
+    assert_non_null(core_send(f->core, "rust", "hi"));
+    assert_int_equal(core_outbox_len(f->core), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +526,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_and_serials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latency_window_forgets_old_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_cursor_meets_the_feed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ephemeral_items_are_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_message_has_a_recipient, setup, teardown),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

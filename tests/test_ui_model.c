@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <wchar.h>
 
 #include "ui_complete.h"
 #include "ui_editor.h"
@@ -150,6 +151,34 @@ static void test_day_changes(void **state)
     ui_model_free(&m);
 }
 
+/* v1.1: an older page goes above what is shown, without the lines the
+ * list has already; member and topic events read as sentences. */
+static void test_older_page_goes_above(void **state)
+{
+    struct ui_model m;
+    (void)state;
+    setlocale(LC_ALL, "C.UTF-8");
+    ui_model_init(&m);
+    json_t *newer = json_pack("{s:I,s:s,s:I,s:s,s:s,s:s}", "id", 50, "type", "chat", "ts", 1000,
+                              "room", "rust", "from", "bob", "body", "newest");
+    json_t *page = json_pack("[{s:I,s:s,s:I,s:s,s:s,s:s},{s:I,s:s,s:I,s:s,s:s,s:s},"
+                             "{s:I,s:s,s:I,s:s,s:s,s:s}]",
+                             "id", 10, "type", "member", "ts", 900, "room", "rust", "user", "carol", "action", "join",
+                             "id", 20, "type", "topic", "ts", 900, "room", "rust", "from", "carol", "topic", "Ownership",
+                             "id", 50, "type", "chat", "ts", 1000, "room", "rust", "from", "bob", "body", "newest");
+    ui_model_add_event(&m, newer, "alice");
+    assert_int_equal(ui_list_prepend_events(&m.chat, page, "alice"), 2);
+    assert_int_equal(m.chat.len, 3);
+    assert_int_equal(m.chat.v[0].id, 10);
+    assert_non_null(wcsstr(m.chat.v[0].text, L"carol joined rust"));
+    assert_non_null(wcsstr(m.chat.v[1].text, L"carol set the topic: Ownership"));
+    assert_int_equal(m.chat.v[2].id, 50);
+    assert_int_equal(ui_list_prepend_events(&m.chat, page, "alice"), 0);   /* once */
+    json_decref(newer);
+    json_decref(page);
+    ui_model_free(&m);
+}
+
 int main(void)
 {
     if (!setlocale(LC_ALL, "C.UTF-8"))
@@ -159,6 +188,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_popup_more_counts_unseen_only),
         cmocka_unit_test(test_complete),
+        cmocka_unit_test(test_older_page_goes_above),
         cmocka_unit_test(test_day_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

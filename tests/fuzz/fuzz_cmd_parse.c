@@ -2,11 +2,15 @@
  * (or a script pipes into the headless client): no crash, and the result is
  * consistent: a message borrows the line (without the escaping '/' of
  * "//"), a transfer names a valid user and an amount money_parse accepts,
- * a transport is one of the three or auto, an error comes with a reason, a line of
- * only blanks is CMD_EMPTY and never a message. */
+ * a transport is one of the four or auto, an error comes with a reason, a line of
+ * only blanks is CMD_EMPTY and never a message. Room commands (v1.1): a
+ * room is empty (the one shown, /part and /who only), a valid room name
+ * or "@user"; /msg names a valid user and a valid body inside the line; a
+ * topic is absent or valid, inside the line. */
 #include "fuzz.h"
 #include "commands.h"
 #include "money.h"
+#include "proto_rooms.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -49,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case CMD_TRANSPORT:
         FUZZ_CHECK(!strcmp(c.transport, "short-poll") || !strcmp(c.transport, "long-poll") ||
-                   !strcmp(c.transport, "websocket") || !strcmp(c.transport, "auto"),
+                   !strcmp(c.transport, "websocket") || !strcmp(c.transport, "sse") ||
+                   !strcmp(c.transport, "auto"),
                    "transport \"%s\"", c.transport);
         break;
     case CMD_BALANCE:
@@ -65,6 +70,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "\"%s\" parsed as /%s", line, names[c.kind]);
         break;
     }
+    case CMD_JOIN:
+    case CMD_PART:
+    case CMD_WHO:
+        FUZZ_CHECK(line[0] == '/' && line[1] != '/', "room command from \"%s\"", line);
+        FUZZ_CHECK((c.kind != CMD_JOIN && !c.room[0]) || proto_room_ref_valid(c.room) ||
+                   (c.room[0] == '@' && oracle_name(c.room + 1, strlen(c.room + 1))),
+                   "room \"%s\" from \"%s\"", c.room, line);
+        break;
+    case CMD_ROOMS: {
+        const char *p = line + 1 + strspn(line + 1, " ");
+        FUZZ_CHECK(line[0] == '/' && (!strncmp(p, "rooms", 5) || !strncmp(p, "list", 4)),
+                   "\"%s\" parsed as /rooms", line);
+        break;
+    }
+    case CMD_MSG:
+        FUZZ_CHECK(oracle_name(c.to, strlen(c.to)), "/msg to invalid user \"%s\"", c.to);
+        FUZZ_CHECK(c.text > line && c.text <= line + len && proto_body_valid(c.text),
+                   "/msg text bad in \"%s\"", line);
+        break;
+    case CMD_TOPIC:
+        FUZZ_CHECK(!c.text || (c.text > line && c.text <= line + len &&
+                               proto_topic_text_valid(c.text)), "topic bad in \"%s\"", line);
+        break;
     case CMD_INVALID:
         FUZZ_CHECK(c.error && *c.error, "invalid without a reason");
         FUZZ_CHECK(line[0] == '/' && line[1] != '/', "a message refused as a command");
