@@ -26,7 +26,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define BENCH_ROOM        "bench"
+#define BENCH_ROOM        "general"     /* every user is in it (protocol v1.1) */
 #define BENCH_PASSWORD    "bench-password-0123"
 #define LOGINS_IN_FLIGHT  4
 #define TICK_US           100000   /* conditions are also checked after every event */
@@ -83,7 +83,7 @@ int bench_loop_is_uv(const struct bench_opts *o)
 {
     /* thousands of sockets: poll() over all of them each turn would make the
      * generator, not the server, the limit */
-    return o->loop_uv > 0 || (o->loop_uv < 0 && (o->mode == MODE_IDLE || o->mode == MODE_FANOUT) &&
+    return o->loop_uv > 0 || (o->loop_uv < 0 && (o->mode == MODE_IDLE || o->mode == MODE_FANOUT || o->mode == MODE_ROOMS) &&
                               !o->probe_child);
 }
 
@@ -259,6 +259,12 @@ static void on_event(void *arg, const json_t *event)
     }
     if (seen_grow(c, seq) < 0) {
         note_error(b, c, "out of memory");
+        return;
+    }
+    const char *room = NULL;
+    if (c->room[0] && (proto_get_string(event, "room", &room) < 0 || !room || strcmp(room, c->room) != 0)) {
+        b->leaks++;
+        note_error(b, c, "a message of another room was delivered");
         return;
     }
     uint8_t bit = (uint8_t)(1u << (seq % 8));
@@ -609,7 +615,7 @@ uint64_t bench_send(struct bench *b, struct bclient *c)
         b->ph_first_send[phase] = now;
     b->ph_sent[phase]++;
     c->sent++;
-    if (!core_send(c->core, BENCH_ROOM, body)) {
+    if (!core_send(c->core, c->room[0] ? c->room : BENCH_ROOM, body)) {
         c->ack_len--;
         note_error(b, c, "core_send refused a message");
     }

@@ -57,6 +57,15 @@ static void usage(FILE *out)
 "  --idle-connections N  N idle connections of --transport (websocket or long-poll)\n"
 "  --fanout N            N subscribers of one room, one sender at --rate\n"
 "  --sends               --users senders with --window unacked messages each\n"
+"  --rooms-fanout R      R rooms of --members WebSocket members each (joined with\n"
+"                        POST /rooms/NAME/join), one member of each sending at --rate\n"
+"                        (per room); first the one-room --fanout to as many\n"
+"                        subscribers at the same rate per sender, for comparison\n"
+"  --members M           members per room (default 100)\n"
+"  --login N             N fresh logins per transport as a v1.1 client starts (after=latest,\n"
+"                        rooms, newest 100 of each joined room): time and bytes; use\n"
+"                        with --db on a database made by tests/bench/seed-events.sh\n"
+"  --login-user NAME     the seeded user who logs in (default seedu0)\n"
 "  --logins K            distinct users behind the connections (default 8)\n"
 "  --window W            sends mode: unacknowledged messages per sender (default 64)\n"
 "  --probe-hz HZ         probe round trips per second (default 50)\n"
@@ -75,6 +84,7 @@ static void usage(FILE *out)
 "  --server-pid PID      its pid, for CPU and RSS readings\n"
 "  --chatd PATH          server binary (default: chatd beside chat-bench)\n"
 "  --db-dir DIR          where the temporary database goes (default: --out)\n"
+"  --db FILE|URL         start chatd on this database (kept) instead of a fresh one\n"
 "output\n"
 "  --out DIR             results directory (default build/bench)\n"
 "  --name NAME           file name stem (default: the mode)\n"
@@ -104,7 +114,7 @@ enum {
     O_WAIT, O_BODY, O_RUNS, O_IDLECONN, O_FANOUT, O_SENDS, O_LOGINS, O_WINDOW, O_PROBEHZ,
     O_PROBES, O_SETTLE, O_CPUS, O_NETNS, O_SERVER, O_SERVERPID, O_CHATD, O_DBDIR, O_OUT, O_NAME,
     O_NOPLOT, O_ASSERT, O_SMOKE, O_VERIFY, O_VERBOSE, O_HELP, O_PROBECHILD, O_PROBEAFTER,
-    O_LOOP,
+    O_LOOP, O_LOGIN, O_LOGINUSER, O_DB, O_ROOMSFAN, O_MEMBERS,
 };
 
 static int parse_args(int argc, char **argv, struct bench_opts *o, const char **verify)
@@ -122,7 +132,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
         { "name", 1, 0, O_NAME }, { "no-plot", 0, 0, O_NOPLOT }, { "assert", 0, 0, O_ASSERT },
         { "smoke", 0, 0, O_SMOKE }, { "verify", 1, 0, O_VERIFY }, { "verbose", 0, 0, O_VERBOSE },
         { "help", 0, 0, O_HELP }, { "probe-child", 0, 0, O_PROBECHILD },
-        { "probe-after", 1, 0, O_PROBEAFTER }, { "loop", 1, 0, O_LOOP }, { 0, 0, 0, 0 },
+        { "probe-after", 1, 0, O_PROBEAFTER }, { "loop", 1, 0, O_LOOP },
+        { "login", 1, 0, O_LOGIN }, { "login-user", 1, 0, O_LOGINUSER }, { "db", 1, 0, O_DB },
+        { "rooms-fanout", 1, 0, O_ROOMSFAN }, { "members", 1, 0, O_MEMBERS }, { 0, 0, 0, 0 },
     };
     const char *transport = "all";
     int c;
@@ -179,6 +191,11 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
             else
                 bad = 1;
             break;
+        case O_LOGIN: bad = parse_num(optarg, 1, 10000, &v); o->conns = (int)v; o->mode = MODE_LOGIN; break;
+        case O_LOGINUSER: o->login_user = optarg; break;
+        case O_DB: o->db = optarg; break;
+        case O_ROOMSFAN: bad = parse_num(optarg, 1, 10000, &v); o->rooms = (int)v; o->mode = MODE_ROOMS; break;
+        case O_MEMBERS: bad = parse_num(optarg, 2, 100000, &v); o->members = (int)v; break;
         case O_HELP: usage(stdout); exit(0);
         case O_PROBECHILD: o->probe_child = 1; break;
         case O_PROBEAFTER: bad = parse_num(optarg, 0, 9e18, &v); o->probe_after = (int64_t)v; break;
@@ -205,7 +222,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
         fprintf(stderr, "chat-bench: unknown transport %s\n", transport);
         return -1;
     }
-    if (o->mode == MODE_IDLE || o->mode == MODE_FANOUT) {
+    if (o->mode == MODE_ROOMS)
+        o->conns = o->rooms * o->members;
+    if (o->mode == MODE_IDLE || o->mode == MODE_FANOUT || o->mode == MODE_ROOMS) {
         if (o->n_transports == BENCH_NTRANSPORTS) {
             o->n_transports = 1;
             o->transports[0] = "websocket";
@@ -236,6 +255,8 @@ static const struct {
     [MODE_IDLE] = { "idle", run_idle },
     [MODE_FANOUT] = { "fanout", run_fanout },
     [MODE_SENDS] = { "sends", run_sends },
+    [MODE_ROOMS] = { "rooms-fanout", run_rooms },
+    [MODE_LOGIN] = { "login", run_login },
 };
 
 int main(int argc, char **argv)
@@ -245,6 +266,7 @@ int main(int argc, char **argv)
         .interval_ms = 1000, .wait_s = 25, .body_bytes = 32, .cpus = "none",
         .out_dir = "build/bench", .runs = 1, .logins = 8, .window = 64, .probe_hz = 50,
         .probe_s = 10, .settle_s = 2, .netns = -1, .loop_uv = -1, .plot = 1, .mode = MODE_STANDARD,
+        .members = 100,
     };
     const char *verify = NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -317,11 +339,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-bench: --netns on: %s\n", rep.netns);
         return 1;
     }
-    long want = (o.mode == MODE_IDLE || o.mode == MODE_FANOUT ? o.conns : o.users) + 16384L;
+    int many = o.mode == MODE_IDLE || o.mode == MODE_FANOUT || o.mode == MODE_ROOMS;
+    long want = (many ? o.conns : o.users) + 16384L;
     rep.nofile = nofile_raise(want);
     if (rep.nofile < want)
         fprintf(stderr, "chat-bench: open-file limit %ld is below the %ld wanted\n", rep.nofile, want);
-    if ((o.mode == MODE_IDLE || o.mode == MODE_FANOUT) && o.conns > rep.nofile - 1000) {
+    if (many && o.conns > rep.nofile - 1000) {
         /* chatd is one process: it cannot hold more sockets than this */
         int cap = (int)(rep.nofile - 1000);
         fprintf(stderr, "chat-bench: the open-file limit (%ld, and we may not raise it) allows about "
@@ -332,6 +355,8 @@ int main(int argc, char **argv)
     if (placement_apply_self(&e.pl) < 0)
         fprintf(stderr, "chat-bench: cannot pin the generator: %s\n", strerror(errno));
 
+    if (o.mode == MODE_LOGIN)        /* every transport in one run; its own table */
+        return run_login(&e, NULL, 1) < 0 ? 1 : 0;
     int failures = 0;
     for (int run = 1; run <= o.runs; run++)
         for (int t = 0; t < o.n_transports; t++)

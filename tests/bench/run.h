@@ -72,12 +72,16 @@ int warm_up(struct bench *b, struct bclient **senders, int n, double rate, doubl
 /* Creates and opens n clients of ops over the logged-in users [1..K). */
 int open_many(struct env *e, struct bench *b, const struct transport_ops *ops, int n, int role, int64_t sync,
               int *opened);
+/* Starts the n created clients from b->clients[first] (at most 200 handshakes in flight). */
+int ramp_open(struct env *e, struct bench *b, const struct transport_ops *ops, int first, int n, int *opened);
 
 /* ---- the modes ---- */
 int run_standard(struct env *e, const char *tname, int run_no);
 int run_idle(struct env *e, const char *tname, int run_no);
 int run_fanout(struct env *e, const char *tname, int run_no);
 int run_sends(struct env *e, const char *tname, int run_no);
+int run_rooms(struct env *e, const char *tname, int run_no);
+int run_login(struct env *e, const char *tname, int run_no);
 /* The idle mode's probe, in a process of its own (--probe-child). */
 int probe_child_main(const struct bench_opts *o);
 
