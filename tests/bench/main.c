@@ -328,6 +328,8 @@ int main(int argc, char **argv)
     snprintf(rep.db_fs, sizeof rep.db_fs, "%s", fs_type_of(e.db_dir));
 
     /* namespace: own loopback, own port range, clean lo counters */
+    if (o.db && strstr(o.db, "://") && o.netns < 0)
+        o.netns = 0;            /* a database server is reached on the host's network */
     if (e.started && o.netns != 0 && geteuid() == 0) {
         e.netns = netns_enter(rep.netns, sizeof rep.netns) == 0;
     } else {

@@ -290,8 +290,8 @@ static int conns_wait(struct login_run *L, struct conn **want, int n_want, const
         for (int i = 0; i < n_want; i++) {
             if (want[i]->failed) {
                 if (!L->why[0])
-                    snprintf(L->why, sizeof L->why, "a request failed (HTTP %d): %.120s", want[i]->status,
-                             want[i]->req);
+                    snprintf(L->why, sizeof L->why, "a request failed (HTTP %d): %.*s", want[i]->status,
+                             (int)strcspn(want[i]->req, "\r"), want[i]->req);
                 return -1;
             }
             pending += !want[i]->done;
