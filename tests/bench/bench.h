@@ -341,6 +341,7 @@ struct bench_opts {
     const char *db;             /* chatd's database (a file or a URL) instead of a fresh one */
     const char *login_user;     /* --login: the seeded user (default seedu0) */
     int rooms, members;         /* --rooms-fanout: rooms of members online each */
+    int room_joins;             /* --rooms-fanout: a second user per room joins it */
     int64_t probe_after;
 };
 

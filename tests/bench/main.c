@@ -57,11 +57,13 @@ static void usage(FILE *out)
 "  --idle-connections N  N idle connections of --transport (websocket or long-poll)\n"
 "  --fanout N            N subscribers of one room, one sender at --rate\n"
 "  --sends               --users senders with --window unacked messages each\n"
-"  --rooms-fanout R      R rooms of --members WebSocket members each (joined with\n"
-"                        POST /rooms/NAME/join), one member of each sending at --rate\n"
-"                        (per room); first the one-room --fanout to as many\n"
-"                        subscribers at the same rate per sender, for comparison\n"
-"  --members M           members per room (default 100)\n"
+"  --rooms-fanout R      R rooms of --members WebSocket connections each, one of each\n"
+"                        sending at --rate (per room); first, on the same server and\n"
+"                        connections, one sender to general (all of them) at --rate:\n"
+"                        the one-room fan-out at the same offered deliveries/s\n"
+"  --members M           connections per room (default 100)\n"
+"  --room-joins          a second user per room joins it (POST /rooms/NAME/join)\n"
+"                        and holds half its connections (default: one user per room)\n"
 "  --login N             N fresh logins per transport as a v1.1 client starts (after=latest,\n"
 "                        rooms, newest 100 of each joined room): time and bytes; use\n"
 "                        with --db on a database made by tests/bench/seed-events.sh\n"
@@ -114,7 +116,7 @@ enum {
     O_WAIT, O_BODY, O_RUNS, O_IDLECONN, O_FANOUT, O_SENDS, O_LOGINS, O_WINDOW, O_PROBEHZ,
     O_PROBES, O_SETTLE, O_CPUS, O_NETNS, O_SERVER, O_SERVERPID, O_CHATD, O_DBDIR, O_OUT, O_NAME,
     O_NOPLOT, O_ASSERT, O_SMOKE, O_VERIFY, O_VERBOSE, O_HELP, O_PROBECHILD, O_PROBEAFTER,
-    O_LOOP, O_LOGIN, O_LOGINUSER, O_DB, O_ROOMSFAN, O_MEMBERS,
+    O_LOOP, O_LOGIN, O_LOGINUSER, O_DB, O_ROOMSFAN, O_MEMBERS, O_ROOMJOINS,
 };
 
 static int parse_args(int argc, char **argv, struct bench_opts *o, const char **verify)
@@ -134,7 +136,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
         { "help", 0, 0, O_HELP }, { "probe-child", 0, 0, O_PROBECHILD },
         { "probe-after", 1, 0, O_PROBEAFTER }, { "loop", 1, 0, O_LOOP },
         { "login", 1, 0, O_LOGIN }, { "login-user", 1, 0, O_LOGINUSER }, { "db", 1, 0, O_DB },
-        { "rooms-fanout", 1, 0, O_ROOMSFAN }, { "members", 1, 0, O_MEMBERS }, { 0, 0, 0, 0 },
+        { "rooms-fanout", 1, 0, O_ROOMSFAN }, { "members", 1, 0, O_MEMBERS },
+        { "room-joins", 0, 0, O_ROOMJOINS }, { 0, 0, 0, 0 },
     };
     const char *transport = "all";
     int c;
@@ -196,6 +199,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
         case O_DB: o->db = optarg; break;
         case O_ROOMSFAN: bad = parse_num(optarg, 1, 10000, &v); o->rooms = (int)v; o->mode = MODE_ROOMS; break;
         case O_MEMBERS: bad = parse_num(optarg, 2, 100000, &v); o->members = (int)v; break;
+        case O_ROOMJOINS: o->room_joins = 1; break;
         case O_HELP: usage(stdout); exit(0);
         case O_PROBECHILD: o->probe_child = 1; break;
         case O_PROBEAFTER: bad = parse_num(optarg, 0, 9e18, &v); o->probe_after = (int64_t)v; break;

@@ -1,17 +1,20 @@
 /* mode_rooms.c — chat-bench --rooms-fanout R: R rooms (protocol v1.1) of
- * --members WebSocket members each, one member of each room sending at
- * --rate; every message must reach exactly its room's members, and no
- * other room's. Deliveries per second, latency, server CPU per delivery.
- * First, for comparison in the same invocation, the one-room fan-out
- * (mode_fanout.c) to as many subscribers at the same rate per sender, i.e.
- * the same offered deliveries per second.
+ * --members WebSocket connections each, one of each room sending at --rate;
+ * every message must reach exactly its room's members, and no other room's.
+ * Deliveries per second, latency, server CPU per delivery.
  *
- * Members are --room-users distinct users per room (each holding
- * members / room-users of the room's connections, as --fanout spreads its
- * subscribers over --logins users): the server's fan-out work is per
- * connection, and thousands of argon2id registrations would take longer
- * than the run. Rooms are made with POST /api/v1/rooms and joined with
- * POST /api/v1/rooms/NAME/join. */
+ * The one-room figure is measured first on the same server and the same
+ * connections: one more client (not in any room) sends to general, which
+ * every connection is in, at the same --rate: the existing --fanout to
+ * R x members subscribers (mode_fanout.c), at the same offered deliveries
+ * per second as the rooms phase. Then the rooms phase.
+ *
+ * Each room is one user's, who creates it (POST /api/v1/rooms: its first
+ * member) and holds its --members connections, as --fanout spreads its
+ * subscribers over --logins users: the server's fan-out work is per
+ * connection, and 10,000 argon2id logins would take longer than the run on
+ * two CPUs. (--room-joins: a second user per room joins it with POST
+ * /api/v1/rooms/NAME/join and holds half the connections.) */
 #include "run.h"
 #include "http.h"
 #include "transport.h"
@@ -22,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ROOM_USERS 2            /* distinct users per room */
+#define PH_ROOMS 3              /* the rooms phase (PH_MEASURE: the one-room phase) */
 
 /* ---- making the rooms and joining them (one HTTP call per user) ---- */
 
@@ -55,15 +58,15 @@ static void room_name(char *out, size_t len, const struct run *r, int i)
 }
 
 /* join = 0: the first user of each room creates it; 1: the others join. */
-static int room_calls(struct run *r, int rooms, int join)
+static int room_calls(struct run *r, int rooms, int per_room, int join)
 {
     struct bench *b = &r->b;
     char path[400], name[64], body[128];
     memset(&rcalls, 0, sizeof rcalls);
     for (int i = 0; i < rooms; i++) {
         room_name(name, sizeof name, r, i);
-        for (int k = join ? 1 : 0; k < (join ? ROOM_USERS : 1); k++) {
-            struct buser *u = &b->users[1 + i * ROOM_USERS + k];
+        for (int k = join ? 1 : 0; k < (join ? per_room : 1); k++) {
+            struct buser *u = &b->users[1 + i * per_room + k];
             struct http_call call = { .method = "POST", .path = path, .token = u->token, .timeout_s = 30 };
             if (join) {
                 snprintf(path, sizeof path, "%s/api/v1/rooms/%s/join", b->prefix, name);
@@ -87,15 +90,15 @@ static int room_calls(struct run *r, int rooms, int join)
     return 0;
 }
 
-/* Member m of room i: user 1 + i * ROOM_USERS + m % ROOM_USERS; member 0 sends. */
+/* Member m of room i: user 1 + i * per_room + m % per_room; member 0 sends. */
 static int open_members(struct env *e, struct run *r, const struct transport_ops *ops, int rooms,
-                        int members, int64_t sync, struct bclient **senders, int *opened)
+                        int members, int per_room, int64_t sync, struct bclient **senders, int *opened)
 {
     struct bench *b = &r->b;
     int first = b->n_clients;
     for (int i = 0; i < rooms; i++)
         for (int m = 0; m < members; m++) {
-            struct buser *u = &b->users[1 + i * ROOM_USERS + m % ROOM_USERS];
+            struct buser *u = &b->users[1 + i * per_room + m % per_room];
             struct bclient *c = bench_client_new(b, u, ops, m ? ROLE_SUBSCRIBER : ROLE_SENDER, sync);
             if (!c)
                 return -1;
@@ -106,61 +109,93 @@ static int open_members(struct env *e, struct run *r, const struct transport_ops
     return ramp_open(e, b, ops, first, rooms * members, opened);
 }
 
-static int rooms_measure(struct env *e, const char *tname, int run_no)
+static int phase_no;
+static int phase_delivered(struct bench *b)
+{
+    return b->ph_deliv[phase_no] >= b->ph_sent[phase_no] * (uint64_t)b->n_receivers && bench_rate_done(b);
+}
+
+/* One measured phase: n senders at rate msgs/s each, receivers per message. */
+static void measure(struct env *e, struct run *r, struct result *res, struct bclient **senders, int n,
+                    int receivers, int phase)
+{
+    const struct bench_opts *o = e->o;
+    struct bench *b = &r->b;
+    struct window w;
+    b->n_receivers = receivers;
+    phase_no = phase;
+    window_begin(r, &w);
+    bench_phase_begin(b, phase, 1);
+    double rate = o->rate * n;
+    uint64_t total = (uint64_t)llround(rate * o->duration_s);
+    bench_rate_start(b, senders, n, rate, total);
+    bench_run_until(b, rate_finished, o->duration_s * 1.5 + 10);
+    if (!bench_run_until(b, phase_delivered, drain_s(o) + 60))
+        fprintf(stderr, "chat-bench: %s: %llu of %llu deliveries after the drain time\n",
+                phase == PH_ROOMS ? "rooms" : "one room", (unsigned long long)b->ph_deliv[phase],
+                (unsigned long long)(b->ph_sent[phase] * (uint64_t)receivers));
+    window_end(r, &w);
+    fill_delivery_phase(res, b, phase);
+    fill_window(res, &w, res->delivered, e->netns);
+    res->core_dropped = w.core.dropped;
+    fill_latency(res, &b->lat);
+    res->rate = rate;
+    res->duration_s = o->duration_s;
+    res->wait_s = o->wait_s;
+    double span = (double)(b->ph_last_deliv[phase] - b->ph_first_send[phase]) / 1e9;
+    double sending = (double)res->sent / rate;
+    if (span > 0)
+        res->deliveries_per_s = (double)res->delivered / (span > sending ? span : sending);
+    res->offered_per_s = rate * receivers;
+}
+
+int run_rooms(struct env *e, const char *tname, int run_no)
 {
     const struct bench_opts *o = e->o;
     const struct transport_ops *ops = transport_find(tname);
     int rooms = o->rooms, members = o->members, n = rooms * members, rc = -1;
+    int per_room = o->room_joins ? 2 : 1;
     struct run r;
     struct bench *b = &r.b;
     struct bclient **senders = calloc((size_t)rooms, sizeof *senders);
-    struct result *res = report_add(e->rep);
+    struct result *one = report_add(e->rep), *res = one ? report_add(e->rep) : NULL;
     if (!res || !senders) {
         free(senders);
         return -1;
     }
+    one = &e->rep->r[e->rep->n - 2];            /* report_add may have moved it */
+    fill_common(e, one, tname, MODE_FANOUT, run_no);
     fill_common(e, res, tname, MODE_ROOMS, run_no);
+    one->rooms = 1;
     res->rooms = rooms;
-    res->conns_asked = n;
-    res->users = rooms * ROOM_USERS;
-    res->rate = o->rate * rooms;
-    res->duration_s = o->duration_s;
-    res->wait_s = o->wait_s;
-    fprintf(stderr, "chat-bench: %d rooms of %d %s members, %.0f msgs/s per room\n", rooms, members, tname,
-            o->rate);
-    if (run_open(e, &r, tname, n + 64, 1 + rooms * ROOM_USERS, o->wait_s) < 0 ||
-        room_calls(&r, rooms, 0) < 0 || room_calls(&r, rooms, 1) < 0)
+    one->conns_asked = res->conns_asked = n;
+    one->users = res->users = 1 + rooms * per_room;
+    fprintf(stderr, "chat-bench: %d rooms of %d %s members, %.0f msgs/s per room; first one room of all\n",
+            rooms, members, tname, o->rate);
+    if (run_open(e, &r, tname, n + 64, 1 + rooms * per_room, o->wait_s) < 0 ||
+        room_calls(&r, rooms, per_room, 0) < 0 || (per_room > 1 && room_calls(&r, rooms, per_room, 1) < 0))
         goto out;
+    one->fsync_ms = res->fsync_ms;
+    snprintf(one->server_cpus, sizeof one->server_cpus, "%s", res->server_cpus);
+    snprintf(one->generator_cpus, sizeof one->generator_cpus, "%s", res->generator_cpus);
     int64_t sync = bench_sync_id(b);
     int opened = 0;
-    if (sync < 0 || open_members(e, &r, ops, rooms, members, sync, senders, &opened) < 0)
+    struct bclient *general = sync < 0 ? NULL : bench_client_new(b, &b->users[0], ops, ROLE_SENDER, sync);
+    if (!general || bench_client_start(general) < 0 ||
+        open_members(e, &r, ops, rooms, members, per_room, sync, senders, &opened) < 0)
         goto out;
-    res->conns_open = opened;
-    b->n_receivers = members;           /* receivers of each message */
+    one->conns_open = res->conns_open = opened;
+    /* one room: general, every connection and the sender's own */
+    b->n_receivers = n + 1;
+    if (warm_up(b, &general, 1, 10, 0.3) < 0)
+        goto out;
+    measure(e, &r, one, &general, 1, n + 1, PH_MEASURE);
+    /* rooms: each message to its room's members */
+    b->n_receivers = members;
     if (warm_up(b, senders, rooms, rooms * 10.0, 0.3) < 0)
         goto out;
-    struct window w;
-    window_begin(&r, &w);
-    bench_phase_begin(b, PH_MEASURE, 1);
-    double rate = o->rate * rooms;
-    uint64_t total = (uint64_t)llround(rate * o->duration_s);
-    bench_rate_start(b, senders, rooms, rate, total);
-    bench_run_until(b, rate_finished, o->duration_s * 1.5 + 10);
-    if (!bench_run_until(b, all_delivered, drain_s(o) + 60))
-        fprintf(stderr, "chat-bench: rooms-fanout: %llu of %llu deliveries after the drain time\n",
-                (unsigned long long)b->ph_deliv[PH_MEASURE],
-                (unsigned long long)(b->ph_sent[PH_MEASURE] * (uint64_t)members));
-    window_end(&r, &w);
-    fill_delivery(res, b);
-    res->clients = b->n_clients;
-    fill_window(res, &w, res->delivered, e->netns);
-    res->core_dropped = w.core.dropped;
-    fill_latency(res, &b->lat);
-    double span = (double)(b->ph_last_deliv[PH_MEASURE] - b->ph_first_send[PH_MEASURE]) / 1e9;
-    double sending = (double)res->sent / rate;
-    if (span > 0)
-        res->deliveries_per_s = (double)res->delivered / (span > sending ? span : sending);
-    res->offered_per_s = rate * members;
+    measure(e, &r, res, senders, rooms, members, PH_ROOMS);
+    one->clients = res->clients = b->n_clients;
     if (b->leaks)
         fprintf(stderr, "chat-bench: rooms-fanout: %llu messages reached a client outside their room\n",
                 (unsigned long long)b->leaks);
@@ -168,14 +203,9 @@ static int rooms_measure(struct env *e, const char *tname, int run_no)
 out:
     if (rc < 0 && !res->errors)
         res->errors = b->errors ? b->errors : 1;
+    if (rc < 0 && !one->errors)
+        one->errors = b->errors ? b->errors : 1;
     run_close(&r);
     free(senders);
     return rc;
-}
-
-int run_rooms(struct env *e, const char *tname, int run_no)
-{
-    /* the one-room figure first: as many subscribers, the same rate per sender */
-    int f = run_fanout(e, tname, run_no);
-    return rooms_measure(e, tname, run_no) < 0 || f < 0 ? -1 : 0;
 }

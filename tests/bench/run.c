@@ -341,11 +341,16 @@ int warm_up(struct bench *b, struct bclient **senders, int n, double rate, doubl
 
 void fill_delivery(struct result *res, struct bench *b)
 {
-    res->sent = b->ph_sent[PH_MEASURE];
+    fill_delivery_phase(res, b, PH_MEASURE);
+}
+
+void fill_delivery_phase(struct result *res, struct bench *b, int phase)
+{
+    res->sent = b->ph_sent[phase];
     res->receivers = b->n_receivers;
     res->expected = res->sent * (uint64_t)b->n_receivers;
-    res->delivered = b->ph_deliv[PH_MEASURE];
-    res->duplicates = b->ph_dups[PH_WARMUP] + b->ph_dups[PH_MEASURE];
+    res->delivered = b->ph_deliv[phase];
+    res->duplicates = b->ph_dups[PH_WARMUP] + b->ph_dups[phase];
     res->delivered_ratio = res->expected ? (double)res->delivered / (double)res->expected : NAN;
     res->errors = b->errors;
     res->clients = b->n_clients;

@@ -44,6 +44,8 @@ int run_close(struct run *r);
 void fill_common(struct env *e, struct result *res, const char *transport, int mode, int run);
 void fill_latency(struct result *res, struct samples *s);
 void fill_delivery(struct result *res, struct bench *b);
+/* The same for another measured phase than PH_MEASURE. */
+void fill_delivery_phase(struct result *res, struct bench *b, int phase);
 
 /* ---- a measurement window: server /proc, our CPU, wire, lo ---- */
 struct window {
