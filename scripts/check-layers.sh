@@ -46,6 +46,7 @@ declare -A LAYER=(
     [server/ws_frame.h]=0 [server/ws_frame.c]=0
     [server/web_files.h]=0 [server/web_files.c]=0
     [server/browser.h]=0 [server/browser.c]=0
+    [server/rooms.h]=1 [server/rooms.c]=1
     [server/feed.h]=1 [server/feed.c]=1
     [server/auth.h]=1 [server/auth.c]=1
     [server/ws_beat.h]=2 [server/ws_beat.c]=2
@@ -79,11 +80,14 @@ declare -A MODULE=(
 #                    itself uses no transport
 #   http_api>sse_api  GET /api/v1/stream, once authenticated, is handed
 #                    to the SSE transport, which keeps the connection
+#   feed>rooms       the feed filters and wakes a room's events by its
+#                    members (rooms.c keeps who they are, from the
+#                    member events the feed hands it)
 #   main>server      main.c names the protocol callback (dispatch.h) in
 #                    the lws protocol table
 ALLOWED=" store>protocol pwhash>protocol browser>protocol limiter>protocol audit>protocol
           types>protocol protocol>money types>sweep sweep>clock
-          http_api>transfers http_api>sse_api main>server "
+          http_api>transfers http_api>sse_api feed>rooms main>server "
 ALLOWED=" $(echo $ALLOWED) "     # one space between pairs, whatever the lines
 # Generated headers (embedded SQL) belong to the file that includes them.
 GENERATED=" migrations.h pg_migrations.h web_assets.h "
@@ -183,8 +187,9 @@ BLOCKING="store_user_create store_user_get store_session_create store_session_lo
           store_last_event_id store_events_all_after store_begin store_commit store_rollback
           store_account_balance
           store_account_move store_transfer_insert store_transfer_get store_transfer_set_state
-          store_transfers_unfinished store_transfer_lock store_transfers_stale"
-BLOCKING_OK=" server/main.c:* server/store.c:* server/feed.c:store_last_event_id "
+          store_transfers_unfinished store_transfer_lock store_transfers_stale
+          store_room_members_all"
+BLOCKING_OK=" server/main.c:* server/store.c:* server/feed.c:store_last_event_id server/rooms.c:store_room_members_all "
 check_blocking() {
     local o f sym
     for o in "$objs"/server/*.o; do

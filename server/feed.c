@@ -44,6 +44,7 @@
  * (marked freed) for their completions, which only free what they hold. */
 #include "feed.h"
 #include "clock.h"
+#include "rooms.h"
 #include "server.h"
 #include "store.h"
 #include "ws_frame.h"
@@ -62,6 +63,8 @@
 
 struct feed_entry {
     int64_t id, recipient_id;
+    int64_t room_id;              /* 0: private to recipient_id */
+    int64_t sender_id;            /* a member event's user */
     json_t *event;
     unsigned char *ws_frame;      /* whole text frame of {"op":"event",...} */
     size_t ws_len;
@@ -95,6 +98,7 @@ struct feed_ack {
     struct session *s;            /* NULL once the session is gone */
     struct feed_txn *t;
     char *payload;                /* until its batch is stored */
+    int64_t room_id;              /* the room it is sent to */
     int64_t sender_id, sent_ms;   /* the event, for the batch's one call */
     int64_t id, ts;
     int rc;                       /* its append's */
@@ -161,9 +165,9 @@ struct feed *feed_new(struct store *st)
 
 /* The WebSocket frame of an event, serialized and framed once for every
  * subscriber (ws_out.c writes it as it is). */
-static struct feed_entry feed_entry_new(int64_t id, int64_t recipient_id, json_t *event)
+static struct feed_entry feed_entry_new(const struct store_event *ev, json_t *event)
 {
-    struct feed_entry e = { id, recipient_id, event, NULL, 0 };
+    struct feed_entry e = { ev->id, ev->recipient_id, ev->room_id, ev->sender_id, event, NULL, 0 };
     char *text = proto_ws_event_text(event);
     if (text) {
         size_t len = strlen(text);
@@ -219,39 +223,66 @@ void feed_free(struct feed *f)
 
 /* ---- who listens ---- */
 
+static int64_t feed_hi(const struct feed *f);
+
 void feed_subscribe(struct session *s)
 {
-    if (!lws_dll2_is_detached(&s->sub_node))
-        return;
-    lws_dll2_add_tail(&s->sub_node, &s->srv->subscribers);
+    if (lws_dll2_is_detached(&s->sub_node))
+        lws_dll2_add_tail(&s->sub_node, &s->srv->subscribers);
+    if (s->srv->rooms && s->user_id)   /* by its user once it has one */
+        rooms_session_add(s->srv->rooms, s);
+}
+
+int64_t feed_newest(struct server *srv)
+{
+    return feed_hi(srv->feed);
 }
 
 void feed_unsubscribe(struct session *s)
 {
     if (s->srv && s->sub_node.owner)
         lws_dll2_remove(&s->sub_node);
+    if (s->srv && s->srv->rooms)
+        rooms_session_remove(s->srv->rooms, s);
 }
 
-/* Wakes the listeners of recipient_id's events (0: everyone's). Not
- * "notify": that is the store's word for another instance's commits
- * (feed_on_notify). */
-static void feed_wake(struct server *srv, int64_t recipient_id)
+static void feed_wake_one(void *arg, struct session *s)
 {
-    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, srv->subscribers.head) {
-        struct session *s = lws_container_of(d, struct session, sub_node);
-        /* an ended session is told nothing more, even in the turn it ended */
-        if ((recipient_id == 0 || recipient_id == s->user_id) && !s->ended)
-            s->ops->wake(s);
-    } lws_end_foreach_dll_safe(d, d1);
+    (void)arg;
+    /* an ended session is told nothing more, even in the turn it ended */
+    if (!s->ended)
+        s->ops->wake(s);
 }
 
 void feed_wake_all(struct server *srv)
 {
-    feed_wake(srv, 0);
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, srv->subscribers.head) {
+        feed_wake_one(NULL, lws_container_of(d, struct session, sub_node));
+    } lws_end_foreach_dll_safe(d, d1);
+}
+
+/* Wakes the listeners of one event: its recipient's sessions, or its
+ * room's online members' (and a member event's user, who may just have
+ * left), through the room index: the cost is theirs, not every
+ * connection's. Not "notify": that is the store's word for another
+ * instance's commits (feed_on_notify). */
+static void feed_wake(struct server *srv, const struct feed_entry *e)
+{
+    if (!srv->rooms) {
+        feed_wake_all(srv);
+        return;
+    }
+    if (e->recipient_id) {
+        rooms_each_user_session(srv->rooms, e->recipient_id, feed_wake_one, NULL);
+        return;
+    }
+    rooms_each_session(srv->rooms, e->room_id, feed_wake_one, NULL);
+    if (e->sender_id && e->room_id != STORE_GENERAL_ROOM_ID)
+        rooms_each_user_session(srv->rooms, e->sender_id, feed_wake_one, NULL);
 }
 
 /* Wakes the listeners of the newest n ring entries: everyone once if one
- * of them is for everyone, else each recipient. */
+ * of them is general's, else each event's. */
 static void feed_wake_newest(struct feed *f, size_t n)
 {
     if (!f->srv)
@@ -261,13 +292,36 @@ static void feed_wake_newest(struct feed *f, size_t n)
         return;
     }
     size_t first = f->count - n;
-    for (size_t i = first; i < f->count; i++)
-        if (f->ring[(f->head + i) % FEED_RING].recipient_id == 0) {
+    for (size_t i = first; i < f->count; i++) {
+        const struct feed_entry *e = &f->ring[(f->head + i) % FEED_RING];
+        if (!e->recipient_id && (e->room_id == 0 || e->room_id == STORE_GENERAL_ROOM_ID)) {
             feed_wake_all(f->srv);
             return;
         }
+    }
     for (size_t i = first; i < f->count; i++)
-        feed_wake(f->srv, f->ring[(f->head + i) % FEED_RING].recipient_id);
+        feed_wake(f->srv, &f->ring[(f->head + i) % FEED_RING]);
+}
+
+/* May user_id see e? Its own alert, or an event of a room while a member. */
+static int feed_visible(const struct feed *f, const struct feed_entry *e, int64_t user_id)
+{
+    if (e->recipient_id)
+        return e->recipient_id == user_id;
+    return !f->srv || !f->srv->rooms || rooms_visible(f->srv->rooms, user_id, e->room_id, e->id);
+}
+
+/* A member event tells the room index, as it enters the ring. */
+static void feed_learn(struct feed *f, const struct feed_entry *e)
+{
+    if (!f->srv || !f->srv->rooms || !e->room_id || !e->event)
+        return;
+    const char *type = json_string_value(json_object_get(e->event, "type"));
+    const char *room = json_string_value(json_object_get(e->event, "room"));
+    const char *action = json_string_value(json_object_get(e->event, "action"));
+    if (type && room && action && !strcmp(type, "member"))
+        rooms_apply_member(f->srv->rooms, e->room_id, room, e->sender_id, e->id,
+                           !strcmp(action, "join"));
 }
 
 /* ---- the ring ---- */
@@ -288,6 +342,7 @@ static void feed_ring_push(struct feed *f, struct feed_entry e)
     }
     f->ring[(f->head + f->count) % FEED_RING] = e;
     f->count++;
+    feed_learn(f, &f->ring[(f->head + f->count - 1) % FEED_RING]);
 }
 
 /* Something could not be cached, or came out of order: forget the ring up
@@ -330,9 +385,10 @@ static void feed_publish(struct feed *f, struct feed_pending *p)
 /* Keeps an appended event, ready for the ring, until its transaction
  * commits (feed_publish) or not (feed_pending_drop). A shared store's
  * events come from the store after the commit: only the id is kept. */
-static void feed_keep(struct feed_txn *t, const char *type, int64_t recipient_id,
-                      const char *payload, int64_t id, int64_t ts)
+static void feed_keep(struct feed_txn *t, const char *type, const struct store_event *se,
+                      const char *payload)
 {
+    int64_t id = se->id, ts = se->ts_ms;
     struct feed_pending *p = &t->pend;
     if (id > p->max_id)
         p->max_id = id;
@@ -349,7 +405,7 @@ static void feed_keep(struct feed_txn *t, const char *type, int64_t recipient_id
         p->cap = cap;
     }
     json_t *ev = proto_event_new(id, type, ts, payload);
-    struct feed_entry fe = ev ? feed_entry_new(id, recipient_id, ev) : (struct feed_entry){ 0 };
+    struct feed_entry fe = ev ? feed_entry_new(se, ev) : (struct feed_entry){ 0 };
     if (!fe.event)
         p->lost = 1;
     else
@@ -373,7 +429,7 @@ static int feed_take(struct feed *f, const struct store_reply *reply)
         if (ev->id <= feed_hi(f))    /* already in the ring: keep the order strict */
             continue;
         json_t *e = proto_event_new(ev->id, ev->type, ev->ts_ms, ev->payload);
-        struct feed_entry fe = e ? feed_entry_new(ev->id, ev->recipient_id, e) : (struct feed_entry){ 0 };
+        struct feed_entry fe = e ? feed_entry_new(ev, e) : (struct feed_entry){ 0 };
         if (!fe.event) {
             ok = 0;
             break;
@@ -573,8 +629,10 @@ static void feed_batch_stored(void *arg, const struct store_reply *reply)
         if (reply->rc == STORE_OK && i < reply->n) {
             a->id = reply->ids[i];
             a->ts = reply->ts_each[i];
+            struct store_event se = { .id = a->id, .ts_ms = a->ts, .room_id = a->room_id,
+                                      .sender_id = a->sender_id };
             if (reply->created_each[i])
-                feed_keep(t, "chat", 0, a->payload, a->id, a->ts);
+                feed_keep(t, "chat", &se, a->payload);
         }
         free(a->payload);
         a->payload = NULL;
@@ -598,7 +656,7 @@ static void feed_batch_store(struct feed_txn *t)
     for (lws_dll2_t *d = t->acks.head; d; d = d->next, i++) {
         struct feed_ack *a = lws_container_of(d, struct feed_ack, txn_node);
         evs[i] = (struct store_new_event){
-            .type = "chat", .recipient_id = 0, .sender_id = a->sender_id,
+            .type = "chat", .recipient_id = 0, .room_id = a->room_id, .sender_id = a->sender_id,
             .client_msg_id = a->has_cmid ? a->cmid : NULL, .payload = a->payload, .ts_ms = a->sent_ms,
         };
     }
@@ -628,8 +686,9 @@ static void feed_appended(void *arg, const struct store_reply *reply)
 {
     struct feed_call *c = arg;
     struct feed_txn *t = c->t;
+    struct store_event se = { .id = reply->id, .ts_ms = reply->ts_ms, .recipient_id = c->recipient_id };
     if (reply->rc == STORE_OK && reply->created)
-        feed_keep(t, c->type, c->recipient_id, c->payload, reply->id, reply->ts_ms);
+        feed_keep(t, c->type, &se, c->payload);
     else if (reply->rc != STORE_OK && t->rc == STORE_OK)
         t->rc = reply->rc;
     store_done_fn done = c->done;
@@ -667,6 +726,65 @@ void feed_txn_append(struct feed_txn *t, const struct store_new_event *ev,
     c->arg = arg;
     struct store_args a = { .ev = ev };
     store_call_async(t->f->st, t->txn, STORE_CALL_EVENT_APPEND, &a, feed_appended, c);
+}
+
+/* ---- room changes (rooms.h): the store's call makes them, with their
+ * events, in one transaction; the events are published as a commit's ---- */
+
+struct feed_room_call {
+    struct feed_txn *t;
+    store_done_fn done;
+    void *arg;
+    struct store_reply saved;     /* what the caller reads, but events */
+};
+
+static void feed_room_answered(void *arg, const struct store_reply *reply)
+{
+    struct feed_room_call *c = arg;
+    struct store_reply r = c->saved;
+    r.rc = reply->rc != STORE_OK ? reply->rc : c->saved.rc;
+    store_done_fn done = c->done;
+    void *done_arg = c->arg;
+    free(c);
+    done(done_arg, &r);
+}
+
+static void feed_room_stored(void *arg, const struct store_reply *reply)
+{
+    struct feed_room_call *c = arg;
+    struct feed_txn *t = c->t;
+    for (int i = 0; reply->rc == STORE_OK && i < reply->n; i++)
+        feed_keep(t, reply->events[i].type, &reply->events[i], reply->events[i].payload);
+    c->saved.rc = reply->rc;
+    c->saved.room_err = reply->room_err;
+    c->saved.room_id = reply->room_id;
+    c->saved.id = reply->id;
+    t->done = feed_room_answered;
+    t->arg = c;
+    struct store_reply end = { .rc = reply->rc == STORE_CONSTRAINT ? STORE_OK : reply->rc };
+    feed_txn_ended(t, &end);
+}
+
+void feed_room_call(struct server *srv, enum store_call_kind kind, const struct store_args *args,
+                    store_done_fn done, void *arg)
+{
+    struct feed *f = srv->feed;
+    f->srv = srv;
+    struct feed_room_call *c = calloc(1, sizeof *c);
+    struct feed_txn *t = c ? calloc(1, sizeof *t) : NULL;
+    if (!t) {
+        struct store_reply r = { .rc = STORE_ERROR };
+        free(c);
+        done(arg, &r);
+        return;
+    }
+    t->f = f;
+    t->commit = t->ended = 1;
+    f->live++;
+    c->t = t;
+    c->done = done;
+    c->arg = arg;
+    store_call_async(f->st, 0, kind, args, feed_room_stored, c);
 }
 
 /* ---- group commit of chat sends ---- */
@@ -711,7 +829,7 @@ static struct feed_ack *feed_ack_new(struct session *s, const char *cmid)
     return a;
 }
 
-int feed_post_chat(struct server *srv, struct session *s, const char *room,
+int feed_post_chat(struct server *srv, struct session *s, int64_t room_id, const char *room,
                    const char *body, const char *client_msg_id)
 {
     struct feed *f = srv->feed;
@@ -739,6 +857,7 @@ int feed_post_chat(struct server *srv, struct session *s, const char *room,
     }
     a->t = t;
     a->payload = payload;
+    a->room_id = room_id;
     a->sender_id = s->user_id;
     a->sent_ms = now_ms();
     lws_dll2_add_tail(&a->txn_node, &t->acks);
@@ -859,7 +978,7 @@ static void feed_fetch_ring(const struct feed *f, int64_t user_id, int64_t after
 {
     for (size_t i = feed_ring_find(f, after); i < f->count && limit > 0; i++) {
         const struct feed_entry *e = &f->ring[(f->head + i) % FEED_RING];
-        if (e->recipient_id == 0 || e->recipient_id == user_id) {
+        if (feed_visible(f, e, user_id)) {
             json_array_append(arr, e->event);
             limit--;
         }
@@ -874,7 +993,7 @@ int feed_next_frame(struct server *srv, int64_t user_id, int64_t after,
         return -1;
     for (size_t i = feed_ring_find(f, after); i < f->count; i++) {
         const struct feed_entry *e = &f->ring[(f->head + i) % FEED_RING];
-        if (e->recipient_id == 0 || e->recipient_id == user_id) {
+        if (feed_visible(f, e, user_id)) {
             *id = e->id;
             *frame = e->ws_frame;
             *len = e->ws_len;

@@ -32,7 +32,11 @@ void feed_txn_append(struct feed_txn *t, const struct store_new_event *ev,
                      store_done_fn done, void *arg);
 void feed_txn_end(struct feed_txn *t, int commit, store_done_fn done, void *arg);
 
+/* Listening: woken for every event (feed_wake_all), and once s has a
+ * user, for its user's and rooms' (rooms.h); again after it has one. */
 void feed_subscribe(struct session *s);
+/* The newest event id this instance knows: where after=latest starts. */
+int64_t feed_newest(struct server *srv);
 void feed_unsubscribe(struct session *s);
 void feed_wake_all(struct server *srv);
 
@@ -56,8 +60,15 @@ int feed_next_frame(struct server *srv, int64_t user_id, int64_t after,
  * (STORE_UNAVAILABLE: retryable, e.g. too many sends waiting), in id
  * order, and the listeners are woken. -1 if it could not be queued at all
  * (out of memory): the caller answers. */
-int feed_post_chat(struct server *srv, struct session *s, const char *room,
+int feed_post_chat(struct server *srv, struct session *s, int64_t room_id, const char *room,
                    const char *body, const char *client_msg_id);
+/* A room change (STORE_CALL_ROOM_CREATE, _JOIN, _LEAVE, _TOPIC, _READ,
+ * DM_OPEN): the store makes it, then its events enter the ring as a
+ * commit's (the room index learns a membership from its member event
+ * there), and only then done(arg, reply) with the call's rc, room_err,
+ * room_id and id (reply->events are not passed on). */
+void feed_room_call(struct server *srv, enum store_call_kind kind, const struct store_args *args,
+                    store_done_fn done, void *arg);
 /* Ends the open group commit now (its commit may complete later), if any;
  * main.c's turn end calls it at the end of every loop turn. */
 void feed_flush(struct server *srv);

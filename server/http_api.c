@@ -19,6 +19,7 @@
 #include "limiter.h"
 #include "money.h"
 #include "pwhash.h"
+#include "rooms.h"
 #include "server.h"
 #include "sse_api.h"
 #include "store.h"
@@ -43,6 +44,9 @@ struct http_call {
     char    password[PROTO_PASSWORD_MAX + 1];   /* login, register: wiped with the ticket */
     char    token[PROTO_TOKEN_HEX_LEN + 1], token_hash[65];
     int64_t id, expires_ms;
+    char    room[PROTO_DM_NAME_MAX + 1];        /* rooms: the room's name */
+    char    topic[PROTO_TOPIC_MAX + 1];
+    int     action;                             /* rooms: the call's kind */
 };
 
 static void http_unpark(struct session *s);
@@ -313,6 +317,8 @@ static int route_events(struct session *s)
     const char *err;
     if (proto_parse_events_query(h->query, &h->poll, &err) < 0)
         return http_error(s, 400, "bad_query", err);
+    if (h->poll.latest)           /* v1.1: from the newest event on */
+        h->poll.after = feed_newest(s->srv);
     int wait = h->poll.wait_s;
     if (wait > s->srv->cfg.long_poll_max_s)
         wait = s->srv->cfg.long_poll_max_s;
@@ -577,11 +583,332 @@ void http_on_hash_done(struct session *s, struct pwhash_job *job)
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
+/* ---- rooms and direct messages (protocol v1.1) ---- */
+
+/* The answer for a room call's refusal (rc STORE_CONSTRAINT), or the
+ * store's failure. */
+static int room_failed(struct session *s, const struct store_reply *rep, const char *what)
+{
+    if (rep->rc != STORE_CONSTRAINT)
+        return http_store_failed(s, rep->rc, what);
+    switch (rep->room_err) {
+    case STORE_ROOM_NOT_FOUND:
+        return http_error(s, 404, "not_found", "no such room");
+    case STORE_ROOM_EXISTS:
+        return http_error(s, 409, "exists", "a room of that name exists");
+    case STORE_ROOM_TOO_MANY:
+        return http_error(s, 409, "too_many_rooms", "a user may be in at most 100 rooms");
+    case STORE_ROOM_NOT_ALLOWED:
+        return http_error(s, 409, "not_allowed", "a direct conversation cannot be joined, left or given a topic");
+    case STORE_ROOM_CANNOT_LEAVE:
+        return http_error(s, 409, "cannot_leave", "general cannot be left");
+    case STORE_ROOM_NOT_MEMBER:
+        return http_error(s, 403, "not_member", "you are not a member of this room");
+    default:
+        return http_store_failed(s, STORE_ERROR, what);
+    }
+}
+
+/* A room change through the feed (its events published before c->then). */
+static int http_room_call(struct session *s, struct http_call *c, enum store_call_kind kind,
+                          const struct store_args *args)
+{
+    c->owner = s;
+    s->u.http.call = c;
+    http_store_wait(s);
+    feed_room_call(s->srv, kind, args, http_call_done, c);
+    return 0;
+}
+
+static int rooms_listed(struct session *s, struct http_call *c, const struct store_reply *rep)
+{
+    (void)c;
+    if (rep->rc != STORE_OK)
+        return http_store_failed(s, rep->rc, "could not list the rooms");
+    json_t *arr = json_array();
+    for (int i = 0; arr && i < rep->n_rooms; i++) {
+        const struct store_room *r = &rep->rooms[i];
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:i,s:I,s:I,s:b}", "name", r->name,
+                                             "topic", r->topic, "members", (json_int_t)r->members,
+                                             "online", 0, "unread", (json_int_t)r->unread,
+                                             "last_id", (json_int_t)r->last_id, "joined", r->joined));
+    }
+    return http_json(s, 200, arr ? json_pack("{s:o}", "rooms", arr) : NULL);
+}
+
+static int route_rooms_list(struct session *s)
+{
+    struct http_call *c = http_call_new();
+    if (!c)
+        return http_error(s, 500, "internal", "out of memory");
+    c->then = rooms_listed;
+    struct store_args args = { .user_id = s->user_id };
+    return http_store_call(s, c, STORE_CALL_ROOMS_LIST, &args);
+}
+
+/* Creating and joining count against the message rate: 0, or answered. */
+static int room_rate_ok(struct session *s)
+{
+    int retry;
+    if (limiter_take(s->srv->limiter, LIMIT_MESSAGES, s->user, now_ms(), &retry))
+        return 1;
+    http_limited(s, 429, "rate_limited", "too many messages; slow down", retry);
+    return 0;
+}
+
+static int room_created(struct session *s, struct http_call *c, const struct store_reply *rep)
+{
+    if (rep->rc != STORE_OK)
+        return room_failed(s, rep, "could not create the room");
+    return http_json(s, 201, json_pack("{s:s}", "name", c->room));
+}
+
+static int route_rooms_create(struct session *s)
+{
+    const char *err, *name = NULL, *topic = NULL;
+    if (!room_rate_ok(s))
+        return 0;
+    json_t *root = proto_parse_object(s->u.http.body, s->u.http.body_len, &err);
+    if (!root)
+        return http_error(s, 400, "invalid", err);
+    struct http_call *c = NULL;
+    char *join = NULL, *tp = NULL;
+    int rc;
+    if (proto_get_string(root, "name", &name) < 0 || !proto_name_valid(name))
+        rc = http_error(s, 400, "invalid", "name must be 1-32 of a-z 0-9 _ -");
+    else if (proto_get_string(root, "topic", &topic) < 0 || (topic && !proto_topic_valid(topic)))
+        rc = http_error(s, 400, "invalid", "topic must be 0-256 bytes of UTF-8 without control characters");
+    else if (!(c = http_call_new()) || !(join = proto_member_payload(name, s->user, 1)) ||
+             (topic && !(tp = proto_topic_payload(name, s->user, topic))))
+        rc = http_error(s, 500, "internal", "out of memory");
+    else {
+        snprintf(c->room, sizeof c->room, "%s", name);
+        c->then = room_created;
+        struct store_args args = { .user_id = s->user_id, .name = name, .topic = topic,
+                                   .now_ms = now_ms(), .payload = join, .payload2 = tp };
+        rc = http_room_call(s, c, STORE_CALL_ROOM_CREATE, &args);
+        c = NULL;
+    }
+    free(c);
+    free(join);
+    free(tp);
+    json_decref(root);
+    return rc;
+}
+
+static int room_changed(struct session *s, struct http_call *c, const struct store_reply *rep)
+{
+    if (rep->rc != STORE_OK)
+        return room_failed(s, rep, "could not change the room");
+    if (c->action == STORE_CALL_ROOM_TOPIC)
+        return http_json(s, 200, json_pack("{s:s,s:s}", "name", c->room, "topic", c->topic));
+    if (c->action == STORE_CALL_ROOM_READ)
+        return http_json(s, 200, json_pack("{s:s,s:I}", "name", c->room, "read_id", (json_int_t)rep->id));
+    return http_json(s, 200, json_pack("{s:s,s:b}", "name", c->room, "joined",
+                                       c->action == STORE_CALL_ROOM_JOIN));
+}
+
+/* NAME and ACTION of /api/v1/rooms/NAME/ACTION into name and action; -1
+ * if the path is not of that form or NAME breaks the rules (404). */
+static int room_path(const char *path, char *name, size_t nlen, const char **action)
+{
+    const char *p = path + strlen("/api/v1/rooms/");
+    const char *slash = strchr(p, '/');
+    if (!slash || (size_t)(slash - p) >= nlen || strchr(slash + 1, '/'))
+        return -1;
+    memcpy(name, p, (size_t)(slash - p));
+    name[slash - p] = '\0';
+    *action = slash + 1;
+    return proto_name_valid(name) || proto_dm_name_valid(name) ? 0 : -1;
+}
+
+/* The body's {"topic"} or {"id"} for topic and read; 0 or answered. */
+static int room_body(struct session *s, enum store_call_kind kind, struct http_call *c,
+                     struct store_args *args)
+{
+    const char *err, *topic = NULL;
+    int present = 0;
+    json_t *root = proto_parse_object(s->u.http.body, s->u.http.body_len, &err);
+    if (!root)
+        return http_error(s, 400, "invalid", err), -1;
+    int ok = kind == STORE_CALL_ROOM_TOPIC
+        ? proto_get_string(root, "topic", &topic) == 0 && topic && proto_topic_valid(topic)
+        : proto_get_int(root, "id", &args->id, &present) == 0 && present && args->id >= 0;
+    if (ok && topic)
+        snprintf(c->topic, sizeof c->topic, "%s", topic);
+    json_decref(root);
+    if (!ok)
+        return http_error(s, 400, "invalid", kind == STORE_CALL_ROOM_TOPIC
+                          ? "topic must be 0-256 bytes of UTF-8 without control characters"
+                          : "id must be a non-negative integer"), -1;
+    return 0;
+}
+
+static int route_room_post(struct session *s)
+{
+    char name[PROTO_DM_NAME_MAX + 1];
+    const char *action;
+    if (room_path(s->u.http.path, name, sizeof name, &action) < 0)
+        return http_error(s, 404, "not_found", "no such room");
+    enum store_call_kind kind = !strcmp(action, "join") ? STORE_CALL_ROOM_JOIN
+                              : !strcmp(action, "leave") ? STORE_CALL_ROOM_LEAVE
+                              : !strcmp(action, "topic") ? STORE_CALL_ROOM_TOPIC
+                              : !strcmp(action, "read") ? STORE_CALL_ROOM_READ : STORE_CALL_COUNT;
+    if (kind == STORE_CALL_COUNT)
+        return http_error(s, 404, "not_found", "no such path");
+    if (kind == STORE_CALL_ROOM_JOIN && !room_rate_ok(s))
+        return 0;
+    struct http_call *c = http_call_new();
+    if (!c)
+        return http_error(s, 500, "internal", "out of memory");
+    struct store_args args = { .user_id = s->user_id, .name = name, .now_ms = now_ms() };
+    if ((kind == STORE_CALL_ROOM_TOPIC || kind == STORE_CALL_ROOM_READ) && room_body(s, kind, c, &args) < 0) {
+        free(c);
+        return 0;
+    }
+    char *payload = kind == STORE_CALL_ROOM_TOPIC ? proto_topic_payload(name, s->user, c->topic)
+                  : kind == STORE_CALL_ROOM_READ ? strdup("{}")
+                  : proto_member_payload(name, s->user, kind == STORE_CALL_ROOM_JOIN);
+    if (!payload) {
+        free(c);
+        return http_error(s, 500, "internal", "out of memory");
+    }
+    snprintf(c->room, sizeof c->room, "%s", name);
+    c->action = kind;
+    c->then = room_changed;
+    args.payload = payload;
+    args.topic = kind == STORE_CALL_ROOM_TOPIC ? c->topic : NULL;
+    int rc = http_room_call(s, c, kind, &args);
+    free(payload);
+    return rc;
+}
+
+static int room_page(struct session *s, struct http_call *c, const struct store_reply *rep)
+{
+    (void)c;
+    if (rep->rc != STORE_OK)
+        return room_failed(s, rep, "could not read the room");
+    json_t *arr = json_array();
+    for (int i = 0; arr && i < rep->n; i++) {
+        const struct store_event *ev = &rep->events[i];
+        json_array_append_new(arr, proto_event_new(ev->id, ev->type, ev->ts_ms, ev->payload));
+    }
+    return http_json(s, 200, arr ? json_pack("{s:o,s:b}", "events", arr, "more", rep->more) : NULL);
+}
+
+/* before=ID&limit=N, strictly (no other keys, no repeats, digits only,
+ * limit 1..200): 0, or -1 with err. */
+static int room_page_query(const char *query, int64_t *before, int *limit, const char **err)
+{
+    int seen_before = 0, seen_limit = 0;
+    *before = 0;
+    *limit = PROTO_HISTORY_DEFAULT;
+    for (const char *p = query; p && *p;) {
+        size_t len = strcspn(p, "&");
+        const char *eq = memchr(p, '=', len);
+        const char *v = eq ? eq + 1 : NULL;
+        size_t klen = eq ? (size_t)(eq - p) : 0, vlen = eq ? len - klen - 1 : 0;
+        int64_t n = 0;
+        if (!eq || vlen < 1 || vlen > 18 || strspn(v, "0123456789") < vlen)
+            return *err = "before and limit must be non-negative integers", -1;
+        for (size_t i = 0; i < vlen; i++)
+            n = n * 10 + (v[i] - '0');
+        if (klen == 6 && !memcmp(p, "before", 6) && !seen_before++)
+            *before = n;
+        else if (klen == 5 && !memcmp(p, "limit", 5) && !seen_limit++ && n >= 1 && n <= PROTO_HISTORY_MAX)
+            *limit = (int)n;
+        else
+            return *err = "only before and limit (1-200), once each", -1;
+        p += len;
+        if (*p == '&' && !*++p)
+            return *err = "empty query parameter", -1;
+    }
+    return 0;
+}
+
+static int route_room_get(struct session *s)
+{
+    char name[PROTO_DM_NAME_MAX + 1];
+    const char *action, *err;
+    if (room_path(s->u.http.path, name, sizeof name, &action) < 0)
+        return http_error(s, 404, "not_found", "no such room");
+    if (strcmp(action, "messages"))
+        return http_error(s, 404, "not_found", "no such path");
+    int64_t before;
+    int limit;
+    if (room_page_query(s->u.http.query, &before, &limit, &err) < 0)
+        return http_error(s, 400, "bad_query", err);
+    struct http_call *c = http_call_new();
+    if (!c)
+        return http_error(s, 500, "internal", "out of memory");
+    c->then = room_page;
+    struct store_args args = { .user_id = s->user_id, .name = name, .before = before, .limit = limit };
+    return http_store_call(s, c, STORE_CALL_ROOM_MESSAGES, &args);
+}
+
 /* ---- messages ---- */
+
+/* The DM's room exists now (or was there): the message goes. */
+static int dm_opened(struct session *s, struct http_call *c, const struct store_reply *rep)
+{
+    const char *err, *body = NULL, *cmid = NULL;
+    if (rep->rc == STORE_CONSTRAINT && rep->room_err == STORE_ROOM_NOT_FOUND)
+        return http_error(s, 404, "not_found", "no such user");
+    if (rep->rc != STORE_OK)
+        return room_failed(s, rep, "could not open the conversation");
+    json_t *root = proto_parse_object(s->u.http.body, s->u.http.body_len, &err);
+    proto_get_string(root, "body", &body);
+    proto_get_string(root, "client_msg_id", &cmid);
+    int rc = root && body && feed_post_chat(s->srv, s, rep->room_id, c->room, body, cmid) == 0
+        ? 0 : http_error(s, 500, "internal", "could not store the message");
+    json_decref(root);
+    return rc;
+}
+
+/* Sends to room (a name or a DM's) or, with to, to that user's DM: after
+ * the checks (404 no such room or none of one's DMs, 403 not a member),
+ * into the group commit; a first DM opens its room first. */
+static int post_to(struct session *s, const char *room, const char *to, const char *body,
+                   const char *cmid)
+{
+    char dm[PROTO_DM_NAME_MAX + 1];
+    struct http_state *h = &s->u.http;
+    if (to) {
+        if (proto_dm_name(s->user, to, dm, sizeof dm) < 0)
+            return http_error(s, 400, "invalid", "to must be another user's name");
+        room = dm;
+    }
+    snprintf(h->room, sizeof h->room, "%s", to ? room : "");
+    int member = 0;
+    int64_t room_id = s->srv->rooms ? rooms_lookup(s->srv->rooms, room, s->user_id, &member) : 1;
+    if (room_id && !member && !to)
+        return http_error(s, 403, "not_member", "join the room first");
+    if (!room_id && !to)
+        return http_error(s, 404, "not_found", "no such room");
+    if (room_id && member)
+        return feed_post_chat(s->srv, s, room_id, room, body, cmid) < 0
+            ? http_error(s, 500, "internal", "could not store the message") : 0;
+    struct http_call *c = http_call_new();
+    char *pa = proto_member_payload(room, s->user, 1), *pb = proto_member_payload(room, to, 1);
+    int rc;
+    if (!c || !pa || !pb) {
+        free(c);
+        rc = http_error(s, 500, "internal", "out of memory");
+    } else {
+        snprintf(c->room, sizeof c->room, "%s", room);
+        c->then = dm_opened;
+        struct store_args args = { .user_id = s->user_id, .name = room, .to = to, .now_ms = now_ms(),
+                                   .payload = pa, .payload2 = pb };
+        rc = http_room_call(s, c, STORE_CALL_DM_OPEN, &args);
+    }
+    free(pa);
+    free(pb);
+    return rc;
+}
 
 static int route_messages(struct session *s)
 {
-    const char *err, *room = PROTO_DEFAULT_ROOM, *body = NULL, *cmid = NULL;
+    const char *err, *room = NULL, *to = NULL, *body = NULL, *cmid = NULL;
     int retry;
     if (!limiter_take(s->srv->limiter, LIMIT_MESSAGES, s->user, now_ms(), &retry))
         return http_limited(s, 429, "rate_limited", "too many messages; slow down", retry);
@@ -590,17 +917,20 @@ static int route_messages(struct session *s)
         return http_error(s, 400, "invalid", err);
     int rc;
     http_store_wait(s);           /* the answer comes after the commit */
-    if (proto_get_string(root, "room", &room) < 0 || !proto_name_valid(room))
+    if (proto_get_string(root, "room", &room) < 0 ||
+        (room && !proto_name_valid(room) && !proto_dm_name_valid(room)))
         rc = http_error(s, 400, "invalid", "room must be 1-32 of a-z 0-9 _ -");
+    else if (proto_get_string(root, "to", &to) < 0 || (to && !proto_name_valid(to)))
+        rc = http_error(s, 400, "invalid", "to must be a user name");
+    else if (room && to)
+        rc = http_error(s, 400, "invalid", "give room or to, not both");
     else if (proto_get_string(root, "body", &body) < 0 || !proto_body_valid(body))
         rc = http_error(s, 400, "invalid", "body must be 1-4096 bytes of UTF-8");
     else if (proto_get_string(root, "client_msg_id", &cmid) < 0 ||
              (cmid && !proto_client_msg_id_valid(cmid)))
         rc = http_error(s, 400, "invalid", "client_msg_id must be 1-64 printable ASCII characters");
-    else if (feed_post_chat(s->srv, s, room, body, cmid) < 0)
-        rc = http_error(s, 500, "internal", "could not store the message");
     else
-        rc = 0;                   /* answered by http_on_posted after the commit */
+        rc = post_to(s, room || to ? room : PROTO_DEFAULT_ROOM, to, body, cmid);
     json_decref(root);
     return rc;
 }
@@ -610,7 +940,10 @@ static void http_on_posted(struct session *s, const char *client_msg_id, int rc,
     (void)client_msg_id;          /* the request knows it */
     if (rc == STORE_UNAVAILABLE)
         s->u.http.retry_after_s = 1;
-    int r = rc == STORE_OK
+    const char *dm = s->u.http.room;
+    int r = rc == STORE_OK && dm[0]
+        ? http_json(s, 201, json_pack("{s:I,s:I,s:s}", "id", (json_int_t)id, "ts", (json_int_t)ts, "room", dm))
+        : rc == STORE_OK
         ? http_json(s, 201, json_pack("{s:I,s:I}", "id", (json_int_t)id, "ts", (json_int_t)ts))
         : rc == STORE_UNAVAILABLE
         ? http_error(s, 503, "store_unavailable", "the database is unavailable; retry shortly")
@@ -837,6 +1170,10 @@ static const struct route routes[] = {
     { "/api/v1/account",   M_GET,  1, route_account, 0 },
     { "/api/v1/transfers", M_POST, 1, route_transfers, 0 },
     { "/api/v1/transfers/", M_GET, 1, route_transfer_get, 1 },
+    { "/api/v1/rooms",     M_GET,  1, route_rooms_list, 0 },
+    { "/api/v1/rooms",     M_POST, 1, route_rooms_create, 0 },
+    { "/api/v1/rooms/",    M_POST, 1, route_room_post, 1 },
+    { "/api/v1/rooms/",    M_GET,  1, route_room_get, 1 },
     { PROTO_WS_PATH,       M_GET,  0, route_ws_plain, 0 },
     { SSE_PATH,            M_GET,  1, route_stream, 0 },
 };
@@ -850,15 +1187,20 @@ static int http_route(struct session *s)
      * as another BODY_COMPLETION at every loop turn until the connection
      * is reset for its next request or closed: answer only the first. */
     h->routed = 1;
+    int other_method = 0;         /* the path is served, with another method */
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const struct route *r = &routes[i];
         if (r->prefix ? strncmp(r->path, h->path, strlen(r->path)) != 0
                       : strcmp(r->path, h->path) != 0)
             continue;
-        if (r->method != h->method)
-            return http_error(s, 405, "method_not_allowed", "method not allowed on this path");
+        if (r->method != h->method) {
+            other_method = 1;
+            continue;
+        }
         return r->needs_auth ? http_authenticate(s, r->fn) : r->fn(s);
     }
+    if (other_method)
+        return http_error(s, 405, "method_not_allowed", "method not allowed on this path");
     const struct web_file *f = web_file_find(h->path);
     if (f)
         return h->method == M_GET ? http_answer_file(s, f)

@@ -15,6 +15,7 @@
 #include "http_reject.h"
 #include "limiter.h"
 #include "pwhash.h"
+#include "rooms.h"
 #include "server.h"
 #include "store.h"
 #include "sweep.h"
@@ -581,9 +582,16 @@ int main(int argc, char **argv)
         return 1;
     }
     srv.feed = feed_new(srv.store);
+    srv.rooms = rooms_new();      /* after the feed's newest id: rooms_apply_member is idempotent */
+    if (srv.rooms && rooms_load(srv.rooms, srv.store) != STORE_OK) {
+        fprintf(stderr, "chatd: cannot read the rooms' members\n");
+        rooms_free(srv.rooms);
+        srv.rooms = NULL;
+    }
     srv.ws_out = ws_out_new();
-    int rc = srv.feed && srv.ws_out ? server_run(&srv, &loop) : 1;
+    int rc = srv.feed && srv.rooms && srv.ws_out ? server_run(&srv, &loop) : 1;
     feed_free(srv.feed);
+    rooms_free(srv.rooms);
     store_free(srv.store);
     loop_close(&loop);
     ws_out_free(srv.ws_out);

@@ -72,7 +72,7 @@ void pg_conn_listen_service(struct pg *g);
 int pg_conn_notify_drain(struct pg *g);
 
 /* ---- statement parameters, as text ---- */
-#define MAX_PARAMS 6
+#define MAX_PARAMS 10
 
 struct params {
     int n, bad;

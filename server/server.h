@@ -21,12 +21,15 @@ struct http_transfer;
 struct transfers;
 struct limiter;
 struct feed;
+struct rooms;
+struct ruser;             /* rooms.c */
 struct feed_read;
 struct sweep;
 struct auth;
 struct session;
 struct auth_wait;         /* auth.c */
 struct http_call;         /* http_api.c */
+struct ws_dm_open;        /* ws_api.c */
 struct ws_frame;          /* ws_frame.h */
 struct web_file;          /* web_files.h */
 
@@ -68,6 +71,7 @@ struct server {
     struct transfers    *transfers;
     struct limiter      *limiter;
     struct feed         *feed;
+    struct rooms        *rooms;        /* rooms and who listens, by room (rooms.c) */
     struct ws_out       *ws_out;       /* the WebSocket writer (ws_out.c) */
     int                  parked;       /* long polls held now */
     struct sweep        *sweep;        /* per-connection deadlines (sweep.c) */
@@ -81,7 +85,7 @@ struct server {
 /* Per-request state of an HTTP call. */
 struct http_state {
     int      method;          /* enum http_method in http_api.c */
-    char     path[64];
+    char     path[160];
     char     query[260];
     char    *body;            /* request body, at most PROTO_MAX_REQUEST_BYTES */
     size_t   body_len;
@@ -95,6 +99,7 @@ struct http_state {
     struct sweep_link body_wait; /* body deadline (http_api.c, on the sweep) */
     int      retry_after_s;   /* sent as Retry-After when > 0 */
     struct proto_events_query poll;
+    char     room[PROTO_DM_NAME_MAX + 1]; /* a DM sent: its room, for the answer */
     struct sweep_link hold;   /* long-poll deadline (sweep.c) */
     int      poll_parked;
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
@@ -130,6 +135,7 @@ struct ws_state {
     int      backlogged;      /* too many frames queued for the client, reading paused */
     lws_sorted_usec_list_t hold_sul;
     lws_dll2_t ready_node;    /* in the writer's list for this turn's end (ws_out.c) */
+    struct ws_dm_open *dm_open; /* a first direct message's conversation being made (ws_api.c) */
 };
 
 /* An open Server-Sent Events stream (sse_api.c). */
@@ -172,6 +178,8 @@ struct session {
     struct sweep_timer end_at;   /* the session's expiry, absolute or idle (auth.c) */
     struct sweep_link touch;  /* next session touch, WebSockets (auth.c) */
     lws_dll2_t sub_node;      /* in srv->subscribers while listening for events */
+    lws_dll2_t room_node;     /* in its user's sessions while listening (rooms.c) */
+    struct ruser *room_user;  /* that user's entry (rooms.c) */
     lws_dll2_owner_t acks;    /* chat sends waiting for their group commit (feed.c) */
     /* A send of this connection was refused (e.g. store_unavailable): its
      * later sends are refused too until that one comes again, so one

@@ -72,8 +72,12 @@ static int sse_cursor(struct session *s, const char *query, int64_t *after, cons
     }
     if (!query || !*query)
         return 0;
+    if (!strcmp(query, "after=latest")) {     /* v1.1: from the newest event on */
+        *after = feed_newest(s->srv);
+        return 0;
+    }
     if (strncmp(query, "after=", 6) != 0 || sse_parse_id(query + 6, after) < 0) {
-        *msg = "the only query parameter is after=ID";
+        *msg = "the only query parameter is after=ID (or after=latest)";
         return -1;
     }
     return 0;

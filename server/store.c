@@ -178,6 +178,11 @@ int store_events_all_after(struct store *st, int64_t after, int limit,
     return st->ops->events_all_after(st->impl, after, limit, cb, arg);
 }
 
+int store_room_members_all(struct store *st, store_member_cb cb, void *arg)
+{
+    return st->ops->room_members_all(st->impl, cb, arg);
+}
+
 int store_is_shared(struct store *st)
 {
     return st->ops->shared;
@@ -348,6 +353,8 @@ static int sync_call(struct store *st, enum store_call_kind kind, const struct s
     case STORE_CALL_TRANSFERS_STALE:
         return sync_reads(st, kind, a, rep, rows);
     default:
+        if (kind >= STORE_CALL_ROOM_CREATE && kind < STORE_CALL_COUNT && o->room_call)
+            return o->room_call(im, kind, a, rep);
         return STORE_ERROR;
     }
 }

@@ -47,11 +47,13 @@ struct store_transfer {
     int64_t created_ms, updated_ms;
 };
 
-/* An event to append. recipient_id 0 means every user (chat rooms are open to
- * all); otherwise only that user's feed has it. */
+/* An event to append: of a room (room_id: its members see it) or private
+ * to recipient_id (an alert, room_id 0). recipient_id 0 and room_id 0: a
+ * v1 event for everyone (stored as general's). */
 struct store_new_event {
-    const char *type;           /* "chat" or "alert" */
+    const char *type;           /* "chat", "alert", "member" or "topic" */
     int64_t     recipient_id;
+    int64_t     room_id;
     int64_t     sender_id;
     const char *client_msg_id;  /* may be NULL; (sender_id, client_msg_id) is unique */
     const char *payload;        /* JSON object text with the type's fields */
@@ -61,7 +63,9 @@ struct store_new_event {
 struct store_event {
     int64_t     id;
     int64_t     ts_ms;
-    int64_t     recipient_id;   /* 0 = every user */
+    int64_t     recipient_id;   /* 0 = a room's (or, before rooms, every user's) */
+    int64_t     room_id;        /* 0 = private (recipient_id's) */
+    int64_t     sender_id;      /* 0 = from the system; a member event: its user */
     const char *type;
     const char *payload;        /* valid only during the callback */
 };
@@ -237,6 +241,26 @@ enum store_call_kind {
      * event counter's lock for no round trip) -> n = nev, and per event
      * ids, ts_each, created_each. All or none are stored. */
     STORE_CALL_EVENTS_APPEND_MANY,
+    /* ---- rooms (protocol v1.1). Each changes the room and appends its
+     * events (reply events, n: room_id, sender_id, id, ts_ms, type,
+     * payload: the payloads given, built by the caller) in one
+     * transaction, alone (txn must be 0). An outcome that is the user's
+     * mistake is rc STORE_CONSTRAINT with room_err saying which. The room
+     * is named by name; reply room_id is its id. ---- */
+    STORE_CALL_ROOM_CREATE,     /* user_id, name, topic (NULL: none), now_ms, payload (the
+                                 * join), payload2 (the topic event) -> events */
+    STORE_CALL_ROOM_JOIN,       /* user_id, name, now_ms, payload -> events (none if a member) */
+    STORE_CALL_ROOM_LEAVE,      /* user_id, name, now_ms, payload -> events (none if not one) */
+    STORE_CALL_ROOM_TOPIC,      /* user_id, name, topic, now_ms, payload -> events */
+    STORE_CALL_ROOM_READ,       /* user_id, name, id -> id (the marker, moved forward only) */
+    /* user_id, name (the DM's "@a,b"), to (the other's user name), now_ms,
+     * payload, payload2 (the two joins: user_id's, to's) -> room_id, and
+     * the two join events if it was made now. */
+    STORE_CALL_DM_OPEN,
+    /* user_id, name, before (0: none), limit (1..200) -> events (oldest
+     * first), more */
+    STORE_CALL_ROOM_MESSAGES,
+    STORE_CALL_ROOMS_LIST,      /* user_id -> rooms, n_rooms (public rooms and user's DMs) */
     STORE_CALL_COUNT
 };
 
@@ -251,7 +275,38 @@ struct store_args {
     const struct store_new_event *ev;
     const struct store_new_event *evs;  /* EVENTS_APPEND_MANY */
     int nev;
+    const char *topic, *to, *payload, *payload2;  /* rooms */
+    int64_t before;
 };
+
+/* Why a room call was refused (rc STORE_CONSTRAINT). */
+enum store_room_err {
+    STORE_ROOM_OK = 0,
+    STORE_ROOM_NOT_FOUND,       /* no such room or user; a DM one is not party to */
+    STORE_ROOM_EXISTS,
+    STORE_ROOM_TOO_MANY,        /* STORE_ROOMS_PER_USER memberships already */
+    STORE_ROOM_NOT_ALLOWED,     /* join, leave or topic of a DM */
+    STORE_ROOM_CANNOT_LEAVE,    /* general */
+    STORE_ROOM_NOT_MEMBER,
+};
+#define STORE_GENERAL_ROOM_ID 1
+#define STORE_ROOMS_PER_USER  100
+#define STORE_ROOMS_LIST_MAX  1000   /* public rooms in a list (plus the DMs) */
+#define STORE_UNREAD_MAX      1000
+
+struct store_room {
+    int64_t id;
+    char    name[72];           /* a public name, or "@a,b" */
+    char    topic[260];
+    int     dm, joined;
+    int64_t members, unread, last_id;
+};
+/* startup: one membership, or a room without members (user_id 0). */
+typedef void (*store_member_cb)(void *arg, int64_t room_id, const char *room, int dm,
+                                int64_t user_id, int64_t joined_id, int64_t left_id);
+/* Calls cb for every membership of every room but general (whose members
+ * are all users): how an instance's room index starts. Synchronous. */
+int store_room_members_all(struct store *st, store_member_cb cb, void *arg);
 
 #define STORE_PWHASH_MAX 128    /* crypto_pwhash_STRBYTES */
 
@@ -268,6 +323,11 @@ struct store_reply {
     const int64_t *ids;
     const int64_t *ts_each;             /* EVENTS_APPEND_MANY */
     const int *created_each;
+    int room_err;                       /* rooms: enum store_room_err */
+    int64_t room_id;
+    int more;                           /* ROOM_MESSAGES */
+    int n_rooms;
+    const struct store_room *rooms;     /* ROOMS_LIST */
 };
 typedef void (*store_done_fn)(void *arg, const struct store_reply *reply);
 
@@ -349,6 +409,12 @@ struct store_ops {
     int (*transfers_unfinished)(void *impl, void (*cb)(void *arg, int64_t id), void *arg);
     int (*transfer_lock)(void *impl, int64_t id);   /* NULL: nothing to lock */
     int (*transfers_stale)(void *impl, int64_t before_ms, void (*cb)(void *arg, int64_t id), void *arg);
+    /* The room calls (STORE_CALL_ROOM_* ... ROOMS_LIST) run synchronously;
+     * NULL: only asynchronously (PostgreSQL). What rep points to is the
+     * backend's until its next call. */
+    int (*room_call)(void *impl, enum store_call_kind kind, const struct store_args *a,
+                     struct store_reply *rep);
+    int (*room_members_all)(void *impl, store_member_cb cb, void *arg);
     /* Asynchronous calls (NULL: store.c runs the synchronous ones and calls
      * done at once). txn_begin returns the new transaction's handle. */
     void (*async_call)(void *impl, int64_t txn, enum store_call_kind kind,

@@ -55,6 +55,10 @@ enum q_id {
     Q_TRANSFER_EXISTS,
     Q_TRANSFERS_STALE,
     Q_EVENTS_APPEND_MANY,
+    Q_ROOM_OP,
+    Q_ROOM_MESSAGES,
+    Q_ROOMS_LIST,
+    Q_MEMBERS_ALL,
     Q_COUNT
 };
 
@@ -71,7 +75,8 @@ static const char *const SQL[Q_COUNT] = {
         "       SELECT id, $4::bigint FROM u RETURNING user_id, balance_cents),"
         " l AS (INSERT INTO ledger(transfer_id, account_id, delta_cents, balance_after, ts_ms, memo)"
         "       SELECT NULL, user_id, balance_cents, balance_cents, $3::bigint, 'opening balance'"
-        "       FROM a)"
+        "       FROM a),"
+        " g AS (INSERT INTO room_members(room_id, user_id) SELECT 1, id FROM u)"
         " SELECT id FROM u",
     [Q_USER_GET] =
         "SELECT id, pwhash FROM users WHERE name = $1",
@@ -95,22 +100,27 @@ static const char *const SQL[Q_COUNT] = {
      * leaves a gap in the ids. */
     [Q_EVENT_APPEND] =
         "WITH next AS (UPDATE event_counter SET last_id = last_id + 1 RETURNING last_id)"
-        " INSERT INTO events(id, ts_ms, type, recipient_id, sender_id, client_msg_id, payload)"
-        " VALUES ((SELECT last_id FROM next), $1, $2, $3, $4, $5, $6)"
+        " INSERT INTO events(id, ts_ms, type, recipient_id, sender_id, client_msg_id, payload, room_id)"
+        " VALUES ((SELECT last_id FROM next), $1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING"
         " RETURNING id, ts_ms, pg_notify('" NOTIFY_CHANNEL "', '')",
     [Q_EVENT_EXISTING] =
         "SELECT id, ts_ms FROM events WHERE sender_id = $1 AND client_msg_id = $2",
-    /* Two ordered index ranges (events_broadcast, events_feed), merged. */
+    /* A user's feed: the private range of events_feed and, per membership,
+     * its room's range of events_room from the join to the leave, each
+     * at most $3 rows (LATERAL), merged. */
     [Q_EVENTS_AFTER] =
-        "(SELECT id, ts_ms, recipient_id, type, payload FROM events"
-        "  WHERE recipient_id IS NULL AND id > $1 ORDER BY id LIMIT $3)"
-        " UNION ALL"
-        " (SELECT id, ts_ms, recipient_id, type, payload FROM events"
+        "(SELECT id, ts_ms, recipient_id, type, payload, room_id, sender_id FROM events"
         "  WHERE recipient_id = $2 AND id > $1 ORDER BY id LIMIT $3)"
+        " UNION ALL"
+        " (SELECT x.* FROM room_members m CROSS JOIN LATERAL"
+        "   (SELECT id, ts_ms, recipient_id, type, payload, room_id, sender_id FROM events e"
+        "    WHERE e.room_id = m.room_id AND e.id > GREATEST($1, m.joined_id - 1)"
+        "      AND (m.left_id IS NULL OR e.id <= m.left_id) ORDER BY e.id LIMIT $3) x"
+        "  WHERE m.user_id = $2 AND (m.left_id IS NULL OR m.left_id > $1))"
         " ORDER BY id LIMIT $3",
     [Q_EVENTS_ALL_AFTER] =
-        "SELECT id, ts_ms, recipient_id, type, payload FROM events"
+        "SELECT id, ts_ms, recipient_id, type, payload, room_id, sender_id FROM events"
         " WHERE id > $1 ORDER BY id LIMIT $2",
     [Q_LAST_EVENT_ID] =
         "SELECT COALESCE(MAX(id), 0) FROM events",
@@ -159,13 +169,15 @@ static const char *const SQL[Q_COUNT] = {
         "WITH x AS (SELECT e.ord, (e.j->>'ts')::bigint AS ts_ms, e.j->>'type' AS type,"
         "                  NULLIF((e.j->>'rcpt')::bigint, 0) AS recipient_id,"
         "                  NULLIF((e.j->>'sender')::bigint, 0) AS sender_id,"
-        "                  e.j->>'cmid' AS client_msg_id, e.j->>'payload' AS payload"
+        "                  e.j->>'cmid' AS client_msg_id, e.j->>'payload' AS payload,"
+        "                  NULLIF((e.j->>'room')::bigint, 0) AS room_id"
         "           FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(j, ord)),"
         " c AS (UPDATE event_counter SET last_id = last_id + (SELECT count(*) FROM x)"
         "       RETURNING last_id - (SELECT count(*) FROM x) AS base),"
-        " ins AS (INSERT INTO events(id, ts_ms, type, recipient_id, sender_id, client_msg_id, payload)"
+        " ins AS (INSERT INTO events(id, ts_ms, type, recipient_id, sender_id, client_msg_id, payload,"
+        "                             room_id)"
         "         SELECT (SELECT base FROM c) + x.ord, x.ts_ms, x.type, x.recipient_id, x.sender_id,"
-        "                x.client_msg_id, x.payload FROM x ORDER BY x.ord"
+        "                x.client_msg_id, x.payload, x.room_id FROM x ORDER BY x.ord"
         "         ON CONFLICT (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING"
         "         RETURNING id, ts_ms)"
         " SELECT x.ord, ins.id, ins.ts_ms, old.id, old.ts_ms, pg_notify('" NOTIFY_CHANNEL "', '')"
@@ -173,6 +185,26 @@ static const char *const SQL[Q_COUNT] = {
         "        LEFT JOIN events old ON ins.id IS NULL AND old.sender_id = x.sender_id"
         "                            AND old.client_msg_id = x.client_msg_id"
         " ORDER BY x.ord",
+    /* The rooms (db/pg/003_rooms.sql): rows (err, room, num, ev_id, ev_ts,
+     * ev_type, ev_payload, ev_sender). */
+    [Q_ROOM_OP] =
+        "SELECT * FROM chat_room_op($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    [Q_ROOM_MESSAGES] =
+        "SELECT * FROM chat_room_messages($1, $2, $3, $4)",
+    [Q_ROOMS_LIST] =
+        "SELECT r.id, r.name, r.topic, r.dm::int,"
+        " (SELECT count(*) FROM room_members x WHERE x.room_id = r.id AND x.left_id IS NULL),"
+        " (m.user_id IS NOT NULL AND m.left_id IS NULL)::int,"
+        " CASE WHEN m.user_id IS NOT NULL AND m.left_id IS NULL THEN"
+        "  (SELECT count(*) FROM (SELECT 1 FROM events e WHERE e.room_id = r.id AND e.id > m.read_id"
+        "   AND e.type = 'chat' AND e.sender_id IS DISTINCT FROM $1 LIMIT $3) u) ELSE 0 END,"
+        " COALESCE((SELECT max(e.id) FROM events e WHERE e.room_id = r.id), 0)"
+        " FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1"
+        " WHERE NOT r.dm OR m.user_id IS NOT NULL ORDER BY r.dm, r.name LIMIT $2",
+    [Q_MEMBERS_ALL] =
+        "SELECT r.id, r.name, r.dm::int, COALESCE(m.user_id, 0), COALESCE(m.joined_id, 0),"
+        " COALESCE(m.left_id, 0) FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id"
+        " WHERE r.id <> 1",
 };
 
 /* ---- open, close, transactions ---- */
@@ -370,6 +402,12 @@ static int existing_event(struct pg *g, const struct store_new_event *ev,
     return rc;
 }
 
+/* v1's "everyone" is general's. */
+static int64_t event_room(const struct store_new_event *ev)
+{
+    return ev->room_id || ev->recipient_id ? ev->room_id : STORE_GENERAL_ROOM_ID;
+}
+
 static void append_params(struct params *p, const struct store_new_event *ev)
 {
     p_i64(p, ev->ts_ms);
@@ -378,6 +416,7 @@ static void append_params(struct params *p, const struct store_new_event *ev)
     p_id(p, ev->sender_id);
     p_str(p, ev->client_msg_id);
     p_str(p, ev->payload);
+    p_id(p, event_room(ev));
 }
 
 static int pg_event_append(void *impl, const struct store_new_event *ev,
@@ -412,6 +451,8 @@ static struct store_event event_row(const PGresult *r, int i)
         .recipient_id = col_i64(r, i, 2),
         .type = PQgetvalue(r, i, 3),
         .payload = PQgetvalue(r, i, 4),
+        .room_id = PQnfields(r) > 5 ? col_i64(r, i, 5) : 0,
+        .sender_id = PQnfields(r) > 6 ? col_i64(r, i, 6) : 0,
     };
     return e;
 }
@@ -464,6 +505,17 @@ static int pg_last_event_id(void *impl, int64_t *id)
         *id = col_i64(r, 0, 0);
     PQclear(r);
     return rc == STORE_NOT_FOUND ? STORE_ERROR : rc;
+}
+
+static int pg_room_members_all(void *impl, store_member_cb cb, void *arg)
+{
+    PGresult *r;
+    int rc = pg_query(impl, Q_MEMBERS_ALL, NULL, 0, "room_members_all", &r);
+    for (int i = 0; rc == STORE_OK && i < PQntuples(r); i++)
+        cb(arg, col_i64(r, i, 0), PQgetvalue(r, i, 1), (int)col_i64(r, i, 2), col_i64(r, i, 3),
+           col_i64(r, i, 4), col_i64(r, i, 5));
+    PQclear(r);
+    return rc;
 }
 
 /* ---- the bank ---- */
@@ -679,7 +731,36 @@ static const char *const CALL_NAMES[STORE_CALL_COUNT] = {
     [STORE_CALL_TRANSFERS_UNFINISHED] = "transfers_unfinished",
     [STORE_CALL_TRANSFERS_STALE] = "transfers_stale",
     [STORE_CALL_EVENTS_APPEND_MANY] = "events_append_many",
+    [STORE_CALL_ROOM_CREATE] = "room_create", [STORE_CALL_ROOM_JOIN] = "room_join",
+    [STORE_CALL_ROOM_LEAVE] = "room_leave", [STORE_CALL_ROOM_TOPIC] = "room_topic",
+    [STORE_CALL_ROOM_READ] = "room_read", [STORE_CALL_DM_OPEN] = "dm_open",
+    [STORE_CALL_ROOM_MESSAGES] = "room_messages", [STORE_CALL_ROOMS_LIST] = "rooms_list",
 };
+
+/* chat_room_op's parameters for a room call. */
+static int room_params(enum store_call_kind kind, const struct store_args *a, struct params *p)
+{
+    static const char *const OPS[] = {
+        [STORE_CALL_ROOM_CREATE - STORE_CALL_ROOM_CREATE] = "create",
+        [STORE_CALL_ROOM_JOIN - STORE_CALL_ROOM_CREATE] = "join",
+        [STORE_CALL_ROOM_LEAVE - STORE_CALL_ROOM_CREATE] = "leave",
+        [STORE_CALL_ROOM_TOPIC - STORE_CALL_ROOM_CREATE] = "topic",
+        [STORE_CALL_ROOM_READ - STORE_CALL_ROOM_CREATE] = "read",
+        [STORE_CALL_DM_OPEN - STORE_CALL_ROOM_CREATE] = "dm",
+    };
+    if (!a->name)
+        return -1;
+    p_str(p, OPS[kind - STORE_CALL_ROOM_CREATE]);
+    p_i64(p, a->user_id);
+    p_str(p, a->name);
+    p_str(p, kind == STORE_CALL_DM_OPEN ? a->to : NULL);
+    p_str(p, kind == STORE_CALL_ROOM_CREATE || kind == STORE_CALL_ROOM_TOPIC ? a->topic : NULL);
+    p_i64(p, a->now_ms);
+    p_str(p, a->payload);
+    p_str(p, a->payload2);
+    p_i64(p, a->id);
+    return 0;
+}
 
 /* Parameters of kind's statement; its index in *q. -1 for a kind this
  * backend does not know. */
@@ -734,6 +815,19 @@ static int async_params(enum store_call_kind kind, const struct store_args *a,
         *q = Q_TRANSFERS_STALE; p_i64(p, a->before_ms); return 0;
     case STORE_CALL_EVENTS_APPEND_MANY:
         return a->evs && a->nev > 0 ? 0 : -1;      /* its parameter: many_json */
+    case STORE_CALL_ROOM_CREATE: case STORE_CALL_ROOM_JOIN: case STORE_CALL_ROOM_LEAVE:
+    case STORE_CALL_ROOM_TOPIC: case STORE_CALL_ROOM_READ: case STORE_CALL_DM_OPEN:
+        *q = Q_ROOM_OP; return room_params(kind, a, p);
+    case STORE_CALL_ROOM_MESSAGES:
+        if (!a->name)
+            return -1;
+        *q = Q_ROOM_MESSAGES; p_i64(p, a->user_id); p_str(p, a->name);
+        p_i64(p, a->before > 0 ? a->before : INT64_MAX); p_i64(p, a->limit < 1 ? 1 : a->limit);
+        return 0;
+    case STORE_CALL_ROOMS_LIST:
+        *q = Q_ROOMS_LIST; p_i64(p, a->user_id);
+        p_i64(p, STORE_ROOMS_LIST_MAX + STORE_ROOMS_PER_USER); p_i64(p, STORE_UNREAD_MAX);
+        return 0;
     default:
         return -1;
     }
@@ -770,9 +864,10 @@ static json_t *many_json(const struct store_args *a)
     json_t *arr = json_array();
     for (int i = 0; arr && a->evs && i < a->nev; i++) {
         const struct store_new_event *e = &a->evs[i];
-        json_t *o = json_pack("{s:I,s:s,s:I,s:I,s:s?,s:s}", "ts", (json_int_t)e->ts_ms, "type", e->type,
+        json_t *o = json_pack("{s:I,s:s,s:I,s:I,s:s?,s:s,s:I}", "ts", (json_int_t)e->ts_ms, "type", e->type,
                               "rcpt", (json_int_t)e->recipient_id, "sender", (json_int_t)e->sender_id,
-                              "cmid", e->client_msg_id, "payload", e->payload);
+                              "cmid", e->client_msg_id, "payload", e->payload,
+                              "room", (json_int_t)event_room(e));
         if (!o || json_array_append_new(arr, o) < 0) {
             json_decref(arr);
             return NULL;
@@ -886,6 +981,61 @@ static int async_followed(struct async_ctx *c, int rc, const PGresult *r, struct
     }
 }
 
+/* chat_room_op's and chat_room_messages' rows (db/pg/003_rooms.sql). */
+static int room_rows(const PGresult *r, struct store_reply *rep)
+{
+    int n = PQntuples(r);
+    if (n < 1 || PQnfields(r) < 8)
+        return STORE_ERROR;
+    if ((rep->room_err = (int)col_i64(r, 0, 0)) != 0)
+        return STORE_CONSTRAINT;
+    rep->room_id = col_i64(r, 0, 1);
+    rep->id = col_i64(r, 0, 2);
+    rep->more = rep->id == 1;
+    struct store_event *ev = calloc((size_t)n + 1, sizeof *ev);
+    if (!ev)
+        return STORE_ERROR;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (PQgetisnull(r, i, 3))
+            continue;
+        ev[k++] = (struct store_event){
+            .id = col_i64(r, i, 3), .ts_ms = col_i64(r, i, 4), .type = PQgetvalue(r, i, 5),
+            .payload = PQgetvalue(r, i, 6), .sender_id = col_i64(r, i, 7), .room_id = rep->room_id,
+        };
+    }
+    rep->n = k;
+    rep->events = ev;
+    return STORE_OK;
+}
+
+/* Q_ROOMS_LIST's rows. */
+static int room_list_rows(const PGresult *r, struct store_reply *rep)
+{
+    int n = PQntuples(r);
+    struct store_room *rooms = calloc((size_t)n + 1, sizeof *rooms);
+    if (!rooms)
+        return STORE_ERROR;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        struct store_room *x = &rooms[k];
+        if (PQgetlength(r, i, 1) >= (int)sizeof x->name || PQgetlength(r, i, 2) >= (int)sizeof x->topic)
+            continue;
+        x->id = col_i64(r, i, 0);
+        snprintf(x->name, sizeof x->name, "%s", PQgetvalue(r, i, 1));
+        snprintf(x->topic, sizeof x->topic, "%s", PQgetvalue(r, i, 2));
+        x->dm = (int)col_i64(r, i, 3);
+        x->members = col_i64(r, i, 4);
+        x->joined = (int)col_i64(r, i, 5);
+        x->unread = col_i64(r, i, 6);
+        x->last_id = col_i64(r, i, 7);
+        k++;
+    }
+    rep->rooms = rooms;
+    rep->n_rooms = k;
+    return STORE_OK;
+}
+
 /* The first statement's answer, read as the synchronous call reads it. */
 static int async_read(struct pg *g, struct async_ctx *c, const PGresult *r, struct store_reply *rep)
 {
@@ -929,6 +1079,12 @@ static int async_read(struct pg *g, struct async_ctx *c, const PGresult *r, stru
         return one ? read_transfer(r, &rep->transfer) : STORE_NOT_FOUND;
     case STORE_CALL_EVENTS_APPEND_MANY:
         return async_many(c, r, rep);
+    case STORE_CALL_ROOMS_LIST:
+        return room_list_rows(r, rep);
+    case STORE_CALL_ROOM_CREATE: case STORE_CALL_ROOM_JOIN: case STORE_CALL_ROOM_LEAVE:
+    case STORE_CALL_ROOM_TOPIC: case STORE_CALL_ROOM_READ: case STORE_CALL_DM_OPEN:
+    case STORE_CALL_ROOM_MESSAGES:
+        return room_rows(r, rep);
     default:
         return async_rows(r, c->kind, rep);
     }
@@ -948,7 +1104,9 @@ static void async_done(struct pg *g, void *arg, int rc, const PGresult *r)
     const int64_t *ids = rep.ids, *ts = rep.ts_each;
     const struct store_event *ev = rep.events;
     const int *created = rep.created_each;
+    const struct store_room *rooms = rep.rooms;
     async_reply(c, &rep);
+    free((void *)rooms);
     free((void *)ids);
     free((void *)ev);
     free((void *)ts);
@@ -1128,6 +1286,8 @@ const struct store_ops store_pg_ops = {
     .transfers_unfinished = pg_transfers_unfinished,
     .transfer_lock = pg_transfer_lock,
     .transfers_stale = pg_transfers_stale,
+    .room_call = NULL,          /* the room calls are asynchronous only */
+    .room_members_all = pg_room_members_all,
     .async_call = pg_async_call,
     .async_txn_begin = pg_async_txn_begin,
     .async_txn_end = pg_async_txn_end,

@@ -15,6 +15,7 @@
 #include "browser.h"
 #include "clock.h"
 #include "feed.h"
+#include "rooms.h"
 #include "limiter.h"
 #include "server.h"
 #include "store.h"
@@ -288,10 +289,14 @@ static int ws_hello_done(struct session *s, int rc)
     w->authed = 1;
     ws_beat_authed(s);          /* heartbeat from now */
     w->more = 1;
+    if (w->cursor == PROTO_AFTER_LATEST)
+        w->cursor = feed_newest(s->srv);
+    feed_subscribe(s);          /* now by its user, in the room index */
     /* ready goes first: control frames are written before events. */
-    return ws_queue(s, json_pack("{s:s,s:s,s:i,s:i}", "op", "ready", "user", s->user,
+    return ws_queue(s, json_pack("{s:s,s:s,s:i,s:i,s:I}", "op", "ready", "user", s->user,
                                  "heartbeat_s", s->srv->cfg.heartbeat_s,
-                                 "long_poll_max_s", s->srv->cfg.long_poll_max_s));
+                                 "long_poll_max_s", s->srv->cfg.long_poll_max_s,
+                                 "after", (json_int_t)w->cursor));
 }
 
 /* The token's lookup came back: reading, paused meanwhile, goes on. */
@@ -343,13 +348,91 @@ static int ws_hold(struct session *s, int64_t wait_ms)
     return WS_HELD;
 }
 
+/* A first direct message waits for its conversation to be made; reading
+ * is paused meanwhile (the sender's order is kept). The connection may
+ * close first: then s is NULL and the completion only frees. */
+struct ws_dm_open {
+    struct session *s;
+    int64_t room_id;
+    char room[PROTO_DM_NAME_MAX + 1];
+    char cmid[PROTO_CLIENT_MSG_ID_MAX + 1];
+    int has_cmid;
+    char body[];
+};
+
+static void ws_dm_opened(void *arg, const struct store_reply *rep)
+{
+    struct ws_dm_open *d = arg;
+    struct session *s = d->s;
+    const char *cmid = d->has_cmid ? d->cmid : NULL;
+    if (s) {
+        s->u.ws.dm_open = NULL;
+        int rc = rep->rc == STORE_OK
+            ? feed_post_chat(s->srv, s, rep->room_id, d->room, d->body, cmid)
+            : rep->rc == STORE_CONSTRAINT && rep->room_err == STORE_ROOM_NOT_FOUND
+            ? ws_send_error(s, cmid, "not_found", "no such user")
+            : rep->rc == STORE_CONSTRAINT && rep->room_err == STORE_ROOM_TOO_MANY
+            ? ws_send_error(s, cmid, "too_many_rooms", "a user may be in at most 100 rooms")
+            : rep->rc == STORE_UNAVAILABLE
+            ? ws_send_error(s, cmid, "store_unavailable", "the database is unavailable; retry shortly")
+            : ws_send_error(s, cmid, "internal", "could not open the conversation");
+        if (rc < 0)
+            ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        else if (!s->u.ws.held && !s->u.ws.backlogged)
+            lws_rx_flow_control(s->wsi, 1);
+    }
+    free(d);
+}
+
+static int ws_send_dm_open(struct session *s, const struct proto_ws_frame *f, const char *room)
+{
+    size_t blen = strlen(f->body);
+    struct ws_dm_open *d = calloc(1, sizeof *d + blen + 1);
+    char *pa = proto_member_payload(room, s->user, 1), *pb = proto_member_payload(room, f->to, 1);
+    if (!d || !pa || !pb) {
+        free(d);
+        free(pa);
+        free(pb);
+        return ws_send_error(s, f->client_msg_id, "internal", "out of memory");
+    }
+    d->s = s;
+    snprintf(d->room, sizeof d->room, "%s", room);
+    if (f->client_msg_id) {
+        d->has_cmid = 1;
+        snprintf(d->cmid, sizeof d->cmid, "%s", f->client_msg_id);
+    }
+    memcpy(d->body, f->body, blen + 1);
+    s->u.ws.dm_open = d;
+    lws_rx_flow_control(s->wsi, 0);
+    struct store_args args = { .user_id = s->user_id, .name = room, .to = f->to, .now_ms = now_ms(),
+                               .payload = pa, .payload2 = pb };
+    feed_room_call(s->srv, STORE_CALL_DM_OPEN, &args, ws_dm_opened, d);
+    free(pa);
+    free(pb);
+    return 0;
+}
+
 static int ws_send(struct session *s, const struct proto_ws_frame *f)
 {
     int64_t wait_ms = limiter_take_ms(s->srv->limiter, LIMIT_MESSAGES, s->user, now_ms());
     if (wait_ms > 0)
         return ws_hold(s, wait_ms);
+    char dm[PROTO_DM_NAME_MAX + 1];
+    const char *room = f->room;
+    if (f->to && proto_dm_name(s->user, f->to, dm, sizeof dm) < 0)
+        return ws_send_error(s, f->client_msg_id, "invalid", "to must be another user's name");
+    if (f->to)
+        room = dm;
+    int member = 0;
+    int64_t room_id = rooms_lookup(s->srv->rooms, room, s->user_id, &member);
+    if (!member && f->to)
+        return ws_send_dm_open(s, f, room);
+    if (!room_id)
+        return ws_send_error(s, f->client_msg_id, "not_found", "no such room");
+    if (!member)
+        return ws_send_error(s, f->client_msg_id, "not_member", "join the room first");
     /* acknowledged by ws_on_posted once the group commit is durable */
-    if (feed_post_chat(s->srv, s, f->room, f->body, f->client_msg_id) < 0)
+    if (feed_post_chat(s->srv, s, room_id, room, f->body, f->client_msg_id) < 0)
         return ws_send_error(s, f->client_msg_id, "internal", "could not store the message");
     return 0;
 }
@@ -494,6 +577,8 @@ void ws_on_closed(struct session *s)
     auth_release(s);
     ws_out_unschedule(s);
     lws_sul_cancel(&w->hold_sul);
+    if (w->dm_open)
+        w->dm_open->s = NULL;     /* its completion frees it */
     feed_unsubscribe(s);
     feed_forget_session(s);
     while (w->out_head) {

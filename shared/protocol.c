@@ -129,11 +129,16 @@ static int events_query_field(const char *key, size_t klen, const char *val, siz
             return -1;
         }
         *seen |= 1u << k;
+        if (k == 0 && vlen == 6 && !memcmp(val, "latest", 6)) {
+            q->latest = 1;
+            return 0;
+        }
         if (parse_uint(val, vlen, &v) < 0) {
             *err = "query parameters must be non-negative integers";
             return -1;
         }
         if (k == 0) q->after = v;
+        if (k == 0) q->latest = 0;
         if (k == 1) q->wait_s = v > 3600 ? 3600 : (int)v;
         if (k == 2) {
             if (v < 1 || v > PROTO_LIMIT_MAX) {
@@ -152,6 +157,7 @@ int proto_parse_events_query(const char *query, struct proto_events_query *q, co
 {
     unsigned seen = 0;
     q->after = 0;
+    q->latest = 0;
     q->wait_s = 0;
     q->limit = PROTO_LIMIT_DEFAULT;
     if (!query || !*query)
@@ -213,6 +219,57 @@ json_t *proto_event_new(int64_t id, const char *type, int64_t ts_ms, const char 
     return ev;
 }
 
+int proto_dm_name(const char *a, const char *b, char *out, size_t len)
+{
+    if (!proto_name_valid(a) || !proto_name_valid(b) || !strcmp(a, b))
+        return -1;
+    if (strcmp(a, b) > 0) {
+        const char *t = a;
+        a = b;
+        b = t;
+    }
+    int n = snprintf(out, len, "@%s,%s", a, b);
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+int proto_dm_name_valid(const char *s)
+{
+    char a[PROTO_USER_MAX + 2], again[PROTO_DM_NAME_MAX + 1];
+    const char *comma = s && s[0] == '@' ? strchr(s, ',') : NULL;
+    if (!comma || (size_t)(comma - s - 1) >= sizeof a)
+        return 0;
+    memcpy(a, s + 1, (size_t)(comma - s - 1));
+    a[comma - s - 1] = '\0';
+    return proto_dm_name(a, comma + 1, again, sizeof again) == 0 && !strcmp(again, s);
+}
+
+int proto_topic_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (!s || n > PROTO_TOPIC_MAX || !proto_utf8_valid(s, n))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+char *proto_member_payload(const char *room, const char *user, int join)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s}", "room", room, "user", user, "action", join ? "join" : "leave");
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+char *proto_topic_payload(const char *room, const char *from, const char *topic)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s}", "room", room, "from", from, "topic", topic);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
 char *proto_chat_payload(const char *room, const char *from, const char *body)
 {
     json_t *o = json_pack("{s:s,s:s,s:s}", "room", room, "from", from, "body", body);
@@ -232,20 +289,38 @@ static int ws_frame_fields(json_t *root, struct proto_ws_frame *f, const char **
     if (strcmp(op, "hello") == 0) {
         f->op = PROTO_OP_HELLO;
         int present;
+        const char *latest = NULL;
+        if (json_is_string(json_object_get(root, "after")) &&
+            proto_get_string(root, "after", &latest) == 0 && !strcmp(latest, "latest")) {
+            f->after = PROTO_AFTER_LATEST;
+            return proto_get_string(root, "token", &f->token) < 0 || !f->token
+                ? (*err = "hello needs a string token", -1) : 0;
+        }
         if (proto_get_string(root, "token", &f->token) < 0 || !f->token ||
             proto_get_int(root, "after", &f->after, &present) < 0 || f->after < 0) {
-            *err = "hello needs a string token and a non-negative integer after";
+            *err = "hello needs a string token and a non-negative integer after (or \"latest\")";
             return -1;
         }
         return 0;
     }
     if (strcmp(op, "send") == 0) {
         f->op = PROTO_OP_SEND;
-        f->room = PROTO_DEFAULT_ROOM;
-        if (proto_get_string(root, "room", &f->room) < 0 || !proto_name_valid(f->room)) {
+        f->room = NULL;
+        if (proto_get_string(root, "room", &f->room) < 0 ||
+            (f->room && !proto_name_valid(f->room) && !proto_dm_name_valid(f->room))) {
             *err = "room must be 1-32 characters of a-z 0-9 _ -";
             return -1;
         }
+        if (proto_get_string(root, "to", &f->to) < 0 || (f->to && !proto_name_valid(f->to))) {
+            *err = "to must be a user name";
+            return -1;
+        }
+        if (f->to && f->room) {
+            *err = "send has room or to, not both";
+            return -1;
+        }
+        if (!f->to && !f->room)
+            f->room = PROTO_DEFAULT_ROOM;
         if (proto_get_string(root, "body", &f->body) < 0 || !proto_body_valid(f->body)) {
             *err = "body must be 1-4096 bytes of UTF-8";
             return -1;

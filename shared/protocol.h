@@ -25,6 +25,11 @@
 #define PROTO_DEFAULT_ROOM        "general"
 #define PROTO_WS_SUBPROTOCOL      "chat.v1"
 #define PROTO_WS_PATH             "/api/v1/ws"
+#define PROTO_TOPIC_MAX           256
+#define PROTO_DM_NAME_MAX         (2 * PROTO_USER_MAX + 2)  /* "@a,b" */
+#define PROTO_HISTORY_DEFAULT     50
+#define PROTO_HISTORY_MAX         200
+#define PROTO_AFTER_LATEST        (-1)         /* hello's "after":"latest" */
 
 /* 1 if buf[0..len) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
 int proto_utf8_valid(const char *buf, size_t len);
@@ -51,6 +56,7 @@ int proto_get_int(const json_t *obj, const char *key, int64_t *out, int *present
  * no unknown keys, limit 1..1000. Returns 0 or -1 with err set. */
 struct proto_events_query {
     int64_t after;
+    int     latest;             /* after=latest: start at the newest event */
     int     wait_s;
     int     limit;
 };
@@ -65,6 +71,17 @@ json_t *proto_event_new(int64_t id, const char *type, int64_t ts_ms, const char 
 /* The WebSocket frame that delivers an event, {"op":"event","event":event},
  * as a new compact string (free()); NULL if out of memory. */
 char *proto_ws_event_text(json_t *event);
+/* A direct conversation's room name, "@a,b" (the two names sorted): 0, or
+ * -1 if a name is bad, they are the same, or it does not fit out. */
+int proto_dm_name(const char *a, const char *b, char *out, size_t len);
+/* 1 if s is exactly such a name. */
+int proto_dm_name_valid(const char *s);
+/* 0..256 bytes of UTF-8 without control characters. */
+int proto_topic_valid(const char *s);
+/* Payloads (new strings, free()) of member {"room","user","action"} and
+ * topic {"room","from","topic"} events. */
+char *proto_member_payload(const char *room, const char *user, int join);
+char *proto_topic_payload(const char *room, const char *from, const char *topic);
 /* Chat payload {"room","from","body"} as a new string (free()). */
 char *proto_chat_payload(const char *room, const char *from, const char *body);
 
@@ -74,7 +91,8 @@ struct proto_ws_frame {
     enum proto_op op;
     const char *token;          /* hello */
     int64_t     after;          /* hello */
-    const char *room;           /* send (defaults to general) */
+    const char *room;           /* send (defaults to general), or a DM's "@a,b" */
+    const char *to;             /* send: a direct message to this user */
     const char *body;           /* send */
     const char *client_msg_id;  /* send, optional */
 };

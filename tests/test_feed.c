@@ -247,7 +247,7 @@ static int teardown(void **state)
 
 static void post(struct fixture *f, int who, const char *cmid)
 {
-    assert_int_equal(feed_post_chat(&f->srv, &f->s[who], "general", "hello", cmid), 0);
+    assert_int_equal(feed_post_chat(&f->srv, &f->s[who], STORE_GENERAL_ROOM_ID, "general", "hello", cmid), 0);
 }
 
 /* Event ids in the feed's memory after `after`, for user 0 (all chat). */

@@ -16,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "store.h"
 #include "store_test.h"
+#include "migrations.h"
 
 static int open_at(void **state, const char *location)
 {
@@ -705,6 +707,319 @@ static void test_open_failure(void **state)
 }
 
 /* The tests every backend must pass. */
+/* ---- rooms (protocol v1.1): the room calls are asynchronous only on
+ * PostgreSQL, so these run them through store_call_async and, there,
+ * drive the store's socket until the answer comes ---- */
+
+struct room_out {
+    int done, rc, room_err, more, n, n_rooms;
+    int64_t room_id, id;
+    int64_t ids[SEEN_MAX];
+    char type[SEEN_MAX][16];
+    struct store_room rooms[8];
+};
+
+static void room_done(void *arg, const struct store_reply *rep)
+{
+    struct room_out *o = arg;
+    o->done = 1;
+    o->rc = rep->rc;
+    o->room_err = rep->room_err;
+    o->room_id = rep->room_id;
+    o->id = rep->id;
+    o->more = rep->more;
+    o->n = rep->n;
+    for (int i = 0; i < rep->n && i < SEEN_MAX; i++) {
+        o->ids[i] = rep->events[i].id;
+        snprintf(o->type[i], sizeof o->type[i], "%s", rep->events[i].type);
+    }
+    o->n_rooms = rep->n_rooms;
+    for (int i = 0; i < rep->n_rooms && i < 8; i++)
+        o->rooms[i] = rep->rooms[i];
+}
+
+static struct room_out room_call(struct store *st, enum store_call_kind kind, struct store_args a)
+{
+    struct room_out o = {0};
+    a.now_ms = NOW;
+    if (!a.payload)
+        a.payload = "{\"room\":\"x\",\"user\":\"u\",\"action\":\"join\"}";
+    store_call_async(st, 0, kind, &a, room_done, &o);
+    for (int64_t i = 0; !o.done && i < 1000; i++) {
+        int fd = store_io_fd(st), want = store_io_want(st);
+        if (fd >= 0) {
+            struct pollfd p = { fd, (short)((want & STORE_IO_READ ? POLLIN : 0) |
+                                            (want & STORE_IO_WRITE ? POLLOUT : 0)), 0 };
+            poll(&p, 1, 20);
+        } else {
+            usleep(5000);
+        }
+        store_io_service(st);
+    }
+    assert_true(o.done);
+    return o;
+}
+
+static struct room_out room_op(struct store *st, enum store_call_kind kind, int64_t user,
+                               const char *name)
+{
+    return room_call(st, kind, (struct store_args){ .user_id = user, .name = name });
+}
+
+static void expect_room_err(struct room_out o, int err)
+{
+    assert_int_equal(o.rc, STORE_CONSTRAINT);
+    assert_int_equal(o.room_err, err);
+}
+
+/* A chat event of a room, appended as the feed does. */
+static int64_t room_chat(struct store *st, int64_t sender, int64_t room_id, const char *text)
+{
+    struct store_new_event ev = { .type = "chat", .sender_id = sender, .room_id = room_id,
+                                  .payload = text, .ts_ms = NOW };
+    int64_t id = 0, ts;
+    int created;
+    assert_int_equal(store_event_append(st, &ev, &id, &ts, &created), STORE_OK);
+    return id;
+}
+
+static int seen_has(const struct seen *s, int64_t id)
+{
+    for (int i = 0; i < s->n && i < SEEN_MAX; i++)
+        if (s->ids[i] == id)
+            return 1;
+    return 0;
+}
+
+/* Who sees what: a room's events from one's join event to one's leave
+ * event, a DM's only by its two parties, general's by everyone; the
+ * feed stays in id order. */
+static void test_room_visibility(void **state)
+{
+    struct store *st = *state;
+    int64_t a = mkuser(st, "alice"), b = mkuser(st, "bob"), c = mkuser(st, "carol");
+    struct room_out r = room_call(st, STORE_CALL_ROOM_CREATE, (struct store_args){
+        .user_id = a, .name = "rust", .topic = "Ownership", .payload2 = "{\"room\":\"rust\"}" });
+    assert_int_equal(r.rc, STORE_OK);
+    assert_int_equal(r.n, 2);                   /* the join, the topic */
+    assert_string_equal(r.type[0], "member");
+    assert_string_equal(r.type[1], "topic");
+    int64_t rust = r.room_id;
+    assert_true(rust > 1);
+    int64_t before_b = room_chat(st, a, rust, "{\"body\":\"before bob\"}");
+    r = room_op(st, STORE_CALL_ROOM_JOIN, b, "rust");
+    assert_int_equal(r.rc, STORE_OK);
+    assert_int_equal(r.n, 1);
+    int64_t b_join = r.ids[0];
+    assert_int_equal(room_op(st, STORE_CALL_ROOM_JOIN, b, "rust").n, 0);   /* already in */
+    int64_t in_rust = room_chat(st, b, rust, "{\"body\":\"rust\"}");
+    r = room_call(st, STORE_CALL_DM_OPEN, (struct store_args){ .user_id = a, .name = "@alice,bob",
+                                                               .to = "bob", .payload2 = "{}" });
+    assert_int_equal(r.rc, STORE_OK);
+    assert_int_equal(r.n, 2);
+    int64_t dm = r.room_id;
+    r = room_call(st, STORE_CALL_DM_OPEN, (struct store_args){ .user_id = b, .name = "@alice,bob",
+                                                               .to = "alice", .payload2 = "{}" });
+    assert_int_equal(r.room_id, dm);            /* reused, nothing new */
+    assert_int_equal(r.n, 0);
+    int64_t in_dm = room_chat(st, a, dm, "{\"body\":\"psst\"}");
+    int64_t everyone = append(st, c, 0, NULL, "{\"body\":\"v1\"}");
+    int64_t alert = append(st, 0, c, NULL, "{\"kind\":\"x\"}");
+    struct seen fa = feed(st, a, 0, 100), fb = feed(st, b, 0, 100), fc = feed(st, c, 0, 100);
+    assert_true(seen_has(&fa, before_b) && seen_has(&fa, in_rust) && seen_has(&fa, in_dm));
+    assert_true(!seen_has(&fb, before_b) && seen_has(&fb, b_join) && seen_has(&fb, in_rust));
+    assert_true(seen_has(&fb, in_dm));
+    assert_int_equal(fc.n, 2);                  /* general's and the alert only */
+    assert_int_equal(fc.ids[0], everyone);
+    assert_int_equal(fc.ids[1], alert);
+    assert_true(seen_has(&fa, everyone) && !seen_has(&fa, alert));
+    for (int i = 1; i < fa.n; i++)
+        assert_true(fa.ids[i] > fa.ids[i - 1]);
+    /* a limit cuts the merged feed at the lowest ids */
+    struct seen two = feed(st, a, 0, 2);
+    assert_int_equal(two.n, 2);
+    assert_int_equal(two.ids[1], fa.ids[1]);
+    /* leaving: the leave event still, then nothing more of the room */
+    r = room_op(st, STORE_CALL_ROOM_LEAVE, b, "rust");
+    assert_int_equal(r.n, 1);
+    int64_t b_left = r.ids[0], after_leave = room_chat(st, a, rust, "{\"body\":\"gone\"}");
+    fb = feed(st, b, in_dm, 100);
+    assert_true(seen_has(&fb, b_left) && !seen_has(&fb, after_leave));
+    assert_int_equal(room_op(st, STORE_CALL_ROOM_LEAVE, b, "rust").n, 0);  /* not in: nothing */
+}
+
+/* Every refusal names its reason and changes nothing. */
+static void test_room_refusals(void **state)
+{
+    struct store *st = *state;
+    int64_t a = mkuser(st, "alice"), c = mkuser(st, "carol");
+    mkuser(st, "bob");
+    assert_int_equal(room_op(st, STORE_CALL_ROOM_CREATE, a, "rust").rc, STORE_OK);
+    assert_int_equal(room_call(st, STORE_CALL_DM_OPEN, (struct store_args){
+        .user_id = a, .name = "@alice,bob", .to = "bob", .payload2 = "{}" }).rc, STORE_OK);
+    int64_t last = 0;
+    assert_int_equal(store_last_event_id(st, &last), STORE_OK);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_CREATE, c, "rust"), STORE_ROOM_EXISTS);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_CREATE, c, "general"), STORE_ROOM_EXISTS);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_JOIN, c, "nope"), STORE_ROOM_NOT_FOUND);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_JOIN, c, "@alice,bob"), STORE_ROOM_NOT_FOUND);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_LEAVE, c, "@alice,bob"), STORE_ROOM_NOT_FOUND);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_TOPIC, c, "@alice,bob"), STORE_ROOM_NOT_FOUND);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_READ, c, "@alice,bob"), STORE_ROOM_NOT_FOUND);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_MESSAGES, c, "@alice,bob"), STORE_ROOM_NOT_FOUND);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_JOIN, a, "@alice,bob"), STORE_ROOM_NOT_ALLOWED);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_LEAVE, a, "@alice,bob"), STORE_ROOM_NOT_ALLOWED);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_LEAVE, a, "general"), STORE_ROOM_CANNOT_LEAVE);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_TOPIC, c, "rust"), STORE_ROOM_NOT_MEMBER);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_READ, c, "rust"), STORE_ROOM_NOT_MEMBER);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_MESSAGES, c, "rust"), STORE_ROOM_NOT_MEMBER);
+    expect_room_err(room_call(st, STORE_CALL_DM_OPEN, (struct store_args){
+        .user_id = a, .name = "@alice,nobody", .to = "nobody" }), STORE_ROOM_NOT_FOUND);
+    int64_t now = 0;
+    assert_int_equal(store_last_event_id(st, &now), STORE_OK);
+    assert_int_equal(now, last);                /* nothing stored */
+    /* at most STORE_ROOMS_PER_USER memberships (general is one) */
+    char name[16];
+    for (int i = 0; i < STORE_ROOMS_PER_USER - 1; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        assert_int_equal(room_op(st, STORE_CALL_ROOM_CREATE, c, name).rc, STORE_OK);
+    }
+    expect_room_err(room_op(st, STORE_CALL_ROOM_CREATE, c, "onemore"), STORE_ROOM_TOO_MANY);
+    expect_room_err(room_op(st, STORE_CALL_ROOM_JOIN, c, "rust"), STORE_ROOM_TOO_MANY);
+    expect_room_err(room_call(st, STORE_CALL_DM_OPEN, (struct store_args){
+        .user_id = a, .name = "@alice,carol", .to = "carol" }), STORE_ROOM_TOO_MANY);
+}
+
+/* History pages: the newest `limit` before `before`, oldest first, and
+ * whether older ones exist; a page never repeats another's events. */
+static void test_room_history(void **state)
+{
+    struct store *st = *state;
+    int64_t a = mkuser(st, "alice");
+    struct room_out r = room_op(st, STORE_CALL_ROOM_CREATE, a, "rust");
+    int64_t ids[8];
+    ids[0] = r.ids[0];                          /* the join */
+    for (int i = 1; i < 8; i++)
+        ids[i] = room_chat(st, a, r.room_id, "{\"body\":\"m\"}");
+    append(st, a, 0, NULL, "{\"body\":\"general\"}");     /* not rust's */
+    struct room_out p = room_call(st, STORE_CALL_ROOM_MESSAGES, (struct store_args){
+        .user_id = a, .name = "rust", .limit = 3 });
+    assert_int_equal(p.rc, STORE_OK);
+    assert_int_equal(p.n, 3);
+    assert_int_equal(p.more, 1);
+    assert_int_equal(p.ids[0], ids[5]);
+    assert_int_equal(p.ids[2], ids[7]);
+    p = room_call(st, STORE_CALL_ROOM_MESSAGES, (struct store_args){
+        .user_id = a, .name = "rust", .before = ids[5], .limit = 3 });
+    assert_int_equal(p.n, 3);
+    assert_int_equal(p.ids[0], ids[2]);
+    assert_int_equal(p.more, 1);
+    p = room_call(st, STORE_CALL_ROOM_MESSAGES, (struct store_args){
+        .user_id = a, .name = "rust", .before = ids[2], .limit = 3 });
+    assert_int_equal(p.n, 2);
+    assert_int_equal(p.ids[0], ids[0]);
+    assert_string_equal(p.type[0], "member");
+    assert_int_equal(p.more, 0);
+    p = room_call(st, STORE_CALL_ROOM_MESSAGES, (struct store_args){
+        .user_id = a, .name = "rust", .before = ids[0], .limit = 3 });
+    assert_int_equal(p.rc, STORE_OK);
+    assert_int_equal(p.n, 0);
+    assert_int_equal(p.more, 0);
+}
+
+static const struct store_room *listed(const struct room_out *o, const char *name)
+{
+    for (int i = 0; i < o->n_rooms && i < 8; i++)
+        if (!strcmp(o->rooms[i].name, name))
+            return &o->rooms[i];
+    return NULL;
+}
+
+/* Read markers move forward only; unread counts others' chat events after
+ * them, up to STORE_UNREAD_MAX; the list shows public rooms and one's DMs. */
+static void test_read_markers(void **state)
+{
+    struct store *st = *state;
+    int64_t a = mkuser(st, "alice"), b = mkuser(st, "bob");
+    mkuser(st, "carol");
+    struct room_out r = room_op(st, STORE_CALL_ROOM_CREATE, a, "rust");
+    assert_int_equal(room_op(st, STORE_CALL_ROOM_JOIN, b, "rust").rc, STORE_OK);
+    room_chat(st, a, r.room_id, "{\"body\":\"mine\"}");
+    int64_t first = room_chat(st, b, r.room_id, "{\"body\":\"1\"}");
+    int64_t last = room_chat(st, b, r.room_id, "{\"body\":\"2\"}");
+    assert_int_equal(room_call(st, STORE_CALL_DM_OPEN, (struct store_args){
+        .user_id = b, .name = "@bob,carol", .to = "carol" }).rc, STORE_OK);
+    struct room_out l = room_op(st, STORE_CALL_ROOMS_LIST, a, NULL);
+    assert_int_equal(l.rc, STORE_OK);
+    assert_int_equal(l.n_rooms, 2);             /* general, rust: not bob and carol's DM */
+    assert_non_null(listed(&l, "general"));
+    const struct store_room *x = listed(&l, "rust");
+    assert_non_null(x);
+    assert_int_equal(x->unread, 2);
+    assert_int_equal(x->members, 2);
+    assert_int_equal(x->last_id, last);
+    assert_true(x->joined);
+    r = room_call(st, STORE_CALL_ROOM_READ, (struct store_args){ .user_id = a, .name = "rust", .id = first });
+    assert_int_equal(r.rc, STORE_OK);
+    assert_int_equal(r.id, first);
+    r = room_call(st, STORE_CALL_ROOM_READ, (struct store_args){ .user_id = a, .name = "rust", .id = 1 });
+    assert_int_equal(r.id, first);              /* never backwards */
+    l = room_op(st, STORE_CALL_ROOMS_LIST, a, NULL);
+    assert_int_equal(listed(&l, "rust")->unread, 1);
+    l = room_op(st, STORE_CALL_ROOMS_LIST, b, NULL);
+    assert_non_null(listed(&l, "@bob,carol"));
+    /* the count stops at STORE_UNREAD_MAX */
+    assert_int_equal(store_begin(st), STORE_OK);
+    for (int i = 0; i < STORE_UNREAD_MAX + 5; i++)
+        room_chat(st, b, r.room_id, "{\"body\":\"x\"}");
+    assert_int_equal(store_commit(st), STORE_OK);
+    l = room_op(st, STORE_CALL_ROOMS_LIST, a, NULL);
+    assert_int_equal(listed(&l, "rust")->unread, STORE_UNREAD_MAX);
+}
+
+/* A v1 database (schema 3) opened by this chatd: each room name its
+ * broadcast events used becomes a public room with every user in it, the
+ * events are theirs (general's by default), alerts stay private. */
+static void test_migrate_v1(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/chat_test_v1_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(sqlite3_exec(db, MIGRATIONS[i], NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+        "PRAGMA user_version = 3;"
+        "INSERT INTO users(name, pwhash, created_ms) VALUES ('alice', 'h', 1), ('bob', 'h', 1);"
+        "INSERT INTO events(ts_ms, type, recipient_id, sender_id, payload) VALUES"
+        " (1, 'chat', NULL, 1, '{\"room\":\"general\",\"from\":\"alice\",\"body\":\"a\"}'),"
+        " (1, 'chat', NULL, 2, '{\"room\":\"rust\",\"from\":\"bob\",\"body\":\"b\"}'),"
+        " (1, 'alert', 2, NULL, '{\"kind\":\"transfer.received\"}');", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    void *opened = NULL;
+    assert_int_equal(open_at(&opened, path), 0);
+    struct store *st = opened;
+    struct seen fa = feed(st, 1, 0, 10), fb = feed(st, 2, 0, 10);
+    assert_int_equal(fa.n, 2);                  /* general's and rust's, not bob's alert */
+    assert_int_equal(fb.n, 3);
+    struct room_out l = room_op(st, STORE_CALL_ROOMS_LIST, 1, NULL);
+    assert_int_equal(l.n_rooms, 2);
+    assert_int_equal(listed(&l, "rust")->members, 2);
+    assert_int_equal(listed(&l, "rust")->last_id, 2);
+    assert_int_equal(listed(&l, "general")->last_id, 1);
+    struct room_out p = room_call(st, STORE_CALL_ROOM_MESSAGES, (struct store_args){
+        .user_id = 1, .name = "rust", .limit = 10 });
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.ids[0], 2);
+    int64_t carol = mkuser(st, "carol");       /* a new user is in general */
+    assert_int_equal(feed(st, carol, 0, 10).n, 1);
+    store_free(st);
+    unlink(path);
+}
+
 #define STORE_TESTS(SETUP, TEARDOWN) \
     cmocka_unit_test_setup_teardown(test_user_create_get, SETUP, TEARDOWN), \
     cmocka_unit_test_setup_teardown(test_user_duplicate_and_unknown, SETUP, TEARDOWN), \
@@ -716,7 +1031,11 @@ static void test_open_failure(void **state)
     cmocka_unit_test_setup_teardown(test_recipients_and_all_after, SETUP, TEARDOWN), \
     cmocka_unit_test_setup_teardown(test_account_move, SETUP, TEARDOWN), \
     cmocka_unit_test_setup_teardown(test_transfer_insert_get, SETUP, TEARDOWN), \
-    cmocka_unit_test_setup_teardown(test_transfer_state_stale, SETUP, TEARDOWN)
+    cmocka_unit_test_setup_teardown(test_transfer_state_stale, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_room_visibility, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_room_refusals, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_room_history, SETUP, TEARDOWN), \
+    cmocka_unit_test_setup_teardown(test_read_markers, SETUP, TEARDOWN)
 
 /* Stands in for the PostgreSQL run when there is no cluster to run it on. */
 static void test_cluster_given(void **state)
@@ -738,6 +1057,7 @@ int main(void)
         cmocka_unit_test(test_ops_tables),
         cmocka_unit_test_setup_teardown(test_async_is_sync_on_sqlite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_many_on_sqlite, setup, teardown),
+        cmocka_unit_test(test_migrate_v1),
     };
     const struct CMUnitTest pg_tests[] = {
         STORE_TESTS(setup_pg, teardown_pg),

@@ -27,7 +27,10 @@
  *     which HAProxy names in X-Forwarded-For) is delayed on every
  *     instance, and the owner's login through the same balancer (from
  *     127.0.0.3) is not: chatd trusts HAProxy (--trusted-proxy 127.0.0.1)
- *     and keys on the client it names, not on HAProxy's own address.
+ *     and keys on the client it names, not on HAProxy's own address;
+ *   - rooms across instances: a room made on one instance and joined on the
+ *     other; its message sent on the first reaches the member on the
+ *     second and not a non-member there.
  *
  * Every wait is a deadline; every port is a free one; harness_cleanup kills
  * whatever is left. CLUSTER_DUMP=1 prints every process's stderr at the end
@@ -599,6 +602,66 @@ static void test_login_throttle_per_client(void **state)
     h_cluster_stop(&c);
 }
 
+/* The next chat event a WebSocket gets: its room and body. */
+static json_t *ws_next_chat(struct h_ws *w)
+{
+    json_t *m = h_ws_recv_op(w, "event", h_deadline(10000));
+    CHECK(m, "no event came");
+    json_t *ev = json_incref(json_object_get(m, "event"));
+    json_decref(m);
+    return ev;
+}
+
+/* Rooms across instances (issue 18): a room made on instance A and joined
+ * on B; a message sent to it on A reaches its member on B and not a
+ * non-member there (whose next event is general's that follows). */
+static void test_room_event_across_instances(void **state)
+{
+    (void)state;
+    need_pg();
+    static const char *const extra[] = { "--msg-rate", "1000", NULL };
+    struct h_cluster c;
+    h_cluster_start(&c, 2, extra);
+    int a = c.inst[0].port, b = c.inst[1].port;
+    char ta[65], tb[65], tc[65];
+    const char *names[] = { "alice", "bob", "carol" };
+    char *toks[] = { ta, tb, tc };
+    for (int i = 0; i < 3; i++) {
+        CHECK(h_http_register(a, names[i], PW) == 201, "register %s", names[i]);
+        CHECK(h_http_login(b, names[i], PW, toks[i]) == 200, "login %s", names[i]);
+    }
+    struct h_http_resp r;
+    h_http_call(a, "POST", "/api/v1/rooms", ta, "{\"name\":\"rust\"}", -1, &r);
+    CHECK(r.status == 201, "create rust on A: %d %s", r.status, r.body);
+    h_http_resp_free(&r);
+    h_http_call(b, "POST", "/api/v1/rooms/rust/join", tb, NULL, -1, &r);
+    CHECK(r.status == 200, "join rust on B: %d %s", r.status, r.body);
+    h_http_resp_free(&r);
+    struct h_ws *wb = h_ws_connect(b), *wc = h_ws_connect(b);
+    CHECK(wb && wc, "WebSockets on B");
+    char hello[160];
+    snprintf(hello, sizeof hello, "{\"op\":\"hello\",\"token\":\"%s\",\"after\":\"latest\"}", tb);
+    CHECK(h_ws_send_text(wb, hello) == 0, "hello bob");
+    snprintf(hello, sizeof hello, "{\"op\":\"hello\",\"token\":\"%s\",\"after\":\"latest\"}", tc);
+    CHECK(h_ws_send_text(wc, hello) == 0, "hello carol");
+    json_decref(h_ws_recv_op(wb, "ready", h_deadline(10000)));
+    json_decref(h_ws_recv_op(wc, "ready", h_deadline(10000)));
+    int64_t in_rust = 0, in_general = 0;
+    CHECK(h_http_post_message(a, ta, "rust", "to rust", NULL, &in_rust) == 201, "post to rust on A");
+    CHECK(h_http_post_message(a, ta, NULL, "to everyone", NULL, &in_general) == 201, "post to general on A");
+    json_t *e1 = ws_next_chat(wb), *e2 = ws_next_chat(wb), *f1 = ws_next_chat(wc);
+    CHECK(ev_int(e1, "id") == in_rust && !strcmp(ev_str(e1, "room"), "rust"), "bob on B: rust's message first");
+    CHECK(ev_int(e2, "id") == in_general, "bob on B: then general's");
+    CHECK(ev_int(f1, "id") == in_general, "carol on B: general's only (got %s %s)", ev_str(f1, "room"),
+          ev_str(f1, "body"));
+    json_decref(e1);
+    json_decref(e2);
+    json_decref(f1);
+    h_ws_free(wb);
+    h_ws_free(wc);
+    h_cluster_stop(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +672,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_gap_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_storm_with_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_throttle_per_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_room_event_across_instances, setup, teardown),
     };
     if (getenv("CLUSTER_ONLY"))            /* e.g. CLUSTER_ONLY='test_failover*' */
         cmocka_set_test_filter(getenv("CLUSTER_ONLY"));
