@@ -25,9 +25,10 @@ case "$store" in
     exec "$BENCH" --login "$LOGINS" --db "$(cd "$(dirname "$db")" && pwd)/$(basename "$db")" \
       --out "$OUT" --name login-sqlite "$@" ;;
   pg)
-    export BENCH OUT EVENTS LOGINS SEED_FLAGS here
+    BENCH_DIR=$here
+    export BENCH OUT EVENTS LOGINS SEED_FLAGS BENCH_DIR
     exec "$root/scripts/with-pg.sh" sh -c '
-      "$here/seed-events.sh" --events "$EVENTS" $SEED_FLAGS "$CHAT_TEST_PG" &&
+      "$BENCH_DIR/seed-events.sh" --events "$EVENTS" $SEED_FLAGS "$CHAT_TEST_PG" &&
       "$BENCH" --login "$LOGINS" --db "$CHAT_TEST_PG" --out "$OUT" --name login-pg "$@"' login.sh "$@" ;;
   *) echo "usage: login.sh sqlite|pg [chat-bench flags]" >&2; exit 2 ;;
 esac
