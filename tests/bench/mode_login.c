@@ -63,6 +63,7 @@ struct login_run {
     int n;
     /* one login's results */
     double login_ms, after_ms, total_ms;
+    double cursor_ms;           /* token -> cursor and rooms list */
     uint64_t bytes, login_bytes;
     int rooms, events, bad_events;
     int64_t cursor;
@@ -429,6 +430,7 @@ static int one_login(struct login_run *L, const char *transport, const char *use
                              conn_open(L, C_HTTP, "GET", "/api/v1/rooms", token, NULL) };
     if (conns_wait(L, want, 2, token) < 0)
         goto out;
+    L->cursor_ms = (double)(mono_ns() - t1) / 1e6;
     int64_t cursor = want[0]->kind == C_HTTP ? json_after(want[0]->buf + want[0]->head_len,
                                                           want[0]->len - want[0]->head_len, "next")
                                              : want[0]->after;
@@ -465,8 +467,8 @@ out:
 struct login_row {
     const char *transport;
     int ok, tried, rooms, events, bad;
-    int64_t cursor;             /* the newest event id the login saw */
-    double login[2], after[2], total[2], kb[2], kb_after[2];   /* p50, max */
+    int64_t newest;             /* the newest event id the login saw */
+    double login[2], after[2], total[2], kb[2], kb_after[2], cursor[2];   /* p50, max */
 };
 
 static void p50_max(double *v, int n, double out[2])
@@ -484,7 +486,7 @@ static int login_transport(struct env *e, struct run *r, const char *transport, 
 {
     struct login_run *L = calloc(1, sizeof *L);
     int n = e->o->conns;
-    double *v = calloc((size_t)n * 5, sizeof *v);
+    double *v = calloc((size_t)n * 6, sizeof *v);
     if (!L || !v) {
         free(L);
         free(v);
@@ -508,7 +510,8 @@ static int login_transport(struct env *e, struct run *r, const char *transport, 
             row->rooms = L->rooms;
             row->events = L->events;
             row->bad += L->bad_events;
-            row->cursor = L->cursor;
+            row->newest = L->cursor;
+            v[5 * n + k] = L->cursor_ms;
         }
         usleep(100000);
     }
@@ -517,6 +520,7 @@ static int login_transport(struct env *e, struct run *r, const char *transport, 
     p50_max(v + 2 * n, row->ok, row->total);
     p50_max(v + 3 * n, row->ok, row->kb);
     p50_max(v + 4 * n, row->ok, row->kb_after);
+    p50_max(v + 5 * n, row->ok, row->cursor);
     free(v);
     free(L);
     return row->ok == n && !row->bad ? 0 : -1;
@@ -527,21 +531,22 @@ static void login_report(const struct login_row *rows, int n, const char *user, 
 {
     printf("\n### Login on a server whose newest event id is %" PRId64 ": %s, newest %d messages of each joined room\n\n"
            "| transport | logins ok | joined rooms | messages loaded | login (argon2id) ms p50 / max "
-           "| token → newest messages ms p50 / max | login request → newest messages ms p50 / max "
+           "| token → cursor + rooms list ms p50 / max | token → newest messages ms p50 / max | login request → newest messages ms p50 / max "
            "| wire KB p50 / max | of which after the login KB p50 |\n"
-           "|---|---|---|---|---|---|---|---|---|\n",
+           "|---|---|---|---|---|---|---|---|---|---|\n",
            events, user, HISTORY_LIMIT);
     json_t *arr = json_array();
     for (int i = 0; i < n; i++) {
         const struct login_row *w = &rows[i];
-        printf("| %s | %d/%d | %d | %d%s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f |\n",
+        printf("| %s | %d/%d | %d | %d%s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f |\n",
                w->transport, w->ok, w->tried, w->rooms, w->events, w->bad ? " (BAD)" : "", w->login[0],
-               w->login[1], w->after[0], w->after[1], w->total[0], w->total[1], w->kb[0], w->kb[1],
+               w->login[1], w->cursor[0], w->cursor[1], w->after[0], w->after[1], w->total[0], w->total[1], w->kb[0], w->kb[1],
                w->kb_after[0]);
-        json_array_append_new(arr, json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:[ff],s:[ff],s:[ff],s:[ff],s:[ff]}",
+        json_array_append_new(arr, json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:[ff],s:[ff],s:[ff],s:[ff],s:[ff],s:[ff]}",
                                              "transport", w->transport, "ok", w->ok, "tried", w->tried,
                                              "rooms", w->rooms, "messages", w->events, "bad", w->bad,
-                                             "login_ms", w->login[0], w->login[1], "after_login_ms",
+                                             "login_ms", w->login[0], w->login[1], "cursor_rooms_ms", w->cursor[0], w->cursor[1],
+                                             "after_login_ms",
                                              w->after[0], w->after[1], "total_ms", w->total[0], w->total[1],
                                              "wire_kb", w->kb[0], w->kb[1], "wire_kb_after_login",
                                              w->kb_after[0], w->kb_after[1]));
@@ -573,7 +578,7 @@ int run_login(struct env *e, const char *tname, int run_no)
         fprintf(stderr, "chat-bench: %d logins of %s over %s\n", o->conns, user, o->transports[t]);
         failures += login_transport(e, &r, o->transports[t], user, &rows[t]) < 0;
     }
-    login_report(rows, o->n_transports, user, rows[0].cursor, o->out_dir, o->name ? o->name : "login");
+    login_report(rows, o->n_transports, user, rows[0].newest, o->out_dir, o->name ? o->name : "login");
     run_close(&r);
     return failures ? -1 : 0;
 }
