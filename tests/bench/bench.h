@@ -2,7 +2,8 @@
  * transports (libclient.a), one lws context for every simulated user.
  *
  * Modules: main.c (flags, the mode table, orchestration), one file per
- * mode (mode_standard.c, mode_idle.c, mode_fanout.c, mode_sends.c) on what
+ * mode (mode_standard.c, mode_idle.c, mode_fanout.c, mode_sends.c,
+ * mode_rooms.c, mode_login.c) on what
  * run.h shares (run.c: a run's server, context, window, waits; ramp.c:
  * opening many connections), proc.c (the chatd
  * process, network namespace, rlimits, CPU placement, /proc readings),

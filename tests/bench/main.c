@@ -10,6 +10,10 @@
  *   --fanout N             N subscribers, one sender at --rate: deliveries/s.
  *   --sends                senders keeping --window messages unacknowledged:
  *             persisted (acknowledged, then delivered) sends per second.
+ *   --rooms-fanout R       R rooms of --members connections, a sender each
+ *             (v1.1), after one room of all of them: deliveries/s, CPU each.
+ *   --login N              N fresh logins per transport as a v1.1 client
+ *             starts, on a seeded database (--db): time and bytes.
  *
  * By default it starts bin/chatd itself (fresh database per run, in a
  * private network namespace when root), with limits raised for a load test;

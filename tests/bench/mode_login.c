@@ -136,12 +136,13 @@ static void conn_close(struct conn *c)
     c->fd = -1;
 }
 
-/* The WebSocket hello, a masked text frame (mask 0: the payload as is). */
+/* The WebSocket hello, a masked text frame. The masking key is 0 (the
+ * payload goes as is): a server cannot tell, and nothing here is a proxy. */
 static int ws_hello(struct conn *c, const char *token)
 {
     char text[400];
     int n = snprintf(text, sizeof text, "{\"op\":\"hello\",\"token\":\"%s\",\"after\":\"latest\"}", token);
-    if (n < 0 || n > 125 + 200)
+    if (n < 0 || n >= (int)sizeof text)
         return -1;
     unsigned char f[512];
     size_t h = 0;
@@ -289,6 +290,10 @@ static int conns_wait(struct login_run *L, struct conn **want, int n_want, const
     for (;;) {
         int pending = 0;
         for (int i = 0; i < n_want; i++) {
+            if (!want[i]) {
+                snprintf(L->why, sizeof L->why, "too many connections for one login");
+                return -1;
+            }
             if (want[i]->failed) {
                 if (!L->why[0])
                     snprintf(L->why, sizeof L->why, "a request failed (HTTP %d): %.*s", want[i]->status,
