@@ -1,6 +1,7 @@
 /* main.c — chat-bench: flags, the mode table and the runs of the chosen
  * mode (each mode is a file: mode_standard.c, mode_idle.c, mode_fanout.c,
- * mode_sends.c; what they share is run.h). The modes:
+ * mode_sends.c, mode_rooms.c, mode_login.c; what they share is run.h). The
+ * modes:
  *
  *   standard  N users on one transport (or each in turn), every user sends
  *             at its share of --rate for --duration; every user receives
