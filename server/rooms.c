@@ -368,3 +368,23 @@ void rooms_each_session(struct rooms *r, int64_t room_id, rooms_session_cb cb, v
         user_sessions(lws_container_of(d, struct rmember, online_node)->user, cb, arg);
     } lws_end_foreach_dll_safe(d, d1);
 }
+
+void rooms_each_member(struct rooms *r, int64_t room_id, rooms_member_cb cb, void *arg)
+{
+    struct rroom *room = room_by_id(r, room_id);
+    for (lws_dll2_t *d = room ? room->members.head : NULL; d; d = d->next) {
+        struct rmember *m = lws_container_of(d, struct rmember, room_node);
+        if (!m->left_id)
+            cb(arg, m->user->id, room->id, room->name);
+    }
+}
+
+void rooms_each_room_of(struct rooms *r, int64_t user_id, rooms_member_cb cb, void *arg)
+{
+    struct ruser *u = user_find(r, user_id);
+    for (lws_dll2_t *d = u ? u->members.head : NULL; d; d = d->next) {
+        struct rmember *m = lws_container_of(d, struct rmember, user_node);
+        if (!m->left_id)
+            cb(arg, user_id, m->room->id, m->room->name);
+    }
+}

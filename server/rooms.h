@@ -43,4 +43,11 @@ typedef void (*rooms_session_cb)(void *arg, struct session *s);
 void rooms_each_session(struct rooms *r, int64_t room_id, rooms_session_cb cb, void *arg);
 void rooms_each_user_session(struct rooms *r, int64_t user_id, rooms_session_cb cb, void *arg);
 
+/* The current memberships of a room (every member, online or not, on any
+ * instance), or of a user: cb(arg, user_id, room_id, room name) each.
+ * general has none listed: everyone is in it. */
+typedef void (*rooms_member_cb)(void *arg, int64_t user_id, int64_t room_id, const char *room);
+void rooms_each_member(struct rooms *r, int64_t room_id, rooms_member_cb cb, void *arg);
+void rooms_each_room_of(struct rooms *r, int64_t user_id, rooms_member_cb cb, void *arg);
+
 #endif

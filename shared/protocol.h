@@ -56,9 +56,9 @@ int proto_get_int(const json_t *obj, const char *key, int64_t *out, int *present
  * no unknown keys, limit 1..1000. Returns 0 or -1 with err set. */
 struct proto_events_query {
     int64_t after;
-    int     latest;             /* after=latest: start at the newest event */
     int     wait_s;
     int     limit;
+    int     latest;             /* v1.1 after=latest: start at the newest event (after 0) */
 };
 int proto_parse_events_query(const char *query, struct proto_events_query *q, const char **err);
 

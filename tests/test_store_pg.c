@@ -1016,6 +1016,67 @@ static void test_async_append_many(void **state)
     assert_int_equal(s.ids[2], ids[2]);
 }
 
+/* The events table's sequential scans so far, as the statistics say once
+ * the backends that made them have exited; -1 if they never say that
+ * `inserted` rows went into `table` (waited for with a deadline). */
+static long long events_seq_scans(PGconn *admin, const char *table, long long inserted)
+{
+    for (int i = 0; i < 100; i++) {
+        PQclear(PQexec(admin, "SELECT pg_stat_clear_snapshot()"));
+        const char *v[1] = { table };
+        PGresult *r = PQexecParams(admin, "SELECT (SELECT seq_scan FROM pg_stat_user_tables"
+                                          " WHERE relname = 'events'), n_tup_ins"
+                                          " FROM pg_stat_user_tables WHERE relname = $1",
+                                   1, NULL, v, NULL, NULL, 0);
+        long long scans = -1, ins = -1;
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+            scans = atoll(PQgetvalue(r, 0, 0));
+            ins = atoll(PQgetvalue(r, 0, 1));
+        }
+        PQclear(r);
+        if (ins >= inserted)
+            return scans;
+        usleep(50 * 1000);
+    }
+    return -1;
+}
+
+/* A batch's cost does not grow with the table: under the event counter's
+ * lock, which every instance's appends wait for, a batch never reads the
+ * whole events table (its lookup of a retried send's first row goes
+ * through the index, and only for a retried send), however many batches
+ * run (a prepared statement's generic plan, made while the table was
+ * small, once scanned it for every batch). */
+static void test_append_many_never_scans_events(void **state)
+{
+    struct fixture *f = *state;
+    int64_t a = mkuser(f->st, "alice");
+    store_free(f->st);                  /* its backends report their statistics */
+    long long before = events_seq_scans(f->admin, "users", 1);
+    f->st = open_store(f->url);
+    assert_non_null(f->st);
+    char cmids[12][4][16];
+    for (int b = 0; b < 12; b++) {
+        struct store_new_event evs[4];
+        for (int i = 0; i < 4; i++) {
+            snprintf(cmids[b][i], sizeof cmids[b][i], "b%d-%d", b, i);
+            /* the last batch retries one send of the first */
+            evs[i] = chat_event(a, b == 11 && i == 0 ? cmids[0][0] : cmids[b][i], "{\"text\":\"x\"}");
+        }
+        struct replies rs = { .expect = 1 };
+        struct tagged t = { &rs, 0 };
+        struct store_args args = { .evs = evs, .nev = 4 };
+        store_call_async(f->st, 0, STORE_CALL_EVENTS_APPEND_MANY, &args, on_reply, &t);
+        assert_int_equal(drive(f->st, &rs.finished), 0);
+        assert_int_equal(rs.r[0].rc, STORE_OK);
+    }
+    store_free(f->st);
+    f->st = NULL;
+    long long after = events_seq_scans(f->admin, "events", 12 * 4 - 1);
+    assert_true(before >= 0 && after >= 0);
+    assert_int_equal(after - before, 0);
+}
+
 static int ended_count;
 static char ended_hash[65];
 static void on_session_end(void *arg, const char *token_hash)
@@ -1162,6 +1223,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_every_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_reads_and_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_append_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_many_never_scans_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_end_announced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),

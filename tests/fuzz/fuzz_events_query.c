@@ -2,13 +2,13 @@
  * GET /api/v1/events: no crash, and the outcome agrees with an oracle that
  * reads the string the way PROTOCOL.md describes it: key=value pairs joined
  * by '&', keys after / wait / limit, each at most once, values plain decimal
- * digits up to INT64_MAX, limit 1..1000 (default 100), wait clamped to 3600 s,
+ * digits up to INT64_MAX (after may be "latest", v1.1), limit 1..1000 (default 100), wait clamped to 3600 s,
  * at most 256 characters in all; anything else is bad_query. The empty
  * string means all defaults. */
 #include "fuzz.h"
 #include "protocol.h"
 
-struct q { int ok; int64_t after; int wait; int limit; };
+struct q { int ok; int64_t after; int wait; int limit; int latest; };
 
 static void oracle(const char *s, struct q *o)
 {
@@ -16,6 +16,7 @@ static void oracle(const char *s, struct q *o)
     o->after = 0;
     o->wait = 0;
     o->limit = 100;
+    o->latest = 0;
     size_t n = strlen(s);
     if (n == 0)
         return;
@@ -35,15 +36,18 @@ static void oracle(const char *s, struct q *o)
         int k = kl == 5 && !memcmp(p, "after", 5) ? 0 : kl == 4 && !memcmp(p, "wait", 4) ? 1
               : kl == 5 && !memcmp(p, "limit", 5) ? 2 : -1;
         if (k < 0 || seen[k]++) { o->ok = 0; return; }
-        if (vl < 1 || vl > 19) { o->ok = 0; return; }
+        int latest = k == 0 && vl == 6 && !memcmp(eq + 1, "latest", 6);
+        if (latest)
+            o->latest = 1;
+        else if (vl < 1 || vl > 19) { o->ok = 0; return; }
         uint64_t v = 0;                 /* 19 digits fit: < 10^19 < 2^64 */
-        for (size_t i = 0; i < vl; i++) {
+        for (size_t i = 0; !latest && i < vl; i++) {
             char c = eq[1 + i];
             if (c < '0' || c > '9') { o->ok = 0; return; }
             v = v * 10 + (uint64_t)(c - '0');
         }
         if (v > INT64_MAX) { o->ok = 0; return; }
-        if (k == 0) o->after = (int64_t)v;
+        if (k == 0 && !latest) o->after = (int64_t)v;
         if (k == 1) o->wait = v > 3600 ? 3600 : (int)v;
         if (k == 2) {
             if (v < 1 || v > 1000) { o->ok = 0; return; }
@@ -59,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_input(data, size);
     char *s = fuzz_cstr(data, size);   /* chatd passes a C string */
-    struct proto_events_query got = { -1, -1, -1 };
+    struct proto_events_query got = { -1, -1, -1, -1 };
     const char *err = NULL;
     int rc = proto_parse_events_query(s, &got, &err);
     struct q want;
@@ -84,7 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                want.ok ? "accepted" : "bad_query", rc == 0 ? "accepted" : "bad_query: ",
                rc == 0 ? "" : (err ? err : "(no message)"));
     if (rc == 0)
-        FUZZ_CHECK(got.after == want.after && got.wait_s == want.wait && got.limit == want.limit,
+        FUZZ_CHECK(got.after == want.after && got.wait_s == want.wait && got.limit == want.limit &&
+                   got.latest == want.latest,
                    "query \"%.300s\": expected after=%lld wait=%d limit=%d, got %lld %d %d", s,
                    (long long)want.after, want.wait, want.limit, (long long)got.after, got.wait_s,
                    got.limit);
