@@ -242,6 +242,20 @@ bench-full: all $(BINDIR)/chat-bench
 .PHONY: bench-cluster
 bench-cluster: all $(BINDIR)/chat-bench
 	BENCH=$(BINDIR)/chat-bench BENCH_OUT=$(BENCH_OUT) tests/bench/cluster.sh $(BENCH_FLAGS)
+# Issue 18 (tests/bench/README.md): bench-login seeds a database with
+# 1,000,000 events once (tests/bench/seed-events.sh, kept in build/bench/)
+# and times a v1.1 client's start on each transport (bench-login-pg: the same
+# on a throwaway PostgreSQL); bench-rooms is the fan-out to 100 rooms of 100
+# members, after the one-room fan-out to as many for comparison (at a rate
+# the generator keeps up with on a shared 2-CPU machine; BENCH_FLAGS="--rate
+# 20 --cpus split" for the 200,000 deliveries/s figure on a quiet one).
+.PHONY: bench-login bench-login-pg bench-rooms
+bench-login: all $(BINDIR)/chat-bench
+	BENCH=$(BINDIR)/chat-bench BENCH_OUT=$(BENCH_OUT) tests/bench/login.sh sqlite --cpus split $(BENCH_FLAGS)
+bench-login-pg: all $(BINDIR)/chat-bench
+	BENCH=$(BINDIR)/chat-bench BENCH_OUT=$(BENCH_OUT) tests/bench/login.sh pg --cpus split $(BENCH_FLAGS)
+bench-rooms: all $(BINDIR)/chat-bench
+	$(BINDIR)/chat-bench --rooms-fanout 100 --members 100 --rate 2 --duration 10 --out $(BENCH_OUT) $(BENCH_FLAGS)
 check-bench: all $(BINDIR)/chat-bench
 	@$(BINDIR)/chat-bench --smoke --out $(OUT)/bench-smoke
 check: check-bench

@@ -2,7 +2,8 @@
  * transports (libclient.a), one lws context for every simulated user.
  *
  * Modules: main.c (flags, the mode table, orchestration), one file per
- * mode (mode_standard.c, mode_idle.c, mode_fanout.c, mode_sends.c) on what
+ * mode (mode_standard.c, mode_idle.c, mode_fanout.c, mode_sends.c,
+ * mode_rooms.c, mode_login.c) on what
  * run.h shares (run.c: a run's server, context, window, waits; ramp.c:
  * opening many connections), proc.c (the chatd
  * process, network namespace, rlimits, CPU placement, /proc readings),
@@ -93,7 +94,8 @@ struct server_proc {
 };
 /* Starts chatd on 127.0.0.1:0 with a new database under db_parent; extra
  * are the bench's own flags, then the user's passthrough flags. */
-int server_start(struct server_proc *sp, const char *chatd, const char *db_parent,
+/* db: an existing database (file or URL) instead, kept afterwards. */
+int server_start(struct server_proc *sp, const char *chatd, const char *db_parent, const char *db,
                  const char *log_path, char *const *extra, int n_extra,
                  const struct placement *pl);
 /* SIGTERM, wait (then SIGKILL); returns the exit status (or -1). */
@@ -144,6 +146,7 @@ struct bclient {
     size_t ack_head, ack_len, ack_cap;
     uint64_t errors;
     struct core_stats base;     /* snapshot at a window start */
+    char room[64];              /* sends here and receives only this room's (rooms-fanout); "" = general */
 };
 
 #define MAX_PHASES 16
@@ -176,6 +179,7 @@ struct bench {
     uint64_t ph_sent[MAX_PHASES], ph_deliv[MAX_PHASES], ph_dups[MAX_PHASES];
     int64_t ph_first_send[MAX_PHASES], ph_last_deliv[MAX_PHASES];
     uint64_t foreign;           /* events that are not bench messages of ours */
+    uint64_t leaks;             /* bench messages of a room the client is not in */
     uint64_t acks;
     struct samples lat;         /* send -> receipt, record_phase only */
     struct samples ack_lat;     /* send -> ack */
@@ -236,7 +240,7 @@ int bench_probe_headers(struct bench *b, const char *token, int64_t after, int w
                         char *head, size_t head_len);
 
 /* ---- results (report.c) ---- */
-enum mode { MODE_STANDARD = 0, MODE_IDLE, MODE_FANOUT, MODE_SENDS };
+enum mode { MODE_STANDARD = 0, MODE_IDLE, MODE_FANOUT, MODE_SENDS, MODE_ROOMS, MODE_LOGIN, MODE_COUNT };
 
 struct result {
     int mode;
@@ -271,6 +275,7 @@ struct result {
     long server_rss_start_kb, server_peak_rss_kb;
     /* capacity */
     int conns_asked, conns_open;
+    int rooms;                      /* fan-out: 1; rooms-fanout: the rooms */
     long server_rss_before_kb, server_rss_after_kb;
     double server_kb_per_conn, generator_kb_per_conn;
     double probe_p50, probe_p99, probe_max;
@@ -334,6 +339,10 @@ struct bench_opts {
     int verbose;
     long server_pid;            /* with --server: to read its /proc */
     int probe_child;            /* internal: be the probe process */
+    const char *db;             /* chatd's database (a file or a URL) instead of a fresh one */
+    const char *login_user;     /* --login: the seeded user (default seedu0) */
+    int rooms, members;         /* --rooms-fanout: rooms of members online each */
+    int room_joins;             /* --rooms-fanout: a second user per room joins it */
     int64_t probe_after;
 };
 

@@ -26,7 +26,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define BENCH_ROOM        "bench"
+#define BENCH_ROOM        "general"     /* every user is in it (protocol v1.1) */
 #define BENCH_PASSWORD    "bench-password-0123"
 #define LOGINS_IN_FLIGHT  4
 #define TICK_US           100000   /* conditions are also checked after every event */
@@ -83,7 +83,7 @@ int bench_loop_is_uv(const struct bench_opts *o)
 {
     /* thousands of sockets: poll() over all of them each turn would make the
      * generator, not the server, the limit */
-    return o->loop_uv > 0 || (o->loop_uv < 0 && (o->mode == MODE_IDLE || o->mode == MODE_FANOUT) &&
+    return o->loop_uv > 0 || (o->loop_uv < 0 && (o->mode == MODE_IDLE || o->mode == MODE_FANOUT || o->mode == MODE_ROOMS) &&
                               !o->probe_child);
 }
 
@@ -261,6 +261,14 @@ static void on_event(void *arg, const json_t *event)
         note_error(b, c, "out of memory");
         return;
     }
+    const char *room = NULL;
+    /* rooms-fanout: a client is in general and, if it has one, its room */
+    if (proto_get_string(event, "room", &room) == 0 && room && strcmp(room, BENCH_ROOM) != 0 &&
+        (!c->room[0] || strcmp(room, c->room) != 0)) {
+        b->leaks++;
+        note_error(b, c, "a message of another room was delivered");
+        return;
+    }
     uint8_t bit = (uint8_t)(1u << (seq % 8));
     if (c->seen[seq / 8] & bit) {
         b->ph_dups[phase]++;
@@ -376,8 +384,9 @@ int bench_login(struct bench *b, int n, const char *tag, int register_first)
         if (!u->http)
             return -1;
     }
-    /* argon2id on the server: about 0.1 s a hash, two workers */
-    bench_run_until(b, logins_pump, 60.0 + n * 0.5);
+    /* argon2id on the server: about 0.1 s a hash, two workers (0.5-1 s with
+     * the machine busy) */
+    bench_run_until(b, logins_pump, 60.0 + n * 1.0);
     int ok = 0;
     for (int i = 0; i < n; i++) {
         ok += b->users[i].code == LOGIN_EXIT_OK && b->users[i].done;
@@ -609,7 +618,7 @@ uint64_t bench_send(struct bench *b, struct bclient *c)
         b->ph_first_send[phase] = now;
     b->ph_sent[phase]++;
     c->sent++;
-    if (!core_send(c->core, BENCH_ROOM, body)) {
+    if (!core_send(c->core, c->room[0] ? c->room : BENCH_ROOM, body)) {
         c->ack_len--;
         note_error(b, c, "core_send refused a message");
     }

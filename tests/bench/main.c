@@ -1,6 +1,7 @@
 /* main.c — chat-bench: flags, the mode table and the runs of the chosen
  * mode (each mode is a file: mode_standard.c, mode_idle.c, mode_fanout.c,
- * mode_sends.c; what they share is run.h). The modes:
+ * mode_sends.c, mode_rooms.c, mode_login.c; what they share is run.h). The
+ * modes:
  *
  *   standard  N users on one transport (or each in turn), every user sends
  *             at its share of --rate for --duration; every user receives
@@ -10,6 +11,10 @@
  *   --fanout N             N subscribers, one sender at --rate: deliveries/s.
  *   --sends                senders keeping --window messages unacknowledged:
  *             persisted (acknowledged, then delivered) sends per second.
+ *   --rooms-fanout R       R rooms of --members connections, a sender each
+ *             (v1.1), after one room of all of them: deliveries/s, CPU each.
+ *   --login N              N fresh logins per transport as a v1.1 client
+ *             starts, on a seeded database (--db): time and bytes.
  *
  * By default it starts bin/chatd itself (fresh database per run, in a
  * private network namespace when root), with limits raised for a load test;
@@ -57,6 +62,17 @@ static void usage(FILE *out)
 "  --idle-connections N  N idle connections of --transport (websocket or long-poll)\n"
 "  --fanout N            N subscribers of one room, one sender at --rate\n"
 "  --sends               --users senders with --window unacked messages each\n"
+"  --rooms-fanout R      R rooms of --members WebSocket connections each, one of each\n"
+"                        sending at --rate (per room); first, on the same server and\n"
+"                        connections, one sender to general (all of them) at --rate:\n"
+"                        the one-room fan-out at the same offered deliveries/s\n"
+"  --members M           connections per room (default 100)\n"
+"  --room-joins          a second user per room joins it (POST /rooms/NAME/join)\n"
+"                        and holds half its connections (default: one user per room)\n"
+"  --login N             N fresh logins per transport as a v1.1 client starts (after=latest,\n"
+"                        rooms, newest 100 of each joined room): time and bytes; use\n"
+"                        with --db on a database made by tests/bench/seed-events.sh\n"
+"  --login-user NAME     the seeded user who logs in (default seedu0)\n"
 "  --logins K            distinct users behind the connections (default 8)\n"
 "  --window W            sends mode: unacknowledged messages per sender (default 64)\n"
 "  --probe-hz HZ         probe round trips per second (default 50)\n"
@@ -75,6 +91,7 @@ static void usage(FILE *out)
 "  --server-pid PID      its pid, for CPU and RSS readings\n"
 "  --chatd PATH          server binary (default: chatd beside chat-bench)\n"
 "  --db-dir DIR          where the temporary database goes (default: --out)\n"
+"  --db FILE|URL         start chatd on this database (kept) instead of a fresh one\n"
 "output\n"
 "  --out DIR             results directory (default build/bench)\n"
 "  --name NAME           file name stem (default: the mode)\n"
@@ -104,7 +121,7 @@ enum {
     O_WAIT, O_BODY, O_RUNS, O_IDLECONN, O_FANOUT, O_SENDS, O_LOGINS, O_WINDOW, O_PROBEHZ,
     O_PROBES, O_SETTLE, O_CPUS, O_NETNS, O_SERVER, O_SERVERPID, O_CHATD, O_DBDIR, O_OUT, O_NAME,
     O_NOPLOT, O_ASSERT, O_SMOKE, O_VERIFY, O_VERBOSE, O_HELP, O_PROBECHILD, O_PROBEAFTER,
-    O_LOOP,
+    O_LOOP, O_LOGIN, O_LOGINUSER, O_DB, O_ROOMSFAN, O_MEMBERS, O_ROOMJOINS,
 };
 
 static int parse_args(int argc, char **argv, struct bench_opts *o, const char **verify)
@@ -122,7 +139,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
         { "name", 1, 0, O_NAME }, { "no-plot", 0, 0, O_NOPLOT }, { "assert", 0, 0, O_ASSERT },
         { "smoke", 0, 0, O_SMOKE }, { "verify", 1, 0, O_VERIFY }, { "verbose", 0, 0, O_VERBOSE },
         { "help", 0, 0, O_HELP }, { "probe-child", 0, 0, O_PROBECHILD },
-        { "probe-after", 1, 0, O_PROBEAFTER }, { "loop", 1, 0, O_LOOP }, { 0, 0, 0, 0 },
+        { "probe-after", 1, 0, O_PROBEAFTER }, { "loop", 1, 0, O_LOOP },
+        { "login", 1, 0, O_LOGIN }, { "login-user", 1, 0, O_LOGINUSER }, { "db", 1, 0, O_DB },
+        { "rooms-fanout", 1, 0, O_ROOMSFAN }, { "members", 1, 0, O_MEMBERS },
+        { "room-joins", 0, 0, O_ROOMJOINS }, { 0, 0, 0, 0 },
     };
     const char *transport = "all";
     int c;
@@ -179,6 +199,12 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
             else
                 bad = 1;
             break;
+        case O_LOGIN: bad = parse_num(optarg, 1, 10000, &v); o->conns = (int)v; o->mode = MODE_LOGIN; break;
+        case O_LOGINUSER: o->login_user = optarg; break;
+        case O_DB: o->db = optarg; break;
+        case O_ROOMSFAN: bad = parse_num(optarg, 1, 10000, &v); o->rooms = (int)v; o->mode = MODE_ROOMS; break;
+        case O_MEMBERS: bad = parse_num(optarg, 2, 100000, &v); o->members = (int)v; break;
+        case O_ROOMJOINS: o->room_joins = 1; break;
         case O_HELP: usage(stdout); exit(0);
         case O_PROBECHILD: o->probe_child = 1; break;
         case O_PROBEAFTER: bad = parse_num(optarg, 0, 9e18, &v); o->probe_after = (int64_t)v; break;
@@ -205,7 +231,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o, const char **
         fprintf(stderr, "chat-bench: unknown transport %s\n", transport);
         return -1;
     }
-    if (o->mode == MODE_IDLE || o->mode == MODE_FANOUT) {
+    if (o->mode == MODE_ROOMS)
+        o->conns = o->rooms * o->members;
+    if (o->mode == MODE_IDLE || o->mode == MODE_FANOUT || o->mode == MODE_ROOMS) {
         if (o->n_transports == BENCH_NTRANSPORTS) {
             o->n_transports = 1;
             o->transports[0] = "websocket";
@@ -236,6 +264,8 @@ static const struct {
     [MODE_IDLE] = { "idle", run_idle },
     [MODE_FANOUT] = { "fanout", run_fanout },
     [MODE_SENDS] = { "sends", run_sends },
+    [MODE_ROOMS] = { "rooms-fanout", run_rooms },
+    [MODE_LOGIN] = { "login", run_login },
 };
 
 int main(int argc, char **argv)
@@ -245,6 +275,7 @@ int main(int argc, char **argv)
         .interval_ms = 1000, .wait_s = 25, .body_bytes = 32, .cpus = "none",
         .out_dir = "build/bench", .runs = 1, .logins = 8, .window = 64, .probe_hz = 50,
         .probe_s = 10, .settle_s = 2, .netns = -1, .loop_uv = -1, .plot = 1, .mode = MODE_STANDARD,
+        .members = 100,
     };
     const char *verify = NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -306,6 +337,8 @@ int main(int argc, char **argv)
     snprintf(rep.db_fs, sizeof rep.db_fs, "%s", fs_type_of(e.db_dir));
 
     /* namespace: own loopback, own port range, clean lo counters */
+    if (o.db && strstr(o.db, "://") && o.netns < 0)
+        o.netns = 0;            /* a database server is reached on the host's network */
     if (e.started && o.netns != 0 && geteuid() == 0) {
         e.netns = netns_enter(rep.netns, sizeof rep.netns) == 0;
     } else {
@@ -317,11 +350,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-bench: --netns on: %s\n", rep.netns);
         return 1;
     }
-    long want = (o.mode == MODE_IDLE || o.mode == MODE_FANOUT ? o.conns : o.users) + 16384L;
+    int many = o.mode == MODE_IDLE || o.mode == MODE_FANOUT || o.mode == MODE_ROOMS;
+    long want = (many ? o.conns : o.users) + 16384L;
     rep.nofile = nofile_raise(want);
     if (rep.nofile < want)
         fprintf(stderr, "chat-bench: open-file limit %ld is below the %ld wanted\n", rep.nofile, want);
-    if ((o.mode == MODE_IDLE || o.mode == MODE_FANOUT) && o.conns > rep.nofile - 1000) {
+    if (many && o.conns > rep.nofile - 1000) {
         /* chatd is one process: it cannot hold more sockets than this */
         int cap = (int)(rep.nofile - 1000);
         fprintf(stderr, "chat-bench: the open-file limit (%ld, and we may not raise it) allows about "
@@ -332,6 +366,8 @@ int main(int argc, char **argv)
     if (placement_apply_self(&e.pl) < 0)
         fprintf(stderr, "chat-bench: cannot pin the generator: %s\n", strerror(errno));
 
+    if (o.mode == MODE_LOGIN)        /* every transport in one run; its own table */
+        return run_login(&e, NULL, 1) < 0 ? 1 : 0;
     int failures = 0;
     for (int run = 1; run <= o.runs; run++)
         for (int t = 0; t < o.n_transports; t++)

@@ -36,6 +36,7 @@ int run_fanout(struct env *e, const char *tname, int run_no)
         return -1;
     fill_common(e, res, tname, MODE_FANOUT, run_no);
     res->conns_asked = n;
+    res->rooms = 1;
     res->users = o->logins;
     res->rate = o->rate;
     res->duration_s = o->duration_s;

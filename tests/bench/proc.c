@@ -203,7 +203,7 @@ static void rm_db_dir(const char *dir)
     rmdir(dir);
 }
 
-int server_start(struct server_proc *sp, const char *chatd, const char *db_parent,
+int server_start(struct server_proc *sp, const char *chatd, const char *db_parent, const char *db_given,
                  const char *log_path, char *const *extra, int n_extra,
                  const struct placement *pl)
 {
@@ -211,12 +211,16 @@ int server_start(struct server_proc *sp, const char *chatd, const char *db_paren
     int out[2];
     memset(sp, 0, sizeof *sp);
     sp->pid = -1;
-    snprintf(sp->dir, sizeof sp->dir, "%s/db.XXXXXX", db_parent);
-    if (!mkdtemp(sp->dir)) {
-        fprintf(stderr, "chat-bench: mkdtemp %s: %s\n", sp->dir, strerror(errno));
-        return -1;
+    if (db_given) {
+        snprintf(db, sizeof db, "%s", db_given);     /* sp->dir stays empty: nothing removed */
+    } else {
+        snprintf(sp->dir, sizeof sp->dir, "%s/db.XXXXXX", db_parent);
+        if (!mkdtemp(sp->dir)) {
+            fprintf(stderr, "chat-bench: mkdtemp %s: %s\n", sp->dir, strerror(errno));
+            return -1;
+        }
+        snprintf(db, sizeof db, "%s/chat.db", sp->dir);
     }
-    snprintf(db, sizeof db, "%s/chat.db", sp->dir);
     snprintf(sp->log, sizeof sp->log, "%s", log_path);
 
     char **argv = calloc((size_t)n_extra + 8, sizeof *argv);
@@ -232,7 +236,7 @@ int server_start(struct server_proc *sp, const char *chatd, const char *db_paren
     size_t used = 0;
     for (int i = 0; i < n && used + 2 < sizeof sp->argv_text; i++)
         used += (size_t)snprintf(sp->argv_text + used, sizeof sp->argv_text - used, "%s%s",
-                                 i ? " " : "", i == 4 ? "TMP/chat.db" : argv[i]);
+                                 i ? " " : "", i == 4 && !db_given ? "TMP/chat.db" : argv[i]);
 
     if (pipe2(out, O_CLOEXEC) < 0) {
         free(argv);

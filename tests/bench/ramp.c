@@ -74,12 +74,20 @@ int open_many(struct env *e, struct bench *b, const struct transport_ops *ops, i
                      int role, int64_t sync, int *opened)
 {
     int k = b->n_users - 1;
-    ramp.first = b->n_clients;
+    int first = b->n_clients;
     for (int i = 0; i < n; i++)
         if (!bench_client_new(b, &b->users[1 + i % k], ops, role, sync)) {
             fprintf(stderr, "chat-bench: cannot create client %d\n", i);
             return -1;
         }
+    return ramp_open(e, b, ops, first, n, opened);
+}
+
+/* Starts the n clients from b->clients[first], 200 handshakes at a time. */
+int ramp_open(struct env *e, struct bench *b, const struct transport_ops *ops, int first, int n,
+              int *opened)
+{
+    ramp.first = first;
     ramp.asked = n;
     ramp.started = 0;
     ramp.ws = ops == &transport_websocket;

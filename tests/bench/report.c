@@ -18,7 +18,8 @@ enum ftype { F_INT, F_U64, F_LONG, F_DBL, F_STR };
 #define M_IDLE (1u << MODE_IDLE)
 #define M_FAN  (1u << MODE_FANOUT)
 #define M_SND  (1u << MODE_SENDS)
-#define M_LOAD (M_STD | M_FAN | M_SND)
+#define M_ROOM (1u << MODE_ROOMS)
+#define M_LOAD (M_STD | M_FAN | M_SND | M_ROOM)
 #define M_ALL  (M_LOAD | M_IDLE)
 
 struct field {
@@ -34,7 +35,7 @@ static const struct field fields[] = {
     FLD(server_cpus, F_STR, M_ALL), FLD(generator_cpus, F_STR, M_ALL), FLD(generator_loop, F_STR, M_ALL),
     FLD(run, F_INT, M_ALL), FLD(runs, F_INT, M_ALL),
     FLD(users, F_INT, M_ALL), FLD(clients, F_INT, M_ALL), FLD(receivers, F_INT, M_LOAD),
-    FLD(rate, F_DBL, M_STD | M_FAN), FLD(duration_s, F_DBL, M_LOAD), FLD(idle_s, F_DBL, M_STD),
+    FLD(rate, F_DBL, M_STD | M_FAN | M_ROOM), FLD(duration_s, F_DBL, M_LOAD), FLD(idle_s, F_DBL, M_STD),
     FLD(interval_ms, F_INT, M_ALL), FLD(wait_s, F_INT, M_ALL), FLD(body_bytes, F_INT, M_ALL),
     FLD(sent, F_U64, M_LOAD), FLD(expected, F_U64, M_LOAD), FLD(delivered, F_U64, M_LOAD),
     FLD(delivered_ratio, F_DBL, M_LOAD), FLD(duplicates, F_U64, M_LOAD),
@@ -53,19 +54,20 @@ static const struct field fields[] = {
     FLD(server_cpu_s, F_DBL, M_ALL), FLD(server_cpu_us_per_delivery, F_DBL, M_LOAD),
     FLD(generator_cpu_s, F_DBL, M_ALL),
     FLD(server_rss_start_kb, F_LONG, M_LOAD), FLD(server_peak_rss_kb, F_LONG, M_LOAD),
-    FLD(conns_asked, F_INT, M_IDLE | M_FAN), FLD(conns_open, F_INT, M_IDLE | M_FAN),
+    FLD(conns_asked, F_INT, M_IDLE | M_FAN | M_ROOM), FLD(conns_open, F_INT, M_IDLE | M_FAN | M_ROOM),
+    FLD(rooms, F_INT, M_FAN | M_ROOM),
     FLD(server_rss_before_kb, F_LONG, M_IDLE), FLD(server_rss_after_kb, F_LONG, M_IDLE),
     FLD(server_kb_per_conn, F_DBL, M_IDLE), FLD(generator_kb_per_conn, F_DBL, M_IDLE),
     FLD(probe_p50, F_DBL, M_IDLE), FLD(probe_p99, F_DBL, M_IDLE), FLD(probe_max, F_DBL, M_IDLE),
     FLD(probe0_p50, F_DBL, M_IDLE), FLD(probe0_p99, F_DBL, M_IDLE),
     FLD(probe_n, F_U64, M_IDLE), FLD(probe_fail, F_U64, M_IDLE), FLD(probe_sched, F_STR, M_IDLE),
-    FLD(deliveries_per_s, F_DBL, M_FAN), FLD(offered_per_s, F_DBL, M_FAN),
+    FLD(deliveries_per_s, F_DBL, M_FAN | M_ROOM), FLD(offered_per_s, F_DBL, M_FAN | M_ROOM),
     FLD(acks_per_s, F_DBL, M_SND), FLD(ack_p50, F_DBL, M_SND), FLD(ack_p99, F_DBL, M_SND),
     FLD(window_s, F_DBL, M_ALL), FLD(fsync_ms, F_DBL, 0),
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
-static const char *mode_names[] = { "standard", "idle", "fanout", "sends" };
+static const char *mode_names[MODE_COUNT] = { "standard", "idle", "fanout", "sends", "rooms-fanout", "login" };
 
 static double get_num(const struct result *r, const struct field *f)
 {
@@ -288,12 +290,12 @@ static void md_idle(const struct report *rep, FILE *out)
 
 static void md_fanout(const struct report *rep, FILE *out)
 {
-    fprintf(out, "| transport | CPUs server/gen | runs | subscribers | msgs/s | offered deliveries/s "
+    fprintf(out, "| transport | CPUs server/gen | runs | rooms | subscribers | msgs/s | offered deliveries/s "
                  "| achieved deliveries/s | delivered/sent | dups | p50 ms | p99 ms | max ms | server CPU s "
                  "| server µs/delivery | generator CPU s |\n"
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < rep->n; i++) {
-        if (!shown(rep, i, MODE_FANOUT))
+        if (!shown(rep, i, MODE_FANOUT) && !shown(rep, i, MODE_ROOMS))
             continue;
         const struct result *r = &rep->r[i];
         char c[20][80], rt[32];
@@ -302,8 +304,8 @@ static void md_fanout(const struct report *rep, FILE *out)
         const char *off = N(r->offered_per_s), *ach = C(deliveries_per_s);
         const char *p50 = C(p50), *p99 = C(p99), *mx = C(max), *cpu = C(server_cpu_s);
         const char *us = C(server_cpu_us_per_delivery), *g = C(generator_cpu_s);
-        fprintf(out, "| %s | %s/%s | %d | %d/%d | %.0f | %s | %s | %s | %llu | %s | %s | %s | %s | %s | %s |\n",
-                r->transport, r->server_cpus, r->generator_cpus, r->runs, r->conns_open, r->conns_asked,
+        fprintf(out, "| %s | %s/%s | %d | %d | %d/%d | %.0f | %s | %s | %s | %llu | %s | %s | %s | %s | %s | %s |\n",
+                r->transport, r->server_cpus, r->generator_cpus, r->runs, r->rooms, r->conns_open, r->conns_asked,
                 r->rate, off, ach, rt, (unsigned long long)r->duplicates, p50, p99, mx, cpu, us, g);
     }
 }
@@ -330,7 +332,7 @@ static void md_sends(const struct report *rep, FILE *out)
 
 void report_markdown(const struct report *rep, FILE *out)
 {
-    int have[4] = { 0, 0, 0, 0 };
+    int have[MODE_COUNT] = { 0 };
     for (size_t i = 0; i < rep->n; i++)
         have[rep->r[i].mode] = 1;
     const struct result *first = rep->n ? &rep->r[0] : NULL;
@@ -344,8 +346,9 @@ void report_markdown(const struct report *rep, FILE *out)
         fprintf(out, "\n### Idle connections\n\n");
         md_idle(rep, out);
     }
-    if (have[MODE_FANOUT]) {
-        fprintf(out, "\n### Fan-out: one sender, every subscriber receives every message\n\n");
+    if (have[MODE_FANOUT] || have[MODE_ROOMS]) {
+        fprintf(out, "\n### Fan-out: rooms of subscribers, one sender each (msgs/s: all senders; "
+                     "each message goes to its room's subscribers)\n\n");
         md_fanout(rep, out);
     }
     if (have[MODE_SENDS]) {
@@ -586,7 +589,7 @@ int report_verify(const char *json_path)
         const char *mode = json_string_value(json_object_get(row, "mode"));
         const char *tr = json_string_value(json_object_get(row, "transport"));
         int m = -1;
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < MODE_COUNT; k++)
             if (mode && strcmp(mode, mode_names[k]) == 0)
                 m = k;
         if (m < 0) {

@@ -140,7 +140,7 @@ int run_open(struct env *e, struct run *r, const char *transport, long conns,
         char *argv[64], log[PATH_MAX + 64];
         int n = chatd_flags(e, conns, wait_s, argv, e->rep->chatd_flags, sizeof e->rep->chatd_flags);
         snprintf(log, sizeof log, "%s/chatd-%s.log", e->o->out_dir, transport);
-        int rc = server_start(&r->sp, e->chatd, e->db_dir, log, argv, n, &e->pl);
+        int rc = server_start(&r->sp, e->chatd, e->db_dir, e->o->db, log, argv, n, &e->pl);
         free_argv(argv, n);
         if (rc < 0)
             return -1;
@@ -167,7 +167,7 @@ int run_open(struct env *e, struct run *r, const char *transport, long conns,
     unsigned char rnd[4];
     randombytes_buf(rnd, sizeof rnd);
     snprintf(r->tag, sizeof r->tag, "b%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
-    if (bench_login(b, n_users, r->tag, 1) < 0)
+    if (n_users > 0 && bench_login(b, n_users, r->tag, 1) < 0)
         return -1;
     return 0;
 }
@@ -341,11 +341,16 @@ int warm_up(struct bench *b, struct bclient **senders, int n, double rate, doubl
 
 void fill_delivery(struct result *res, struct bench *b)
 {
-    res->sent = b->ph_sent[PH_MEASURE];
+    fill_delivery_phase(res, b, PH_MEASURE);
+}
+
+void fill_delivery_phase(struct result *res, struct bench *b, int phase)
+{
+    res->sent = b->ph_sent[phase];
     res->receivers = b->n_receivers;
     res->expected = res->sent * (uint64_t)b->n_receivers;
-    res->delivered = b->ph_deliv[PH_MEASURE];
-    res->duplicates = b->ph_dups[PH_WARMUP] + b->ph_dups[PH_MEASURE];
+    res->delivered = b->ph_deliv[phase];
+    res->duplicates = b->ph_dups[PH_WARMUP] + b->ph_dups[phase];
     res->delivered_ratio = res->expected ? (double)res->delivered / (double)res->expected : NAN;
     res->errors = b->errors;
     res->clients = b->n_clients;

@@ -44,6 +44,8 @@ int run_close(struct run *r);
 void fill_common(struct env *e, struct result *res, const char *transport, int mode, int run);
 void fill_latency(struct result *res, struct samples *s);
 void fill_delivery(struct result *res, struct bench *b);
+/* The same for another measured phase than PH_MEASURE. */
+void fill_delivery_phase(struct result *res, struct bench *b, int phase);
 
 /* ---- a measurement window: server /proc, our CPU, wire, lo ---- */
 struct window {
@@ -72,12 +74,16 @@ int warm_up(struct bench *b, struct bclient **senders, int n, double rate, doubl
 /* Creates and opens n clients of ops over the logged-in users [1..K). */
 int open_many(struct env *e, struct bench *b, const struct transport_ops *ops, int n, int role, int64_t sync,
               int *opened);
+/* Starts the n created clients from b->clients[first] (at most 200 handshakes in flight). */
+int ramp_open(struct env *e, struct bench *b, const struct transport_ops *ops, int first, int n, int *opened);
 
 /* ---- the modes ---- */
 int run_standard(struct env *e, const char *tname, int run_no);
 int run_idle(struct env *e, const char *tname, int run_no);
 int run_fanout(struct env *e, const char *tname, int run_no);
 int run_sends(struct env *e, const char *tname, int run_no);
+int run_rooms(struct env *e, const char *tname, int run_no);
+int run_login(struct env *e, const char *tname, int run_no);
 /* The idle mode's probe, in a process of its own (--probe-child). */
 int probe_child_main(const struct bench_opts *o);
 
