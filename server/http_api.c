@@ -761,16 +761,28 @@ static int room_body(struct session *s, enum store_call_kind kind, struct http_c
     return 0;
 }
 
+/* The room a member asks about (presence and typing): its id, or 0 once
+ * answered 404 (unknown, or a DM of others) or 403 (not a member), with
+ * that answer's result in *rc. */
+static int64_t route_room_member(struct session *s, const char *name, int *rc)
+{
+    int status;
+    int64_t id = presence_room_find(s, name, &status);
+    if (!id)
+        *rc = status == 403 ? http_error(s, 403, "not_member", "you are not a member of this room")
+                            : http_error(s, 404, "not_found", "no such room");
+    return id;
+}
+
 /* POST /api/v1/rooms/NAME/typing: relayed to the room's members at most
  * once per 3 s per user and room (presence.c), extras dropped: 200 either
  * way. */
 static int route_room_typing(struct session *s, const char *name)
 {
-    int status;
-    int64_t id = presence_room_find(s, name, &status);
+    int rc;
+    int64_t id = route_room_member(s, name, &rc);
     if (!id)
-        return status == 403 ? http_error(s, 403, "not_member", "you are not a member of this room")
-                             : http_error(s, 404, "not_found", "no such room");
+        return rc;
     struct presence_room who;
     struct presence_room_ix ix;
     if (presence_typing(s, name, presence_room_of(&who, &ix, s->srv->rooms, id)) < 0)
@@ -781,11 +793,10 @@ static int route_room_typing(struct session *s, const char *name)
 /* GET /api/v1/rooms/NAME/presence: its members online now, sorted. */
 static int route_room_presence(struct session *s, const char *name)
 {
-    int status;
-    int64_t id = presence_room_find(s, name, &status);
+    int rc;
+    int64_t id = route_room_member(s, name, &rc);
     if (!id)
-        return status == 403 ? http_error(s, 403, "not_member", "you are not a member of this room")
-                             : http_error(s, 404, "not_found", "no such room");
+        return rc;
     struct presence_room who;
     struct presence_room_ix ix;
     json_t *names = presence_online_names(s->srv->presence, presence_room_of(&who, &ix, s->srv->rooms, id));
