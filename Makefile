@@ -173,7 +173,10 @@ test-cluster: all $(CLUSTER_BIN)
 	@TEST_JOBS=1 CHATD_BIN=$(BINDIR)/chatd CHAT_BIN=$(BINDIR)/chat CHAT_TEST_PG_REQUIRED=1 \
 	  scripts/with-pg.sh scripts/run-tests.sh $(CLUSTER_BIN)
 ifneq ($(SAN),1)
-check: test-unit-pg test-e2e-pg test-cluster
+check: test-unit-pg test-e2e-pg
+ifneq ($(CLUSTER_LATER),1)
+check: test-cluster
+endif
 endif
 
 # The web client in a real browser (tests/browser/test_browser.py): headless
@@ -269,9 +272,19 @@ check-bench: all $(BINDIR)/chat-bench
 	@$(BINDIR)/chat-bench --smoke --out $(OUT)/bench-smoke
 check: check-bench
 
+# make test: the normal pass, then the same under the sanitizers. test-cluster
+# runs one binary at a time (its faults stop the PostgreSQL both binaries
+# share), which leaves a CPU free: the sanitizer build takes it meanwhile
+# (one compiler at a time, so the cluster keeps the other CPU).
 test: deps
-	$(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory CLUSTER_LATER=1 check
+	$(MAKE) --no-print-directory -j2 -Otarget test-cluster san-build
 	$(MAKE) --no-print-directory SAN=1 check
+.PHONY: san-build tests-built
+san-build:
+	@MAKEFLAGS= $(MAKE) --no-print-directory SAN=1 tests-built >/dev/null
+	@echo "sanitizer build done"
+tests-built: all $(UNIT_BINS) $(E2E_SOLO) $(UI_BINS) $(BINDIR)/chat-bench
 
 # A local CA and a server certificate for https:// and wss:// (certs/).
 certs:
