@@ -246,8 +246,10 @@ const struct room *roomlist_on_event(struct roomlist *r, const json_t *event, in
         const char *action = json_string_value(json_object_get(event, "action"));
         rm->members += action && strcmp(action, "leave") == 0 ? (rm->members > 0 ? -1 : 0) : 1;
     }
-    if (strcmp(type, "chat") == 0 && !history && newer && from && strcmp(from, r->self) != 0 &&
-        rm != roomlist_current(r) && rm->unread < PROTO_UNREAD_CAP)
+    int chat = strcmp(type, "chat") == 0 && !history && from && rm != roomlist_current(r);
+    if (chat && strcmp(from, r->self) == 0)
+        rm->unread = 0;         /* sent from another of our clients, there: read */
+    else if (chat && newer && rm->unread < PROTO_UNREAD_CAP)
         rm->unread++;
     if (rm == roomlist_current(r) && id > rm->newest_shown)
         rm->newest_shown = id;

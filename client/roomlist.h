@@ -76,7 +76,7 @@ void roomlist_remove(struct roomlist *r, const char *name);
 /* An event from the feed (live, or history when `history`): updates
  * last_id, unread (a chat from someone else in a room not shown, live
  * only, newer than the room's last_id: the rooms list counted those up to
- * it), topic, membership (our own member events) and who is known to be
+ * it; our own there, from another of our clients showing it: 0), topic, membership (our own member events) and who is known to be
  * in the room; the first live event of a room not loaded is its oldest.
  * Returns the room it belongs to, or NULL (alerts, unknown). */
 const struct room *roomlist_on_event(struct roomlist *r, const json_t *event, int history);

@@ -59,7 +59,6 @@ static void test_unread_counts_others_messages_in_rooms_not_shown(void **state)
     (void)state;
     struct roomlist *r = with_rust();
     feed(r, chat(10, "rust", "bob"), 0);
-    feed(r, chat(11, "rust", "alice"), 0);        /* our own: not unread */
     feed(r, chat(12, "general", "bob"), 0);       /* shown: not unread */
     feed(r, chat(5, "rust", "bob"), 1);           /* history: not unread */
     assert_int_equal(roomlist_find(r, "rust")->unread, 5);
@@ -69,7 +68,7 @@ static void test_unread_counts_others_messages_in_rooms_not_shown(void **state)
     assert_int_equal(roomlist_read_due(r), 0);
     assert_int_equal(roomlist_switch_name(r, "rust"), 0);
     assert_int_equal(roomlist_find(r, "rust")->unread, 0);
-    assert_int_equal(roomlist_read_due(r), 11);
+    assert_int_equal(roomlist_read_due(r), 10);
     assert_int_equal(roomlist_read_due(r), 0);
     feed(r, chat(13, "rust", "bob"), 0);
     assert_int_equal(roomlist_read_due(r), 13);
@@ -116,6 +115,22 @@ static void test_a_room_first_shown_asks_its_newest_page_once(void **state)
     assert_int_equal(roomlist_view_due(r, "go", 40), 30);
     assert_int_equal(roomlist_view_due(r, "nosuch", 40), 0);
     json_decref(page);
+    roomlist_free(r);
+}
+
+/* Our own message in a room not shown here came from another of our
+ * clients, which shows that room: what was before it is read there. */
+static void test_our_message_from_another_client_reads_the_room(void **state)
+{
+    (void)state;
+    struct roomlist *r = with_rust();             /* rust: 4 unread */
+    feed(r, chat(10, "rust", "bob"), 0);
+    feed(r, chat(11, "rust", "alice"), 0);
+    assert_int_equal(roomlist_find(r, "rust")->unread, 0);
+    feed(r, chat(12, "rust", "bob"), 0);
+    assert_int_equal(roomlist_find(r, "rust")->unread, 1);
+    feed(r, chat(3, "rust", "alice"), 1);         /* history: nothing */
+    assert_int_equal(roomlist_find(r, "rust")->unread, 1);
     roomlist_free(r);
 }
 
@@ -249,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_unread_counts_others_messages_in_rooms_not_shown),
         cmocka_unit_test(test_the_lists_unread_is_not_counted_again),
         cmocka_unit_test(test_a_room_first_shown_asks_its_newest_page_once),
+        cmocka_unit_test(test_our_message_from_another_client_reads_the_room),
         cmocka_unit_test(test_membership_follows_our_member_events),
         cmocka_unit_test(test_direct_messages_are_named_by_the_other_user),
         cmocka_unit_test(test_switching_wraps_and_the_bar_fits),
