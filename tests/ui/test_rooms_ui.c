@@ -7,6 +7,10 @@
  *   rust make the bar say "2:rust(2)"; Ctrl-N shows rust (messages there,
  *   the count gone) and its read marker reaches the server (the rooms list
  *   of another session of the same user says unread 0);
+ * - a room not shown at the start: three messages to rust while alice is
+ *   away, then one while she shows general: the bar says "2:rust(3)", then
+ *   "2:rust(4)" (the list's count, not counted again); Ctrl-N shows rust
+ *   with its history, loaded only now, and the live line, each once;
  * - a DM: "/msg bob ..." adds "3:@bob*" (bob online) to alice's bar and
  *   "2:@alice*(1)" to bob's; Alt-2 shows it; alice typing in it shows
  *   "alice is typing" on bob's screen; when bob quits alice's mark goes
@@ -190,6 +194,37 @@ static void test_join_switch_and_unread(void **state)
     h_server_stop(&s);
 }
 
+static void test_a_room_not_shown_loads_when_first_shown(void **state)
+{
+    struct h_server s;
+    struct client alice;
+    char bob[80], alice_http[80];
+    (void)state;
+    h_server_start(&s, NULL, NULL);
+    http_user(&s, "bob", bob, 1);
+    http_user(&s, "alice", alice_http, 1);
+    call(&s, bob, "POST", "/api/v1/rooms", "{\"name\":\"rust\"}", 201);
+    call(&s, alice_http, "POST", "/api/v1/rooms/rust/join", "{}", 200);
+    post_to(&s, bob, "rust", "away one");
+    post_to(&s, bob, "rust", "away two");
+    post_to(&s, bob, "rust", "away three");
+    ui_start(&alice, &s, "alice", "long-poll", 80, 24, 0);
+    free(wait_for(&alice, "long-poll · connected"));
+    free(wait_for(&alice, "2:rust(3)"));
+    post_to(&s, bob, "rust", "live four");
+    free(wait_for(&alice, "2:rust(4)"));
+    tmux_key("alice", "C-n");
+    char *screen = wait_for(&alice, "bob: away one");
+    free(screen);
+    screen = wait_for(&alice, "bob: live four");
+    CHECK(count_of(screen, "away one") == 1 && count_of(screen, "away three") == 1 &&
+          count_of(screen, "live four") == 1 && strstr(screen, "[2:rust]"),
+          "rust's history and live line, each once:\n%s", screen);
+    free(screen);
+    ui_quit(&alice);
+    h_server_stop(&s);
+}
+
 /* ---- a DM, typing and presence marks ---- */
 
 static void test_dm_typing_and_presence(void **state)
@@ -261,6 +296,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_join_switch_and_unread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_room_not_shown_loads_when_first_shown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dm_typing_and_presence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_paging, setup, teardown),
     };
