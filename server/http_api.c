@@ -436,6 +436,22 @@ static int http_auth_limited(struct session *s, const char *user)
     return 1;
 }
 
+/* Registration and login both start by reading the user's row; then(s, c,
+ * reply) goes on from there with the user and password kept in c. */
+static int http_user_lookup(struct session *s, const char *user, const char *pw,
+                            int (*then)(struct session *s, struct http_call *c,
+                                        const struct store_reply *rep))
+{
+    struct http_call *c = http_call_new();
+    if (!c)
+        return http_error(s, 500, "internal", "out of memory");
+    snprintf(c->user, sizeof c->user, "%s", user);
+    snprintf(c->password, sizeof c->password, "%s", pw);
+    c->then = then;
+    struct store_args args = { .name = c->user };
+    return http_store_call(s, c, STORE_CALL_USER_GET, &args);
+}
+
 /* Is the name taken? Only a free one is worth a hash. */
 static int register_checked(struct session *s, struct http_call *c, const struct store_reply *rep)
 {
@@ -455,18 +471,11 @@ static int route_register(struct session *s)
     if (http_credentials(s, &root, &user, &pw) < 0)
         return 0;
     int rc;
-    struct http_call *c = NULL;
     if (!proto_name_valid(user) || !proto_password_valid(pw)) {
         rc = http_error(s, 400, "invalid",
                         "user must be 1-32 of a-z 0-9 _ - and password 8-128 bytes");
-    } else if (!(c = http_call_new())) {
-        rc = http_error(s, 500, "internal", "out of memory");
     } else {
-        snprintf(c->user, sizeof c->user, "%s", user);
-        snprintf(c->password, sizeof c->password, "%s", pw);
-        c->then = register_checked;
-        struct store_args args = { .name = c->user };
-        rc = http_store_call(s, c, STORE_CALL_USER_GET, &args);
+        rc = http_user_lookup(s, user, pw, register_checked);
     }
     json_decref(root);
     return rc;
@@ -505,19 +514,12 @@ static int route_login(struct session *s)
         return 0;
     }
     int rc;
-    struct http_call *c = NULL;
     if (!proto_name_valid(user) || !proto_password_valid(pw)) {
         rc = http_submit_hash(s, PWHASH_VERIFY, proto_name_valid(user) ? user : "",
                               proto_password_valid(pw) ? pw : "",
                               pwhash_pool_dummy_hash(s->srv->pwhash), 0);
-    } else if (!(c = http_call_new())) {
-        rc = http_error(s, 500, "internal", "out of memory");
     } else {
-        snprintf(c->user, sizeof c->user, "%s", user);
-        snprintf(c->password, sizeof c->password, "%s", pw);
-        c->then = login_verify;
-        struct store_args args = { .name = c->user };
-        rc = http_store_call(s, c, STORE_CALL_USER_GET, &args);
+        rc = http_user_lookup(s, user, pw, login_verify);
     }
     json_decref(root);
     return rc;
