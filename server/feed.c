@@ -14,8 +14,9 @@
  * of the turn (main.c's turn end calls feed_flush right after the turn's
  * I/O callbacks), or earlier at FEED_BATCH_MAX sends, in ONE store call
  * (STORE_CALL_EVENTS_APPEND_MANY: one transaction; on PostgreSQL one
- * statement, so the event counter's lock, which orders every instance's
- * appends, is held for no round trip). Without that turn end (tests), a
+ * statement, so its ids, which hold back every instance's reads above them
+ * until it commits, are taken for no client round trip). Without that
+ * turn end (tests), a
  * timer does it. Each sender is answered only in that call's completion:
  * an acknowledged message is durable, and one fsync serves the whole turn.
  * A send arriving while a batch is being stored goes into the next batch,
