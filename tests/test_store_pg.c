@@ -1116,7 +1116,7 @@ static void test_append_many_never_scans_events(void **state)
     long long before = events_seq_scans(f->admin, "users", 1);
     f->st = open_store(f->url);
     assert_non_null(f->st);
-    char cmids[12][4][16];
+    char cmids[12][4][32];
     for (int b = 0; b < 12; b++) {
         struct store_new_event evs[4];
         for (int i = 0; i < 4; i++) {
