@@ -3,8 +3,9 @@
  * end's input (stdin or the terminal), signals and every transport's own
  * protocol (WebSocket), so the transport can be switched at run time.
  * Order of events: login (login.c), then the v1.1 start (sync.c: the cursor
- * from after=latest, the rooms, each room's newest history, delivered
- * through the core), then the transport starts from that cursor; messages
+ * from after=latest, the rooms, the newest history of the room on screen,
+ * delivered through the core; another room's comes when first shown),
+ * then the transport starts from that cursor; messages
  * typed meanwhile wait in the outbox. Nothing is freed from inside a callback:
  * leaving only sets a flag, and the loop in app_run tears everything down
  * afterwards; a transport switch is carried out on the next loop pass.
@@ -376,10 +377,10 @@ static void outbox_changed(void *arg)
         a->transport_ops->outbox_changed(a->transport);
 }
 
-/* The start's history (every room's newest, merged by id) goes through
- * the core like the feed, so it is shown once, in order; a page or a
- * joined room's history is older than the cursor and goes to the front
- * end as it is. */
+/* The start's history (the room on screen's newest) goes through the
+ * core like the feed, so it is shown once, in order; a page, or a room's
+ * first page when first shown, is older than what the feed showed there
+ * and goes to the front end as it is. */
 static void sync_history(void *arg, const char *room, const json_t *events, int more, int start)
 {
     struct app *a = arg;
@@ -396,9 +397,13 @@ static void sync_history(void *arg, const char *room, const json_t *events, int 
     a->in_history = 0;
 }
 
+/* The room shown may be shown for the first time (a switch, a join): its
+ * newest page, once. */
 static void sync_changed(void *arg)
 {
     struct app *a = arg;
+    if (a->sync && a->started)
+        sync_view(a->sync);
     if (a->frontend_ops->show_rooms)
         a->frontend_ops->show_rooms(a->frontend);
 }
@@ -837,6 +842,8 @@ static void room_switched(void *arg)
     const struct room *rm = roomlist_current(a->rooms);
     if (a->sync && a->started && rm && !rm->peer[0])
         sync_presence(a->sync, rm->name);
+    if (a->sync && a->started)
+        sync_view(a->sync);
     room_seen(a);
 }
 

@@ -234,8 +234,11 @@ const struct room *roomlist_on_event(struct roomlist *r, const json_t *event, in
         rm = roomlist_add(r, room);        /* a DM begins with its first message */
     if (!rm)
         return NULL;
-    if (id > rm->last_id)
+    int newer = id > rm->last_id;       /* not in the list's unread count */
+    if (newer)
         rm->last_id = id;
+    if (!history && !rm->loaded && rm->oldest == 0)
+        rm->oldest = id;                /* its first page ends before this */
     if (strcmp(type, "topic") == 0 && proto_topic_text_valid(json_string_value(json_object_get(event, "topic"))))
         snprintf(rm->topic, sizeof rm->topic, "%s", json_string_value(json_object_get(event, "topic")));
     seen_add(rm, strcmp(type, "member") == 0 ? user : from);
@@ -243,8 +246,10 @@ const struct room *roomlist_on_event(struct roomlist *r, const json_t *event, in
         const char *action = json_string_value(json_object_get(event, "action"));
         rm->members += action && strcmp(action, "leave") == 0 ? (rm->members > 0 ? -1 : 0) : 1;
     }
-    if (strcmp(type, "chat") == 0 && !history && from && strcmp(from, r->self) != 0 &&
-        rm != roomlist_current(r) && rm->unread < PROTO_UNREAD_CAP)
+    int chat = strcmp(type, "chat") == 0 && !history && from && rm != roomlist_current(r);
+    if (chat && strcmp(from, r->self) == 0)
+        rm->unread = 0;         /* sent from another of our clients, there: read */
+    else if (chat && newer && rm->unread < PROTO_UNREAD_CAP)
         rm->unread++;
     if (rm == roomlist_current(r) && id > rm->newest_shown)
         rm->newest_shown = id;
@@ -270,6 +275,16 @@ void roomlist_on_page(struct roomlist *r, const char *name, const json_t *events
     if (first > 0 && (rm->oldest == 0 || first < rm->oldest))
         rm->oldest = first;
     rm->more = more && json_array_size(events) > 0;
+    rm->loaded = 1;
+}
+
+int64_t roomlist_view_due(struct roomlist *r, const char *name, int64_t cursor)
+{
+    struct room *rm = find(r, name, NULL);
+    if (!rm || rm->loaded || rm->view_asked)
+        return 0;
+    rm->view_asked = 1;
+    return rm->oldest > 0 ? rm->oldest : cursor + 1;
 }
 
 int64_t roomlist_page_due(struct roomlist *r, const char *name)
@@ -285,7 +300,7 @@ void roomlist_page_failed(struct roomlist *r, const char *name)
 {
     struct room *rm = find(r, name, NULL);
     if (rm)
-        rm->page_asked = 0;
+        rm->page_asked = rm->view_asked = 0;
 }
 
 /* ---- presence and typing ---- */

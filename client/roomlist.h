@@ -33,6 +33,8 @@ struct room {
     int64_t oldest;                 /* oldest event id loaded (0: none) */
     int more;                       /* the server has older events */
     int64_t page_asked;             /* `before` of the page asked (0: none) */
+    int loaded;                     /* a page of its history arrived */
+    int view_asked;                 /* its first page is asked (roomlist_view_due) */
     struct { char user[PROTO_USER_MAX + 1]; int64_t until_ms; } typing[ROOMLIST_TYPING_MAX];
     int64_t typing_sent_ms;         /* when we last told the server we type */
     char online_names[ROOMLIST_ONLINE_MAX][PROTO_USER_MAX + 1];
@@ -73,14 +75,23 @@ void roomlist_remove(struct roomlist *r, const char *name);
 
 /* An event from the feed (live, or history when `history`): updates
  * last_id, unread (a chat from someone else in a room not shown, live
- * only), topic, membership (our own member events) and who is known to be
- * in the room. Returns the room it belongs to, or NULL (alerts, unknown). */
+ * only, newer than the room's last_id: the rooms list counted those up to
+ * it; our own there, from another of our clients showing it: 0), topic, membership (our own member events) and who is known to be
+ * in the room; the first live event of a room not loaded is its oldest.
+ * Returns the room it belongs to, or NULL (alerts, unknown). */
 const struct room *roomlist_on_event(struct roomlist *r, const json_t *event, int history);
 /* A history page of room `name` arrived: oldest and more. */
 void roomlist_on_page(struct roomlist *r, const char *name, const json_t *events, int more);
 /* The before id of the older page to ask for room `name`, marking it asked,
  * or 0 if none is due (no more, already asked or loaded). */
 int64_t roomlist_page_due(struct roomlist *r, const char *name);
+
+/* Only the room on screen gets its newest page at the start (sync.c); the
+ * others get theirs the first time they are shown. The `before` of that
+ * page for room `name`, marking it asked: the oldest event the live feed
+ * brought there, else cursor + 1 (the client's cursor: nothing of the room
+ * up to it was shown); 0 if it has a page or asked for one. */
+int64_t roomlist_view_due(struct roomlist *r, const char *name, int64_t cursor);
 
 /* The page asked could not be had: it may be asked again. */
 void roomlist_page_failed(struct roomlist *r, const char *name);

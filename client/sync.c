@@ -11,11 +11,10 @@
 #include <string.h>
 
 #define SYNC_TIMEOUT_S 15
-#define SYNC_START_PARALLEL 4   /* history requests at once at the start */
 
 enum call_kind {
     CALL_LATEST, CALL_LIST_START, CALL_HISTORY_START, CALL_PRESENCE_START,
-    CALL_JOIN, CALL_CREATE, CALL_JOINED_HISTORY, CALL_PART, CALL_LIST, CALL_WHO,
+    CALL_JOIN, CALL_CREATE, CALL_VIEW, CALL_PART, CALL_LIST, CALL_WHO,
     CALL_TOPIC, CALL_PAGE, CALL_READ, CALL_TYPING,
 };
 
@@ -32,9 +31,7 @@ struct sync {
     struct sync_env env;
     struct call *calls;
     int64_t cursor;             /* the start's cursor C */
-    int start_waiting;          /* history answers still due at the start */
-    size_t start_next;          /* the next room whose history to ask */
-    json_t *start_events;       /* every room's newest, merged at the end */
+    int v11;                    /* the server has rooms (after=latest answered) */
 };
 
 struct sync *sync_new(const struct sync_env *env)
@@ -55,7 +52,6 @@ void sync_free(struct sync *s)
         http_cancel(c->req);
         free(c);
     }
-    json_decref(s->start_events);
     free(s);
 }
 
@@ -82,7 +78,6 @@ static void call_done(struct call *c)
 }
 
 static void answer(void *arg, const struct http_result *r);
-static void start_more(struct sync *s);
 
 /* Issues method on /api/v1/<what> (what already encoded). */
 static struct call *issue(struct sync *s, enum call_kind kind, const char *method,
@@ -157,30 +152,12 @@ void sync_start(struct sync *s)
     issue(s, CALL_LATEST, "GET", "events?after=latest&wait=0", NULL, NULL);
 }
 
-static int by_id(const void *a, const void *b)
+/* The room on screen's newest history is in (or could not be had): it
+ * goes through the core like the feed, then the feed goes on after C. */
+static void start_finish(struct sync *s, const json_t *events)
 {
-    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "id"));
-    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "id"));
-    return (x > y) - (x < y);
-}
-
-/* Every room's history is in: delivered merged by id, then the feed. */
-static void start_finish(struct sync *s)
-{
-    size_t n = json_array_size(s->start_events);
-    json_t **v = n ? calloc(n, sizeof *v) : NULL, *merged = json_array();
-    for (size_t i = 0; v && i < n; i++)
-        v[i] = json_array_get(s->start_events, i);
-    if (v)
-        qsort(v, n, sizeof *v, by_id);
-    for (size_t i = 0; v && i < n; i++)
-        json_array_append(merged, v[i]);
-    free(v);
-    if (s->env.history)
-        s->env.history(s->env.arg, NULL, merged, 0, 1);
-    json_decref(merged);
-    json_decref(s->start_events);
-    s->start_events = NULL;
+    if (s->env.history && events)
+        s->env.history(s->env.arg, NULL, events, 0, 1);
     sync_presence(s, PROTO_DEFAULT_ROOM);
     s->env.started(s->env.arg, s->cursor);
 }
@@ -198,6 +175,7 @@ static void on_latest(struct sync *s, const struct http_result *r)
     }
     json_decref(events);
     s->cursor = next;
+    s->v11 = 1;
     issue(s, CALL_LIST_START, "GET", "rooms", NULL, NULL);
 }
 
@@ -234,22 +212,11 @@ static void on_list(struct sync *s, const struct http_result *r, int start)
     free(v);
     if (!start)
         return;
-    s->start_events = json_array();
-    s->start_next = 0;
-    start_more(s);
-}
-
-/* The next rooms' newest history, SYNC_START_PARALLEL at a time (a user
- * may be in 100 rooms); when none is left or under way, the start ends. */
-static void start_more(struct sync *s)
-{
-    while (s->start_waiting < SYNC_START_PARALLEL && s->start_next < roomlist_count(s->env.rooms)) {
-        const struct room *rm = roomlist_at(s->env.rooms, s->start_next++);
-        if (history_call(s, CALL_HISTORY_START, rm->name, s->cursor + 1))
-            s->start_waiting++;
-    }
-    if (s->start_waiting == 0)
-        start_finish(s);
+    /* Only the room on screen: the others' unread counts and newest ids
+     * are in the list, their pages come when first shown (sync_view). */
+    const struct room *rm = roomlist_current(s->env.rooms);
+    if (!rm || !history_call(s, CALL_HISTORY_START, rm->name, s->cursor + 1))
+        start_finish(s, NULL);
 }
 
 /* A history answer: kept in the model; NULL if refused (said why). */
@@ -271,13 +238,20 @@ static json_t *history_answer(struct call *c, const struct http_result *r, int *
 
 static void on_history_start(struct call *c, const struct http_result *r)
 {
-    struct sync *s = c->s;
     int more = 0;
     json_t *events = history_answer(c, r, &more);
-    json_array_extend(s->start_events, events);
+    if (!events)
+        roomlist_page_failed(c->s->env.rooms, c->room);   /* asked again when shown */
+    start_finish(c->s, events);
     json_decref(events);
-    s->start_waiting--;
-    start_more(s);
+}
+
+void sync_view(struct sync *s)
+{
+    const struct room *rm = s->v11 ? roomlist_current(s->env.rooms) : NULL;
+    int64_t before = rm ? roomlist_view_due(s->env.rooms, rm->name, core_cursor(s->env.core)) : 0;
+    if (before > 0 && !history_call(s, CALL_VIEW, rm->name, before))
+        roomlist_page_failed(s->env.rooms, rm->name);
 }
 
 /* ---- joining and leaving ---- */
@@ -293,7 +267,7 @@ void sync_join(struct sync *s, const char *name)
 }
 
 /* Joined: the room is shown, with its newest history up to the cursor
- * (the live feed brings what follows). */
+ * (the live feed brings what follows; sync_view). */
 static void joined(struct sync *s, const char *name)
 {
     if (!roomlist_add(s->env.rooms, name)) {
@@ -302,7 +276,7 @@ static void joined(struct sync *s, const char *name)
     }
     roomlist_switch_name(s->env.rooms, name);
     core_notice(s->env.core, NULL, "joined %s", name);
-    history_call(s, CALL_JOINED_HISTORY, name, core_cursor(s->env.core) + 1);
+    sync_view(s);
     changed(s);
 }
 
@@ -411,7 +385,14 @@ void sync_page(struct sync *s, const char *name)
 static void on_page(struct call *c, const struct http_result *r, int start)
 {
     int more = 0;
-    json_t *events = history_answer(c, r, &more);
+    json_t *events;
+    if (c->kind == CALL_VIEW && !r->error && r->status == 404 && proto_room_is_direct(c->room)) {
+        json_t *none = json_array();           /* a DM its first message will make */
+        roomlist_on_page(c->s->env.rooms, c->room, none, 0);
+        json_decref(none);
+        return;
+    }
+    events = history_answer(c, r, &more);
     if (!events) {
         roomlist_page_failed(c->s->env.rooms, c->room);
         return;
@@ -455,7 +436,7 @@ static void answer(void *arg, const struct http_result *r)
     case CALL_PRESENCE_START: on_who(c, r, 1); break;
     case CALL_JOIN:
     case CALL_CREATE: on_join(c, r); break;
-    case CALL_JOINED_HISTORY: on_page(c, r, 1); break;
+    case CALL_VIEW: on_page(c, r, 1); break;
     case CALL_PAGE: on_page(c, r, 0); break;
     case CALL_PART: on_part(c, r); break;
     case CALL_WHO: on_who(c, r, 0); break;

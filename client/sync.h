@@ -1,8 +1,9 @@
 /* sync.h — the client's protocol v1.1 calls over HTTP, whatever the event
  * transport: the start (shared/PROTOCOL.md "How a client starts": the
  * cursor from after=latest, the rooms list, the newest 100 messages of
- * each joined room, then the live feed from the cursor), older history
- * pages on demand, joining, leaving, the rooms list, presence lists,
+ * the room on screen, then the live feed from the cursor), each other
+ * room's newest page the first time it is shown, older history pages on
+ * demand, joining, leaving, the rooms list, presence lists,
  * topics, read markers and typing notices. Answers are parsed with
  * shared/proto_rooms.h, kept in the room model (roomlist.h), and passed to
  * the app through the callbacks; errors reach the user through the core
@@ -20,7 +21,7 @@ struct http;
 struct roomlist;
 struct servers;
 
-#define SYNC_HISTORY 100        /* messages per room at the start and per page */
+#define SYNC_HISTORY 100        /* messages per page (the room's first, and older ones) */
 
 struct sync_env {
     struct http *http;
@@ -35,8 +36,8 @@ struct sync_env {
      * or could not be asked: the feed then starts from its beginning, as
      * v1 did. */
     void (*started)(void *arg, int64_t cursor);
-    /* Events older than the live feed, oldest first, one room's (or, at the
-     * start, every room's, merged by id: room NULL). */
+    /* Events older than the live feed, oldest first, one room's (at the
+     * start, the room on screen's: room NULL, to go through the core). */
     void (*history)(void *arg, const char *room, const json_t *events, int more, int start);
     /* The room model changed (list, presence, membership): redraw. The
      * answers to /rooms and /who are core notices (text and data). */
@@ -58,6 +59,9 @@ void sync_who(struct sync *s, const char *name);
 /* The same without a word to the user: the room's online list, kept. */
 void sync_presence(struct sync *s, const char *name);
 void sync_topic(struct sync *s, const char *name, const char *topic);
+/* The room shown is shown for the first time: its newest page, once
+ * (roomlist_view_due; after the start). */
+void sync_view(struct sync *s);
 /* The older page of room `name`, if one is due (roomlist_page_due). */
 void sync_page(struct sync *s, const char *name);
 /* The read marker of the room shown, if owed (roomlist_read_due). */

@@ -6,7 +6,11 @@
  * CLIENT_WRITEABLE. A lost
  * connection is retried with backoff and every unacknowledged message is
  * sent again on the new one, with its client_msg_id, for the server to
- * dedupe. Close code 4401 (bad hello) ends the client with exit code 2.
+ * dedupe. Close code 4401 (a hello refused or too late, or the session
+ * ended) is checked with one HTTP request with the token: a 401 ends the
+ * client with exit code 2 (log in again), anything else is retried like
+ * any lost connection (the server's hello deadline passed while it or we
+ * were stalled); an upgrade answered 401 ends it at once.
  * Each attempt goes to the server list's current server; a lost connection
  * or failed attempt moves the list on, so the retry goes to the next URL.
  * An upgrade refused on the way (transport_upgrade_refused) is offered to
@@ -50,6 +54,9 @@ struct ws {
     int hello_pending, ready;
     int stopping;                /* closing for good: no reconnect */
     int close_code;              /* sent by the server, 0 if none */
+    int token_refused;           /* the upgrade was answered 401 */
+    struct http_req *token_check;    /* after a close 4401 (ws_check_token) */
+    char lost_why[128];          /* why, for the retry after the check */
     struct ws_reasm *rx;         /* the message coming in */
     int too_big;                 /* it was over a limit: close 1009 */
 };
@@ -70,6 +77,36 @@ static uint64_t frame_overhead(size_t len, int masked)
 
 /* ---- connection lifetime ---- */
 
+static void ws_token_checked(void *arg, const struct http_result *r)
+{
+    struct ws *t = arg;
+    t->token_check = NULL;
+    if (!r->error && r->status == 401) {
+        core_fatal(t->env.core, 2, "the server rejected the session token (close 4401); log in again");
+        return;
+    }
+    transport_retry_later(&t->env, t->srv, &t->tries, &t->sul, ws_connect, "websocket", t->lost_why);
+}
+
+/* Close 4401 means a refused token, an ended session, or a hello the
+ * server did not have within its deadline: a poll of one event with the
+ * token tells them apart (PROTOCOL.md, WebSocket close codes). */
+static int ws_check_token(struct ws *t, const char *why)
+{
+    char path[700];
+    if (!t->env.http)
+        return -1;
+    snprintf(t->lost_why, sizeof t->lost_why, "%s", why);
+    snprintf(path, sizeof path, "%s/api/v1/events?after=%lld&wait=0&limit=1",
+             servers_prefix(t->env.servers, t->env.prefix), (long long)core_cursor(t->env.core));
+    struct http_call hc = {
+        .method = "GET", .path = path, .token = t->env.token, .servers = t->env.servers,
+        .timeout_s = t->env.timeout_s > 0 ? t->env.timeout_s : WS_READY_TIMEOUT_S,
+    };
+    t->token_check = http_request(t->env.http, &hc, ws_token_checked, t);
+    return t->token_check ? 0 : -1;
+}
+
 /* The connection (or attempt) ended: schedule the next one. closing: we are
  * inside a callback that ends the wsi already. */
 static void ws_lost(struct ws *t, const char *why, int closing)
@@ -87,7 +124,8 @@ static void ws_lost(struct ws *t, const char *why, int closing)
         return;
     if (t->close_code == WS_CLOSE_BAD_HELLO) {
         lws_sul_cancel(&t->sul);
-        core_fatal(t->env.core, 2, "the server rejected the session token (close 4401); log in again");
+        if (t->token_refused || ws_check_token(t, why) < 0)
+            core_fatal(t->env.core, 2, "the server rejected the session token (close 4401); log in again");
         return;
     }
     if (t->refused && t->env.ws_refused && t->env.ws_refused(t->env.hook_arg, why)) {
@@ -137,7 +175,7 @@ static void ws_connect(lws_sorted_usec_list_t *sul)
     i.local_protocol_name = WS_PROTOCOL_NAME;
     i.retry_and_idle_policy = backoff_policy();
     i.opaque_user_data = &t->owner;
-    t->close_code = 0;
+    t->close_code = t->token_refused = 0;
     t->handshake_sent = t->refused = 0;
     t->attempt_live = 1;
     lws_sul_schedule(t->env.ctx, 0, &t->sul, ws_ready_deadline,
@@ -326,8 +364,10 @@ static void ws_connection_error(struct ws *t, struct lws *wsi, const char *in)
 {
     char why[200];
     int status = (int)lws_http_client_http_response(wsi);
-    if (status == 401)
+    if (status == 401) {
         t->close_code = WS_CLOSE_BAD_HELLO;
+        t->token_refused = 1;
+    }
     t->refused = transport_upgrade_refused(status, t->handshake_sent);
     if (status)
         snprintf(why, sizeof why, "upgrade refused with HTTP %d", status);
@@ -415,6 +455,7 @@ static void ws_destroy(void *v)
         return;
     lws_sul_cancel(&t->sul);
     lws_sul_cancel(&t->resend_sul);
+    http_cancel(t->token_check);
     if (t->wsi)
         wsi_owner_detach(t->wsi);
     ws_reasm_free(t->rx);
@@ -442,6 +483,8 @@ static int ws_stop(void *v)
     struct ws *t = v;
     lws_sul_cancel(&t->sul);
     lws_sul_cancel(&t->resend_sul);
+    http_cancel(t->token_check);
+    t->token_check = NULL;
     if (!t->wsi)
         return 0;
     if (!t->stopping) {

@@ -11,6 +11,7 @@
 set -u
 jobs=${TEST_JOBS:-2}
 pass=0; fail=0; failed=""
+t0=$(date +%s)
 outdir=$(mktemp -d)
 trap 'rm -rf "$outdir"' EXIT
 declare -A name_of=() start_of=() slot_of=()
@@ -70,5 +71,5 @@ for t in "${ordered[@]}"; do
 done
 while [ "$running" -gt 0 ]; do reap_one; done
 [ -n "$failed" ] && echo "failed:$failed"
-echo "binaries: $pass passed, $fail failed"
+echo "binaries: $pass passed, $fail failed, in $(( $(date +%s) - t0 )) s"
 [ "$fail" -eq 0 ] && [ "$pass" -eq "${#ordered[@]}" ] && [ "$pass" -eq "$#" ]

@@ -190,13 +190,15 @@ static const char *const SQL[Q_COUNT] = {
         "SELECT * FROM chat_room_op($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     [Q_ROOM_MESSAGES] =
         "SELECT * FROM chat_room_messages($1, $2, $3, $4)",
+    /* unread: an ordered scan of at most $3 entries of events_room_chat
+     * (db/pg/005_unread_index.sql) */
     [Q_ROOMS_LIST] =
         "SELECT r.id, r.name, r.topic, r.dm::int,"
         " (SELECT count(*) FROM room_members x WHERE x.room_id = r.id AND x.left_id IS NULL),"
         " (m.user_id IS NOT NULL AND m.left_id IS NULL)::int,"
         " CASE WHEN m.user_id IS NOT NULL AND m.left_id IS NULL THEN"
         "  (SELECT count(*) FROM (SELECT 1 FROM events e WHERE e.room_id = r.id AND e.id > m.read_id"
-        "   AND e.type = 'chat' AND e.sender_id IS DISTINCT FROM $1 LIMIT $3) u) ELSE 0 END,"
+        "   AND e.type = 'chat' AND e.sender_id IS DISTINCT FROM $1 ORDER BY e.id LIMIT $3) u) ELSE 0 END,"
         " COALESCE((SELECT max(e.id) FROM events e WHERE e.room_id = r.id), 0)"
         " FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1"
         " WHERE NOT r.dm OR m.user_id IS NOT NULL ORDER BY r.dm, r.name LIMIT $2",

@@ -59,7 +59,6 @@ static void test_unread_counts_others_messages_in_rooms_not_shown(void **state)
     (void)state;
     struct roomlist *r = with_rust();
     feed(r, chat(10, "rust", "bob"), 0);
-    feed(r, chat(11, "rust", "alice"), 0);        /* our own: not unread */
     feed(r, chat(12, "general", "bob"), 0);       /* shown: not unread */
     feed(r, chat(5, "rust", "bob"), 1);           /* history: not unread */
     assert_int_equal(roomlist_find(r, "rust")->unread, 5);
@@ -69,10 +68,69 @@ static void test_unread_counts_others_messages_in_rooms_not_shown(void **state)
     assert_int_equal(roomlist_read_due(r), 0);
     assert_int_equal(roomlist_switch_name(r, "rust"), 0);
     assert_int_equal(roomlist_find(r, "rust")->unread, 0);
-    assert_int_equal(roomlist_read_due(r), 11);
+    assert_int_equal(roomlist_read_due(r), 10);
     assert_int_equal(roomlist_read_due(r), 0);
     feed(r, chat(13, "rust", "bob"), 0);
     assert_int_equal(roomlist_read_due(r), 13);
+    roomlist_free(r);
+}
+
+/* The list counted a room's unread up to its last_id; the live feed starts
+ * at the cursor, taken before the list, so it brings some of those again:
+ * they are not counted twice. */
+static void test_the_lists_unread_is_not_counted_again(void **state)
+{
+    (void)state;
+    struct roomlist *r = with_rust();             /* rust: 4 unread up to id 8 */
+    feed(r, chat(7, "rust", "bob"), 0);           /* between the cursor and the list */
+    feed(r, chat(8, "rust", "bob"), 0);
+    assert_int_equal(roomlist_find(r, "rust")->unread, 4);
+    feed(r, chat(10, "rust", "bob"), 0);          /* after the list: new */
+    assert_int_equal(roomlist_find(r, "rust")->unread, 5);
+    roomlist_free(r);
+}
+
+/* Only the room on screen is loaded at the start; another room's newest
+ * page is asked once, the first time it is shown, up to the cursor or up
+ * to the oldest event the live feed brought there. */
+static void test_a_room_first_shown_asks_its_newest_page_once(void **state)
+{
+    (void)state;
+    struct roomlist *r = with_rust();
+    json_t *page = json_pack("[{s:I,s:s,s:s,s:s}]", "id", 6, "type", "chat", "room", "rust",
+                             "from", "bob");
+    roomlist_on_page(r, "general", page, 0);      /* the start's page: loaded */
+    assert_int_equal(roomlist_view_due(r, "general", 20), 0);
+    assert_int_equal(roomlist_view_due(r, "rust", 20), 21);
+    assert_int_equal(roomlist_view_due(r, "rust", 20), 0);      /* asked: not again */
+    roomlist_page_failed(r, "rust");
+    assert_int_equal(roomlist_view_due(r, "rust", 22), 23);     /* failed: may ask again */
+    roomlist_on_page(r, "rust", page, 1);
+    assert_int_equal(roomlist_view_due(r, "rust", 22), 0);
+    assert_int_equal(roomlist_page_due(r, "rust"), 6);          /* then older pages */
+    json_t *join = json_pack("{s:I,s:s,s:I,s:s,s:s,s:s}", "id", 30, "type", "member", "ts", 1,
+                             "room", "go", "user", "alice", "action", "join");
+    feed(r, join, 0);                             /* joined elsewhere: live from 30 */
+    feed(r, chat(31, "go", "bob"), 0);
+    assert_int_equal(roomlist_view_due(r, "go", 40), 30);
+    assert_int_equal(roomlist_view_due(r, "nosuch", 40), 0);
+    json_decref(page);
+    roomlist_free(r);
+}
+
+/* Our own message in a room not shown here came from another of our
+ * clients, which shows that room: what was before it is read there. */
+static void test_our_message_from_another_client_reads_the_room(void **state)
+{
+    (void)state;
+    struct roomlist *r = with_rust();             /* rust: 4 unread */
+    feed(r, chat(10, "rust", "bob"), 0);
+    feed(r, chat(11, "rust", "alice"), 0);
+    assert_int_equal(roomlist_find(r, "rust")->unread, 0);
+    feed(r, chat(12, "rust", "bob"), 0);
+    assert_int_equal(roomlist_find(r, "rust")->unread, 1);
+    feed(r, chat(3, "rust", "alice"), 1);         /* history: nothing */
+    assert_int_equal(roomlist_find(r, "rust")->unread, 1);
     roomlist_free(r);
 }
 
@@ -204,6 +262,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list_keeps_joined_rooms_in_order),
         cmocka_unit_test(test_unread_counts_others_messages_in_rooms_not_shown),
+        cmocka_unit_test(test_the_lists_unread_is_not_counted_again),
+        cmocka_unit_test(test_a_room_first_shown_asks_its_newest_page_once),
+        cmocka_unit_test(test_our_message_from_another_client_reads_the_room),
         cmocka_unit_test(test_membership_follows_our_member_events),
         cmocka_unit_test(test_direct_messages_are_named_by_the_other_user),
         cmocka_unit_test(test_switching_wraps_and_the_bar_fits),

@@ -4,7 +4,9 @@
 #   tests/bench/login.sh sqlite [chat-bench flags]   the SQLite file is kept in
 #                         $BENCH_OUT/seed-$BENCH_EVENTS.db and reused
 #   tests/bench/login.sh pg [chat-bench flags]       a throwaway PostgreSQL
-#                         (scripts/with-pg.sh), seeded each time
+#                         (scripts/with-pg.sh), seeded each time; with
+#                         BENCH_PG_URL, that database instead, seeded once
+#                         by seed-events.sh and reused
 # Knobs: BENCH (bin/chat-bench), BENCH_OUT (build/bench), BENCH_EVENTS
 # (1000000), BENCH_LOGINS (10 per transport), BENCH_SEED_FLAGS (seed-events.sh).
 set -eu
@@ -25,6 +27,9 @@ case "$store" in
     exec "$BENCH" --login "$LOGINS" --db "$(cd "$(dirname "$db")" && pwd)/$(basename "$db")" \
       --out "$OUT" --name login-sqlite "$@" ;;
   pg)
+    if [ -n "${BENCH_PG_URL:-}" ]; then
+      exec "$BENCH" --login "$LOGINS" --db "$BENCH_PG_URL" --out "$OUT" --name login-pg "$@"
+    fi
     BENCH_DIR=$here
     export BENCH OUT EVENTS LOGINS SEED_FLAGS BENCH_DIR
     exec "$root/scripts/with-pg.sh" sh -c '

@@ -206,6 +206,11 @@ static void answer_http(struct hconn *c, enum hostile_http how, const char *body
     case HOSTILE_HTTP_SILENT:
         buf[0] = '\0';
         break;
+    case HOSTILE_HTTP_401:
+        snprintf(buf, sizeof buf, "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+                 "Content-Length: 55\r\nConnection: close\r\n\r\n"
+                 "{\"error\":{\"code\":\"unauthorized\",\"message\":\"bad token\"}}");
+        break;
     }
     if (send_all(c, buf, strlen(buf)) == 0)
         until_peer_gone(c);
@@ -277,8 +282,15 @@ static void answer_ws(struct hconn *c, const char *head)
     if (send_all(c, buf, strlen(buf)) < 0)
         return;
     pthread_mutex_lock(&c->h->mu);
-    int first = ++c->h->st.ws_handshakes == 1;
+    int nth = ++c->h->st.ws_handshakes, first = nth == 1;
     pthread_mutex_unlock(&c->h->mu);
+    if (c->h->script.ws == HOSTILE_WS_CLOSE_4401 &&
+        nth <= (c->h->script.ws_4401s > 0 ? c->h->script.ws_4401s : 1)) {
+        static const char why[] = "\x11\x31" "expected a hello with a valid token";   /* 4401 */
+        if (send_frame_head(c, 0x8, 1, sizeof why - 1) == 0 && send_all(c, why, sizeof why - 1) == 0)
+            until_peer_gone(c);
+        return;
+    }
     /* the hello is not checked: whatever the client says, it gets ready */
     if (send_text(c, "{\"op\":\"ready\",\"user\":\"alice\",\"heartbeat_s\":30,"
                      "\"long_poll_max_s\":25}") < 0)

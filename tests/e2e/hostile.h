@@ -22,15 +22,19 @@ enum hostile_http {
     HOSTILE_HTTP_SILENT,        /* reads the request, never answers */
     HOSTILE_HTTP_204_NO_LENGTH, /* "204" without a length, then silence */
     HOSTILE_HTTP_DRIP,          /* a correct answer, one byte every 300 ms */
+    HOSTILE_HTTP_401,           /* 401 unauthorized: the token is no good */
 };
 
-/* What the first WebSocket gets after "ready" (later ones only "ready"). */
+/* What the first WebSocket gets after "ready" (later ones only "ready");
+ * HOSTILE_WS_CLOSE_4401: every one until ws_4401s were closed so. */
 enum hostile_ws {
     HOSTILE_WS_QUIET = 0,       /* nothing */
     HOSTILE_WS_BIG,             /* one text frame declaring ws_declared bytes,
                                    then up to 300,000 bytes of it */
     HOSTILE_WS_ENDLESS,         /* a text frame and 60,000-byte continuations
                                    without end (until the peer goes) */
+    HOSTILE_WS_CLOSE_4401,      /* instead of "ready": a close 4401, as chatd's
+                                   when the hello came too late (hello_timeout_s) */
 };
 
 struct hostile_script {
@@ -39,6 +43,7 @@ struct hostile_script {
     const char *chunk_size;     /* HOSTILE_HTTP_CHUNKED, e.g. "ffffffff" */
     enum hostile_ws ws;
     uint64_t ws_declared;       /* HOSTILE_WS_BIG */
+    int ws_4401s;               /* HOSTILE_WS_CLOSE_4401: how many (0: 1) */
 };
 
 struct hostile_stats {

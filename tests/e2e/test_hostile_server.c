@@ -4,7 +4,10 @@
  * answered (silence, a 204 without a length, a byte at a time). In every
  * case the client must not crash (no signal, no sanitizer report), must say
  * what happened as a JSON line, and must go on by the client's usual rules:
- * retry, close 1009 and reconnect, or give up with exit 3. */
+ * retry, close 1009 and reconnect, or give up with exit 3. A WebSocket
+ * closed with 4401 before "ready" (chatd's answer to a hello that came too
+ * late) is retried while the token is good, and ends the client with exit
+ * 2 and "log in again" once the server refuses the token. */
 #include "harness.h"
 #include "hostile.h"
 
@@ -170,6 +173,43 @@ static void test_ws_endless_continuations(void **state)
     ws_oversized(HOSTILE_WS_ENDLESS, 0);
 }
 
+/* ---- close 4401: a late hello, or a token no longer good ---- */
+
+static void test_ws_4401_with_a_good_token_reconnects(void **state)
+{
+    (void)state;
+    struct hostile_script sc = { .ws = HOSTILE_WS_CLOSE_4401, .ws_4401s = 2 };
+    struct hostile *h = hostile_start(&sc);
+    struct h_server s = as_server(h);
+    struct h_proc *c = h_client_spawn(&s, "websocket", "alice", PW, NULL);
+    struct hostile_stats st;
+    int64_t dl = h_deadline(20000);
+    do {
+        h_pump(50);
+        hostile_get_stats(h, &st);
+    } while (st.ws_handshakes < 3 && h_now_ms() < dl && !c->exited);
+    check_clean(c);
+    CHECK(!c->exited && st.ws_handshakes >= 3, "closed with 4401 twice: %s (%d handshakes)",
+          c->exited ? "the client exited" : "no third handshake", st.ws_handshakes);
+    CHECK(wait_json_line(c, "state", "connected", h_deadline(10000)), "not connected at last");
+    h_client_quit(c, h_deadline(10000));
+    check_clean(c);
+    hostile_stop(h);
+}
+
+static void test_ws_4401_with_a_refused_token_exits_2(void **state)
+{
+    (void)state;
+    struct hostile_script sc = { .ws = HOSTILE_WS_CLOSE_4401, .ws_4401s = 1000,
+                                 .events = HOSTILE_HTTP_401 };
+    struct hostile *h = hostile_start(&sc);
+    struct h_server s = as_server(h);
+    struct h_proc *c = h_client_spawn(&s, "websocket", "alice", PW, NULL);
+    expect_exit(c, 2, h_deadline(15000));
+    CHECK(wait_json_line(c, "error", "log in again", h_now_ms()), "no 'log in again' line");
+    hostile_stop(h);
+}
+
 /* ---- 11: a login that is never answered ---- */
 
 static void test_unanswered_login_ends_with_exit_3(void **state)
@@ -217,6 +257,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ws_message_of_2_pow_62_bytes, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_ws_endless_continuations, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_unanswered_login_ends_with_exit_3, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_ws_4401_with_a_good_token_reconnects, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_ws_4401_with_a_refused_token_exits_2, h_setup, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
  * its database. */
 #include "../e2e/harness.h"
 #include "tmux.h"
+#include "ui_client.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -110,18 +111,6 @@ static int teardown(void **state)
         kill(pids[i], SIGKILL);
     harness_cleanup();
     return 0;
-}
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = calloc(1, 1 << 16);
-    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
-    (void)n;
-    fclose(f);
-    return buf;
 }
 
 /* The environment the demo runs in: our binaries, a private HOME, no TMUX
@@ -241,7 +230,7 @@ static void test_demo_restart_and_leave(void **state)
           "cannot type /quit in the clients");
     int64_t deadline = h_deadline(WAIT_MS);
     char *rc = NULL;
-    while (!(rc = read_text(status)) && h_now_ms() < deadline)
+    while (!(rc = ui_read_file(status)) && h_now_ms() < deadline)
         h_pump(100);
     screen = tmux_capture("term");
     CHECK(rc, "the demo did not end after /quit in both clients:\n%s", screen ? screen : "");
@@ -309,7 +298,7 @@ static void test_demo_inside_tmux(void **state)
     CHECK(tmux_run(NULL, kill_window) == 0, "cannot close the demo's window");
     deadline = h_deadline(WAIT_MS);
     char *rc = NULL;
-    while (!(rc = read_text(status)) && h_now_ms() < deadline)
+    while (!(rc = ui_read_file(status)) && h_now_ms() < deadline)
         h_pump(100);
     CHECK(rc && atoi(rc) == 0, "the demo did not end when its window was closed");
     pid_t running[4];

@@ -7,6 +7,10 @@
  *   rust make the bar say "2:rust(2)"; Ctrl-N shows rust (messages there,
  *   the count gone) and its read marker reaches the server (the rooms list
  *   of another session of the same user says unread 0);
+ * - a room not shown at the start: three messages to rust while alice is
+ *   away, then one while she shows general: the bar says "2:rust(3)", then
+ *   "2:rust(4)" (the list's count, not counted again); Ctrl-N shows rust
+ *   with its history, loaded only now, and the live line, each once;
  * - a DM: "/msg bob ..." adds "3:@bob*" (bob online) to alice's bar and
  *   "2:@alice*(1)" to bob's; Alt-2 shows it; alice typing in it shows
  *   "alice is typing" on bob's screen; when bob quits alice's mark goes
@@ -17,6 +21,7 @@
  * Every client quits with /quit and must exit 0. */
 #include "../e2e/harness.h"
 #include "tmux.h"
+#include "ui_client.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -24,90 +29,35 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WAIT_MS 20000
+#define WAIT_MS UI_WAIT_MS
 #define PRESENCE_MS 40000       /* offline: the 10 s grace, and slack */
-
-struct client {
-    char name[32];
-    char err[512], status[512];
-};
-
-static char chat_bin[PATH_MAX];
 
 static int setup(void **state)
 {
     (void)state;
-    tmux_init();
-    const char *bin = getenv("CHAT_BIN") ? getenv("CHAT_BIN") : "bin/chat";
-    if (!realpath(bin, chat_bin))
-        fail_msg("cannot find the client %s", bin);
+    ui_setup();
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    tmux_cleanup();
-    harness_cleanup();
+    ui_teardown();
     return 0;
 }
 
-static void password_of(const char *user, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s-rooms-test-password", user);
-}
-
-static void ui_start(struct client *c, const struct h_server *s, const char *user,
+/* bin/chat for user (registering it if do_register). */
+static void ui_start(struct ui_client *c, const struct h_server *s, const char *user,
                      const char *transport, int cols, int rows, int do_register)
 {
-    char cmd[8192], pw[64];
-    const char *dir = h_tmpdir();
-    snprintf(c->name, sizeof c->name, "%s", user);
-    snprintf(c->err, sizeof c->err, "%s/%s.err", dir, user);
-    snprintf(c->status, sizeof c->status, "%s/%s.status", dir, user);
-    password_of(user, pw, sizeof pw);
-    snprintf(cmd, sizeof cmd,
-             "LANG=C.UTF-8 CHAT_PASSWORD='%s' timeout --foreground 300 '%s' --server %s "
-             "--user %s --transport %s --interval-ms 100 %s 2>'%s'; "
-             "echo $? >'%s.tmp' && mv '%s.tmp' '%s'",
-             pw, chat_bin, s->url, user, transport, do_register ? "--register" : "", c->err,
-             c->status, c->status, c->status);
-    tmux_new_session(c->name, cols, rows, cmd);
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = calloc(1, 1 << 16);
-    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
-    (void)n;
-    fclose(f);
-    return buf;
-}
-
-static void ui_quit(struct client *c)
-{
-    int64_t deadline = h_deadline(WAIT_MS);
-    char *status = NULL;
-    tmux_type(c->name, "/quit", 1);
-    while (!(status = read_file(c->status)) && h_now_ms() < deadline)
-        h_pump(40);
-    char *err = read_file(c->err);
-    CHECK(status && atoi(status) == 0, "%s exited with %s; stderr:\n%s", c->name,
-          status ? status : "(nothing)", err ? err : "");
-    CHECK(err && !strstr(err, "Sanitizer") && !strstr(err, "runtime error"),
-          "%s: sanitizer report:\n%s", c->name, err ? err : "");
-    free(status);
-    free(err);
+    ui_spawn(c, s, user, transport, cols, rows, do_register ? "--register" : "");
 }
 
 /* A scripted user over plain HTTP: registered (unless already) and logged in. */
 static void http_user(const struct h_server *s, const char *user, char token[80], int do_register)
 {
     char pw[64];
-    password_of(user, pw, sizeof pw);
+    ui_password_of(user, pw, sizeof pw);
     if (do_register)
         CHECK(h_http_register(s->port, user, pw) == 201, "register %s", user);
     CHECK(h_http_login(s->port, user, pw, token) == 200, "login %s", user);
@@ -129,7 +79,7 @@ static void post_to(const struct h_server *s, const char *token, const char *roo
     CHECK(st == 201, "posting \"%s\" to %s: %d", body, room, st);
 }
 
-static char *wait_for(struct client *c, const char *needle)
+static char *wait_for(struct ui_client *c, const char *needle)
 {
     return tmux_wait_for(c->name, needle, h_deadline(WAIT_MS));
 }
@@ -153,7 +103,7 @@ static int64_t unread_of(const struct h_server *s, const char *token, const char
 static void test_join_switch_and_unread(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char bob[80], alice2[80];
     (void)state;
     h_server_start(&s, NULL, NULL);
@@ -190,12 +140,43 @@ static void test_join_switch_and_unread(void **state)
     h_server_stop(&s);
 }
 
+static void test_a_room_not_shown_loads_when_first_shown(void **state)
+{
+    struct h_server s;
+    struct ui_client alice;
+    char bob[80], alice_http[80];
+    (void)state;
+    h_server_start(&s, NULL, NULL);
+    http_user(&s, "bob", bob, 1);
+    http_user(&s, "alice", alice_http, 1);
+    call(&s, bob, "POST", "/api/v1/rooms", "{\"name\":\"rust\"}", 201);
+    call(&s, alice_http, "POST", "/api/v1/rooms/rust/join", "{}", 200);
+    post_to(&s, bob, "rust", "away one");
+    post_to(&s, bob, "rust", "away two");
+    post_to(&s, bob, "rust", "away three");
+    ui_start(&alice, &s, "alice", "long-poll", 80, 24, 0);
+    free(wait_for(&alice, "long-poll · connected"));
+    free(wait_for(&alice, "2:rust(3)"));
+    post_to(&s, bob, "rust", "live four");
+    free(wait_for(&alice, "2:rust(4)"));
+    tmux_key("alice", "C-n");
+    char *screen = wait_for(&alice, "bob: away one");
+    free(screen);
+    screen = wait_for(&alice, "bob: live four");
+    CHECK(count_of(screen, "away one") == 1 && count_of(screen, "away three") == 1 &&
+          count_of(screen, "live four") == 1 && strstr(screen, "[2:rust]"),
+          "rust's history and live line, each once:\n%s", screen);
+    free(screen);
+    ui_quit(&alice);
+    h_server_stop(&s);
+}
+
 /* ---- a DM, typing and presence marks ---- */
 
 static void test_dm_typing_and_presence(void **state)
 {
     struct h_server s;
-    struct client alice, bob;
+    struct ui_client alice, bob;
     (void)state;
     h_server_start(&s, NULL, NULL);
     ui_start(&bob, &s, "bob", "long-poll", 80, 24, 1);
@@ -227,7 +208,7 @@ static void test_dm_typing_and_presence(void **state)
 static void test_history_paging(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char bob[80], alice_token[80], body[32];
     static const char *const fast[] = { "--msg-rate", "1000", NULL };
     (void)state;
@@ -261,6 +242,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_join_switch_and_unread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_room_not_shown_loads_when_first_shown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dm_typing_and_presence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_paging, setup, teardown),
     };

@@ -42,6 +42,7 @@
  * (no sanitizer report) ending in its cost line. */
 #include "../e2e/harness.h"
 #include "tmux.h"
+#include "ui_client.h"
 
 #include <arpa/inet.h>
 #include <limits.h>
@@ -55,60 +56,24 @@
 #include <unistd.h>
 #include <wchar.h>
 
-#define WAIT_MS 20000
-
-struct client {
-    char name[32];              /* tmux session name = user name */
-    char err[512], status[512];
-};
-
-static char chat_bin[PATH_MAX];
+#define WAIT_MS UI_WAIT_MS
 
 static int setup(void **state)
 {
     (void)state;
-    tmux_init();
-    const char *bin = getenv("CHAT_BIN") ? getenv("CHAT_BIN") : "bin/chat";
-    if (!realpath(bin, chat_bin))
-        fail_msg("cannot find the client %s", bin);
+    ui_setup();
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    tmux_cleanup();
-    harness_cleanup();
+    ui_teardown();
     return 0;
 }
 
-static void password_of(const char *user, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s-ui-test-password", user);
-}
-
-/* bin/chat for user in a cols x rows tmux session, with flags (e.g.
- * "--register"); stderr and the exit status go to files in a temp dir. */
-static void ui_spawn(struct client *c, const struct h_server *s, const char *user,
-                     const char *transport, int cols, int rows, const char *flags)
-{
-    char cmd[8192], pw[64];
-    const char *dir = h_tmpdir();
-    snprintf(c->name, sizeof c->name, "%s", user);
-    snprintf(c->err, sizeof c->err, "%s/%s.err", dir, user);
-    snprintf(c->status, sizeof c->status, "%s/%s.status", dir, user);
-    password_of(user, pw, sizeof pw);
-    snprintf(cmd, sizeof cmd,
-             "LANG=C.UTF-8 CHAT_PASSWORD='%s' timeout --foreground 300 '%s' --server %s "
-             "--user %s --transport %s --interval-ms 100 %s 2>'%s'; "
-             "echo $? >'%s.tmp' && mv '%s.tmp' '%s'",
-             pw, chat_bin, s->url, user, transport, flags, c->err,
-             c->status, c->status, c->status);
-    tmux_new_session(c->name, cols, rows, cmd);
-}
-
 /* A new user: ui_spawn with --register and any extra flags. */
-static void ui_start(struct client *c, const struct h_server *s, const char *user,
+static void ui_start(struct ui_client *c, const struct h_server *s, const char *user,
                          const char *transport, int cols, int rows, const char *extra)
 {
     char flags[512];
@@ -140,68 +105,23 @@ static int connected(const char *screen, void *arg)
     return strcmp(arg, "long-poll") == 0 && has_word(screen, needle);
 }
 
-static char *wait_connected(struct client *c, const char *transport)
+static char *wait_connected(struct ui_client *c, const char *transport)
 {
     char what[96];
     snprintf(what, sizeof what, "\"%s · connected\" in the status bar", transport);
     return tmux_wait_until(c->name, connected, (void *)transport, what, h_deadline(WAIT_MS));
 }
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = calloc(1, 1 << 16);
-    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
-    (void)n;
-    fclose(f);
-    return buf;
-}
-
-/* The exit status must be `want` and stderr clean, ending in the cost line. */
-static void ui_wait_exit_code(struct client *c, int want)
-{
-    int64_t deadline = h_deadline(WAIT_MS);
-    char *status = NULL;
-    while (!(status = read_file(c->status)) && h_now_ms() < deadline)
-        h_pump(40);
-    char *err = read_file(c->err);
-    if (!status || atoi(status) != want) {
-        char *screen = tmux_capture(c->name);
-        fprintf(stderr, "---- %s screen ----\n%s\n---- %s stderr ----\n%s\n", c->name,
-                screen ? screen : "(gone)", c->name, err ? err : "(none)");
-        free(screen);
-    }
-    CHECK(status, "%s did not exit after /quit", c->name);
-    CHECK(atoi(status) == want, "%s exited with status %d, want %d", c->name, atoi(status), want);
-    CHECK(err && !strstr(err, "Sanitizer") && !strstr(err, "runtime error"),
-          "%s: sanitizer report on stderr:\n%s", c->name, err ? err : "");
-    char cost[64];
-    snprintf(cost, sizeof cost, "chat: %s, ", c->name);
-    CHECK(strstr(err, cost) && strstr(err, " requests · "),
-          "%s: no cost line on stderr at exit:\n%s", c->name, err);
-    free(status);
-    free(err);
-}
-
-static void ui_wait_exit(struct client *c)
+static void ui_wait_exit(struct ui_client *c)
 {
     ui_wait_exit_code(c, 0);
-}
-
-/* /quit, then ui_wait_exit. */
-static void ui_quit(struct client *c)
-{
-    tmux_type(c->name, "/quit", 1);
-    ui_wait_exit(c);
 }
 
 /* A scripted user who posts over plain HTTP. */
 static void h_http_user(const struct h_server *s, const char *user, char token[80])
 {
     char pw[64];
-    password_of(user, pw, sizeof pw);
+    ui_password_of(user, pw, sizeof pw);
     int st = h_http_register(s->port, user, pw);
     CHECK(st == 201, "register %s: %d", user, st);
     st = h_http_login(s->port, user, pw, token);
@@ -234,7 +154,7 @@ static void check_widths(const char *screen, int cols)
 static void test_two_clients_chat(void **state)
 {
     struct h_server s;
-    struct client alice, bob;
+    struct ui_client alice, bob;
     (void)state;
     h_server_start(&s, NULL, NULL);
     ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
@@ -276,7 +196,7 @@ static int no_popup(const char *screen, void *arg)
 static void test_transfer_alerts(void **state)
 {
     struct h_server s;
-    struct client alice, bob;
+    struct ui_client alice, bob;
     (void)state;
     h_server_start(&s, NULL, NULL);
     ui_start(&alice, &s, "alice", "websocket", 100, 30, "--quiet");
@@ -350,7 +270,7 @@ static void check_colour(const char *name, const char *needle, size_t skip, int 
 static void test_colours(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char token[80], *screen;
     (void)state;
     static const char *const slow_bank[] = { "--transfer-delay-ms", "2500", NULL };
@@ -431,7 +351,7 @@ static int popup_clean(const char *screen, void *arg)
 static void test_popup_narrow(void **state)
 {
     struct h_server s;
-    struct client ann;
+    struct ui_client ann;
     char token[80];
     (void)state;
     h_server_start(&s, NULL, NULL);
@@ -474,7 +394,7 @@ static void wait_input(const char *name, const char *want)
 static void test_keys(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char token[80];
     (void)state;
     h_server_start(&s, NULL, NULL);
@@ -541,7 +461,7 @@ static void wait_gone(const char *name, const char *needle)
 static void test_scroll_and_stats(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char token[80];
     (void)state;
     static const char *const quick_bank[] = { "--transfer-delay-ms", "200", NULL };
@@ -617,7 +537,7 @@ static void post_marker(const struct h_server *s, const char *token, int i)
 static void test_transport_switch(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char token[80];
     static const char *const order[] = { "long-poll", "short-poll", "websocket" };
     (void)state;
@@ -687,7 +607,7 @@ static int layout_ok(const char *screen, void *arg)
 static void test_resize_and_narrow(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char token[80];
     (void)state;
     h_server_start(&s, NULL, NULL);
@@ -741,7 +661,7 @@ static void strip_spaces(char *s)
 static void test_utf8(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char token[80];
     static const char *mixed = "héllo wörld — ça marche ✓ 日本語テキスト 🎉 ok";
     static const char *cjk = "日本語のテキストは画面の幅で折り返されなければならない。"
@@ -770,7 +690,7 @@ static void test_utf8(void **state)
 static void test_escapes_harmless(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char token[80];
     (void)state;
     h_server_start(&s, NULL, NULL);
@@ -835,7 +755,7 @@ static int has_body(const json_t *events, const char *body)
 static void test_quit_while_logging_in(void **state)
 {
     struct h_server s, both;
-    struct client alice;
+    struct ui_client alice;
     char token[80];
     int silent_port;
     (void)state;
@@ -885,7 +805,7 @@ static json_int_t balance_of(const struct h_server *s, const char *token)
 static void test_offline_money_and_quit(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char bob[80], alice_tok[80], pw[64];
     (void)state;
     h_server_start(&s, NULL, NULL);
@@ -910,7 +830,7 @@ static void test_offline_money_and_quit(void **state)
     tmux_type("alice", "/quit", 1);
     ui_wait_exit_code(&alice, 4);
     h_server_start_same_port(&s);
-    password_of("alice", pw, sizeof pw);
+    ui_password_of("alice", pw, sizeof pw);
     CHECK(h_http_login(s.port, "alice", pw, alice_tok) == 200, "login alice");
     CHECK(balance_of(&s, alice_tok) == 100000 && balance_of(&s, bob) == 100000,
           "a transfer typed offline was paid after the restart");
@@ -930,7 +850,7 @@ static int sent_once(const char *screen, void *arg)
 static void test_own_message_at_once(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     (void)state;
     h_server_start(&s, NULL, NULL);
     ui_start(&alice, &s, "alice", "websocket", 80, 24, NULL);
@@ -968,7 +888,7 @@ static size_t chat_events_from(const struct h_server *s, const char *token, cons
 static void test_wrong_input_says_why(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char bob[80];
     (void)state;
     h_server_start(&s, NULL, NULL);
@@ -1005,7 +925,7 @@ static void test_wrong_input_says_why(void **state)
 static void test_history_between_runs(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char token[80], path[700];
     struct stat st;
     (void)state;
@@ -1027,7 +947,7 @@ static void test_history_between_runs(void **state)
     CHECK(!tmux_session_alive("alice"), "alice's tmux session did not end");
 
     snprintf(path, sizeof path, "%s/chat/history-alice", getenv("XDG_STATE_HOME"));
-    char *text = read_file(path);
+    char *text = ui_read_file(path);
     CHECK(text && strcmp(text, "first line\n/transfer bob 1\nsecond line\n") == 0,
           "the history file holds:\n%s", text ? text : "(no file)");
     free(text);
@@ -1057,7 +977,7 @@ static void test_history_between_runs(void **state)
 static void test_balance_and_transfers_list(void **state)
 {
     struct h_server s;
-    struct client alice;
+    struct ui_client alice;
     char token[80];
     (void)state;
     static const char *const quick_bank[] = { "--transfer-delay-ms", "200", NULL };
