@@ -18,7 +18,7 @@
  * below which no transaction is still open (chat_event_watermark): ids
  * thus become visible in id order across connections and instances without
  * a lock held to commit, and a reader's cursor never passes an event that
- * shows up later (db/pg/005_event_ids.sql has the argument). The
+ * shows up later (db/pg/006_event_ids.sql has the argument). The
  * notification of an append is a statement of its own right after the
  * commit (Q_NOTIFY): in the appending transaction it would serialize every
  * instance's commits on PostgreSQL's notification lock.
@@ -98,7 +98,7 @@ static const char *const SQL[Q_COUNT] = {
     [Q_SESSION_DELETE] =
         "WITH d AS (DELETE FROM sessions WHERE token_hash = $1 RETURNING token_hash)"
         " SELECT pg_notify('" SESSIONS_CHANNEL "', token_hash) FROM d",
-    /* An announced id (db/pg/005_event_ids.sql) and the row; the
+    /* An announced id (db/pg/006_event_ids.sql) and the row; the
      * notification follows the commit (Q_NOTIFY). A retried (sender_id,
      * client_msg_id) inserts nothing, returns no row, and leaves a gap in
      * the ids. */
@@ -109,7 +109,7 @@ static const char *const SQL[Q_COUNT] = {
         " RETURNING id, ts_ms",
     [Q_EVENT_EXISTING] =
         "SELECT id, ts_ms FROM events WHERE sender_id = $1 AND client_msg_id = $2",
-    /* The reads of the log stop at the watermark (db/pg/005_event_ids.sql):
+    /* The reads of the log stop at the watermark (db/pg/006_event_ids.sql):
      * plpgsql functions, so that the rows are read by a statement that
      * starts after the watermark is taken. */
     [Q_EVENTS_AFTER] =

@@ -1,7 +1,7 @@
 /* test_store_pg.c — what only the PostgreSQL backend promises, on a fresh
  * database per test of the cluster at CHAT_TEST_PG (scripts/with-pg.sh):
  * event ids become visible in id order across store handles (threads:
- * the watermark rule of db/pg/005_event_ids.sql), a
+ * the watermark rule of db/pg/006_event_ids.sql), a
  * transfer row held by one handle is refused to another, the expected
  * refusals (overdraft, duplicates) leave a transaction usable, LISTEN
  * notifications arrive at commit and survive a lost connection, a lost main

@@ -9,7 +9,7 @@
  *     the balancer drains the cut one;
  *   - the events table locked against appends by another session for 10 s
  *     (what the event counter's row lock was before ids came from a
- *     sequence, db/pg/005_event_ids.sql);
+ *     sequence, db/pg/006_event_ids.sql);
  *   - PostgreSQL frozen and, meanwhile, the instance holding the clients'
  *     WebSockets SIGKILLed with its writes queued.
  *

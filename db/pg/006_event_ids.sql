@@ -1,4 +1,4 @@
--- 005_event_ids.sql — PostgreSQL schema, part 5: event ids from a sequence,
+-- 006_event_ids.sql — PostgreSQL schema, part 6: event ids from a sequence,
 -- made visible in id order by a watermark instead of a lock held to commit.
 --
 -- Why: until now every appending transaction took event_counter's row lock
