@@ -14,9 +14,9 @@
  * of the turn (main.c's turn end calls feed_flush right after the turn's
  * I/O callbacks), or earlier at FEED_BATCH_MAX sends, in ONE store call
  * (STORE_CALL_EVENTS_APPEND_MANY: one transaction; on PostgreSQL one
- * statement, so the event counter's lock, which orders every instance's
- * appends, is held for no round trip). Without that turn end (tests), a
- * timer does it. Each sender is answered only in that call's completion:
+ * statement, so its ids, which hold back every instance's reads above them
+ * until it commits, are taken for no client round trip). Without that
+ * turn end (tests), a timer does it. Each sender is answered only in that call's completion:
  * an acknowledged message is durable, and one fsync serves the whole turn.
  * A send arriving while a batch is being stored goes into the next batch,
  * queued behind it; completions come in call order, so acks and
@@ -36,9 +36,12 @@
  * On a shared store (PostgreSQL, several instances) other instances commit
  * events too: the ring is then filled from the store (events_all_after
  * from hi, one read at a time), after our own commits and whenever the
- * store notifies that any instance committed. The store makes ids visible
- * in id order, so reading "after hi" never skips an event that commits
- * later.
+ * store notifies that any instance committed, and again a while after the
+ * last read. The store makes ids visible in id order (a read stops at its
+ * watermark, below which no appending transaction is still open), so
+ * reading "after hi" never skips an event that commits later, and our own
+ * commits reach the ring, and their senders' acks go, only in that order
+ * with every instance's.
  *
  * Shutdown: feed_free while store calls are still out leaves the struct
  * (marked freed) for their completions, which only free what they hold. */
@@ -60,6 +63,8 @@
 #define FEED_PAGE        512      /* events read per catch-up query */
 #define FEED_RELISTEN_US (1 * LWS_USEC_PER_SEC)
 #define FEED_RETRY_US    (1 * LWS_USEC_PER_SEC)
+#define FEED_HELD_US     (10 * LWS_US_PER_MS)   /* own commits not readable yet */
+#define FEED_RECHECK_US  (1 * LWS_USEC_PER_SEC)  /* a read no notification asked for */
 
 struct feed_entry {
     int64_t id, recipient_id;
@@ -466,6 +471,14 @@ static void feed_caught(void *arg, const struct store_reply *reply)
             lws_sul_schedule(f->srv->ctx, 0, &f->catch_sul, feed_catch_timer, FEED_RETRY_US);
     } else if (again) {
         feed_catch_up(f);
+    } else if (f->srv && !f->srv->stopping) {
+        /* The read stops at the store's watermark: events committed above
+         * a transaction still open elsewhere come once it ends, which its
+         * commit's notification says; a rollback or a dead instance says
+         * nothing, so read again anyway: soon while our own senders wait,
+         * else within a second. */
+        lws_sul_schedule(f->srv->ctx, 0, &f->catch_sul, feed_catch_timer,
+                         f->unseen.head ? FEED_HELD_US : FEED_RECHECK_US);
     }
 }
 

@@ -197,7 +197,8 @@ static void stmt_name(int i, char *name, size_t len)
 /* Per-session settings and the prepared statements: at open and after every
  * reconnect, since both are lost with the session. lock_timeout bounds a
  * wait for a row (as SQLite's busy_timeout); a stuck instance idle inside a
- * transaction is cut off so it cannot hold event_counter for everyone; and
+ * transaction is cut off so it cannot hold back everyone's reads of the
+ * events above its ids (db/pg/006_event_ids.sql) for long; and
  * synchronous_commit is at least on: store.h promises a returned id is
  * durable, and with it off a crash could hand the same id out again. */
 static int session_setup(struct pg *g, char *err, size_t errlen)

@@ -12,8 +12,8 @@
 
 #include "store.h"
 
-/* The channel every event append notifies (Q_EVENT_APPEND) and the LISTEN
- * connection listens on. */
+/* The channel notified after every commit that appended events (Q_NOTIFY)
+ * and the LISTEN connection listens on. */
 #define NOTIFY_CHANNEL "chatd_events"
 /* The channel a session delete notifies with the token hash (Q_SESSION_DELETE). */
 #define SESSIONS_CHANNEL "chatd_sessions"
@@ -30,6 +30,7 @@ struct pg {
     int nsql;                 /* run by index with pg_run */
     int ready;          /* conn is up with this session's settings and statements */
     int in_txn;         /* between store_begin and commit/rollback */
+    int notify_owed;    /* that transaction appended: Q_NOTIFY after its commit */
     int missed;         /* the listener was reconnected: notifications may be lost */
     int lstate;         /* the listener: L_DOWN, L_CONNECTING, L_LISTENING, L_READY */
     PostgresPollingStatusType lpoll;
@@ -49,6 +50,8 @@ struct pg {
     int64_t ntxn;               /* the last transaction handle given (from 1) */
     int64_t rtxn;               /* the transaction open on aconn (atxn) */
     int64_t ctxn;               /* that of the request being completed */
+    int64_t notify_txn;         /* the last transaction that appended: its
+                                 * commit is followed by Q_NOTIFY */
     int64_t doomed;             /* a transaction that lost a request: the rest
                                  * of it is refused, its end is a ROLLBACK */
     int afailed;                /* connecting failed since the last success */

@@ -242,8 +242,8 @@ enum store_call_kind {
     STORE_CALL_TRANSFERS_UNFINISHED, /* -> ids, n */
     STORE_CALL_TRANSFERS_STALE, /* before_ms -> ids, n */
     /* evs[0..nev) as EVENT_APPEND each, in order, in one transaction (txn 0:
-     * a transaction of its own; PostgreSQL: one statement, which holds the
-     * event counter's lock for no round trip) -> n = nev, and per event
+     * a transaction of its own; PostgreSQL: one statement, one round trip
+     * from its ids to its commit) -> n = nev, and per event
      * ids, ts_each, created_each. All or none are stored. */
     STORE_CALL_EVENTS_APPEND_MANY,
     /* ---- rooms (protocol v1.1). Each changes the room and appends its

@@ -12,13 +12,16 @@
  * duplicate key inside one; so those outcomes are found without raising an
  * error (a conditional UPDATE, ON CONFLICT DO NOTHING) and then looked up.
  *
- * Event ids come from the one-row table event_counter, taken by the same
- * statement that inserts the event: the row lock lasts until the appending
- * transaction ends, so the next id is handed out only after the previous one
- * is committed and visible (or rolled back, taking the counter's increment
- * with it, so that nobody ever saw the id). Ids thus become visible in id
- * order across connections and instances, and a reader's cursor never
- * passes an event that shows up later (db/pg/001_init.sql).
+ * Event ids come from the sequence event_ids, each appending statement
+ * first announcing itself with a transaction-scoped advisory lock
+ * (chat_event_ids), and every read of the log stops at the watermark
+ * below which no transaction is still open (chat_event_watermark): ids
+ * thus become visible in id order across connections and instances without
+ * a lock held to commit, and a reader's cursor never passes an event that
+ * shows up later (db/pg/006_event_ids.sql has the argument). The
+ * notification of an append is a statement of its own right after the
+ * commit (Q_NOTIFY): in the appending transaction it would serialize every
+ * instance's commits on PostgreSQL's notification lock.
  *
  * Not thread-safe: one struct pg is used from the server's event loop only.
  * Callbacks given to events_after must not call back into the store. */
@@ -60,6 +63,7 @@ enum q_id {
     Q_ROOMS_LIST,
     Q_MEMBERS_ALL,
     Q_PRESENCE_RENEW,
+    Q_NOTIFY,
     Q_COUNT
 };
 
@@ -94,37 +98,26 @@ static const char *const SQL[Q_COUNT] = {
     [Q_SESSION_DELETE] =
         "WITH d AS (DELETE FROM sessions WHERE token_hash = $1 RETURNING token_hash)"
         " SELECT pg_notify('" SESSIONS_CHANNEL "', token_hash) FROM d",
-    /* The next id from event_counter (its row lock held to the end of the
-     * transaction: see the top of this file), the row, and the notification,
-     * which PostgreSQL delivers when the transaction commits. A retried
-     * (sender_id, client_msg_id) inserts nothing, returns no row, and
-     * leaves a gap in the ids. */
+    /* An announced id (db/pg/006_event_ids.sql) and the row; the
+     * notification follows the commit (Q_NOTIFY). A retried (sender_id,
+     * client_msg_id) inserts nothing, returns no row, and leaves a gap in
+     * the ids. */
     [Q_EVENT_APPEND] =
-        "WITH next AS (UPDATE event_counter SET last_id = last_id + 1 RETURNING last_id)"
-        " INSERT INTO events(id, ts_ms, type, recipient_id, sender_id, client_msg_id, payload, room_id)"
-        " VALUES ((SELECT last_id FROM next), $1, $2, $3, $4, $5, $6, $7)"
+        "INSERT INTO events(id, ts_ms, type, recipient_id, sender_id, client_msg_id, payload, room_id)"
+        " VALUES ((chat_event_ids(1))[1], $1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING"
-        " RETURNING id, ts_ms, pg_notify('" NOTIFY_CHANNEL "', '')",
+        " RETURNING id, ts_ms",
     [Q_EVENT_EXISTING] =
         "SELECT id, ts_ms FROM events WHERE sender_id = $1 AND client_msg_id = $2",
-    /* A user's feed: the private range of events_feed and, per membership,
-     * its room's range of events_room from the join to the leave, each
-     * at most $3 rows (LATERAL), merged. */
+    /* The reads of the log stop at the watermark (db/pg/006_event_ids.sql):
+     * plpgsql functions, so that the rows are read by a statement that
+     * starts after the watermark is taken. */
     [Q_EVENTS_AFTER] =
-        "(SELECT id, ts_ms, recipient_id, type, payload, room_id, sender_id FROM events"
-        "  WHERE recipient_id = $2 AND id > $1 ORDER BY id LIMIT $3)"
-        " UNION ALL"
-        " (SELECT x.* FROM room_members m CROSS JOIN LATERAL"
-        "   (SELECT id, ts_ms, recipient_id, type, payload, room_id, sender_id FROM events e"
-        "    WHERE e.room_id = m.room_id AND e.id > GREATEST($1, m.joined_id - 1)"
-        "      AND (m.left_id IS NULL OR e.id <= m.left_id) ORDER BY e.id LIMIT $3) x"
-        "  WHERE m.user_id = $2 AND (m.left_id IS NULL OR m.left_id > $1))"
-        " ORDER BY id LIMIT $3",
+        "SELECT * FROM chat_events_after($1, $2, $3)",
     [Q_EVENTS_ALL_AFTER] =
-        "SELECT id, ts_ms, recipient_id, type, payload, room_id, sender_id FROM events"
-        " WHERE id > $1 ORDER BY id LIMIT $2",
+        "SELECT * FROM chat_events_all_after($1, $2)",
     [Q_LAST_EVENT_ID] =
-        "SELECT COALESCE(MAX(id), 0) FROM events",
+        "SELECT chat_last_event_id()",
     [Q_ACCOUNT_BALANCE] =
         "SELECT balance_cents FROM accounts WHERE user_id = $1",
     /* The overdraft test is in the WHERE: no row instead of a CHECK error,
@@ -160,17 +153,17 @@ static const char *const SQL[Q_COUNT] = {
     [Q_TRANSFERS_STALE] =
         "SELECT id FROM transfers WHERE status IN ('pending', 'processing')"
         " AND updated_ms < $1 ORDER BY id",
-    /* A batch of appends in one statement: the counter moves by the batch's
-     * size at once, so its lock is held for no round trip. $1 is a JSON
-     * array of {ts, type, rcpt, sender, cmid, payload}. For each input, in
-     * order: the inserted id and ts, or (a retried client_msg_id, stored by
-     * an earlier statement) the existing row's; neither for a duplicate
-     * within the batch (the caller takes its first copy's). The earlier
-     * row is looked up only for an input that inserted nothing (LATERAL,
-     * gated on ins.id IS NULL; LIMIT keeps the planner from flattening it
-     * into a join): a join with events would let the planner
-     * scan the table per batch (a generic plan made while it was small
-     * did: 10 ms a batch at 35,000 rows), under the counter lock. */
+    /* A batch of appends in one statement, one announcement for its ids
+     * (chat_event_ids, ascending in input order). $1 is a JSON array of
+     * {ts, type, rcpt, sender, cmid, payload}. For each input, in order: the
+     * inserted id and ts, or (a retried client_msg_id, stored by an earlier
+     * statement) the existing row's; neither for a duplicate within the
+     * batch (the caller takes its first copy's). The earlier row is looked
+     * up only for an input that inserted nothing (LATERAL, gated on ins.id
+     * IS NULL; LIMIT keeps the planner from flattening it into a join): a
+     * join with events would let the planner scan the table per batch (a
+     * generic plan made while it was small did: 10 ms a batch at 35,000
+     * rows). */
     [Q_EVENTS_APPEND_MANY] =
         "WITH x AS (SELECT e.ord, (e.j->>'ts')::bigint AS ts_ms, e.j->>'type' AS type,"
         "                  NULLIF((e.j->>'rcpt')::bigint, 0) AS recipient_id,"
@@ -178,16 +171,15 @@ static const char *const SQL[Q_COUNT] = {
         "                  e.j->>'cmid' AS client_msg_id, e.j->>'payload' AS payload,"
         "                  NULLIF((e.j->>'room')::bigint, 0) AS room_id"
         "           FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(j, ord)),"
-        " c AS (UPDATE event_counter SET last_id = last_id + (SELECT count(*) FROM x)"
-        "       RETURNING last_id - (SELECT count(*) FROM x) AS base),"
+        " c AS (SELECT chat_event_ids((SELECT count(*) FROM x)::int) AS ids),"
         " ins AS (INSERT INTO events(id, ts_ms, type, recipient_id, sender_id, client_msg_id, payload,"
         "                             room_id)"
-        "         SELECT (SELECT base FROM c) + x.ord, x.ts_ms, x.type, x.recipient_id, x.sender_id,"
+        "         SELECT (SELECT ids[x.ord] FROM c), x.ts_ms, x.type, x.recipient_id, x.sender_id,"
         "                x.client_msg_id, x.payload, x.room_id FROM x ORDER BY x.ord"
         "         ON CONFLICT (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING"
         "         RETURNING id, ts_ms)"
-        " SELECT x.ord, ins.id, ins.ts_ms, old.id, old.ts_ms, pg_notify('" NOTIFY_CHANNEL "', '')"
-        " FROM x LEFT JOIN ins ON ins.id = (SELECT base FROM c) + x.ord"
+        " SELECT x.ord, ins.id, ins.ts_ms, old.id, old.ts_ms"
+        " FROM x LEFT JOIN ins ON ins.id = (SELECT ids[x.ord] FROM c)"
         "        LEFT JOIN LATERAL (SELECT o.id, o.ts_ms FROM events o WHERE ins.id IS NULL"
         "                           AND o.sender_id = x.sender_id"
         "                           AND o.client_msg_id = x.client_msg_id LIMIT 1) old ON true"
@@ -232,6 +224,9 @@ static const char *const SQL[Q_COUNT] = {
         "  WHERE l.owner <> $1 AND l.expires_at >= clock_timestamp()"
         " UNION ALL"
         " SELECT 0, NULL FROM (SELECT pg_notify('" PRESENCE_CHANNEL "', $1)) z WHERE $4::boolean",
+    /* After a commit that appended: every instance reads the log again. */
+    [Q_NOTIFY] =
+        "SELECT pg_notify('" NOTIFY_CHANNEL "', '')",
 };
 
 /* ---- open, close, transactions ---- */
@@ -285,10 +280,22 @@ static int pg_begin(void *impl)
     return rc;
 }
 
+/* Tells every instance that events were committed (Q_NOTIFY). A lost
+ * notification delays the others' reads (feed.c reads again within a
+ * second), it loses nothing: only logged. */
+static void notify_appended(struct pg *g)
+{
+    PGresult *r = pg_run(g, Q_NOTIFY, NULL);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        log_pg("notify", result_msg(r, g->conn), NULL);
+    PQclear(r);
+}
+
 /* Ends the transaction on the server if something left it open. */
 static void end_txn(struct pg *g)
 {
     g->in_txn = 0;
+    g->notify_owed = 0;
     if (PQstatus(g->conn) != CONNECTION_OK || PQtransactionStatus(g->conn) == PQTRANS_IDLE)
         return;
     PGresult *r = pg_exec1(g, Q_ROLLBACK, NULL);
@@ -313,7 +320,10 @@ static int pg_commit(void *impl)
         rc = STORE_ERROR;
     }
     PQclear(r);
+    int owed = g->notify_owed;
     end_txn(g);
+    if (rc == STORE_OK && owed)
+        notify_appended(g);
     return rc;
 }
 
@@ -469,6 +479,10 @@ static int pg_event_append(void *impl, const struct store_new_event *ev,
         *ts_ms = col_i64(r, 0, 1);
     }
     PQclear(r);
+    if (inserted && g->in_txn)
+        g->notify_owed = 1;
+    else if (inserted)
+        notify_appended(g);
     if (!inserted)      /* DO NOTHING fired: a retry of an earlier send */
         rc = existing_event(g, ev, id, ts_ms);
     if (rc == STORE_OK)
@@ -735,6 +749,7 @@ struct async_ctx {
     enum store_call_kind kind;
     int followed;               /* the follow-up was sent */
     int commit;                 /* an end: COMMIT (else ROLLBACK or BEGIN) */
+    int64_t txn;                /* the caller's transaction, or 0 */
     int64_t a, b;               /* what the follow-up needs: ids */
     char *key;                  /* and a client_msg_id or idempotency key */
     json_t *batch;              /* EVENTS_APPEND_MANY: the events sent */
@@ -1168,6 +1183,31 @@ static int async_read(struct pg *g, struct async_ctx *c, const PGresult *r, stru
     }
 }
 
+static void notify_done(struct pg *g, void *arg, int rc, const PGresult *r)
+{
+    (void)g, (void)arg, (void)rc, (void)r;     /* a failure is logged by the engine */
+}
+
+/* Q_NOTIFY, next on the connection, once what appended is committed: at
+ * once outside a transaction, else when it commits (async_end_done). */
+static void async_appended(struct pg *g, const struct async_ctx *c, const struct store_reply *rep)
+{
+    int appended = 0;
+    if (rep->rc != STORE_OK)
+        return;
+    if (c->kind == STORE_CALL_EVENT_APPEND)
+        appended = rep->created;
+    else if (c->kind == STORE_CALL_EVENTS_APPEND_MANY)
+        for (int i = 0; i < rep->n && !appended; i++)
+            appended = rep->created_each[i];
+    else if (c->kind >= STORE_CALL_ROOM_CREATE && c->kind <= STORE_CALL_DM_OPEN)
+        appended = rep->n > 0;
+    if (appended && c->txn)
+        g->notify_txn = c->txn;
+    else if (appended)
+        pg_async_send(g, 0, Q_NOTIFY, NULL, PG_REQ_FRONT, 0, "notify", notify_done, NULL);
+}
+
 static void async_done(struct pg *g, void *arg, int rc, const PGresult *r)
 {
     struct async_ctx *c = arg;
@@ -1179,6 +1219,8 @@ static void async_done(struct pg *g, void *arg, int rc, const PGresult *r)
         return;                         /* the follow-up answers */
     else if (rc != STORE_OK)
         rep.rc = rc;
+    if (!c->followed)
+        async_appended(g, c, &rep);
     const int64_t *ids = rep.ids, *ts = rep.ts_each;
     const struct store_event *ev = rep.events;
     const int *created = rep.created_each;
@@ -1222,6 +1264,7 @@ static void pg_async_call(void *impl, int64_t txn, enum store_call_kind kind,
         c->kind = kind;
         c->done = done;
         c->arg = arg;
+        c->txn = txn;
     }
     if (!c || async_params(kind, args, &p, &q) < 0 || async_keep(c, args) < 0) {
         struct store_reply rep = { .rc = STORE_ERROR };
@@ -1266,23 +1309,28 @@ static void pg_async_call(void *impl, int64_t txn, enum store_call_kind kind,
  * "ROLLBACK", which is a failed commit. */
 static void async_end_done(struct pg *g, void *arg, int rc, const PGresult *r)
 {
-    (void)g;
     struct async_ctx *c = arg;
     struct store_reply rep = { .rc = rc };
     if (rc == STORE_OK && c->commit && strcmp(PQcmdStatus((PGresult *)r), "COMMIT") != 0) {
         fprintf(stderr, "store: commit: the transaction had failed and was rolled back\n");
         rep.rc = STORE_ERROR;
     }
+    if (c->txn && c->txn == g->notify_txn) {    /* its end: it appended */
+        g->notify_txn = 0;
+        if (rep.rc == STORE_OK && c->commit)
+            pg_async_send(g, 0, Q_NOTIFY, NULL, PG_REQ_FRONT, 0, "notify", notify_done, NULL);
+    }
     async_reply(c, &rep);
 }
 
-static struct async_ctx *txn_ctx(int commit, store_done_fn done, void *arg)
+static struct async_ctx *txn_ctx(int64_t txn, int commit, store_done_fn done, void *arg)
 {
     struct async_ctx *c = calloc(1, sizeof *c);
     if (c) {
         c->done = done;
         c->arg = arg;
         c->commit = commit;
+        c->txn = txn;
     }
     return c;
 }
@@ -1291,7 +1339,7 @@ static int64_t pg_async_txn_begin(void *impl, store_done_fn done, void *arg)
 {
     struct pg *g = impl;
     int64_t txn = pg_async_txn_new(g);
-    struct async_ctx *c = txn_ctx(0, done, arg);
+    struct async_ctx *c = txn_ctx(0, 0, done, arg);
     if (!c) {
         struct store_reply rep = { .rc = STORE_ERROR };
         done(arg, &rep);
@@ -1304,7 +1352,7 @@ static int64_t pg_async_txn_begin(void *impl, store_done_fn done, void *arg)
 static void pg_async_txn_end(void *impl, int64_t txn, int commit, store_done_fn done, void *arg)
 {
     struct pg *g = impl;
-    struct async_ctx *c = txn_ctx(commit ? 1 : 0, done, arg);
+    struct async_ctx *c = txn_ctx(txn, commit ? 1 : 0, done, arg);
     if (!c) {
         struct store_reply rep = { .rc = STORE_ERROR };
         done(arg, &rep);

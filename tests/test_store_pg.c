@@ -1,6 +1,7 @@
 /* test_store_pg.c — what only the PostgreSQL backend promises, on a fresh
  * database per test of the cluster at CHAT_TEST_PG (scripts/with-pg.sh):
- * event ids become visible in id order across store handles (threads), a
+ * event ids become visible in id order across store handles (threads:
+ * the watermark rule of db/pg/006_event_ids.sql), a
  * transfer row held by one handle is refused to another, the expected
  * refusals (overdraft, duplicates) leave a transaction usable, LISTEN
  * notifications arrive at commit and survive a lost connection, a lost main
@@ -117,9 +118,6 @@ static void wait_for(struct fixture *f, const char *sql, int64_t want)
     fail_msg("waited 10 s for %s = %lld", sql, (long long)want);
 }
 
-#define WAITING_ON_LOCK \
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'"
-
 /* Ends the database's sessions of one application_name ('chatd' is a
  * store's main connection, 'chatd-listen' its LISTEN connection). */
 static void kill_sessions(struct fixture *f, const char *app)
@@ -150,9 +148,10 @@ static int append_rc(struct store *st, int64_t sender, const char *cmid, int64_t
     return store_event_append(st, &ev, id, &ts, created);
 }
 
-/* An append on its own handle, in a thread: it may wait for a lock. */
+/* An append on its own handle, in a thread (it must not wait for a lock). */
 struct appender {
     struct store *st;
+    int64_t recipient;
     int64_t id;
     int rc;
     atomic_int done;
@@ -161,16 +160,36 @@ struct appender {
 static void *append_thread(void *arg)
 {
     struct appender *a = arg;
+    struct store_new_event ev = {
+        .type = "chat", .recipient_id = a->recipient, .payload = "{}", .ts_ms = NOW,
+    };
+    int64_t ts;
     int created;
-    a->rc = append_rc(a->st, 0, NULL, &a->id, &created);
+    a->rc = store_event_append(a->st, &ev, &a->id, &ts, &created);
     atomic_store(&a->done, 1);
     return NULL;
 }
 
 /* ---- ordering ---- */
 
-/* While A holds an uncommitted append, B's append waits and then gets a
- * larger id, and a reader C sees neither until A commits, then both in order. */
+/* True within 5 s if the appender's call returned. */
+static int appender_done(struct appender *ap)
+{
+    for (int i = 0; i < 500 && !atomic_load(&ap->done); i++)
+        nap_ms(10);
+    return atomic_load(&ap->done);
+}
+
+static int64_t last_id(struct store *st)
+{
+    int64_t last = -1;
+    assert_int_equal(store_last_event_id(st, &last), STORE_OK);
+    return last;
+}
+
+/* The watermark rule: while A holds a lower id in an open transaction, B's
+ * append (a higher id) commits without waiting, but a reader C returns
+ * neither, through any read, until A commits; then both, in id order. */
 static void test_append_waits_for_uncommitted(void **state)
 {
     struct fixture *f = *state;
@@ -178,26 +197,55 @@ static void test_append_waits_for_uncommitted(void **state)
     assert_non_null(b);
     assert_non_null(c);
     assert_int_equal(store_begin(a), STORE_OK);
-    int64_t ia = append(a, 0, 0, NULL, "{}");
+    int64_t ia = append(a, 0, 7, NULL, "{}");         /* private to user 7 */
 
-    struct appender ap = {.st = b};
+    struct appender ap = {.st = b, .recipient = 7};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, append_thread, &ap), 0);
-    wait_for(f, WAITING_ON_LOCK, 1);           /* B is blocked on event_counter */
-    assert_int_equal(atomic_load(&ap.done), 0);
-    assert_int_equal(all_after(c, 0, SEEN_MAX).n, 0);
-    int64_t last = -1;
-    assert_int_equal(store_last_event_id(c, &last), STORE_OK);
-    assert_int_equal(last, 0);
-
-    assert_int_equal(store_commit(a), STORE_OK);
+    assert_true(appender_done(&ap));            /* B did not wait for A */
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(ap.rc, STORE_OK);
     assert_true(ap.id > ia);
+    assert_int_equal(admin_int(f, "SELECT count(*) FROM events"), 1);  /* B's is committed */
+    assert_int_equal(all_after(c, 0, SEEN_MAX).n, 0);
+    assert_int_equal(feed(c, 7, 0, 10).n, 0);
+    assert_int_equal(last_id(c), 0);
+
+    assert_int_equal(store_commit(a), STORE_OK);
     struct seen s = all_after(c, 0, SEEN_MAX);
     assert_int_equal(s.n, 2);
     assert_int_equal(s.ids[0], ia);
     assert_int_equal(s.ids[1], ap.id);
+    s = feed(c, 7, 0, 10);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.ids[0], ia);
+    assert_int_equal(s.ids[1], ap.id);
+    assert_int_equal(last_id(c), ap.id);
+    store_free(b);
+    store_free(c);
+}
+
+/* The same with A rolling back: B's event shows once A's transaction is
+ * over, and A's id never does. */
+static void test_watermark_after_rollback(void **state)
+{
+    struct fixture *f = *state;
+    struct store *a = f->st, *b = open_store(f->url), *c = open_store(f->url);
+    assert_non_null(b);
+    assert_non_null(c);
+    int64_t first = append(b, 0, 0, NULL, "{}");
+    assert_int_equal(store_begin(a), STORE_OK);
+    int64_t ia = append(a, 0, 0, NULL, "{}");
+    int64_t ib = append(b, 0, 0, NULL, "{}");
+    assert_true(ib > ia && ia > first);
+    struct seen s = all_after(c, 0, SEEN_MAX);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.ids[0], first);
+    assert_int_equal(last_id(c), first);
+    store_rollback(a);
+    s = all_after(c, first, SEEN_MAX);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.ids[0], ib);
     store_free(b);
     store_free(c);
 }
@@ -667,12 +715,16 @@ static void a_append(struct store *st, int64_t txn, const struct store_new_event
 
 /* begin, appends, commit: nothing completes before the loop runs; then
  * every completion in call order, the ids increasing, the commit last, and
- * the events readable (a duplicate client_msg_id gives the first id). */
+ * the events readable (a duplicate client_msg_id gives the first id); the
+ * notification of the commit comes right after it. */
 static void test_async_append_commit(void **state)
 {
     int64_t txn = 0;
     struct fixture *f = *state;
-    struct store *st = f->st;
+    struct store *st = f->st, *b = open_store(f->url);
+    assert_non_null(b);
+    int fd = store_notify_fd(b);
+    assert_true(fd >= 0);
     int64_t a = mkuser(st, "alice");
     struct replies rs = { .expect = 6 };
     struct tagged t[6];
@@ -707,7 +759,16 @@ static void test_async_append_commit(void **state)
     assert_int_equal(s.ids[2], rs.r[3].id);
     char reason[128];
     assert_int_equal(store_io_health(st, 1000, reason, sizeof reason), 0);
+    /* the notification follows the commit on the same connection: a read
+     * queued now completes after it, and the other instances hear of it */
+    struct replies more = { .expect = 1 };
+    struct tagged m = { &more, 0 };
+    store_call_async(st, 0, STORE_CALL_LAST_EVENT_ID, &(struct store_args){ 0 }, on_reply, &m);
+    assert_int_equal(drive(st, &more.finished), 0);
+    assert_int_equal(more.r[0].id, rs.r[3].id);
     assert_false(store_io_pending(st));
+    assert_int_equal(drain_when_readable(b, fd), 1);
+    store_free(b);
 }
 
 /* The bound on queued requests: beyond it a request is refused at once
@@ -1292,6 +1353,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_waits_for_uncommitted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watermark_after_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_unseen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cursor_never_skips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_lock, setup, teardown),

@@ -22,7 +22,7 @@
 # replaced, so it stays a valid chat payload: room, from, body), oldest first
 # with timestamps over the last ~23 days. Every other column of a copy is its
 # template's (sender, recipient, and whatever columns chatd has for rooms).
-# SQLite: ids from AUTOINCREMENT; PostgreSQL: from event_counter, advanced
+# SQLite: ids from AUTOINCREMENT; PostgreSQL: above the sequence event_ids, advanced
 # in the same transaction.
 set -euo pipefail
 
@@ -200,7 +200,7 @@ CREATE TEMP TABLE tpl AS
   SELECT (row_number() OVER (ORDER BY id) - 1)::int AS k, * FROM events WHERE strpos(payload, '$MARK') > 0;
 CREATE INDEX ON tpl(k);
 UPDATE events SET ts_ms = ts_ms - 30 * 86400000::bigint;
-WITH c AS (SELECT last_id FROM event_counter FOR UPDATE),
+WITH c AS (SELECT chat_event_last() AS last_id),
      pick AS (SELECT i, floor(random() * (SELECT count(*) FROM tpl))::int AS k
               FROM generate_series(0, $events - 1) AS i)
 INSERT INTO events(id, ts_ms, client_msg_id, payload, $cols)
@@ -209,7 +209,7 @@ INSERT INTO events(id, ts_ms, client_msg_id, payload, $cols)
                  '#' || pick.i || ' ' || substr('$TEXT', 1 + (pick.i * 37) % 120, 12 + (pick.i * 13) % 108)),
          $tcols
   FROM pick JOIN tpl t ON t.k = pick.k CROSS JOIN c ORDER BY pick.i;
-UPDATE event_counter SET last_id = (SELECT max(id) FROM events);
+SELECT setval('event_ids', (SELECT max(id) FROM events), true);
 UPDATE events SET payload = replace(payload, '$MARK', 'hi all') WHERE id IN (SELECT id FROM tpl);
 COMMIT;
 VACUUM ANALYZE events;

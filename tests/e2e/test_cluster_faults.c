@@ -7,7 +7,9 @@
  *   - one instance's network to PostgreSQL cut for 10 s (it reaches the
  *     database through a relay, tests/e2e/relay.c) while the other serves:
  *     the balancer drains the cut one;
- *   - the event counter's row locked by another session for 10 s;
+ *   - the events table locked against appends by another session for 10 s
+ *     (what the event counter's row lock was before ids came from a
+ *     sequence, db/pg/006_event_ids.sql);
  *   - PostgreSQL frozen and, meanwhile, the instance holding the clients'
  *     WebSockets SIGKILLed with its writes queued.
  *
@@ -646,14 +648,15 @@ static void test_pg_frozen(void **state)
     took("PostgreSQL frozen for 10 s");
 }
 
-/* The event counter's row locked by another session for STALL_MS. */
+/* The events table locked against appends (SHARE: reads go on) by another
+ * session for STALL_MS. */
 static struct h_proc *g_locker;
 static const char *g_lock_db;            /* the cluster's database */
 
 static void lock_counter(void)
 {
     char sql[200];
-    snprintf(sql, sizeof sql, "BEGIN; SELECT last_id FROM event_counter FOR UPDATE; SELECT pg_sleep(%d); ROLLBACK;",
+    snprintf(sql, sizeof sql, "BEGIN; LOCK TABLE events IN SHARE MODE; SELECT pg_sleep(%d); ROLLBACK;",
              STALL_MS / 1000);
     static const char *const env[] = { "PGAPPNAME=chat_fault_lock", NULL };
     char *argv[] = { "psql", "-X", "-q", "-At", "-d", (char *)g_lock_db, "-c", sql, NULL };
@@ -661,7 +664,7 @@ static void lock_counter(void)
     int64_t dl = h_deadline(5000);
     while (psql_int(g_lock_db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                     "'chat_fault_lock' AND wait_event = 'PgSleep'") != 1) {
-        CHECK(h_now_ms() < dl && !g_locker->exited, "the lock holder did not take the counter's lock within 5 s");
+        CHECK(h_now_ms() < dl && !g_locker->exited, "the lock holder did not lock the events table within 5 s");
         pump_upto(h_now_ms() + 50);
     }
 }
@@ -692,7 +695,7 @@ static void test_counter_locked(void **state)
     drive(&r, 1000, NULL, 0);
     check_after(&r);
     run_end(&r);
-    took("the event counter locked for 10 s");
+    took("the events table locked for 10 s");
 }
 
 /* Instance 1 (chatd2) reaches the database through a relay; the relay
