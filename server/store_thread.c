@@ -394,26 +394,34 @@ static void run(struct store_thread *th, struct req *r, int in, int doomed)
 
 /* ---- the queues (mu held) ---- */
 
-static void push_done(struct store_thread *th, struct req *r)
+/* 1 if the list was empty: the loop must be woken (wake_loop, outside
+ * mu, so the loop does not wake into a held lock). */
+static int push_done(struct store_thread *th, struct req *r)
 {
     int was_empty = th->done == NULL;
     r->next = NULL;
     *th->done_tail = r;
     th->done_tail = &r->next;
     th->finished++;
-    if (was_empty) {                /* the loop reads it before it takes the list */
-        uint64_t one = 1;
-        ssize_t w = write(th->efd, &one, sizeof one);
-        (void)w;                    /* EAGAIN: it is readable already */
-    }
+    return was_empty;
+}
+
+/* The loop reads the eventfd before it takes the list, so a reply pushed
+ * on an empty list always finds it readable again. */
+static void wake_loop(struct store_thread *th)
+{
+    uint64_t one = 1;
+    ssize_t w = write(th->efd, &one, sizeof one);
+    (void)w;                        /* EAGAIN: it is readable already */
 }
 
 /* Answers STORE_UNAVAILABLE every queued request older than the bound.
  * The queue is in arrival order, so the walk stops at the first young
  * one. A transaction's end is kept (it must roll back what ran), its
- * transaction doomed. */
-static void expire(struct store_thread *th, int64_t now)
+ * transaction doomed. 1 if the loop must be woken. */
+static int expire(struct store_thread *th, int64_t now)
 {
+    int wake = 0;
     struct req **pp = &th->todo;
     while (*pp && now - (*pp)->queued_ms > th->max_age_ms) {
         struct req *r = *pp;
@@ -428,8 +436,9 @@ static void expire(struct store_thread *th, int64_t now)
             th->todo_tail = pp;
         th->queued--;
         r->rep.rc = STORE_UNAVAILABLE;
-        push_done(th, r);
+        wake |= push_done(th, r);
     }
+    return wake;
 }
 
 /* The next request to run: the open transaction's first, or (none open)
@@ -455,7 +464,11 @@ static void *worker(void *arg)
     struct store_thread *th = arg;
     pthread_mutex_lock(&th->mu);
     for (;;) {
-        expire(th, mono_ms());
+        if (expire(th, mono_ms())) {
+            pthread_mutex_unlock(&th->mu);
+            wake_loop(th);
+            pthread_mutex_lock(&th->mu);
+        }
         struct req *r = th->stop || th->hold ? NULL : take_next(th);
         if (!r) {
             if (th->stop)
@@ -476,7 +489,11 @@ static void *worker(void *arg)
             th->open_txn = r->txn;
         else if (r->op == REQ_END && in)
             th->open_txn = 0;
-        push_done(th, r);
+        if (push_done(th, r)) {
+            pthread_mutex_unlock(&th->mu);
+            wake_loop(th);
+            pthread_mutex_lock(&th->mu);
+        }
     }
     pthread_mutex_unlock(&th->mu);
     return NULL;
@@ -502,9 +519,10 @@ static void enqueue(struct store_thread *th, struct req *r)
         *th->todo_tail = r;
         th->todo_tail = &r->next;
         th->queued++;
-        pthread_cond_signal(&th->wake);
     }
     pthread_mutex_unlock(&th->mu);
+    if (!full)                      /* after the unlock: the thread may run at once */
+        pthread_cond_signal(&th->wake);
     if (full) {                     /* refused at once (store.h) */
         store_done_fn done = r->done;
         void *arg = r->arg;
@@ -571,8 +589,8 @@ void store_thread_txn_end(struct store_thread *th, int64_t txn, int commit,
     *th->todo_tail = r;
     th->todo_tail = &r->next;
     th->queued++;
-    pthread_cond_signal(&th->wake);
     pthread_mutex_unlock(&th->mu);
+    pthread_cond_signal(&th->wake);
 }
 
 void store_thread_bound(struct store_thread *th, int max_requests, int64_t max_age_ms)
@@ -619,7 +637,7 @@ void store_thread_service(struct store_thread *th)
     ssize_t got = read(th->efd, &v, sizeof v);    /* before taking the list */
     (void)got;
     pthread_mutex_lock(&th->mu);
-    expire(th, mono_ms());
+    expire(th, mono_ms());          /* delivered just below: no wake-up needed */
     struct req *list = th->done;
     th->done = NULL;
     th->done_tail = &th->done;

@@ -128,7 +128,7 @@ static void test_completes_later_in_call_order(void **state)
     struct ticket t[5];
     for (int i = 0; i < 5; i++) {
         t[i] = (struct ticket){ &l, i };
-        char cmid[8];
+        char cmid[16];
         snprintf(cmid, sizeof cmid, "c%d", i);
         append_async(st, 0, a, cmid, &t[i]);
         assert_int_equal(l.n, 0);
@@ -306,7 +306,7 @@ static void test_sync_call_while_queued(void **state)
     struct ticket t[8];
     for (int i = 0; i < 8; i++) {
         t[i] = (struct ticket){ &l, i };
-        char cmid[8];
+        char cmid[16];
         snprintf(cmid, sizeof cmid, "a%d", i);
         append_async(st, 0, a, cmid, &t[i]);
     }
