@@ -13,8 +13,10 @@
  * copied into one block when it is queued; its reply's rows are its own
  * until done returns. A request still queued past the age bound is
  * answered STORE_UNAVAILABLE and never runs (by the thread before it takes
- * the next, or by the loop's service tick while the thread is busy); one
- * running cannot be cancelled: a stalled disk shows in store_thread_health.
+ * the next, or by the loop's service tick while the thread is busy), so
+ * its answer may come before that of an earlier request still running;
+ * one running cannot be cancelled: a stalled disk shows in
+ * store_thread_health.
  *
  * Locks: mu guards the queues and the fields marked so; conn (recursive)
  * is held while the connection is used: by the thread for one request at a
