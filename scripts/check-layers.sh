@@ -39,6 +39,7 @@ declare -A LAYER=(
     [server/server.h]=0 [server/session.h]=0 [server/clock.h]=0 [server/clock.c]=0
     [server/store.h]=0 [server/store.c]=0 [server/store_sqlite.c]=0
     [server/store_pg.c]=0 [server/pg_conn.h]=0 [server/pg_conn.c]=0
+    [server/store_thread.h]=0 [server/store_thread.c]=0
     [server/limiter.h]=0 [server/limiter.c]=0
     [server/pwhash.h]=0 [server/pwhash.c]=0
     [server/audit.h]=0 [server/audit.c]=0
@@ -67,6 +68,7 @@ declare -A MODULE=(
     [shared/utf8.c]=protocol [shared/proto_rooms.h]=protocol [shared/proto_rooms.c]=protocol
     [server/store_sqlite.c]=store [server/store_pg.c]=store
     [server/pg_conn.h]=store [server/pg_conn.c]=store
+    [server/store_thread.h]=store [server/store_thread.c]=store
     [server/server.h]=types [server/session.h]=types
     [server/dispatch.h]=server
 )

@@ -4,10 +4,10 @@
  * after a cursor, and waking the connections that wait for them (through
  * their session's ops: the feed names no transport).
  *
- * Every store call here is asynchronous (store.h): a completion may run
- * inside the call (SQLite) or in a later loop turn (PostgreSQL), so state
- * is set up before each call and nothing the call may have freed is
- * touched after it.
+ * Every store call here is asynchronous (store.h): a completion comes in
+ * a later loop turn (SQLite's writer thread, PostgreSQL's connection), or
+ * inside the call when the store refuses it, so state is set up before
+ * each call and nothing the call may have freed is touched after it.
  *
  * Group commit: chat sends of one loop turn are kept in memory (a
  * "batch", struct feed_txn with its senders' acks) and stored at the end

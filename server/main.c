@@ -425,13 +425,15 @@ static void store_service(struct loop *lp)
         lws_cancel_service(lp->ctx);
 }
 
-/* A shared store (PostgreSQL) connects its asynchronous connection now, so
- * /healthz can tell when the database is out of reach. */
+/* The store's completions come through its descriptor (PostgreSQL's
+ * asynchronous connection, connected now so /healthz can tell when the
+ * database is out of reach; SQLite's writer thread's eventfd) and the tick
+ * (the age bound). */
 static void store_watch_start(struct loop *lp, struct store *st)
 {
     lp->store = NULL;
     lp->store_poll = NULL;
-    if (!store_is_shared(st) || uv_timer_init(&lp->uv, &lp->store_tick) != 0)
+    if (uv_timer_init(&lp->uv, &lp->store_tick) != 0)
         return;
     lp->store = st;
     lp->store_fd = -1;

@@ -1,9 +1,9 @@
 /* store.h — chatd's storage interface. Callers see an opaque struct store and
  * these functions; each backend (store_sqlite.c, store_pg.c) fills a
  * struct store_ops. Every call comes in two forms: the synchronous one
- * (below, for startup, tools and tests: on PostgreSQL it blocks until the
- * database answers) and the asynchronous one (store_call_async, at the end:
- * what the server uses while it serves; never blocking). A write outside a
+ * (below, for startup, tools and tests: it blocks until the database
+ * answers) and the asynchronous one (store_call_async, at the end: what
+ * the server uses while it serves; never blocking, on either backend). A write outside a
  * transaction is committed before it completes. Inside one it is durable
  * only at its commit, so an id handed back may be announced to clients
  * only after that commit. */
@@ -74,7 +74,8 @@ typedef int (*store_event_cb)(void *arg, const struct store_event *ev);
 
 struct store;
 
-/* Opens (creating and migrating if needed) the store at location.
+/* Opens (creating and migrating if needed) the store at location; on
+ * SQLite also starts the store's writer thread (store_thread.c).
  * On failure returns NULL and writes a reason into err. */
 struct store *store_open(const char *location, char *err, size_t errlen);
 void store_free(struct store *st);
@@ -142,9 +143,11 @@ void store_set_session_end_cb(struct store *st, void (*cb)(void *arg, const char
  * is the renewer's key. A store of one instance never calls cb. */
 void store_set_presence_cb(struct store *st, void (*cb)(void *arg, const char *owner), void *arg);
 
-/* ---- transactions (through feed_begin/feed_commit): a transfer step and
- * its alerts, the sweep's session touches ---- */
-/* Starts a write transaction (taking the write lock at once). */
+/* ---- synchronous transactions (startup, tools, tests) ---- */
+/* Starts a write transaction (taking the write lock at once). On SQLite
+ * the writer thread runs nothing until its commit or rollback; a
+ * synchronous call while an asynchronous transaction is open is not
+ * allowed (it would run inside that transaction). */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
@@ -179,13 +182,14 @@ int store_transfers_stale(struct store *st, int64_t before_ms,
  * Every synchronous call above has an asynchronous form, named by a
  * STORE_CALL_* kind with its inputs in struct store_args, run by
  * store_call_async. The server uses only these once it serves (the
- * synchronous ones are for startup, tools and tests): on PostgreSQL they
- * never block the loop.
+ * synchronous ones are for startup, tools and tests): they never block the
+ * loop (PostgreSQL: a connection of its own, below; SQLite: a writer
+ * thread that owns the connection, below).
  *
- * done(arg, reply) is called EXACTLY ONCE, either before the call returns
- * (SQLite, which stays synchronous; or a refusal, below) or later, from
- * store_io_service on the event loop (PostgreSQL). The caller must cope
- * with both: set up its state before the call, not after it; and if what
+ * done(arg, reply) is called EXACTLY ONCE, on the thread that drives the
+ * store (the event loop): later, from store_io_service, on either backend;
+ * or before the call returns when it is refused (below). The caller must
+ * cope with both: set up its state before the call, not after it; and if what
  * arg points to can go away first (a connection that closes), arg must be
  * a ticket the caller can disown (so done sees the owner is gone), never
  * the connection itself. Completions come in call order (one FIFO per
@@ -201,15 +205,17 @@ int store_transfers_stale(struct store *st, int64_t before_ms,
  * open, the database runs nothing else from this store: keep it short, and
  * from each of its completions send its next call (or its end) before
  * returning, as a transaction left idle holds up every other request until
- * the age bound answers them STORE_UNAVAILABLE. On SQLite (one writer), a
- * call outside the open transaction is refused (STORE_ERROR).
+ * the age bound answers them STORE_UNAVAILABLE.
  *
  * Errors reach the caller only through reply->rc: the codes above, and
  * STORE_UNAVAILABLE (retryable) when
  *  - more than the bound's count of requests are waiting: refused at once;
  *  - the request waited longer than the bound's age (no connection, or the
- *    database too slow; one in flight that long has its connection dropped,
- *    which makes the database roll its transaction back);
+ *    database too slow; on PostgreSQL one in flight that long has its
+ *    connection dropped, which makes the database roll its transaction
+ *    back; on SQLite one the writer thread has started cannot be stopped:
+ *    it completes with its own outcome, and store_io_health says the disk
+ *    is slow);
  *  - the connection broke while the request was in flight: its outcome is
  *    unknown, so a retry must be idempotent (an append with a
  *    client_msg_id, a transfer with its key, are).
@@ -221,7 +227,10 @@ int store_transfers_stale(struct store *st, int64_t before_ms,
  *
  * PostgreSQL runs these on a connection of its own ("chatd-async"), opened
  * on first use, never blocking (PQconnectStart/PQconnectPoll,
- * PQsendQueryPrepared, PQconsumeInput). */
+ * PQsendQueryPrepared, PQconsumeInput). SQLite runs them on its writer
+ * thread (store_thread.c), one at a time through the synchronous calls,
+ * which hands each reply back through an eventfd (store_io_fd, READ): its
+ * commits, and their fsync, happen while the loop goes on. */
 enum store_call_kind {
     STORE_CALL_USER_CREATE,     /* name, pwhash, now_ms -> id (the user's) */
     STORE_CALL_USER_GET,        /* name -> id, pwhash */
@@ -277,8 +286,8 @@ enum store_call_kind {
     STORE_CALL_COUNT
 };
 
-/* The inputs of a call: only those its kind names are read; strings and ev
- * are copied before store_call_async returns. */
+/* The inputs of a call: only those its kind names are read; strings, ev,
+ * evs and ids_in are copied before store_call_async returns. */
 struct store_args {
     const char *name, *pwhash, *token_hash, *key, *reason, *memo;
     int64_t user_id, id, now_ms, expires_ms, after, before_ms;
@@ -369,7 +378,8 @@ void store_async_bound(struct store *st, int max_requests, int64_t max_age_ms);
  * STORE_IO_TICK_MS while store_io_pending (for the age bound, connecting
  * and reconnecting). The descriptor may change after any call here or above
  * (a reconnect): compare it after each and watch the new one. -1: nothing
- * to watch now (SQLite always; PostgreSQL while not connected). Connecting
+ * to watch now (PostgreSQL while not connected; SQLite's eventfd is there
+ * from store_open to store_free). Connecting
  * and reconnecting never block (PQconnectStart/PQconnectPoll): the first
  * asynchronous call starts them; after a failed attempt the next is a
  * second later. */
@@ -390,6 +400,9 @@ void store_io_service(struct store *st);
  * the oldest request is older than slow_ms. */
 int store_io_health(struct store *st, int64_t slow_ms,
                     char *reason, size_t len);
+/* Tests only: 1 keeps SQLite's writer thread from starting another request
+ * (one running finishes), 0 lets it go on; nothing on PostgreSQL. */
+void store_async_hold(struct store *st, int hold);
 
 /* What a backend provides; store.c dispatches on the location's form. */
 struct store_ops {
@@ -432,8 +445,8 @@ struct store_ops {
     int (*room_call)(void *impl, enum store_call_kind kind, const struct store_args *a,
                      struct store_reply *rep);
     int (*room_members_all)(void *impl, store_member_cb cb, void *arg);
-    /* Asynchronous calls (NULL: store.c runs the synchronous ones and calls
-     * done at once). txn_begin returns the new transaction's handle. */
+    /* Asynchronous calls (NULL: store.c runs the synchronous ones on a
+     * writer thread, store_thread.c). txn_begin returns the new transaction's handle. */
     void (*async_call)(void *impl, int64_t txn, enum store_call_kind kind,
                        const struct store_args *args, store_done_fn done, void *arg);
     int64_t (*async_txn_begin)(void *impl, store_done_fn done, void *arg);

@@ -7,8 +7,8 @@
  * chain of continuations on a struct xfer_op, each completion sending the
  * transaction's next call (or its end) before it returns: begin → lock or
  * insert → get → account moves → set_state → alerts → commit. The chain
- * may run to its end inside the first call (SQLite) or over several loop
- * turns (PostgreSQL). A step that fails (STORE_UNAVAILABLE: the database
+ * runs over several loop turns (a refusal may complete inside a call). A
+ * step that fails (STORE_UNAVAILABLE: the database
  * is gone or slow) rolls back and its job stays scheduled: money never
  * moves twice, as each step checks the transfer's state under its row
  * lock inside the transaction that changes it.

@@ -1,5 +1,5 @@
 /* Unit tests for server/feed.c's group commit against a store whose
- * asynchronous calls complete later, as PostgreSQL's do: a SQLite store
+ * asynchronous calls complete later, as both backends' do: a SQLite store
  * whose async hooks queue each request, run only when the test says so.
  * What they show: a turn's sends are stored in one call (a batch) at the
  * turn's end; a sender is acknowledged only once that call has completed,
