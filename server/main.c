@@ -104,7 +104,10 @@ static void usage(FILE *out)
                  "                               default none; clients that send no Origin are allowed)\n"
                  "  --trusted-proxy ADDR         a balancer's numeric IPv4 or IPv6 address (repeatable, up\n"
                  "                               to 8): a request from it is the client's named last in\n"
-                 "                               X-Forwarded-For (default none: the TCP peer, always)\n");
+                 "                               X-Forwarded-For (default none: the TCP peer, always)\n"
+                 "  --pwhash-cost interactive|min  argon2id cost of new password hashes (default\n"
+                 "                               interactive: 64 MiB, t=2); min, libsodium's least, is\n"
+                 "                               for tests only: never in production\n");
     for (size_t i = 0; i < N_INT_FLAGS; i++)
         fprintf(out, "  --%-26s %s, %d-%d\n", int_flags[i].name, int_flags[i].help,
                 int_flags[i].lo, int_flags[i].hi);
@@ -172,6 +175,13 @@ static int parse_flag(int idx, const char *arg, struct server_config *cfg)
             return -1;
         }
         cfg->trusted_proxies[cfg->n_trusted_proxies++] = arg;
+    } else if (idx == N_INT_FLAGS + 8) {
+        enum pwhash_cost cost;
+        if (pwhash_cost_parse(arg, &cost) < 0) {
+            fprintf(stderr, "chatd: --pwhash-cost must be interactive or min\n");
+            return -1;
+        }
+        cfg->pwhash_cost = (int)cost;
     } else {
         const struct int_flag *f = &int_flags[idx];
         if (parse_int(arg, f->lo, f->hi, (int *)((char *)cfg + f->offset)) < 0) {
@@ -184,7 +194,7 @@ static int parse_flag(int idx, const char *arg, struct server_config *cfg)
 
 static int parse_flags(int argc, char **argv, struct server_config *cfg)
 {
-    struct option opts[N_INT_FLAGS + 9];
+    struct option opts[N_INT_FLAGS + 10];
     for (size_t i = 0; i < N_INT_FLAGS; i++)
         opts[i] = (struct option){ int_flags[i].name, required_argument, 0, (int)i };
     opts[N_INT_FLAGS] = (struct option){ "host", required_argument, 0, N_INT_FLAGS };
@@ -195,7 +205,8 @@ static int parse_flags(int argc, char **argv, struct server_config *cfg)
     opts[N_INT_FLAGS + 5] = (struct option){ "tls-key", required_argument, 0, N_INT_FLAGS + 5 };
     opts[N_INT_FLAGS + 6] = (struct option){ "instance", required_argument, 0, N_INT_FLAGS + 6 };
     opts[N_INT_FLAGS + 7] = (struct option){ "trusted-proxy", required_argument, 0, N_INT_FLAGS + 7 };
-    opts[N_INT_FLAGS + 8] = (struct option){ 0, 0, 0, 0 };
+    opts[N_INT_FLAGS + 8] = (struct option){ "pwhash-cost", required_argument, 0, N_INT_FLAGS + 8 };
+    opts[N_INT_FLAGS + 9] = (struct option){ 0, 0, 0, 0 };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
         if (c == '?' || c == ':' || parse_flag(c, optarg, cfg) < 0) {
@@ -505,7 +516,7 @@ static int server_run(struct server *srv, struct loop *lp)
         limiter_free(srv->limiter);
         return 1;
     }
-    srv->pwhash = pwhash_pool_new(srv->ctx, 2, 64);
+    srv->pwhash = pwhash_pool_new(srv->ctx, 2, 64, (enum pwhash_cost)srv->cfg.pwhash_cost);
     srv->transfers = transfers_new(srv, srv->cfg.transfer_delay_ms);
     srv->sweep = sweep_new(srv->ctx, srv);
     if (!srv->pwhash || !srv->transfers || !srv->sweep || auth_start(srv) < 0 ||
@@ -570,6 +581,10 @@ int main(int argc, char **argv)
     };
     if (parse_flags(argc, argv, &srv.cfg) < 0)
         return 2;
+    if (srv.cfg.pwhash_cost == PWHASH_COST_MIN)
+        fprintf(stderr, "chatd: WARNING: --pwhash-cost min: new passwords get libsodium's least "
+                        "argon2id cost, cheap to crack from a stolen database "
+                        "(tests only: never in production)\n");
     if (sodium_init() < 0) {
         fprintf(stderr, "chatd: libsodium failed to initialise\n");
         return 1;

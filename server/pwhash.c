@@ -16,16 +16,35 @@ struct pwhash_pool {
     int stopping;
     int nthreads;
     pthread_t *threads;
+    unsigned long long opslimit;       /* of new hashes (enum pwhash_cost) */
+    size_t memlimit;
     char dummy_hash[crypto_pwhash_STRBYTES];
 };
 
-static void pwhash_run(struct pwhash_job *job)
+int pwhash_cost_parse(const char *name, enum pwhash_cost *cost)
+{
+    if (strcmp(name, "interactive") == 0)
+        *cost = PWHASH_COST_INTERACTIVE;
+    else if (strcmp(name, "min") == 0)
+        *cost = PWHASH_COST_MIN;
+    else
+        return -1;
+    return 0;
+}
+
+static void pwhash_set_cost(struct pwhash_pool *pool, enum pwhash_cost cost)
+{
+    int min = cost == PWHASH_COST_MIN;
+    pool->opslimit = min ? crypto_pwhash_OPSLIMIT_MIN : crypto_pwhash_OPSLIMIT_INTERACTIVE;
+    pool->memlimit = min ? crypto_pwhash_MEMLIMIT_MIN : crypto_pwhash_MEMLIMIT_INTERACTIVE;
+}
+
+static void pwhash_run(const struct pwhash_pool *pool, struct pwhash_job *job)
 {
     size_t n = strlen(job->password);
     if (job->kind == PWHASH_HASH)
         job->ok = crypto_pwhash_str(job->hash, job->password, n,
-                                    crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                                    crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0;
+                                    pool->opslimit, pool->memlimit) == 0;
     else
         job->ok = crypto_pwhash_str_verify(job->hash, job->password, n) == 0;
     sodium_memzero(job->password, sizeof job->password);
@@ -53,7 +72,7 @@ static void *pwhash_worker(void *arg)
     struct pwhash_pool *pool = arg;
     struct pwhash_job *job;
     while ((job = pwhash_next(pool))) {
-        pwhash_run(job);
+        pwhash_run(pool, job);
         pthread_mutex_lock(&pool->lock);
         job->next = pool->done;
         pool->done = job;
@@ -68,16 +87,17 @@ static int pwhash_make_dummy(struct pwhash_pool *pool)
     unsigned char pw[16];
     randombytes_buf(pw, sizeof pw);
     return crypto_pwhash_str(pool->dummy_hash, (const char *)pw, sizeof pw,
-                             crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                             crypto_pwhash_MEMLIMIT_INTERACTIVE);
+                             pool->opslimit, pool->memlimit);
 }
 
-struct pwhash_pool *pwhash_pool_new(struct lws_context *ctx, int threads, int max_queued)
+struct pwhash_pool *pwhash_pool_new(struct lws_context *ctx, int threads, int max_queued,
+                                    enum pwhash_cost cost)
 {
     struct pwhash_pool *pool = calloc(1, sizeof *pool);
     if (!pool)
         return NULL;
     pool->ctx = ctx;
+    pwhash_set_cost(pool, cost);
     pool->max_queued = max_queued;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->cond, NULL);

@@ -82,6 +82,7 @@ struct server_config {
     int         presence_grace_ms;  /* 0: PRESENCE_GRACE_MS */
     int         presence_lease_ms;  /* 0: PRESENCE_LEASE_MS */
     int         presence_poll_ms;   /* 0: PRESENCE_POLL_MS */
+    int         pwhash_cost;        /* enum pwhash_cost (pwhash.h); 0: interactive */
 };
 
 struct server {

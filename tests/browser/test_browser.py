@@ -69,8 +69,10 @@ class Chatd:
         self.port = free_port()
         self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log = open(os.path.join(self.dir, "chatd.log"), "w")
+        # --pwhash-cost min: libsodium's least argon2id cost, for tests only
+        # (as the e2e harness does), so logins take no CPU from the browser.
         self.argv = [binary, "--port", str(self.port), "--db", os.path.join(self.dir, "chat.db"),
-                     "--transfer-delay-ms", "50"]
+                     "--transfer-delay-ms", "50", "--pwhash-cost", "min"]
         self.ctx = None
         if tls:                 # a throwaway CA and server certificate (make certs)
             certs = os.path.join(self.dir, "certs")

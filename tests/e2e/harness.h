@@ -88,8 +88,12 @@ struct h_server {
     int   nextra;
 };
 
-/* Starts chatd --host 127.0.0.1 --port 0 --db DBDIR/chat.db EXTRA... and
- * waits (10 s) for its first stdout line "listening on http://HOST:PORT".
+/* Starts chatd --host 127.0.0.1 --port 0 --db DBDIR/chat.db --pwhash-cost
+ * min EXTRA... and waits (10 s) for its first stdout line "listening on
+ * http://HOST:PORT". The cost is libsodium's least, for speed (chatd warns
+ * about it on stderr): $CHAT_TEST_PWHASH_COST (interactive) replaces it for
+ * every chatd, h_set_pwhash_cost for the rest of one test, and an extra
+ * --pwhash-cost for one server.
  * extra is a NULL-terminated list (may be NULL). dbdir NULL: a new h_tmpdir.
  * A --host in extra overrides 127.0.0.1 (the line must name it, an IPv6
  * address as [ADDR], and url uses it); the h_http_* helpers still connect
@@ -99,6 +103,10 @@ void h_server_start(struct h_server *s, const char *dbdir, const char *const *ex
  * logs in (asserting 201 and 200); token gets the bearer token (65 bytes). */
 void h_server_start_with_user(struct h_server *s, const char *const *extra, const char *user,
                               const char *password, char *token);
+/* The --pwhash-cost of every chatd started from now until the test's
+ * teardown (harness_cleanup): "interactive", "min", or NULL for none at all
+ * (chatd's own default, as in production). */
+void h_set_pwhash_cost(const char *cost);
 /* SIGTERM, wait up to 10 s, assert it exited with status 0. */
 void h_server_stop(struct h_server *s);
 /* SIGKILL + reap. */

@@ -44,6 +44,8 @@ char *h_build_request(int port, const char *method, const char *path, const char
 /* ---- harness_server.c ---- */
 /* Spawns chatd from s's fields on a free port; waits for its listening line. */
 void h_server_spawn(struct h_server *s);
+/* Forgets a test's h_set_pwhash_cost (harness_cleanup, at every teardown). */
+void h_pwhash_cost_reset(void);
 
 /* ---- harness_pg.c ---- */
 /* The database of dbdir: the one made for it before, or a new one. */

@@ -190,6 +190,7 @@ void harness_cleanup(void)
         }
     }
     h_pg_drop_all();                 /* after the servers using them are gone */
+    h_pwhash_cost_reset();           /* the next test starts from the default */
     for (int i = 0; i < MAX_TMPDIRS; i++) {
         if (tmpdirs[i]) {
             nftw(tmpdirs[i], rm_cb, 16, FTW_DEPTH | FTW_PHYS);

@@ -22,6 +22,38 @@ static const char *server_host(const struct h_server *s)
     return host;
 }
 
+/* The --pwhash-cost every chatd gets. Tests log in hundreds of users, on a
+ * machine shared with the other test binaries: at chatd's own cost
+ * (interactive, 64 MiB each) the hashes took much of the suite's CPU, and
+ * more under the sanitizers. So chatd gets libsodium's least cost, unless
+ * $CHAT_TEST_PWHASH_COST names another, or a test chose with
+ * h_set_pwhash_cost, or its extra arguments say --pwhash-cost. */
+static const char *chosen_cost;
+static int cost_chosen;
+
+void h_set_pwhash_cost(const char *cost)
+{
+    chosen_cost = cost;
+    cost_chosen = 1;
+}
+
+void h_pwhash_cost_reset(void)
+{
+    chosen_cost = NULL;
+    cost_chosen = 0;
+}
+
+/* The cost to pass to chatd, or NULL for no --pwhash-cost at all. */
+static const char *server_pwhash_cost(const struct h_server *s)
+{
+    for (int i = 0; i < s->nextra; i++)
+        if (strcmp(s->extra[i], "--pwhash-cost") == 0)
+            return NULL;                   /* the test's own, in extra */
+    if (cost_chosen)
+        return chosen_cost;
+    return h_bin("CHAT_TEST_PWHASH_COST", "min");
+}
+
 /* Spawns chatd on port (0: a free one) and waits for its listening line.
  * soft: if chatd exits before listening (e.g. the port is still taken),
  * forget it and return -1 instead of failing the test. */
@@ -37,6 +69,11 @@ static int server_spawn_port(struct h_server *s, int want, int soft)
     argv[n++] = portarg;
     argv[n++] = "--db";
     argv[n++] = s->dbpath;
+    const char *cost = server_pwhash_cost(s);
+    if (cost) {
+        argv[n++] = "--pwhash-cost";
+        argv[n++] = (char *)cost;
+    }
     for (int i = 0; i < s->nextra; i++)
         argv[n++] = s->extra[i];
     argv[n] = NULL;

@@ -2,9 +2,11 @@
  * logout revokes a token on every transport and closes its open WebSocket
  * (4401); an expired token is refused and its WebSocket closed; forged and
  * other users' tokens see nothing; a foreign browser Origin cannot open a
- * WebSocket; and the server's log never holds a password, token or body. */
+ * WebSocket; the server's log never holds a password, token or body; and a
+ * chatd started as in production hashes passwords at the real cost. */
 #include "scenario.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +149,81 @@ static void test_log_has_no_secrets(void **state)
     free(log);
 }
 
+/* ---- the password-hash cost (--pwhash-cost) ---- */
+
+#define COST_WARNING  "tests only: never in production"
+/* libsodium's crypto_pwhash_str with OPSLIMIT/MEMLIMIT_INTERACTIVE, and MIN */
+#define HASH_INTERACTIVE "$argon2id$v=19$m=65536,t=2,p=1$"
+#define HASH_MIN         "$argon2id$v=19$m=8,t=1,p=1$"
+
+/* The users.pwhash chatd stored for user, read from the database of s (a
+ * stopped server) into out: SQLite through its library, PostgreSQL
+ * (CHAT_TEST_PG) through psql. */
+static void stored_pwhash(const struct h_server *s, const char *user, char *out, size_t len)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT pwhash FROM users WHERE name = '%s'", user);
+    if (h_pg_url()) {
+        char *argv[] = { "psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", (char *)s->dbpath,
+                         "-c", sql, NULL };
+        char *got = NULL, *err = NULL;
+        int rc = h_tool_run(argv, &got, &err, 20000);
+        CHECK(rc == 0 && got, "psql could not read %s's hash (exit %d): %s", user, rc, err ? err : "");
+        snprintf(out, len, "%.*s", (int)strcspn(got, "\n"), got);
+        free(got);
+        free(err);
+        return;
+    }
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int ok = sqlite3_open_v2(s->dbpath, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+             sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
+    snprintf(out, len, "%s", ok ? (const char *)sqlite3_column_text(st, 0) : "");
+    const char *why = db ? sqlite3_errmsg(db) : "out of memory";
+    CHECK(ok, "could not read %s's hash from %s: %s", user, s->dbpath, why);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static int stderr_has(const struct h_proc *p, const char *needle)
+{
+    return p->err.data && memmem(p->err.data, p->err.len, needle, strlen(needle));
+}
+
+/* Every other test runs chatd at --pwhash-cost min (the harness's
+ * default, for speed). This one keeps that from reaching production: a
+ * chatd started without the flag stores libsodium's interactive argon2id
+ * (64 MiB, t=2) and warns of nothing; one started with min warns on stderr
+ * at start, still verifies the interactive hash, and stores the cheap one. */
+static void test_pwhash_cost(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char tok[65], hash[200], dir[256];
+    h_set_pwhash_cost(NULL);                    /* no --pwhash-cost: production */
+    h_server_start(&s, NULL, NULL);
+    CHECK(h_http_register(s.port, "alice", PW_ALICE) == 201, "register alice");
+    CHECK(h_http_login(s.port, "alice", PW_ALICE, tok) == 200, "log alice in");
+    CHECK(!stderr_has(s.proc, COST_WARNING), "chatd without --pwhash-cost warned of a test-only cost:\n%s",
+          s.proc->err.data);
+    snprintf(dir, sizeof dir, "%s", s.dbdir);
+    h_server_stop(&s);
+    stored_pwhash(&s, "alice", hash, sizeof hash);
+    CHECK(strncmp(hash, HASH_INTERACTIVE, strlen(HASH_INTERACTIVE)) == 0,
+          "chatd's default cost: alice's hash is \"%.40s...\", want the prefix %s", hash, HASH_INTERACTIVE);
+
+    h_set_pwhash_cost("min");
+    h_server_start(&s, dir, NULL);              /* the same database */
+    CHECK(h_client_wait_stderr_match(s.proc, COST_WARNING, h_deadline(5000)),
+          "chatd --pwhash-cost min did not warn on stderr that it is for tests only");
+    CHECK(h_http_login(s.port, "alice", PW_ALICE, tok) == 200, "the interactive hash no longer verifies");
+    CHECK(h_http_register(s.port, "bob", PW_BOB) == 201, "register bob");
+    h_server_stop(&s);
+    stored_pwhash(&s, "bob", hash, sizeof hash);
+    CHECK(strncmp(hash, HASH_MIN, strlen(HASH_MIN)) == 0,
+          "--pwhash-cost min: bob's hash is \"%.40s...\", want the prefix %s", hash, HASH_MIN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_forged_and_foreign),
         cmocka_unit_test(test_origin),
         cmocka_unit_test(test_log_has_no_secrets),
+        cmocka_unit_test_teardown(test_pwhash_cost, h_teardown),   /* forgets its cost */
     };
     int rc = cmocka_run_group_tests_name("security", tests, NULL, NULL);
     harness_cleanup();
