@@ -1,13 +1,16 @@
-/* test_store_faults.c — chatd on PostgreSQL with the database out of reach
- * (issue 15): the store's asynchronous connection (store.h) goes through a
- * relay the test cuts and points at a closed port. While the database is
- * gone, /healthz answers at once, from memory, saying the store is
- * "degraded" with a reason, and a WebSocket ping is answered at once; once
- * it is back, /healthz says "ok" again and a send is stored. Skipped without
- * CHAT_TEST_PG (scripts/with-pg.sh). */
+/* test_store_faults.c — chatd with its store stalled: the event loop goes
+ * on. On PostgreSQL the database goes out of reach (issue 15): the store's
+ * asynchronous connection (store.h) goes through a relay the test cuts and
+ * points at a closed port (skipped without CHAT_TEST_PG, scripts/with-pg.sh).
+ * On SQLite another process holds the write lock, so the writer thread's
+ * commit waits (issue 19). While the store is stuck, /healthz answers at
+ * once, from memory, saying the store is "degraded" with a reason, and a
+ * WebSocket ping is answered at once; once it is back, /healthz says "ok"
+ * again and a send is stored, acknowledged only then. */
 #include "harness.h"
 #include "relay.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,10 +150,65 @@ static void test_database_gone_and_back(void **state)
     h_server_stop(&s);
 }
 
+/* SQLite: another process takes the write lock (as a backup or the sqlite3
+ * shell may), so the commit of a send waits on the writer thread (up to
+ * the 5 s busy_timeout). The loop does not: pings and /healthz are answered
+ * at once, /healthz says why it is degraded, the send is not acknowledged
+ * while it is not committed, and is acknowledged once the lock goes. */
+static void test_sqlite_write_lock_held(void **state)
+{
+    (void)state;
+    if (h_pg_url()) {
+        skip();                 /* the SQLite case; the PostgreSQL one is above */
+        return;
+    }
+    struct h_server s;
+    h_server_start(&s, NULL, NULL);
+    assert_int_equal(h_http_register(s.port, "alice", "password1"), 201);
+    char token[80];
+    assert_int_equal(h_http_login(s.port, "alice", "password1", token), 200);
+    struct h_ws *w = h_ws_connect(s.port);
+    json_decref(h_ws_hello(w, token, 0));
+
+    sqlite3 *blocker = NULL;
+    assert_int_equal(sqlite3_open(s.dbpath, &blocker), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(h_ws_send_text(w, "{\"op\":\"send\",\"body\":\"stalled\",\"client_msg_id\":\"s1\"}"), 0);
+
+    char *reason = NULL;
+    wait_store(s.port, "degraded", 3000, &reason);       /* each answer quick */
+    assert_non_null(reason);
+    assert_non_null(strstr(reason, "waiting"));
+    free(reason);
+    ping_quick(w);
+    json_t *early = h_ws_recv_json(w, h_now_ms() + 100);
+    if (early)
+        fail_msg("a frame while the send could not be committed: %s",
+                 json_string_value(json_object_get(early, "op")));
+
+    assert_int_equal(sqlite3_exec(blocker, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(blocker);
+    json_t *ack = h_ws_recv_op(w, "ack", h_deadline(5000));
+    assert_non_null(ack);
+    json_decref(ack);
+    wait_store(s.port, "ok", 5000, NULL);
+    json_t *events = h_http_get_events(s.port, token, 0);
+    int stored = 0;
+    for (size_t i = 0; i < json_array_size(events); i++) {
+        const char *body = json_string_value(json_object_get(json_array_get(events, i), "body"));
+        stored += body && !strcmp(body, "stalled");
+    }
+    json_decref(events);
+    assert_int_equal(stored, 1);
+    h_ws_free(w);
+    h_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_database_gone_and_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_write_lock_held, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
