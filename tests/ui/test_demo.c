@@ -93,9 +93,7 @@ static char *demo_log_pane(void)
     FILE *p = popen("tmux capture-pane -p -J -t '=" SESSION ":.2' 2>/dev/null", "r");
     if (!p)
         return NULL;
-    char *buf = calloc(1, 1 << 16);
-    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, p) : 0;
-    (void)n;
+    char *buf = ui_read_stream(p);
     pclose(p);
     return buf;
 }

@@ -47,14 +47,20 @@ void ui_spawn(struct ui_client *c, const struct h_server *s, const char *user,
     tmux_new_session(c->name, cols, rows, cmd);
 }
 
+char *ui_read_stream(FILE *f)
+{
+    char *buf = calloc(1, 1 << 16);
+    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
+    (void)n;
+    return buf;
+}
+
 char *ui_read_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return NULL;
-    char *buf = calloc(1, 1 << 16);
-    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
-    (void)n;
+    char *buf = ui_read_stream(f);
     fclose(f);
     return buf;
 }

@@ -8,6 +8,7 @@
 #include "../e2e/harness.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 #define UI_WAIT_MS 20000
 
@@ -30,6 +31,8 @@ void ui_password_of(const char *user, char *buf, size_t size);
 void ui_spawn(struct ui_client *c, const struct h_server *s, const char *user,
               const char *transport, int cols, int rows, const char *flags);
 
+/* What a stream holds, its first 64 KiB (malloc'd, NUL-terminated), or NULL. */
+char *ui_read_stream(FILE *f);
 /* The first 64 KiB of a file (malloc'd, NUL-terminated), or NULL. */
 char *ui_read_file(const char *path);
 
