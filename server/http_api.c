@@ -1382,7 +1382,9 @@ int http_on_request(struct session *s, const char *uri)
 int http_on_body(struct session *s, const void *in, size_t len)
 {
     struct http_state *h = &s->u.http;
-    if (h->resp)
+    /* lws may call with nothing (in NULL) after a bodiless request's
+     * headers, while its route still waits on the store */
+    if (h->resp || len == 0)
         return 0;
     if (len > h->body_expected - h->body_len) {
         h->close_after = 1;
