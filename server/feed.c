@@ -50,6 +50,7 @@
 #include "rooms.h"
 #include "server.h"
 #include "store.h"
+#include "sweep.h"
 #include "ws_frame.h"
 
 #include <stdio.h>
@@ -94,6 +95,7 @@ struct feed_txn {
     store_done_fn done;           /* feed_txn_end's */
     void *arg;
     lws_dll2_t unseen_node;       /* committed, its events not in the ring yet */
+    int64_t unseen_ms;            /* since when (sweep_mono_ms) */
 };
 
 /* A chat send waiting for the commit of its batch. */
@@ -241,6 +243,15 @@ void feed_subscribe(struct session *s)
 int64_t feed_newest(struct server *srv)
 {
     return feed_hi(srv->feed);
+}
+
+int64_t feed_held_ms(struct server *srv)
+{
+    struct feed *f = srv->feed;
+    if (!f || !f->unseen.head)
+        return 0;
+    const struct feed_txn *t = lws_container_of(f->unseen.head, struct feed_txn, unseen_node);
+    return sweep_mono_ms() - t->unseen_ms;
 }
 
 void feed_unsubscribe(struct session *s)
@@ -601,6 +612,7 @@ static void feed_txn_ended(void *arg, const struct store_reply *reply)
     if (t->commit && t->rc != STORE_OK)
         rc = t->rc;
     if (!f->freed && t->commit && rc == STORE_OK && f->shared && t->pend.max_id > feed_hi(f)) {
+        t->unseen_ms = sweep_mono_ms();
         lws_dll2_add_tail(&t->unseen_node, &f->unseen);
         feed_catch_up(f);
         return;

@@ -37,6 +37,11 @@ void feed_txn_end(struct feed_txn *t, int commit, store_done_fn done, void *arg)
 void feed_subscribe(struct session *s);
 /* The newest event id this instance knows: where after=latest starts. */
 int64_t feed_newest(struct server *srv);
+/* Shared store: how long (ms) the oldest of this instance's committed
+ * batches has waited for its events to become readable, i.e. for a
+ * transaction open elsewhere below them to end (the read watermark, db/pg/
+ * 006_event_ids.sql); 0 if none waits. For /healthz. */
+int64_t feed_held_ms(struct server *srv);
 void feed_unsubscribe(struct session *s);
 void feed_wake_all(struct server *srv);
 

@@ -1171,7 +1171,9 @@ static int route_logout(struct session *s)
 
 /* From memory only (never a database round trip): the instance serves, so
  * 200; "store" says "degraded", with a reason, while the database is out of
- * reach or slow (store_io_health). The balancer's store check asks
+ * reach or slow (store_io_health), or while this instance's committed
+ * sends cannot be read back because another session's appending
+ * transaction stays open below them (feed_held_ms). The balancer's store check asks
  * ?store=required: then a degraded store is 404, which HAProxy's
  * disable-on-404 turns into a soft stop (no new requests, no connection
  * cut; deploy/haproxy.cfg.in has the policy). */
@@ -1180,6 +1182,12 @@ static int route_healthz(struct session *s)
 {
     char reason[160];
     int degraded = store_io_health(s->srv->store, HEALTH_SLOW_MS, reason, sizeof reason);
+    int64_t held = degraded ? 0 : feed_held_ms(s->srv);
+    if (held > HEALTH_SLOW_MS) {
+        degraded = 1;
+        snprintf(reason, sizeof reason, "committed events unreadable for %lld ms: a transaction"
+                 " open elsewhere holds the log's read watermark", (long long)held);
+    }
     int required = strcmp(s->u.http.query, "store=required") == 0;
     json_t *body = json_pack("{s:b,s:s,s:i,s:s}", "ok", !(required && degraded), "instance", s->srv->instance,
                              "parked", s->srv->parked, "store", degraded ? "degraded" : "ok");

@@ -10,6 +10,7 @@
 #include "harness.h"
 #include "relay.h"
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,11 +205,65 @@ static void test_sqlite_write_lock_held(void **state)
     h_server_stop(&s);
 }
 
+/* PostgreSQL: another session announces an event id and keeps its
+ * transaction open (db/pg/006_event_ids.sql), so every read of the log
+ * stops below that id. The send committed meanwhile is not acknowledged
+ * (it is not readable yet); /healthz says why, at once; pings are answered;
+ * once the other transaction ends, the ack comes and /healthz is ok. */
+static void test_pg_watermark_held(void **state)
+{
+    (void)state;
+    if (!h_pg_url()) {
+        skip();
+        return;
+    }
+    char db[512];
+    h_pg_createdb(db, sizeof db);
+    const char *extra[] = { "--db", db, NULL };
+    struct h_server s;
+    h_server_start(&s, NULL, extra);
+    assert_int_equal(h_http_register(s.port, "alice", "password1"), 201);
+    char token[80];
+    assert_int_equal(h_http_login(s.port, "alice", "password1", token), 200);
+    wait_store(s.port, "ok", 5000, NULL);
+    struct h_ws *w = h_ws_connect(s.port);
+    json_decref(h_ws_hello(w, token, 0));
+
+    PGconn *other = PQconnectdb(db);
+    assert_int_equal(PQstatus(other), CONNECTION_OK);
+    PGresult *r = PQexec(other, "BEGIN; SELECT chat_event_ids(1)");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    assert_int_equal(h_ws_send_text(w, "{\"op\":\"send\",\"body\":\"held\",\"client_msg_id\":\"h1\"}"), 0);
+
+    char *reason = NULL;
+    wait_store(s.port, "degraded", 5000, &reason);
+    assert_non_null(reason);
+    if (!strstr(reason, "watermark"))
+        fail_msg("/healthz's reason does not name the held watermark: %s", reason);
+    free(reason);
+    ping_quick(w);
+    json_t *early = h_ws_recv_op(w, "ack", h_now_ms() + 100);
+    if (early)
+        fail_msg("acknowledged while the message could not be read");
+
+    r = PQexec(other, "ROLLBACK");
+    PQclear(r);
+    PQfinish(other);
+    json_t *ack = h_ws_recv_op(w, "ack", h_deadline(5000));
+    assert_non_null(ack);
+    json_decref(ack);
+    wait_store(s.port, "ok", 5000, NULL);
+    h_ws_free(w);
+    h_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_database_gone_and_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_write_lock_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_watermark_held, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
