@@ -100,6 +100,20 @@ static void ping_quick(struct h_ws *w)
     }
 }
 
+/* chatd (extra: its arguments, may be NULL) with alice registered and
+ * logged in (her token in token, 80 bytes), the store healthy, and her
+ * WebSocket past its hello. */
+static struct h_ws *alice_connected(struct h_server *s, const char *const *extra, char *token)
+{
+    h_server_start(s, NULL, extra);
+    assert_int_equal(h_http_register(s->port, "alice", "password1"), 201);
+    assert_int_equal(h_http_login(s->port, "alice", "password1", token), 200);
+    wait_store(s->port, "ok", 5000, NULL);
+    struct h_ws *w = h_ws_connect(s->port);
+    json_decref(h_ws_hello(w, token, 0));
+    return w;
+}
+
 static void test_database_gone_and_back(void **state)
 {
     (void)state;
@@ -115,13 +129,8 @@ static void test_database_gone_and_back(void **state)
     h_pg_url_with_port(db, relay_port(g_relay), via, sizeof via, &pg_port);
     const char *extra[] = { "--db", via, NULL };
     struct h_server s;
-    h_server_start(&s, NULL, extra);
-    assert_int_equal(h_http_register(s.port, "alice", "password1"), 201);
     char token[80];
-    assert_int_equal(h_http_login(s.port, "alice", "password1", token), 200);
-    wait_store(s.port, "ok", 5000, NULL);
-    struct h_ws *w = h_ws_connect(s.port);
-    json_decref(h_ws_hello(w, token, 0));
+    struct h_ws *w = alice_connected(&s, extra, token);
 
     /* the database goes away: connections cut, new ones refused */
     relay_set_target(g_relay, 1);
@@ -164,12 +173,8 @@ static void test_sqlite_write_lock_held(void **state)
         return;
     }
     struct h_server s;
-    h_server_start(&s, NULL, NULL);
-    assert_int_equal(h_http_register(s.port, "alice", "password1"), 201);
     char token[80];
-    assert_int_equal(h_http_login(s.port, "alice", "password1", token), 200);
-    struct h_ws *w = h_ws_connect(s.port);
-    json_decref(h_ws_hello(w, token, 0));
+    struct h_ws *w = alice_connected(&s, NULL, token);
 
     sqlite3 *blocker = NULL;
     assert_int_equal(sqlite3_open(s.dbpath, &blocker), SQLITE_OK);
@@ -221,13 +226,8 @@ static void test_pg_watermark_held(void **state)
     h_pg_createdb(db, sizeof db);
     const char *extra[] = { "--db", db, NULL };
     struct h_server s;
-    h_server_start(&s, NULL, extra);
-    assert_int_equal(h_http_register(s.port, "alice", "password1"), 201);
     char token[80];
-    assert_int_equal(h_http_login(s.port, "alice", "password1", token), 200);
-    wait_store(s.port, "ok", 5000, NULL);
-    struct h_ws *w = h_ws_connect(s.port);
-    json_decref(h_ws_hello(w, token, 0));
+    struct h_ws *w = alice_connected(&s, extra, token);
 
     PGconn *other = PQconnectdb(db);
     assert_int_equal(PQstatus(other), CONNECTION_OK);
