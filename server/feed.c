@@ -16,8 +16,9 @@
  * (STORE_CALL_EVENTS_APPEND_MANY: one transaction; on PostgreSQL one
  * statement, so its ids, which hold back every instance's reads above them
  * until it commits, are taken for no client round trip). Without that
- * turn end (tests), a timer does it. Each sender is answered only in that call's completion:
- * an acknowledged message is durable, and one fsync serves the whole turn.
+ * turn end (tests), a timer does it. Each sender is answered only in that
+ * call's completion: an acknowledged message is durable, and one fsync
+ * serves the whole turn.
  * A send arriving while a batch is being stored goes into the next batch,
  * queued behind it; completions come in call order, so acks and
  * publication stay in id order. A failed batch answers every sender with

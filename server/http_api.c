@@ -1173,8 +1173,8 @@ static int route_logout(struct session *s)
  * 200; "store" says "degraded", with a reason, while the database is out of
  * reach or slow (store_io_health), or while this instance's committed
  * sends cannot be read back because another session's appending
- * transaction stays open below them (feed_held_ms). The balancer's store check asks
- * ?store=required: then a degraded store is 404, which HAProxy's
+ * transaction stays open below them (feed_held_ms). The balancer's store
+ * check asks ?store=required: then a degraded store is 404, which HAProxy's
  * disable-on-404 turns into a soft stop (no new requests, no connection
  * cut; deploy/haproxy.cfg.in has the policy). */
 #define HEALTH_SLOW_MS 1000
