@@ -31,6 +31,9 @@ struct transport_env {
     int interval_ms;            /* short poll period */
     int wait_s;                 /* long-poll hold asked of the server */
     int timeout_s;              /* deadline of a send or short poll (0: default) */
+    /* Optional: the WebSocket's lws retry and idle policy (NULL: backoff.c's,
+     * which pings a quiet server after 30 s and hangs up after 70 s). */
+    const lws_retry_bo_t *ws_idle_policy;
     /* Optional: the WebSocket upgrade was refused (see
      * transport_upgrade_refused). Returns 1 if the caller takes over: the
      * transport then stops trying and waits to be replaced; 0 to keep

@@ -173,7 +173,7 @@ static void ws_connect(lws_sorted_usec_list_t *sul)
     ws_target(t, &i);
     i.protocol = PROTO_WS_SUBPROTOCOL;
     i.local_protocol_name = WS_PROTOCOL_NAME;
-    i.retry_and_idle_policy = backoff_policy();
+    i.retry_and_idle_policy = t->env.ws_idle_policy ? t->env.ws_idle_policy : backoff_policy();
     i.opaque_user_data = &t->owner;
     t->close_code = t->token_refused = 0;
     t->handshake_sent = t->refused = 0;

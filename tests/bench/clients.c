@@ -467,6 +467,19 @@ static void outbox_hook(void *arg)
         c->ops->outbox_changed(c->t);
 }
 
+/* The bench's WebSockets send no pings of their own: lws 4.1 keeps each
+ * connection's ping timer in one sorted list per thread, and re-inserting
+ * one walks the list, so 10,000 connections opened together re-arm 20,000
+ * timers over 10,000 entries 30 s later (ping, then pong): measured, that
+ * burst took 26-66 % of the generator's CPU in the second fan-out phase.
+ * A real client holds one connection. chatd's own pings keep them alive. */
+static const uint32_t bench_retry_ms[] = { 250, 500, 1000 };
+static const lws_retry_bo_t bench_ws_policy = {
+    .retry_ms_table = bench_retry_ms,
+    .retry_ms_table_count = LWS_ARRAY_SIZE(bench_retry_ms),
+    .conceal_count = LWS_RETRY_CONCEAL_ALWAYS,
+};
+
 struct bclient *bench_client_new(struct bench *b, struct buser *u, const struct transport_ops *ops,
                                  int role, int64_t start_after)
 {
@@ -508,6 +521,7 @@ struct bclient *bench_client_new(struct bench *b, struct buser *u, const struct 
         .ctx = b->ctx, .host = b->host, .port = b->port, .prefix = b->prefix,
         .token = u->token, .core = c->core, .http = c->http,
         .interval_ms = b->interval_ms, .wait_s = b->wait_s,
+        .ws_idle_policy = &bench_ws_policy,
     };
     c->t = ops->create(&env);
     if (!c->t) {
