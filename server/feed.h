@@ -57,7 +57,7 @@ int feed_fetch(struct session *s, int64_t after, int limit, json_t **events);
  * WebSocket frame, header included (owned by the feed and valid until the
  * loop runs again): 1 found, 0 none yet, -1 `after` is older
  * than memory (use feed_fetch). */
-int feed_next_frame(struct server *srv, int64_t user_id, int64_t after,
+int feed_next_frame(struct server *srv, struct session *s, int64_t after,
                     int64_t *id, const unsigned char **frame, size_t *len);
 
 /* Stores a chat message in the open group commit. Once its transaction has

@@ -191,6 +191,17 @@ struct session_ops {
     void (*ephemeral)(struct session *s, const struct ephemeral *e);
 };
 
+/* What a session's last look at the feed's memory learned, so that its
+ * next look skips the other rooms' events (feed_next_frame): no event in
+ * (cursor, seen] was for it, and since then it was woken for woken[0..n)
+ * (ascending), and for more after those if more. seen 0: nothing known. */
+#define FEED_HINT_MAX 4
+struct feed_hint {
+    int64_t seen, cursor;
+    int64_t woken[FEED_HINT_MAX];
+    int n, more;
+};
+
 struct session {
     struct lws *wsi;
     struct server *srv;
@@ -216,6 +227,7 @@ struct session {
     int      send_blocked;
     char     send_blocked_cmid[PROTO_CLIENT_MSG_ID_MAX + 1];
     struct feed_read *read;   /* its read of events from the store (feed.c) */
+    struct feed_hint hint;    /* where its next look at the ring starts (feed.c) */
     struct presence_user *presence;  /* its user, while it holds them online (presence.c) */
     struct sweep_link presence_probe; /* while it holds them over HTTP: is its client there? */
     union {

@@ -157,7 +157,7 @@ static int pack_next_event(struct session *s, struct ws_out *p)
     int64_t id;
     const unsigned char *frame;
     size_t len;
-    int found = feed_next_frame(s->srv, s->user_id, w->cursor, &id, &frame, &len);
+    int found = feed_next_frame(s->srv, s, w->cursor, &id, &frame, &len);
     if (found > 0) {
         if (!pack_frame(p, frame, len))
             return 0;

@@ -5,7 +5,9 @@
  * turn's end; a sender is acknowledged only once that call has completed,
  * in id order, and the events enter the feed's memory only then; sends
  * arriving while a batch is on its way go into the next batch; a failed
- * batch answers every sender of it with the error and publishes nothing. */
+ * batch answers every sender of it with the error and publishes nothing;
+ * with rooms, a WebSocket's reads skip other rooms' events (the session's
+ * hint) and still get each of its own once, in order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include <cmocka.h>
 
 #include "feed.h"
+#include "rooms.h"
 #include "server.h"
 #include "store.h"
 
@@ -257,7 +260,7 @@ static int in_memory(struct fixture *f, int64_t after)
     int64_t id;
     const unsigned char *frame;
     size_t len;
-    while (feed_next_frame(&f->srv, f->s[0].user_id, after, &id, &frame, &len) == 1) {
+    while (feed_next_frame(&f->srv, &f->s[0], after, &id, &frame, &len) == 1) {
         after = id;
         n++;
     }
@@ -348,12 +351,135 @@ static void test_forgotten_sender(void **state)
     assert_int_equal(in_memory(f, 0), 2);
 }
 
+/* ---- rooms: what feed_next_frame gives one member ---- */
+
+#define ROOM_A 7                  /* user 0's */
+#define ROOM_B 8                  /* user 1's */
+
+/* The sessions listen again, now through a room index: user i in room
+ * ROOM_A + i from event 1 on. */
+static void with_rooms(struct fixture *f)
+{
+    f->srv.rooms = rooms_new();
+    assert_non_null(f->srv.rooms);
+    for (int i = 0; i < 2; i++) {
+        feed_unsubscribe(&f->s[i]);
+        rooms_apply_member(f->srv.rooms, ROOM_A + i, i ? "rb" : "ra", f->s[i].user_id, 1, 1);
+        feed_subscribe(&f->s[i]);
+    }
+}
+
+static void post_to_room(struct fixture *f, int64_t room_id, const char *cmid)
+{
+    const char *name = room_id == ROOM_A ? "ra" : room_id == ROOM_B ? "rb" : "general";
+    int who = room_id == ROOM_B;
+    assert_int_equal(feed_post_chat(&f->srv, &f->s[who], room_id, name, "hello", cmid), 0);
+}
+
+/* Sends to rooms, given as a string ("ABAG": ROOM_A, ROOM_B, ROOM_A,
+ * general), each its own batch or all in one, committed. */
+static void send_rooms(struct fixture *f, const char *rooms, int one_batch)
+{
+    char cmid[32];
+    static int n;
+    for (const char *c = rooms; *c; c++) {
+        snprintf(cmid, sizeof cmid, "%c%d", *c, ++n);   /* the room, for ids_for_user0 */
+        post_to_room(f, *c == 'A' ? ROOM_A : *c == 'B' ? ROOM_B : STORE_GENERAL_ROOM_ID, cmid);
+        if (!one_batch || !c[1]) {
+            feed_flush(&f->srv);
+            run_to_end((struct store_head *)f->srv.store);
+        }
+    }
+}
+
+/* The ids user 0 is answered after `after`, as ws_out reads them. */
+static int read_frames(struct fixture *f, int64_t after, int64_t *ids, int max)
+{
+    int n = 0;
+    int64_t id;
+    const unsigned char *frame;
+    size_t len;
+    while (feed_next_frame(&f->srv, &f->s[0], after, &id, &frame, &len) == 1) {
+        assert_true(n < max);
+        assert_true(id > after);
+        ids[n++] = after = id;
+    }
+    return n;
+}
+
+/* Every answer so far for ROOM_A or general: the ids user 0 must get. */
+static int ids_for_user0(int64_t after, int64_t *ids)
+{
+    int n = 0;
+    for (int i = 0; i < nanswers; i++)
+        if (answers[i].id > after && answers[i].rc == STORE_OK && strchr("AG", answers[i].cmid[0]))
+            ids[n++] = answers[i].id;
+    return n;
+}
+
+static void expect_user0(struct fixture *f, int64_t *cursor)
+{
+    int64_t got[64], want[64];
+    int n = read_frames(f, *cursor, got, 64), m = ids_for_user0(*cursor, want);
+    assert_int_equal(n, m);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(got[i], want[i]);
+    if (n)
+        *cursor = got[n - 1];
+}
+
+/* User 0 reads between the batches of two busy rooms and general, as a
+ * WebSocket does after each wake: it gets every event of its room and of
+ * general once, in order, and none of the other room's, however its reads
+ * and the commits interleave (each read that finds nothing leaves a hint
+ * the next one starts from). */
+static void test_room_reads_skip_other_rooms(void **state)
+{
+    struct fixture *f = *state;
+    with_rooms(f);
+    int64_t cursor = 0;
+    send_rooms(f, "ABBBABBB", 1);
+    expect_user0(f, &cursor);
+    assert_int_equal(cursor, answers[4].id);
+    send_rooms(f, "BBBBBBBB", 0);         /* nothing of user 0's */
+    expect_user0(f, &cursor);
+    assert_int_equal(cursor, answers[4].id);
+    send_rooms(f, "BBBA", 1);             /* one, after others it skips */
+    expect_user0(f, &cursor);
+    assert_int_equal(cursor, answers[nanswers - 1].id);
+    send_rooms(f, "BB", 1);               /* read: nothing, a hint past the cursor */
+    expect_user0(f, &cursor);
+    send_rooms(f, "BAAAAABA", 1);         /* more wakes than the hint holds */
+    expect_user0(f, &cursor);
+    assert_int_equal(cursor, answers[nanswers - 1].id);
+    send_rooms(f, "BB", 1);
+    expect_user0(f, &cursor);
+    send_rooms(f, "BGBA", 1);             /* general wakes everyone */
+    send_rooms(f, "ABBA", 0);             /* read only after more batches */
+    expect_user0(f, &cursor);
+    assert_int_equal(cursor, answers[nanswers - 1].id);
+    send_rooms(f, "BBBB", 1);
+    int64_t got[4];
+    assert_int_equal(read_frames(f, cursor, got, 4), 0);
+    send_rooms(f, "AB", 1);
+    expect_user0(f, &cursor);
+    assert_int_equal(cursor, answers[nanswers - 2].id);
+    int64_t again = 0;            /* a read from further back ignores the hint */
+    expect_user0(f, &again);
+    assert_int_equal(again, cursor);
+    for (int i = 0; i < 2; i++)
+        feed_unsubscribe(&f->s[i]);
+    rooms_free(f->srv.rooms);
+    f->srv.rooms = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_acks_after_commit_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit_answers_every_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forgotten_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_room_reads_skip_other_rooms, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
