@@ -263,7 +263,7 @@ bench-cluster: all $(BINDIR)/chat-bench
 # on a throwaway PostgreSQL); bench-rooms is the fan-out to 100 rooms of 100
 # members, after the one-room fan-out to as many for comparison (at a rate
 # the generator keeps up with on a shared 2-CPU machine; BENCH_FLAGS="--rate
-# 20 --cpus split" for the 200,000 deliveries/s figure on a quiet one).
+# 25 --cpus split" for the README's 250,000 deliveries/s offered, on a quiet one).
 .PHONY: bench-login bench-login-pg bench-rooms
 bench-login: all $(BINDIR)/chat-bench
 	BENCH=$(BINDIR)/chat-bench BENCH_OUT=$(BENCH_OUT) tests/bench/login.sh sqlite --cpus split $(BENCH_FLAGS)
