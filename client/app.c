@@ -306,6 +306,8 @@ static void on_ephemeral(void *arg, const json_t *item)
         return;
     if (e.kind == PROTO_EPH_PRESENCE)
         roomlist_on_presence(a->rooms, e.user, e.online);
+    else if (e.kind == PROTO_EPH_READ)
+        roomlist_on_read(a->rooms, e.room, e.read_id);
     else
         roomlist_on_typing(a->rooms, e.room, e.user, wall_ms());
     if (a->frontend_ops->show_ephemeral)

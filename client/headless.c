@@ -73,7 +73,9 @@
  *   Protocol v1.1 additions:
  *     {"presence":{"type":"presence","user":"bob","online":true}}
  *     {"typing":{"type":"typing","room":"rust","user":"bob"}}
- *       ephemeral items as the server sent them (no id; never replayed)
+ *     {"read":{"type":"read","room":"rust","read_id":42}}
+ *       ephemeral items as the server sent them (no id; never replayed);
+ *       read: another of our clients has read the room up to read_id
  *     {"history":{"room":"rust","events":[...oldest first...],"more":true}}
  *       a room's events older than the live feed: the newest 100 of a
  *       room just joined ("start":true), or an older page
@@ -230,8 +232,9 @@ static void show_ephemeral(void *fe, const json_t *item)
     const char *type = json_string_value(json_object_get(item, "type"));
     if (!type)
         type = json_string_value(json_object_get(item, "op"));
-    print_json(stderr, json_pack("{s:O}", type && strcmp(type, "typing") == 0 ? "typing" : "presence",
-                                 (json_t *)item));
+    const char *key = !type ? "presence" : !strcmp(type, "typing") ? "typing"
+                    : !strcmp(type, "read") ? "read" : "presence";
+    print_json(stderr, json_pack("{s:O}", key, (json_t *)item));
 }
 
 static void show_history(void *fe, const char *room, const json_t *events, int more, int start)

@@ -84,7 +84,7 @@ static void poll_tick(lws_sorted_usec_list_t *sul)
     poll_issue(lws_container_of(sul, struct poller, poll_sul));
 }
 
-/* Protocol v1.1: the answer's "ephemeral":[items] (presence, typing), each
+/* Protocol v1.1: the answer's "ephemeral":[items] (presence, typing, read), each
  * checked by the core; a malformed list is ignored, never fatal. */
 static void poll_ephemeral(struct poller *p, const struct http_result *r)
 {

@@ -396,6 +396,19 @@ int roomlist_typing_due(struct roomlist *r, int64_t now_ms)
     return 1;
 }
 
+void roomlist_on_read(struct roomlist *r, const char *name, int64_t read_id)
+{
+    struct room *rm = find(r, name, NULL);
+    if (!rm)
+        return;
+    if (read_id > rm->read_sent)
+        rm->read_sent = read_id;      /* the server has it: not owed by us */
+    if (read_id >= rm->last_id)
+        rm->unread = 0;
+    if (read_id > rm->newest_shown)
+        rm->newest_shown = read_id;
+}
+
 int64_t roomlist_read_due(struct roomlist *r)
 {
     struct room *rm = r->n ? r->v[r->current] : NULL;

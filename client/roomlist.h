@@ -109,6 +109,13 @@ int roomlist_typing_text(const struct roomlist *r, const char *room, int64_t now
 /* Should we tell the server we type in the current room now? (marks it) */
 int roomlist_typing_due(struct roomlist *r, int64_t now_ms);
 
+/* Another of the user's clients moved the read marker of room name to
+ * read_id (a "read" item): read up to there. Its unread count goes to 0
+ * if that is the newest event known here; a marker below it leaves the
+ * count (which events it covers is the server's to count: the next rooms
+ * list). */
+void roomlist_on_read(struct roomlist *r, const char *name, int64_t read_id);
+
 /* The read marker owed for the current room (its newest shown id), or 0
  * if the server has it already; marks it sent. */
 int64_t roomlist_read_due(struct roomlist *r);

@@ -159,7 +159,7 @@ static void sse_on_msg(void *arg, const char *event, const char *id, const char 
         return;
     if (!strcmp(event, "ready")) {
         sse_on_ready(t, data, len);
-    } else if (!strcmp(event, "presence") || !strcmp(event, "typing")) {
+    } else if (!strcmp(event, "presence") || !strcmp(event, "typing") || !strcmp(event, "read")) {
         const char *err;
         json_t *item = t->ready ? proto_parse_object(data, len, &err) : NULL;
         if (item)

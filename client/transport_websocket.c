@@ -310,7 +310,7 @@ static void ws_on_message(struct ws *t, const char *buf, size_t len)
         core_ack(t->env.core, cmid, id);
     } else if (strcmp(op, "error") == 0) {
         ws_on_error_frame(t, root);
-    } else if (strcmp(op, "presence") == 0 || strcmp(op, "typing") == 0) {
+    } else if (strcmp(op, "presence") == 0 || strcmp(op, "typing") == 0 || strcmp(op, "read") == 0) {
         core_ephemeral(t->env.core, root);     /* malformed: ignored */
     }
     json_decref(root);

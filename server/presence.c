@@ -1,7 +1,7 @@
 /* presence.c — who is online (presence.h): per user, the sessions holding
  * them online on this instance, the poll window, the grace before offline,
  * and whether another instance holds them (leases on a shared store); the
- * ephemeral items (presence changes, typing): made once per change,
+ * ephemeral items (presence changes, typing, a user's read markers): made once per change,
  * handed to every live connection through ops->ephemeral and queued per
  * session token for pollers (a short poller has no connection between its
  * polls); typing's rate limit. Nothing here is stored but the leases.
@@ -12,6 +12,7 @@
  * online here (local) or under another instance's live lease (remote). */
 #include "presence.h"
 #include "clock.h"
+#include "proto_rooms.h"
 #include "rooms.h"
 #include "store.h"
 #include "sweep.h"
@@ -530,6 +531,52 @@ int presence_typing(struct session *s, const char *room, const struct presence_r
     return rc;
 }
 
+/* ---- read markers ---- */
+
+/* Who a user's own items reach: that user's sessions and pollers. */
+struct own_user {
+    struct rooms *rooms;
+    int64_t user_id;
+};
+
+static int own_member(void *arg, int64_t user_id)
+{
+    return ((const struct own_user *)arg)->user_id == user_id;
+}
+
+static void own_sessions(void *arg, void (*cb)(void *cbarg, struct session *s), void *cbarg)
+{
+    const struct own_user *o = arg;
+    rooms_each_user_session(o->rooms, o->user_id, cb, cbarg);
+}
+
+int presence_read_moved(struct presence *p, int64_t user_id, const char *room, int64_t read_id)
+{
+    if (!p || !p->srv->rooms || user_id <= 0 || read_id < 0 || !proto_room_ref_valid(room))
+        return 0;
+    json_t *item = json_pack("{s:s,s:s,s:I}", "type", "read", "room", room, "read_id", (json_int_t)read_id);
+    json_t *frame = json_pack("{s:s,s:s,s:I}", "op", "read", "room", room, "read_id", (json_int_t)read_id);
+    char *it = item ? json_dumps(item, JSON_COMPACT) : NULL;
+    char *fr = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
+    int rc = it && fr ? 1 : -1;
+    if (rc > 0) {
+        struct own_user o = { p->srv->rooms, user_id };
+        struct presence_room who = { own_member, own_sessions, &o };
+        struct ephemeral e = { "read", it, fr };
+        deliver(p, &e, 0, &who);
+    }
+    free(it);
+    free(fr);
+    json_decref(item);
+    json_decref(frame);
+    return rc;
+}
+
+static void presence_on_read(void *arg, int64_t user_id, const char *room, int64_t read_id)
+{
+    presence_read_moved(arg, user_id, room, read_id);
+}
+
 /* ---- rooms (rooms.h knows their members) ---- */
 
 static int room_member(void *arg, int64_t user_id)
@@ -780,6 +827,7 @@ void presence_start(struct server *srv)
     p->started = 1;
     if (store_is_shared(srv->store)) {
         store_set_presence_cb(srv->store, presence_on_notify, p);
+        store_set_read_cb(srv->store, presence_on_read, p);
         presence_renew(p, 0);
         lease_arm(p);
     }
@@ -796,8 +844,10 @@ void presence_stop(struct server *srv)
     lws_sul_cancel(&p->lease_sul);
     p->tick_armed = 0;
     p->soon = 0;
-    if (store_is_shared(srv->store))
+    if (store_is_shared(srv->store)) {
         store_set_presence_cb(srv->store, NULL, NULL);
+        store_set_read_cb(srv->store, NULL, NULL);
+    }
 }
 
 void presence_free(struct presence *p)

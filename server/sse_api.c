@@ -170,7 +170,7 @@ static void sse_ended(struct session *s, const char *why)
     lws_callback_on_writable(s->wsi);
 }
 
-/* A presence or typing item: `event:` its type, `data:` the item, no
+/* An ephemeral item (presence, typing, read): `event:` its type, `data:` the item, no
  * `id:` (it has none, and Last-Event-ID must not move), written with the
  * next write, before events. */
 static void sse_ephemeral(struct session *s, const struct ephemeral *e)

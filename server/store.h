@@ -143,6 +143,14 @@ void store_set_session_end_cb(struct store *st, void (*cb)(void *arg, const char
  * is the renewer's key. A store of one instance never calls cb. */
 void store_set_presence_cb(struct store *st, void (*cb)(void *arg, const char *owner), void *arg);
 
+/* cb(arg, user_id, room, read_id) when a ROOM_READ answered STORE_OK on
+ * any instance (the caller's too), from store_notify_drain: how a read
+ * marker reaches the user's clients on every instance. room is as the
+ * call named it (unchecked text). A store of one instance never calls cb. */
+void store_set_read_cb(struct store *st,
+                       void (*cb)(void *arg, int64_t user_id, const char *room, int64_t read_id),
+                       void *arg);
+
 /* ---- synchronous transactions (startup, tools, tests) ---- */
 /* Starts a write transaction (taking the write lock at once). On SQLite
  * the writer thread runs nothing until its commit or rollback; a
@@ -425,6 +433,8 @@ struct store_ops {
     int (*notify_drain)(void *impl);
     void (*session_end_cb)(void *impl, void (*cb)(void *arg, const char *token_hash), void *arg);
     void (*presence_cb)(void *impl, void (*cb)(void *arg, const char *owner), void *arg);
+    void (*read_cb)(void *impl, void (*cb)(void *arg, int64_t user_id, const char *room, int64_t read_id),
+                    void *arg);
     int (*begin)(void *impl);
     int (*commit)(void *impl);
     void (*rollback)(void *impl);

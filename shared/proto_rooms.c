@@ -228,6 +228,13 @@ int proto_parse_ephemeral(const json_t *item, struct proto_ephemeral *out)
     memset(out, 0, sizeof *out);
     if (!type)
         type = json_string_value(json_object_get(item, "op"));
+    if (json_is_object(item) && type && strcmp(type, "read") == 0) {
+        json_t *id = json_object_get(item, "read_id");
+        out->room = json_string_value(json_object_get(item, "room"));
+        out->read_id = json_is_integer(id) ? json_integer_value(id) : -1;
+        out->kind = PROTO_EPH_READ;
+        return out->room && proto_room_ref_valid(out->room) && out->read_id >= 0 ? 0 : -1;
+    }
     out->user = json_string_value(json_object_get(item, "user"));
     if (!json_is_object(item) || !type || !out->user || !proto_name_valid(out->user))
         return -1;

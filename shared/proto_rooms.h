@@ -55,15 +55,18 @@ int proto_parse_history_page(const char *buf, size_t len, const char *room, int6
  * valid, unique names. */
 int proto_parse_presence_list(const char *buf, size_t len, json_t **names, const char **err);
 
-enum proto_eph_kind { PROTO_EPH_PRESENCE = 1, PROTO_EPH_TYPING };
+enum proto_eph_kind { PROTO_EPH_PRESENCE = 1, PROTO_EPH_TYPING, PROTO_EPH_READ };
 struct proto_ephemeral {
     enum proto_eph_kind kind;
-    const char *user;           /* borrowed from the item */
-    const char *room;           /* typing */
+    const char *user;           /* borrowed from the item (not in read) */
+    const char *room;           /* typing, read */
     int online;                 /* presence */
+    int64_t read_id;            /* read: the user's marker of room */
 };
-/* One ephemeral item ({"type":"presence","user","online"} or
- * {"type":"typing","room","user"}; a WebSocket frame has "op" for "type").
+/* One ephemeral item ({"type":"presence","user","online"},
+ * {"type":"typing","room","user"} or {"type":"read","room","read_id"}: the
+ * user's own read marker, moved by another of their clients; a WebSocket
+ * frame has "op" for "type").
  * 0, or -1 if malformed or of an unknown type (ignored by the client). */
 int proto_parse_ephemeral(const json_t *item, struct proto_ephemeral *out);
 

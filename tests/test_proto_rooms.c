@@ -137,6 +137,21 @@ static void test_presence_list_and_ephemeral_items(void **state)
     item = json_pack("{s:s,s:s}", "type", "wave", "user", "bob");
     assert_int_equal(proto_parse_ephemeral(item, &e), -1);
     json_decref(item);
+    item = json_pack("{s:s,s:s,s:I}", "op", "read", "room", "@alice,bob", "read_id", (json_int_t)42);
+    assert_int_equal(proto_parse_ephemeral(item, &e), 0);
+    assert_int_equal(e.kind, PROTO_EPH_READ);
+    assert_string_equal(e.room, "@alice,bob");
+    assert_int_equal(e.read_id, 42);
+    json_decref(item);
+    item = json_pack("{s:s,s:s,s:I}", "type", "read", "room", "rust", "read_id", (json_int_t)-1);
+    assert_int_equal(proto_parse_ephemeral(item, &e), -1);
+    json_decref(item);
+    item = json_pack("{s:s,s:s,s:s}", "type", "read", "room", "rust", "read_id", "42");
+    assert_int_equal(proto_parse_ephemeral(item, &e), -1);
+    json_decref(item);
+    item = json_pack("{s:s,s:I}", "type", "read", "read_id", (json_int_t)42);
+    assert_int_equal(proto_parse_ephemeral(item, &e), -1);
+    json_decref(item);
 }
 
 static void test_room_names_and_topics(void **state)

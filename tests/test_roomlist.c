@@ -2,7 +2,7 @@
  * in the room bar: unread counts that go up for other people's messages
  * in rooms not shown and to zero when shown, the read marker owed once per
  * new message shown, DMs named after the other user with an online mark,
- * "bob is typing" for 5 s, typing notices at most every 3 s, and the
+ * "bob is typing" for 5 s, read markers from the user's other clients, typing notices at most every 3 s, and the
  * history paging cache (each older page asked once). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,6 +131,26 @@ static void test_our_message_from_another_client_reads_the_room(void **state)
     assert_int_equal(roomlist_find(r, "rust")->unread, 1);
     feed(r, chat(3, "rust", "alice"), 1);         /* history: nothing */
     assert_int_equal(roomlist_find(r, "rust")->unread, 1);
+    roomlist_free(r);
+}
+
+/* A read marker from another of our clients (a "read" item): read up to
+ * the newest event known here is read; one below it leaves the count (the
+ * next list counts it); either way we owe no marker up to it. */
+static void test_a_read_item_from_another_client_reads_the_room(void **state)
+{
+    (void)state;
+    struct roomlist *r = with_rust();             /* rust: 4 unread up to id 8 */
+    feed(r, chat(10, "rust", "bob"), 0);
+    roomlist_on_read(r, "rust", 9);               /* not up to 10 */
+    assert_int_equal(roomlist_find(r, "rust")->unread, 5);
+    roomlist_on_read(r, "rust", 10);
+    assert_int_equal(roomlist_find(r, "rust")->unread, 0);
+    assert_int_equal(roomlist_switch_name(r, "rust"), 0);
+    assert_int_equal(roomlist_read_due(r), 0);    /* the server has 10 */
+    feed(r, chat(11, "rust", "bob"), 0);
+    assert_int_equal(roomlist_read_due(r), 11);
+    roomlist_on_read(r, "nosuchroom", 99);        /* ignored */
     roomlist_free(r);
 }
 
@@ -265,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_the_lists_unread_is_not_counted_again),
         cmocka_unit_test(test_a_room_first_shown_asks_its_newest_page_once),
         cmocka_unit_test(test_our_message_from_another_client_reads_the_room),
+        cmocka_unit_test(test_a_read_item_from_another_client_reads_the_room),
         cmocka_unit_test(test_membership_follows_our_member_events),
         cmocka_unit_test(test_direct_messages_are_named_by_the_other_user),
         cmocka_unit_test(test_switching_wraps_and_the_bar_fits),

@@ -224,7 +224,7 @@ struct h_ws {
     int closed;                    /* peer sent close or the TCP stream ended */
     int close_code;                /* from the close frame; 1005 none, -1 no frame */
     int keep_pongs;                /* h_ws_recv_frame returns pongs instead of skipping them */
-    int keep_ephemeral;            /* h_ws_recv_json returns presence and typing frames too */
+    int keep_ephemeral;            /* h_ws_recv_json returns presence, typing and read frames too */
 };
 /* Connects and handshakes on /api/v1/ws with a fixed Sec-WebSocket-Key and
  * Sec-WebSocket-Protocol: chat.v1; asserts 101, the accept key and the

@@ -252,7 +252,7 @@ json_t *h_ws_recv_json(struct h_ws *w, int64_t deadline)
         }
         free(p);
         const char *o = json_string_value(json_object_get(j, "op"));
-        if (!w->keep_ephemeral && o && (!strcmp(o, "presence") || !strcmp(o, "typing"))) {
+        if (!w->keep_ephemeral && o && (!strcmp(o, "presence") || !strcmp(o, "typing") || !strcmp(o, "read"))) {
             json_decref(j);          /* ephemeral (PROTOCOL.md v1.1): not what tests count */
             continue;
         }

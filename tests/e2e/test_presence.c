@@ -19,6 +19,11 @@
  *     only its other party; a non-member's typing or presence list is 403,
  *     an unknown room's (or another pair's DM's) 404; a room's presence
  *     list names its online members;
+ *   - read markers: alice's POST …/read reaches each of her connections
+ *     (WebSocket frame, SSE event without id, a parked long poll answered
+ *     early) as a "read" item with the marker, and nobody else's, for a
+ *     room and for her DM; on PostgreSQL a read on one instance reaches
+ *     her WebSocket on the other;
  *   - ephemeral items are never replayed: a WebSocket resumed from its
  *     cursor, an SSE stream resumed with Last-Event-ID and the next poll
  *     get none of those already delivered, and they move no cursor;
@@ -282,6 +287,123 @@ static void test_typing(void **state)
     took("typing");
 }
 
+/* ---- read markers reach the user's own clients ---- */
+
+/* The read_id of the next {"op":"read","room":room} frame on w, or -1 if
+ * none came by deadline. */
+static int64_t wait_read(struct h_ws *w, const char *room, int64_t deadline)
+{
+    json_t *j;
+    while ((j = h_ws_recv_op(w, "read", deadline)) != NULL) {
+        int64_t id = !strcmp(ev_str(j, "room"), room) ? ev_int(j, "read_id") : -1;
+        json_decref(j);
+        if (id >= 0)
+            return id;
+    }
+    return -1;
+}
+
+/* user's chat message to room (a DM's "to" if to): its id. */
+static int64_t send_chat(int port, const char *tok, const char *field, const char *where)
+{
+    char body[128];
+    struct h_http_resp r;
+    snprintf(body, sizeof body, "{\"%s\":\"%s\",\"body\":\"read me\"}", field, where);
+    h_http_call(port, "POST", "/api/v1/messages", tok, body, -1, &r);
+    CHECK(r.status == 201 || r.status == 200, "send to %s: %d", where, r.status);
+    int64_t id = ev_int(r.json, "id");
+    h_http_resp_free(&r);
+    CHECK(id > 0, "send to %s: no id", where);
+    return id;
+}
+
+static void read_to(int port, const char *tok, const char *room, int64_t id)
+{
+    char path[128], body[64];
+    struct h_http_resp r;
+    snprintf(path, sizeof path, "/api/v1/rooms/%s/read", room);
+    snprintf(body, sizeof body, "{\"id\":%" PRId64 "}", id);
+    h_http_call(port, "POST", path, tok, body, -1, &r);
+    CHECK(r.status == 200 && ev_int(r.json, "read_id") == id, "POST %s: %d", path, r.status);
+    h_http_resp_free(&r);
+}
+
+static void test_read_markers(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char alice_tok[65], alice2_tok[65], bob_tok[65];
+    start_alice_bob(&s, extra_short, alice_tok, bob_tok);
+    CHECK(h_http_login(s.port, "alice", PW_ALICE, alice2_tok) == 200, "alice's second login");
+    struct h_ws *alice = watcher(s.port, alice_tok);
+    struct h_ws *bob = watcher(s.port, bob_tok);
+    struct h_sse *alice_sse = h_sse_open(s.port, alice2_tok, NULL, NULL, NULL);
+    CHECK(alice_sse->status == 200, "alice's stream: %d", alice_sse->status);
+    CHECK(h_sse_wait(alice_sse, "ready", 1, h_deadline(5000)) == 1, "alice's stream: no ready");
+    int64_t id = send_chat(s.port, bob_tok, "room", "general");
+    int fd = park_poll(s.port, alice2_tok, id);
+    int64_t t0 = h_now_ms();
+    read_to(s.port, alice2_tok, "general", id);
+    CHECK(wait_read(alice, "general", h_deadline(5000)) == id, "alice's WebSocket: no read item for %" PRId64, id);
+    CHECK(h_sse_wait(alice_sse, "read", 1, h_deadline(5000)) == 1, "alice's stream: no read event");
+    json_t *m = h_sse_msg(alice_sse, "read", 0);
+    CHECK(!json_object_get(m, "id"), "a read event carries an id: line");
+    json_t *data = json_object_get(m, "data");
+    CHECK(!strcmp(ev_str(data, "room"), "general") && ev_int(data, "read_id") == id, "alice's read event: wrong item");
+    struct h_http_resp r;
+    CHECK(h_http_read_response(fd, &r, 5000) == 0 && r.status == 200, "alice's parked poll: %d", r.status);
+    CHECK(h_now_ms() - t0 < 5000, "alice's parked poll was not answered early for the read item");
+    int saw = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(r.json, "ephemeral"), i, v)
+        saw += !strcmp(ev_str(v, "type"), "read") && ev_int(v, "read_id") == id;
+    CHECK(saw == 1, "alice's poll: %d read items, expected 1", saw);
+    h_http_resp_free(&r);
+    /* her DM: hers only, with the DM's name */
+    int64_t dm = send_chat(s.port, bob_tok, "to", "alice");
+    read_to(s.port, alice2_tok, "@alice,bob", dm);
+    CHECK(wait_read(alice, "@alice,bob", h_deadline(5000)) == dm, "alice's WebSocket: no read item for her DM");
+    CHECK(wait_read(bob, "general", h_deadline(300)) < 0 && wait_read(bob, "@alice,bob", h_deadline(300)) < 0,
+          "bob got alice's read marker");
+    h_sse_close(alice_sse);
+    h_ws_free(alice);
+    h_ws_free(bob);
+    h_server_stop(&s);
+    took("read markers");
+}
+
+/* PostgreSQL: alice reads on one instance, her WebSocket on the other hears. */
+static void test_read_marker_other_instance(void **state)
+{
+    (void)state;
+    if (!h_pg_url()) {
+        if (getenv("CHAT_TEST_PG_REQUIRED"))
+            fail_msg("CHAT_TEST_PG is not set (CHAT_TEST_PG_REQUIRED is)");
+        fprintf(stderr, "    CHAT_TEST_PG is not set: two instances need PostgreSQL\n");
+        skip();
+    }
+    struct h_server s[2];
+    char alice_tok[65], bob_tok[65];
+    h_servers_start_shared(s, 2, extra_short);
+    CHECK(h_http_register(s[0].port, "alice", PW_ALICE) == 201, "register alice");
+    CHECK(h_http_register(s[0].port, "bob", PW_BOB) == 201, "register bob");
+    CHECK(h_http_login(s[0].port, "alice", PW_ALICE, alice_tok) == 200, "login alice");
+    CHECK(h_http_login(s[0].port, "bob", PW_BOB, bob_tok) == 200, "login bob");
+    struct h_ws *alice = watcher(s[1].port, alice_tok);
+    struct h_ws *bob = watcher(s[1].port, bob_tok);
+    int64_t id = send_chat(s[0].port, bob_tok, "room", "general");
+    read_to(s[0].port, alice_tok, "general", id);
+    CHECK(wait_read(alice, "general", h_deadline(5000)) == id,
+          "alice read on instance 1: her WebSocket on instance 2 got no read item");
+    CHECK(wait_read(bob, "general", h_deadline(300)) < 0, "bob got alice's read marker");
+    h_ws_free(alice);
+    h_ws_free(bob);
+    h_server_stop(&s[0]);
+    h_server_stop(&s[1]);
+    took("a read marker across instances");
+}
+
 /* ---- rooms: typing and presence reach members only ---- */
 
 static void post_expect(int port, const char *tok, const char *path, const char *body, int status,
@@ -480,6 +602,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_online_offline_every_transport, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_flap_on_switch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_typing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_markers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_marker_other_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_replayed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rooms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instance_killed, setup, teardown),

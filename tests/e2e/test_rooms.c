@@ -167,7 +167,7 @@ static json_t *sse_feed(struct h_sse *e, size_t n)
     json_t *m;
     json_array_foreach(e->msgs, i, m) {
         const char *ev = ev_str(m, "event");
-        if (!strcmp(ev, "ready") || !strcmp(ev, "presence") || !strcmp(ev, "typing"))
+        if (!strcmp(ev, "ready") || !strcmp(ev, "presence") || !strcmp(ev, "typing") || !strcmp(ev, "read"))
             continue;
         json_ids_push(ids, ev_int(json_object_get(m, "data"), "id"));
     }

@@ -7,6 +7,9 @@
  *   rust make the bar say "2:rust(2)"; Ctrl-N shows rust (messages there,
  *   the count gone) and its read marker reaches the server (the rooms list
  *   of another session of the same user says unread 0);
+ * - read on one client, read on the other: alice's second bin/chat (long
+ *   poll) shows "2:rust(2)" too, and drops the count once her first one
+ *   shows rust (the server's "read" item);
  * - a room not shown at the start: three messages to rust while alice is
  *   away, then one while she shows general: the bar says "2:rust(3)", then
  *   "2:rust(4)" (the list's count, not counted again); Ctrl-N shows rust
@@ -140,6 +143,45 @@ static void test_join_switch_and_unread(void **state)
     h_server_stop(&s);
 }
 
+static void test_read_on_one_client_clears_the_other(void **state)
+{
+    struct h_server s;
+    struct ui_client alice, alice2;
+    char bob[80];
+    (void)state;
+    h_server_start(&s, NULL, NULL);
+    http_user(&s, "bob", bob, 1);
+    call(&s, bob, "POST", "/api/v1/rooms", "{\"name\":\"rust\"}", 201);
+    ui_start(&alice, &s, "alice", "websocket", 80, 24, 1);
+    free(wait_for(&alice, "websocket · connected"));
+    tmux_type("alice", "/join rust", 1);
+    free(wait_for(&alice, "[2:rust]"));
+    tmux_key("alice", "M-1");
+    free(wait_for(&alice, "[1:general]"));
+    ui_spawn_as(&alice2, "alice2", &s, "alice", "long-poll", 80, 24, "");
+    free(wait_for(&alice2, "long-poll · connected"));
+    free(wait_for(&alice2, "2:rust"));
+    post_to(&s, bob, "rust", "one");
+    post_to(&s, bob, "rust", "two");
+    free(wait_for(&alice, "2:rust(2)"));
+    free(wait_for(&alice2, "2:rust(2)"));
+    tmux_key("alice", "C-n");
+    free(wait_for(&alice, "bob: two"));
+    int64_t deadline = h_deadline(WAIT_MS);
+    char *screen = NULL;
+    do {
+        free(screen);
+        h_pump(100);
+        screen = tmux_capture("alice2");
+    } while (screen && strstr(screen, "rust(2)") && h_now_ms() < deadline);
+    CHECK(screen && strstr(screen, "2:rust") && !strstr(screen, "rust(2)"),
+          "alice read rust on one client; the other still counts it:\n%s", screen ? screen : "");
+    free(screen);
+    ui_quit(&alice2);
+    ui_quit(&alice);
+    h_server_stop(&s);
+}
+
 static void test_a_room_not_shown_loads_when_first_shown(void **state)
 {
     struct h_server s;
@@ -242,6 +284,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_join_switch_and_unread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_on_one_client_clears_the_other, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_room_not_shown_loads_when_first_shown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dm_typing_and_presence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_paging, setup, teardown),

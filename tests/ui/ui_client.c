@@ -32,11 +32,18 @@ void ui_password_of(const char *user, char *buf, size_t size)
 void ui_spawn(struct ui_client *c, const struct h_server *s, const char *user,
               const char *transport, int cols, int rows, const char *flags)
 {
+    ui_spawn_as(c, user, s, user, transport, cols, rows, flags);
+}
+
+void ui_spawn_as(struct ui_client *c, const char *session, const struct h_server *s, const char *user,
+                 const char *transport, int cols, int rows, const char *flags)
+{
     char cmd[8192], pw[64];
     const char *dir = h_tmpdir();
-    snprintf(c->name, sizeof c->name, "%s", user);
-    snprintf(c->err, sizeof c->err, "%s/%s.err", dir, user);
-    snprintf(c->status, sizeof c->status, "%s/%s.status", dir, user);
+    snprintf(c->name, sizeof c->name, "%s", session);
+    snprintf(c->user, sizeof c->user, "%s", user);
+    snprintf(c->err, sizeof c->err, "%s/%s.err", dir, session);
+    snprintf(c->status, sizeof c->status, "%s/%s.status", dir, session);
     ui_password_of(user, pw, sizeof pw);
     snprintf(cmd, sizeof cmd,
              "LANG=C.UTF-8 CHAT_PASSWORD='%s' timeout --foreground 300 '%s' --server %s "
@@ -83,7 +90,7 @@ void ui_wait_exit_code(struct ui_client *c, int want)
     CHECK(err && !strstr(err, "Sanitizer") && !strstr(err, "runtime error"),
           "%s: sanitizer report on stderr:\n%s", c->name, err ? err : "");
     char cost[64];
-    snprintf(cost, sizeof cost, "chat: %s, ", c->name);
+    snprintf(cost, sizeof cost, "chat: %s, ", c->user[0] ? c->user : c->name);
     CHECK(strstr(err, cost) && strstr(err, " requests · "),
           "%s: no cost line on stderr at exit:\n%s", c->name, err);
     free(status);

@@ -13,7 +13,8 @@
 #define UI_WAIT_MS 20000
 
 struct ui_client {
-    char name[32];              /* tmux session name = user name */
+    char name[32];              /* tmux session name (the user name, by default) */
+    char user[32];              /* who it logs in as */
     char err[512], status[512]; /* files in the harness's temp dir */
 };
 
@@ -30,6 +31,9 @@ void ui_password_of(const char *user, char *buf, size_t size);
  * "--register"); stderr and the exit status go to c->err and c->status. */
 void ui_spawn(struct ui_client *c, const struct h_server *s, const char *user,
               const char *transport, int cols, int rows, const char *flags);
+/* The same in a tmux session named session (a second client of one user). */
+void ui_spawn_as(struct ui_client *c, const char *session, const struct h_server *s, const char *user,
+                 const char *transport, int cols, int rows, const char *flags);
 
 /* What a stream holds, its first 64 KiB (malloc'd, NUL-terminated), or NULL. */
 char *ui_read_stream(FILE *f);
