@@ -793,7 +793,7 @@ static int route_room_typing(struct session *s, const char *name)
         return rc;
     struct presence_room who;
     struct presence_room_ix ix;
-    if (presence_typing(s, name, presence_room_of(&who, &ix, s->srv->rooms, id)) < 0)
+    if (presence_typing(s, name, id, presence_room_of(&who, &ix, s->srv->rooms, id)) < 0)
         return http_error(s, 500, "internal", "out of memory");
     return http_json(s, 200, json_pack("{s:b}", "ok", 1));
 }

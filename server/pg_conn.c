@@ -23,7 +23,7 @@
 #define A_CONNECT_TIMEOUT_MS 10000  /* as the blocking connections' connect_timeout */
 enum { L_DOWN, L_CONNECTING, L_LISTENING, L_READY };   /* the listener's states */
 #define LISTEN_SQL "LISTEN " NOTIFY_CHANNEL "; LISTEN " SESSIONS_CHANNEL "; LISTEN " PRESENCE_CHANNEL \
-                   "; LISTEN " READS_CHANNEL
+                   "; LISTEN " READS_CHANNEL "; LISTEN " EPHEMERAL_CHANNEL
 
 /* ---- statement parameters, as text ---- */
 
@@ -532,6 +532,11 @@ static int listen_notified(struct pg *g, const PGnotify *n)
 {
     if (!strcmp(n->relname, READS_CHANNEL)) {
         read_notified(g, n->extra);
+        return 0;
+    }
+    if (!strcmp(n->relname, EPHEMERAL_CHANNEL)) {
+        if (g->broadcast_cb && n->extra)
+            g->broadcast_cb(g->broadcast_arg, n->extra);
         return 0;
     }
     if (!strcmp(n->relname, PRESENCE_CHANNEL)) {

@@ -22,6 +22,8 @@
 /* The channel a moved read marker notifies with "user_id read_id room"
  * (Q_READ_NOTIFY, after a ROOM_READ). */
 #define READS_CHANNEL "chatd_reads"
+/* The channel STORE_CALL_BROADCAST notifies with its payload (Q_BROADCAST). */
+#define EPHEMERAL_CHANNEL "chatd_ephemeral"
 
 struct pg_req;
 
@@ -44,6 +46,8 @@ struct pg {
     void *presence_arg;
     void (*read_cb)(void *arg, int64_t user_id, const char *room, int64_t read_id);
     void *read_arg;
+    void (*broadcast_cb)(void *arg, const char *payload);
+    void *broadcast_arg;
     /* the asynchronous connection (pg_async_*), its own session */
     PGconn *aconn;
     int astate;                 /* A_DOWN, A_CONNECTING, A_SETUP, A_READY */

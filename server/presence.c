@@ -503,7 +503,34 @@ static int typing_take(struct presence_user *u, const char *room, int64_t now)
     return 1;
 }
 
-int presence_typing(struct session *s, const char *room, const struct presence_room *who)
+/* The typing item of user (user_id) in room, to who's members but the typer. */
+static int typing_deliver(struct presence *p, int64_t user_id, const char *user, const char *room,
+                          const struct presence_room *who)
+{
+    json_t *item = json_pack("{s:s,s:s,s:s}", "type", "typing", "room", room, "user", user);
+    json_t *frame = json_pack("{s:s,s:s,s:s}", "op", "typing", "room", room, "user", user);
+    char *it = item ? json_dumps(item, JSON_COMPACT) : NULL;
+    char *fr = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
+    int rc = it && fr ? 1 : -1;
+    if (rc > 0) {
+        struct ephemeral e = { "typing", it, fr };
+        deliver(p, &e, user_id, who);
+    }
+    free(it);
+    free(fr);
+    json_decref(item);
+    json_decref(frame);
+    return rc;
+}
+
+static void broadcast_done(void *arg, const struct store_reply *rep)
+{
+    (void)arg;
+    if (rep->rc != STORE_OK)      /* ephemeral: lost, not retried */
+        lwsl_warn("presence: a typing item did not reach the other instances\n");
+}
+
+int presence_typing(struct session *s, const char *room, int64_t room_id, const struct presence_room *who)
 {
     struct presence *p = s->srv->presence;
     if (!p || !s->user_id)
@@ -515,20 +542,30 @@ int presence_typing(struct session *s, const char *room, const struct presence_r
     user_wait(p, u);                 /* forgotten once its stamp is old */
     if (!typing_take(u, room, now))
         return 0;
-    json_t *item = json_pack("{s:s,s:s,s:s}", "type", "typing", "room", room, "user", u->name);
-    json_t *frame = json_pack("{s:s,s:s,s:s}", "op", "typing", "room", room, "user", u->name);
-    char *it = item ? json_dumps(item, JSON_COMPACT) : NULL;
-    char *fr = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
-    int rc = it && fr ? 1 : -1;
-    if (rc > 0) {
-        struct ephemeral e = { "typing", it, fr };
-        deliver(p, &e, u->user_id, who);
-    }
-    free(it);
-    free(fr);
-    json_decref(item);
-    json_decref(frame);
-    return rc;
+    if (!p->srv->store || !store_is_shared(p->srv->store))
+        return typing_deliver(p, u->user_id, u->name, room, who);
+    char payload[STORE_BROADCAST_MAX];
+    if (snprintf(payload, sizeof payload, "typing %lld %lld %s %s", (long long)u->user_id,
+                 (long long)room_id, u->name, room) >= (int)sizeof payload)
+        return 0;
+    struct store_args a = { .payload = payload };
+    store_call_async(p->srv->store, 0, STORE_CALL_BROADCAST, &a, broadcast_done, NULL);
+    return 1;
+}
+
+/* Another instance's (or this one's) STORE_CALL_BROADCAST: a typing item,
+ * "typing USER_ID ROOM_ID USER ROOM", relayed to the room's members here. */
+static void presence_on_broadcast(void *arg, const char *payload)
+{
+    struct presence *p = arg;
+    long long user_id, room_id;
+    char user[PROTO_USER_MAX + 1], room[PROTO_ROOM_REF_MAX + 1];
+    if (sscanf(payload, "typing %lld %lld %32s %66s", &user_id, &room_id, user, room) != 4 ||
+        user_id <= 0 || room_id <= 0 || !proto_name_valid(user) || !proto_room_ref_valid(room))
+        return;
+    struct presence_room who;
+    struct presence_room_ix ix;
+    typing_deliver(p, user_id, user, room, presence_room_of(&who, &ix, p->srv->rooms, room_id));
 }
 
 /* ---- read markers ---- */
@@ -828,6 +865,7 @@ void presence_start(struct server *srv)
     if (store_is_shared(srv->store)) {
         store_set_presence_cb(srv->store, presence_on_notify, p);
         store_set_read_cb(srv->store, presence_on_read, p);
+        store_set_broadcast_cb(srv->store, presence_on_broadcast, p);
         presence_renew(p, 0);
         lease_arm(p);
     }
@@ -847,6 +885,7 @@ void presence_stop(struct server *srv)
     if (store_is_shared(srv->store)) {
         store_set_presence_cb(srv->store, NULL, NULL);
         store_set_read_cb(srv->store, NULL, NULL);
+        store_set_broadcast_cb(srv->store, NULL, NULL);
     }
 }
 

@@ -80,10 +80,12 @@ int64_t presence_room_find(const struct session *s, const char *name, int *statu
  * shown); O(the room's members), from the room index. */
 int64_t presence_room_online(struct presence *p, struct rooms *r, int64_t room_id);
 
-/* Typing by s in room (a name the caller has checked, s a member):
- * relayed to the room's other members (who: NULL, everyone) at most once
- * per PRESENCE_TYPING_MS (1), or dropped (0); -1 out of memory. */
-int  presence_typing(struct session *s, const char *room, const struct presence_room *who);
+/* Typing by s in room (a name the caller has checked, s a member; room_id
+ * its id): relayed to the room's other members (who: NULL, everyone) at
+ * most once per PRESENCE_TYPING_MS (1), or dropped (0); -1 out of memory.
+ * On a shared store it goes to every instance (STORE_CALL_BROADCAST),
+ * each relaying it to the room's members it holds. */
+int  presence_typing(struct session *s, const char *room, int64_t room_id, const struct presence_room *who);
 
 /* user_id's read marker of room moved to read_id (this instance's answer
  * on a store of one instance, else every instance's store notification):

@@ -284,6 +284,12 @@ void store_set_session_end_cb(struct store *st, void (*cb)(void *arg, const char
         st->ops->session_end_cb(st->impl, cb, arg);
 }
 
+void store_set_broadcast_cb(struct store *st, void (*cb)(void *arg, const char *payload), void *arg)
+{
+    if (st->ops->broadcast_cb)
+        st->ops->broadcast_cb(st->impl, cb, arg);
+}
+
 void store_set_read_cb(struct store *st,
                        void (*cb)(void *arg, int64_t user_id, const char *room, int64_t read_id),
                        void *arg)

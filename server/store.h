@@ -143,6 +143,12 @@ void store_set_session_end_cb(struct store *st, void (*cb)(void *arg, const char
  * is the renewer's key. A store of one instance never calls cb. */
 void store_set_presence_cb(struct store *st, void (*cb)(void *arg, const char *owner), void *arg);
 
+/* cb(arg, payload) for every STORE_CALL_BROADCAST of any instance (this
+ * one's too), from store_notify_drain; payload is unchecked text. A store
+ * of one instance never calls cb. */
+#define STORE_BROADCAST_MAX 1024
+void store_set_broadcast_cb(struct store *st, void (*cb)(void *arg, const char *payload), void *arg);
+
 /* cb(arg, user_id, room, read_id) when a ROOM_READ answered STORE_OK on
  * any instance (the caller's too), from store_notify_drain: how a read
  * marker reaches the user's clients on every instance. room is as the
@@ -291,6 +297,10 @@ enum store_call_kind {
      * live lease. notify: the other instances hear of it
      * (store_set_presence_cb) once it is committed. */
     STORE_CALL_PRESENCE_RENEW,
+    /* payload (text, at most STORE_BROADCAST_MAX bytes) to every instance
+     * (store_set_broadcast_cb), this one included: what ephemeral items
+     * cross instances by (typing). A store of one instance: nothing, OK. */
+    STORE_CALL_BROADCAST,
     STORE_CALL_COUNT
 };
 
@@ -435,6 +445,7 @@ struct store_ops {
     void (*presence_cb)(void *impl, void (*cb)(void *arg, const char *owner), void *arg);
     void (*read_cb)(void *impl, void (*cb)(void *arg, int64_t user_id, const char *room, int64_t read_id),
                     void *arg);
+    void (*broadcast_cb)(void *impl, void (*cb)(void *arg, const char *payload), void *arg);
     int (*begin)(void *impl);
     int (*commit)(void *impl);
     void (*rollback)(void *impl);

@@ -65,6 +65,7 @@ enum q_id {
     Q_PRESENCE_RENEW,
     Q_NOTIFY,
     Q_READ_NOTIFY,
+    Q_BROADCAST,
     Q_COUNT
 };
 
@@ -231,6 +232,8 @@ static const char *const SQL[Q_COUNT] = {
     /* After a ROOM_READ: "user_id read_id room" to every instance. */
     [Q_READ_NOTIFY] =
         "SELECT pg_notify('" READS_CHANNEL "', $1)",
+    [Q_BROADCAST] =
+        "SELECT pg_notify('" EPHEMERAL_CHANNEL "', $1)",
 };
 
 /* ---- open, close, transactions ---- */
@@ -275,6 +278,13 @@ static void pg_read_cb(void *impl, void (*cb)(void *arg, int64_t user_id, const 
     struct pg *g = impl;
     g->read_cb = cb;
     g->read_arg = arg;
+}
+
+static void pg_broadcast_cb(void *impl, void (*cb)(void *arg, const char *payload), void *arg)
+{
+    struct pg *g = impl;
+    g->broadcast_cb = cb;
+    g->broadcast_arg = arg;
 }
 
 static int pg_begin(void *impl)
@@ -796,7 +806,7 @@ static const char *const CALL_NAMES[STORE_CALL_COUNT] = {
     [STORE_CALL_ROOM_LEAVE] = "room_leave", [STORE_CALL_ROOM_TOPIC] = "room_topic",
     [STORE_CALL_ROOM_READ] = "room_read", [STORE_CALL_DM_OPEN] = "dm_open",
     [STORE_CALL_ROOM_MESSAGES] = "room_messages", [STORE_CALL_ROOMS_LIST] = "rooms_list",
-    [STORE_CALL_PRESENCE_RENEW] = "presence_renew",
+    [STORE_CALL_PRESENCE_RENEW] = "presence_renew", [STORE_CALL_BROADCAST] = "broadcast",
 };
 
 /* chat_room_op's parameters for a room call. */
@@ -886,6 +896,9 @@ static int async_params(enum store_call_kind kind, const struct store_args *a,
         *q = Q_ROOM_MESSAGES; p_i64(p, a->user_id); p_str(p, a->name);
         p_i64(p, a->before > 0 ? a->before : INT64_MAX); p_i64(p, a->limit < 1 ? 1 : a->limit);
         return 0;
+    case STORE_CALL_BROADCAST:
+        *q = Q_BROADCAST; p_str(p, a->payload);
+        return a->payload && strlen(a->payload) <= STORE_BROADCAST_MAX ? 0 : -1;
     case STORE_CALL_ROOMS_LIST:
         *q = Q_ROOMS_LIST; p_i64(p, a->user_id);
         p_i64(p, STORE_ROOMS_LIST_MAX + STORE_ROOMS_PER_USER); p_i64(p, STORE_UNREAD_MAX);
@@ -1184,6 +1197,8 @@ static int async_read(struct pg *g, struct async_ctx *c, const PGresult *r, stru
         return async_many(c, r, rep);
     case STORE_CALL_ROOMS_LIST:
         return room_list_rows(r, rep);
+    case STORE_CALL_BROADCAST:
+        return STORE_OK;
     case STORE_CALL_ROOM_CREATE: case STORE_CALL_ROOM_JOIN: case STORE_CALL_ROOM_LEAVE:
     case STORE_CALL_ROOM_TOPIC: case STORE_CALL_ROOM_READ: case STORE_CALL_DM_OPEN:
     case STORE_CALL_ROOM_MESSAGES:
@@ -1449,6 +1464,7 @@ const struct store_ops store_pg_ops = {
     .session_end_cb = pg_session_end_cb,
     .presence_cb = pg_presence_cb,
     .read_cb = pg_read_cb,
+    .broadcast_cb = pg_broadcast_cb,
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,

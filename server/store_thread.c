@@ -359,6 +359,7 @@ static int run_call(struct store_thread *th, struct req *r)
     case STORE_CALL_EVENTS_APPEND_MANY:
         return run_append_many(th, r, r->txn == 0);
     case STORE_CALL_PRESENCE_RENEW:     /* one instance: nobody else holds leases */
+    case STORE_CALL_BROADCAST:          /* nor hears */
         return STORE_OK;
     default:
         if (r->kind >= STORE_CALL_ROOM_CREATE && r->kind < STORE_CALL_COUNT)

@@ -478,7 +478,7 @@ static int ws_typing(struct session *s, const struct proto_ws_frame *f)
                              : ws_error(s, "not_found", "no such room");
     struct presence_room who;
     struct presence_room_ix ix;
-    return presence_typing(s, name, presence_room_of(&who, &ix, s->srv->rooms, id)) < 0 ? -1 : 0;
+    return presence_typing(s, name, id, presence_room_of(&who, &ix, s->srv->rooms, id)) < 0 ? -1 : 0;
 }
 
 static void ws_on_posted(struct session *s, const char *client_msg_id, int rc, int64_t id, int64_t ts)

@@ -219,16 +219,16 @@ static void test_typing_rate(void **state)
     presence_hold(bob);
     presence_hold(carol);
     int alice_before = f->conn[0].n, bob_before = f->conn[1].n, carol_before = f->conn[2].n;
-    assert_int_equal(presence_typing(alice, "general", NULL), 1);
-    assert_int_equal(presence_typing(alice, "general", NULL), 0);
+    assert_int_equal(presence_typing(alice, "general", 1, NULL), 1);
+    assert_int_equal(presence_typing(alice, "general", 1, NULL), 0);
     at(f, PRESENCE_TYPING_MS - 1);
-    assert_int_equal(presence_typing(alice, "general", NULL), 0);
+    assert_int_equal(presence_typing(alice, "general", 1, NULL), 0);
     assert_int_equal(f->conn[1].n, bob_before + 1);
     assert_string_equal(f->conn[1].last, "{\"op\":\"typing\",\"room\":\"general\",\"user\":\"alice\"}");
     assert_int_equal(f->conn[0].n, alice_before);
     at(f, PRESENCE_TYPING_MS);
-    assert_int_equal(presence_typing(alice, "general", NULL), 1);
-    assert_int_equal(presence_typing(alice, "rust", &rust), 1);    /* per room */
+    assert_int_equal(presence_typing(alice, "general", 1, NULL), 1);
+    assert_int_equal(presence_typing(alice, "rust", 7, &rust), 1);    /* per room */
     assert_int_equal(f->conn[1].n, bob_before + 3);
     assert_int_equal(f->conn[2].n, carol_before + 2);              /* not rust's */
     json_t *names = presence_online_names(f->srv.presence, &rust);

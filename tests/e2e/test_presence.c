@@ -23,7 +23,7 @@
  *     (WebSocket frame, SSE event without id, a parked long poll answered
  *     early) as a "read" item with the marker, and nobody else's, for a
  *     room and for her DM; on PostgreSQL a read on one instance reaches
- *     her WebSocket on the other;
+ *     her WebSocket on the other, and so does bob's typing (once);
  *   - ephemeral items are never replayed: a WebSocket resumed from its
  *     cursor, an SSE stream resumed with Last-Event-ID and the next poll
  *     get none of those already delivered, and they move no cursor;
@@ -373,7 +373,8 @@ static void test_read_markers(void **state)
     took("read markers");
 }
 
-/* PostgreSQL: alice reads on one instance, her WebSocket on the other hears. */
+/* PostgreSQL: alice reads on one instance, her WebSocket on the other hears;
+ * bob types on one, alice on the other sees it. */
 static void test_read_marker_other_instance(void **state)
 {
     (void)state;
@@ -397,11 +398,21 @@ static void test_read_marker_other_instance(void **state)
     CHECK(wait_read(alice, "general", h_deadline(5000)) == id,
           "alice read on instance 1: her WebSocket on instance 2 got no read item");
     CHECK(wait_read(bob, "general", h_deadline(300)) < 0, "bob got alice's read marker");
+    /* typing on one instance reaches the room's members on the other, once */
+    struct h_http_resp r;
+    for (int k = 0; k < 2; k++) {
+        h_http_call(s[0].port, "POST", "/api/v1/rooms/general/typing", bob_tok, NULL, 0, &r);
+        CHECK(r.status == 200, "POST typing on instance 1: %d", r.status);
+        h_http_resp_free(&r);
+    }
+    CHECK(count_typing(alice, "bob", h_deadline(2000)) == 1,
+          "bob typed twice on instance 1: alice on instance 2 should see it once");
+    CHECK(count_typing(bob, "bob", h_deadline(300)) == 0, "bob got his own typing");
     h_ws_free(alice);
     h_ws_free(bob);
     h_server_stop(&s[0]);
     h_server_stop(&s[1]);
-    took("a read marker across instances");
+    took("a read marker and typing across instances");
 }
 
 /* ---- rooms: typing and presence reach members only ---- */
