@@ -126,6 +126,7 @@ struct http_state {
     char     room[PROTO_DM_NAME_MAX + 1]; /* a DM sent: its room, for the answer */
     struct sweep_link hold;   /* long-poll deadline (sweep.c) */
     int      poll_parked;
+    int      input_held;      /* parked: lws watches it for no input (http_park) */
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
     struct http_call *call;   /* the store call it waits for (http_api.c) */
     int    (*route)(struct session *s);  /* to run once authenticated */
@@ -167,6 +168,7 @@ struct sse_state {
     int64_t  cursor;          /* highest event id sent */
     int      more;            /* the feed may have events after cursor */
     int      head_sent;       /* the response head and the ready event are out */
+    int      input_held;      /* between writes lws watches it for no input (sse_api.c) */
     int      beat_due;        /* the heartbeat comment is due */
     const char *end_reason;   /* the session ended (or the server stops): say so, close */
     int      closing;         /* the end was written: close at the next WRITEABLE */

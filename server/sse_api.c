@@ -40,6 +40,28 @@ static void sse_ephemeral(struct session *s, const struct ephemeral *e);
 
 static const struct session_ops sse_ops = { sse_wake, sse_posted, sse_ended, sse_ephemeral };
 
+/* Asks for WRITEABLE, watching the connection for input again first: lws
+ * 4.1 gives an HTTP/1 connection watched for none no WRITEABLE. */
+static void sse_want_write(struct session *s)
+{
+    if (s->u.sse.input_held) {
+        s->u.sse.input_held = 0;
+        lws_rx_flow_control(s->wsi, 1);
+    }
+    lws_callback_on_writable(s->wsi);
+}
+
+/* Between writes nothing is read from the client, and nothing is watched
+ * for: a client gone would leave the socket readable (at its end) and the
+ * loop spinning until the probe (presence.c) closes it, within a second. */
+static void sse_hold_input(struct session *s)
+{
+    if (!s->u.sse.input_held && lws_get_network_wsi(s->wsi) == s->wsi) {
+        s->u.sse.input_held = 1;
+        lws_rx_flow_control(s->wsi, 0);
+    }
+}
+
 int sse_is_stream(const struct session *s)
 {
     return s && s->ops == &sse_ops;
@@ -104,7 +126,7 @@ static void sse_beat_due(struct server *srv, struct sweep_link *l)
     struct session *s = lws_container_of(l, struct session, u.sse.beat);
     sse_beat_restart(s);
     s->u.sse.beat_due = 1;
-    lws_callback_on_writable(s->wsi);
+    sse_want_write(s);
 }
 
 /* ---- start ---- */
@@ -143,7 +165,7 @@ unsigned sse_start(struct session *s, const char *query, const char **code, cons
         lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
         lws_http_headers_detach(s->wsi);
     }
-    lws_callback_on_writable(s->wsi);
+    sse_want_write(s);
     return 0;
 }
 
@@ -155,7 +177,7 @@ static void sse_wake(struct session *s)
         s->u.sse.closing = 1;       /* the client resumes elsewhere, or later */
     else
         s->u.sse.more = 1;
-    lws_callback_on_writable(s->wsi);
+    sse_want_write(s);
 }
 
 static void sse_posted(struct session *s, const char *cmid, int rc, int64_t id, int64_t ts)
@@ -167,7 +189,7 @@ static void sse_ended(struct session *s, const char *why)
 {
     s->u.sse.end_reason = why ? why : "session ended";
     s->u.sse.more = 0;
-    lws_callback_on_writable(s->wsi);
+    sse_want_write(s);
 }
 
 /* An ephemeral item (presence, typing, read): `event:` its type, `data:` the item, no
@@ -183,7 +205,7 @@ static void sse_ephemeral(struct session *s, const struct ephemeral *e)
     if (n <= 0 || (size_t)n >= sizeof text)
         return;
     eph_queue_push(&st->eph, text, sweep_mono_ms());
-    lws_callback_on_writable(s->wsi);
+    sse_want_write(s);
 }
 
 /* ---- writing ---- */
@@ -353,7 +375,7 @@ static int sse_on_writeable(struct session *s)
     if (e->head_sent == HEAD_NONE) {    /* alone: on HTTP/2 the head is its own frame */
         if (sse_write_head(s) < 0)
             return -1;
-        lws_callback_on_writable(s->wsi);
+        sse_want_write(s);
         return 0;
     }
     struct sse_pack out = { sse_buf + LWS_PRE, 0 };
@@ -365,7 +387,9 @@ static int sse_on_writeable(struct session *s)
         sse_beat_restart(s);
     }
     if (e->more || e->closing || e->eph.head)   /* the rest, or the close once the end is out */
-        lws_callback_on_writable(s->wsi);
+        sse_want_write(s);
+    else
+        sse_hold_input(s);
     return 0;
 }
 

@@ -11,6 +11,8 @@
  *     /api/v1/rooms/general/presence agrees;
  *   - bob switching transport (WebSocket, then SSE, then a parked long
  *     poll) within the grace shows no offline/online flap;
+ *   - a client gone while its long poll is parked or its SSE stream open
+ *     costs chatd no CPU while it notices (no busy loop on the socket);
  *   - typing reaches the other users on every transport (WebSocket frame,
  *     SSE event without id, the long poll's "ephemeral", answered early),
  *     at most once per 3 s per user and room, never to the typer; POST
@@ -203,6 +205,65 @@ static void test_no_flap_on_switch(void **state)
     h_ws_free(alice);
     h_server_stop(&s);
     took("no flap on a transport switch");
+}
+
+/* ---- a client gone while chatd holds its connection ---- */
+
+/* CPU time (user + system) of process pid so far, ms. */
+static int64_t cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    CHECK(f, "cannot read %s", path);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');     /* after the command name */
+    unsigned long long ut = 0, st = 0;
+    CHECK(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2,
+          "%s: unreadable", path);
+    return (int64_t)((ut + st) * 1000 / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+/* chatd's CPU over the next 1.5 s, the time it takes to notice. */
+static int64_t cpu_while_noticing(const struct h_server *s)
+{
+    int64_t c0 = cpu_ms(s->proc->pid), end = h_deadline(1500);
+    for (int64_t now = h_now_ms(); now < end; now = h_now_ms())
+        h_pump((int)(end - now));
+    return cpu_ms(s->proc->pid) - c0;
+}
+
+/* A client that goes away while its long poll is parked, or while it holds
+ * an SSE stream, costs chatd nothing until it notices (within a second,
+ * the probe): its socket reads as ended, but chatd reads nothing from a
+ * held HTTP/1 connection, so if it kept watching it for input its loop
+ * would spin meanwhile (measured before the fix: ~1 s of CPU, 25,000
+ * epoll_wait calls, and the next argon2id login twice as slow). */
+static void test_gone_client_costs_no_cpu(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char alice_tok[65], bob_tok[65];
+    start_alice_bob(&s, extra_short, alice_tok, bob_tok);
+    json_t *evs = h_http_get_events(s.port, alice_tok, 0);
+    int64_t next = json_array_size(evs) ? ev_int(json_array_get(evs, json_array_size(evs) - 1), "id") : 0;
+    json_decref(evs);
+    int fd = park_poll(s.port, alice_tok, next);
+    close(fd);
+    int64_t spent = cpu_while_noticing(&s);
+    fprintf(stderr, "    a parked long poll's client gone: chatd used %lld ms of CPU in 1.5 s\n", (long long)spent);
+    CHECK(spent < 300, "a parked long poll's client went away: chatd used %lld ms of CPU in 1.5 s",
+          (long long)spent);
+    struct h_sse *e = h_sse_open(s.port, bob_tok, NULL, NULL, NULL);
+    CHECK(e->status == 200 && h_sse_wait(e, "ready", 1, h_deadline(5000)) == 1, "bob's stream: %d", e->status);
+    h_sse_close(e);
+    spent = cpu_while_noticing(&s);
+    fprintf(stderr, "    an SSE stream's client gone: chatd used %lld ms of CPU in 1.5 s\n", (long long)spent);
+    CHECK(spent < 300, "an SSE stream's client went away: chatd used %lld ms of CPU in 1.5 s", (long long)spent);
+    h_server_stop(&s);
+    took("gone clients");
 }
 
 /* ---- typing ---- */
@@ -612,6 +673,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_online_offline_every_transport, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_flap_on_switch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone_client_costs_no_cpu, setup, teardown),
         cmocka_unit_test_setup_teardown(test_typing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_markers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_marker_other_instance, setup, teardown),
