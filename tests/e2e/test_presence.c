@@ -434,24 +434,32 @@ static void test_read_markers(void **state)
     took("read markers");
 }
 
-/* PostgreSQL: alice reads on one instance, her WebSocket on the other hears;
- * bob types on one, alice on the other sees it. */
-static void test_read_marker_other_instance(void **state)
+/* Two instances on one PostgreSQL (the test is skipped without one, or
+ * fails if CHAT_TEST_PG_REQUIRED), alice and bob registered and logged in. */
+static void two_instances(struct h_server s[2], const char *const *extra, char alice_tok[65],
+                          char bob_tok[65])
 {
-    (void)state;
     if (!h_pg_url()) {
         if (getenv("CHAT_TEST_PG_REQUIRED"))
             fail_msg("CHAT_TEST_PG is not set (CHAT_TEST_PG_REQUIRED is)");
         fprintf(stderr, "    CHAT_TEST_PG is not set: two instances need PostgreSQL\n");
         skip();
     }
-    struct h_server s[2];
-    char alice_tok[65], bob_tok[65];
-    h_servers_start_shared(s, 2, extra_short);
+    h_servers_start_shared(s, 2, extra);
     CHECK(h_http_register(s[0].port, "alice", PW_ALICE) == 201, "register alice");
     CHECK(h_http_register(s[0].port, "bob", PW_BOB) == 201, "register bob");
     CHECK(h_http_login(s[0].port, "alice", PW_ALICE, alice_tok) == 200, "login alice");
     CHECK(h_http_login(s[0].port, "bob", PW_BOB, bob_tok) == 200, "login bob");
+}
+
+/* PostgreSQL: alice reads on one instance, her WebSocket on the other hears;
+ * bob types on one, alice on the other sees it. */
+static void test_read_marker_other_instance(void **state)
+{
+    (void)state;
+    struct h_server s[2];
+    char alice_tok[65], bob_tok[65];
+    two_instances(s, extra_short, alice_tok, bob_tok);
     struct h_ws *alice = watcher(s[1].port, alice_tok);
     struct h_ws *bob = watcher(s[1].port, bob_tok);
     int64_t id = send_chat(s[0].port, bob_tok, "room", "general");
@@ -629,21 +637,11 @@ static void test_not_replayed(void **state)
 static void test_instance_killed(void **state)
 {
     (void)state;
-    if (!h_pg_url()) {
-        if (getenv("CHAT_TEST_PG_REQUIRED"))
-            fail_msg("CHAT_TEST_PG is not set (CHAT_TEST_PG_REQUIRED is)");
-        fprintf(stderr, "    CHAT_TEST_PG is not set: two instances need PostgreSQL\n");
-        skip();
-    }
     static const char *const extra[] = { "--presence-grace-ms", "1000", "--presence-poll-ms", "1500",
                                          "--presence-lease-ms", "3000", NULL };
     struct h_server s[2];
     char alice_tok[65], bob_tok[65];
-    h_servers_start_shared(s, 2, extra);
-    CHECK(h_http_register(s[0].port, "alice", PW_ALICE) == 201, "register alice");
-    CHECK(h_http_register(s[0].port, "bob", PW_BOB) == 201, "register bob");
-    CHECK(h_http_login(s[0].port, "alice", PW_ALICE, alice_tok) == 200, "login alice");
-    CHECK(h_http_login(s[0].port, "bob", PW_BOB, bob_tok) == 200, "login bob");
+    two_instances(s, extra, alice_tok, bob_tok);
     struct h_ws *alice = watcher(s[1].port, alice_tok);
     struct h_ws *bob = watcher(s[0].port, bob_tok);
     CHECK(wait_presence(alice, "bob", 1, h_deadline(5000)) >= 0,

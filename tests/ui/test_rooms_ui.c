@@ -103,20 +103,26 @@ static int64_t unread_of(const struct h_server *s, const char *token, const char
     return n;
 }
 
+/* A server where bob (over HTTP: his token in bob) made rust, and alice's
+ * bin/chat (WebSocket, 80x24) joined it with /join. */
+static void alice_joins_rust(struct h_server *s, struct ui_client *alice, char bob[80])
+{
+    h_server_start(s, NULL, NULL);
+    http_user(s, "bob", bob, 1);
+    call(s, bob, "POST", "/api/v1/rooms", "{\"name\":\"rust\",\"topic\":\"Ownership\"}", 201);
+    ui_start(alice, s, "alice", "websocket", 80, 24, 1);
+    free(wait_for(alice, "websocket · connected"));
+    tmux_type("alice", "/join rust", 1);
+    free(wait_for(alice, "[2:rust]"));
+}
+
 static void test_join_switch_and_unread(void **state)
 {
     struct h_server s;
     struct ui_client alice;
     char bob[80], alice2[80];
     (void)state;
-    h_server_start(&s, NULL, NULL);
-    http_user(&s, "bob", bob, 1);
-    call(&s, bob, "POST", "/api/v1/rooms", "{\"name\":\"rust\",\"topic\":\"Ownership\"}", 201);
-    ui_start(&alice, &s, "alice", "websocket", 80, 24, 1);
-    free(wait_for(&alice, "websocket · connected"));
-
-    tmux_type("alice", "/join rust", 1);
-    free(wait_for(&alice, "[2:rust]"));
+    alice_joins_rust(&s, &alice, bob);
     free(wait_for(&alice, ": Ownership"));
     post_to(&s, bob, "rust", "borrow checker says hi");
     free(wait_for(&alice, "bob: borrow checker says hi"));
@@ -149,13 +155,7 @@ static void test_read_on_one_client_clears_the_other(void **state)
     struct ui_client alice, alice2;
     char bob[80];
     (void)state;
-    h_server_start(&s, NULL, NULL);
-    http_user(&s, "bob", bob, 1);
-    call(&s, bob, "POST", "/api/v1/rooms", "{\"name\":\"rust\"}", 201);
-    ui_start(&alice, &s, "alice", "websocket", 80, 24, 1);
-    free(wait_for(&alice, "websocket · connected"));
-    tmux_type("alice", "/join rust", 1);
-    free(wait_for(&alice, "[2:rust]"));
+    alice_joins_rust(&s, &alice, bob);
     tmux_key("alice", "M-1");
     free(wait_for(&alice, "[1:general]"));
     ui_spawn_as(&alice2, "alice2", &s, "alice", "long-poll", 80, 24, "");
