@@ -63,6 +63,15 @@ static struct h_ws *watcher(int port, const char *tok)
     return w;
 }
 
+/* An SSE stream of tok's, its ready event in (who names it in failures). */
+static struct h_sse *sse_ready(int port, const char *tok, const char *who)
+{
+    struct h_sse *e = h_sse_open(port, tok, NULL, NULL, NULL);
+    CHECK(e->status == 200, "%s stream: %d", who, e->status);
+    CHECK(h_sse_wait(e, "ready", 1, h_deadline(5000)) == 1, "%s stream: no ready", who);
+    return e;
+}
+
 /* Waits for {"op":"presence","user":user,"online":online} on w; the ms it
  * took, or -1 if none came by deadline. Other frames are skipped. */
 static int64_t wait_presence(struct h_ws *w, const char *user, int online, int64_t deadline)
@@ -256,9 +265,7 @@ static void test_gone_client_costs_no_cpu(void **state)
     fprintf(stderr, "    a parked long poll's client gone: chatd used %lld ms of CPU in 1.5 s\n", (long long)spent);
     CHECK(spent < 300, "a parked long poll's client went away: chatd used %lld ms of CPU in 1.5 s",
           (long long)spent);
-    struct h_sse *e = h_sse_open(s.port, bob_tok, NULL, NULL, NULL);
-    CHECK(e->status == 200 && h_sse_wait(e, "ready", 1, h_deadline(5000)) == 1, "bob's stream: %d", e->status);
-    h_sse_close(e);
+    h_sse_close(sse_ready(s.port, bob_tok, "bob's"));
     spent = cpu_while_noticing(&s);
     fprintf(stderr, "    an SSE stream's client gone: chatd used %lld ms of CPU in 1.5 s\n", (long long)spent);
     CHECK(spent < 300, "an SSE stream's client went away: chatd used %lld ms of CPU in 1.5 s", (long long)spent);
@@ -298,9 +305,7 @@ static void test_typing(void **state)
     CHECK(h_http_login(s.port, "dave", PW, dave_tok) == 200, "login dave");
     struct h_ws *alice = watcher(s.port, alice_tok);
     struct h_ws *bob = watcher(s.port, bob_tok);
-    struct h_sse *carol = h_sse_open(s.port, carol_tok, NULL, NULL, NULL);
-    CHECK(carol->status == 200, "carol's stream: %d", carol->status);
-    CHECK(h_sse_wait(carol, "ready", 1, h_deadline(5000)) == 1, "carol's stream: no ready");
+    struct h_sse *carol = sse_ready(s.port, carol_tok, "carol's");
     json_t *evs = h_http_get_events(s.port, dave_tok, 0);
     int64_t next = json_array_size(evs) ? ev_int(json_array_get(evs, json_array_size(evs) - 1), "id") : 0;
     json_decref(evs);
@@ -398,9 +403,7 @@ static void test_read_markers(void **state)
     CHECK(h_http_login(s.port, "alice", PW_ALICE, alice2_tok) == 200, "alice's second login");
     struct h_ws *alice = watcher(s.port, alice_tok);
     struct h_ws *bob = watcher(s.port, bob_tok);
-    struct h_sse *alice_sse = h_sse_open(s.port, alice2_tok, NULL, NULL, NULL);
-    CHECK(alice_sse->status == 200, "alice's stream: %d", alice_sse->status);
-    CHECK(h_sse_wait(alice_sse, "ready", 1, h_deadline(5000)) == 1, "alice's stream: no ready");
+    struct h_sse *alice_sse = sse_ready(s.port, alice2_tok, "alice's");
     int64_t id = send_chat(s.port, bob_tok, "room", "general");
     int fd = park_poll(s.port, alice2_tok, id);
     int64_t t0 = h_now_ms();
