@@ -76,12 +76,30 @@ const struct room *roomlist_current(const struct roomlist *r)
 
 size_t roomlist_current_index(const struct roomlist *r) { return r->current; }
 
+/* Everything known of rm is read. */
+static void unread_clear(struct room *rm)
+{
+    rm->unread = 0;
+    rm->counted_upto = rm->last_id;
+    rm->n_unread_ids = rm->unread_ids_lost = 0;
+}
+
+/* One more unread event, id, counted here. */
+static void unread_add(struct room *rm, int64_t id)
+{
+    rm->unread++;
+    if (rm->n_unread_ids < ROOMLIST_UNREAD_IDS)
+        rm->unread_ids[rm->n_unread_ids++] = id;
+    else
+        rm->unread_ids_lost = 1;
+}
+
 int roomlist_switch(struct roomlist *r, size_t i)
 {
     if (i >= r->n)
         return -1;
     r->current = i;
-    r->v[i]->unread = 0;
+    unread_clear(r->v[i]);
     if (r->v[i]->last_id > r->v[i]->newest_shown)
         r->v[i]->newest_shown = r->v[i]->last_id;
     return 0;
@@ -169,9 +187,11 @@ void roomlist_load_list(struct roomlist *r, const struct proto_room_info *v, siz
         memcpy(rm->topic, v[i].topic, sizeof rm->topic);
         rm->members = v[i].members;
         rm->online = v[i].online;
-        rm->unread = rm == roomlist_current(r) ? 0 : v[i].unread;
         if (v[i].last_id > rm->last_id)
             rm->last_id = v[i].last_id;
+        unread_clear(rm);
+        if (rm != roomlist_current(r))
+            rm->unread = v[i].unread;   /* counted up to last_id, by the server */
     }
 }
 
@@ -248,9 +268,9 @@ const struct room *roomlist_on_event(struct roomlist *r, const json_t *event, in
     }
     int chat = strcmp(type, "chat") == 0 && !history && from && rm != roomlist_current(r);
     if (chat && strcmp(from, r->self) == 0)
-        rm->unread = 0;         /* sent from another of our clients, there: read */
+        unread_clear(rm);       /* sent from another of our clients, there: read */
     else if (chat && newer && rm->unread < PROTO_UNREAD_CAP)
-        rm->unread++;
+        unread_add(rm, id);
     if (rm == roomlist_current(r) && id > rm->newest_shown)
         rm->newest_shown = id;
     return rm;
@@ -403,8 +423,17 @@ void roomlist_on_read(struct roomlist *r, const char *name, int64_t read_id)
         return;
     if (read_id > rm->read_sent)
         rm->read_sent = read_id;      /* the server has it: not owed by us */
-    if (read_id >= rm->last_id)
-        rm->unread = 0;
+    if (read_id >= rm->last_id) {
+        unread_clear(rm);
+    } else if (read_id >= rm->counted_upto && !rm->unread_ids_lost) {
+        int k = 0;                    /* those counted here after the marker */
+        for (int i = 0; i < rm->n_unread_ids; i++)
+            if (rm->unread_ids[i] > read_id)
+                rm->unread_ids[k++] = rm->unread_ids[i];
+        rm->n_unread_ids = k;
+        rm->unread = k;
+        rm->counted_upto = read_id;
+    }
     if (read_id > rm->newest_shown)
         rm->newest_shown = read_id;
 }

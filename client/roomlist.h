@@ -19,6 +19,7 @@
 #define ROOMLIST_TYPING_MAX     8      /* typers remembered per room */
 #define ROOMLIST_ONLINE_MAX     64     /* names kept per room (the rest counted) */
 #define ROOMLIST_MAX            200    /* rooms kept (the server allows 100 joined) */
+#define ROOMLIST_UNREAD_IDS     64     /* unread events counted here whose ids are kept */
 
 struct room {
     char name[PROTO_ROOM_REF_MAX + 1];
@@ -26,7 +27,10 @@ struct room {
     char topic[PROTO_TOPIC_MAX + 1];
     int joined;
     int64_t members, online;        /* from the list; online kept live */
-    int64_t unread;                 /* chat events not yet seen */
+    int64_t unread;                 /* chat events not yet seen: */
+    int64_t counted_upto;           /* those up to this id counted by the list (ids unknown), */
+    int64_t unread_ids[ROOMLIST_UNREAD_IDS];  /* and those after it, counted here */
+    int n_unread_ids, unread_ids_lost;        /* (lost: more than the array holds) */
     int64_t last_id;                /* newest event id of the room known */
     int64_t newest_shown;           /* newest id the user has seen here */
     int64_t read_sent;              /* newest read marker sent */
@@ -111,9 +115,10 @@ int roomlist_typing_due(struct roomlist *r, int64_t now_ms);
 
 /* Another of the user's clients moved the read marker of room name to
  * read_id (a "read" item): read up to there. Its unread count goes to 0
- * if that is the newest event known here; a marker below it leaves the
- * count (which events it covers is the server's to count: the next rooms
- * list). */
+ * if that is the newest event known here, else to the events counted here
+ * after read_id, when they are all known by id (the marker is not below
+ * what the rooms list counted); otherwise the count stays until the next
+ * rooms list. */
 void roomlist_on_read(struct roomlist *r, const char *name, int64_t read_id);
 
 /* The read marker owed for the current room (its newest shown id), or 0

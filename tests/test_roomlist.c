@@ -135,21 +135,33 @@ static void test_our_message_from_another_client_reads_the_room(void **state)
 }
 
 /* A read marker from another of our clients (a "read" item): read up to
- * the newest event known here is read; one below it leaves the count (the
- * next list counts it); either way we owe no marker up to it. */
+ * the newest event known here is read; one below it leaves the events
+ * counted here after it, or, below what the list counted (ids unknown
+ * here), the count; either way we owe no marker up to it. */
 static void test_a_read_item_from_another_client_reads_the_room(void **state)
 {
     (void)state;
     struct roomlist *r = with_rust();             /* rust: 4 unread up to id 8 */
     feed(r, chat(10, "rust", "bob"), 0);
-    roomlist_on_read(r, "rust", 9);               /* not up to 10 */
-    assert_int_equal(roomlist_find(r, "rust")->unread, 5);
-    roomlist_on_read(r, "rust", 10);
+    feed(r, chat(11, "rust", "bob"), 0);
+    feed(r, chat(12, "rust", "bob"), 0);
+    assert_int_equal(roomlist_find(r, "rust")->unread, 7);
+    roomlist_on_read(r, "rust", 7);               /* below the list's: unknown */
+    assert_int_equal(roomlist_find(r, "rust")->unread, 7);
+    roomlist_on_read(r, "rust", 9);               /* the list's four, not 10-12 */
+    assert_int_equal(roomlist_find(r, "rust")->unread, 3);
+    roomlist_on_read(r, "rust", 11);
+    assert_int_equal(roomlist_find(r, "rust")->unread, 1);
+    roomlist_on_read(r, "rust", 10);              /* behind: nothing changes */
+    assert_int_equal(roomlist_find(r, "rust")->unread, 1);
+    feed(r, chat(13, "rust", "bob"), 0);
+    assert_int_equal(roomlist_find(r, "rust")->unread, 2);
+    roomlist_on_read(r, "rust", 13);
     assert_int_equal(roomlist_find(r, "rust")->unread, 0);
     assert_int_equal(roomlist_switch_name(r, "rust"), 0);
-    assert_int_equal(roomlist_read_due(r), 0);    /* the server has 10 */
-    feed(r, chat(11, "rust", "bob"), 0);
-    assert_int_equal(roomlist_read_due(r), 11);
+    assert_int_equal(roomlist_read_due(r), 0);    /* the server has 13 */
+    feed(r, chat(14, "rust", "bob"), 0);
+    assert_int_equal(roomlist_read_due(r), 14);
     roomlist_on_read(r, "nosuchroom", 99);        /* ignored */
     roomlist_free(r);
 }
