@@ -747,10 +747,8 @@ static int room_changed(struct session *s, struct http_call *c, const struct sto
     if (c->action == STORE_CALL_ROOM_TOPIC)
         return http_json(s, 200, json_pack("{s:s,s:s}", "name", c->room, "topic", c->topic));
     if (c->action == STORE_CALL_ROOM_READ) {
-        /* the user's other clients hear of it; through the store's
-         * notification on every instance of a shared store */
-        if (!store_is_shared(s->srv->store) &&
-            presence_read_moved(s->srv->presence, s->user_id, c->room, rep->id) < 0)
+        /* the user's other clients hear of it, on every instance */
+        if (presence_read_moved(s->srv->presence, s->user_id, c->room, rep->id) < 0)
             lwsl_warn("read marker of %s not announced: out of memory\n", c->room);
         return http_json(s, 200, json_pack("{s:s,s:I}", "name", c->room, "read_id", (json_int_t)rep->id));
     }

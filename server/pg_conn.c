@@ -23,7 +23,7 @@
 #define A_CONNECT_TIMEOUT_MS 10000  /* as the blocking connections' connect_timeout */
 enum { L_DOWN, L_CONNECTING, L_LISTENING, L_READY };   /* the listener's states */
 #define LISTEN_SQL "LISTEN " NOTIFY_CHANNEL "; LISTEN " SESSIONS_CHANNEL "; LISTEN " PRESENCE_CHANNEL \
-                   "; LISTEN " READS_CHANNEL "; LISTEN " EPHEMERAL_CHANNEL
+                   "; LISTEN " EPHEMERAL_CHANNEL
 
 /* ---- statement parameters, as text ---- */
 
@@ -513,27 +513,11 @@ int pg_conn_notify_fd(struct pg *g)
     return g->lstate == L_READY ? PQsocket(g->listen) : -1;
 }
 
-/* READS_CHANNEL's "user_id read_id room", to the read callback (which
- * checks the room's name); anything else is dropped. */
-static void read_notified(struct pg *g, const char *payload)
-{
-    long long user_id, read_id;
-    int used = 0;
-    if (g->read_cb && payload &&
-        sscanf(payload, "%lld %lld %n", &user_id, &read_id, &used) == 2 && used > 0 &&
-        user_id > 0 && read_id >= 0 && strlen(payload + used) < 256)
-        g->read_cb(g->read_arg, user_id, payload + used, read_id);
-}
-
 /* A notification: an event committed, a session ended (its token hash),
- * another instance's online users changed (the lease owner), or a user's
- * read marker moved. */
+ * another instance's online users changed (the lease owner), or an
+ * ephemeral item to relay (a STORE_CALL_BROADCAST's payload). */
 static int listen_notified(struct pg *g, const PGnotify *n)
 {
-    if (!strcmp(n->relname, READS_CHANNEL)) {
-        read_notified(g, n->extra);
-        return 0;
-    }
     if (!strcmp(n->relname, EPHEMERAL_CHANNEL)) {
         if (g->broadcast_cb && n->extra)
             g->broadcast_cb(g->broadcast_arg, n->extra);

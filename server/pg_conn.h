@@ -19,9 +19,6 @@
 #define SESSIONS_CHANNEL "chatd_sessions"
 /* The channel a presence lease change notifies with its owner (Q_PRESENCE_RENEW). */
 #define PRESENCE_CHANNEL "chatd_presence"
-/* The channel a moved read marker notifies with "user_id read_id room"
- * (Q_READ_NOTIFY, after a ROOM_READ). */
-#define READS_CHANNEL "chatd_reads"
 /* The channel STORE_CALL_BROADCAST notifies with its payload (Q_BROADCAST). */
 #define EPHEMERAL_CHANNEL "chatd_ephemeral"
 
@@ -44,8 +41,6 @@ struct pg {
     void *session_end_arg;
     void (*presence_cb)(void *arg, const char *owner);
     void *presence_arg;
-    void (*read_cb)(void *arg, int64_t user_id, const char *room, int64_t read_id);
-    void *read_arg;
     void (*broadcast_cb)(void *arg, const char *payload);
     void *broadcast_arg;
     /* the asynchronous connection (pg_async_*), its own session */

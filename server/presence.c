@@ -268,24 +268,34 @@ static void deliver(struct presence *p, const struct ephemeral *e, int64_t excep
     } lws_end_foreach_dll_safe(d, d1);
 }
 
-static void announce(struct presence *p, struct presence_user *u)
+/* deliver() of an item of type made of item and frame (both taken): 1, or
+ * -1 out of memory. */
+static int deliver_json(struct presence *p, const char *type, json_t *item, json_t *frame,
+                        int64_t except, const struct presence_room *who)
 {
-    if (p->observe)
-        p->observe(p->observe_arg, u->name, u->shown);
-    json_t *item = json_pack("{s:s,s:s,s:b}", "type", "presence", "user", u->name,
-                             "online", u->shown);
-    json_t *frame = json_pack("{s:s,s:s,s:b}", "op", "presence", "user", u->name,
-                              "online", u->shown);
     char *it = item ? json_dumps(item, JSON_COMPACT) : NULL;
     char *fr = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
-    if (it && fr) {
-        struct ephemeral e = { "presence", it, fr };
-        deliver(p, &e, u->user_id, NULL);  /* all share general; one knows whether one is here */
+    int rc = it && fr ? 1 : -1;
+    if (rc > 0) {
+        struct ephemeral e = { type, it, fr };
+        deliver(p, &e, except, who);
     }
     free(it);
     free(fr);
     json_decref(item);
     json_decref(frame);
+    return rc;
+}
+
+static void announce(struct presence *p, struct presence_user *u)
+{
+    if (p->observe)
+        p->observe(p->observe_arg, u->name, u->shown);
+    /* all share general; one knows whether one is here */
+    deliver_json(p, "presence",
+                 json_pack("{s:s,s:s,s:b}", "type", "presence", "user", u->name, "online", u->shown),
+                 json_pack("{s:s,s:s,s:b}", "op", "presence", "user", u->name, "online", u->shown),
+                 u->user_id, NULL);
 }
 
 static void presence_renew(struct presence *p, int notify);
@@ -507,27 +517,30 @@ static int typing_take(struct presence_user *u, const char *room, int64_t now)
 static int typing_deliver(struct presence *p, int64_t user_id, const char *user, const char *room,
                           const struct presence_room *who)
 {
-    json_t *item = json_pack("{s:s,s:s,s:s}", "type", "typing", "room", room, "user", user);
-    json_t *frame = json_pack("{s:s,s:s,s:s}", "op", "typing", "room", room, "user", user);
-    char *it = item ? json_dumps(item, JSON_COMPACT) : NULL;
-    char *fr = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
-    int rc = it && fr ? 1 : -1;
-    if (rc > 0) {
-        struct ephemeral e = { "typing", it, fr };
-        deliver(p, &e, user_id, who);
-    }
-    free(it);
-    free(fr);
-    json_decref(item);
-    json_decref(frame);
-    return rc;
+    return deliver_json(p, "typing",
+                        json_pack("{s:s,s:s,s:s}", "type", "typing", "room", room, "user", user),
+                        json_pack("{s:s,s:s,s:s}", "op", "typing", "room", room, "user", user),
+                        user_id, who);
 }
 
 static void broadcast_done(void *arg, const struct store_reply *rep)
 {
     (void)arg;
     if (rep->rc != STORE_OK)      /* ephemeral: lost, not retried */
-        lwsl_warn("presence: a typing item did not reach the other instances\n");
+        lwsl_warn("presence: an ephemeral item did not reach the other instances\n");
+}
+
+/* payload to every instance, this one included (presence_on_broadcast). */
+static int broadcast(struct presence *p, const char *payload)
+{
+    struct store_args a = { .payload = payload };
+    store_call_async(p->srv->store, 0, STORE_CALL_BROADCAST, &a, broadcast_done, NULL);
+    return 1;
+}
+
+static int shared_store(const struct presence *p)
+{
+    return p->srv->store && store_is_shared(p->srv->store);
 }
 
 int presence_typing(struct session *s, const char *room, int64_t room_id, const struct presence_room *who)
@@ -542,30 +555,13 @@ int presence_typing(struct session *s, const char *room, int64_t room_id, const 
     user_wait(p, u);                 /* forgotten once its stamp is old */
     if (!typing_take(u, room, now))
         return 0;
-    if (!p->srv->store || !store_is_shared(p->srv->store))
+    if (!shared_store(p))
         return typing_deliver(p, u->user_id, u->name, room, who);
     char payload[STORE_BROADCAST_MAX];
     if (snprintf(payload, sizeof payload, "typing %lld %lld %s %s", (long long)u->user_id,
                  (long long)room_id, u->name, room) >= (int)sizeof payload)
         return 0;
-    struct store_args a = { .payload = payload };
-    store_call_async(p->srv->store, 0, STORE_CALL_BROADCAST, &a, broadcast_done, NULL);
-    return 1;
-}
-
-/* Another instance's (or this one's) STORE_CALL_BROADCAST: a typing item,
- * "typing USER_ID ROOM_ID USER ROOM", relayed to the room's members here. */
-static void presence_on_broadcast(void *arg, const char *payload)
-{
-    struct presence *p = arg;
-    long long user_id, room_id;
-    char user[PROTO_USER_MAX + 1], room[PROTO_ROOM_REF_MAX + 1];
-    if (sscanf(payload, "typing %lld %lld %32s %66s", &user_id, &room_id, user, room) != 4 ||
-        user_id <= 0 || room_id <= 0 || !proto_name_valid(user) || !proto_room_ref_valid(room))
-        return;
-    struct presence_room who;
-    struct presence_room_ix ix;
-    typing_deliver(p, user_id, user, room, presence_room_of(&who, &ix, p->srv->rooms, room_id));
+    return broadcast(p, payload);
 }
 
 /* ---- read markers ---- */
@@ -587,31 +583,50 @@ static void own_sessions(void *arg, void (*cb)(void *cbarg, struct session *s), 
     rooms_each_user_session(o->rooms, o->user_id, cb, cbarg);
 }
 
-int presence_read_moved(struct presence *p, int64_t user_id, const char *room, int64_t read_id)
+/* The read item, to user_id's connections and pollers here. */
+static int read_deliver(struct presence *p, int64_t user_id, const char *room, int64_t read_id)
 {
-    if (!p || !p->srv->rooms || user_id <= 0 || read_id < 0 || !proto_room_ref_valid(room))
+    if (!p->srv->rooms || user_id <= 0 || read_id < 0 || !proto_room_ref_valid(room))
         return 0;
-    json_t *item = json_pack("{s:s,s:s,s:I}", "type", "read", "room", room, "read_id", (json_int_t)read_id);
-    json_t *frame = json_pack("{s:s,s:s,s:I}", "op", "read", "room", room, "read_id", (json_int_t)read_id);
-    char *it = item ? json_dumps(item, JSON_COMPACT) : NULL;
-    char *fr = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
-    int rc = it && fr ? 1 : -1;
-    if (rc > 0) {
-        struct own_user o = { p->srv->rooms, user_id };
-        struct presence_room who = { own_member, own_sessions, &o };
-        struct ephemeral e = { "read", it, fr };
-        deliver(p, &e, 0, &who);
-    }
-    free(it);
-    free(fr);
-    json_decref(item);
-    json_decref(frame);
-    return rc;
+    struct own_user o = { p->srv->rooms, user_id };
+    struct presence_room who = { own_member, own_sessions, &o };
+    return deliver_json(p, "read",
+                        json_pack("{s:s,s:s,s:I}", "type", "read", "room", room, "read_id", (json_int_t)read_id),
+                        json_pack("{s:s,s:s,s:I}", "op", "read", "room", room, "read_id", (json_int_t)read_id),
+                        0, &who);
 }
 
-static void presence_on_read(void *arg, int64_t user_id, const char *room, int64_t read_id)
+int presence_read_moved(struct presence *p, int64_t user_id, const char *room, int64_t read_id)
 {
-    presence_read_moved(arg, user_id, room, read_id);
+    if (!p)
+        return 0;
+    if (!shared_store(p))
+        return read_deliver(p, user_id, room, read_id);
+    char payload[STORE_BROADCAST_MAX];
+    if (snprintf(payload, sizeof payload, "read %lld %lld %s", (long long)user_id, (long long)read_id,
+                 room) >= (int)sizeof payload)
+        return 0;
+    return broadcast(p, payload);
+}
+
+/* Another instance's (or this one's) STORE_CALL_BROADCAST, relayed to the
+ * connections here: "typing USER_ID ROOM_ID USER ROOM" to the room's
+ * members, "read USER_ID READ_ID ROOM" to the user's. Anything else, or
+ * anything malformed, is dropped. */
+static void presence_on_broadcast(void *arg, const char *payload)
+{
+    struct presence *p = arg;
+    long long user_id, id;
+    char user[PROTO_USER_MAX + 1], room[PROTO_ROOM_REF_MAX + 1];
+    if (sscanf(payload, "typing %lld %lld %32s %66s", &user_id, &id, user, room) == 4) {
+        if (user_id <= 0 || id <= 0 || !proto_name_valid(user) || !proto_room_ref_valid(room))
+            return;
+        struct presence_room who;
+        struct presence_room_ix ix;
+        typing_deliver(p, user_id, user, room, presence_room_of(&who, &ix, p->srv->rooms, id));
+    } else if (sscanf(payload, "read %lld %lld %66s", &user_id, &id, room) == 3) {
+        read_deliver(p, user_id, room, id);
+    }
 }
 
 /* ---- rooms (rooms.h knows their members) ---- */
@@ -864,7 +879,6 @@ void presence_start(struct server *srv)
     p->started = 1;
     if (store_is_shared(srv->store)) {
         store_set_presence_cb(srv->store, presence_on_notify, p);
-        store_set_read_cb(srv->store, presence_on_read, p);
         store_set_broadcast_cb(srv->store, presence_on_broadcast, p);
         presence_renew(p, 0);
         lease_arm(p);
@@ -884,7 +898,6 @@ void presence_stop(struct server *srv)
     p->soon = 0;
     if (store_is_shared(srv->store)) {
         store_set_presence_cb(srv->store, NULL, NULL);
-        store_set_read_cb(srv->store, NULL, NULL);
         store_set_broadcast_cb(srv->store, NULL, NULL);
     }
 }

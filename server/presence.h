@@ -87,12 +87,11 @@ int64_t presence_room_online(struct presence *p, struct rooms *r, int64_t room_i
  * each relaying it to the room's members it holds. */
 int  presence_typing(struct session *s, const char *room, int64_t room_id, const struct presence_room *who);
 
-/* user_id's read marker of room moved to read_id (this instance's answer
- * on a store of one instance, else every instance's store notification):
- * an item {"type":"read","room","read_id"} to each of that user's
- * connections and pollers here, so their other clients clear the room's
- * unread count. 1 sent, 0 not for anyone (no room index, a bad name), -1
- * out of memory. */
+/* user_id's read marker of room moved to read_id: an item
+ * {"type":"read","room","read_id"} to each of that user's connections and
+ * pollers, so their other clients clear the room's unread count; on a
+ * shared store through every instance (STORE_CALL_BROADCAST). 1 sent, 0
+ * not for anyone (no room index, a bad name), -1 out of memory. */
 int  presence_read_moved(struct presence *p, int64_t user_id, const char *room, int64_t read_id);
 
 /* Whether user_id is shown online (O(1): a rooms list's online counts);

@@ -290,14 +290,6 @@ void store_set_broadcast_cb(struct store *st, void (*cb)(void *arg, const char *
         st->ops->broadcast_cb(st->impl, cb, arg);
 }
 
-void store_set_read_cb(struct store *st,
-                       void (*cb)(void *arg, int64_t user_id, const char *room, int64_t read_id),
-                       void *arg)
-{
-    if (st->ops->read_cb)
-        st->ops->read_cb(st->impl, cb, arg);
-}
-
 void store_set_presence_cb(struct store *st, void (*cb)(void *arg, const char *owner), void *arg)
 {
     if (st->ops->presence_cb)

@@ -149,13 +149,6 @@ void store_set_presence_cb(struct store *st, void (*cb)(void *arg, const char *o
 #define STORE_BROADCAST_MAX 1024
 void store_set_broadcast_cb(struct store *st, void (*cb)(void *arg, const char *payload), void *arg);
 
-/* cb(arg, user_id, room, read_id) when a ROOM_READ answered STORE_OK on
- * any instance (the caller's too), from store_notify_drain: how a read
- * marker reaches the user's clients on every instance. room is as the
- * call named it (unchecked text). A store of one instance never calls cb. */
-void store_set_read_cb(struct store *st,
-                       void (*cb)(void *arg, int64_t user_id, const char *room, int64_t read_id),
-                       void *arg);
 
 /* ---- synchronous transactions (startup, tools, tests) ---- */
 /* Starts a write transaction (taking the write lock at once). On SQLite
@@ -299,7 +292,8 @@ enum store_call_kind {
     STORE_CALL_PRESENCE_RENEW,
     /* payload (text, at most STORE_BROADCAST_MAX bytes) to every instance
      * (store_set_broadcast_cb), this one included: what ephemeral items
-     * cross instances by (typing). A store of one instance: nothing, OK. */
+     * cross instances by (typing, read markers). A store of one instance:
+     * nothing, OK. */
     STORE_CALL_BROADCAST,
     STORE_CALL_COUNT
 };
@@ -443,8 +437,6 @@ struct store_ops {
     int (*notify_drain)(void *impl);
     void (*session_end_cb)(void *impl, void (*cb)(void *arg, const char *token_hash), void *arg);
     void (*presence_cb)(void *impl, void (*cb)(void *arg, const char *owner), void *arg);
-    void (*read_cb)(void *impl, void (*cb)(void *arg, int64_t user_id, const char *room, int64_t read_id),
-                    void *arg);
     void (*broadcast_cb)(void *impl, void (*cb)(void *arg, const char *payload), void *arg);
     int (*begin)(void *impl);
     int (*commit)(void *impl);

@@ -64,7 +64,6 @@ enum q_id {
     Q_MEMBERS_ALL,
     Q_PRESENCE_RENEW,
     Q_NOTIFY,
-    Q_READ_NOTIFY,
     Q_BROADCAST,
     Q_COUNT
 };
@@ -229,9 +228,6 @@ static const char *const SQL[Q_COUNT] = {
     /* After a commit that appended: every instance reads the log again. */
     [Q_NOTIFY] =
         "SELECT pg_notify('" NOTIFY_CHANNEL "', '')",
-    /* After a ROOM_READ: "user_id read_id room" to every instance. */
-    [Q_READ_NOTIFY] =
-        "SELECT pg_notify('" READS_CHANNEL "', $1)",
     [Q_BROADCAST] =
         "SELECT pg_notify('" EPHEMERAL_CHANNEL "', $1)",
 };
@@ -270,14 +266,6 @@ static void pg_presence_cb(void *impl, void (*cb)(void *arg, const char *owner),
     struct pg *g = impl;
     g->presence_cb = cb;
     g->presence_arg = arg;
-}
-
-static void pg_read_cb(void *impl, void (*cb)(void *arg, int64_t user_id, const char *room, int64_t read_id),
-                       void *arg)
-{
-    struct pg *g = impl;
-    g->read_cb = cb;
-    g->read_arg = arg;
 }
 
 static void pg_broadcast_cb(void *impl, void (*cb)(void *arg, const char *payload), void *arg)
@@ -1215,19 +1203,6 @@ static void notify_done(struct pg *g, void *arg, int rc, const PGresult *r)
     (void)g, (void)arg, (void)rc, (void)r;     /* a failure is logged by the engine */
 }
 
-/* Q_READ_NOTIFY, next on the connection, after a ROOM_READ (a transaction
- * of its own): its user's clients on every instance hear of the marker. */
-static void async_read_moved(struct pg *g, const struct async_ctx *c, const struct store_reply *rep)
-{
-    char payload[320];
-    struct params p = {0};
-    if (!c->key || snprintf(payload, sizeof payload, "%lld %lld %s", (long long)c->a,
-                            (long long)rep->id, c->key) >= (int)sizeof payload)
-        return;
-    p_str(&p, payload);
-    pg_async_send(g, 0, Q_READ_NOTIFY, &p, PG_REQ_FRONT, 0, "read notify", notify_done, NULL);
-}
-
 /* Q_NOTIFY, next on the connection, once what appended is committed: at
  * once outside a transaction, else when it commits (async_end_done). */
 static void async_appended(struct pg *g, const struct async_ctx *c, const struct store_reply *rep)
@@ -1235,10 +1210,6 @@ static void async_appended(struct pg *g, const struct async_ctx *c, const struct
     int appended = 0;
     if (rep->rc != STORE_OK)
         return;
-    if (c->kind == STORE_CALL_ROOM_READ) {
-        async_read_moved(g, c, rep);
-        return;
-    }
     if (c->kind == STORE_CALL_EVENT_APPEND)
         appended = rep->created;
     else if (c->kind == STORE_CALL_EVENTS_APPEND_MANY)
@@ -1293,9 +1264,6 @@ static int async_keep(struct async_ctx *c, const struct store_args *a)
         c->a = a->user_id;
     } else if (c->kind == STORE_CALL_TRANSFER_LOCK) {
         c->a = a->id;
-    } else if (c->kind == STORE_CALL_ROOM_READ) {
-        c->a = a->user_id;
-        key = a->name;
     }
     return key && !(c->key = strdup(key)) ? -1 : 0;
 }
@@ -1463,7 +1431,6 @@ const struct store_ops store_pg_ops = {
     .notify_drain = pg_notify_drain,
     .session_end_cb = pg_session_end_cb,
     .presence_cb = pg_presence_cb,
-    .read_cb = pg_read_cb,
     .broadcast_cb = pg_broadcast_cb,
     .begin = pg_begin,
     .commit = pg_commit,
