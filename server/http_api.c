@@ -51,7 +51,6 @@ struct http_call {
 };
 
 static void http_unpark(struct session *s);
-static void http_input_back(struct session *s);
 static void http_body_wait(struct session *s);
 static void http_body_done(struct session *s);
 
@@ -94,7 +93,7 @@ static int http_respond(struct session *s, unsigned status, char *body)
     h->resp = body;
     h->resp_len = strlen(body);
     h->resp_off = 0;
-    http_input_back(s);
+    server_hold_input(s->wsi, &h->input_held, 0);
     lws_callback_on_writable(s->wsi);
     return 0;
 }
@@ -242,21 +241,10 @@ static int http_authenticate(struct session *s, int (*route)(struct session *s))
 
 /* ---- long poll ---- */
 
-/* A parked poll's connection is watched for input again: lws 4.1 sends
- * an HTTP/1 connection watched for none no WRITEABLE, which the answer
- * needs (and a next request may follow it). */
-static void http_input_back(struct session *s)
-{
-    if (s->u.http.input_held) {
-        s->u.http.input_held = 0;
-        lws_rx_flow_control(s->wsi, 1);
-    }
-}
-
 static void http_unpark(struct session *s)
 {
     struct http_state *h = &s->u.http;
-    http_input_back(s);
+    server_hold_input(s->wsi, &h->input_held, 0);   /* the answer, maybe a next request */
     sweep_leave(&h->hold);
     presence_release(s);
     auth_release(s);
@@ -305,7 +293,7 @@ static int http_answer_poll(struct session *s)
 static void http_wake(struct session *s)
 {
     if (s->u.http.poll_parked && !s->u.http.resp) {
-        http_input_back(s);
+        server_hold_input(s->wsi, &s->u.http.input_held, 0);
         lws_callback_on_writable(s->wsi);
     }
 }
@@ -336,7 +324,7 @@ static void http_hold_over(struct server *srv, struct sweep_link *l)
     (void)srv;
     struct session *s = lws_container_of(l, struct session, u.http.hold);
     sweep_leave(l);
-    http_input_back(s);
+    server_hold_input(s->wsi, &s->u.http.input_held, 0);
     lws_callback_on_writable(s->wsi);
 }
 
@@ -386,15 +374,9 @@ static int http_park(struct session *s, int wait)
      * back lws' header buffer (max_http_header_data, 4 KB of the 6.4 KB a
      * parked poll held) rather than keep it for the whole hold. lws takes
      * one again if the client sends anything more. */
-    if (lws_get_network_wsi(s->wsi) == s->wsi) {
+    if (lws_get_network_wsi(s->wsi) == s->wsi)
         lws_http_headers_detach(s->wsi);
-        /* lws reads nothing from an HTTP/1 connection while it answers
-         * it, so a client gone meanwhile leaves its socket readable (at
-         * its end) and the loop spinning until the probe closes it
-         * (presence.c, within a second): watch it for no input instead. */
-        lws_rx_flow_control(s->wsi, 0);
-        h->input_held = 1;
-    }
+    server_hold_input(s->wsi, &h->input_held, 1);
     return 0;
 }
 

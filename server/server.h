@@ -239,6 +239,21 @@ struct session {
     } u;
 };
 
+/* A held HTTP/1 connection (a parked poll, an SSE stream between writes)
+ * is watched for no input (hold 1): lws reads nothing from it while it
+ * answers, so a client gone would leave its socket readable at its end and
+ * the loop spinning until presence.c's probe closes it. It is watched
+ * again (hold 0) before each write: lws 4.1 gives an HTTP/1 connection
+ * watched for no input no WRITEABLE. *held says which it is now; a stream
+ * of a shared (HTTP/2) connection is left alone. */
+static inline void server_hold_input(struct lws *wsi, int *held, int hold)
+{
+    if (hold == *held || (hold && lws_get_network_wsi(wsi) != wsi))
+        return;
+    *held = hold;
+    lws_rx_flow_control(wsi, !hold);
+}
+
 /* The server a connection belongs to: the context's user (main.c). */
 static inline struct server *server_from_wsi(struct lws *wsi)
 {

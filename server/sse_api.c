@@ -40,26 +40,12 @@ static void sse_ephemeral(struct session *s, const struct ephemeral *e);
 
 static const struct session_ops sse_ops = { sse_wake, sse_posted, sse_ended, sse_ephemeral };
 
-/* Asks for WRITEABLE, watching the connection for input again first: lws
- * 4.1 gives an HTTP/1 connection watched for none no WRITEABLE. */
+/* Asks for WRITEABLE, watching the connection for input again first
+ * (between writes it is watched for none: server_hold_input). */
 static void sse_want_write(struct session *s)
 {
-    if (s->u.sse.input_held) {
-        s->u.sse.input_held = 0;
-        lws_rx_flow_control(s->wsi, 1);
-    }
+    server_hold_input(s->wsi, &s->u.sse.input_held, 0);
     lws_callback_on_writable(s->wsi);
-}
-
-/* Between writes nothing is read from the client, and nothing is watched
- * for: a client gone would leave the socket readable (at its end) and the
- * loop spinning until the probe (presence.c) closes it, within a second. */
-static void sse_hold_input(struct session *s)
-{
-    if (!s->u.sse.input_held && lws_get_network_wsi(s->wsi) == s->wsi) {
-        s->u.sse.input_held = 1;
-        lws_rx_flow_control(s->wsi, 0);
-    }
 }
 
 int sse_is_stream(const struct session *s)
@@ -389,7 +375,7 @@ static int sse_on_writeable(struct session *s)
     if (e->more || e->closing || e->eph.head)   /* the rest, or the close once the end is out */
         sse_want_write(s);
     else
-        sse_hold_input(s);
+        server_hold_input(s->wsi, &e->input_held, 1);
     return 0;
 }
 
