@@ -11,8 +11,12 @@
 #            ack latency p50/p99, send->delivery latency p50/p99.
 # Prints one Markdown table; each run's JSON/CSV goes to BENCH_OUT/cluster-*.
 # Everything (PostgreSQL, chatd x N, HAProxy, the generator) shares this
-# machine's CPUs: the table says how many there are. Extra arguments go to
-# every chat-bench run. Not part of make test.
+# machine's CPUs: the table says how many there are. BENCH_INSTANCE_CPU
+# (a fraction of one CPU, e.g. 0.1) caps each chatd with a cgroup (v1 cpu
+# controller) quota instead, so that N instances get N times one instance's
+# share, as on machines of their own, while the generator, HAProxy and
+# PostgreSQL keep the rest. Extra arguments go to every chat-bench run. Not
+# part of make test.
 set -u
 cd "$(dirname "$0")/../.."
 BENCH=${BENCH:-bin/chat-bench}
@@ -23,6 +27,8 @@ RATE=${BENCH_FANOUT_RATE:-100}
 USERS=${BENCH_SENDS_USERS:-8}
 WINDOW=${BENCH_SENDS_WINDOW:-16}
 DURATION=${BENCH_DURATION:-10}
+CAP=${BENCH_INSTANCE_CPU:-}
+CGROOT=/sys/fs/cgroup/cpu
 # chat-bench's limits out of the way (it passes them itself only to a
 # chatd it starts); the balancer is every client's address.
 export CLUSTER_CHATD_ARGS="--msg-rate 100000 --login-rate 10000 --max-connections 20000 \
@@ -31,8 +37,11 @@ mkdir -p "$OUT"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-cluster.XXXXXX") || exit 1
 chmod 755 "$tmp"                 # the postgres user must reach its pg/ dir
 dir=""
+cgroups=()
 cleanup() {
   [ -n "$dir" ] && scripts/cluster.sh stop "$dir" >/dev/null 2>&1
+  local g
+  for g in "${cgroups[@]}"; do rmdir "$g" 2>/dev/null; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -60,12 +69,38 @@ chatd_cpu_s() {
   awk -v t="$total" -v k="$tick" 'BEGIN { printf "%.3f\n", t / k }'
 }
 
+# Puts each chatd of cluster $1 in a cgroup of its own whose quota is CAP
+# of one CPU (all its threads: the writer and the password hashers too).
+cap_instances() {
+  local p g quota period
+  period=$(cat "$CGROOT/cpu.cfs_period_us") || return 1
+  quota=$(awk -v c="$CAP" -v p="$period" 'BEGIN { printf "%d\n", c * p }')
+  for p in $(sed -n 's/^CHATD[0-9]*_PID=//p' "$1/cluster.env"); do
+    g="$CGROOT/chat-bench-$p"
+    mkdir "$g" && cgroups+=("$g") && echo "$quota" >"$g/cpu.cfs_quota_us" &&
+      echo "$p" >"$g/cgroup.procs" || return 1
+  done
+}
+
+if [ -n "$CAP" ]; then
+  awk -v c="$CAP" 'BEGIN { exit !(c > 0 && c <= 64) }' ||
+    { echo "bench-cluster: BENCH_INSTANCE_CPU=$CAP is not a share of CPUs" >&2; exit 2; }
+  [ -w "$CGROOT" ] ||
+    { echo "bench-cluster: BENCH_INSTANCE_CPU needs a writable cgroup v1 cpu controller at $CGROOT" >&2; exit 2; }
+  # one interactive argon2id hash is ~0.25 s of a whole CPU: on a tenth of
+  # one the bench's logins would time out before anything is measured
+  CLUSTER_CHATD_ARGS="$CLUSTER_CHATD_ARGS --pwhash-cost min"
+fi
+
 rows=()
 status=0
 for n in $NS; do
   dir="$tmp/c$n"
   url=$(scripts/cluster.sh start "$dir" "$n") || { echo "bench-cluster: no cluster of $n" >&2; exit 1; }
   echo "bench-cluster: $n instance(s) behind $url" >&2
+  if [ -n "$CAP" ]; then
+    cap_instances "$dir" || { echo "bench-cluster: could not cap the instances' CPU" >&2; exit 1; }
+  fi
   cpu0=$(chatd_cpu_s "$dir")
   "$BENCH" --server "$url" --out "$OUT" --name "cluster-fanout-$n" --no-plot --transport websocket \
     --fanout "$SUBS" --rate "$RATE" --duration "$DURATION" --logins 8 "$@" >&2 || status=1
@@ -89,6 +124,7 @@ done
 
 echo
 echo "chat-bench against N chatd behind HAProxy on one PostgreSQL, all on $(nproc) CPUs;"
+[ -n "$CAP" ] && echo "each chatd capped at $CAP of a CPU (cgroup quota); the rest unconstrained;"
 echo "fan-out: $SUBS WebSocket subscribers, 1 sender at $RATE msgs/s; sends: $USERS WebSocket senders,"
 echo "window $WINDOW; $DURATION s each"
 echo
