@@ -15,8 +15,16 @@
 # (a fraction of one CPU, e.g. 0.1) caps each chatd with a cgroup (v1 cpu
 # controller) quota instead, so that N instances get N times one instance's
 # share, as on machines of their own, while the generator, HAProxy and
-# PostgreSQL keep the rest. Extra arguments go to every chat-bench run. Not
-# part of make test.
+# PostgreSQL keep the rest (BENCH_INSTANCE_PERIOD_US: the quota's period,
+# 10 ms by default, so a capped instance waits at most that long).
+# BENCH_FANOUT_RATES (e.g. "5 10 20 40 60") adds a search: the highest of
+# those rates each N sustains, i.e. delivers at least 90 % of what is
+# offered within the run's window with a p99 within BENCH_FANOUT_P99_MS
+# (default 500): a server that has fallen behind packs more events per
+# write and so delivers nearly any offer, late; the bound says how late
+# still counts. (With a p99 of 500 ms, up to a tenth of a 5 s window's
+# messages are still on their way when it ends: hence 90 %, not 100.)
+# Extra arguments go to every chat-bench run. Not part of make test.
 set -u
 cd "$(dirname "$0")/../.."
 BENCH=${BENCH:-bin/chat-bench}
@@ -28,6 +36,11 @@ USERS=${BENCH_SENDS_USERS:-8}
 WINDOW=${BENCH_SENDS_WINDOW:-16}
 DURATION=${BENCH_DURATION:-10}
 CAP=${BENCH_INSTANCE_CPU:-}
+CAP_PERIOD=${BENCH_INSTANCE_PERIOD_US:-10000}
+RATES=${BENCH_FANOUT_RATES:-}
+P99_BOUND=${BENCH_FANOUT_P99_MS:-500}
+SEARCH_S=${BENCH_SEARCH_DURATION:-5}
+EXTRA=("$@")
 CGROOT=/sys/fs/cgroup/cpu
 # chat-bench's limits out of the way (it passes them itself only to a
 # chatd it starts); the balancer is every client's address.
@@ -72,14 +85,39 @@ chatd_cpu_s() {
 # Puts each chatd of cluster $1 in a cgroup of its own whose quota is CAP
 # of one CPU (all its threads: the writer and the password hashers too).
 cap_instances() {
-  local p g quota period
-  period=$(cat "$CGROOT/cpu.cfs_period_us") || return 1
-  quota=$(awk -v c="$CAP" -v p="$period" 'BEGIN { printf "%d\n", c * p }')
+  local p g quota
+  quota=$(awk -v c="$CAP" -v p="$CAP_PERIOD" 'BEGIN { printf "%d\n", c * p }')
   for p in $(sed -n 's/^CHATD[0-9]*_PID=//p' "$1/cluster.env"); do
     g="$CGROOT/chat-bench-$p"
-    mkdir "$g" && cgroups+=("$g") && echo "$quota" >"$g/cpu.cfs_quota_us" &&
-      echo "$p" >"$g/cgroup.procs" || return 1
+    mkdir "$g" && cgroups+=("$g") && echo "$CAP_PERIOD" >"$g/cpu.cfs_period_us" &&
+      echo "$quota" >"$g/cpu.cfs_quota_us" && echo "$p" >"$g/cgroup.procs" || return 1
   done
+}
+
+# The highest rate of RATES that cluster $1 (of $2 instances) sustains:
+# appends a row to sustained. Stops at the first rate it does not.
+search_fanout() {
+  local url=$1 n=$2 r f dps off p99 best="-" best_p99="-" best_rate="-" miss="none of them failed"
+  for r in $RATES; do
+    f="cluster-fanout-$n-r$r"
+    if ! "$BENCH" --server "$url" --out "$OUT" --name "$f" --no-plot --transport websocket \
+        --fanout "$SUBS" --rate "$r" --duration "$SEARCH_S" --logins 8 "${EXTRA[@]}" >&2; then
+      miss="at $r msgs/s the bench failed"
+      status=1
+      break
+    fi
+    dps=$(csv_field "$OUT/$f.csv" deliveries_per_s)
+    off=$(csv_field "$OUT/$f.csv" offered_per_s)
+    p99=$(csv_field "$OUT/$f.csv" p99)
+    if awk -v d="$dps" -v o="$off" -v p="$p99" -v b="$P99_BOUND" \
+        'BEGIN { exit !(d != "-" && p != "-" && d >= 0.90 * o && p <= b) }'; then
+      best=$dps best_p99=$p99 best_rate=$r
+    else
+      miss="at $r msgs/s: $(fmt "$dps" 0) of $(fmt "$off" 0)/s, p99 $(fmt "$p99" 0) ms"
+      break
+    fi
+  done
+  sustained+=("| $n | $(fmt "$best" 0) | $best_rate | $(fmt "$best_p99" 0) | $miss |")
 }
 
 if [ -n "$CAP" ]; then
@@ -93,6 +131,7 @@ if [ -n "$CAP" ]; then
 fi
 
 rows=()
+sustained=()
 status=0
 for n in $NS; do
   dir="$tmp/c$n"
@@ -105,6 +144,7 @@ for n in $NS; do
   "$BENCH" --server "$url" --out "$OUT" --name "cluster-fanout-$n" --no-plot --transport websocket \
     --fanout "$SUBS" --rate "$RATE" --duration "$DURATION" --logins 8 "$@" >&2 || status=1
   cpu1=$(chatd_cpu_s "$dir")
+  [ -n "$RATES" ] && search_fanout "$url" "$n"
   "$BENCH" --server "$url" --out "$OUT" --name "cluster-sends-$n" --no-plot --transport websocket \
     --sends --users "$USERS" --window "$WINDOW" --duration "$DURATION" "$@" >&2 || status=1
   scripts/cluster.sh stop "$dir" >/dev/null 2>&1
@@ -132,4 +172,13 @@ echo "| instances | fan-out deliveries/s | offered/s | deliveries per chatd CPU-
 | persisted sends/s | ack p50 ms | ack p99 ms | send→delivery p50 ms | send→delivery p99 ms |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
+if [ -n "$RATES" ]; then
+  echo
+  echo "sustained fan-out: the highest of $RATES msgs/s (x $SUBS subscribers) delivered at >= 90 % of"
+  echo "the offer with p99 <= $P99_BOUND ms, $SEARCH_S s each"
+  echo
+  echo "| instances | sustained deliveries/s | at msgs/s | its p99 ms | the next rate |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${sustained[@]}"
+fi
 exit $status
