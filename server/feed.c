@@ -105,7 +105,8 @@ struct feed_ack {
     lws_dll2_t session_node;      /* in session->acks */
     struct session *s;            /* NULL once the session is gone */
     struct feed_txn *t;
-    char *payload;                /* until its batch is stored */
+    char *payload;                /* until its batch is stored: the text it stores */
+    json_t *payload_obj;          /* and the same as an object, for the ring */
     int64_t room_id;              /* the room it is sent to */
     int64_t sender_id, sent_ms;   /* the event, for the batch's one call */
     int64_t id, ts;
@@ -417,9 +418,11 @@ static void feed_publish(struct feed *f, struct feed_pending *p)
 
 /* Keeps an appended event, ready for the ring, until its transaction
  * commits (feed_publish) or not (feed_pending_drop). A shared store's
- * events come from the store after the commit: only the id is kept. */
+ * events come from the store after the commit: only the id is kept.
+ * payload_obj, when the caller still holds the payload as an object, saves
+ * parsing payload (its text) again. */
 static void feed_keep(struct feed_txn *t, const char *type, const struct store_event *se,
-                      const char *payload)
+                      const char *payload, json_t *payload_obj)
 {
     int64_t id = se->id, ts = se->ts_ms;
     struct feed_pending *p = &t->pend;
@@ -437,7 +440,8 @@ static void feed_keep(struct feed_txn *t, const char *type, const struct store_e
         p->e = e;
         p->cap = cap;
     }
-    json_t *ev = proto_event_new(id, type, ts, payload);
+    json_t *ev = payload_obj ? proto_event_of(id, type, ts, payload_obj)
+                             : proto_event_new(id, type, ts, payload);
     struct feed_entry fe = ev ? feed_entry_new(se, ev) : (struct feed_entry){ 0 };
     if (!fe.event)
         p->lost = 1;
@@ -565,6 +569,7 @@ static void feed_ack_free(struct feed_ack *a)
     if (a->s)
         lws_dll2_remove(&a->session_node);
     free(a->payload);
+    json_decref(a->payload_obj);
     free(a);
 }
 
@@ -674,10 +679,12 @@ static void feed_batch_stored(void *arg, const struct store_reply *reply)
             struct store_event se = { .id = a->id, .ts_ms = a->ts, .room_id = a->room_id,
                                       .sender_id = a->sender_id };
             if (reply->created_each[i])
-                feed_keep(t, "chat", &se, a->payload);
+                feed_keep(t, "chat", &se, a->payload, a->payload_obj);
         }
         free(a->payload);
         a->payload = NULL;
+        json_decref(a->payload_obj);
+        a->payload_obj = NULL;
     }
     int failed = reply->rc != STORE_OK && t->commit;
     feed_txn_ended(t, reply);
@@ -730,7 +737,7 @@ static void feed_appended(void *arg, const struct store_reply *reply)
     struct feed_txn *t = c->t;
     struct store_event se = { .id = reply->id, .ts_ms = reply->ts_ms, .recipient_id = c->recipient_id };
     if (reply->rc == STORE_OK && reply->created)
-        feed_keep(t, c->type, &se, c->payload);
+        feed_keep(t, c->type, &se, c->payload, NULL);
     else if (reply->rc != STORE_OK && t->rc == STORE_OK)
         t->rc = reply->rc;
     store_done_fn done = c->done;
@@ -796,7 +803,7 @@ static void feed_room_stored(void *arg, const struct store_reply *reply)
     struct feed_room_call *c = arg;
     struct feed_txn *t = c->t;
     for (int i = 0; reply->rc == STORE_OK && i < reply->n; i++)
-        feed_keep(t, reply->events[i].type, &reply->events[i], reply->events[i].payload);
+        feed_keep(t, reply->events[i].type, &reply->events[i], reply->events[i].payload, NULL);
     c->saved.rc = reply->rc;
     c->saved.room_err = reply->room_err;
     c->saved.room_id = reply->room_id;
@@ -890,15 +897,18 @@ int feed_post_chat(struct server *srv, struct session *s, int64_t room_id, const
         return 0;
     }
     struct feed_ack *a = feed_ack_new(s, client_msg_id);
-    char *payload = a ? proto_chat_payload(room, s->user, body) : NULL;
+    json_t *obj = a ? proto_chat_payload_new(room, s->user, body) : NULL;
+    char *payload = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     struct feed_txn *t = payload ? feed_batch(srv) : NULL;
     if (!t) {
         free(payload);
+        json_decref(obj);
         free(a);
         return -1;
     }
     a->t = t;
     a->payload = payload;
+    a->payload_obj = obj;
     a->room_id = room_id;
     a->sender_id = s->user_id;
     a->sent_ms = now_ms();

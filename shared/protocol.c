@@ -206,16 +206,22 @@ char *proto_ws_event_text(json_t *event)
 json_t *proto_event_new(int64_t id, const char *type, int64_t ts_ms, const char *payload_json)
 {
     json_t *payload = json_loads(payload_json, 0, NULL);
+    json_t *ev = proto_event_of(id, type, ts_ms, payload);
+    json_decref(payload);
+    return ev;
+}
+
+json_t *proto_event_of(int64_t id, const char *type, int64_t ts_ms, json_t *payload)
+{
+    if (!json_is_object(payload))
+        return NULL;
     json_t *ev = json_pack("{s:I,s:s,s:I}", "id", (json_int_t)id, "type", type,
                            "ts", (json_int_t)ts_ms);
-    if (!payload || !json_is_object(payload) || !ev) {
-        json_decref(payload);
+    /* Stored payload fields never override the envelope. */
+    if (ev && json_object_update_missing(ev, payload) < 0) {
         json_decref(ev);
         return NULL;
     }
-    /* Stored payload fields never override the envelope. */
-    json_object_update_missing(ev, payload);
-    json_decref(payload);
     return ev;
 }
 
@@ -270,12 +276,9 @@ char *proto_topic_payload(const char *room, const char *from, const char *topic)
     return s;
 }
 
-char *proto_chat_payload(const char *room, const char *from, const char *body)
+json_t *proto_chat_payload_new(const char *room, const char *from, const char *body)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s}", "room", room, "from", from, "body", body);
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    return s;
+    return json_pack("{s:s,s:s,s:s}", "room", room, "from", from, "body", body);
 }
 
 static int ws_frame_fields(json_t *root, struct proto_ws_frame *f, const char **code, const char **err)

@@ -68,6 +68,9 @@ char *proto_error_json(const char *code, const char *message);
 /* An event as served: {"id","type","ts", ...payload fields}. payload_json is
  * the stored object of type-specific fields. Returns a new reference or NULL. */
 json_t *proto_event_new(int64_t id, const char *type, int64_t ts_ms, const char *payload_json);
+/* The same from a payload object still in memory (borrowed, unchanged):
+ * what the storing instance uses, saving a parse of the text it stored. */
+json_t *proto_event_of(int64_t id, const char *type, int64_t ts_ms, json_t *payload);
 /* The WebSocket frame that delivers an event, {"op":"event","event":event},
  * as a new compact string (free()); NULL if out of memory. */
 char *proto_ws_event_text(json_t *event);
@@ -82,8 +85,8 @@ int proto_topic_valid(const char *s);
  * topic {"room","from","topic"} events. */
 char *proto_member_payload(const char *room, const char *user, int join);
 char *proto_topic_payload(const char *room, const char *from, const char *topic);
-/* Chat payload {"room","from","body"} as a new string (free()). */
-char *proto_chat_payload(const char *room, const char *from, const char *body);
+/* Chat payload {"room","from","body"} as a new object (json_decref()). */
+json_t *proto_chat_payload_new(const char *room, const char *from, const char *body);
 
 /* WS client frames. */
 enum proto_op { PROTO_OP_UNKNOWN = 0, PROTO_OP_HELLO, PROTO_OP_SEND, PROTO_OP_TYPING };

@@ -113,7 +113,9 @@ static void test_error_json(void **state)
 static void test_event_encoding(void **state)
 {
     (void)state;
-    char *payload = proto_chat_payload("general", "alice", "hi \"there\"");
+    json_t *obj = proto_chat_payload_new("general", "alice", "hi \"there\"");
+    char *payload = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
     json_t *ev = proto_event_new(7, "chat", 1234, payload);
     assert_non_null(ev);
     assert_int_equal(json_integer_value(json_object_get(ev, "id")), 7);
@@ -130,6 +132,42 @@ static void test_event_encoding(void **state)
     json_decref(ev);
     assert_null(proto_event_new(9, "chat", 1, "not json"));
     assert_null(proto_event_new(9, "chat", 1, "[1]"));
+}
+
+/* The sender's instance builds a chat event from the payload it still
+ * holds, not from the stored text: the frame its subscribers get must be
+ * byte for byte the one a reader of the stored row makes. */
+static void test_event_from_kept_payload(void **state)
+{
+    (void)state;
+    json_t *kept = proto_chat_payload_new("général", "alice", "hi \"there\" \\ \u00e9\u2028");
+    assert_non_null(kept);
+    char *stored = json_dumps(kept, JSON_COMPACT);
+    json_t *read_back = proto_event_new(7, "chat", 1234, stored);
+    char *from_text = proto_ws_event_text(read_back);
+    json_decref(read_back);
+    json_t *ev = proto_event_of(7, "chat", 1234, kept);
+    char *from_kept = proto_ws_event_text(ev);
+    assert_non_null(from_text);
+    assert_non_null(from_kept);
+    assert_string_equal(from_kept, from_text);
+    json_decref(ev);
+    /* the envelope still wins over a payload's own id or type */
+    json_t *odd = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)999, "type", "x", "body", "b");
+    ev = proto_event_of(8, "chat", 1, odd);
+    assert_int_equal(json_integer_value(json_object_get(ev, "id")), 8);
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "chat");
+    assert_int_equal(json_integer_value(json_object_get(odd, "id")), 999);  /* borrowed, unchanged */
+    json_decref(ev);
+    json_decref(odd);
+    assert_null(proto_event_of(9, "chat", 1, NULL));
+    json_t *arr = json_array();
+    assert_null(proto_event_of(9, "chat", 1, arr));
+    json_decref(arr);
+    free(from_text);
+    free(from_kept);
+    free(stored);
+    json_decref(kept);
 }
 
 /* The WebSocket delivery frame wraps the event as served, unchanged. */
@@ -232,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_events_query),
         cmocka_unit_test(test_error_json),
         cmocka_unit_test(test_event_encoding),
+        cmocka_unit_test(test_event_from_kept_payload),
         cmocka_unit_test(test_ws_event_frame),
         cmocka_unit_test(test_ws_frames),
         cmocka_unit_test(test_parse_object),
