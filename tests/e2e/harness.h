@@ -271,6 +271,10 @@ void h_ws_free(struct h_ws *w);
  * databases are dropped by harness_cleanup. */
 /* CHAT_TEST_PG, or NULL when it is unset or empty. */
 const char *h_pg_url(void);
+/* For a test that needs PostgreSQL: returns if CHAT_TEST_PG is set; else
+ * fails the test when CHAT_TEST_PG_REQUIRED is set (CI's PostgreSQL pass),
+ * or says why on stderr ("needs PostgreSQL: why") and skips it. */
+void h_need_pg(const char *why);
 /* Creates a fresh, uniquely named database on CHAT_TEST_PG's server and
  * writes its URL into url (asserts CHAT_TEST_PG is set and it worked). */
 void h_pg_createdb(char *url, size_t len);

@@ -26,6 +26,16 @@ const char *h_pg_url(void)
     return u && *u ? u : NULL;
 }
 
+void h_need_pg(const char *why)
+{
+    if (h_pg_url())
+        return;
+    if (getenv("CHAT_TEST_PG_REQUIRED"))
+        fail_msg("CHAT_TEST_PG is not set (CHAT_TEST_PG_REQUIRED is): run under scripts/with-pg.sh");
+    fprintf(stderr, "    CHAT_TEST_PG is not set, so skipped (needs PostgreSQL: %s; see scripts/with-pg.sh)\n", why);
+    skip();
+}
+
 /* Runs argv (no $E2E_WRAP) with stdin from /dev/null, collecting stdout and
  * stderr together into out (may be NULL), for up to timeout_ms; kills it
  * then. Returns its exit code, or -1 (did not run, killed, time-out). Not

@@ -64,12 +64,7 @@ static int setup(void **state)
 /* Every test starts with this: without PostgreSQL there is no cluster. */
 static void need_pg(void)
 {
-    if (!h_pg_url()) {
-        if (getenv("CHAT_TEST_PG_REQUIRED"))
-            fail_msg("CHAT_TEST_PG is not set (CHAT_TEST_PG_REQUIRED is): run under scripts/with-pg.sh");
-        fprintf(stderr, "    CHAT_TEST_PG is not set: cluster tests need PostgreSQL (make test-cluster)\n");
-        skip();
-    }
+    h_need_pg("a cluster");
 }
 
 static int teardown(void **state)

@@ -442,12 +442,7 @@ static void test_read_markers(void **state)
 static void two_instances(struct h_server s[2], const char *const *extra, char alice_tok[65],
                           char bob_tok[65])
 {
-    if (!h_pg_url()) {
-        if (getenv("CHAT_TEST_PG_REQUIRED"))
-            fail_msg("CHAT_TEST_PG is not set (CHAT_TEST_PG_REQUIRED is)");
-        fprintf(stderr, "    CHAT_TEST_PG is not set: two instances need PostgreSQL\n");
-        skip();
-    }
+    h_need_pg("two instances");
     h_servers_start_shared(s, 2, extra);
     CHECK(h_http_register(s[0].port, "alice", PW_ALICE) == 201, "register alice");
     CHECK(h_http_register(s[0].port, "bob", PW_BOB) == 201, "register bob");

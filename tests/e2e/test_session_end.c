@@ -185,10 +185,7 @@ static void test_ws_keeps_session_in_use(void **state)
 static void test_logout_on_other_instance(void **state)
 {
     (void)state;
-    if (!h_pg_url()) {
-        fprintf(stderr, "    CHAT_TEST_PG is not set: this test needs PostgreSQL\n");
-        skip();
-    }
+    h_need_pg("a logout seen by another instance");
     harness_init();
     struct h_server s[2];
     char alice[65], bob[65];
