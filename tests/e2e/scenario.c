@@ -200,15 +200,20 @@ void send_for(struct sender *ss, int n, int ms, int every_ms)
 
 /* ---- checks ---------------------------------------------------------------- */
 
+void alice_bob_on(int port, char *alice, char *bob)
+{
+    CHECK(h_http_register(port, "alice", PW_ALICE) == 201, "register alice");
+    CHECK(h_http_register(port, "bob", PW_BOB) == 201, "register bob");
+    CHECK(h_http_login(port, "alice", PW_ALICE, alice) == 200, "login alice");
+    if (bob)
+        CHECK(h_http_login(port, "bob", PW_BOB, bob) == 200, "login bob");
+}
+
 void start_alice_bob(struct h_server *s, const char *const *extra, char *alice, char *bob)
 {
     harness_init();
     h_server_start(s, NULL, extra);
-    CHECK(h_http_register(s->port, "alice", PW_ALICE) == 201, "register alice");
-    CHECK(h_http_register(s->port, "bob", PW_BOB) == 201, "register bob");
-    CHECK(h_http_login(s->port, "alice", PW_ALICE, alice) == 200, "login alice");
-    if (bob)
-        CHECK(h_http_login(s->port, "bob", PW_BOB, bob) == 200, "login bob");
+    alice_bob_on(s->port, alice, bob);
 }
 
 void register_users(const struct h_server *s, const char *const *users)

@@ -74,6 +74,9 @@ void send_for(struct sender *ss, int n, int ms, int every_ms);
  * PW_ALICE and PW_BOB and logs alice in (token into alice) and bob too
  * unless bob is NULL. */
 void start_alice_bob(struct h_server *s, const char *const *extra, char *alice, char *bob);
+/* The same on a server already running at port (one of several sharing a
+ * database, say). */
+void alice_bob_on(int port, char *alice, char *bob);
 /* Starts chatd, registers alice and bob with PW and logs bob in (token
  * into bob): the usual opening of a scenario where alice is a client. */
 void start_with_bob(struct h_server *s, char bob[65]);

@@ -444,10 +444,7 @@ static void two_instances(struct h_server s[2], const char *const *extra, char a
 {
     h_need_pg("two instances");
     h_servers_start_shared(s, 2, extra);
-    CHECK(h_http_register(s[0].port, "alice", PW_ALICE) == 201, "register alice");
-    CHECK(h_http_register(s[0].port, "bob", PW_BOB) == 201, "register bob");
-    CHECK(h_http_login(s[0].port, "alice", PW_ALICE, alice_tok) == 200, "login alice");
-    CHECK(h_http_login(s[0].port, "bob", PW_BOB, bob_tok) == 200, "login bob");
+    alice_bob_on(s[0].port, alice_tok, bob_tok);
 }
 
 /* PostgreSQL: alice reads on one instance, her WebSocket on the other hears;

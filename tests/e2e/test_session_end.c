@@ -190,10 +190,7 @@ static void test_logout_on_other_instance(void **state)
     struct h_server s[2];
     char alice[65], bob[65];
     h_servers_start_shared(s, 2, NULL);
-    CHECK(h_http_register(s[0].port, "alice", PW_ALICE) == 201, "register alice");
-    CHECK(h_http_register(s[0].port, "bob", PW_BOB) == 201, "register bob");
-    CHECK(h_http_login(s[0].port, "alice", PW_ALICE, alice) == 200, "login alice");
-    CHECK(h_http_login(s[0].port, "bob", PW_BOB, bob) == 200, "login bob");
+    alice_bob_on(s[0].port, alice, bob);
     int fd = park_poll(s[1].port, alice, newest(s[1].port, alice));
     logout(s[0].port, alice);
     int64_t id;
