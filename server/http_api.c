@@ -93,8 +93,7 @@ static int http_respond(struct session *s, unsigned status, char *body)
     h->resp = body;
     h->resp_len = strlen(body);
     h->resp_off = 0;
-    server_hold_input(s->wsi, &h->input_held, 0);
-    lws_callback_on_writable(s->wsi);
+    server_want_write(s->wsi, &h->input_held);
     return 0;
 }
 
@@ -292,10 +291,8 @@ static int http_answer_poll(struct session *s)
 
 static void http_wake(struct session *s)
 {
-    if (s->u.http.poll_parked && !s->u.http.resp) {
-        server_hold_input(s->wsi, &s->u.http.input_held, 0);
-        lws_callback_on_writable(s->wsi);
-    }
+    if (s->u.http.poll_parked && !s->u.http.resp)
+        server_want_write(s->wsi, &s->u.http.input_held);
 }
 
 /* presence.c has queued the item for the poll's token: a parked poll is
@@ -324,8 +321,7 @@ static void http_hold_over(struct server *srv, struct sweep_link *l)
     (void)srv;
     struct session *s = lws_container_of(l, struct session, u.http.hold);
     sweep_leave(l);
-    server_hold_input(s->wsi, &s->u.http.input_held, 0);
-    lws_callback_on_writable(s->wsi);
+    server_want_write(s->wsi, &s->u.http.input_held);
 }
 
 static const struct sweep_kind http_hold_kind = { .due = http_hold_over };

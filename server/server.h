@@ -254,6 +254,14 @@ static inline void server_hold_input(struct lws *wsi, int *held, int hold)
     lws_rx_flow_control(wsi, !hold);
 }
 
+/* Asks for WRITEABLE on such a connection, watching it for input again
+ * first (the lws 4.1 rule above). */
+static inline void server_want_write(struct lws *wsi, int *held)
+{
+    server_hold_input(wsi, held, 0);
+    lws_callback_on_writable(wsi);
+}
+
 /* The server a connection belongs to: the context's user (main.c). */
 static inline struct server *server_from_wsi(struct lws *wsi)
 {

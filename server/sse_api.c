@@ -40,12 +40,11 @@ static void sse_ephemeral(struct session *s, const struct ephemeral *e);
 
 static const struct session_ops sse_ops = { sse_wake, sse_posted, sse_ended, sse_ephemeral };
 
-/* Asks for WRITEABLE, watching the connection for input again first
- * (between writes it is watched for none: server_hold_input). */
+/* Asks for WRITEABLE (between writes the stream is watched for no input:
+ * server_want_write gives it back first). */
 static void sse_want_write(struct session *s)
 {
-    server_hold_input(s->wsi, &s->u.sse.input_held, 0);
-    lws_callback_on_writable(s->wsi);
+    server_want_write(s->wsi, &s->u.sse.input_held);
 }
 
 int sse_is_stream(const struct session *s)
