@@ -1,8 +1,10 @@
 /* http_api.c — the JSON HTTP API: request intake (path, query, body with a
  * size cap), routing, authentication, the handlers, the long-poll parking
  * (answered when woken, when its hold passes, or 401 at once when its
- * session ends: its session_ops), the request-body deadline and the
- * response writer. One request at a time per connection; everything a
+ * session ends: its session_ops), the long-poll pace (a token's answers
+ * with something in them at most every --long-poll-pace-ms: a busy feed
+ * packs its events into fewer answers, a quiet one is answered at once),
+ * the request-body deadline and the response writer. One request at a time per connection; everything a
  * request owns lives in session.u.http and is freed by http_reset.
  *
  * The handlers make only asynchronous store calls (store_call_async), and
@@ -243,6 +245,8 @@ static int http_authenticate(struct session *s, int (*route)(struct session *s))
 static void http_unpark(struct session *s)
 {
     struct http_state *h = &s->u.http;
+    lws_sul_cancel(&h->pace);
+    h->paced = 0;
     server_hold_input(s->wsi, &h->input_held, 0);   /* the answer, maybe a next request */
     sweep_leave(&h->hold);
     presence_release(s);
@@ -272,6 +276,8 @@ static int http_answer_events(struct session *s, int rc, json_t *events)
         next = json_integer_value(json_object_get(json_array_get(events, n - 1), "id"));
     presence_polled(s);             /* its poll window, and its items, from now */
     json_t *eph = presence_take(s);
+    if (n || eph)
+        presence_answered(s);
     return http_json(s, 200, json_pack("{s:o,s:I,s:o*}", "events", events, "next", (json_int_t)next,
                                        "ephemeral", eph));
 }
@@ -289,9 +295,29 @@ static int http_answer_poll(struct session *s)
     return http_answer_events(s, rc, events);
 }
 
+static void http_pace_over(lws_sorted_usec_list_t *sul)
+{
+    struct session *s = lws_container_of(sul, struct session, u.http.pace);
+    s->u.http.paced = 0;
+    server_want_write(s->wsi, &s->u.http.input_held);
+}
+
+/* 1 if s's answer waits for its token's pace (its timer armed), 0 if it
+ * may go now. */
+static int http_paced(struct session *s)
+{
+    struct http_state *h = &s->u.http;
+    int64_t wait_ms = presence_pace_wait_ms(s, s->srv->cfg.long_poll_pace_ms);
+    if (!wait_ms || h->paced)
+        return wait_ms > 0;
+    h->paced = 1;
+    lws_sul_schedule(lws_get_context(s->wsi), 0, &h->pace, http_pace_over, wait_ms * LWS_US_PER_MS);
+    return 1;
+}
+
 static void http_wake(struct session *s)
 {
-    if (s->u.http.poll_parked && !s->u.http.resp)
+    if (s->u.http.poll_parked && !s->u.http.resp && !http_paced(s))
         server_want_write(s->wsi, &s->u.http.input_held);
 }
 
@@ -343,13 +369,15 @@ static int route_events(struct session *s)
         return http_error(s, 500, "internal", "out of memory");
     json_t *events;
     int rc = feed_fetch(s, h->poll.after, h->poll.limit, &events);
+    int full = s->srv->parked >= s->srv->cfg.max_long_polls;
     if (rc != FEED_PENDING && (wait == 0 || rc != STORE_OK || json_array_size(events) > 0 ||
-                               presence_has_items(s)))
+                               presence_has_items(s)) &&
+        (wait == 0 || rc != STORE_OK || full || !http_paced(s)))
         return http_answer_events(s, rc, events);
     json_decref(events);
-    if (s->srv->parked >= s->srv->cfg.max_long_polls)
+    if (full)
         return http_limited(s, 503, "overloaded", "too many long polls are waiting; retry shortly", 1);
-    return http_park(s, wait);
+    return http_park(s, wait);          /* nothing yet, or its token's pace not over */
 }
 
 /* Nothing yet (or its rows come from the store): park until the feed wakes

@@ -1,5 +1,6 @@
 /* presence.c — who is online (presence.h): per user, the sessions holding
- * them online on this instance, the poll window, the grace before offline,
+ * them online on this instance, the poll window (and when each polling
+ * token was last answered, for http_api.c's pace), the grace before offline,
  * and whether another instance holds them (leases on a shared store); the
  * ephemeral items (presence changes, typing, a user's read markers): made once per change,
  * handed to every live connection through ops->ephemeral and queued per
@@ -59,6 +60,7 @@ struct presence_poll {
     struct presence_user *u;
     char token_hash[65];
     int64_t last_ms;                 /* its last events request */
+    int64_t answered_ms;             /* its last answer with something in it */
     struct eph_queue q;
 };
 
@@ -462,6 +464,22 @@ static struct presence_poll *session_poll(const struct session *s)
     struct presence *p = s->srv ? s->srv->presence : NULL;
     struct presence_user *u = p && s->user_id ? user_find(p, s->user_id) : NULL;
     return u ? poll_find(u, s->token_hash) : NULL;
+}
+
+void presence_answered(struct session *s)
+{
+    struct presence_poll *pl = session_poll(s);
+    if (pl)
+        pl->answered_ms = s->srv->presence->clock();
+}
+
+int64_t presence_pace_wait_ms(const struct session *s, int64_t pace_ms)
+{
+    struct presence_poll *pl = session_poll(s);
+    if (!pl || !pl->answered_ms || pace_ms <= 0)
+        return 0;
+    int64_t left = pl->answered_ms + pace_ms - s->srv->presence->clock();
+    return left > 0 ? left : 0;
 }
 
 int presence_has_items(const struct session *s)

@@ -49,6 +49,11 @@ int  presence_polled(struct session *s);
  * they are not kept any more), or NULL if there are none. */
 json_t *presence_take(struct session *s);
 int  presence_has_items(const struct session *s);
+/* s's token was just answered with something (events or items). */
+void presence_answered(struct session *s);
+/* How many ms s's token still waits for its next answer, pace_ms after
+ * its last one; 0 when it may be answered now. */
+int64_t presence_pace_wait_ms(const struct session *s, int64_t pace_ms);
 
 /* Who a room's ephemeral items reach, as the caller knows the room
  * (presence knows no rooms): NULL for `general` (every user). member:

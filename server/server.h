@@ -60,6 +60,7 @@ struct server_config {
     const char *tls_cert;           /* PEM files; both set: https and wss only */
     const char *tls_key;
     int         long_poll_max_s;
+    int         long_poll_pace_ms; /* a token's long-poll answers at most this often */
     int         heartbeat_s;
     int         hello_timeout_s;
     int         token_ttl_s;        /* absolute session lifetime */
@@ -127,6 +128,8 @@ struct http_state {
     struct sweep_link hold;   /* long-poll deadline (sweep.c) */
     int      poll_parked;
     int      input_held;      /* parked: lws watches it for no input (http_park) */
+    lws_sorted_usec_list_t pace; /* its token's next answer waits for this (http_api.c) */
+    int      paced;           /* pace is armed */
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
     struct http_call *call;   /* the store call it waits for (http_api.c) */
     int    (*route)(struct session *s);  /* to run once authenticated */

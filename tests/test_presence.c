@@ -3,7 +3,8 @@
  * hand): a user goes offline only the grace after their last connection
  * ends; a transport switch within the grace shows no offline/online flap;
  * a short poll keeps its user online for the poll window; items for
- * pollers are kept per session token, at most 64, for 10 s; typing is
+ * pollers are kept per session token, at most 64, for 10 s; a polling
+ * token's answers keep their pace; typing is
  * relayed once per 3 s per user and room, never to the typer. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -167,6 +168,28 @@ static void test_short_poll_window(void **state)
     assert_int_equal(f->ch.online[1], 0);
 }
 
+/* A polling token's next answer waits out the pace from its last answer
+ * with something in it; another token of the same user, a token never
+ * answered and a pace of 0 wait for nothing. */
+static void test_poll_pace(void **state)
+{
+    struct fixture *f = *state;
+    struct session *lp = conn(f, 0, 1, "bob", "t1", 0);
+    struct session *other = conn(f, 1, 1, "bob", "t2", 0);
+    presence_polled(lp);
+    presence_polled(other);
+    assert_int_equal(presence_pace_wait_ms(lp, 5), 0);      /* never answered */
+    at(f, 100);
+    presence_answered(lp);
+    assert_int_equal(presence_pace_wait_ms(lp, 5), 5);
+    assert_int_equal(presence_pace_wait_ms(lp, 0), 0);
+    assert_int_equal(presence_pace_wait_ms(other, 5), 0);
+    at(f, 103);
+    assert_int_equal(presence_pace_wait_ms(lp, 5), 2);
+    at(f, 105);
+    assert_int_equal(presence_pace_wait_ms(lp, 5), 0);
+}
+
 /* A poller's items wait for its next poll under its token: at most 64,
  * none older than 10 s, and taken once. */
 static void test_poller_queue(void **state)
@@ -267,6 +290,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_flap_on_switch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_poll_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poller_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poll_pace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_typing_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_delivery_and_list, setup, teardown),
     };

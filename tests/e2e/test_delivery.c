@@ -5,7 +5,7 @@
  * small frames mixed; a WebSocket that answers pings outlives several
  * heartbeats; an HTTP keep-alive connection gets every answer; a client
  * that asks for a close gets the whole answer before it; answers larger
- * than one write arrive whole. */
+ * than one write arrive whole; a token's long polls keep their pace. */
 #include "harness.h"
 
 #include <netinet/in.h>
@@ -251,6 +251,67 @@ static void test_large_poll_answer(void **state)
     h_server_stop(&s);
 }
 
+/* Sends GET /events?after=AFTER&wait=20 for tok on a connection of its
+ * own; returns the socket (its answer: h_http_read_response). */
+static int long_poll_send(int port, const char *tok, int64_t after)
+{
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET /api/v1/events?after=%lld&wait=20 HTTP/1.1\r\nHost: x\r\n"
+                     "Authorization: Bearer %s\r\nConnection: close\r\n\r\n", (long long)after, tok);
+    int fd = h_http_send_request(port, req, (size_t)n);
+    CHECK(fd >= 0, "long poll: cannot connect");
+    return fd;
+}
+
+/* The long poll's answer on fd (closed then): 200 with exactly the bodies
+ * want (n of them), in order; returns its "next". */
+static int64_t expect_answer(int fd, const char *what, const char *const *want, size_t n)
+{
+    struct h_http_resp r;
+    CHECK(h_http_read_response(fd, &r, 15000) == 0 && r.status == 200, "%s: no 200 answer", what);
+    json_t *ev = json_object_get(r.json, "events");
+    CHECK(json_array_size(ev) == n, "%s: %zu events, expected %zu: %s", what, json_array_size(ev), n, r.body);
+    for (size_t i = 0; i < n; i++) {
+        const char *body = json_string_value(json_object_get(json_array_get(ev, i), "body"));
+        CHECK(body && !strcmp(body, want[i]), "%s: event %zu is not \"%s\": %s", what, i, want[i], r.body);
+    }
+    int64_t next = json_integer_value(json_object_get(r.json, "next"));
+    h_http_resp_free(&r);
+    return next;
+}
+
+/* The long-poll pace (--long-poll-pace-ms PACE): a token's first answer
+ * comes at once; its next, though an event already waits, not before PACE
+ * after the first, and then with everything sent meanwhile in one answer;
+ * another token of the same user is answered at once meanwhile. */
+static void test_long_poll_pace(void **state)
+{
+    (void)state;
+    enum { PACE = 2000 };
+    struct h_server s;
+    char tok[65], tok2[65];
+    const char *extra[] = { "--long-poll-pace-ms", "2000", NULL };
+    h_server_start_with_user(&s, extra, "alice", PW, tok);
+    CHECK(h_http_login(s.port, "alice", PW, tok2) == 200, "second login");
+    CHECK(h_http_post_message(s.port, tok, NULL, "one", NULL, NULL) == 201, "post one");
+    const char *one[] = { "one" }, *two_three[] = { "two", "three" }, *all[] = { "one", "two", "three" };
+    int64_t t0 = h_now_ms();
+    int64_t next = expect_answer(long_poll_send(s.port, tok, 0), "first long poll", one, 1);
+    int64_t t1 = h_now_ms();
+    CHECK(t1 - t0 < PACE / 2, "a token's first long poll, an event waiting, took %lld ms", (long long)(t1 - t0));
+    CHECK(h_http_post_message(s.port, tok, NULL, "two", NULL, NULL) == 201, "post two");
+    int paced = long_poll_send(s.port, tok, next);
+    CHECK(h_http_post_message(s.port, tok, NULL, "three", NULL, NULL) == 201, "post three");
+    expect_answer(long_poll_send(s.port, tok2, 0), "another token's long poll", all, 3);
+    CHECK(h_now_ms() - t1 < PACE / 2, "another token's long poll waited for the first token's pace");
+    expect_answer(paced, "the paced long poll", two_three, 2);
+    int64_t dt = h_now_ms() - t1;
+    CHECK(dt >= PACE - 250 && dt < 10000, "the next answer came %lld ms after the first (pace %d ms, hold 20 s)",
+          (long long)dt, PACE);
+    h_server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_answering_peer_kept),
         cmocka_unit_test(test_http_keep_alive_and_close),
         cmocka_unit_test(test_large_poll_answer),
+        cmocka_unit_test(test_long_poll_pace),
     };
     int rc = cmocka_run_group_tests_name("delivery", tests, NULL, NULL);
     harness_cleanup();
