@@ -245,8 +245,7 @@ static int http_authenticate(struct session *s, int (*route)(struct session *s))
 static void http_unpark(struct session *s)
 {
     struct http_state *h = &s->u.http;
-    lws_sul_cancel(&h->pace);
-    h->paced = 0;
+    sweep_leave(&h->pace);
     server_hold_input(s->wsi, &h->input_held, 0);   /* the answer, maybe a next request */
     sweep_leave(&h->hold);
     presence_release(s);
@@ -295,23 +294,34 @@ static int http_answer_poll(struct session *s)
     return http_answer_events(s, rc, events);
 }
 
-static void http_pace_over(lws_sorted_usec_list_t *sul)
+/* Its token's pace is over (or nearly: the sweep's granularity): answered
+ * with what there is. A busy feed's poll is answered sooner, at the first
+ * wake after the pace (http_wake); this is the backstop for a feed that
+ * went quiet meanwhile. */
+static void http_pace_over(struct server *srv, struct sweep_link *l)
 {
-    struct session *s = lws_container_of(sul, struct session, u.http.pace);
-    s->u.http.paced = 0;
+    (void)srv;
+    struct session *s = lws_container_of(l, struct session, u.http.pace);
+    sweep_leave(l);
     server_want_write(s->wsi, &s->u.http.input_held);
 }
 
-/* 1 if s's answer waits for its token's pace (its timer armed), 0 if it
- * may go now. */
+static const struct sweep_kind http_pace_kind = { .due = http_pace_over };
+
+/* 1 if s's answer waits for its token's pace, 0 if it may go now. The
+ * wait ends at the first feed wake after the pace, or at the backstop
+ * (the sweep, a pace after this call at the latest plus its 20 ms gap):
+ * no timer of its own, as lws 4.1 keeps its timers in one list walked at
+ * every schedule, and its libuv timer spins through the last part of a
+ * millisecond before each one. */
 static int http_paced(struct session *s)
 {
     struct http_state *h = &s->u.http;
-    int64_t wait_ms = presence_pace_wait_ms(s, s->srv->cfg.long_poll_pace_ms);
-    if (!wait_ms || h->paced)
-        return wait_ms > 0;
-    h->paced = 1;
-    lws_sul_schedule(lws_get_context(s->wsi), 0, &h->pace, http_pace_over, wait_ms * LWS_US_PER_MS);
+    int pace_ms = s->srv->cfg.long_poll_pace_ms;
+    if (!presence_pace_wait_ms(s, pace_ms))
+        return 0;
+    if (!h->pace.node.owner)
+        sweep_join(sweep_queue(s->srv->sweep, &http_pace_kind, pace_ms), &h->pace, sweep_mono_ms());
     return 1;
 }
 

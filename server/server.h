@@ -128,8 +128,7 @@ struct http_state {
     struct sweep_link hold;   /* long-poll deadline (sweep.c) */
     int      poll_parked;
     int      input_held;      /* parked: lws watches it for no input (http_park) */
-    lws_sorted_usec_list_t pace; /* its token's next answer waits for this (http_api.c) */
-    int      paced;           /* pace is armed */
+    struct sweep_link pace;   /* parked for its token's pace: the backstop (http_api.c) */
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
     struct http_call *call;   /* the store call it waits for (http_api.c) */
     int    (*route)(struct session *s);  /* to run once authenticated */
