@@ -4,8 +4,9 @@
  * session ends: its session_ops), the long-poll pace (a token's answers
  * with something in them at most every --long-poll-pace-ms: a busy feed
  * packs its events into fewer answers, a quiet one is answered at once),
- * the request-body deadline and the response writer. One request at a time per connection; everything a
- * request owns lives in session.u.http and is freed by http_reset.
+ * the request-body deadline and the response writer. One request at a
+ * time per connection; everything a request owns lives in session.u.http
+ * and is freed by http_reset.
  *
  * The handlers make only asynchronous store calls (store_call_async), and
  * answer in the completion: a request waiting for the store holds a ticket
@@ -320,8 +321,11 @@ static int http_paced(struct session *s)
     int pace_ms = s->srv->cfg.long_poll_pace_ms;
     if (!presence_pace_wait_ms(s, pace_ms))
         return 0;
-    if (!h->pace.node.owner)
-        sweep_join(sweep_queue(s->srv->sweep, &http_pace_kind, pace_ms), &h->pace, sweep_mono_ms());
+    struct sweep_queue *q = sweep_queue(s->srv->sweep, &http_pace_kind, pace_ms);
+    if (!q)                       /* no backstop (stopping, or no memory): now */
+        return 0;
+    if (!sweep_in(q, &h->pace))
+        sweep_join(q, &h->pace, sweep_mono_ms());
     return 1;
 }
 
