@@ -322,7 +322,7 @@ static int http_paced(struct session *s)
     if (!presence_pace_wait_ms(s, pace_ms))
         return 0;
     struct sweep_queue *q = sweep_queue(s->srv->sweep, &http_pace_kind, pace_ms);
-    if (!q)                       /* no backstop (stopping, or no memory): now */
+    if (!q)                       /* no backstop (the sweep is gone at shutdown; no memory): now */
         return 0;
     if (!sweep_in(q, &h->pace))
         sweep_join(q, &h->pace, sweep_mono_ms());

@@ -5,7 +5,8 @@
  * small frames mixed; a WebSocket that answers pings outlives several
  * heartbeats; an HTTP keep-alive connection gets every answer; a client
  * that asks for a close gets the whole answer before it; answers larger
- * than one write arrive whole; a token's long polls keep their pace. */
+ * than one write arrive whole; a token's long polls keep their pace (and
+ * a shutdown answers them at once). */
 #include "harness.h"
 
 #include <netinet/in.h>
@@ -281,17 +282,31 @@ static int64_t expect_answer(int fd, const char *what, const char *const *want, 
     return next;
 }
 
+/* Waits (5 s at most) until chatd's /healthz counts n parked long polls. */
+static void wait_parked(int port, int n)
+{
+    int64_t parked = -1, deadline = h_deadline(5000);
+    while (parked < n && h_now_ms() < deadline) {
+        struct h_http_resp r;
+        h_http_call(port, "GET", "/healthz", NULL, NULL, 0, &r);
+        parked = json_integer_value(json_object_get(r.json, "parked"));
+        h_http_resp_free(&r);
+    }
+    CHECK(parked >= n, "chatd holds %lld long polls, expected %d", (long long)parked, n);
+}
+
 /* The long-poll pace (--long-poll-pace-ms PACE): a token's first answer
  * comes at once; its next, though an event already waits, not before PACE
  * after the first, and then with everything sent meanwhile in one answer;
- * another token of the same user is answered at once meanwhile. */
+ * another token of the same user is answered at once meanwhile; a shutdown
+ * answers a paced poll at once. */
 static void test_long_poll_pace(void **state)
 {
     (void)state;
-    enum { PACE = 2000 };
+    enum { PACE = 3000 };
     struct h_server s;
     char tok[65], tok2[65];
-    const char *extra[] = { "--long-poll-pace-ms", "2000", NULL };
+    const char *extra[] = { "--long-poll-pace-ms", "3000", NULL };
     h_server_start_with_user(&s, extra, "alice", PW, tok);
     CHECK(h_http_login(s.port, "alice", PW, tok2) == 200, "second login");
     CHECK(h_http_post_message(s.port, tok, NULL, "one", NULL, NULL) == 201, "post one");
@@ -305,11 +320,16 @@ static void test_long_poll_pace(void **state)
     CHECK(h_http_post_message(s.port, tok, NULL, "three", NULL, NULL) == 201, "post three");
     expect_answer(long_poll_send(s.port, tok2, 0), "another token's long poll", all, 3);
     CHECK(h_now_ms() - t1 < PACE / 2, "another token's long poll waited for the first token's pace");
-    expect_answer(paced, "the paced long poll", two_three, 2);
+    next = expect_answer(paced, "the paced long poll", two_three, 2);
     int64_t dt = h_now_ms() - t1;
     CHECK(dt >= PACE - 250 && dt < 10000, "the next answer came %lld ms after the first (pace %d ms, hold 20 s)",
           (long long)dt, PACE);
+    /* Parked right after an answer, so paced when SIGTERM wakes it: it is
+     * answered before chatd exits (its pace is longer than the 2 s grace). */
+    int at_stop = long_poll_send(s.port, tok, next);
+    wait_parked(s.port, 1);
     h_server_stop(&s);
+    expect_answer(at_stop, "a paced long poll at SIGTERM", NULL, 0);
 }
 
 int main(void)
