@@ -295,6 +295,14 @@ static int http_answer_poll(struct session *s)
     return http_answer_events(s, rc, events);
 }
 
+/* A parked poll's deadline (l, of its http_state) passed: it leaves that
+ * queue and asks for the WRITEABLE that answers it with what there is. */
+static void http_due(struct session *s, struct sweep_link *l)
+{
+    sweep_leave(l);
+    server_want_write(s->wsi, &s->u.http.input_held);
+}
+
 /* Its token's pace is over (or nearly: the sweep's granularity): answered
  * with what there is. A busy feed's poll is answered sooner, at the first
  * wake after the pace (http_wake); this is the backstop for a feed that
@@ -302,9 +310,7 @@ static int http_answer_poll(struct session *s)
 static void http_pace_over(struct server *srv, struct sweep_link *l)
 {
     (void)srv;
-    struct session *s = lws_container_of(l, struct session, u.http.pace);
-    sweep_leave(l);
-    server_want_write(s->wsi, &s->u.http.input_held);
+    http_due(lws_container_of(l, struct session, u.http.pace), l);
 }
 
 static const struct sweep_kind http_pace_kind = { .due = http_pace_over };
@@ -359,9 +365,7 @@ static void http_on_ended(struct session *s, const char *why)
 static void http_hold_over(struct server *srv, struct sweep_link *l)
 {
     (void)srv;
-    struct session *s = lws_container_of(l, struct session, u.http.hold);
-    sweep_leave(l);
-    server_want_write(s->wsi, &s->u.http.input_held);
+    http_due(lws_container_of(l, struct session, u.http.hold), l);
 }
 
 static const struct sweep_kind http_hold_kind = { .due = http_hold_over };

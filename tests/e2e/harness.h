@@ -182,6 +182,9 @@ int  h_http_post_message(int port, const char *token, const char *room, const ch
 /* GET /api/v1/events?after=A&wait=0&limit=1000; asserts 200 and returns the
  * events array (new reference). */
 json_t *h_http_get_events(int port, const char *token, int64_t after);
+/* Waits until chatd holds at least n long polls (GET /healthz "parked"),
+ * reading the spawned processes' output meanwhile; fails at deadline. */
+void h_wait_parked(int port, int n, int64_t deadline);
 
 /* Opens n connections (n <= 64), writes the same well-formed request (as
  * h_http_call builds it) on every one of them before reading any answer, then

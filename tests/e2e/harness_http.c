@@ -389,6 +389,21 @@ json_t *h_http_get_events(int port, const char *token, int64_t after)
     return ev;
 }
 
+void h_wait_parked(int port, int n, int64_t deadline)
+{
+    json_int_t parked = -1;
+    for (;;) {
+        struct h_http_resp r;
+        h_http_call(port, "GET", "/healthz", NULL, NULL, 0, &r);
+        parked = json_integer_value(json_object_get(r.json, "parked"));
+        h_http_resp_free(&r);
+        if (parked >= n || h_now_ms() >= deadline)
+            break;
+        h_pump(20);
+    }
+    CHECK(parked >= n, "chatd holds %" JSON_INTEGER_FORMAT " long polls, expected %d", parked, n);
+}
+
 static int error_mismatch(const char *what, const struct h_http_resp *r, int status, const char *code,
                           char *why, size_t whylen)
 {

@@ -282,19 +282,6 @@ static int64_t expect_answer(int fd, const char *what, const char *const *want, 
     return next;
 }
 
-/* Waits (5 s at most) until chatd's /healthz counts n parked long polls. */
-static void wait_parked(int port, int n)
-{
-    int64_t parked = -1, deadline = h_deadline(5000);
-    while (parked < n && h_now_ms() < deadline) {
-        struct h_http_resp r;
-        h_http_call(port, "GET", "/healthz", NULL, NULL, 0, &r);
-        parked = json_integer_value(json_object_get(r.json, "parked"));
-        h_http_resp_free(&r);
-    }
-    CHECK(parked >= n, "chatd holds %lld long polls, expected %d", (long long)parked, n);
-}
-
 /* The long-poll pace (--long-poll-pace-ms PACE): a token's first answer
  * comes at once; its next, though an event already waits, not before PACE
  * after the first, and then with everything sent meanwhile in one answer;
@@ -327,7 +314,7 @@ static void test_long_poll_pace(void **state)
     /* Parked right after an answer, so paced when SIGTERM wakes it: it is
      * answered before chatd exits (its pace is longer than the 2 s grace). */
     int at_stop = long_poll_send(s.port, tok, next);
-    wait_parked(s.port, 1);
+    h_wait_parked(s.port, 1, h_deadline(5000));
     h_server_stop(&s);
     expect_answer(at_stop, "a paced long poll at SIGTERM", NULL, 0);
 }

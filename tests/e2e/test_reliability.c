@@ -172,22 +172,6 @@ static void test_kill9_while_sending(void **state)
 
 /* ---- SIGTERM restart under connected clients ------------------------------------ */
 
-/* Waits until chatd holds at least n long polls (GET /healthz "parked"). */
-static void wait_parked(const struct h_server *s, int n, int64_t dl)
-{
-    json_int_t parked = -1;
-    for (;;) {
-        struct h_http_resp r;
-        h_http_call(s->port, "GET", "/healthz", NULL, NULL, 0, &r);
-        parked = ev_int(r.json, "parked");
-        h_http_resp_free(&r);
-        if (parked >= n || h_now_ms() >= dl)
-            break;
-        pump_upto(h_now_ms() + 20);
-    }
-    CHECK(parked >= n, "chatd holds %" JSON_INTEGER_FORMAT " long polls, expected %d", parked, n);
-}
-
 /* bob posts three messages while the clients' server is down: through a
  * second chatd on the same database and another port, which the clients
  * do not know, so they are away for certain. */
@@ -236,7 +220,7 @@ static void test_restart_reconnects(void **state)
     json_decref(h_ws_hello(ws, bob, last));
     /* Parked: this poll and the long-poll client's (the short-poll client
      * never parks, and nothing is posted that would answer either). */
-    wait_parked(&s, 2, h_deadline(5000));
+    h_wait_parked(s.port, 2, h_deadline(5000));
 
     size_t mark[3];
     for (int i = 0; i < 3; i++)
