@@ -182,6 +182,10 @@ int  h_http_post_message(int port, const char *token, const char *room, const ch
 /* GET /api/v1/events?after=A&wait=0&limit=1000; asserts 200 and returns the
  * events array (new reference). */
 json_t *h_http_get_events(int port, const char *token, int64_t after);
+/* Sends GET /api/v1/events?after=AFTER&wait=20 for token on a connection
+ * of its own (Connection: close) and returns the socket, for
+ * h_http_read_response once the poll is answered; fails if it cannot. */
+int  h_long_poll_send(int port, const char *token, int64_t after);
 /* Waits until chatd holds at least n long polls (GET /healthz "parked"),
  * reading the spawned processes' output meanwhile; fails at deadline. */
 void h_wait_parked(int port, int n, int64_t deadline);

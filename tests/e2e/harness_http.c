@@ -389,6 +389,17 @@ json_t *h_http_get_events(int port, const char *token, int64_t after)
     return ev;
 }
 
+int h_long_poll_send(int port, const char *token, int64_t after)
+{
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET /api/v1/events?after=%lld&wait=20 HTTP/1.1\r\nHost: x\r\n"
+                     "Authorization: Bearer %s\r\nConnection: close\r\n\r\n", (long long)after, token);
+    int fd = h_http_send_request(port, req, (size_t)n);
+    CHECK(fd >= 0, "long poll: cannot connect");
+    return fd;
+}
+
 void h_wait_parked(int port, int n, int64_t deadline)
 {
     json_int_t parked = -1;

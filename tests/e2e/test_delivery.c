@@ -252,19 +252,6 @@ static void test_large_poll_answer(void **state)
     h_server_stop(&s);
 }
 
-/* Sends GET /events?after=AFTER&wait=20 for tok on a connection of its
- * own; returns the socket (its answer: h_http_read_response). */
-static int long_poll_send(int port, const char *tok, int64_t after)
-{
-    char req[512];
-    int n = snprintf(req, sizeof req,
-                     "GET /api/v1/events?after=%lld&wait=20 HTTP/1.1\r\nHost: x\r\n"
-                     "Authorization: Bearer %s\r\nConnection: close\r\n\r\n", (long long)after, tok);
-    int fd = h_http_send_request(port, req, (size_t)n);
-    CHECK(fd >= 0, "long poll: cannot connect");
-    return fd;
-}
-
 /* The long poll's answer on fd (closed then): 200 with exactly the bodies
  * want (n of them), in order; returns its "next". */
 static int64_t expect_answer(int fd, const char *what, const char *const *want, size_t n)
@@ -299,13 +286,13 @@ static void test_long_poll_pace(void **state)
     CHECK(h_http_post_message(s.port, tok, NULL, "one", NULL, NULL) == 201, "post one");
     const char *one[] = { "one" }, *two_three[] = { "two", "three" }, *all[] = { "one", "two", "three" };
     int64_t t0 = h_now_ms();
-    int64_t next = expect_answer(long_poll_send(s.port, tok, 0), "first long poll", one, 1);
+    int64_t next = expect_answer(h_long_poll_send(s.port, tok, 0), "first long poll", one, 1);
     int64_t t1 = h_now_ms();
     CHECK(t1 - t0 < PACE / 2, "a token's first long poll, an event waiting, took %lld ms", (long long)(t1 - t0));
     CHECK(h_http_post_message(s.port, tok, NULL, "two", NULL, NULL) == 201, "post two");
-    int paced = long_poll_send(s.port, tok, next);
+    int paced = h_long_poll_send(s.port, tok, next);
     CHECK(h_http_post_message(s.port, tok, NULL, "three", NULL, NULL) == 201, "post three");
-    expect_answer(long_poll_send(s.port, tok2, 0), "another token's long poll", all, 3);
+    expect_answer(h_long_poll_send(s.port, tok2, 0), "another token's long poll", all, 3);
     CHECK(h_now_ms() - t1 < PACE / 2, "another token's long poll waited for the first token's pace");
     next = expect_answer(paced, "the paced long poll", two_three, 2);
     int64_t dt = h_now_ms() - t1;
@@ -313,7 +300,7 @@ static void test_long_poll_pace(void **state)
           (long long)dt, PACE);
     /* Parked right after an answer, so paced when SIGTERM wakes it: it is
      * answered before chatd exits (its pace is longer than the 2 s grace). */
-    int at_stop = long_poll_send(s.port, tok, next);
+    int at_stop = h_long_poll_send(s.port, tok, next);
     h_wait_parked(s.port, 1, h_deadline(5000));
     h_server_stop(&s);
     expect_answer(at_stop, "a paced long poll at SIGTERM", NULL, 0);

@@ -173,12 +173,7 @@ static void test_online_offline_every_transport(void **state)
  * after it). */
 static int park_poll(int port, const char *tok, int64_t after)
 {
-    char req[512];
-    int n = snprintf(req, sizeof req,
-                     "GET /api/v1/events?after=%" PRId64 "&wait=20 HTTP/1.1\r\nHost: x\r\n"
-                     "Authorization: Bearer %s\r\nConnection: close\r\n\r\n", after, tok);
-    int fd = h_http_send_request(port, req, (size_t)n);
-    CHECK(fd >= 0, "long poll: cannot connect");
+    int fd = h_long_poll_send(port, tok, after);
     struct h_http_resp r;
     h_http_call(port, "GET", "/healthz", NULL, NULL, 0, &r);
     h_http_resp_free(&r);

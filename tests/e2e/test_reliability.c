@@ -209,13 +209,7 @@ static void test_restart_reconnects(void **state)
     json_t *feed0 = server_feed(&s, bob);
     json_int_t last = ev_int(json_array_get(feed0, json_array_size(feed0) - 1), "id");
     json_decref(feed0);
-    char req[512];
-    int rl = snprintf(req, sizeof req,
-                      "GET /api/v1/events?after=%" JSON_INTEGER_FORMAT "&wait=20 HTTP/1.1\r\n"
-                      "Host: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n",
-                      last, s.port, bob);
-    int poll_fd = h_http_send_request(s.port, req, (size_t)rl);
-    CHECK(poll_fd >= 0, "long poll: cannot connect");
+    int poll_fd = h_long_poll_send(s.port, bob, last);
     struct h_ws *ws = h_ws_connect(s.port);
     json_decref(h_ws_hello(ws, bob, last));
     /* Parked: this poll and the long-poll client's (the short-poll client
