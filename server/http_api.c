@@ -388,9 +388,9 @@ static int route_events(struct session *s)
     json_t *events;
     int rc = feed_fetch(s, h->poll.after, h->poll.limit, &events);
     int full = s->srv->parked >= s->srv->cfg.max_long_polls;
-    if (rc != FEED_PENDING && (wait == 0 || rc != STORE_OK || json_array_size(events) > 0 ||
-                               presence_has_items(s)) &&
-        (wait == 0 || rc != STORE_OK || full || !http_paced(s)))
+    int at_once = rc != FEED_PENDING && (wait == 0 || rc != STORE_OK);   /* a short poll, an error */
+    int has = !at_once && rc == STORE_OK && (json_array_size(events) > 0 || presence_has_items(s));
+    if (at_once || (has && (full || !http_paced(s))))
         return http_answer_events(s, rc, events);
     json_decref(events);
     if (full)
