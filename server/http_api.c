@@ -79,7 +79,13 @@ static void http_reset(struct session *s)
         s->srv->responding--;
     free(h->body);
     free(h->resp);
+    free(h->target);
+    free(h->room);
+    if (h->set_cookie)             /* it may hold a session token */
+        sodium_memzero(h->set_cookie, strlen(h->set_cookie));
+    free(h->set_cookie);
     memset(h, 0, sizeof *h);
+    h->path = h->query = "";
 }
 
 /* Takes ownership of body (malloc'd JSON text). */
@@ -597,6 +603,19 @@ static int http_finish_register(struct session *s, struct pwhash_job *job)
     return http_store_call(s, c, STORE_CALL_USER_CREATE, &args);
 }
 
+/* The answer will set the session cookie to token (NULL: forget it). */
+static int http_set_cookie(struct session *s, const char *token, int64_t max_age_s)
+{
+    char v[160];
+    free(s->u.http.set_cookie);
+    s->u.http.set_cookie = NULL;
+    if (browser_cookie_value(s->wsi, token, max_age_s, v, sizeof v) < 0)
+        return -1;
+    s->u.http.set_cookie = strdup(v);
+    sodium_memzero(v, sizeof v);
+    return s->u.http.set_cookie ? 0 : -1;
+}
+
 /* The session is stored: the token is good here at once (auth_remember). */
 static int login_session_made(struct session *s, struct http_call *c, const struct store_reply *rep)
 {
@@ -608,8 +627,7 @@ static int login_session_made(struct session *s, struct http_call *c, const stru
     /* A browser login: the token goes only into the HttpOnly cookie, out
      * of the page's scripts' reach. */
     if (s->u.http.want_cookie)
-        return browser_cookie_value(s->wsi, c->token, s->srv->cfg.token_ttl_s, s->u.http.set_cookie,
-                                    sizeof s->u.http.set_cookie) < 0
+        return http_set_cookie(s, c->token, s->srv->cfg.token_ttl_s) < 0
              ? http_error(s, 500, "internal", "cookie too long")
              : http_json(s, 200, json_pack("{s:s,s:I,s:b}", "user", c->user, "expires_at",
                                            (json_int_t)c->expires_ms, "cookie", 1));
@@ -998,7 +1016,8 @@ static int post_to(struct session *s, const char *room, const char *to, const ch
             return http_error(s, 400, "invalid", "to must be another user's name");
         room = dm;
     }
-    snprintf(h->room, sizeof h->room, "%s", to ? room : "");
+    if (to && !(h->room = strdup(room)))
+        return http_error(s, 500, "internal", "out of memory");
     int member = 0;
     int64_t room_id = s->srv->rooms ? rooms_lookup(s->srv->rooms, room, s->user_id, &member) : 1;
     if (room_id && !member && !to)
@@ -1061,7 +1080,7 @@ static void http_on_posted(struct session *s, const char *client_msg_id, int rc,
     if (rc == STORE_UNAVAILABLE)
         s->u.http.retry_after_s = 1;
     const char *dm = s->u.http.room;
-    int r = rc == STORE_OK && dm[0]
+    int r = rc == STORE_OK && dm
         ? http_json(s, 201, json_pack("{s:I,s:I,s:s}", "id", (json_int_t)id, "ts", (json_int_t)ts, "room", dm))
         : rc == STORE_OK
         ? http_json(s, 201, json_pack("{s:I,s:I}", "id", (json_int_t)id, "ts", (json_int_t)ts))
@@ -1202,7 +1221,7 @@ static void http_logged_out(struct session *s, int rc)
 {
     int r;
     if ((rc == AUTH_OK || rc == AUTH_REFUSED) && s->u.http.by_cookie)   /* forget it */
-        browser_cookie_value(s->wsi, NULL, 0, s->u.http.set_cookie, sizeof s->u.http.set_cookie);
+        http_set_cookie(s, NULL, 0);
     if (rc == AUTH_OK)
         r = http_json(s, 200, json_pack("{s:b}", "ok", 1));
     else if (rc == AUTH_REFUSED)
@@ -1387,23 +1406,46 @@ static int http_version_ok(struct session *s)
     return 0;
 }
 
-/* lws keeps each query argument as a fragment; join them back with '&'. */
-static int http_copy_query(struct session *s)
+/* lws keeps each query argument as a fragment; join them back with '&'
+ * into query (HTTP_QUERY_SIZE bytes). */
+static int http_join_query(struct session *s, char *query)
 {
-    struct http_state *h = &s->u.http;
     size_t used = 0;
-    char frag[sizeof h->query];
+    char frag[HTTP_QUERY_SIZE];
+    query[0] = '\0';
     for (int i = 0; lws_hdr_copy_fragment(s->wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
         size_t n = strlen(frag);
         if (strchr(frag, '&'))  /* lws decoded a %26: part of a value, not a separator */
             return -1;
-        if (used + n + 2 > sizeof h->query)
+        if (used + n + 2 > HTTP_QUERY_SIZE)
             return -1;
         if (used)
-            h->query[used++] = '&';
-        memcpy(h->query + used, frag, n + 1);
+            query[used++] = '&';
+        memcpy(query + used, frag, n + 1);
         used += n;
     }
+    return 0;
+}
+
+/* The request's path and query, kept in one allocation of their own size
+ * (lws' header buffer is given back while a poll is parked). 1 if either
+ * breaks its limit, -1 if out of memory. */
+static int http_copy_target(struct session *s, const char *uri)
+{
+    struct http_state *h = &s->u.http;
+    char query[HTTP_QUERY_SIZE];
+    size_t plen = strlen(uri);
+    if (plen >= HTTP_PATH_SIZE)
+        return 1;
+    if (http_join_query(s, query) < 0)
+        return 2;
+    size_t qlen = strlen(query);
+    if (!(h->target = malloc(plen + qlen + 2)))
+        return -1;
+    memcpy(h->target, uri, plen + 1);
+    memcpy(h->target + plen + 1, query, qlen + 1);
+    h->path = h->target;
+    h->query = h->target + plen + 1;
     return 0;
 }
 
@@ -1430,11 +1472,16 @@ int http_on_request(struct session *s, const char *uri)
     }
     if (!lws_is_ssl(s->wsi) && !http_version_ok(s))
         return 0;
-    if (strlen(uri) >= sizeof h->path)
+    switch (http_copy_target(s, uri)) {
+    case 0:
+        break;
+    case 1:
         return http_error(s, 404, "not_found", "no such path");
-    snprintf(h->path, sizeof h->path, "%s", uri);
-    if (http_copy_query(s) < 0)
+    case 2:
         return http_error(s, 400, "bad_query", "query string too long, or a value holds an encoded '&'");
+    default:
+        return -1;
+    }
     if (h->method == M_POST && (http_expect_body(s) || h->resp))
         return 0;
     return http_route(s);
@@ -1506,7 +1553,7 @@ static int http_head(struct session *s, unsigned char **p, unsigned char *end)
         return -1;
     if (h->file && web_file_headers(s->wsi, h->file, p, end))
         return -1;
-    if (h->set_cookie[0] &&
+    if (h->set_cookie &&
         lws_add_http_header_by_name(s->wsi, (const unsigned char *)"set-cookie:",
                                     (const unsigned char *)h->set_cookie, (int)strlen(h->set_cookie), p, end))
         return -1;

@@ -108,27 +108,35 @@ struct server {
 };
 
 /* Per-request state of an HTTP call. */
+#define HTTP_PATH_SIZE  160   /* a longer path is no path of ours: 404 */
+#define HTTP_QUERY_SIZE 260   /* a longer query: 400 */
+
 struct http_state {
     int      method;          /* enum http_method in http_api.c */
-    char     path[160];
-    char     query[260];
+    unsigned status;
+    /* The request target, "" until one is read: borrowed from target, the
+     * one allocation the request's path and query share. A buffer of each
+     * in every session would cost every WebSocket 420 bytes it never uses
+     * (the union is as large as its largest member). */
+    const char *path;         /* shorter than HTTP_PATH_SIZE */
+    const char *query;        /* shorter than HTTP_QUERY_SIZE */
+    char    *target;
     char    *body;            /* request body, at most PROTO_MAX_REQUEST_BYTES */
     size_t   body_len;
     size_t   body_expected;
-    unsigned status;
     char    *resp;            /* response body */
     size_t   resp_len, resp_off;
     int      headers_sent;
     int      close_after;     /* answer then close (body not read) */
     int      routed;          /* handed to its route: answered once, whatever lws repeats */
-    struct sweep_link body_wait; /* body deadline (http_api.c, on the sweep) */
     int      retry_after_s;   /* sent as Retry-After when > 0 */
+    struct sweep_link body_wait; /* body deadline (http_api.c, on the sweep) */
     struct proto_events_query poll;
-    char     room[PROTO_DM_NAME_MAX + 1]; /* a DM sent: its room, for the answer */
-    struct sweep_link hold;   /* long-poll deadline (sweep.c) */
     int      poll_parked;
     int      input_held;      /* parked: lws watches it for no input (http_park) */
+    struct sweep_link hold;   /* long-poll deadline (sweep.c) */
     struct sweep_link pace;   /* parked for its token's pace: the backstop (http_api.c) */
+    char    *room;            /* a DM sent: its room, for the answer (owned) */
     struct pwhash_job *job;   /* login/register waiting for a hash worker */
     struct http_call *call;   /* the store call it waits for (http_api.c) */
     int    (*route)(struct session *s);  /* to run once authenticated */
@@ -136,26 +144,26 @@ struct http_state {
     const struct web_file *file;  /* the answer is this web client file (web_files.h) */
     int      want_cookie;     /* a browser login: answer with the session cookie */
     int      by_cookie;       /* authenticated by the session cookie (browser.h) */
-    char     set_cookie[160]; /* a Set-Cookie value to send, or "" */
+    char    *set_cookie;      /* a Set-Cookie value to send, or NULL (owned) */
 };
 
 struct ws_state {
     int      authed;
     int      hello_wait;      /* its hello's token is being looked up: reading paused */
-    char     cookie_token[PROTO_TOKEN_HEX_LEN + 1]; /* the handshake's session cookie, until the hello */
+    char    *cookie_token;    /* the handshake's session cookie, until the hello (owned) */
     int64_t  cursor;          /* highest event id sent */
     int      more;            /* the store may have events after cursor */
+    unsigned out_count;
     json_t  *batch;           /* fetched events not yet sent */
     size_t   batch_idx;
     struct ws_frame *out_head, *out_tail;
-    unsigned out_count;
     char    *rx;              /* message being reassembled */
     size_t   rx_len;
     unsigned rx_frags;        /* fragments of the message so far */
     int      rx_binary;
     int      close_code;      /* close with this from the next WRITEABLE */
-    const char *close_reason;
     int      peer_closed;     /* the client's close came: read and write nothing more */
+    const char *close_reason;
     struct sweep_link hb;     /* hello deadline (ws_api.c), then heartbeat (ws_beat.c) */
     int      ping_due;        /* ws_beat asked for a ping: the next WRITEABLE sends it */
     int      held;            /* rx is a send over the rate limit, reading paused */
@@ -211,12 +219,12 @@ struct session {
     struct server *srv;
     const struct session_ops *ops;
     int      is_ws;
+    int      ended;           /* its session ended: nothing more is delivered */
     int64_t  user_id;         /* 0 until authenticated */
     char     user[PROTO_USER_MAX + 1];
     char     token_hash[65];  /* of the session's token, for logout and expiry */
     int64_t  token_expires_ms;
     int64_t  token_touched_ms;
-    int      ended;           /* its session ended: nothing more is delivered */
     lws_dll2_t held_node;     /* in auth's list while it holds the session open */
     struct auth_wait *auth_wait;  /* a token check or logout waiting for the store (auth.c) */
     struct sweep_timer end_at;   /* the session's expiry, absolute or idle (auth.c) */

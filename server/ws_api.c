@@ -199,8 +199,13 @@ int ws_on_established(struct session *s)
     /* A page of ours sends its hello with an empty token: its HttpOnly
      * session cookie, kept until the hello, stands for it. Only from our
      * own origin (an --allow-origin page must say hello with a token). */
-    if (browser_origin_of(s->wsi) == BROWSER_SAME_ORIGIN)
-        browser_cookie_token(s->wsi, s->u.ws.cookie_token);
+    char tok[PROTO_TOKEN_HEX_LEN + 1];
+    if (browser_origin_of(s->wsi) == BROWSER_SAME_ORIGIN && browser_cookie_token(s->wsi, tok) == 0) {
+        s->u.ws.cookie_token = strdup(tok);
+        sodium_memzero(tok, sizeof tok);
+        if (!s->u.ws.cookie_token)
+            return -1;
+    }
     /* Subscribed from the start so a shutdown reaches unauthenticated sockets too. */
     feed_subscribe(s);
     sweep_join(sweep_queue(s->srv->sweep, &ws_hello_kind, (int64_t)s->srv->cfg.hello_timeout_s * 1000),
@@ -336,14 +341,25 @@ static void ws_on_authed(struct session *s, int rc)
         ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
 }
 
+/* The handshake's session cookie is needed only until the hello. */
+static void ws_forget_cookie(struct ws_state *w)
+{
+    if (!w->cookie_token)
+        return;
+    sodium_memzero(w->cookie_token, strlen(w->cookie_token));
+    free(w->cookie_token);
+    w->cookie_token = NULL;
+}
+
 /* The hello deadline keeps running while the token is looked up; nothing
  * more is read until it is (what follows the hello needs its answer). */
 static int ws_hello(struct session *s, const struct proto_ws_frame *f)
 {
     struct ws_state *w = &s->u.ws;
     w->cursor = f->after;
-    int rc = auth_check_token(s->srv, s, f->token[0] ? f->token : w->cookie_token, ws_on_authed);
-    sodium_memzero(w->cookie_token, sizeof w->cookie_token);
+    int rc = auth_check_token(s->srv, s, f->token[0] || !w->cookie_token ? f->token : w->cookie_token,
+                              ws_on_authed);
+    ws_forget_cookie(w);
     if (rc != AUTH_PENDING)
         return ws_hello_done(s, rc);
     w->hello_wait = 1;
@@ -618,7 +634,7 @@ int ws_on_writeable(struct session *s)
 void ws_on_closed(struct session *s)
 {
     struct ws_state *w = &s->u.ws;
-    sodium_memzero(w->cookie_token, sizeof w->cookie_token);   /* closed before its hello */
+    ws_forget_cookie(w);           /* closed before its hello */
     ws_beat_closed(s);
     presence_release(s);
     auth_release(s);
