@@ -224,13 +224,15 @@ static int parse_flags(int argc, char **argv, struct server_config *cfg)
 }
 
 static const struct lws_protocols protocols[] = {
-    /* rx_buffer_size is allocated per WebSocket: small, since messages are
-     * reassembled in ws_api.c anyway (most chat frames fit in it).
+    /* rx_buffer_size: lws allocates it for every WebSocket at its
+     * handshake, idle or not, so it is small: a short chat frame fits, and a
+     * longer one comes in pieces that ws_api.c reassembles anyway (1024
+     * cost every idle WebSocket 0.5 KB more, tests/bench/README.md).
      * tx_packet_size: lws 4.1 hands the socket at most this much of a write
      * (else rx_buffer_size) and sends the rest a piece per POLLOUT, so a
      * packed write (ws_out.c) or an answer of 16 KiB would go out in 1 KiB
      * pieces, a loop turn each; nothing is allocated for it. */
-    { PROTO_WS_SUBPROTOCOL, server_callback, sizeof(struct session), 1024, 0, NULL, 128 * 1024 },
+    { PROTO_WS_SUBPROTOCOL, server_callback, sizeof(struct session), 512, 0, NULL, 128 * 1024 },
     /* what lws' HTTP parser gives up on: a JSON 400 and a close */
     { HTTP_REJECT_PROTOCOL, http_reject_callback, 0, 0, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 }

@@ -616,6 +616,40 @@ static void test_ws_pipelined_sends(void **state)
     h_server_stop(&s);
 }
 
+/* The longest body (4,096 bytes of three-byte characters and one ASCII
+ * byte) in one frame: the server takes a frame larger than its receive
+ * buffer (main.c) in pieces, and stores and delivers it byte for byte. */
+static void test_ws_longest_message(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char tok[65], body[4097], frame[4200];
+    h_server_start_with_user(&s, NULL, "alice", PW, tok);
+    size_t n = 0;
+    while (n + 3 <= 4095) {
+        memcpy(body + n, "\xe2\x82\xac", 3);   /* U+20AC */
+        n += 3;
+    }
+    body[n++] = 'a';
+    body[n] = '\0';
+    struct h_ws *w = h_ws_connect(s.port);
+    json_decref(h_ws_hello(w, tok, 0));
+    snprintf(frame, sizeof frame, "{\"op\":\"send\",\"body\":\"%s\",\"client_msg_id\":\"long1\"}", body);
+    CHECK(h_ws_send_text(w, frame) == 0, "send the %zu-byte frame", strlen(frame));
+    json_t *ev = h_ws_recv_op(w, "event", h_deadline(5000));
+    const char *got = json_string_value(json_object_get(json_object_get(ev, "event"), "body"));
+    CHECK(got && strlen(got) == 4096 && !strcmp(got, body), "the WebSocket's event: %zu bytes, intact %d",
+          got ? strlen(got) : 0, got && !strcmp(got, body));
+    json_decref(ev);
+    json_t *events = h_http_get_events(s.port, tok, 0);
+    got = json_string_value(json_object_get(json_array_get(events, 0), "body"));
+    CHECK(json_array_size(events) == 1 && got && !strcmp(got, body), "stored: %zu events, intact %d",
+          json_array_size(events), got && !strcmp(got, body));
+    json_decref(events);
+    h_ws_free(w);
+    h_server_stop(&s);
+}
+
 static long rss_kb(pid_t pid)
 {
     char path[64], line[256];
@@ -689,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_keepalive_idle),
         cmocka_unit_test(test_ws_fragment_cap),
         cmocka_unit_test(test_ws_pipelined_sends),
+        cmocka_unit_test(test_ws_longest_message),
     };
     if (getenv("LIMITS_ONLY"))
         cmocka_set_test_filter(getenv("LIMITS_ONLY"));
