@@ -288,6 +288,18 @@ static int http_answer_events(struct session *s, int rc, json_t *events)
                                        "ephemeral", eph));
 }
 
+/* 1 if a parked poll woken for its token's items finds none (another poll
+ * of the same token took them) while its hold runs: it stays parked rather
+ * than be answered with nothing, so that one item does not answer, and
+ * bring back at once, every poll a token holds. At the hold's end (the
+ * sweep has taken it off its queue) or at shutdown it is answered. */
+static int http_woken_for_nothing(struct session *s, int rc, json_t *events)
+{
+    struct http_state *h = &s->u.http;
+    return h->poll_parked && !s->srv->stopping && rc == STORE_OK && json_array_size(events) == 0 &&
+           !presence_has_items(s) && !lws_dll2_is_detached(&h->hold.node);
+}
+
 static int http_answer_poll(struct session *s)
 {
     struct http_state *h = &s->u.http;
@@ -298,6 +310,11 @@ static int http_answer_poll(struct session *s)
     int rc = feed_fetch(s, h->poll.after, h->poll.limit, &events);
     if (rc == FEED_PENDING)       /* from the store: woken once its rows are in */
         return http_park(s, 0);
+    if (http_woken_for_nothing(s, rc, events)) {
+        json_decref(events);
+        server_hold_input(s->wsi, &h->input_held, 1);   /* parked again, as http_park leaves it */
+        return 0;
+    }
     return http_answer_events(s, rc, events);
 }
 

@@ -15,7 +15,8 @@
  *     costs chatd no CPU while it notices (no busy loop on the socket);
  *   - typing reaches the other users on every transport (WebSocket frame,
  *     SSE event without id, the long poll's "ephemeral", answered early),
- *     at most once per 3 s per user and room, never to the typer; POST
+ *     at most once per 3 s per user and room, never to the typer; an item
+ *     answers one of its token's parked polls, the others stay parked; POST
  *     …/typing is 200 even when dropped; an unknown room is 404;
  *   - rooms: typing in a room reaches its members only, a DM's (by "to")
  *     only its other party; a non-member's typing or presence list is 403,
@@ -39,6 +40,7 @@
 #include "scenario.h"
 
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +348,77 @@ static void test_typing(void **state)
     h_ws_free(bob);
     h_server_stop(&s);
     took("typing");
+}
+
+/* ---- an item answers one poll of its token ---- */
+
+/* The index of the first of fds[0..n) with something to read, or -1 at
+ * deadline. */
+static int first_readable(const int *fds, int n, int64_t deadline)
+{
+    struct pollfd p[8];
+    for (int i = 0; i < n; i++)
+        p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+    int64_t left;
+    while ((left = deadline - h_now_ms()) > 0) {
+        if (poll(p, (nfds_t)n, (int)left) > 0)
+            for (int i = 0; i < n; i++)
+                if (p[i].revents)
+                    return i;
+    }
+    return -1;
+}
+
+/* Ephemeral items are queued per session token and one poll takes them:
+ * with three long polls of dave's token parked, alice's typing answers one
+ * of them, with the item. The other two stay parked (answered with
+ * nothing, they would come back at once: with many polls of one token, one
+ * item answered them all at the same instant) and carry the next message. */
+static void test_item_answers_one_poll(void **state)
+{
+    (void)state;
+    struct h_server s;
+    char alice_tok[65], bob_tok[65], dave_tok[65];
+    start_alice_bob(&s, extra_short, alice_tok, bob_tok);
+    static const char *const more[] = { "dave", NULL };
+    register_users(&s, more);
+    CHECK(h_http_login(s.port, "dave", PW, dave_tok) == 200, "login dave");
+    struct h_ws *alice = watcher(s.port, alice_tok);
+    struct h_ws *bob = watcher(s.port, bob_tok);
+    json_t *evs = h_http_get_events(s.port, dave_tok, 0);   /* dave comes online */
+    int64_t next = json_array_size(evs) ? ev_int(json_array_get(evs, json_array_size(evs) - 1), "id") : 0;
+    json_decref(evs);
+    CHECK(wait_presence(bob, "dave", 1, h_deadline(5000)) >= 0, "dave's poll: not online to bob");
+    json_decref(h_http_get_events(s.port, dave_tok, next));  /* takes the presence items queued so far */
+    int fds[3];
+    for (int i = 0; i < 3; i++)
+        fds[i] = h_long_poll_send(s.port, dave_tok, next);
+    h_wait_parked(s.port, 3, h_deadline(5000));
+    typing_ws(alice, "general");
+    int first = first_readable(fds, 3, h_deadline(5000));
+    CHECK(first >= 0, "alice's typing answered none of dave's three parked polls");
+    struct h_http_resp r;
+    CHECK(h_http_read_response(fds[first], &r, 5000) == 0 && r.status == 200, "the answered poll: %d", r.status);
+    json_t *eph = json_object_get(r.json, "ephemeral");
+    CHECK(json_array_size(eph) == 1 && !strcmp(ev_str(json_array_get(eph, 0), "type"), "typing"),
+          "the answered poll: %s", r.body);
+    h_http_resp_free(&r);
+    int64_t id = 0;
+    CHECK(h_http_post_message(s.port, alice_tok, NULL, "after the typing", NULL, &id) == 201, "post");
+    for (int i = 0; i < 3; i++) {
+        if (i == first)
+            continue;
+        CHECK(h_http_read_response(fds[i], &r, 5000) == 0 && r.status == 200, "dave's poll %d: %d", i, r.status);
+        evs = json_object_get(r.json, "events");
+        CHECK(json_array_size(evs) == 1 && ev_int(json_array_get(evs, 0), "id") == id,
+              "dave's other poll %d was answered without the message: %s", i, r.body);
+        CHECK(json_array_size(json_object_get(r.json, "ephemeral")) == 0, "the item came twice: %s", r.body);
+        h_http_resp_free(&r);
+    }
+    h_ws_free(alice);
+    h_ws_free(bob);
+    h_server_stop(&s);
+    took("an item answers one poll of its token");
 }
 
 /* ---- read markers reach the user's own clients ---- */
@@ -663,6 +736,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_flap_on_switch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_client_costs_no_cpu, setup, teardown),
         cmocka_unit_test_setup_teardown(test_typing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_item_answers_one_poll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_markers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_marker_other_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_replayed, setup, teardown),
