@@ -297,7 +297,7 @@ static int http_woken_for_nothing(struct session *s, int rc, json_t *events)
 {
     struct http_state *h = &s->u.http;
     return h->poll_parked && !s->srv->stopping && rc == STORE_OK && json_array_size(events) == 0 &&
-           !presence_has_items(s) && !lws_dll2_is_detached(&h->hold.node);
+           !presence_has_items(s) && sweep_queued(&h->hold);
 }
 
 static int http_answer_poll(struct session *s)

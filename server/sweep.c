@@ -115,6 +115,11 @@ int sweep_in(const struct sweep_queue *q, const struct sweep_link *l)
     return q && l->node.owner == &q->links;
 }
 
+int sweep_queued(const struct sweep_link *l)
+{
+    return l->node.owner != NULL;
+}
+
 size_t sweep_count(const struct sweep_queue *q)
 {
     return q ? q->links.count : 0;

@@ -57,6 +57,8 @@ void sweep_join(struct sweep_queue *q, struct sweep_link *l, int64_t now_ms);
 void sweep_leave(struct sweep_link *l);
 /* l's queue is q. */
 int  sweep_in(const struct sweep_queue *q, const struct sweep_link *l);
+/* l is in a queue: not yet made to leave it (sweep_leave, a due() done). */
+int  sweep_queued(const struct sweep_link *l);
 size_t sweep_count(const struct sweep_queue *q);
 /* t fires at at_ms (wall clock), replacing any earlier setting. -1: no room. */
 int  sweep_at(struct sweep *sw, struct sweep_timer *t, int64_t at_ms,
