@@ -107,6 +107,14 @@ static int listed_online(int port, const char *tok, const char *user)
     return found;
 }
 
+/* A third user beside start_alice_bob's two, registered and logged in. */
+static void add_user(const struct h_server *s, const char *name, char tok[65])
+{
+    const char *const one[] = { name, NULL };
+    register_users(s, one);
+    CHECK(h_http_login(s->port, name, PW, tok) == 200, "login %s", name);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -380,9 +388,7 @@ static void test_item_answers_one_poll(void **state)
     struct h_server s;
     char alice_tok[65], bob_tok[65], dave_tok[65];
     start_alice_bob(&s, extra_short, alice_tok, bob_tok);
-    static const char *const more[] = { "dave", NULL };
-    register_users(&s, more);
-    CHECK(h_http_login(s.port, "dave", PW, dave_tok) == 200, "login dave");
+    add_user(&s, "dave", dave_tok);
     struct h_ws *alice = watcher(s.port, alice_tok);
     struct h_ws *bob = watcher(s.port, bob_tok);
     json_t *evs = h_http_get_events(s.port, dave_tok, 0);   /* dave comes online */
@@ -579,9 +585,7 @@ static void test_rooms(void **state)
     struct h_server s;
     char alice_tok[65], bob_tok[65], carol_tok[65];
     start_alice_bob(&s, extra_short, alice_tok, bob_tok);
-    static const char *const more[] = { "carol", NULL };
-    register_users(&s, more);
-    CHECK(h_http_login(s.port, "carol", PW, carol_tok) == 200, "login carol");
+    add_user(&s, "carol", carol_tok);
     post_expect(s.port, alice_tok, "/api/v1/rooms", "{\"name\":\"rust\"}", 201, NULL);
     post_expect(s.port, bob_tok, "/api/v1/rooms/rust/join", "", 200, NULL);
     struct h_ws *alice = watcher(s.port, alice_tok);
