@@ -1295,7 +1295,14 @@ static int route_ws_plain(struct session *s)
 static int route_stream(struct session *s)
 {
     const char *code, *msg;
-    unsigned status = sse_start(s, s->u.http.query, &code, &msg);
+    /* The stream's state takes the request's place in the session's union:
+     * the request's own allocation goes first, its query copied out. */
+    char query[HTTP_QUERY_SIZE];
+    snprintf(query, sizeof query, "%s", s->u.http.query);
+    free(s->u.http.target);
+    s->u.http.target = NULL;
+    s->u.http.path = s->u.http.query = "";
+    unsigned status = sse_start(s, query, &code, &msg);
     return status ? http_error(s, status, code, msg) : 0;
 }
 
