@@ -81,9 +81,7 @@ static void http_reset(struct session *s)
     free(h->resp);
     free(h->target);
     free(h->room);
-    if (h->set_cookie)             /* it may hold a session token */
-        sodium_memzero(h->set_cookie, strlen(h->set_cookie));
-    free(h->set_cookie);
+    server_free_secret(&h->set_cookie);
     memset(h, 0, sizeof *h);
     h->path = h->query = "";
 }
@@ -624,8 +622,7 @@ static int http_finish_register(struct session *s, struct pwhash_job *job)
 static int http_set_cookie(struct session *s, const char *token, int64_t max_age_s)
 {
     char v[160];
-    free(s->u.http.set_cookie);
-    s->u.http.set_cookie = NULL;
+    server_free_secret(&s->u.http.set_cookie);
     if (browser_cookie_value(s->wsi, token, max_age_s, v, sizeof v) < 0)
         return -1;
     s->u.http.set_cookie = strdup(v);

@@ -9,7 +9,10 @@
 
 #include <jansson.h>
 #include <libwebsockets.h>
+#include <sodium.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "protocol.h"
 #include "sweep.h"
@@ -270,6 +273,17 @@ static inline void server_want_write(struct lws *wsi, int *held)
 {
     server_hold_input(wsi, held, 0);
     lws_callback_on_writable(wsi);
+}
+
+/* Frees *p, a string that may hold a session token (a cookie), wiped
+ * first; *p becomes NULL. */
+static inline void server_free_secret(char **p)
+{
+    if (!*p)
+        return;
+    sodium_memzero(*p, strlen(*p));
+    free(*p);
+    *p = NULL;
 }
 
 /* The server a connection belongs to: the context's user (main.c). */

@@ -341,16 +341,6 @@ static void ws_on_authed(struct session *s, int rc)
         ws_begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
 }
 
-/* The handshake's session cookie is needed only until the hello. */
-static void ws_forget_cookie(struct ws_state *w)
-{
-    if (!w->cookie_token)
-        return;
-    sodium_memzero(w->cookie_token, strlen(w->cookie_token));
-    free(w->cookie_token);
-    w->cookie_token = NULL;
-}
-
 /* The hello deadline keeps running while the token is looked up; nothing
  * more is read until it is (what follows the hello needs its answer). */
 static int ws_hello(struct session *s, const struct proto_ws_frame *f)
@@ -359,7 +349,7 @@ static int ws_hello(struct session *s, const struct proto_ws_frame *f)
     w->cursor = f->after;
     int rc = auth_check_token(s->srv, s, f->token[0] || !w->cookie_token ? f->token : w->cookie_token,
                               ws_on_authed);
-    ws_forget_cookie(w);
+    server_free_secret(&w->cookie_token);   /* needed only until the hello */
     if (rc != AUTH_PENDING)
         return ws_hello_done(s, rc);
     w->hello_wait = 1;
@@ -634,7 +624,7 @@ int ws_on_writeable(struct session *s)
 void ws_on_closed(struct session *s)
 {
     struct ws_state *w = &s->u.ws;
-    ws_forget_cookie(w);           /* closed before its hello */
+    server_free_secret(&w->cookie_token);   /* closed before its hello */
     ws_beat_closed(s);
     presence_release(s);
     auth_release(s);
