@@ -882,6 +882,33 @@ static size_t chat_events_from(const struct h_server *s, const char *token, cons
     return n;
 }
 
+/* 1 once token's feed holds a chat event with this body (long polls of
+ * 1 s, so it waits for the event rather than sleep), 0 at deadline. The
+ * client shows its own line before the server has stored it. */
+static int chat_stored(const struct h_server *s, const char *token, const char *body, int64_t deadline)
+{
+    int64_t after = 0;
+    char path[96];
+    while (h_now_ms() < deadline) {
+        struct h_http_resp r;
+        snprintf(path, sizeof path, "/api/v1/events?after=%lld&wait=1", (long long)after);
+        h_http_call(s->port, "GET", path, token, NULL, 0, &r);
+        size_t i;
+        const json_t *ev;
+        int found = 0;
+        json_array_foreach(json_object_get(r.json, "events"), i, ev) {
+            const char *b = json_string_value(json_object_get(ev, "body"));
+            found |= b && strcmp(b, body) == 0;
+        }
+        if (r.status == 200)
+            after = json_integer_value(json_object_get(r.json, "next"));
+        h_http_resp_free(&r);
+        if (found)
+            return 1;
+    }
+    return 0;
+}
+
 /* An unknown command is named, an upper-case user name says names are
  * lowercase, a line of only spaces is not sent, and a line past 4,096
  * bytes says where the limit is instead of being cut silently. */
@@ -904,6 +931,7 @@ static void test_wrong_input_says_why(void **state)
     tmux_type("alice", "     ", 1);
     tmux_type("alice", "after-the-blanks", 1);
     free(tmux_wait_for("alice", "alice: after-the-blanks", h_deadline(WAIT_MS)));
+    CHECK(chat_stored(&s, bob, "after-the-blanks", h_deadline(WAIT_MS)), "the line after the blanks was not stored");
     CHECK(chat_events_from(&s, bob, "alice") == 1, "a line of only spaces was sent");
     char *big = malloc(4200);
     memset(big, 'x', 4199);
