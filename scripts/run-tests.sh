@@ -14,18 +14,19 @@ pass=0; fail=0; failed=""
 t0=$(date +%s)
 outdir=$(mktemp -d)
 trap 'rm -rf "$outdir"' EXIT
-declare -A name_of=() start_of=() slot_of=()
+declare -A name_of=() start_of=() slot_of=() out_of=()
+launched=0
 declare -a slot_busy=()
 running=0
 
 report() {              # pid status
   local t=${name_of[$1]} i=$1
   echo "== $t"
-  cat "$outdir/$i"
+  cat "${out_of[$i]}"
   echo "== $t took $(( $(date +%s) - ${start_of[$i]} )) s"
   if [ "$2" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $t"; fi
   slot_busy[${slot_of[$i]}]=0
-  unset "name_of[$i]"
+  unset "name_of[$i]" "out_of[$i]"
   running=$((running - 1))
 }
 
@@ -60,9 +61,12 @@ for t in "${ordered[@]}"; do
   slot=0
   while [ "${slot_busy[$slot]:-0}" -eq 1 ]; do slot=$((slot + 1)); done
   slot_busy[$slot]=1
-  TEST_SLOT=$slot "$t" > "$outdir/tmp" 2>&1 &
+  # A name of its own before it starts: renaming a shared one after the
+  # fork raced the child's own open of it, and lost the output.
+  launched=$((launched + 1))
+  TEST_SLOT=$slot "$t" > "$outdir/out.$launched" 2>&1 &
   pid=$!
-  mv "$outdir/tmp" "$outdir/$pid"
+  out_of[$pid]=$outdir/out.$launched
   name_of[$pid]=$t
   slot_of[$pid]=$slot
   start_of[$pid]=$(date +%s)
