@@ -1449,8 +1449,9 @@ static int http_join_query(struct session *s, char *query)
 }
 
 /* The request's path and query, kept in one allocation of their own size
- * (lws' header buffer is given back while a poll is parked). 1 if either
- * breaks its limit, -1 if out of memory. */
+ * (lws' header buffer is given back while a poll is parked). 0, 1 if the
+ * path is too long, 2 if the query is (or holds an encoded '&'), -1 if out
+ * of memory. */
 static int http_copy_target(struct session *s, const char *uri)
 {
     struct http_state *h = &s->u.http;
