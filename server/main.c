@@ -70,7 +70,7 @@ struct int_flag {
 static const struct int_flag int_flags[] = {
     { "port", CFG(port), 0, 65535, "port, 0 picks a free one (default 8080)" },
     { "long-poll-max-s", CFG(long_poll_max_s), 1, 300, "longest hold of a long poll (default 25)" },
-    { "long-poll-pace-ms", CFG(long_poll_pace_ms), 0, 10000, "a session's long polls are answered at most this often (default 5; 0: at once)" },
+    { "long-poll-pace-ms", CFG(long_poll_pace_ms), 0, 10000, "a session's long polls are answered at most this often (default 3; 0: at once)" },
     { "transfer-delay-ms", CFG(transfer_delay_ms), 0, 60000, "time of each transfer step (default 1500)" },
     { "max-connections", CFG(max_connections), 16, 1000000, "open connections in all (default 20000)" },
     { "max-connections-per-ip", CFG(max_connections_per_ip), 1, 1000000, "per client address (default 256)" },
@@ -576,7 +576,7 @@ int main(int argc, char **argv)
     memset(&srv, 0, sizeof srv);
     srv.cfg = (struct server_config){
         .host = "127.0.0.1", .port = 8080, .db_path = "db/chat.db",
-        .long_poll_max_s = 25, .long_poll_pace_ms = 5, .heartbeat_s = 20, .hello_timeout_s = 5,
+        .long_poll_max_s = 25, .long_poll_pace_ms = 3, .heartbeat_s = 20, .hello_timeout_s = 5,
         .token_ttl_s = 24 * 3600, .session_idle_s = 3600, .transfer_delay_ms = 1500,
         .max_connections = 20000, .max_connections_per_ip = 256, .max_long_polls = 20000,
         .max_request_bytes = PROTO_MAX_REQUEST_BYTES, .msg_rate = 20, .login_rate = 10,
